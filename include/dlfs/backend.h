@@ -1,0 +1,115 @@
+/* dlfs — the backend op table.
+ *
+ * A backend is a table of function pointers filled with designated initialisers
+ * (src/backend/cpu/cpu.c, src/backend/cuda/...). Code above this seam never sees
+ * CUDA types and never writes #ifdef: it calls through the table. "Supports op X"
+ * is `be->x != NULL`; there is no second switch to keep in sync.
+ *
+ * Conventions:
+ *   - all tensors are float32, row-major, in the backend's memory ("device");
+ *   - shape comments name (rows, cols); a batch of activations is (batch, features);
+ *   - dense weights are stored (out, in) like PyTorch, so forward is Z = X W^T + b;
+ *   - ops are asynchronous with respect to the host on devices that can be;
+ *     `sync` waits. Host-visible results are only read after `to_host`;
+ *   - no op can fail at run time except alloc (returns NULL); bad arguments are
+ *     programming errors (DLFS_ASSERT).
+ */
+#ifndef DLFS_BACKEND_H
+#define DLFS_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "dlfs/status.h"
+
+enum dlfs_act {
+    DLFS_ACT_NONE = 0,
+    DLFS_ACT_RELU,
+    DLFS_ACT_TANH,
+    DLFS_ACT_SIGMOID,
+    DLFS_ACT_GELU,   /* tanh approximation, as PyTorch's gelu(approximate='tanh') */
+    DLFS_ACT_COUNT
+};
+const char *dlfs_act_name(enum dlfs_act a);
+/* Parse "relu"/"tanh"/"sigmoid"/"gelu"/"none"; returns DLFS_ACT_COUNT when unknown. */
+enum dlfs_act dlfs_act_parse(const char *s);
+
+/* Adam/AdamW/SGD hyper-parameters for one update over a slab. */
+struct dlfs_optim_hp {
+    float lr;
+    float momentum;      /* SGD */
+    bool nesterov;       /* SGD */
+    float beta1, beta2, eps;
+    float weight_decay;  /* SGD/Adam: added to the gradient (L2); AdamW: decoupled */
+    bool decoupled;      /* AdamW */
+    float bias_c1, bias_c2; /* Adam: 1 - beta1^t, 1 - beta2^t (computed on the host) */
+};
+
+struct dlfs_backend {
+    const char *name;   /* "cpu", "cuda" */
+
+    /* memory */
+    void *(*alloc)(size_t bytes);                           /* zero-filled; NULL when out of memory */
+    void (*free)(void *p);
+    void (*to_device)(void *dst, const void *src, size_t bytes);
+    void (*to_host)(void *dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);  /* device to device */
+    void (*sync)(void);
+    void (*fill)(float *x, float v, size_t n);
+
+    /* C(m,n) = alpha * op(A) op(B) + beta * C, row-major; op(A) is (m,k), op(B) is (k,n). */
+    void (*gemm)(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                 const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+    /* z(rows,cols) += bias(cols) broadcast over rows; a = act(z). `a` may equal `z`
+     * only for DLFS_ACT_NONE. */
+    void (*bias_act_fwd)(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act);
+    /* dz = da * act'(z) elementwise over n values (`a` = act(z), used where cheaper). */
+    void (*act_bwd)(float *dz, const float *da, const float *z, const float *a, size_t n,
+                    enum dlfs_act act);
+    /* out(cols) = beta * out + sum over rows of x(rows,cols). */
+    void (*colsum)(float *out, const float *x, int rows, int cols, float beta);
+
+    /* Softmax cross-entropy over logits(rows,classes) with integer labels(rows).
+     * If dlogits != NULL: dlogits = (softmax - onehot) * grad_scale.
+     * stats[0] += sum of per-row losses, stats[1] += number of rows whose argmax
+     * equals the label (first maximum wins). stats lives in device memory. */
+    void (*softmax_xent)(const float *logits, const int32_t *labels, int rows, int classes,
+                         float grad_scale, float *dlogits, double *stats);
+
+    /* dst[i] = (src[i] / 255 - mean[ch]) / std[ch] for a batch of images
+     * (n images of `channels` planes of `plane` pixels). mean/std are host arrays. */
+    void (*normalize_u8)(float *dst, const uint8_t *src, size_t n, int channels, size_t plane,
+                         const double *mean, const double *std);
+
+    /* y += alpha * x */
+    void (*axpy)(size_t n, float alpha, const float *x, float *y);
+    /* x *= alpha */
+    void (*scale)(size_t n, float alpha, float *x);
+
+    /* One optimizer step over a whole slab of n parameters (p), gradients (g) and
+     * state (m: momentum / first moment, v: second moment; NULL where unused). */
+    void (*sgd_update)(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
+    void (*adam_update)(size_t n, float *p, const float *g, float *m, float *v,
+                        const struct dlfs_optim_hp *hp);
+
+    /* Optional: threads the backend may use on the host (CPU BLAS). */
+    void (*set_threads)(int n);
+};
+
+enum dlfs_device { DLFS_DEVICE_CPU = 0, DLFS_DEVICE_CUDA, DLFS_DEVICE_AUTO };
+
+/* The CPU backend (always built). */
+const struct dlfs_backend *dlfs_backend_cpu(void);
+
+/* Pick a backend for `dev`. CUDA returns DLFS_ERR_DEVICE with a message saying
+ * whether it was not built or no GPU is visible; AUTO falls back to CPU. The
+ * local rank selects the GPU on multi-GPU nodes. */
+enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank,
+                                     const struct dlfs_backend **out);
+
+/* Number of visible CUDA devices (0 when CUDA is not built or there is no GPU or
+ * driver); `why` (may be NULL) receives a short reason when it is 0. */
+int dlfs_cuda_device_count(char *why, size_t why_len);
+
+#endif

@@ -1,0 +1,94 @@
+/* dlfs — models: the spec language, the parameter slab and forward/backward.
+ *
+ * A model is described by a spec string (README, "Model specs"):
+ *   presets   mlp        = in(784),dense(512),relu,dense(512),relu,dense(10)
+ *             mlp-large  = in(784),dense(4096),relu,dense(4096),relu,dense(4096),relu,dense(10)
+ *   shorthand 784-256-128-10[:act]   widths from input to classes; act (default relu)
+ *                                    after every hidden layer
+ *   layers    in(784),dense(256),gelu,dense(10)   comma-separated; in(CxHxW) or in(N)
+ *             first, dense(N) layers, an activation (relu|tanh|sigmoid|gelu) may
+ *             follow a hidden dense layer; the last layer is a dense layer whose
+ *             width is the number of classes.
+ *
+ * Parameters, gradients and optimizer state each live in ONE slab of
+ * `num_params` floats; layer l's weight (out, in) starts at layers[l].w_off and
+ * its bias (out) at layers[l].b_off. Layer order = slab order = digest order.
+ */
+#ifndef DLFS_MODEL_H
+#define DLFS_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "dlfs/backend.h"
+#include "dlfs/status.h"
+
+#define DLFS_MAX_LAYERS 64
+#define DLFS_MAX_WIDTH (1 << 20)
+
+enum dlfs_layer_type { DLFS_LAYER_DENSE = 0, DLFS_LAYER_COUNT };
+
+struct dlfs_layer {
+    enum dlfs_layer_type type;
+    int in, out;            /* features in and out */
+    enum dlfs_act act;      /* fused activation after the layer */
+    size_t w_off, b_off;    /* offsets into the slab: weight (out, in), bias (out) */
+    size_t num_params;
+    char name[32];          /* "<index>_dense", used in checkpoints */
+};
+
+struct dlfs_model {
+    char *spec;              /* canonical layer-list form */
+    int in_c, in_h, in_w;    /* input shape (1x1xN for a flat input) */
+    int input_dim;           /* in_c * in_h * in_w */
+    int num_classes;
+    int num_layers;
+    struct dlfs_layer layers[DLFS_MAX_LAYERS];
+    size_t num_params;
+    int max_width;           /* widest activation, input included */
+};
+
+/* Parse a preset name or a spec. Errors name the offending token. */
+enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m);
+void dlfs_model_free(struct dlfs_model *m);
+
+/* Fill a host slab of m->num_params floats with the initial parameters:
+ * uniform(-1/sqrt(in), 1/sqrt(in)) for weights and biases (PyTorch's default for
+ * Linear), drawn from the counter-based RNG keyed by (seed, layer, element), so
+ * every rank produces the same bits without communication. */
+void dlfs_model_init_params(const struct dlfs_model *m, uint64_t seed, float *params);
+
+/* Floating-point operations of one training step per sample (forward + backward
+ * = 6 * multiply-adds of the GEMMs), as used by the benchmark. */
+double dlfs_model_train_flops_per_sample(const struct dlfs_model *m);
+
+/* Activation buffers for up to max_rows samples, in backend memory. */
+struct dlfs_workspace {
+    const struct dlfs_backend *be;
+    int max_rows;
+    float *x;                   /* (max_rows, input_dim) normalised inputs */
+    float *z[DLFS_MAX_LAYERS];  /* (max_rows, out) pre-activations */
+    float *a[DLFS_MAX_LAYERS];  /* (max_rows, out) activations (== z without activation) */
+    float *d0, *d1;             /* (max_rows, max_width) ping-pong gradient buffers */
+    int32_t *labels;            /* (max_rows) */
+    double *stats;              /* [2]: loss sum, correct count (see softmax_xent) */
+};
+enum dlfs_status dlfs_workspace_init(struct dlfs_workspace *ws, const struct dlfs_model *m,
+                                     const struct dlfs_backend *be, int max_rows);
+void dlfs_workspace_free(struct dlfs_workspace *ws, const struct dlfs_model *m);
+
+/* Forward pass of `rows` samples from ws->x; returns the logits (rows, classes). */
+const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspace *ws,
+                                const float *params, int rows);
+
+/* Loss of the last forward pass against ws->labels: adds (loss sum, correct) to
+ * ws->stats and, when `grad_scale` != 0, leaves dlogits in ws->d0. */
+void dlfs_model_loss(const struct dlfs_model *m, struct dlfs_workspace *ws, int rows, float grad_scale);
+
+/* Backward pass after dlfs_model_loss: writes (overwrites) every gradient in the
+ * slab `grads`. After layer l's gradients are complete, calls layer_done(l, ctx)
+ * (may be NULL), in order L-1 .. 0 — the hook that starts gradient all-reduces
+ * while earlier layers are still being differentiated. */
+void dlfs_model_backward(const struct dlfs_model *m, struct dlfs_workspace *ws, const float *params,
+                         float *grads, int rows, void (*layer_done)(int layer, void *ctx), void *ctx);
+
+#endif

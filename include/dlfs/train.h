@@ -1,0 +1,64 @@
+/* dlfs — options, the training loop, evaluation, metrics and the benchmark. */
+#ifndef DLFS_TRAIN_H
+#define DLFS_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "dlfs/backend.h"
+#include "dlfs/comm.h"
+#include "dlfs/status.h"
+
+enum dlfs_optim { DLFS_OPTIM_SGD = 0, DLFS_OPTIM_ADAM, DLFS_OPTIM_ADAMW };
+enum dlfs_schedule { DLFS_SCHED_CONSTANT = 0, DLFS_SCHED_COSINE };
+enum dlfs_lr_scaling { DLFS_LR_SCALING_NONE = 0, DLFS_LR_SCALING_LINEAR };
+
+struct dlfs_options {
+    const char *data;
+    const char *model;
+    int epochs;
+    int batch;            /* global batch (0: not given) */
+    int batch_per_rank;   /* alternative (0: not given) */
+    double lr;
+    enum dlfs_optim optim;
+    double momentum, weight_decay, beta1, beta2, eps;
+    bool nesterov;
+    enum dlfs_schedule schedule;
+    int warmup;           /* steps */
+    double lr_min;
+    enum dlfs_lr_scaling lr_scaling;
+    int lr_ref_batch;
+    uint64_t seed;
+    enum dlfs_device device;
+    const char *metrics;
+    long max_steps;       /* stop after this many steps in total (0: no limit) */
+    int eval_batch;
+    int threads;          /* BLAS threads per rank (0: cores on the node / local ranks) */
+    bool deterministic;
+    int virtual_shards;
+    int check_sync;       /* steps between parameter digest comparisons (0: start only) */
+    double bucket_mb;
+    double progress_s;    /* seconds between progress lines (0: auto) */
+    bool quiet;
+    /* benchmark */
+    bool bench;
+    int steps;
+    int bench_warmup;
+};
+
+/* Defaults, then argv. Returns DLFS_OK, DLFS_ERR_USAGE (message set), or sets
+ * *exit_now (for --help / --version, after printing on rank 0). */
+enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **argv, int rank,
+                                    bool *exit_now);
+/* A digest of every option that must agree across ranks. */
+uint64_t dlfs_options_digest(const struct dlfs_options *o);
+const char *dlfs_optim_name(enum dlfs_optim o);
+
+/* Train (or benchmark, with o->bench) on every rank of `comm`. Collective.
+ * Errors: a status with one message, identical on every rank. */
+enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_comm *comm);
+enum dlfs_status dlfs_bench_run(const struct dlfs_options *o, const struct dlfs_comm *comm);
+
+/* SHA-256 of a float32 parameter slab as little-endian bytes (hex, 65 chars). */
+void dlfs_params_sha256(const float *params, size_t n, char hex[65]);
+
+#endif

@@ -1,0 +1,35 @@
+/* dlfs — small core utilities: counter-based random numbers, SHA-256, timers. */
+#ifndef DLFS_UTIL_H
+#define DLFS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Counter-based RNG: every value is a pure function of (key, counter), so a draw
+ * never depends on which rank or thread makes it, or in which order. */
+uint64_t dlfs_hash64(uint64_t key, uint64_t counter);
+/* Uniform in [0, 1) with 24 random bits (exact in float32). */
+float dlfs_uniform01(uint64_t key, uint64_t counter);
+/* Combine values into a key (e.g. seed, purpose, epoch). */
+uint64_t dlfs_key(uint64_t a, uint64_t b, uint64_t c);
+
+/* SHA-256 */
+struct dlfs_sha256 {
+    uint32_t h[8];
+    uint64_t len;
+    uint8_t buf[64];
+    size_t fill;
+};
+void dlfs_sha256_init(struct dlfs_sha256 *s);
+void dlfs_sha256_update(struct dlfs_sha256 *s, const void *data, size_t n);
+void dlfs_sha256_final(struct dlfs_sha256 *s, uint8_t out[32]);
+/* 64 hex characters + NUL */
+void dlfs_sha256_hex(const uint8_t digest[32], char hex[65]);
+
+/* Monotonic wall-clock seconds. */
+double dlfs_now(void);
+
+/* qsort-based median of n doubles (reorders v). */
+double dlfs_median(double *v, size_t n);
+
+#endif

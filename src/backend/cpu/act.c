@@ -1,0 +1,77 @@
+/* Bias + activation forward, activation backward, column sums. */
+#include <math.h>
+#include <string.h>
+#include "backend/cpu/cpu-impl.h"
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_C 0.044715f
+
+static inline float act_f(float z, enum dlfs_act act)
+{
+    switch (act) {
+    case DLFS_ACT_RELU: return z > 0.0f ? z : 0.0f;
+    case DLFS_ACT_TANH: return tanhf(z);
+    case DLFS_ACT_SIGMOID: return 1.0f / (1.0f + expf(-z));
+    case DLFS_ACT_GELU: return 0.5f * z * (1.0f + tanhf(GELU_K * (z + GELU_C * z * z * z)));
+    default: return z;
+    }
+}
+
+void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act)
+{
+    for (int r = 0; r < rows; r++) {
+        float *zr = z + (size_t)r * cols;
+        float *ar = a + (size_t)r * cols;
+        if (act == DLFS_ACT_RELU) { /* the common case, kept branch-free for the vectoriser */
+            for (int c = 0; c < cols; c++) {
+                float v = zr[c] + bias[c];
+                zr[c] = v;
+                ar[c] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+            for (int c = 0; c < cols; c++) {
+                float v = zr[c] + bias[c];
+                zr[c] = v;
+                ar[c] = act_f(v, act);
+            }
+        }
+    }
+}
+
+void cpu_act_bwd(float *dz, const float *da, const float *z, const float *a, size_t n,
+                 enum dlfs_act act)
+{
+    switch (act) {
+    case DLFS_ACT_RELU:
+        for (size_t i = 0; i < n; i++) dz[i] = z[i] > 0.0f ? da[i] : 0.0f;
+        break;
+    case DLFS_ACT_TANH:
+        for (size_t i = 0; i < n; i++) dz[i] = da[i] * (1.0f - a[i] * a[i]);
+        break;
+    case DLFS_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) dz[i] = da[i] * a[i] * (1.0f - a[i]);
+        break;
+    case DLFS_ACT_GELU:
+        for (size_t i = 0; i < n; i++) {
+            float x = z[i];
+            float u = GELU_K * (x + GELU_C * x * x * x);
+            float t = tanhf(u);
+            float du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+            dz[i] = da[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+        }
+        break;
+    default:
+        if (dz != da) memcpy(dz, da, n * sizeof *dz);
+        break;
+    }
+}
+
+void cpu_colsum(float *out, const float *x, int rows, int cols, float beta)
+{
+    if (beta == 0.0f) memset(out, 0, (size_t)cols * sizeof *out);
+    else if (beta != 1.0f) for (int c = 0; c < cols; c++) out[c] *= beta;
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        for (int c = 0; c < cols; c++) out[c] += xr[c];
+    }
+}

@@ -1,0 +1,19 @@
+/* Private declarations of the CPU backend's ops (one op family per file). */
+#ifndef DLFS_CPU_IMPL_H
+#define DLFS_CPU_IMPL_H
+#include "dlfs/backend.h"
+
+void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc);
+void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act);
+void cpu_act_bwd(float *dz, const float *da, const float *z, const float *a, size_t n,
+                 enum dlfs_act act);
+void cpu_colsum(float *out, const float *x, int rows, int cols, float beta);
+void cpu_softmax_xent(const float *logits, const int32_t *labels, int rows, int classes,
+                      float grad_scale, float *dlogits, double *stats);
+void cpu_normalize_u8(float *dst, const uint8_t *src, size_t n, int channels, size_t plane,
+                      const double *mean, const double *std);
+void cpu_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
+void cpu_adam_update(size_t n, float *p, const float *g, float *m, float *v,
+                     const struct dlfs_optim_hp *hp);
+#endif

@@ -1,0 +1,33 @@
+/* Optimizer updates over a whole parameter slab. The formulas follow PyTorch's
+ * torch.optim.SGD / Adam / AdamW so that hyper-parameters carry over. */
+#include <math.h>
+#include "backend/cpu/cpu-impl.h"
+
+void cpu_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp)
+{
+    const float lr = hp->lr, wd = hp->weight_decay, mu = hp->momentum;
+    for (size_t i = 0; i < n; i++) {
+        float d = g[i] + wd * p[i];
+        if (m) {
+            m[i] = mu * m[i] + d;
+            d = hp->nesterov ? d + mu * m[i] : m[i];
+        }
+        p[i] -= lr * d;
+    }
+}
+
+void cpu_adam_update(size_t n, float *p, const float *g, float *m, float *v,
+                     const struct dlfs_optim_hp *hp)
+{
+    const float lr = hp->lr, b1 = hp->beta1, b2 = hp->beta2, eps = hp->eps, wd = hp->weight_decay;
+    const float step = lr / hp->bias_c1;
+    const float rc2 = 1.0f / sqrtf(hp->bias_c2);
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        if (hp->decoupled) p[i] -= lr * wd * p[i];
+        else gi += wd * p[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        p[i] -= step * m[i] / (sqrtf(v[i]) * rc2 + eps);
+    }
+}

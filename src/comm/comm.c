@@ -1,0 +1,135 @@
+/* Communicator set-up, blocking collectives and status agreement over MPI. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "dlfs/comm.h"
+
+enum dlfs_status dlfs_comm_init(struct dlfs_comm *c)
+{
+    memset(c, 0, sizeof *c);
+    MPI_Comm_dup(MPI_COMM_WORLD, &c->world);
+    MPI_Comm_rank(c->world, &c->rank);
+    MPI_Comm_size(c->world, &c->size);
+    /* The node-local rank comes from MPI, not from SLURM_LOCALID (which is 0 for
+     * every rank under mpirun inside an allocation). */
+    MPI_Comm local;
+    MPI_Comm_split_type(c->world, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &local);
+    MPI_Comm_rank(local, &c->local_rank);
+    MPI_Comm_size(local, &c->local_size);
+    MPI_Comm_free(&local);
+    gethostname(c->host, sizeof c->host - 1);
+    c->kind = c->size == 1 ? DLFS_COMM_SELF : DLFS_COMM_MPI;
+    dlfs_assert_set_rank(c->rank);
+    return DLFS_OK;
+}
+
+void dlfs_comm_free(struct dlfs_comm *c)
+{
+    if (c->world != MPI_COMM_NULL && c->world != 0) MPI_Comm_free(&c->world);
+}
+
+/* MPI counts are int: reduce big buffers in pieces. */
+#define CHUNK_ ((size_t)1 << 30)
+
+void dlfs_comm_allreduce_f32(const struct dlfs_comm *c, float *buf, size_t n)
+{
+    if (c->kind == DLFS_COMM_SELF) return;
+    for (size_t o = 0; o < n; o += CHUNK_) {
+        size_t k = n - o < CHUNK_ ? n - o : CHUNK_;
+        MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_FLOAT, MPI_SUM, c->world);
+    }
+}
+
+void dlfs_comm_allreduce_f64(const struct dlfs_comm *c, double *buf, size_t n)
+{
+    if (c->kind == DLFS_COMM_SELF) return;
+    for (size_t o = 0; o < n; o += CHUNK_) {
+        size_t k = n - o < CHUNK_ ? n - o : CHUNK_;
+        MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_DOUBLE, MPI_SUM, c->world);
+    }
+}
+
+static void sendrecv_(const struct dlfs_comm *c, const float *send, size_t ns, float *recv, size_t nr,
+                      int partner)
+{
+    /* sizes fit in int: checked by the caller's assertion on n */
+    MPI_Sendrecv(send, (int)ns, MPI_FLOAT, partner, 71, recv, (int)nr, MPI_FLOAT, partner, 71,
+                 c->world, MPI_STATUS_IGNORE);
+}
+
+void dlfs_comm_allreduce_det(const struct dlfs_comm *c, float *buf, size_t n, float *scratch)
+{
+    const int P = c->size, r = c->rank;
+    if (P == 1) return;
+    DLFS_ASSERT((P & (P - 1)) == 0);
+    DLFS_ASSERT(n < ((size_t)1 << 31));
+    size_t lo = 0, hi = n;
+    /* reduce-scatter by recursive halving, partner distance 1, 2, 4, ...: after the
+     * step with distance d, a rank holds its segment summed over the 2d ranks that
+     * share its higher rank bits — one level of the fixed tree */
+    size_t los[32], his[32];
+    int steps = 0;
+    for (int d = 1; d < P; d <<= 1, steps++) {
+        const int partner = r ^ d;
+        const size_t mid = lo + (hi - lo) / 2;
+        los[steps] = lo;
+        his[steps] = hi;
+        if ((r & d) == 0) { /* keep [lo, mid) */
+            sendrecv_(c, buf + mid, hi - mid, scratch, mid - lo, partner);
+            for (size_t i = lo; i < mid; i++) buf[i] += scratch[i - lo];
+            hi = mid;
+        } else {            /* keep [mid, hi) */
+            sendrecv_(c, buf + lo, mid - lo, scratch, hi - mid, partner);
+            for (size_t i = mid; i < hi; i++) buf[i] += scratch[i - mid];
+            lo = mid;
+        }
+    }
+    /* all-gather by recursive doubling in reverse order: plain copies */
+    for (int s = steps - 1; s >= 0; s--) {
+        const int partner = r ^ (1 << s);
+        const size_t plo = los[s], phi = his[s], mid = plo + (phi - plo) / 2;
+        if ((r & (1 << s)) == 0) /* own [plo, mid), receive [mid, phi) */
+            sendrecv_(c, buf + plo, mid - plo, buf + mid, phi - mid, partner);
+        else
+            sendrecv_(c, buf + mid, phi - mid, buf + plo, mid - plo, partner);
+        lo = plo;
+        hi = phi;
+    }
+}
+
+enum dlfs_status dlfs_comm_agree(const struct dlfs_comm *c, enum dlfs_status local)
+{
+    if (c->kind == DLFS_COMM_SELF) return local;
+    int mine = local == DLFS_OK ? c->size : c->rank, first = c->size;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->world);
+    if (first == c->size) return DLFS_OK;
+    int bad = local != DLFS_OK, nbad = 0;
+    MPI_Allreduce(&bad, &nbad, 1, MPI_INT, MPI_SUM, c->world);
+    struct { int st; char host[64]; char msg[1000]; } pkt;
+    memset(&pkt, 0, sizeof pkt);
+    if (c->rank == first) {
+        pkt.st = (int)local;
+        snprintf(pkt.host, sizeof pkt.host, "%s", c->host);
+        snprintf(pkt.msg, sizeof pkt.msg, "%s", dlfs_error_msg());
+    }
+    MPI_Bcast(&pkt, (int)sizeof pkt, MPI_BYTE, first, c->world);
+    dlfs_error_clear();
+    if (nbad == c->size) /* everybody saw it: no rank to name */
+        dlfs_error_set((enum dlfs_status)pkt.st, "%s", pkt.msg);
+    else
+        dlfs_error_set((enum dlfs_status)pkt.st, "rank %d (%s): %s", first,
+                       pkt.host, pkt.msg);
+    return (enum dlfs_status)pkt.st;
+}
+
+int dlfs_comm_same_u64(const struct dlfs_comm *c, uint64_t v, int *first_bad)
+{
+    if (c->kind == DLFS_COMM_SELF) return 1;
+    uint64_t v0 = v;
+    MPI_Bcast(&v0, 1, MPI_UINT64_T, 0, c->world);
+    int mine = v == v0 ? c->size : c->rank, first = c->size;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->world);
+    if (first_bad) *first_bad = first;
+    return first == c->size;
+}

@@ -1,0 +1,92 @@
+/* Error messages, status names and the assertion path. */
+#define _POSIX_C_SOURCE 200809L
+#include "dlfs/status.h"
+
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static char msg_[1024];
+static int msg_set_;
+static int assert_rank_ = -1;
+
+enum dlfs_status dlfs_error_set(enum dlfs_status st, const char *fmt, ...)
+{
+    if (!msg_set_) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg_, sizeof msg_, fmt, ap);
+        va_end(ap);
+        msg_set_ = 1;
+    }
+    return st;
+}
+
+const char *dlfs_error_msg(void) { return msg_set_ ? msg_ : ""; }
+
+void dlfs_error_clear(void)
+{
+    msg_[0] = '\0';
+    msg_set_ = 0;
+}
+
+const char *dlfs_status_name(enum dlfs_status st)
+{
+    static const char *names[DLFS_STATUS_COUNT] = {
+        [DLFS_OK] = "ok",
+        [DLFS_ERR_USAGE] = "usage error",
+        [DLFS_ERR_IO] = "I/O error",
+        [DLFS_ERR_FORMAT] = "format error",
+        [DLFS_ERR_SHAPE] = "shape error",
+        [DLFS_ERR_NUMERIC] = "numerical error",
+        [DLFS_ERR_COMM] = "communication error",
+        [DLFS_ERR_DEVICE] = "device error",
+        [DLFS_ERR_NOMEM] = "out of memory",
+        [DLFS_ERR_INTERRUPTED] = "interrupted",
+    };
+    if ((int)st < 0 || st >= DLFS_STATUS_COUNT) return "unknown status";
+    return names[st];
+}
+
+void dlfs_assert_set_rank(int rank) { assert_rank_ = rank; }
+
+_Noreturn void dlfs_assert_fail(const char *expr, const char *file, int line, const char *msg)
+{
+    char host[256] = "?";
+    gethostname(host, sizeof host - 1);
+    fprintf(stderr, "dlfs: internal error on rank %d (%s) at %s:%d: assertion '%s' failed%s%s\n",
+            assert_rank_, host, file, line, expr, msg ? ": " : "", msg ? msg : "");
+    fflush(stderr);
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin) MPI_Abort(MPI_COMM_WORLD, 70);
+    abort();
+}
+
+static _Noreturn void oom_(size_t n)
+{
+    fprintf(stderr, "dlfs: out of host memory allocating %zu bytes on rank %d\n", n, assert_rank_);
+    fflush(stderr);
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin) MPI_Abort(MPI_COMM_WORLD, 71);
+    exit(71);
+}
+
+void *dlfs_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) oom_(n);
+    return p;
+}
+
+void *dlfs_calloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) oom_(count * size);
+    return p;
+}

@@ -1,0 +1,120 @@
+/* Parameter initialisation, workspaces, and the forward/backward passes of the
+ * layer table, expressed only through backend ops. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dlfs/model.h"
+#include "dlfs/util.h"
+
+#define DLFS_KEY_INIT 0x1a17ULL
+
+void dlfs_model_init_params(const struct dlfs_model *m, uint64_t seed, float *params)
+{
+    for (int l = 0; l < m->num_layers; l++) {
+        const struct dlfs_layer *L = &m->layers[l];
+        const uint64_t key = dlfs_key(seed, DLFS_KEY_INIT, (uint64_t)l);
+        const float bound = 1.0f / sqrtf((float)L->in);
+        float *p = params + L->w_off; /* weight then bias: contiguous */
+        for (size_t i = 0; i < L->num_params; i++)
+            p[i] = (2.0f * dlfs_uniform01(key, i) - 1.0f) * bound;
+    }
+}
+
+double dlfs_model_train_flops_per_sample(const struct dlfs_model *m)
+{
+    double macs = 0.0;
+    for (int l = 0; l < m->num_layers; l++) macs += (double)m->layers[l].in * m->layers[l].out;
+    return 6.0 * macs;
+}
+
+enum dlfs_status dlfs_workspace_init(struct dlfs_workspace *ws, const struct dlfs_model *m,
+                                     const struct dlfs_backend *be, int max_rows)
+{
+    memset(ws, 0, sizeof *ws);
+    ws->be = be;
+    ws->max_rows = max_rows;
+    size_t rows = (size_t)max_rows;
+    int ok = 1;
+#define ALLOC_(ptr, bytes) do { (ptr) = be->alloc(bytes); ok = ok && (ptr) != NULL; } while (0)
+    ALLOC_(ws->x, rows * m->input_dim * sizeof(float));
+    for (int l = 0; l < m->num_layers; l++) {
+        const struct dlfs_layer *L = &m->layers[l];
+        ALLOC_(ws->z[l], rows * L->out * sizeof(float));
+        if (L->act != DLFS_ACT_NONE) ALLOC_(ws->a[l], rows * L->out * sizeof(float));
+        else ws->a[l] = ws->z[l];
+    }
+    ALLOC_(ws->d0, rows * m->max_width * sizeof(float));
+    ALLOC_(ws->d1, rows * m->max_width * sizeof(float));
+    ALLOC_(ws->labels, rows * sizeof(int32_t));
+    ALLOC_(ws->stats, 2 * sizeof(double));
+#undef ALLOC_
+    if (!ok) {
+        dlfs_workspace_free(ws, m);
+        return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for activations of %d samples; "
+                              "use a smaller --batch", be->name, max_rows);
+    }
+    return DLFS_OK;
+}
+
+void dlfs_workspace_free(struct dlfs_workspace *ws, const struct dlfs_model *m)
+{
+    const struct dlfs_backend *be = ws->be;
+    if (!be) return;
+    be->free(ws->x);
+    for (int l = 0; l < m->num_layers; l++) {
+        if (ws->a[l] != ws->z[l]) be->free(ws->a[l]);
+        be->free(ws->z[l]);
+    }
+    be->free(ws->d0);
+    be->free(ws->d1);
+    be->free(ws->labels);
+    be->free(ws->stats);
+    memset(ws, 0, sizeof *ws);
+}
+
+const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspace *ws,
+                                const float *params, int rows)
+{
+    const struct dlfs_backend *be = ws->be;
+    DLFS_ASSERT(rows > 0 && rows <= ws->max_rows);
+    const float *x = ws->x;
+    for (int l = 0; l < m->num_layers; l++) {
+        const struct dlfs_layer *L = &m->layers[l];
+        /* z (rows, out) = x (rows, in) * W^T (in, out) */
+        be->gemm(false, true, rows, L->out, L->in, 1.0f, x, L->in, params + L->w_off, L->in,
+                 0.0f, ws->z[l], L->out);
+        be->bias_act_fwd(ws->z[l], ws->a[l], params + L->b_off, rows, L->out, L->act);
+        x = ws->a[l];
+    }
+    return x;
+}
+
+void dlfs_model_loss(const struct dlfs_model *m, struct dlfs_workspace *ws, int rows, float grad_scale)
+{
+    ws->be->softmax_xent(ws->a[m->num_layers - 1], ws->labels, rows, m->num_classes, grad_scale,
+                         grad_scale != 0.0f ? ws->d0 : NULL, ws->stats);
+}
+
+void dlfs_model_backward(const struct dlfs_model *m, struct dlfs_workspace *ws, const float *params,
+                         float *grads, int rows, void (*layer_done)(int layer, void *ctx), void *ctx)
+{
+    const struct dlfs_backend *be = ws->be;
+    float *d = ws->d0, *dnext = ws->d1; /* d: gradient w.r.t. the layer's output */
+    for (int l = m->num_layers - 1; l >= 0; l--) {
+        const struct dlfs_layer *L = &m->layers[l];
+        const float *x = l == 0 ? ws->x : ws->a[l - 1];
+        if (L->act != DLFS_ACT_NONE) /* in place: d becomes dL/dz */
+            be->act_bwd(d, d, ws->z[l], ws->a[l], (size_t)rows * L->out, L->act);
+        /* dW (out, in) = dz^T (out, rows) * x (rows, in) */
+        be->gemm(true, false, L->out, L->in, rows, 1.0f, d, L->out, x, L->in, 0.0f,
+                 grads + L->w_off, L->in);
+        be->colsum(grads + L->b_off, d, rows, L->out, 0.0f);
+        if (l > 0) {
+            /* dx (rows, in) = dz (rows, out) * W (out, in) */
+            be->gemm(false, false, rows, L->in, L->out, 1.0f, d, L->out, params + L->w_off, L->in,
+                     0.0f, dnext, L->in);
+            float *t = d; d = dnext; dnext = t;
+        }
+        if (layer_done) layer_done(l, ctx);
+    }
+}

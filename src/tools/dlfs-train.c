@@ -1,0 +1,35 @@
+/* dlfs-train: the trainer's main. Started by mpirun/srun (one rank is fine).
+ * Exit codes: 0 done, 1 runtime error, 2 usage error (every rank exits the same). */
+#include <stdio.h>
+#include <mpi.h>
+#include "dlfs/comm.h"
+#include "dlfs/train.h"
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    struct dlfs_comm comm;
+    dlfs_comm_init(&comm);
+
+    struct dlfs_options o;
+    bool exit_now = false;
+    enum dlfs_status st = dlfs_options_parse(&o, argc, argv, comm.rank, &exit_now);
+    st = dlfs_comm_agree(&comm, st);
+    if (st == DLFS_OK && !exit_now) {
+        /* every rank must run the same job: compare a digest of the options */
+        int bad = 0;
+        if (!dlfs_comm_same_u64(&comm, dlfs_options_digest(&o), &bad))
+            st = dlfs_error_set(DLFS_ERR_USAGE, "rank %d was given different options than rank 0; every "
+                                "rank must get the same command line", bad);
+        else
+            st = o.bench ? dlfs_bench_run(&o, &comm) : dlfs_train_run(&o, &comm);
+        st = dlfs_comm_agree(&comm, st);
+    }
+    if (st != DLFS_OK && comm.rank == 0) {
+        fprintf(stderr, "dlfs-train: error: %s\n", dlfs_error_msg());
+        fflush(stderr);
+    }
+    dlfs_comm_free(&comm);
+    MPI_Finalize();
+    return st == DLFS_OK ? 0 : st == DLFS_ERR_USAGE ? 2 : 1;
+}

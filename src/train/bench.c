@@ -1,0 +1,95 @@
+/* dlfs-train --bench: training steps on synthetic data, median step time,
+ * throughput and achieved GFLOP/s (6 x parameters x batch per step). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "train/train-impl.h"
+#include "dlfs/util.h"
+
+#define DLFS_KEY_SYNTH 0x5917ULL
+
+/* A split of n random images/labels, the same on every rank. */
+static void synth_(struct dlfs_run *r, size_t n)
+{
+    const size_t dim = (size_t)r->model.input_dim;
+    struct dlfs_dataset *ds = &r->ds;
+    ds->c = r->model.in_c;
+    ds->h = r->model.in_h;
+    ds->w = r->model.in_w;
+    for (int c = 0; c < ds->c && c < DLFS_MAX_CHANNELS; c++) {
+        ds->mean[c] = 0.5;
+        ds->std[c] = 0.29;
+    }
+    ds->train.n = n;
+    ds->train.images = dlfs_malloc(n * dim);
+    ds->train.labels = dlfs_malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t key = dlfs_key(r->o->seed, DLFS_KEY_SYNTH, i);
+        for (size_t j = 0; j < dim; j++) ds->train.images[i * dim + j] = (uint8_t)(dlfs_hash64(key, j) >> 56);
+        ds->train.labels[i] = (uint8_t)(dlfs_hash64(key, dim) % (uint64_t)r->model.num_classes);
+    }
+}
+
+enum dlfs_status dlfs_bench_run(const struct dlfs_options *o, const struct dlfs_comm *comm)
+{
+    struct dlfs_run run, *r = &run;
+    enum dlfs_status st = dlfs_run_init(r, o, comm, 0);
+    if (st != DLFS_OK) {
+        dlfs_run_free(r);
+        return st;
+    }
+    if (r->model.num_classes > 256) {
+        dlfs_run_free(r);
+        return dlfs_error_set(DLFS_ERR_USAGE, "--bench: at most 256 classes (labels are bytes)");
+    }
+    const int B = r->global_batch;
+    synth_(r, (size_t)B);
+    uint32_t *idx = dlfs_malloc((size_t)B * sizeof *idx);
+    for (int i = 0; i < B; i++) idx[i] = (uint32_t)i;
+    r->total_steps = o->bench_warmup + o->steps;
+    for (int i = 0; i < o->bench_warmup; i++) dlfs_run_step(r, &r->ds.train, idx);
+    double *t = dlfs_malloc((size_t)o->steps * sizeof *t);
+    double comm_total = 0.0, data_total = 0.0, all_total = 0.0;
+    for (int i = 0; i < o->steps; i++) {
+        if (comm->size > 1) MPI_Barrier(comm->world); /* each step starts together: a fair step time */
+        r->t_comm = r->t_data = 0.0;
+        const double t0 = dlfs_now();
+        dlfs_run_step(r, &r->ds.train, idx);
+        r->be->sync();
+        t[i] = dlfs_now() - t0;
+        comm_total += r->t_comm;
+        data_total += r->t_data;
+        all_total += t[i];
+    }
+    /* the slowest rank defines the step time */
+    double med = dlfs_median(t, (size_t)o->steps);
+    double shares[3] = {comm_total / all_total, data_total / all_total, med};
+    if (comm->size > 1) MPI_Allreduce(MPI_IN_PLACE, shares, 3, MPI_DOUBLE, MPI_MAX, comm->world);
+    med = shares[2];
+    char hex[65];
+    dlfs_run_digest(r, hex);
+    if (comm->rank == 0) {
+        const double flops = 6.0 * (double)r->n * B;
+        printf("bench: model %s (%zu parameters), %s backend, %d rank(s), batch %d global (%d per rank), "
+               "%s, optimizer %s\n", r->model.spec, r->n, r->be->name, comm->size, B, r->local_batch,
+               o->deterministic ? "deterministic" : "fast mode", dlfs_optim_name(o->optim));
+        printf("bench: %d steps after %d warm-up: median step %.3f ms, %.0f samples/s, %.1f GFLOP/s, "
+               "comm-wait %.1f%%, data %.1f%%\n", o->steps, o->bench_warmup, med * 1e3, B / med,
+               flops / med / 1e9, 100 * shares[0], 100 * shares[1]);
+        if (r->metrics) {
+            fprintf(r->metrics, "{\"event\": \"bench\", \"model\": \"%s\", \"params\": %zu, \"backend\": \"%s\", "
+                    "\"ranks\": %d, \"batch\": %d, \"batch_per_rank\": %d, \"steps\": %d, \"step_ms\": %.4f, "
+                    "\"samples_per_s\": %.1f, \"gflops\": %.2f, \"comm_wait_share\": %.4f, \"data_share\": %.4f, "
+                    "\"deterministic\": %s}\n", r->model.spec, r->n, r->be->name, comm->size, B, r->local_batch,
+                    o->steps, med * 1e3, B / med, flops / med / 1e9, shares[0], shares[1],
+                    o->deterministic ? "true" : "false");
+        }
+        fflush(stdout);
+    }
+    free(t);
+    free(idx);
+    free(r->ds.train.images);
+    free(r->ds.train.labels);
+    dlfs_run_free(r);
+    return DLFS_OK;
+}

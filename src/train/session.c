@@ -1,0 +1,164 @@
+/* Setting up a run: backend, model, batch arithmetic, dataset, slabs. Every
+ * failure is agreed across ranks so that all of them stop with one message. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "train/train-impl.h"
+#include "dlfs/util.h"
+
+static enum dlfs_status batch_plan_(struct dlfs_run *r)
+{
+    const struct dlfs_options *o = r->o;
+    const int P = r->comm->size;
+    if (o->batch_per_rank) {
+        r->global_batch = o->batch_per_rank * P;
+    } else {
+        r->global_batch = o->batch;
+        if (o->batch % P)
+            return dlfs_error_set(DLFS_ERR_USAGE, "--batch %d (the global batch) is not divisible by the %d "
+                                  "ranks; use a multiple of %d, or --batch-per-rank", o->batch, P, P);
+    }
+    r->local_batch = r->global_batch / P;
+    if (o->deterministic) {
+        const int V = o->virtual_shards;
+        if (V % P)
+            return dlfs_error_set(DLFS_ERR_USAGE, "--virtual-shards %d is not divisible by the %d ranks: in "
+                                  "deterministic mode the ranks must divide V (run on 1, 2, 4, ... %d ranks, "
+                                  "or change --virtual-shards)", V, P, V);
+        if (r->global_batch % V)
+            return dlfs_error_set(DLFS_ERR_USAGE, "global batch %d is not divisible by --virtual-shards %d",
+                                  r->global_batch, V);
+        if (V / P > (int)(sizeof r->grads / sizeof r->grads[0]))
+            return dlfs_error_set(DLFS_ERR_USAGE, "--virtual-shards %d: at most %d shards per rank",
+                                  V, (int)(sizeof r->grads / sizeof r->grads[0]));
+        if (o->threads > 1)
+            return dlfs_error_set(DLFS_ERR_USAGE, "--threads %d: deterministic mode runs one BLAS thread "
+                                  "per rank (its bit-identity needs the same GEMM code path on every rank "
+                                  "count)", o->threads);
+        r->passes = V / P;
+        r->pass_rows = r->global_batch / V;
+    } else {
+        r->passes = 1;
+        r->pass_rows = r->local_batch;
+    }
+    r->lr = o->lr;
+    if (o->lr_scaling == DLFS_LR_SCALING_LINEAR) r->lr = o->lr * r->global_batch / o->lr_ref_batch;
+    return DLFS_OK;
+}
+
+static enum dlfs_status check_data_(struct dlfs_run *r)
+{
+    const struct dlfs_dataset *ds = &r->ds;
+    const struct dlfs_model *m = &r->model;
+    if (m->input_dim != ds->c * ds->h * ds->w)
+        return dlfs_error_set(DLFS_ERR_SHAPE, "model '%s' takes %d inputs but the images of %s are %dx%dx%d "
+                              "= %d values; start the spec with in(%d)", r->o->model, m->input_dim, ds->path,
+                              ds->c, ds->h, ds->w, ds->c * ds->h * ds->w, ds->c * ds->h * ds->w);
+    if (m->num_classes != ds->num_classes)
+        return dlfs_error_set(DLFS_ERR_SHAPE, "model '%s' has %d outputs but %s has %d classes; make the "
+                              "last dense layer %d wide", r->o->model, m->num_classes, ds->path,
+                              ds->num_classes, ds->num_classes);
+    if ((size_t)r->global_batch > ds->train.n)
+        return dlfs_error_set(DLFS_ERR_USAGE, "global batch %d is larger than the %zu training samples of %s",
+                              r->global_batch, ds->train.n, ds->path);
+    if (ds->test.n < (size_t)r->comm->size)
+        return dlfs_error_set(DLFS_ERR_USAGE, "%s has %zu test samples, fewer than the %d ranks",
+                              ds->path, ds->test.n, r->comm->size);
+    return DLFS_OK;
+}
+
+static void threads_(struct dlfs_run *r)
+{
+    if (!r->be->set_threads) return;
+    int t = r->o->threads;
+    if (r->o->deterministic) t = 1;
+    else if (!t) {
+        if (getenv("OPENBLAS_NUM_THREADS")) return; /* the user's choice */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        t = (int)(cores / r->comm->local_size);
+        if (t < 1) t = 1;
+    }
+    r->be->set_threads(t);
+}
+
+static enum dlfs_status alloc_(struct dlfs_run *r)
+{
+    const struct dlfs_backend *be = r->be;
+    const size_t bytes = r->n * sizeof(float);
+    int ok = (r->params = be->alloc(bytes)) != NULL;
+    for (int i = 0; i < r->passes; i++) ok = ok && (r->grads[i] = be->alloc(bytes)) != NULL;
+    if (r->o->optim != DLFS_OPTIM_SGD || r->o->momentum > 0) ok = ok && (r->m = be->alloc(bytes)) != NULL;
+    if (r->o->optim != DLFS_OPTIM_SGD) ok = ok && (r->v = be->alloc(bytes)) != NULL;
+    if (!ok)
+        return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for %zu parameters (model '%s')",
+                              be->name, r->n, r->o->model);
+    r->host = dlfs_malloc(bytes);
+    if (r->o->deterministic) r->scratch = dlfs_malloc((r->n + 1) / 2 * sizeof(float));
+    int rows = r->pass_rows;
+    if (r->have_ds && r->o->eval_batch > rows) rows = r->o->eval_batch;
+    DLFS_TRY(dlfs_workspace_init(&r->ws, &r->model, be, rows));
+    r->stage_rows = rows;
+    r->host_img = dlfs_malloc((size_t)rows * r->model.input_dim);
+    r->host_lab = dlfs_malloc((size_t)rows * sizeof(int32_t));
+    if (!(r->dev_img = be->alloc((size_t)rows * r->model.input_dim)))
+        return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for a batch of %d images", be->name, rows);
+    for (int l = 0; l < r->model.num_layers; l++) r->boundaries[l] = r->model.layers[l].w_off;
+    dlfs_buckets_init(&r->buckets, r->comm, r->grads[0], r->boundaries, r->model.num_layers, r->n,
+                      (size_t)(r->o->bucket_mb * 1048576.0));
+    return DLFS_OK;
+}
+
+enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
+                               const struct dlfs_comm *comm, int with_data)
+{
+    memset(r, 0, sizeof *r);
+    r->o = o;
+    r->comm = comm;
+    enum dlfs_status st = dlfs_backend_select(o->device, comm->local_rank, &r->be);
+    if (st == DLFS_OK) st = dlfs_model_parse(o->model, &r->model);
+    if (st == DLFS_OK) st = batch_plan_(r);
+    DLFS_TRY(dlfs_comm_agree(comm, st));
+    threads_(r);
+    r->n = r->model.num_params;
+
+    if (with_data) {
+        st = dlfs_dataset_load(o->data, &r->ds);
+        r->have_ds = st == DLFS_OK;
+        if (st == DLFS_OK) st = check_data_(r);
+        DLFS_TRY(dlfs_comm_agree(comm, st));
+    }
+    if (comm->rank == 0 && o->metrics && !(r->metrics = fopen(o->metrics, "w")))
+        st = dlfs_error_set(DLFS_ERR_IO, "--metrics %s: cannot open for writing: %s", o->metrics,
+                            strerror(errno));
+    if (st == DLFS_OK) st = alloc_(r);
+    DLFS_TRY(dlfs_comm_agree(comm, st));
+
+    /* same seed => same bits on every rank; dlfs_run_check_sync verifies it */
+    dlfs_model_init_params(&r->model, o->seed, r->host);
+    r->be->to_device(r->params, r->host, r->n * sizeof(float));
+    return DLFS_OK;
+}
+
+void dlfs_run_free(struct dlfs_run *r)
+{
+    const struct dlfs_backend *be = r->be;
+    if (r->metrics) fclose(r->metrics);
+    if (be) {
+        if (r->ws.be) dlfs_workspace_free(&r->ws, &r->model);
+        be->free(r->params);
+        for (int i = 0; i < r->passes; i++) be->free(r->grads[i]);
+        be->free(r->m);
+        be->free(r->v);
+        be->free(r->dev_img);
+    }
+    if (r->buckets.begin) dlfs_buckets_free(&r->buckets);
+    free(r->host);
+    free(r->scratch);
+    free(r->host_img);
+    free(r->host_lab);
+    if (r->have_ds) dlfs_dataset_free(&r->ds);
+    dlfs_model_free(&r->model);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,169 @@
+/* One training step: batch assembly, forward/backward (per virtual shard in
+ * deterministic mode), gradient reduction, optimizer update. Plus the schedule,
+ * evaluation and the parameter digest. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "train/train-impl.h"
+#include "dlfs/util.h"
+
+/* Fill ws->x / ws->labels with the split's rows idx[0..rows). */
+static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx, int rows)
+{
+    const double t0 = dlfs_now();
+    const size_t dim = (size_t)r->model.input_dim;
+    for (int i = 0; i < rows; i++) {
+        memcpy(r->host_img + i * dim, split->images + (size_t)idx[i] * dim, dim);
+        r->host_lab[i] = split->labels[idx[i]];
+    }
+    r->be->to_device(r->dev_img, r->host_img, (size_t)rows * dim);
+    r->be->to_device(r->ws.labels, r->host_lab, (size_t)rows * sizeof(int32_t));
+    r->be->normalize_u8(r->ws.x, r->dev_img, (size_t)rows, r->ds.c, (size_t)r->ds.h * r->ds.w,
+                        r->ds.mean, r->ds.std);
+    r->t_data += dlfs_now() - t0;
+}
+
+static void layer_done_(int layer, void *ctx)
+{
+    struct dlfs_run *r = ctx;
+    dlfs_buckets_ready(&r->buckets, r->model.layers[layer].w_off);
+    dlfs_buckets_poke(&r->buckets);
+}
+
+double dlfs_run_lr(const struct dlfs_run *r, long step)
+{
+    const struct dlfs_options *o = r->o;
+    if (o->warmup > 0 && step < o->warmup) return r->lr * (double)(step + 1) / o->warmup;
+    if (o->schedule == DLFS_SCHED_CONSTANT) return r->lr;
+    const long span = r->total_steps - o->warmup;
+    double t = span > 0 ? (double)(step - o->warmup) / span : 1.0;
+    if (t > 1.0) t = 1.0;
+    return o->lr_min + (r->lr - o->lr_min) * 0.5 * (1.0 + cos(3.14159265358979323846 * t));
+}
+
+static void update_(struct dlfs_run *r)
+{
+    const struct dlfs_options *o = r->o;
+    struct dlfs_optim_hp hp = {
+        .lr = (float)dlfs_run_lr(r, r->step),
+        .momentum = (float)o->momentum,
+        .nesterov = o->nesterov,
+        .beta1 = (float)o->beta1,
+        .beta2 = (float)o->beta2,
+        .eps = (float)o->eps,
+        .weight_decay = (float)o->weight_decay,
+        .decoupled = o->optim == DLFS_OPTIM_ADAMW,
+    };
+    if (o->optim == DLFS_OPTIM_SGD) {
+        r->be->sgd_update(r->n, r->params, r->grads[0], r->m, &hp);
+    } else {
+        const double t = (double)(r->step + 1);
+        hp.bias_c1 = (float)(1.0 - pow(o->beta1, t));
+        hp.bias_c2 = (float)(1.0 - pow(o->beta2, t));
+        r->be->adam_update(r->n, r->params, r->grads[0], r->m, r->v, &hp);
+    }
+}
+
+double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx)
+{
+    const struct dlfs_backend *be = r->be;
+    const float scale = 1.0f / (float)r->global_batch;
+    const uint32_t *mine = idx + (size_t)r->comm->rank * r->local_batch;
+    double stats[2] = {0, 0};
+    be->fill((float *)r->ws.stats, 0.0f, 4); /* two doubles */
+    for (int p = 0; p < r->passes; p++) {
+        load_rows_(r, split, mine + (size_t)p * r->pass_rows, r->pass_rows);
+        const double t0 = dlfs_now();
+        dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
+        dlfs_model_loss(&r->model, &r->ws, r->pass_rows, scale);
+        if (r->o->deterministic) {
+            dlfs_model_backward(&r->model, &r->ws, r->params, r->grads[p], r->pass_rows, NULL, NULL);
+        } else {
+            dlfs_model_backward(&r->model, &r->ws, r->params, r->grads[0], r->pass_rows, layer_done_, r);
+        }
+        be->sync();
+        r->t_compute += dlfs_now() - t0;
+    }
+    double t0 = dlfs_now();
+    if (r->o->deterministic) {
+        /* pairwise tree over this rank's shards: the lower levels of the global tree */
+        for (int width = 1; width < r->passes; width *= 2)
+            for (int i = 0; i + width < r->passes; i += 2 * width)
+                be->axpy(r->n, 1.0f, r->grads[i + width], r->grads[i]);
+        if (r->comm->size > 1) {
+            /* host path: on the CPU backend these are the same buffers */
+            be->to_host(r->host, r->grads[0], r->n * sizeof(float));
+            dlfs_comm_allreduce_det(r->comm, r->host, r->n, r->scratch);
+            be->to_device(r->grads[0], r->host, r->n * sizeof(float));
+        }
+        r->t_comm += dlfs_now() - t0;
+    } else {
+        r->t_comm += dlfs_buckets_wait(&r->buckets);
+    }
+    t0 = dlfs_now();
+    update_(r);
+    be->to_host(stats, r->ws.stats, sizeof stats);
+    r->t_compute += dlfs_now() - t0;
+    r->step++;
+    return stats[0];
+}
+
+void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, double *loss, double *acc)
+{
+    const size_t P = (size_t)r->comm->size, me = (size_t)r->comm->rank;
+    const size_t lo = split->n * me / P, hi = split->n * (me + 1) / P;
+    uint32_t *idx = dlfs_malloc((size_t)r->stage_rows * sizeof *idx);
+    double stats[2] = {0, 0};
+    r->be->fill((float *)r->ws.stats, 0.0f, 4);
+    for (size_t i = lo; i < hi; i += (size_t)r->stage_rows) {
+        int rows = (int)(hi - i < (size_t)r->stage_rows ? hi - i : (size_t)r->stage_rows);
+        for (int j = 0; j < rows; j++) idx[j] = (uint32_t)(i + j);
+        load_rows_(r, split, idx, rows);
+        dlfs_model_forward(&r->model, &r->ws, r->params, rows);
+        dlfs_model_loss(&r->model, &r->ws, rows, 0.0f);
+    }
+    free(idx);
+    r->be->to_host(stats, r->ws.stats, sizeof stats);
+    dlfs_comm_allreduce_f64(r->comm, stats, 2);
+    *loss = stats[0] / (double)split->n;
+    *acc = stats[1] / (double)split->n;
+}
+
+void dlfs_params_sha256(const float *params, size_t n, char hex[65])
+{
+    struct dlfs_sha256 s;
+    uint8_t d[32];
+    dlfs_sha256_init(&s);
+    const uint32_t probe = 1;
+    if (*(const uint8_t *)&probe == 1) {
+        dlfs_sha256_update(&s, params, n * sizeof(float));
+    } else { /* big-endian host: hash little-endian bytes */
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, params + i, 4);
+            uint8_t b[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
+            dlfs_sha256_update(&s, b, 4);
+        }
+    }
+    dlfs_sha256_final(&s, d);
+    dlfs_sha256_hex(d, hex);
+}
+
+void dlfs_run_digest(struct dlfs_run *r, char hex[65])
+{
+    r->be->to_host(r->host, r->params, r->n * sizeof(float));
+    dlfs_params_sha256(r->host, r->n, hex);
+}
+
+enum dlfs_status dlfs_run_check_sync(struct dlfs_run *r)
+{
+    char hex[65];
+    dlfs_run_digest(r, hex);
+    uint64_t v = strtoull(hex + 48, NULL, 16);
+    int bad = 0;
+    if (dlfs_comm_same_u64(r->comm, v, &bad)) return DLFS_OK;
+    return dlfs_error_set(DLFS_ERR_COMM, "parameters diverged across ranks at step %ld: rank %d differs "
+                          "from rank 0 (a rank computed different gradients or missed an update; "
+                          "this is a bug or a hardware fault, please report it)", r->step, bad);
+}

@@ -1,0 +1,68 @@
+/* Private state of a training (or benchmark) run, shared by the files in src/train. */
+#ifndef DLFS_TRAIN_IMPL_H
+#define DLFS_TRAIN_IMPL_H
+
+#include <stdio.h>
+#include "dlfs/backend.h"
+#include "dlfs/comm.h"
+#include "dlfs/dataset.h"
+#include "dlfs/model.h"
+#include "dlfs/train.h"
+
+struct dlfs_run {
+    const struct dlfs_options *o;
+    const struct dlfs_comm *comm;
+    const struct dlfs_backend *be;
+    struct dlfs_model model;
+    struct dlfs_dataset ds;       /* empty in benchmarks */
+    int have_ds;
+
+    int global_batch;             /* B */
+    int local_batch;              /* B / P rows per rank per step */
+    int passes;                   /* forward/backward passes per step: V/P (deterministic) or 1 */
+    int pass_rows;                /* rows per pass: B/V or B/P */
+    double lr;                    /* base lr after --lr-scaling */
+
+    size_t n;                     /* parameters */
+    float *params;                /* (n) backend memory */
+    float *grads[64];             /* passes slabs of (n); grads[0] is the reduced one */
+    float *m, *v;                 /* optimizer state (n), NULL where unused */
+    float *scratch;               /* (n+1)/2 for the deterministic all-reduce (host) */
+    float *host;                  /* (n) host copy for digests, init and transfers */
+    struct dlfs_workspace ws;
+    uint8_t *host_img;            /* (pass_rows or eval rows, input) staging */
+    int32_t *host_lab;
+    uint8_t *dev_img;
+    int stage_rows;
+    size_t boundaries[DLFS_MAX_LAYERS];
+    struct dlfs_buckets buckets;
+
+    long step;                    /* optimizer steps done */
+    long total_steps;             /* planned, for the schedule */
+    double t_data, t_compute, t_comm; /* seconds, accumulated per epoch */
+    FILE *metrics;
+};
+
+/* Set up everything (backend, dataset unless benchmarking, model, slabs) on
+ * every rank; collective; errors agreed across ranks. */
+enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
+                               const struct dlfs_comm *comm, int with_data);
+void dlfs_run_free(struct dlfs_run *r);
+
+/* One optimizer step over global batch rows idx[0..B) (sample indices into
+ * `split`); rank r uses idx[r*B/P, (r+1)*B/P). Returns the local loss sum. */
+double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx);
+
+/* Learning rate at step `step` under the schedule. */
+double dlfs_run_lr(const struct dlfs_run *r, long step);
+
+/* Distributed evaluation over a split: every rank takes a contiguous slice,
+ * sums are all-reduced. */
+void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, double *loss, double *acc);
+
+/* Parameter digest (SHA-256 hex of the float32 LE bytes, layer order). */
+void dlfs_run_digest(struct dlfs_run *r, char hex[65]);
+/* Compare parameters across ranks; DLFS_ERR_COMM with a message on divergence. */
+enum dlfs_status dlfs_run_check_sync(struct dlfs_run *r);
+
+#endif

@@ -1,0 +1,137 @@
+/* The training loop: epochs, progress lines, per-epoch evaluation, metrics. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "train/train-impl.h"
+#include "dlfs/sampler.h"
+#include "dlfs/util.h"
+
+/* Test hook: DLFS_FAULT_PERTURB="RANK:STEP" nudges one parameter on that rank
+ * after that step, so the --check-sync test can prove divergence is caught. */
+static void fault_perturb_(struct dlfs_run *r)
+{
+    const char *f = getenv("DLFS_FAULT_PERTURB");
+    int rank, step;
+    if (!f || sscanf(f, "%d:%d", &rank, &step) != 2) return;
+    if (rank != r->comm->rank || step != r->step) return;
+    float v;
+    r->be->to_host(&v, r->params, sizeof v);
+    v += 1e-3f;
+    r->be->to_device(r->params, &v, sizeof v);
+}
+
+static void progress_(const struct dlfs_run *r, int epoch, long s, long steps, double loss, double t0, int tty)
+{
+    const double el = dlfs_now() - t0;
+    const double sps = el > 0 ? (double)s * r->global_batch / el : 0.0;
+    const double eta = s > 0 ? el / s * (double)(steps - s) : 0.0;
+    char line[160];
+    snprintf(line, sizeof line, "  epoch %d  step %ld/%ld  loss %.4f  %.0f samples/s  ETA %.0f s", epoch, s,
+             steps, loss, sps, eta);
+    /* on a terminal, rewrite one line (padded: the next line starts with \r) */
+    if (tty) printf("\r%-100s", line);
+    else printf("%s\n", line);
+    fflush(stdout);
+}
+
+enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_comm *comm)
+{
+    struct dlfs_run run, *r = &run;
+    enum dlfs_status st = dlfs_run_init(r, o, comm, 1);
+    if (st != DLFS_OK) {
+        dlfs_run_free(r);
+        return st;
+    }
+    const int root = comm->rank == 0;
+    const int verbose = root && !o->quiet;
+    const long steps_per_epoch = (long)(r->ds.train.n / (size_t)r->global_batch);
+    r->total_steps = steps_per_epoch * o->epochs;
+    if (o->max_steps && o->max_steps < r->total_steps) r->total_steps = o->max_steps;
+    const int tty = isatty(STDOUT_FILENO);
+    const double every = o->progress_s > 0 ? o->progress_s : tty ? 1.0 : 15.0;
+    if (verbose) {
+        printf("dlfs-train %s: %s backend, %d rank(s) on %s; model %s (%zu parameters)\n", DLFS_VERSION,
+               r->be->name, comm->size, comm->host, r->model.spec, r->n);
+        printf("data %s: %zu train / %zu test samples; batch %d global (%d per rank%s), %ld steps/epoch\n",
+               r->ds.path, r->ds.train.n, r->ds.test.n, r->global_batch, r->local_batch,
+               o->deterministic ? ", deterministic" : "", steps_per_epoch);
+        printf("optimizer %s, lr %g (%s%s), seed %llu\n", dlfs_optim_name(o->optim), r->lr,
+               o->schedule == DLFS_SCHED_COSINE ? "cosine" : "constant", o->warmup ? " after warm-up" : "",
+               (unsigned long long)o->seed);
+        fflush(stdout);
+    }
+    st = dlfs_run_check_sync(r);
+    uint32_t *perm = dlfs_malloc(r->ds.train.n * sizeof *perm);
+    double test_loss = NAN, test_acc = NAN;
+    int epoch = 0;
+    for (epoch = 1; st == DLFS_OK && epoch <= o->epochs && r->step < r->total_steps; epoch++) {
+        dlfs_sampler_permutation(o->seed, epoch, perm, r->ds.train.n);
+        r->t_data = r->t_compute = r->t_comm = 0;
+        double loss_sum = 0.0, last_print = dlfs_now();
+        const double t0 = last_print;
+        long s;
+        for (s = 0; s < steps_per_epoch && r->step < r->total_steps; s++) {
+            loss_sum += dlfs_run_step(r, &r->ds.train, perm + (size_t)s * r->global_batch);
+            fault_perturb_(r);
+            if (o->check_sync && r->step % o->check_sync == 0 && (st = dlfs_run_check_sync(r)) != DLFS_OK)
+                break;
+            if (verbose && dlfs_now() - last_print >= every) {
+                progress_(r, epoch, s + 1, steps_per_epoch, loss_sum / ((s + 1.0) * r->local_batch), t0, tty);
+                last_print = dlfs_now();
+            }
+        }
+        if (st != DLFS_OK) break;
+        const double train_time = dlfs_now() - t0;
+        double sums[2] = {loss_sum, (double)s * r->global_batch};
+        dlfs_comm_allreduce_f64(comm, sums, 1);
+        const double train_loss = sums[0] / sums[1];
+        if (!isfinite(train_loss)) {
+            st = dlfs_error_set(DLFS_ERR_NUMERIC, "training diverged: the loss became %g in epoch %d (step %ld); "
+                                "lower --lr (now %g) or add --warmup", train_loss, epoch, r->step, r->lr);
+            break;
+        }
+        dlfs_run_evaluate(r, &r->ds.test, &test_loss, &test_acc);
+        const double sps = sums[1] / train_time;
+        const double tsum = r->t_compute + r->t_comm + r->t_data;
+        if (verbose) {
+            if (tty) printf("\r%100s\r", "");
+            printf("epoch %3d/%d  train_loss %.4f  test_loss %.4f  test_acc %6.2f%%  %.2f s  %.0f samples/s"
+                   "  [compute %.0f%% comm-wait %.0f%% data %.0f%%]\n", epoch, o->epochs, train_loss, test_loss,
+                   100 * test_acc, train_time, sps, 100 * r->t_compute / tsum, 100 * r->t_comm / tsum,
+                   100 * r->t_data / tsum);
+            fflush(stdout);
+        }
+        if (r->metrics) {
+            fprintf(r->metrics, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"test_loss\": %.6f, "
+                    "\"test_acc\": %.6f, \"samples_per_s\": %.1f, \"epoch_time_s\": %.4f, \"compute_s\": %.4f, "
+                    "\"comm_wait_s\": %.4f, \"data_s\": %.4f, \"lr\": %.6g, \"ranks\": %d}\n", epoch, r->step,
+                    train_loss, test_loss, test_acc, sps, train_time, r->t_compute, r->t_comm, r->t_data,
+                    dlfs_run_lr(r, r->step > 0 ? r->step - 1 : 0), comm->size);
+            fflush(r->metrics);
+        }
+    }
+    free(perm);
+    if (st == DLFS_OK) st = dlfs_run_check_sync(r);
+    if (st == DLFS_OK) {
+        if (isnan(test_acc)) dlfs_run_evaluate(r, &r->ds.test, &test_loss, &test_acc);
+        char hex[65];
+        dlfs_run_digest(r, hex);
+        if (r->metrics) {
+            fprintf(r->metrics, "{\"event\": \"final\", \"epoch\": %d, \"step\": %ld, \"test_loss\": %.6f, "
+                    "\"test_acc\": %.6f, \"params_sha256\": \"%s\", \"ranks\": %d, \"model\": \"%s\"}\n",
+                    epoch - 1, r->step, test_loss, test_acc, hex, comm->size, r->model.spec);
+            if (fflush(r->metrics) != 0)
+                st = dlfs_error_set(DLFS_ERR_IO, "--metrics %s: write failed", o->metrics);
+        }
+        if (root) {
+            printf("params_sha256 %s\n", hex);
+            printf("test_acc %.2f%% after %ld steps (%d epochs)\n", 100 * test_acc, r->step, epoch - 1);
+            fflush(stdout);
+        }
+    }
+    dlfs_run_free(r);
+    return st;
+}

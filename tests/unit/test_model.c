@@ -1,0 +1,176 @@
+/* Models: spec parsing (good and bad), forward against a float64 reference,
+ * backward against central finite differences of the float64 loss. */
+#include <math.h>
+#include <string.h>
+#include "dlfs/model.h"
+#include "testutil.h"
+
+/* float64 reference of the model: mean softmax cross-entropy over rows */
+static double act_d(double z, enum dlfs_act a)
+{
+    switch (a) {
+    case DLFS_ACT_RELU: return z > 0 ? z : 0;
+    case DLFS_ACT_TANH: return tanh(z);
+    case DLFS_ACT_SIGMOID: return 1 / (1 + exp(-z));
+    case DLFS_ACT_GELU: return 0.5 * z * (1 + tanh(0.7978845608028654 * (z + 0.044715 * z * z * z)));
+    default: return z;
+    }
+}
+
+static double ref_loss(const struct dlfs_model *m, const double *p, const double *x, const int32_t *y,
+                       int rows, double *logits_out)
+{
+    double loss = 0;
+    double *cur = malloc(sizeof(double) * (size_t)m->max_width), *next = malloc(sizeof(double) * (size_t)m->max_width);
+    for (int r = 0; r < rows; r++) {
+        memcpy(cur, x + (size_t)r * m->input_dim, sizeof(double) * (size_t)m->input_dim);
+        for (int l = 0; l < m->num_layers; l++) {
+            const struct dlfs_layer *L = &m->layers[l];
+            for (int o = 0; o < L->out; o++) {
+                double z = p[L->b_off + o];
+                for (int i = 0; i < L->in; i++) z += p[L->w_off + (size_t)o * L->in + i] * cur[i];
+                next[o] = act_d(z, L->act);
+            }
+            memcpy(cur, next, sizeof(double) * (size_t)L->out);
+        }
+        double mx = cur[0], s = 0;
+        for (int c = 0; c < m->num_classes; c++) if (cur[c] > mx) mx = cur[c];
+        for (int c = 0; c < m->num_classes; c++) s += exp(cur[c] - mx);
+        loss += log(s) + mx - cur[y[r]];
+        if (logits_out) memcpy(logits_out + (size_t)r * m->num_classes, cur, sizeof(double) * (size_t)m->num_classes);
+    }
+    free(cur);
+    free(next);
+    return loss / rows;
+}
+
+static void check_model(const char *spec, int rows)
+{
+    const struct dlfs_backend *be = dlfs_backend_cpu();
+    struct dlfs_model m;
+    CHECK(dlfs_model_parse(spec, &m) == DLFS_OK, "parse %s: %s", spec, dlfs_error_msg());
+    const size_t n = m.num_params;
+    float *p = malloc(n * sizeof *p);
+    dlfs_model_init_params(&m, 7, p);
+    unsigned long long s = 99;
+    for (size_t i = 0; i < n; i++) p[i] += (float)(0.3 * t_rand_(&s)); /* larger weights: sharper test */
+    const size_t xin = (size_t)rows * m.input_dim;
+    float *x = malloc(xin * sizeof *x);
+    double *xd = malloc(xin * sizeof *xd), *pd = malloc(n * sizeof *pd);
+    int32_t *y = malloc((size_t)rows * sizeof *y);
+    for (size_t i = 0; i < xin; i++) xd[i] = x[i] = (float)t_rand_(&s);
+    for (int r = 0; r < rows; r++) y[r] = r % m.num_classes;
+    for (size_t i = 0; i < n; i++) pd[i] = p[i];
+
+    struct dlfs_workspace ws;
+    CHECK(dlfs_workspace_init(&ws, &m, be, rows) == DLFS_OK, "workspace");
+    memcpy(ws.x, x, xin * sizeof *x);
+    memcpy(ws.labels, y, (size_t)rows * sizeof *y);
+    ws.stats[0] = ws.stats[1] = 0;
+    const float *logits = dlfs_model_forward(&m, &ws, p, rows);
+    double *wl = malloc((size_t)rows * m.num_classes * sizeof *wl);
+    double want_loss = ref_loss(&m, pd, xd, y, rows, wl);
+    char what[160];
+    snprintf(what, sizeof what, "%s forward logits (batch %d)", spec, rows);
+    t_close_(what, logits, wl, (size_t)rows * m.num_classes, 1e-4, 1e-4);
+    dlfs_model_loss(&m, &ws, rows, 1.0f / rows);
+    CHECK(fabs(ws.stats[0] / rows - want_loss) < 1e-4 * (1 + want_loss), "%s loss %.8g want %.8g", spec,
+          ws.stats[0] / rows, want_loss);
+
+    float *g = t_guarded_(n);
+    dlfs_model_backward(&m, &ws, p, g, rows, NULL, NULL);
+    CHECK(t_guard_ok_(g, n), "%s gradient slab guard", spec);
+
+    /* central finite differences of the float64 loss, on a sample of parameters */
+    const size_t stride = n > 400 ? n / 397 : 1;
+    size_t cnt = 0;
+    double *want = malloc(n * sizeof *want);
+    float *got = malloc(n * sizeof *got);
+    for (size_t i = 0; i < n; i += stride) {
+        const double h = 1e-5, keep = pd[i];
+        pd[i] = keep + h;
+        double lp = ref_loss(&m, pd, xd, y, rows, NULL);
+        pd[i] = keep - h;
+        double lm = ref_loss(&m, pd, xd, y, rows, NULL);
+        pd[i] = keep;
+        want[cnt] = (lp - lm) / (2 * h);
+        got[cnt] = g[i];
+        cnt++;
+    }
+    snprintf(what, sizeof what, "%s backward vs finite differences (batch %d)", spec, rows);
+    t_close_(what, got, want, cnt, 1e-5, 1e-3);
+    free(want); free(got);
+    t_guarded_free_(g);
+    dlfs_workspace_free(&ws, &m);
+    dlfs_model_free(&m);
+    free(p); free(x); free(xd); free(pd); free(y); free(wl);
+}
+
+static int calls_[DLFS_MAX_LAYERS], ncalls_;
+static void record_(int layer, void *ctx) { (void)ctx; calls_[ncalls_++] = layer; }
+
+static void test_layer_done_order(void)
+{
+    struct dlfs_model m;
+    dlfs_model_parse("6-5-4-3", &m);
+    struct dlfs_workspace ws;
+    dlfs_workspace_init(&ws, &m, dlfs_backend_cpu(), 2);
+    float *p = calloc(m.num_params, sizeof *p), *g = calloc(m.num_params, sizeof *g);
+    dlfs_model_init_params(&m, 1, p);
+    dlfs_model_forward(&m, &ws, p, 2);
+    dlfs_model_loss(&m, &ws, 2, 0.5f);
+    dlfs_model_backward(&m, &ws, p, g, 2, record_, NULL);
+    CHECK(ncalls_ == 3 && calls_[0] == 2 && calls_[1] == 1 && calls_[2] == 0, "layer_done order %d: %d %d %d",
+          ncalls_, calls_[0], calls_[1], calls_[2]);
+    dlfs_workspace_free(&ws, &m);
+    dlfs_model_free(&m);
+    free(p); free(g);
+}
+
+static void test_specs(void)
+{
+    struct dlfs_model m;
+    CHECK(dlfs_model_parse("mlp", &m) == DLFS_OK, "mlp");
+    CHECK(m.num_layers == 3 && m.num_params == 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10,
+          "mlp params %zu", m.num_params);
+    CHECK(strcmp(m.spec, "in(784),dense(512),relu,dense(512),relu,dense(10)") == 0, "canonical %s", m.spec);
+    dlfs_model_free(&m);
+    CHECK(dlfs_model_parse("mlp-large", &m) == DLFS_OK && m.num_layers == 4 && m.layers[2].out == 4096, "mlp-large");
+    dlfs_model_free(&m);
+    CHECK(dlfs_model_parse("784-100-10:tanh", &m) == DLFS_OK && m.layers[0].act == DLFS_ACT_TANH &&
+          m.layers[1].act == DLFS_ACT_NONE, "shorthand act");
+    dlfs_model_free(&m);
+    CHECK(dlfs_model_parse(" in(1x28x28), dense(64) ,gelu,dense(10)", &m) == DLFS_OK && m.input_dim == 784 &&
+          m.in_c == 1 && m.in_h == 28 && m.layers[0].act == DLFS_ACT_GELU, "layer list: %s", dlfs_error_msg());
+    /* the canonical form parses to the same model */
+    struct dlfs_model m2;
+    CHECK(dlfs_model_parse(m.spec, &m2) == DLFS_OK && strcmp(m.spec, m2.spec) == 0, "canonical round trip");
+    dlfs_model_free(&m2);
+    dlfs_model_free(&m);
+    const char *bad[] = {"", "mlpx", "784", "784-", "784--10", "784-0-10", "784-10:swish", "784-x-10",
+                         "in(784),relu,dense(10)", "in(784),dense(10),relu", "in(784),dense(5),relu,relu,dense(3)",
+                         "dense(10)", "in(0),dense(10)", "in(1x28),dense(10)", "in(1x2x3x4),dense(10)",
+                         "in(784),dense(1)", "in(784),dense(-5),dense(10)", "in(784),conv(3),dense(10)",
+                         "in(784),dense(10", "784-99999999-10", "in(784)"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dlfs_error_clear();
+        enum dlfs_status st = dlfs_model_parse(bad[i], &m);
+        CHECK(st == DLFS_ERR_SHAPE, "bad spec '%s' accepted", bad[i]);
+        CHECK(strstr(dlfs_error_msg(), "--model") != NULL, "message for '%s' names the option: %s", bad[i],
+              dlfs_error_msg());
+        if (st == DLFS_OK) dlfs_model_free(&m);
+    }
+}
+
+int main(void)
+{
+    dlfs_backend_cpu()->set_threads(1);
+    test_specs();
+    test_layer_done_order();
+    check_model("7-5-3:relu", 1);
+    check_model("7-5-3:relu", 4);
+    check_model("in(11),dense(6),tanh,dense(5),sigmoid,dense(4)", 3);
+    check_model("in(9),dense(8),gelu,dense(3)", 5);
+    check_model("in(1x3x3),dense(4),dense(2)", 2);
+    T_DONE();
+}
