@@ -1,0 +1,357 @@
+/* dlfs-data: make and inspect dlfs dataset files.
+ *
+ *   dlfs-data convert --train-images F --train-labels F --test-images F --test-labels F
+ *                     [--classes "a,b,..." | --preset fashion-mnist|mnist]
+ *                     [--source S] [--license L] -o OUT.h5
+ *   dlfs-data convert --fashion-mnist [DIR] -o OUT.h5
+ *   dlfs-data info FILE
+ *
+ * Exit status: 0 success, 1 failure (one line "dlfs-data: <message>" on stderr),
+ * 2 usage error. No MPI here: this runs on a login node before any job.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "dlfs/dataset.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define EXIT_USAGE 2
+#define FMNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
+
+static const char *const fmnist_classes[] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
+                                             "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                                             "Ankle boot"};
+static const char *const mnist_classes[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+#define FMNIST_SOURCE "Fashion-MNIST (Zalando Research), https://github.com/zalandoresearch/fashion-mnist"
+#define FMNIST_LICENSE "MIT License, Copyright (c) 2017 Zalando SE"
+#define MNIST_SOURCE "MNIST database (Y. LeCun, C. Cortes, C. J. C. Burges)"
+#define MNIST_LICENSE "Creative Commons Attribution-Share Alike 3.0"
+
+static const char usage_text[] =
+    "usage: dlfs-data convert --train-images F --train-labels F --test-images F --test-labels F\n"
+    "                         [--classes \"a,b,...\" | --preset fashion-mnist|mnist]\n"
+    "                         [--source TEXT] [--license TEXT] -o OUT.h5\n"
+    "       dlfs-data convert --fashion-mnist [DIR] -o OUT.h5\n"
+    "       dlfs-data info FILE\n"
+    "\n"
+    "convert  reads IDX files (MNIST format, gzipped or plain, uint8) and writes a dlfs\n"
+    "         dataset (HDF5): /train/images [N,C,H,W], /train/labels [N], /test/...,\n"
+    "         class names, source, license and per-channel mean/std of the train images.\n"
+    "         3-D image files [N,H,W] become C=1; 4-D files are read as [N,C,H,W].\n"
+    "         Without --classes or --preset the classes are named 0..K-1, K = max label + 1.\n"
+    "         --fashion-mnist takes the four standard files from DIR\n"
+    "         (default " FMNIST_DEFAULT_DIR ") with the Fashion-MNIST class names.\n"
+    "info     prints a summary of a dlfs dataset: shapes, classes, per-class counts,\n"
+    "         mean/std, source and license.\n"
+    "\n"
+    "Exit status: 0 success, 1 error, 2 usage error.\n";
+
+/* One line on stderr, exit status 1. */
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("dlfs-data: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return EXIT_FAILURE;
+}
+
+/* One line on stderr, exit status 2. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("dlfs-data: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(" (see 'dlfs-data --help')\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static char *str_dup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(dlfs_malloc(n), s, n);
+}
+
+/* ---- convert --------------------------------------------------------------------- */
+
+enum { TRAIN_IMG, TRAIN_LAB, TEST_IMG, TEST_LAB, NFILES };
+static const char *const file_opt[NFILES] = {"--train-images", "--train-labels",
+                                             "--test-images", "--test-labels"};
+static const char *const fmnist_names[NFILES] = {"train-images-idx3-ubyte",
+                                                 "train-labels-idx1-ubyte",
+                                                 "t10k-images-idx3-ubyte",
+                                                 "t10k-labels-idx1-ubyte"};
+
+struct convert_opts {
+    char *files[NFILES];   /* owned */
+    const char *classes, *preset, *source, *license, *out, *fmnist_dir;
+    int fmnist;
+};
+
+/* Fill the four file names from a Fashion-MNIST directory (plain file preferred, else .gz). */
+static int fmnist_resolve(struct convert_opts *o)
+{
+    struct stat sb;
+    if (stat(o->fmnist_dir, &sb) != 0)
+        return fail("cannot open Fashion-MNIST directory %s: %s", o->fmnist_dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return fail("%s is not a directory; --fashion-mnist takes the directory holding the "
+                    "four IDX files", o->fmnist_dir);
+    for (int k = 0; k < NFILES; k++) {
+        size_t len = strlen(o->fmnist_dir) + strlen(fmnist_names[k]) + 8;
+        char *p = dlfs_malloc(len);
+        snprintf(p, len, "%s/%s", o->fmnist_dir, fmnist_names[k]);
+        if (stat(p, &sb) != 0) snprintf(p, len, "%s/%s.gz", o->fmnist_dir, fmnist_names[k]);
+        if (stat(p, &sb) != 0) {
+            free(p);
+            return fail("%s has no %s or %s.gz; give the directory holding the Fashion-MNIST "
+                        "IDX files", o->fmnist_dir, fmnist_names[k], fmnist_names[k]);
+        }
+        o->files[k] = p;
+    }
+    return EXIT_SUCCESS;
+}
+
+/* Split "a,b,c" into names (surrounding blanks trimmed). Returns the count or -1. */
+static int classes_parse(const char *list, char ***out)
+{
+    int n = 1;
+    for (const char *p = list; *p; p++) n += *p == ',';
+    if (n > DLFS_MAX_CLASSES) return -1;
+    char **v = dlfs_calloc((size_t)n, sizeof *v);
+    const char *p = list;
+    for (int i = 0; i < n; i++) {
+        const char *e = strchr(p, ',');
+        if (!e) e = p + strlen(p);
+        const char *b = p;
+        while (b < e && (*b == ' ' || *b == '\t')) b++;
+        const char *t = e;
+        while (t > b && (t[-1] == ' ' || t[-1] == '\t')) t--;
+        v[i] = dlfs_calloc((size_t)(t - b) + 1, 1);
+        memcpy(v[i], b, (size_t)(t - b));
+        p = *e ? e + 1 : e;
+    }
+    *out = v;
+    return n;
+}
+
+static void classes_free(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* Check shapes and labels of the four IDX files and build the dataset (images and
+ * labels point into the IDX buffers; classes are owned by the caller). */
+static int convert_check(const struct convert_opts *o, struct dlfs_idx *f, int have_names,
+                         int *num_classes, struct dlfs_dataset *ds)
+{
+    int shape[2][3];
+    for (int s = 0; s < 2; s++) {
+        const struct dlfs_idx *im = &f[2 * s], *lb = &f[2 * s + 1];
+        const char *imf = o->files[2 * s], *lbf = o->files[2 * s + 1];
+        if (im->ndim != 3 && im->ndim != 4)
+            return fail("%s has %d dimensions; image files need 3 [N,H,W] or 4 [N,C,H,W]", imf,
+                        im->ndim);
+        if (lb->ndim != 1)
+            return fail("%s has %d dimensions; a labels file has 1 [N] (swapped %s and %s?)",
+                        lbf, lb->ndim, file_opt[2 * s], file_opt[2 * s + 1]);
+        if (im->dims[0] != lb->dims[0])
+            return fail("%s has %u images but %s has %u labels; give the matching labels file",
+                        imf, im->dims[0], lbf, lb->dims[0]);
+        int c = im->ndim == 4 ? (int)im->dims[1] : 1;
+        if (c > DLFS_MAX_CHANNELS)
+            return fail("%s has %d channels; dlfs supports at most %d", imf, c, DLFS_MAX_CHANNELS);
+        shape[s][0] = c;
+        shape[s][1] = (int)im->dims[im->ndim - 2];  /* < 4 GiB total: fits an int */
+        shape[s][2] = (int)im->dims[im->ndim - 1];
+    }
+    if (memcmp(shape[0], shape[1], sizeof shape[0]) != 0)
+        return fail("%s has %dx%dx%d images but %s has %dx%dx%d; train and test need one shape",
+                    o->files[TRAIN_IMG], shape[0][0], shape[0][1], shape[0][2],
+                    o->files[TEST_IMG], shape[1][0], shape[1][1], shape[1][2]);
+    int maxl = 0;
+    for (int s = 0; s < 2; s++) {
+        const struct dlfs_idx *lb = &f[2 * s + 1];
+        for (uint32_t i = 0; i < lb->dims[0]; i++) {
+            if (have_names && lb->data[i] >= *num_classes)
+                return fail("%s: label %d at index %u is outside the %d classes named by "
+                            "--classes/--preset; give one name per class", o->files[2 * s + 1],
+                            lb->data[i], i, *num_classes);
+            if (lb->data[i] > maxl) maxl = lb->data[i];
+        }
+    }
+    if (!have_names) *num_classes = maxl + 1;
+    ds->c = shape[0][0], ds->h = shape[0][1], ds->w = shape[0][2];
+    ds->train = (struct dlfs_split){f[TRAIN_IMG].dims[0], f[TRAIN_IMG].data, f[TRAIN_LAB].data};
+    ds->test = (struct dlfs_split){f[TEST_IMG].dims[0], f[TEST_IMG].data, f[TEST_LAB].data};
+    return EXIT_SUCCESS;
+}
+
+static int convert_run(struct convert_opts *o)
+{
+    char **names = NULL;
+    int k = 0, have_names = 1, rc = EXIT_SUCCESS;
+    struct dlfs_idx f[NFILES] = {{0}};
+    struct dlfs_dataset ds = {0};
+    if (o->classes) {
+        k = classes_parse(o->classes, &names);
+        if (k < 0) return usage_error("--classes names more than %d classes", DLFS_MAX_CLASSES);
+        for (int i = 0; i < k; i++)
+            if (!names[i][0]) {
+                classes_free(names, k);
+                return usage_error("--classes: class name %d is empty", i);
+            }
+    } else if (o->preset) {
+        int fm = strcmp(o->preset, "fashion-mnist") == 0;
+        if (!fm && strcmp(o->preset, "mnist") != 0)
+            return usage_error("unknown --preset '%s' (known: fashion-mnist, mnist)", o->preset);
+        const char *const *src = fm ? fmnist_classes : mnist_classes;
+        k = 10;
+        names = dlfs_calloc((size_t)k, sizeof *names);
+        for (int i = 0; i < k; i++) names[i] = str_dup(src[i]);
+        if (!o->source) o->source = fm ? FMNIST_SOURCE : MNIST_SOURCE;
+        if (!o->license) o->license = fm ? FMNIST_LICENSE : MNIST_LICENSE;
+    } else {
+        have_names = 0;
+    }
+    if (o->fmnist) rc = fmnist_resolve(o);
+    for (int i = 0; i < NFILES && rc == EXIT_SUCCESS; i++)
+        if (dlfs_idx_read(o->files[i], &f[i]) != DLFS_OK) rc = fail("%s", dlfs_error_msg());
+    if (rc == EXIT_SUCCESS) rc = convert_check(o, f, have_names, &k, &ds);
+    if (rc == EXIT_SUCCESS) {
+        if (!have_names) {  /* classes named after their label: "0".."K-1" */
+            names = dlfs_calloc((size_t)k, sizeof *names);
+            for (int i = 0; i < k; i++) {
+                names[i] = dlfs_malloc(12);
+                snprintf(names[i], 12, "%d", i);
+            }
+        }
+        ds.num_classes = k;
+        ds.classes = names;
+        ds.source = (char *)(o->source ? o->source : "");
+        ds.license = (char *)(o->license ? o->license : "");
+        dlfs_dataset_stats(&ds.train, ds.c, ds.h, ds.w, ds.mean, ds.std);
+        if (dlfs_dataset_save(o->out, &ds) != DLFS_OK) rc = fail("%s", dlfs_error_msg());
+        else
+            printf("wrote %s: %zu train + %zu test images of %dx%dx%d, %d classes\n", o->out,
+                   ds.train.n, ds.test.n, ds.c, ds.h, ds.w, k);
+    }
+    for (int i = 0; i < NFILES; i++) dlfs_idx_free(&f[i]);
+    classes_free(names, k);
+    return rc;
+}
+
+static int cmd_convert(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"train-images", required_argument, NULL, 'A'}, {"train-labels", required_argument, NULL, 'B'},
+        {"test-images", required_argument, NULL, 'C'},  {"test-labels", required_argument, NULL, 'D'},
+        {"classes", required_argument, NULL, 'k'},      {"preset", required_argument, NULL, 'p'},
+        {"source", required_argument, NULL, 's'},       {"license", required_argument, NULL, 'l'},
+        {"output", required_argument, NULL, 'o'},       {"fashion-mnist", optional_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
+    struct convert_opts o = {{NULL}, NULL, NULL, NULL, NULL, NULL, FMNIST_DEFAULT_DIR, 0};
+    const char *given[NFILES] = {NULL};
+    int c, rc = EXIT_SUCCESS;
+    opterr = 0;  /* we print our own one-line messages */
+    optind = 1;
+    /* '+': stop at the first non-option; ':': report a missing value as ':'. */
+    while ((c = getopt_long(argc, argv, "+:ho:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'A': case 'B': case 'C': case 'D': given[c - 'A'] = optarg; break;
+        case 'k': o.classes = optarg; break;
+        case 'p': o.preset = optarg; break;
+        case 's': o.source = optarg; break;
+        case 'l': o.license = optarg; break;
+        case 'o': o.out = optarg; break;
+        case 'F':
+            o.fmnist = 1;
+            /* Accept "--fashion-mnist DIR" as well as "--fashion-mnist=DIR". */
+            if (!optarg && optind < argc && argv[optind][0] != '-') optarg = argv[optind++];
+            if (optarg) o.fmnist_dir = optarg;
+            break;
+        case 'h': fputs(usage_text, stdout); return EXIT_SUCCESS;
+        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option '%s' for 'convert'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return usage_error("unexpected argument '%s' for 'convert'", argv[optind]);
+    if (!o.out) return usage_error("convert needs -o OUT.h5");
+    if (o.classes && o.preset) return usage_error("give --classes or --preset, not both");
+    int nfiles = 0;
+    for (int i = 0; i < NFILES; i++) nfiles += given[i] != NULL;
+    if (o.fmnist && nfiles) return usage_error("give --fashion-mnist or the four IDX files, not both");
+    if (o.fmnist && !o.classes && !o.preset) o.preset = "fashion-mnist";
+    if (!o.fmnist) {
+        for (int i = 0; i < NFILES; i++)
+            if (!given[i]) return usage_error("convert needs %s (or --fashion-mnist DIR)", file_opt[i]);
+        for (int i = 0; i < NFILES; i++) o.files[i] = str_dup(given[i]);
+    }
+    rc = convert_run(&o);
+    for (int i = 0; i < NFILES; i++) free(o.files[i]);
+    return rc;
+}
+
+/* ---- info ---------------------------------------------------------------------- */
+
+static int cmd_info(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        fputs(usage_text, stdout);
+        return EXIT_SUCCESS;
+    }
+    if (argc != 2 || argv[1][0] == '-')
+        return usage_error("info takes exactly one dataset FILE");
+    struct dlfs_dataset ds;
+    if (dlfs_dataset_load(argv[1], &ds) != DLFS_OK) return fail("%s", dlfs_error_msg());
+    size_t *count = dlfs_calloc(2 * (size_t)ds.num_classes, sizeof *count);
+    for (size_t i = 0; i < ds.train.n; i++) count[ds.train.labels[i]]++;
+    for (size_t i = 0; i < ds.test.n; i++) count[ds.num_classes + ds.test.labels[i]]++;
+    printf("file:     %s\n", ds.path);
+    printf("format:   %s, version %d\n", DLFS_DATASET_FORMAT, DLFS_DATASET_VERSION);
+    printf("images:   %d x %d x %d (C x H x W), uint8\n", ds.c, ds.h, ds.w);
+    printf("train:    %zu samples\n", ds.train.n);
+    printf("test:     %zu samples\n", ds.test.n);
+    printf("classes:  %d\n", ds.num_classes);
+    printf("  %5s  %-20s %8s %8s\n", "label", "name", "train", "test");
+    for (int i = 0; i < ds.num_classes; i++)
+        printf("  %5d  %-20s %8zu %8zu\n", i, ds.classes[i], count[i], count[ds.num_classes + i]);
+    printf("mean:    ");
+    for (int i = 0; i < ds.c; i++) printf(" %.6f", ds.mean[i]);
+    printf("\nstd:     ");
+    for (int i = 0; i < ds.c; i++) printf(" %.6f", ds.std[i]);
+    printf("\nsource:   %s\n", ds.source[0] ? ds.source : "(not given)");
+    printf("license:  %s\n", ds.license[0] ? ds.license : "(not given)");
+    free(count);
+    dlfs_dataset_free(&ds);
+    return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return usage_error("missing subcommand: convert or info");
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(usage_text, stdout);
+        return EXIT_SUCCESS;
+    }
+    int rc;
+    if (!strcmp(cmd, "convert")) rc = cmd_convert(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "info")) rc = cmd_info(argc - 1, argv + 1);
+    else return usage_error("unknown subcommand '%s' (known: convert, info)", cmd);
+    /* A failed stdout (closed pipe, full disk) must not pass for success. */
+    if (fflush(stdout) != 0 && rc == EXIT_SUCCESS) rc = fail("cannot write output: %s", strerror(errno));
+    return rc;
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Bad input through the dlfs-data program: each case must exit with the given
+# status, print exactly one line "dlfs-data: ..." on stderr that names the file,
+# leave no output file, and trigger no sanitizer report.
+# usage: bad_input.sh DLFS_DATA DATA_TESTGEN WORKDIR
+set -u
+DATA=$1 GEN=$2 WORK=$3
+nfail=0
+rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
+cd "$WORK" || exit 1
+"$GEN" gen . || { echo "FAIL: generator failed" >&2; exit 1; }
+
+# expect RC PHRASE -- ARGS... : run dlfs-data ARGS and check the above.
+expect() {
+    local want=$1 phrase=$2
+    shift 3
+    rm -f out.h5 out.h5.tmp
+    "$DATA" "$@" >stdout.txt 2>stderr.txt
+    local rc=$? lines problem=""
+    lines=$(wc -l <stderr.txt)
+    if [ "$rc" -ne "$want" ]; then problem="exit status $rc, want $want"
+    elif [ "$lines" -ne 1 ]; then problem="$lines lines on stderr, want 1"
+    elif ! grep -q '^dlfs-data: ' stderr.txt; then problem="stderr does not start with 'dlfs-data: '"
+    elif ! grep -qF -- "$phrase" stderr.txt; then problem="stderr lacks '$phrase'"
+    elif grep -qE 'Sanitizer|runtime error|HDF5-DIAG' stderr.txt; then problem="sanitizer/HDF5 output"
+    elif [ -e out.h5 ] || [ -e out.h5.tmp ]; then problem="output file left behind"
+    fi
+    if [ -n "$problem" ]; then
+        echo "FAIL: dlfs-data $*: $problem" >&2
+        sed 's/^/    stderr: /' stderr.txt >&2
+        nfail=$((nfail + 1))
+    else
+        echo "ok   $(cat stderr.txt)"
+    fi
+}
+
+# convert with the four gray files, one of them replaced: convert_with SLOT FILE
+convert_with() {
+    local f=(train-images-idx3-ubyte train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz
+             t10k-labels-idx1-ubyte)
+    f[$1]=$2
+    shift 2
+    echo convert --train-images "${f[0]}" --train-labels "${f[1]}" --test-images "${f[2]}" \
+        --test-labels "${f[3]}" "$@" -o out.h5
+}
+TEN=--classes=a,b,c,d,e,f,g,h,i,j
+
+# Sanity: the unbroken set converts (so the failures below are about the bad file).
+"$DATA" $(convert_with 0 train-images-idx3-ubyte $TEN) >/dev/null || { echo "FAIL: good set" >&2; exit 1; }
+rm -f out.h5
+
+expect 1 "missing.idx"             -- $(convert_with 0 missing.idx)
+expect 1 "No such file"            -- $(convert_with 3 missing-labels.gz)
+expect 1 "not-idx.txt is not an IDX file" -- $(convert_with 2 not-idx.txt)
+expect 1 "cut-images.gz is truncated" -- $(convert_with 0 cut-images.gz)
+expect 1 "unsupported IDX element type 0x0d in float-images.idx" -- $(convert_with 0 float-images.idx)
+expect 1 "short-labels.idx has 59 labels" -- $(convert_with 1 short-labels.idx)
+expect 1 "label12.idx: label 12 at index 37 is outside the 10 classes" -- $(convert_with 1 label12.idx $TEN)
+expect 1 "label12.idx: label 12 at index 37 is outside the 10 classes" -- $(convert_with 1 label12.idx --preset=mnist)
+expect 1 "train-labels-idx1-ubyte.gz has 1 dimensions" -- $(convert_with 0 train-labels-idx1-ubyte.gz)
+expect 1 "has 1x7x5 images but rgb-test-images.idx has 3x4x6" -- convert \
+    --train-images train-images-idx3-ubyte --train-labels train-labels-idx1-ubyte.gz \
+    --test-images rgb-test-images.idx --test-labels rgb-test-labels.idx -o out.h5
+expect 1 "no-such-dir/out.h5.tmp"  -- convert --fashion-mnist . -o no-such-dir/out.h5
+expect 1 "nowhere"                 -- convert --fashion-mnist nowhere -o out.h5
+expect 1 "not-dlfs.h5 is not a dlfs dataset (no 'format' attribute = dlfs-dataset)" -- info not-dlfs.h5
+expect 1 "not-idx.txt is not an HDF5 file" -- info not-idx.txt
+expect 1 "missing.h5: No such file" -- info missing.h5
+
+# Usage errors: status 2, one line.
+expect 2 "unknown subcommand 'frobnicate'" -- frobnicate
+expect 2 "missing subcommand"      --
+expect 2 "unknown option '--bogus'" -- convert --bogus -o out.h5
+expect 2 "needs -o"                -- convert --fashion-mnist .
+expect 2 "needs --test-labels"     -- convert --train-images a --train-labels b --test-images c -o out.h5
+expect 2 "option '-o' needs a value" -- convert --fashion-mnist . -o
+expect 2 "unknown --preset 'cifar'" -- convert --fashion-mnist . --preset cifar -o out.h5
+expect 2 "not both"                -- convert --fashion-mnist . --train-images x -o out.h5
+expect 2 "class name 1 is empty"   -- convert --fashion-mnist . --classes "a,,c" -o out.h5
+expect 2 "info takes exactly one"  -- info
+expect 2 "info takes exactly one"  -- info a.h5 b.h5
+
+# --help: usage on stdout, status 0, nothing on stderr.
+"$DATA" --help >stdout.txt 2>stderr.txt && grep -q 'dlfs-data convert' stdout.txt && [ ! -s stderr.txt ] \
+    || { echo "FAIL: --help" >&2; nfail=$((nfail + 1)); }
+"$DATA" convert -h >stdout.txt 2>stderr.txt && grep -q -- '--fashion-mnist' stdout.txt \
+    || { echo "FAIL: convert -h" >&2; nfail=$((nfail + 1)); }
+
+if [ "$nfail" -ne 0 ]; then echo "FAILED: $nfail case(s)"; exit 1; fi
+echo "PASSED"

@@ -1,0 +1,256 @@
+/* Unit test of the dlfs dataset file: save/load round trip, stats, attributes
+ * written by other tools (fixed-length strings), and every validation in
+ * dlfs_dataset_load on files this test breaks on purpose with the HDF5 API.
+ * After every failed load no HDF5 object may remain open and the struct must
+ * be empty. */
+#define _POSIX_C_SOURCE 200809L
+#include "dlfs/dataset.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int failures;
+#define CHECK(cond, ...)                                                    \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);            \
+            fprintf(stderr, __VA_ARGS__);                                   \
+            fputc('\n', stderr);                                            \
+            failures++;                                                     \
+        }                                                                   \
+    } while (0)
+
+enum { NTR = 400, NTE = 50, C = 2, H = 3, W = 5, K = 10 };
+static uint8_t tr_img[NTR * C * H * W], tr_lab[NTR], te_img[NTE * C * H * W], te_lab[NTE];
+static char *names[K] = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                         "nine"};
+static char path[128];
+
+static struct dlfs_dataset make_ds(void)
+{
+    struct dlfs_dataset ds = {.c = C, .h = H, .w = W, .num_classes = K, .classes = names,
+                              .source = "unit test", .license = "CC0"};
+    for (size_t i = 0; i < sizeof tr_img; i++) tr_img[i] = (uint8_t)(i * 37 + i / 7);
+    for (size_t i = 0; i < sizeof te_img; i++) te_img[i] = (uint8_t)(i * 11 + 3);
+    for (int i = 0; i < NTR; i++) tr_lab[i] = (uint8_t)((i * 7) % K);
+    for (int i = 0; i < NTE; i++) te_lab[i] = (uint8_t)(i % K);
+    ds.train = (struct dlfs_split){NTR, tr_img, tr_lab};
+    ds.test = (struct dlfs_split){NTE, te_img, te_lab};
+    dlfs_dataset_stats(&ds.train, C, H, W, ds.mean, ds.std);
+    return ds;
+}
+
+static void save_good(void)
+{
+    struct dlfs_dataset ds = make_ds();
+    dlfs_error_clear();
+    enum dlfs_status st = dlfs_dataset_save(path, &ds);
+    CHECK(st == DLFS_OK, "save %s: %s", path, dlfs_error_msg());
+}
+
+/* ---- editing helpers (HDF5 errors from these are test bugs: let them print) ---- */
+
+static hid_t open_rw(void) { return H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT); }
+
+/* Replace dataset `name` by one of `type` and shape dims (zero-filled). */
+static void put_dataset(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims)
+{
+    if (H5Lexists(f, name, H5P_DEFAULT) > 0) H5Ldelete(f, name, H5P_DEFAULT);
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    uint8_t *zeros = calloc(n ? n : 1, 1);
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(f, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros);
+    H5Dclose(d), H5Sclose(sp), free(zeros);
+}
+
+/* Replace attribute `name` by fixed-length strings (scalar when scalar != 0). */
+static void put_fixed_strings(hid_t f, const char *name, char **v, int n, int scalar)
+{
+    if (H5Aexists(f, name) > 0) H5Adelete(f, name);
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len = strlen(v[i]) > len ? strlen(v[i]) : len;
+    char *buf = calloc((size_t)n, len);
+    for (int i = 0; i < n; i++) memcpy(buf + (size_t)i * len, v[i], strlen(v[i]));
+    hsize_t dim = (hsize_t)n;
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, len);
+    H5Tset_strpad(t, H5T_STR_NULLPAD);  /* what numpy 'S' arrays give */
+    hid_t sp = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dim, NULL);
+    hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, buf);
+    H5Aclose(a), H5Sclose(sp), H5Tclose(t), free(buf);
+}
+
+static void put_int(hid_t f, const char *name, int v)
+{
+    if (H5Aexists(f, name) > 0) H5Adelete(f, name);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT, &v);
+    H5Aclose(a), H5Sclose(sp);
+}
+
+/* ---- checks ---------------------------------------------------------------------- */
+
+static void expect_no_open_objects(const char *when)
+{
+    ssize_t n = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+    CHECK(n == 0, "%s: %zd HDF5 object(s) left open", when, n);
+}
+
+static void expect_load_fail(const char *what, enum dlfs_status want, const char *phrase)
+{
+    struct dlfs_dataset ds;
+    dlfs_error_clear();
+    enum dlfs_status st = dlfs_dataset_load(path, &ds);
+    const char *m = dlfs_error_msg();
+    CHECK(st == want, "%s: status '%s', want '%s' (message: %s)", what, dlfs_status_name(st),
+          dlfs_status_name(want), m);
+    CHECK(strstr(m, path) != NULL, "%s: message does not name %s: %s", what, path, m);
+    CHECK(strstr(m, phrase) != NULL, "%s: message lacks '%s': %s", what, phrase, m);
+    CHECK(strchr(m, '\n') == NULL, "%s: message has a newline", what);
+    CHECK(!ds.classes && !ds.train.images && !ds.test.labels && !ds.path && !ds.num_classes,
+          "%s: failed load left data in the struct", what);
+    expect_no_open_objects(what);
+    dlfs_dataset_free(&ds);
+    printf("ok   %-22s -> %s\n", what, m);
+}
+
+static void check_round_trip(void)
+{
+    struct dlfs_dataset want = make_ds(), ds;
+    save_good();
+    dlfs_error_clear();
+    enum dlfs_status st = dlfs_dataset_load(path, &ds);
+    CHECK(st == DLFS_OK, "load %s: %s", path, dlfs_error_msg());
+    if (st != DLFS_OK) return;
+    CHECK(ds.c == C && ds.h == H && ds.w == W, "shape %dx%dx%d", ds.c, ds.h, ds.w);
+    CHECK(ds.train.n == NTR && ds.test.n == NTE, "counts %zu/%zu", ds.train.n, ds.test.n);
+    CHECK(memcmp(ds.train.images, tr_img, sizeof tr_img) == 0, "train images differ");
+    CHECK(memcmp(ds.test.images, te_img, sizeof te_img) == 0, "test images differ");
+    CHECK(memcmp(ds.train.labels, tr_lab, NTR) == 0, "train labels differ");
+    CHECK(memcmp(ds.test.labels, te_lab, NTE) == 0, "test labels differ");
+    CHECK(ds.num_classes == K, "num_classes %d", ds.num_classes);
+    for (int i = 0; i < K && i < ds.num_classes; i++)
+        CHECK(strcmp(ds.classes[i], names[i]) == 0, "class %d is '%s'", i, ds.classes[i]);
+    CHECK(strcmp(ds.source, "unit test") == 0 && strcmp(ds.license, "CC0") == 0,
+          "source/license '%s' '%s'", ds.source, ds.license);
+    CHECK(ds.path && strcmp(ds.path, path) == 0, "path not recorded");
+    for (int i = 0; i < C; i++)
+        CHECK(ds.mean[i] == want.mean[i] && ds.std[i] == want.std[i], "mean/std %d differ", i);
+    dlfs_dataset_free(&ds);
+    CHECK(!ds.classes && !ds.path && !ds.train.images, "free did not reset the struct");
+    dlfs_dataset_free(&ds);  /* twice is harmless */
+    expect_no_open_objects("after good load");
+}
+
+static void check_stats(void)
+{
+    uint8_t img[] = {0, 255, 255, 255, /* sample 2: */ 10, 10, 200, 200};
+    struct dlfs_split s = {2, img, NULL};
+    double m[2], sd[2];
+    dlfs_dataset_stats(&s, 1, 2, 2, m, sd);  /* one channel, two 2x2 images */
+    double mean = (3 * 255.0 + 20 + 400) / 8 / 255;
+    double var = (3 * 255.0 * 255 + 2 * 100 + 2 * 40000) / 8 / (255.0 * 255) - mean * mean;
+    CHECK(fabs(m[0] - mean) < 1e-12 && fabs(sd[0] - sqrt(var)) < 1e-12, "stats %g %g", m[0], sd[0]);
+    dlfs_dataset_stats(&s, 2, 1, 2, m, sd);  /* two channels, two 1x2 images: ch0 = 0,255,10,10 */
+    CHECK(fabs(m[0] - 68.75 / 255.0) < 1e-12 && fabs(m[1] - 227.5 / 255.0) < 1e-12,
+          "per-channel means %g %g", m[0], m[1]);
+    CHECK(fabs(sd[0] - sqrt((65025.0 + 200) / 4 - 68.75 * 68.75) / 255) < 1e-12, "std0 %g", sd[0]);
+}
+
+int main(void)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    char dir[32] = "ds-test-XXXXXX";
+    if (!mkdtemp(dir)) return perror("mkdtemp"), 1;
+    snprintf(path, sizeof path, "%s/ds.h5", dir);
+
+    struct dlfs_dataset z = {0};
+    dlfs_dataset_free(&z);
+    dlfs_dataset_free(NULL);
+    check_stats();
+    check_round_trip();
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    CHECK(access(tmp, F_OK) != 0, "%s left behind after save", tmp);
+
+    /* Attributes as other tools write them (fixed-length strings) are accepted. */
+    hid_t f = open_rw();
+    put_fixed_strings(f, "format", (char *[]){DLFS_DATASET_FORMAT}, 1, 1);
+    put_fixed_strings(f, "classes", names, K, 0);
+    put_fixed_strings(f, "source", (char *[]){"fixed"}, 1, 0);  /* 1-element array */
+    H5Adelete(f, "license");                                  /* optional */
+    H5Fclose(f);
+    struct dlfs_dataset ds;
+    dlfs_error_clear();
+    CHECK(dlfs_dataset_load(path, &ds) == DLFS_OK, "fixed strings: %s", dlfs_error_msg());
+    if (ds.classes) CHECK(strcmp(ds.classes[9], "nine") == 0 && strcmp(ds.source, "fixed") == 0 &&
+                          ds.license[0] == 0, "fixed strings read wrong");
+    dlfs_dataset_free(&ds);
+
+    /* Broken files. Each starts from a good one. */
+    save_good(), f = open_rw(), H5Adelete(f, "format"), H5Fclose(f);
+    expect_load_fail("no format", DLFS_ERR_FORMAT,
+                     "is not a dlfs dataset (no 'format' attribute = dlfs-dataset); convert "
+                     "IDX files with 'dlfs-data convert'");
+    save_good(), f = open_rw(), put_fixed_strings(f, "format", (char *[]){"other"}, 1, 1), H5Fclose(f);
+    expect_load_fail("other format", DLFS_ERR_FORMAT, "'format' attribute is 'other'");
+    save_good(), f = open_rw(), put_int(f, "format_version", 2), H5Fclose(f);
+    expect_load_fail("format_version 2", DLFS_ERR_FORMAT, "format_version 2");
+    save_good(), f = open_rw(), H5Adelete(f, "classes"), H5Fclose(f);
+    expect_load_fail("no classes", DLFS_ERR_FORMAT, "'classes'");
+    save_good(), f = open_rw(), H5Adelete(f, "std"), H5Fclose(f);
+    expect_load_fail("no std", DLFS_ERR_FORMAT, "'std'");
+    save_good(), f = open_rw(), H5Ldelete(f, "/test/labels", H5P_DEFAULT), H5Fclose(f);
+    expect_load_fail("no /test/labels", DLFS_ERR_FORMAT, "/test/labels is missing");
+    save_good(), f = open_rw(), H5Ldelete(f, "/train", H5P_DEFAULT), H5Fclose(f);
+    expect_load_fail("no /train", DLFS_ERR_FORMAT, "/train is missing");
+    save_good(), f = open_rw();
+    put_dataset(f, "/train/labels", H5T_STD_U8LE, 1, (hsize_t[]){NTR - 1}), H5Fclose(f);
+    expect_load_fail("label count", DLFS_ERR_FORMAT, "has 399 entries but /train/images has 400");
+    save_good(), f = open_rw();
+    put_dataset(f, "/train/images", H5T_STD_U8LE, 3, (hsize_t[]){NTR, H, W}), H5Fclose(f);
+    expect_load_fail("rank 3 images", DLFS_ERR_FORMAT, "has 3 dimensions");
+    save_good(), f = open_rw();
+    put_dataset(f, "/test/images", H5T_STD_I16LE, 4, (hsize_t[]){NTE, C, H, W}), H5Fclose(f);
+    expect_load_fail("int16 images", DLFS_ERR_FORMAT, "/test/images must hold uint8");
+    save_good(), f = open_rw();
+    put_dataset(f, "/test/images", H5T_STD_U8LE, 4, (hsize_t[]){NTE, C, H + 1, W}), H5Fclose(f);
+    expect_load_fail("shape mismatch", DLFS_ERR_FORMAT, "both splits need one image shape");
+    save_good(), f = open_rw();
+    put_dataset(f, "/train/images", H5T_STD_U8LE, 4, (hsize_t[]){NTR, 17, H, W}), H5Fclose(f);
+    expect_load_fail("17 channels", DLFS_ERR_FORMAT, "has 17 channels");
+    {
+        struct dlfs_dataset bad = make_ds();
+        tr_lab[345] = 12;  /* save does not police labels: load must */
+        CHECK(dlfs_dataset_save(path, &bad) == DLFS_OK, "save: %s", dlfs_error_msg());
+    }
+    expect_load_fail("label 12", DLFS_ERR_FORMAT,
+                     ": label 12 of /train/labels[345] is outside the 10 classes");
+    FILE *t = fopen(path, "w");
+    if (t) fputs("not hdf5\n", t), fclose(t);
+    expect_load_fail("text file", DLFS_ERR_FORMAT, "is not an HDF5 file");
+    save_good();
+    if (truncate(path, 2000) != 0) perror("truncate");
+    expect_load_fail("truncated HDF5", DLFS_ERR_FORMAT, "truncated or damaged");
+    unlink(path);
+    expect_load_fail("missing file", DLFS_ERR_IO, "No such file or directory");
+
+    /* Save into a directory that does not exist: IO error naming PATH.tmp. */
+    struct dlfs_dataset good = make_ds();
+    dlfs_error_clear();
+    CHECK(dlfs_dataset_save("no-such-dir/x.h5", &good) == DLFS_ERR_IO &&
+          strstr(dlfs_error_msg(), "no-such-dir/x.h5.tmp"), "save: %s", dlfs_error_msg());
+    expect_no_open_objects("after failed save");
+
+    if (!failures) rmdir(dir);
+    printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
+    return failures ? 1 : 0;
+}
