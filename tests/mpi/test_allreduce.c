@@ -1,0 +1,101 @@
+/* The all-reduces on awkward sizes (1 element, primes, not divisible by P,
+ * larger than a bucket) against exact references; every rank agrees on the
+ * verdict before anyone exits (the failure count is summed). */
+#include <mpi.h>
+#include <string.h>
+#include "dlfs/comm.h"
+#include "dlfs/util.h"
+#include "testutil.h"
+
+static float input_(int rank, size_t i, int exact)
+{
+    /* exact: small integers, whose sums are exact in any order */
+    if (exact) return (float)((rank + 1) * (int)(i % 7 + 1));
+    return dlfs_uniform01(dlfs_key(11, (uint64_t)rank, 0), i) * 2.0f - 1.0f;
+}
+
+/* The fixed tree over ranks: level d combines rank blocks d apart. */
+static float tree_ref_(int P, size_t i)
+{
+    float v[64];
+    for (int r = 0; r < P; r++) v[r] = input_(r, i, 0);
+    for (int d = 1; d < P; d *= 2)
+        for (int r = 0; r + d < P; r += 2 * d) v[r] = v[r] + v[r + d];
+    return v[0];
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    struct dlfs_comm c;
+    dlfs_comm_init(&c);
+    const int P = c.size, pow2 = (P & (P - 1)) == 0;
+    const size_t sizes[] = {1, 2, 3, 7, 13, 97, 1000, 4099, 100003};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        const size_t n = sizes[s];
+        float *buf = malloc(n * sizeof *buf), *scratch = malloc((n + 1) / 2 * sizeof *scratch);
+        /* deterministic: exact sums, and bitwise the reference tree on random values */
+        if (pow2) {
+            for (size_t i = 0; i < n; i++) buf[i] = input_(c.rank, i, 1);
+            dlfs_comm_allreduce_det(&c, buf, n, scratch);
+            int bad = 0;
+            for (size_t i = 0; i < n; i++) bad += buf[i] != (float)(P * (P + 1) / 2 * (int)(i % 7 + 1));
+            CHECK(bad == 0, "det exact n=%zu: %d wrong on rank %d", n, bad, c.rank);
+            for (size_t i = 0; i < n; i++) buf[i] = input_(c.rank, i, 0);
+            dlfs_comm_allreduce_det(&c, buf, n, scratch);
+            bad = 0;
+            for (size_t i = 0; i < n; i++) {
+                float want = tree_ref_(P, i);
+                bad += memcmp(&buf[i], &want, sizeof want) != 0;
+            }
+            CHECK(bad == 0, "det tree n=%zu: %d values differ from the reference tree on rank %d", n, bad, c.rank);
+            char hex[65];
+            uint8_t d[32];
+            struct dlfs_sha256 h;
+            dlfs_sha256_init(&h);
+            dlfs_sha256_update(&h, buf, n * sizeof *buf);
+            dlfs_sha256_final(&h, d);
+            dlfs_sha256_hex(d, hex);
+            CHECK(dlfs_comm_same_u64(&c, strtoull(hex + 48, NULL, 16), NULL), "det bits differ across ranks n=%zu", n);
+        }
+        /* fast: buckets over uneven "layers", some larger than a bucket */
+        size_t bnd[5] = {0, n / 3, n / 2, n - n / 5, n - 1};
+        int nb = n >= 5 ? 5 : 1;
+        for (size_t i = 0; i < n; i++) buf[i] = input_(c.rank, i, 1);
+        struct dlfs_buckets b;
+        dlfs_buckets_init(&b, &c, buf, bnd, nb, n, 64 * sizeof(float));
+        for (int l = nb - 1; l >= 0; l--) {
+            dlfs_buckets_ready(&b, bnd[l]);
+            dlfs_buckets_poke(&b);
+        }
+        dlfs_buckets_wait(&b);
+        int bad = 0;
+        for (size_t i = 0; i < n; i++) bad += buf[i] != (float)(P * (P + 1) / 2 * (int)(i % 7 + 1));
+        CHECK(bad == 0, "buckets n=%zu (%d buckets): %d wrong on rank %d", n, b.count, bad, c.rank);
+        dlfs_buckets_free(&b);
+        /* blocking f32 */
+        for (size_t i = 0; i < n; i++) buf[i] = input_(c.rank, i, 1);
+        dlfs_comm_allreduce_f32(&c, buf, n);
+        bad = 0;
+        for (size_t i = 0; i < n; i++) bad += buf[i] != (float)(P * (P + 1) / 2 * (int)(i % 7 + 1));
+        CHECK(bad == 0, "allreduce_f32 n=%zu wrong on rank %d", n, c.rank);
+        free(buf);
+        free(scratch);
+    }
+    /* status agreement: rank P-1 fails, everyone learns its message */
+    dlfs_error_clear();
+    enum dlfs_status st = c.rank == P - 1 ? dlfs_error_set(DLFS_ERR_IO, "cannot open x.h5") : DLFS_OK;
+    st = dlfs_comm_agree(&c, st);
+    CHECK(st == DLFS_ERR_IO, "agree status %d", st);
+    CHECK(strstr(dlfs_error_msg(), "cannot open x.h5") != NULL, "agree message '%s'", dlfs_error_msg());
+    if (P > 1) CHECK(strstr(dlfs_error_msg(), "rank") != NULL, "names the rank: '%s'", dlfs_error_msg());
+    dlfs_error_clear();
+    CHECK(dlfs_comm_agree(&c, DLFS_OK) == DLFS_OK, "agree ok");
+
+    int total = 0;
+    MPI_Allreduce(&t_failures_, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    if (c.rank == 0) printf("%d ranks: %s\n", P, total ? "FAILED" : "all checks passed");
+    dlfs_comm_free(&c);
+    MPI_Finalize();
+    return total ? 1 : 0;
+}
