@@ -53,6 +53,9 @@ enum dlfs_status dlfs_comm_agree(const struct dlfs_comm *c, enum dlfs_status loc
  * value, else 0 and (first_bad) the lowest rank whose value differs from rank 0. */
 int dlfs_comm_same_u64(const struct dlfs_comm *c, uint64_t v, int *first_bad);
 
+/* 1 when `flag` is non-zero on any rank (a signal seen by one rank stops all). */
+int dlfs_comm_any(const struct dlfs_comm *c, int flag);
+
 /* Gradient buckets for the fast all-reduce: the slab [0, n) is cut, from the end,
  * into buckets of at least `bucket_bytes` aligned to layer boundaries, so the
  * last layers' gradients (complete first in the backward pass) form the first

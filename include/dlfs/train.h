@@ -3,6 +3,7 @@
 #define DLFS_TRAIN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "dlfs/backend.h"
 #include "dlfs/comm.h"
@@ -39,6 +40,13 @@ struct dlfs_options {
     double bucket_mb;
     double progress_s;    /* seconds between progress lines (0: auto) */
     bool quiet;
+    /* checkpoints */
+    const char *checkpoint_dir;
+    long checkpoint_every;     /* steps (0: only at the end and on signals) */
+    int checkpoint_every_epochs;
+    int keep;                  /* newest checkpoints kept (0: all) */
+    const char *resume;        /* "latest" or a file */
+    bool eval_only;
     /* benchmark */
     bool bench;
     int steps;
@@ -51,11 +59,27 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
                                     bool *exit_now);
 /* A digest of every option that must agree across ranks. */
 uint64_t dlfs_options_digest(const struct dlfs_options *o);
+/* The options as one line of text (recorded in checkpoints). */
+void dlfs_options_describe(const struct dlfs_options *o, char *buf, size_t len);
 const char *dlfs_optim_name(enum dlfs_optim o);
+
+/* Exit code of a run stopped by SIGTERM/SIGUSR1 after writing its checkpoint
+ * (DLFS_ERR_INTERRUPTED), and of one stopped without --checkpoint-dir. */
+#define DLFS_EXIT_CHECKPOINTED 3
+#define DLFS_EXIT_INTERRUPTED_NO_CKPT 4
+
+/* Install the SIGTERM/SIGUSR1 handlers (they only set a flag; the training
+ * loop stops at the next step boundary) and ignore SIGXFSZ (a file-size limit
+ * then fails the write instead of killing the process). */
+void dlfs_signals_install(void);
+/* The signal received (0 if none). */
+int dlfs_signal_pending(void);
 
 /* Train (or benchmark, with o->bench) on every rank of `comm`. Collective.
  * Errors: a status with one message, identical on every rank. */
 enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_comm *comm);
+/* --eval: evaluate the checkpoint given by --resume on the test split. */
+enum dlfs_status dlfs_eval_run(const struct dlfs_options *o, const struct dlfs_comm *comm);
 enum dlfs_status dlfs_bench_run(const struct dlfs_options *o, const struct dlfs_comm *comm);
 
 /* SHA-256 of a float32 parameter slab as little-endian bytes (hex, 65 chars). */

@@ -1,11 +1,15 @@
 /* Backend registry: the one place that knows which backends were built
  * (DLFS_HAVE_CUDA comes from CMake). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "dlfs/backend.h"
 
 #ifdef DLFS_HAVE_CUDA
-int dlfs_cuda_probe_(char *why, size_t why_len); /* src/backend/cuda/probe.cu */
+/* extern "C" entry points of src/backend/cuda (contracts in cuda-impl.cuh) */
+int dlfs_cuda_probe_(char *why, size_t why_len);
+int dlfs_cuda_init_(int device, char *why, size_t why_len);
+const struct dlfs_backend *dlfs_backend_cuda_(void);
 #endif
 
 int dlfs_cuda_device_count(char *why, size_t why_len)
@@ -21,7 +25,6 @@ int dlfs_cuda_device_count(char *why, size_t why_len)
 enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank,
                                      const struct dlfs_backend **out)
 {
-    (void)local_rank;
     *out = dlfs_backend_cpu();
     if (dev == DLFS_DEVICE_CPU) return DLFS_OK;
     char why[256] = "";
@@ -31,9 +34,29 @@ enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank,
         return dlfs_error_set(DLFS_ERR_DEVICE, "--device cuda: no usable GPU: %s; use --device cpu "
                               "(or --device auto to fall back to the CPU)", why);
     }
-    if (dev == DLFS_DEVICE_AUTO) return DLFS_OK; /* no CUDA op table yet: CPU */
-    return dlfs_error_set(DLFS_ERR_DEVICE, "--device cuda: %d GPU(s) visible, but this version of dlfs "
-                          "has no CUDA op table yet (it comes with the CUDA backend); use --device cpu", n);
+#ifdef DLFS_HAVE_CUDA
+    /* One GPU per rank: the node-local rank picks among the VISIBLE devices (the
+     * CUDA runtime has applied CUDA_VISIBLE_DEVICES). Sharing a GPU is refused
+     * rather than wrapped around: NCCL rejects two ranks on one device, and even
+     * without NCCL two ranks would halve each other's throughput. AUTO refuses too:
+     * falling back to the CPU on some ranks only would mix backends in one job. */
+    const char *devname = dev == DLFS_DEVICE_AUTO ? "auto" : "cuda";
+    if (local_rank >= n) {
+        const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+        return dlfs_error_set(DLFS_ERR_DEVICE, "--device %s: node-local rank %d has no GPU of its own: %d GPU(s) "
+                              "visible on this node (CUDA_VISIBLE_DEVICES=%s) and each rank needs its own, because "
+                              "NCCL refuses two ranks on one GPU; run fewer ranks per node (at most %d), or "
+                              "--comm mpi, or --device cpu", devname, local_rank, n, cvd ? cvd : "unset", n);
+    }
+    if (dlfs_cuda_init_(local_rank, why, sizeof why) != 0)
+        return dlfs_error_set(DLFS_ERR_DEVICE, "--device %s: GPU %d (node-local rank %d) is visible but unusable: "
+                              "%s; check nvidia-smi, or use --device cpu", devname, local_rank, local_rank, why);
+    *out = dlfs_backend_cuda_();
+    return DLFS_OK;
+#else
+    (void)local_rank;
+    return DLFS_OK; /* not reached: without the CUDA backend the count is 0 */
+#endif
 }
 
 const char *dlfs_act_name(enum dlfs_act a)

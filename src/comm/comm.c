@@ -133,3 +133,11 @@ int dlfs_comm_same_u64(const struct dlfs_comm *c, uint64_t v, int *first_bad)
     if (first_bad) *first_bad = first;
     return first == c->size;
 }
+
+int dlfs_comm_any(const struct dlfs_comm *c, int flag)
+{
+    if (c->kind == DLFS_COMM_SELF) return flag != 0;
+    int in = flag != 0, out = 0;
+    MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, c->world);
+    return out;
+}

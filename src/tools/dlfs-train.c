@@ -1,5 +1,7 @@
 /* dlfs-train: the trainer's main. Started by mpirun/srun (one rank is fine).
- * Exit codes: 0 done, 1 runtime error, 2 usage error (every rank exits the same). */
+ * Exit codes: 0 done, 1 runtime error, 2 usage error, 3 stopped by a signal with a
+ * checkpoint written, 4 stopped by a signal without --checkpoint-dir (every rank
+ * exits the same). */
 #include <stdio.h>
 #include <mpi.h>
 #include "dlfs/comm.h"
@@ -8,6 +10,7 @@
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
+    dlfs_signals_install();
     struct dlfs_comm comm;
     dlfs_comm_init(&comm);
 
@@ -22,14 +25,20 @@ int main(int argc, char **argv)
             st = dlfs_error_set(DLFS_ERR_USAGE, "rank %d was given different options than rank 0; every "
                                 "rank must get the same command line", bad);
         else
-            st = o.bench ? dlfs_bench_run(&o, &comm) : dlfs_train_run(&o, &comm);
+            st = o.bench ? dlfs_bench_run(&o, &comm) : o.eval_only ? dlfs_eval_run(&o, &comm)
+                                                                   : dlfs_train_run(&o, &comm);
         st = dlfs_comm_agree(&comm, st);
     }
     if (st != DLFS_OK && comm.rank == 0) {
-        fprintf(stderr, "dlfs-train: error: %s\n", dlfs_error_msg());
+        fprintf(stderr, "dlfs-train: %s%s\n", st == DLFS_ERR_INTERRUPTED ? "" : "error: ", dlfs_error_msg());
         fflush(stderr);
     }
+    int code = 0;
+    if (st == DLFS_ERR_INTERRUPTED)
+        code = o.checkpoint_dir ? DLFS_EXIT_CHECKPOINTED : DLFS_EXIT_INTERRUPTED_NO_CKPT;
+    else if (st != DLFS_OK)
+        code = st == DLFS_ERR_USAGE ? 2 : 1;
     dlfs_comm_free(&comm);
     MPI_Finalize();
-    return st == DLFS_OK ? 0 : st == DLFS_ERR_USAGE ? 2 : 1;
+    return code;
 }

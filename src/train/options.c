@@ -44,6 +44,13 @@ static const char usage_[] =
 "  --bucket-mb X          gradient all-reduce bucket size in MiB (default 4)\n"
 "  --check-sync N         compare a parameter digest across ranks every N steps (default 0:\n"
 "                         at start and end only)\n"
+"Checkpoints (HDF5; README \"Checkpoints\"):\n"
+"  --checkpoint-dir DIR   write checkpoints here (at the end, on SIGTERM/SIGUSR1, and as below)\n"
+"  --checkpoint-every N   every N steps; 'Ne' for every N epochs (default: end and signals only)\n"
+"  --keep K               keep the newest K checkpoints (default 3; 0 keeps all)\n"
+"  --resume latest|FILE   continue from FILE, or the newest checkpoint of --checkpoint-dir\n"
+"                         (latest with none yet starts fresh); the rank count may differ\n"
+"  --eval                 evaluate the --resume checkpoint on --data's test split, no training\n"
 "Devices and output:\n"
 "  --device cpu|cuda|auto (default auto: CUDA when built and a GPU is visible, else CPU)\n"
 "  --threads N            BLAS threads per rank (default: cores / ranks on the node; 1 in\n"
@@ -57,13 +64,16 @@ static const char usage_[] =
 "  --steps N              timed steps (default 30); --bench-warmup N untimed (default 3)\n"
 "\n"
 "  -h, --help             this text;  --version  the version\n"
-"Exit codes: 0 done, 1 runtime error (message names the file/option), 2 usage error.\n";
+"Exit codes: 0 done, 1 runtime error (message names the file/option), 2 usage error,\n"
+"  3 stopped by SIGTERM/SIGUSR1 with a checkpoint written (resume with --resume latest),\n"
+"  4 stopped by a signal without --checkpoint-dir (nothing saved).\n";
 
 enum {
     O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_BPR, O_LR, O_LR_SCALING, O_LR_REF, O_OPTIM,
     O_MOMENTUM, O_NESTEROV, O_WD, O_BETA1, O_BETA2, O_EPS, O_SCHEDULE, O_WARMUP, O_LR_MIN,
     O_SEED, O_MAX_STEPS, O_DET, O_VSHARDS, O_BUCKET, O_CHECK_SYNC, O_DEVICE, O_THREADS,
     O_EVAL_BATCH, O_METRICS, O_PROGRESS, O_QUIET, O_BENCH, O_STEPS, O_BENCH_WARMUP, O_VERSION,
+    O_CKPT_DIR, O_CKPT_EVERY, O_KEEP, O_RESUME, O_EVAL,
 };
 
 static const struct option long_[] = {
@@ -84,7 +94,9 @@ static const struct option long_[] = {
     {"progress-seconds", required_argument, 0, O_PROGRESS}, {"quiet", no_argument, 0, O_QUIET},
     {"bench", no_argument, 0, O_BENCH}, {"steps", required_argument, 0, O_STEPS},
     {"bench-warmup", required_argument, 0, O_BENCH_WARMUP}, {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, O_VERSION}, {0, 0, 0, 0},
+    {"version", no_argument, 0, O_VERSION}, {"checkpoint-dir", required_argument, 0, O_CKPT_DIR},
+    {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"keep", required_argument, 0, O_KEEP},
+    {"resume", required_argument, 0, O_RESUME}, {"eval", no_argument, 0, O_EVAL}, {0, 0, 0, 0},
 };
 
 static enum dlfs_status bad_(const char *opt, const char *val, const char *want)
@@ -165,6 +177,7 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     o->bucket_mb = 4.0;
     o->steps = 30;
     o->bench_warmup = 3;
+    o->keep = 3;
     *exit_now = false;
 
     optind = 1;
@@ -218,6 +231,23 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
         case O_BENCH: o->bench = true; break;
         case O_STEPS: DLFS_TRY(int_(name, a, 1, 1000000, &iv)); o->steps = (int)iv; break;
         case O_BENCH_WARMUP: DLFS_TRY(int_(name, a, 0, 1000000, &iv)); o->bench_warmup = (int)iv; break;
+        case O_CKPT_DIR: o->checkpoint_dir = a; break;
+        case O_CKPT_EVERY: {
+            size_t len = strlen(a);
+            char num[32];
+            int epochs = len > 1 && len < sizeof num && (a[len - 1] == 'e');
+            snprintf(num, sizeof num, "%.*s", (int)(epochs ? len - 1 : len), a);
+            if (int_(name, num, 1, 1000000000L, &iv) != DLFS_OK) {
+                dlfs_error_clear();
+                return bad_(name, a, "expected a number of steps, or of epochs with the suffix e (e.g. 500 or 1e)");
+            }
+            if (epochs) o->checkpoint_every_epochs = (int)iv;
+            else o->checkpoint_every = iv;
+            break;
+        }
+        case O_KEEP: DLFS_TRY(int_(name, a, 0, 1000000, &iv)); o->keep = (int)iv; break;
+        case O_RESUME: o->resume = a; break;
+        case O_EVAL: o->eval_only = true; break;
         case ':':
             return dlfs_error_set(DLFS_ERR_USAGE, "option '%s' needs a value (see --help)", argv[optind - 1]);
         default:
@@ -234,6 +264,12 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     if (o->weight_decay < 0) o->weight_decay = o->optim == DLFS_OPTIM_ADAMW ? 0.01 : 0.0;
     if (o->nesterov && o->optim != DLFS_OPTIM_SGD)
         return dlfs_error_set(DLFS_ERR_USAGE, "--nesterov applies to --optim sgd only");
+    if (o->resume && strcmp(o->resume, "latest") == 0 && !o->checkpoint_dir)
+        return dlfs_error_set(DLFS_ERR_USAGE, "--resume latest needs --checkpoint-dir DIR to look in");
+    if ((o->checkpoint_every || o->checkpoint_every_epochs) && !o->checkpoint_dir)
+        return dlfs_error_set(DLFS_ERR_USAGE, "--checkpoint-every needs --checkpoint-dir DIR");
+    if (o->eval_only && !o->resume)
+        return dlfs_error_set(DLFS_ERR_USAGE, "--eval needs --resume FILE (the checkpoint to evaluate)");
     if (!o->bench && !o->data)
         return dlfs_error_set(DLFS_ERR_USAGE, "--data FILE is required (make one with 'dlfs-data convert'; "
                               "or use --bench for synthetic data)");
@@ -243,22 +279,30 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     return DLFS_OK;
 }
 
-uint64_t dlfs_options_digest(const struct dlfs_options *o)
+void dlfs_options_describe(const struct dlfs_options *o, char *buf, size_t len)
 {
-    char buf[2048];
-    int n = snprintf(buf, sizeof buf,
-        "data=%s;model=%s;epochs=%d;batch=%d;bpr=%d;lr=%.17g;optim=%d;mom=%.17g;wd=%.17g;b1=%.17g;"
-        "b2=%.17g;eps=%.17g;nest=%d;sched=%d;warm=%d;lrmin=%.17g;scal=%d;ref=%d;seed=%llu;dev=%d;"
-        "max=%ld;evalb=%d;det=%d;vs=%d;sync=%d;bucket=%.17g;bench=%d;steps=%d;bw=%d;metrics=%d",
-        o->data ? o->data : "", o->model, o->epochs, o->batch, o->batch_per_rank, o->lr, o->optim,
+    snprintf(buf, len,
+        "data=%s;model=%s;epochs=%d;batch=%d;batch_per_rank=%d;lr=%.17g;optim=%s;momentum=%.17g;"
+        "weight_decay=%.17g;beta1=%.17g;beta2=%.17g;eps=%.17g;nesterov=%d;schedule=%d;warmup=%d;lr_min=%.17g;"
+        "lr_scaling=%d;lr_ref_batch=%d;seed=%llu;device=%d;max_steps=%ld;eval_batch=%d;deterministic=%d;"
+        "virtual_shards=%d;check_sync=%d;bucket_mb=%.17g;bench=%d;steps=%d;bench_warmup=%d;metrics=%d;"
+        "checkpoint_dir=%s;checkpoint_every=%ld;checkpoint_every_epochs=%d;keep=%d;resume=%s;eval=%d",
+        o->data ? o->data : "", o->model, o->epochs, o->batch, o->batch_per_rank, o->lr, dlfs_optim_name(o->optim),
         o->momentum, o->weight_decay, o->beta1, o->beta2, o->eps, o->nesterov, o->schedule, o->warmup,
         o->lr_min, o->lr_scaling, o->lr_ref_batch, (unsigned long long)o->seed, o->device, o->max_steps,
         o->eval_batch, o->deterministic, o->virtual_shards, o->check_sync, o->bucket_mb, o->bench,
-        o->steps, o->bench_warmup, o->metrics != NULL);
+        o->steps, o->bench_warmup, o->metrics != NULL, o->checkpoint_dir ? o->checkpoint_dir : "",
+        o->checkpoint_every, o->checkpoint_every_epochs, o->keep, o->resume ? o->resume : "", o->eval_only);
+}
+
+uint64_t dlfs_options_digest(const struct dlfs_options *o)
+{
+    char buf[4096];
+    dlfs_options_describe(o, buf, sizeof buf);
     struct dlfs_sha256 s;
     uint8_t d[32];
     dlfs_sha256_init(&s);
-    dlfs_sha256_update(&s, buf, (size_t)n);
+    dlfs_sha256_update(&s, buf, strlen(buf));
     dlfs_sha256_final(&s, d);
     uint64_t v = 0;
     for (int i = 0; i < 8; i++) v = v << 8 | d[i];

@@ -2,10 +2,12 @@
  * failure is agreed across ranks so that all of them stop with one message. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "train/train-impl.h"
+#include "dlfs/checkpoint.h"
 #include "dlfs/util.h"
 
 static enum dlfs_status batch_plan_(struct dlfs_run *r)
@@ -25,8 +27,8 @@ static enum dlfs_status batch_plan_(struct dlfs_run *r)
         const int V = o->virtual_shards;
         if (V % P)
             return dlfs_error_set(DLFS_ERR_USAGE, "--virtual-shards %d is not divisible by the %d ranks: in "
-                                  "deterministic mode the ranks must divide V (run on 1, 2, 4, ... %d ranks, "
-                                  "or change --virtual-shards)", V, P, V);
+                                  "deterministic mode the number of ranks must divide V (use fewer ranks, "
+                                  "or a larger power-of-two --virtual-shards)", V, P);
         if (r->global_batch % V)
             return dlfs_error_set(DLFS_ERR_USAGE, "global batch %d is not divisible by --virtual-shards %d",
                                   r->global_batch, V);
@@ -132,10 +134,18 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     if (comm->rank == 0 && o->metrics && !(r->metrics = fopen(o->metrics, "w")))
         st = dlfs_error_set(DLFS_ERR_IO, "--metrics %s: cannot open for writing: %s", o->metrics,
                             strerror(errno));
+    if (st == DLFS_OK && comm->rank == 0 && o->checkpoint_dir) st = dlfs_ckpt_dir_check(o->checkpoint_dir);
     if (st == DLFS_OK) st = alloc_(r);
     DLFS_TRY(dlfs_comm_agree(comm, st));
 
+    const char *trace = getenv("DLFS_TRACE_SAMPLES"); /* tests: PREFIX -> PREFIX.<rank> */
+    if (trace && with_data) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s.%d", trace, comm->rank);
+        r->trace = fopen(path, "w");
+    }
     /* same seed => same bits on every rank; dlfs_run_check_sync verifies it */
+    r->seed = o->seed;
     dlfs_model_init_params(&r->model, o->seed, r->host);
     r->be->to_device(r->params, r->host, r->n * sizeof(float));
     return DLFS_OK;
@@ -145,6 +155,7 @@ void dlfs_run_free(struct dlfs_run *r)
 {
     const struct dlfs_backend *be = r->be;
     if (r->metrics) fclose(r->metrics);
+    if (r->trace) fclose(r->trace);
     if (be) {
         if (r->ws.be) dlfs_workspace_free(&r->ws, &r->model);
         be->free(r->params);

@@ -71,7 +71,10 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
     const float scale = 1.0f / (float)r->global_batch;
     const uint32_t *mine = idx + (size_t)r->comm->rank * r->local_batch;
     double stats[2] = {0, 0};
-    be->fill((float *)r->ws.stats, 0.0f, 4); /* two doubles */
+    be->fill((float *)r->ws.stats, 0.0f, 4); /* two doubles: all-zero bits */
+    if (r->trace) {
+        for (int i = 0; i < r->local_batch; i++) fprintf(r->trace, "%u\n", mine[i]);
+    }
     for (int p = 0; p < r->passes; p++) {
         load_rows_(r, split, mine + (size_t)p * r->pass_rows, r->pass_rows);
         const double t0 = dlfs_now();

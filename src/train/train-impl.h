@@ -37,10 +37,12 @@ struct dlfs_run {
     size_t boundaries[DLFS_MAX_LAYERS];
     struct dlfs_buckets buckets;
 
+    uint64_t seed;                /* data order / init seed (a resumed run keeps its own) */
     long step;                    /* optimizer steps done */
     long total_steps;             /* planned, for the schedule */
     double t_data, t_compute, t_comm; /* seconds, accumulated per epoch */
     FILE *metrics;
+    FILE *trace;                  /* test hook DLFS_TRACE_SAMPLES: sample indices per step */
 };
 
 /* Set up everything (backend, dataset unless benchmarking, model, slabs) on
@@ -64,5 +66,12 @@ void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, doubl
 void dlfs_run_digest(struct dlfs_run *r, char hex[65]);
 /* Compare parameters across ranks; DLFS_ERR_COMM with a message on divergence. */
 enum dlfs_status dlfs_run_check_sync(struct dlfs_run *r);
+
+/* Write a checkpoint of the current state (rank 0) into --checkpoint-dir;
+ * collective; *path receives the file name on rank 0 (caller frees). */
+enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_epoch, char **path);
+/* Restore from --resume (latest or FILE) when given; sets the epoch and the
+ * sample position to continue from. Collective. */
+enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch);
 
 #endif

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deterministic mode: the same params_sha256 after 200 steps of mlp on
 # Fashion-MNIST for np = 1, 2, 4 and 8 (8 virtual shards); fast mode differs in
-# bits but stays close (test loss within 1e-3 of deterministic mode).
+# bits but stays within a stated tolerance (below).
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$3
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
@@ -16,13 +16,42 @@ for np in 1 2 4 8; do
   [ -n "$d" ] || t_fail "np=$np: no digest"
   if [ -z "$ref" ]; then ref=$d; elif [ "$d" = "$ref" ]; then t_pass "np=$np digest equals np=1"; else t_fail "np=$np digest $d != $ref"; fi
 done
-# fast mode on 2 ranks: close to deterministic, not necessarily bit-equal
-mpirun -np 2 "$train" "${common[@]}" --metrics "$T_TMP/fast2.jsonl" > "$T_TMP/fast2.out" 2>&1 || t_fail "fast np=2"
-"${PYTHON:-python3}" - "$T_TMP/det1.jsonl" "$T_TMP/fast2.jsonl" <<'PY' && t_pass "fast mode agrees with deterministic mode" || t_fail "fast vs deterministic"
-import json, sys
-a = [json.loads(l) for l in open(sys.argv[1])][-1]
-b = [json.loads(l) for l in open(sys.argv[2])][-1]
-print("det test_loss %.6f acc %.4f / fast test_loss %.6f acc %.4f" % (a["test_loss"], a["test_acc"], b["test_loss"], b["test_acc"]))
-assert abs(a["test_loss"] - b["test_loss"]) < 1e-3 and abs(a["test_acc"] - b["test_acc"]) < 2e-3
+# fast mode (any reduction order): parameters after 10 steps on np = 2 and 4, and
+# deterministic mode, all within float tolerance of fast np = 1. Tolerance: every
+# parameter's update (p - p0) agrees to 1e-5 (SGD) / 2e-3 (Adam) of the largest
+# update. Adam gets the looser bound because it divides by sqrt(v): parameters
+# whose gradient is near zero turn rounding noise into a visible step (measured
+# 4.7e-4 after 10 steps, SGD 3.5e-7).
+# (Few steps on purpose: early training amplifies float rounding ~10x every 5
+# steps — measured: np=1 vs np=2 SGD differ by 2e-8 after 10 steps, 2e-4 after 25.)
+py=${PYTHON:-python3}
+if "$py" -c 'import h5py, numpy' 2>/dev/null; then
+  for opt in sgd adam; do
+    for np in 1 2 4; do
+      mpirun -np $np "$train" --data "$fm" --model mlp --batch 128 --epochs 1 --max-steps 10 --seed 3 --optim $opt \
+        --quiet --checkpoint-dir "$T_TMP/f-$opt-$np" > "$T_TMP/f.out" 2>&1 || { cat "$T_TMP/f.out"; t_fail "fast $opt np=$np"; }
+    done
+    mpirun -np 2 "$train" --data "$fm" --model mlp --batch 128 --epochs 1 --max-steps 10 --seed 3 --optim $opt \
+      --deterministic --quiet --checkpoint-dir "$T_TMP/f-$opt-det" > "$T_TMP/f.out" 2>&1 || t_fail "det $opt"
+    mpirun -np 1 "$train" --data "$fm" --model mlp --batch 128 --epochs 1 --max-steps 1 --seed 3 --optim sgd \
+      --lr 1e-12 --quiet --checkpoint-dir "$T_TMP/init" > /dev/null 2>&1
+    "$py" - "$T_TMP/init/ckpt-000000001.h5" "$T_TMP/f-$opt-1/ckpt-000000010.h5" "$T_TMP/f-$opt-2/ckpt-000000010.h5" \
+      "$T_TMP/f-$opt-4/ckpt-000000010.h5" "$T_TMP/f-$opt-det/ckpt-000000010.h5" "$opt" <<'PY' \
+      && t_pass "$opt: fast np=2, np=4 and deterministic within tolerance of np=1" || t_fail "$opt: fast mode tolerance"
+import sys, h5py, numpy as np
+def load(p):
+    f = h5py.File(p, "r")
+    return np.concatenate([np.asarray(f["params"][k][n]).ravel() for k in sorted(f["params"]) for n in ("weight", "bias")]).astype(np.float64)
+p0, ref = load(sys.argv[1]), load(sys.argv[2])
+scale = np.abs(ref - p0).max()
+tol = {"sgd": 1e-5, "adam": 2e-3}[sys.argv[-1]]
+for path in sys.argv[3:-1]:
+    d = np.abs(load(path) - ref).max()
+    print("%s: max |p - p_np1| = %.3g (largest update %.3g, ratio %.2g)" % (path.split("/")[-2], d, scale, d / scale))
+    assert d <= tol * scale, d / scale
 PY
+  done
+else
+  echo "note: $py cannot import h5py/numpy: parameter tolerance check not run"
+fi
 t_done

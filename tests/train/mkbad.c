@@ -1,6 +1,7 @@
 /* Makes broken dataset files for the bad-input tests:
  *   mkbad not-dlfs OUT.h5          an HDF5 file with no dlfs attributes
- *   mkbad bad-label FILE.h5 VALUE  overwrite /train/labels[345] in place */
+ *   mkbad bad-label FILE.h5 VALUE  overwrite /train/labels[345] in place
+ *   mkbad set-attr FILE.h5 NAME V  overwrite the integer root attribute NAME */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,15 @@ int main(int argc, char **argv)
         H5Dclose(d);
         return (H5Fclose(f) < 0) || e < 0;
     }
-    fprintf(stderr, "usage: mkbad not-dlfs OUT.h5 | mkbad bad-label FILE.h5 VALUE\n");
+    if (argc == 5 && strcmp(argv[1], "set-attr") == 0) {
+        hid_t f = H5Fopen(argv[2], H5F_ACC_RDWR, H5P_DEFAULT);
+        if (f < 0) return 1;
+        hid_t a = H5Aopen(f, argv[3], H5P_DEFAULT);
+        long long v = atoll(argv[4]);
+        herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LLONG, &v);
+        if (a >= 0) H5Aclose(a);
+        return (H5Fclose(f) < 0) || e < 0;
+    }
+    fprintf(stderr, "usage: mkbad not-dlfs OUT.h5 | bad-label FILE.h5 VALUE | set-attr FILE.h5 NAME VALUE\n");
     return 2;
 }

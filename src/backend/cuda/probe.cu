@@ -1,8 +1,9 @@
 // GPU discovery. A program linked with CUDA runs on a machine without a GPU:
 // cudaGetDeviceCount then fails ("driver version is insufficient" / "no CUDA-capable
-// device"), which means "no GPU" here, never a crash.
-#include <cuda_runtime.h>
+// device"), which means "no GPU" here, never a crash. The count is of VISIBLE
+// devices: the runtime has already applied CUDA_VISIBLE_DEVICES.
 #include <stdio.h>
+#include "backend/cuda/cuda-impl.cuh"
 
 extern "C" int dlfs_cuda_probe_(char *why, size_t why_len)
 {

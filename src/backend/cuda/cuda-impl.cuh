@@ -1,0 +1,108 @@
+// Private declarations of the CUDA backend (one op family per .cu file, mirroring
+// src/backend/cpu/). Only .cu files include this; C code sees the backend through
+// the op table (dlfs/backend.h) and the extern "C" entry points listed at the end.
+#ifndef DLFS_CUDA_IMPL_CUH
+#define DLFS_CUDA_IMPL_CUH
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// The public headers are C11: no extern "C" guards, and `_Noreturn` is not C++.
+// Spell it the C++ way just for this include.
+#define _Noreturn [[noreturn]]
+extern "C" {
+#include "dlfs/backend.h"
+#include "dlfs/dataset.h" // DLFS_MAX_CHANNELS
+#include "dlfs/status.h"
+}
+#undef _Noreturn
+
+// Process-wide state: the backend drives exactly one GPU per process (one rank,
+// one device), selected once by dlfs_cuda_init_.
+struct cuda_ctx {
+    int device;            // -1 until initialised
+    int sm_count;          // for sizing grid-stride launches
+    cudaStream_t stream;   // every op runs here, in order (never the legacy stream)
+    cublasHandle_t blas;   // bound to `stream`
+    int math_mode;         // 0 fp32 strict, 1 tf32 (dlfs_cuda_set_math)
+    int debug_sync;        // DLFS_CUDA_SYNC=1: synchronise after every launch
+};
+extern struct cuda_ctx cuda_ctx_;
+
+// One generic check for CUDA runtime and cuBLAS calls (STYLE.md): prints the failed
+// statement, the error name and string, rank, host and file:line, a hint where one
+// exists, then ends the job (dlfs_assert_fail -> MPI_Abort). These are programming
+// or hardware errors; recoverable ones (no GPU, out of memory in alloc) are handled
+// at their call sites instead.
+[[noreturn]] void cuda_check_fail_(const char *stmt, const char *name, const char *str,
+                                   const char *file, int line);
+#define DLFS_CHECK_GEN_(stmt, type, ok, name_fn, str_fn)                                  \
+    do {                                                                                  \
+        type dlfs_e_ = (stmt);                                                            \
+        if (dlfs_e_ != (ok)) cuda_check_fail_(#stmt, name_fn(dlfs_e_), str_fn(dlfs_e_),   \
+                                              __FILE__, __LINE__);                        \
+    } while (0)
+const char *cublas_status_name_(cublasStatus_t s);
+#define CUDA_CHECK(stmt) DLFS_CHECK_GEN_(stmt, cudaError_t, cudaSuccess, cudaGetErrorName, cudaGetErrorString)
+#define CUBLAS_CHECK(stmt) \
+    DLFS_CHECK_GEN_(stmt, cublasStatus_t, CUBLAS_STATUS_SUCCESS, cublas_status_name_, cublasGetStatusString)
+// After every kernel launch: launch-configuration errors now; with DLFS_CUDA_SYNC=1
+// also faults inside the kernel, reported at the launch that caused them.
+#define CUDA_LAUNCH_CHECK()                                                          \
+    do {                                                                             \
+        CUDA_CHECK(cudaGetLastError());                                              \
+        if (cuda_ctx_.debug_sync) CUDA_CHECK(cudaStreamSynchronize(cuda_ctx_.stream)); \
+    } while (0)
+
+// Grid-stride loop over [0, n) with a 64-bit index (slabs can exceed 2^31 floats).
+#define CUDA_GRID_STRIDE(i, n) \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
+// Grid for a grid-stride loop over n items with `threads` per block: enough blocks
+// to fill the GPU a few times over, never more than the work needs.
+static inline unsigned cuda_grid_(size_t n, unsigned threads)
+{
+    size_t blocks = (n + threads - 1) / threads;
+    size_t cap = (size_t)cuda_ctx_.sm_count * 16;
+    if (blocks > cap) blocks = cap;
+    return blocks ? (unsigned)blocks : 1u;
+}
+
+// The ops (table entries), by family: gemm.cu, act.cu, loss.cu, optim.cu, vec.cu.
+void cuda_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+               const float *b, int ldb, float beta, float *c, int ldc);
+void cuda_apply_math_mode_(void);
+void cuda_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act);
+void cuda_act_bwd(float *dz, const float *da, const float *z, const float *a, size_t n,
+                  enum dlfs_act act);
+void cuda_colsum(float *out, const float *x, int rows, int cols, float beta);
+void cuda_softmax_xent(const float *logits, const int32_t *labels, int rows, int classes,
+                       float grad_scale, float *dlogits, double *stats);
+void cuda_fill(float *x, float v, size_t n);
+void cuda_axpy(size_t n, float alpha, const float *x, float *y);
+void cuda_scale(size_t n, float alpha, float *x);
+void cuda_normalize_u8(float *dst, const uint8_t *src, size_t n, int channels, size_t plane,
+                       const double *mean, const double *std);
+void cuda_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
+void cuda_adam_update(size_t n, float *p, const float *g, float *m, float *v,
+                      const struct dlfs_optim_hp *hp);
+
+// cudaSuccess when this build carries code the current GPU can run (vec.cu).
+cudaError_t cuda_kernel_image_check_(void);
+
+// Entry points for C (src/backend/registry.c and tests), plain C types only.
+extern "C" {
+int dlfs_cuda_probe_(char *why, size_t why_len);
+// Bind this process to visible device `device`, create the stream and the cuBLAS
+// handle. Returns 0, or -1 with a one-line reason in `why` (device busy, driver too
+// old, ...). Once per process; a second call with the same device is a no-op.
+int dlfs_cuda_init_(int device, char *why, size_t why_len);
+const struct dlfs_backend *dlfs_backend_cuda_(void);
+// GEMM math: 0 = strict fp32 (default), 1 = TF32 tensor cores. May be called before
+// or after dlfs_cuda_init_; applies to every later gemm.
+void dlfs_cuda_set_math(int mode);
+}
+
+#endif

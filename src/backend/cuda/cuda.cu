@@ -1,0 +1,180 @@
+// The CUDA backend: process state, the check macro's failure path, memory and
+// transfers, and the op table. Kernels live in one file per op family.
+//
+// Ordering model: every op (kernels, cuBLAS, copies) is issued on ONE non-blocking
+// stream, so ops run in issue order and never wait on (or for) other libraries'
+// legacy-stream work. The host only waits in `sync` and `to_host`.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backend/cuda/cuda-impl.cuh"
+
+struct cuda_ctx cuda_ctx_ = {-1, 0, nullptr, nullptr, 0, 0};
+
+const char *cublas_status_name_(cublasStatus_t s)
+{
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
+    default: return "CUBLAS_STATUS_?";
+    }
+}
+
+// What to do about the errors that have an answer (the rest speak for themselves).
+static const char *hint_(const char *name)
+{
+    if (strstr(name, "NoKernelImage") || strstr(name, "ARCH_MISMATCH"))
+        return "this build has no code for this GPU: reconfigure with -DCMAKE_CUDA_ARCHITECTURES=<its sm, "
+               "e.g. 90 for H100>";
+    if (strstr(name, "MemoryAllocation") || strstr(name, "ALLOC_FAILED"))
+        return "the GPU is out of memory: use a smaller --batch, or check nvidia-smi for other processes";
+    if (strstr(name, "DevicesUnavailable"))
+        return "the GPU is busy (exclusive-process mode?): one rank per GPU";
+    if (strstr(name, "IllegalAddress") || strstr(name, "LaunchFailure"))
+        return "a kernel faulted (reported at a later call); rerun with DLFS_CUDA_SYNC=1 to stop at the "
+               "launch that caused it";
+    return nullptr;
+}
+
+void cuda_check_fail_(const char *stmt, const char *name, const char *str, const char *file, int line)
+{
+    char msg[512];
+    const char *h = hint_(name);
+    snprintf(msg, sizeof msg, "%s: %s (GPU %d)%s%s", name, str, cuda_ctx_.device, h ? "; " : "", h ? h : "");
+    dlfs_assert_fail(stmt, file, line, msg); // prints rank, host, file:line; MPI_Abort
+}
+
+// ---- memory -------------------------------------------------------------------
+
+static void *cuda_alloc(size_t bytes)
+{
+    void *p = nullptr;
+    // cudaMalloc's out-of-memory is the one recoverable CUDA failure: the caller
+    // turns NULL into "use a smaller --batch". The error is not sticky; clear it.
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError();
+        return nullptr;
+    }
+    CUDA_CHECK(cudaMemsetAsync(p, 0, bytes ? bytes : 1, cuda_ctx_.stream)); // zero-filled, as promised
+    return p;
+}
+
+static void cuda_free(void *p)
+{
+    if (p) CUDA_CHECK(cudaFree(p)); // cudaFree waits for the device: no op still uses p
+}
+
+// Host to device, ordered on the stream. From pageable memory (dlfs's malloc'd
+// staging) cudaMemcpyAsync returns once the source has been copied out, so the
+// caller may reuse `src` at once; from pinned memory the copy is truly async, so
+// we wait to keep the same contract ("src is free on return") for every caller.
+static void cuda_to_device(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_ctx_.stream));
+    cudaPointerAttributes at;
+    CUDA_CHECK(cudaPointerGetAttributes(&at, src));
+    if (at.type == cudaMemoryTypeHost) CUDA_CHECK(cudaStreamSynchronize(cuda_ctx_.stream));
+}
+
+// Device to host: waits for every op issued before (the table's promise that
+// host-visible results are read after to_host).
+static void cuda_to_host(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_ctx_.stream));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_ctx_.stream));
+}
+
+static void cuda_copy(void *dst, const void *src, size_t bytes)
+{
+    if (bytes && dst != src)
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_ctx_.stream));
+}
+
+static void cuda_sync(void) { CUDA_CHECK(cudaStreamSynchronize(cuda_ctx_.stream)); }
+
+// ---- set-up -------------------------------------------------------------------
+
+extern "C" int dlfs_cuda_init_(int device, char *why, size_t why_len)
+{
+    if (cuda_ctx_.device >= 0) {
+        DLFS_ASSERT_MSG(cuda_ctx_.device == device, "one GPU per process");
+        return 0;
+    }
+    // Recoverable: the GPU is visible but unusable (busy in exclusive mode, driver
+    // mismatch, out of memory). The registry turns this into one message.
+    cudaError_t e = cudaSetDevice(device);
+    if (e == cudaSuccess) e = cudaFree(nullptr); // creates the context now, not in the first op
+    if (e != cudaSuccess) {
+        snprintf(why, why_len, "%s: %s", cudaGetErrorName(e), cudaGetErrorString(e));
+        cudaGetLastError();
+        return -1;
+    }
+    int major = 0, minor = 0, sms = 0; // attributes, not cudaGetDeviceProperties: that one is slow
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    if (major < 6) { // atomicAdd on double (softmax_xent) needs sm_60
+        snprintf(why, why_len, "compute capability %d.%d; dlfs needs 6.0 or newer", major, minor);
+        return -1;
+    }
+    e = cuda_kernel_image_check_();
+    if (e != cudaSuccess) { // e.g. an sm_90 build on an sm_80 GPU: say so now, not at the first launch
+        snprintf(why, why_len, "this build has no kernels for its compute capability %d.%d (%s); reconfigure "
+                 "with -DCMAKE_CUDA_ARCHITECTURES=%d%d", major, minor, cudaGetErrorName(e), major, minor);
+        cudaGetLastError();
+        return -1;
+    }
+    cuda_ctx_.sm_count = sms;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&cuda_ctx_.stream, cudaStreamNonBlocking));
+    cublasStatus_t s = cublasCreate(&cuda_ctx_.blas);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        snprintf(why, why_len, "cuBLAS could not start on GPU %d: %s", device, cublasGetStatusString(s));
+        return -1;
+    }
+    CUBLAS_CHECK(cublasSetStream(cuda_ctx_.blas, cuda_ctx_.stream));
+    const char *dbg = getenv("DLFS_CUDA_SYNC");
+    cuda_ctx_.debug_sync = dbg && *dbg && strcmp(dbg, "0") != 0;
+    cuda_ctx_.device = device;
+    cuda_apply_math_mode_();
+    return 0;
+}
+
+// ---- the table ----------------------------------------------------------------
+
+static const struct dlfs_backend cuda_backend_ = {
+    .name = "cuda",
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .to_device = cuda_to_device,
+    .to_host = cuda_to_host,
+    .copy = cuda_copy,
+    .sync = cuda_sync,
+    .fill = cuda_fill,
+    .gemm = cuda_gemm,
+    .bias_act_fwd = cuda_bias_act_fwd,
+    .act_bwd = cuda_act_bwd,
+    .colsum = cuda_colsum,
+    .softmax_xent = cuda_softmax_xent,
+    .normalize_u8 = cuda_normalize_u8,
+    .axpy = cuda_axpy,
+    .scale = cuda_scale,
+    .sgd_update = cuda_sgd_update,
+    .adam_update = cuda_adam_update,
+    .set_threads = nullptr, // no host threads to tune
+};
+
+extern "C" const struct dlfs_backend *dlfs_backend_cuda_(void)
+{
+    DLFS_ASSERT_MSG(cuda_ctx_.device >= 0, "dlfs_cuda_init_ first");
+    return &cuda_backend_;
+}

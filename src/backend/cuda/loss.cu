@@ -1,0 +1,77 @@
+// Softmax cross-entropy (the twin of src/backend/cpu/loss.c): shift by the row
+// maximum, sum the exponentials in double, loss and accuracy reduced on the
+// device into stats[2] (two doubles in device memory, accumulated, never reset
+// here: the trainer zeroes them once per step / evaluation).
+#include <limits.h>
+#include <math.h>
+#include "backend/cuda/cuda-impl.cuh"
+
+#define XENT_WARPS 16 // rows per block: one warp per row, any number of classes
+
+// Combine two (max, index) candidates so that the FIRST maximum wins, as in the
+// CPU loop `if (x[c] > mx)`: larger value, or the same value at a lower index.
+__device__ __forceinline__ void argmax_merge(float &m, int &i, float m2, int i2)
+{
+    if (m2 > m || (m2 == m && i2 < i)) { m = m2; i = i2; }
+}
+
+__global__ void softmax_xent_k(const float *__restrict__ logits, const int32_t *__restrict__ labels,
+                               int rows, int classes, float grad_scale, float *__restrict__ dlogits,
+                               double *stats)
+{
+    __shared__ double s_loss[XENT_WARPS], s_ok[XENT_WARPS];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int r = blockIdx.x * XENT_WARPS + warp;
+    double loss = 0.0, ok = 0.0;
+    if (r < rows) { // warp-uniform: the whole warp takes the branch or none of it
+        const float *x = logits + (size_t)r * classes;
+        const int y = labels[r];
+        // each lane starts from its own first element so that an all -inf row still
+        // names index 0 (lanes without elements hold -inf at INT_MAX and never win)
+        float mx = lane < classes ? x[lane] : -INFINITY;
+        int arg = lane < classes ? lane : INT_MAX;
+        for (int c = lane + 32; c < classes; c += 32)
+            if (x[c] > mx) { mx = x[c]; arg = c; }
+        for (int o = 16; o > 0; o >>= 1)
+            argmax_merge(mx, arg, __shfl_xor_sync(0xffffffffu, mx, o), __shfl_xor_sync(0xffffffffu, arg, o));
+        double sum = 0.0;
+        for (int c = lane; c < classes; c += 32) sum += exp((double)x[c] - mx);
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        const double lse = log(sum) + mx;
+        // a label outside the classes is caught when the dataset is loaded; should
+        // one get here anyway, poison the loss (the trainer stops on NaN) rather
+        // than read outside the row
+        const bool valid = y >= 0 && y < classes;
+        if (lane == 0) {
+            loss = valid ? lse - x[y] : (double)NAN;
+            ok = arg == y ? 1.0 : 0.0;
+        }
+        if (dlogits) {
+            float *d = dlogits + (size_t)r * classes;
+            for (int c = lane; c < classes; c += 32) {
+                const float p = (float)exp((double)x[c] - lse);
+                d[c] = valid ? (p - (c == y ? 1.0f : 0.0f)) * grad_scale : 0.0f;
+            }
+        }
+    }
+    // one double atomic per block and statistic (sm_60+), not one per row
+    if (lane == 0) { s_loss[warp] = loss; s_ok[warp] = ok; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double l = 0.0, k = 0.0;
+        for (int w = 0; w < XENT_WARPS; w++) { l += s_loss[w]; k += s_ok[w]; }
+        atomicAdd(&stats[0], l);
+        atomicAdd(&stats[1], k);
+    }
+}
+
+void cuda_softmax_xent(const float *logits, const int32_t *labels, int rows, int classes, float grad_scale,
+                       float *dlogits, double *stats)
+{
+    DLFS_ASSERT(rows >= 0 && classes > 0);
+    if (!rows) return;
+    const unsigned blocks = (unsigned)((rows + XENT_WARPS - 1) / XENT_WARPS);
+    softmax_xent_k<<<blocks, XENT_WARPS * 32, 0, cuda_ctx_.stream>>>(logits, labels, rows, classes, grad_scale,
+                                                                     dlogits, stats);
+    CUDA_LAUNCH_CHECK();
+}

@@ -1,0 +1,100 @@
+/* The glue between a run and its checkpoints: saving the run state (rank 0
+ * writes, everyone agrees on the outcome) and restoring it on any rank count. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "train/train-impl.h"
+#include "dlfs/checkpoint.h"
+
+enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_epoch, char **path)
+{
+    enum dlfs_status st = DLFS_OK;
+    *path = NULL;
+    if (r->comm->rank == 0) {
+        const struct dlfs_backend *be = r->be;
+        const size_t bytes = r->n * sizeof(float);
+        char opts[4096];
+        dlfs_options_describe(r->o, opts, sizeof opts);
+        struct dlfs_ckpt c = {
+            .model_spec = r->model.spec,
+            .optimizer = (char *)dlfs_optim_name(r->o->optim),
+            .options = opts,
+            .num_params = r->n,
+            .step = r->step,
+            .epoch = epoch,
+            .samples_in_epoch = samples_in_epoch,
+            .global_batch = r->global_batch,
+            .seed = r->seed,
+            .deterministic = r->o->deterministic,
+            .virtual_shards = r->o->virtual_shards,
+            .world_size = r->comm->size,
+        };
+        c.params = dlfs_malloc(bytes);
+        be->to_host(c.params, r->params, bytes);
+        if (r->m) be->to_host(c.m = dlfs_malloc(bytes), r->m, bytes);
+        if (r->v) be->to_host(c.v = dlfs_malloc(bytes), r->v, bytes);
+        st = dlfs_ckpt_save(r->o->checkpoint_dir, &c, &r->model, r->o->keep, path);
+        free(c.params);
+        free(c.m);
+        free(c.v);
+    }
+    return dlfs_comm_agree(r->comm, st);
+}
+
+enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch)
+{
+    const struct dlfs_options *o = r->o;
+    char *path = NULL;
+    enum dlfs_status st = DLFS_OK;
+    if (strcmp(o->resume, "latest") == 0) st = dlfs_ckpt_latest(o->checkpoint_dir, &path);
+    else path = strdup(o->resume);
+    DLFS_TRY(dlfs_comm_agree(r->comm, st));
+    if (!path) {
+        if (r->comm->rank == 0 && !o->quiet)
+            printf("resume: no checkpoint in %s yet: starting from scratch\n", o->checkpoint_dir);
+        return DLFS_OK;
+    }
+    struct dlfs_ckpt c;
+    st = dlfs_ckpt_load(path, &c);
+    if (st == DLFS_OK && strcmp(c.model_spec, r->model.spec) != 0)
+        st = dlfs_error_set(DLFS_ERR_SHAPE, "%s holds model %s but --model '%s' is %s; resume with --model '%s'",
+                            path, c.model_spec, o->model, r->model.spec, c.model_spec);
+    if (st == DLFS_OK && strcmp(c.optimizer, dlfs_optim_name(o->optim)) != 0)
+        st = dlfs_error_set(DLFS_ERR_USAGE, "%s holds %s optimizer state but --optim is %s; resume with --optim %s",
+                            path, c.optimizer, dlfs_optim_name(o->optim), c.optimizer);
+    if (st == DLFS_OK && ((r->m && !c.m) || (r->v && !c.v)))
+        st = dlfs_error_set(DLFS_ERR_USAGE, "%s has no optimizer state for these options (e.g. SGD without "
+                            "momentum); use the optimizer settings it was written with", path);
+    st = dlfs_comm_agree(r->comm, st);
+    if (st != DLFS_OK) {
+        free(path);
+        dlfs_ckpt_free(&c);
+        return st;
+    }
+    const size_t bytes = r->n * sizeof(float);
+    r->be->to_device(r->params, c.params, bytes);
+    if (r->m) r->be->to_device(r->m, c.m, bytes);
+    if (r->v) r->be->to_device(r->v, c.v, bytes);
+    r->step = c.step;
+    r->seed = c.seed; /* the data order continues the saved run's */
+    *epoch = c.epoch;
+    *samples_in_epoch = c.samples_in_epoch;
+    if (r->comm->rank == 0 && !o->quiet) {
+        printf("resume: %s: step %ld, epoch %d (+%ld samples); saved on %d rank(s), now %d\n", path, c.step,
+               c.epoch, c.samples_in_epoch, c.world_size, r->comm->size);
+        if (c.seed != o->seed) printf("resume: using the checkpoint's seed %llu (--seed %llu ignored)\n",
+                                      (unsigned long long)c.seed, (unsigned long long)o->seed);
+        if (c.global_batch != r->global_batch)
+            printf("resume: global batch %d (was %d): the epoch continues at the same sample position\n",
+                   r->global_batch, c.global_batch);
+        if (c.deterministic != o->deterministic || (o->deterministic && c.virtual_shards != o->virtual_shards))
+            printf("resume: deterministic mode or --virtual-shards changed: the continuation is not "
+                   "bit-identical to an uninterrupted run\n");
+        if (c.options) printf("resume: saved options: %s\n", c.options);
+        fflush(stdout);
+    }
+    free(path);
+    dlfs_ckpt_free(&c);
+    return DLFS_OK;
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Atomicity: the writer dies inside a checkpoint write (SIGKILL while paused in
+# the write; abort() in the write) -> the previous checkpoint is intact, no
+# half-written file carries a final name, and --resume latest continues from the
+# previous one to the same digest as an uninterrupted run.
+. "$(dirname "$0")/../lib.sh"
+train=$1 fm=$3
+[ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
+common=(--data "$fm" --model 784-128-10 --batch 128 --epochs 1 --max-steps 90 --deterministic --seed 9 --quiet)
+mpirun -np 1 "$train" "${common[@]}" --metrics "$T_TMP/straight.jsonl" >/dev/null 2>&1 || t_fail "straight run"
+want=$(t_digest "$T_TMP/straight.jsonl")
+
+# 1. SIGKILL while the 2nd checkpoint (step 60) is being written
+DLFS_FAULT_CKPT_PAUSE=2:30 mpirun -np 2 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/k" --checkpoint-every 30 \
+  > "$T_TMP/k.out" 2>&1 &
+mp=$!
+for _ in $(seq 1 300); do [ -f "$T_TMP/k/ckpt-000000060.h5.tmp" ] && break; sleep 0.1; done
+[ -f "$T_TMP/k/ckpt-000000060.h5.tmp" ] && t_pass "writer paused inside the write" || t_fail "no .tmp file appeared"
+pkill -KILL -f "dlfs-train.*$T_TMP/k" ; wait $mp 2>/dev/null
+ls "$T_TMP/k"
+[ ! -f "$T_TMP/k/ckpt-000000060.h5" ] && t_pass "no ckpt-60 under its final name" || t_fail "half-written ckpt-60 visible"
+h5ls "$T_TMP/k/ckpt-000000030.h5" >/dev/null 2>&1 && t_pass "ckpt-30 intact" || t_fail "ckpt-30 damaged"
+mpirun -np 2 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/k" --resume latest --metrics "$T_TMP/k2.jsonl" \
+  > "$T_TMP/k2.out" 2>&1 || { cat "$T_TMP/k2.out"; t_fail "resume after SIGKILL"; }
+[ "$(t_digest "$T_TMP/k2.jsonl")" = "$want" ] && t_pass "resume after SIGKILL: same digest" || t_fail "digest after SIGKILL"
+[ ! -e "$T_TMP/k/ckpt-000000060.h5.tmp" ] && t_pass "stale .tmp removed" || t_fail "stale .tmp left behind"
+
+# 2. abort() inside the 3rd write
+DLFS_FAULT_CKPT_ABORT=3 mpirun -np 1 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/a" --checkpoint-every 20 \
+  > "$T_TMP/a.out" 2>&1 && t_fail "the aborting run exited 0"
+[ -f "$T_TMP/a/ckpt-000000040.h5" ] && [ ! -f "$T_TMP/a/ckpt-000000060.h5" ] && t_pass "abort: ckpt-40 kept, no ckpt-60" \
+  || { ls "$T_TMP/a"; t_fail "abort left the wrong files"; }
+mpirun -np 1 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/a" --resume latest --metrics "$T_TMP/a2.jsonl" \
+  > "$T_TMP/a2.out" 2>&1 || { cat "$T_TMP/a2.out"; t_fail "resume after abort"; }
+grep -q "ckpt-000000040.h5" "$T_TMP/a2.out" || true
+[ "$(t_digest "$T_TMP/a2.jsonl")" = "$want" ] && t_pass "resume after abort: same digest" || t_fail "digest after abort"
+t_done

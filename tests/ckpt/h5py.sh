@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The checkpoint opens in h5py with readable names, and its parameters hash to
+# the params_sha256 that dlfs-train reports (float32 little-endian, layer order).
+. "$(dirname "$0")/../lib.sh"
+train=$1 fm=$3
+[ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
+py=${PYTHON:-python3}
+"$py" -c 'import h5py, numpy' 2>/dev/null || { echo "h5py/numpy not importable by $py: skipped"; exit 77; }
+mpirun -np 2 "$train" --data "$fm" --model 784-48-10:tanh --epochs 1 --max-steps 30 --quiet \
+  --checkpoint-dir "$T_TMP/c" --metrics "$T_TMP/m.jsonl" > "$T_TMP/o" 2>&1 || { cat "$T_TMP/o"; t_fail "training"; t_done; }
+want=$(t_digest "$T_TMP/m.jsonl")
+"$py" - "$T_TMP/c/ckpt-000000030.h5" "$want" <<'PY' && t_pass "h5py reads it; digest matches" || t_fail "h5py check"
+import hashlib, sys
+import h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+a = f.attrs
+assert a["format"] == "dlfs-checkpoint" and int(a["format_version"]) == 1, dict(a)
+assert a["model_spec"] == "in(784),dense(48),tanh,dense(10)", a["model_spec"]
+assert int(a["step"]) == 30 and int(a["world_size"]) == 2 and a["optimizer"] == "adam"
+h = hashlib.sha256()
+names = sorted(f["params"].keys(), key=lambda k: int(k.split("_")[0]))
+assert names == ["0_dense", "1_dense"], names
+for n in names:
+    w, b = f["params"][n]["weight"], f["params"][n]["bias"]
+    assert w.dtype == np.float32 and b.dtype == np.float32
+    h.update(np.asarray(w).astype("<f4").tobytes())
+    h.update(np.asarray(b).astype("<f4").tobytes())
+assert f["params/0_dense/weight"].shape == (48, 784)
+assert h.hexdigest() == sys.argv[2] == a["params_sha256"], (h.hexdigest(), sys.argv[2])
+for k in ("m", "v"):
+    assert f["optimizer"][k]["1_dense"]["weight"].shape == (10, 48)
+print("h5py: ok", h.hexdigest())
+PY
+t_done

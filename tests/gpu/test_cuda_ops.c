@@ -1,0 +1,498 @@
+/* Every op of the CUDA table against the CPU table (itself tested against float64
+ * references in tests/unit/test_ops.c): the same random inputs through both, a
+ * per-op tolerance on the normalised error (NMSE = sum (gpu-cpu)^2 / sum cpu^2)
+ * and on each element, the first few mismatches printed, and sentinel values
+ * around every output buffer to catch out-of-bounds writes.
+ *
+ *   test_cuda_ops          CUDA vs CPU; exit 77 ("skipped") where there is no GPU
+ *   test_cuda_ops --self   CPU vs CPU: checks this harness itself (runs anywhere)
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include "dlfs/backend.h"
+#include "dlfs/model.h"
+#include "testutil.h"
+
+void dlfs_cuda_set_math(int mode); /* src/backend/cuda/gemm.cu: 0 fp32, 1 tf32 */
+
+static const struct dlfs_backend *ref_, *dev_; /* CPU, and the backend under test */
+static unsigned long long seed_ = 2024;
+static int self_;                              /* --self: dev_ is the CPU too */
+
+/* ---- guarded buffers: G sentinel floats either side, in the backend's memory ---- */
+#define G 16
+static float *gnew_(const struct dlfs_backend *be, size_t n)
+{
+    float *base = be->alloc((n + 2 * G) * sizeof(float)), *h = malloc((n + 2 * G) * sizeof *h);
+    if (!base) { fprintf(stderr, "FAIL: %s alloc of %zu floats\n", be->name, n); exit(1); }
+    for (size_t i = 0; i < n + 2 * G; i++) h[i] = T_SENTINEL;
+    be->to_device(base, h, (n + 2 * G) * sizeof(float)); /* not be->fill: that is under test */
+    free(h);
+    return base + G;
+}
+static float *gup_(const struct dlfs_backend *be, const float *host, size_t n)
+{
+    float *p = gnew_(be, n);
+    be->to_device(p, host, n * sizeof *p);
+    return p;
+}
+static float *gdown_(const struct dlfs_backend *be, const float *p, size_t n) /* malloc'd host copy */
+{
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    be->sync();
+    be->to_host(h, p, n * sizeof *h);
+    return h;
+}
+static void gfree_(const struct dlfs_backend *be, float *p, size_t n, const char *what)
+{
+    float *h = gdown_(be, p - G, n + 2 * G);
+    int sentinels_intact = 1;
+    for (size_t i = 0; i < G; i++)
+        sentinels_intact = sentinels_intact && h[i] == T_SENTINEL && h[n + G + i] == T_SENTINEL;
+    CHECK(sentinels_intact, "%s: the %s op wrote outside its %zu values", what, be->name, n);
+    free(h);
+    be->free(p - G);
+}
+static float *rnd_(size_t n, double scale)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(scale * t_rand_(&seed_));
+    return p;
+}
+
+/* ---- comparison ---- */
+struct tol { double nmse, atol, rtol; };
+static void cmp_(const char *what, const float *got, const float *want, size_t n, struct tol t)
+{
+    double num = 0, den = 0;
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double g = got[i], w = want[i], d = g - w;
+        if (isnan(g) && isnan(w)) continue;
+        num += d * d;
+        den += w * w;
+        if (!(fabs(d) <= t.atol + t.rtol * fabs(w))) {
+            if (bad < 5) fprintf(stderr, "  %s[%zu]: got %.9g, cpu %.9g (diff %.3g)\n", what, i, g, w, d);
+            bad++;
+        }
+    }
+    const double nmse = den > 0 ? num / den : num;
+    if (bad || !(nmse <= t.nmse)) {
+        fprintf(stderr, "FAIL %s: %zu of %zu values out of tolerance, NMSE %.3g (max %.3g)\n", what, bad, n, nmse,
+                t.nmse);
+        t_failures_++;
+    } else {
+        printf("  ok  %-52s n=%-8zu NMSE %.2g\n", what, n, nmse);
+    }
+}
+/* run on both backends: upload, op, download, compare, check sentinels */
+static void cmp_dev_(const char *what, const float *d_dev, const float *d_ref, size_t n, struct tol t)
+{
+    float *a = gdown_(dev_, d_dev, n), *b = gdown_(ref_, d_ref, n);
+    cmp_(what, a, b, n, t);
+    free(a);
+    free(b);
+}
+
+static const struct tol T_EXACT = {0, 0, 0};
+static const struct tol T_ELEM = {1e-12, 1e-7, 2e-6};  /* elementwise float ops: FMA / libm ulps */
+
+/* ---- memory and small ops ---- */
+static void test_memory(void)
+{
+    CHECK(strcmp(dev_->name, self_ ? "cpu" : "cuda") == 0, "name %s", dev_->name);
+    CHECK(self_ || dev_->set_threads == NULL, "cuda has no host threads to set");
+    const size_t n = 100003;
+    float *d = dev_->alloc(n * sizeof(float) + 3), *h = malloc(n * sizeof *h + 3);
+    CHECK(d != NULL, "alloc");
+    memset(h, 0x55, n * sizeof *h);
+    dev_->sync();
+    dev_->to_host(h, d, n * sizeof(float) + 3);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++) zero = zero && h[i] == 0.0f;
+    CHECK(zero, "alloc is not zero-filled");
+    float *x = rnd_(n, 1), *d2 = gnew_(dev_, n);
+    dev_->to_device(d, x, n * sizeof(float));
+    dev_->copy(d2 + 1, d + 2, (n - 3) * sizeof(float) + 2); /* odd offsets and byte count */
+    float *back = gdown_(dev_, d2, n);
+    int same = back[0] == T_SENTINEL && memcmp(back + 1, x + 2, (n - 3) * sizeof(float) + 2) == 0;
+    CHECK(same, "to_device/copy/to_host round trip");
+    free(back);
+    gfree_(dev_, d2, n, "copy");
+    dev_->free(d);
+    dev_->free(NULL);
+    if (!self_) { /* out of memory is a NULL, not an abort, and leaves the backend usable */
+        void *huge = dev_->alloc((size_t)1 << 50);
+        CHECK(huge == NULL, "alloc of 1 PiB returned non-NULL");
+        float *t = gup_(dev_, x, 8), *hb = gdown_(dev_, t, 8);
+        CHECK(memcmp(hb, x, 8 * sizeof(float)) == 0, "backend unusable after a failed alloc");
+        free(hb);
+        gfree_(dev_, t, 8, "after failed alloc");
+    }
+    free(x);
+    free(h);
+    printf("  ok  memory (alloc zero-fill, transfers, copy, failed alloc)\n");
+}
+
+static void test_vec(void)
+{
+    const size_t sizes[] = {1, 7, 1000003};
+    for (size_t s = 0; s < 3; s++) {
+        const size_t n = sizes[s];
+        float *x = rnd_(n, 1), *y = rnd_(n, 1);
+        float *dx = gup_(dev_, x, n), *dy = gup_(dev_, y, n), *rx = gup_(ref_, x, n), *ry = gup_(ref_, y, n);
+        char what[64];
+        dev_->axpy(n, -0.75f, dx, dy); ref_->axpy(n, -0.75f, rx, ry);
+        snprintf(what, sizeof what, "axpy n=%zu", n);
+        cmp_dev_(what, dy, ry, n, T_ELEM);
+        dev_->to_device(dy, y, n * sizeof *y); /* fresh inputs: axpy may differ by an ulp (FMA) */
+        ref_->to_device(ry, y, n * sizeof *y);
+        dev_->scale(n, 1.5f, dy); ref_->scale(n, 1.5f, ry);
+        snprintf(what, sizeof what, "scale n=%zu", n);
+        cmp_dev_(what, dy, ry, n, T_EXACT);
+        dev_->fill(dx, -3.25f, n); ref_->fill(rx, -3.25f, n);
+        snprintf(what, sizeof what, "fill n=%zu", n);
+        cmp_dev_(what, dx, rx, n, T_EXACT);
+        gfree_(dev_, dx, n, "fill"); gfree_(dev_, dy, n, "axpy/scale");
+        gfree_(ref_, rx, n, "fill"); gfree_(ref_, ry, n, "axpy/scale");
+        free(x); free(y);
+    }
+}
+
+static void test_normalize(void)
+{
+    /* (images, channels, plane): grey 28x28, RGB, the maximum channel count, 1-pixel planes */
+    const size_t cases[][3] = {{128, 1, 784}, {5, 3, 1024}, {3, 16, 5}, {1000, 2, 1}};
+    double mean[16], std[16];
+    for (int c = 0; c < 16; c++) { mean[c] = 0.1 + 0.05 * c; std[c] = 0.2 + 0.01 * c; }
+    for (size_t k = 0; k < 4; k++) {
+        const size_t n = cases[k][0], ch = cases[k][1], plane = cases[k][2], total = n * ch * plane;
+        uint8_t *src = malloc(total);
+        for (size_t i = 0; i < total; i++) src[i] = (uint8_t)((i * 2654435761u) >> 13);
+        uint8_t *ds = dev_->alloc(total), *rs = ref_->alloc(total);
+        dev_->to_device(ds, src, total); ref_->to_device(rs, src, total);
+        float *dd = gnew_(dev_, total), *rd = gnew_(ref_, total);
+        dev_->normalize_u8(dd, ds, n, (int)ch, plane, mean, std);
+        ref_->normalize_u8(rd, rs, n, (int)ch, plane, mean, std);
+        char what[64];
+        snprintf(what, sizeof what, "normalize_u8 %zux%zux%zu (bit-exact)", n, ch, plane);
+        cmp_dev_(what, dd, rd, total, T_EXACT);
+        gfree_(dev_, dd, total, what); gfree_(ref_, rd, total, what);
+        dev_->free(ds); ref_->free(rs);
+        free(src);
+    }
+}
+
+/* ---- gemm ---- */
+static void gemm_case_(int m, int n, int k, int ta, int tb, int pad, float alpha, float beta)
+{
+    const int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+    const size_t na = (size_t)(ta ? k : m) * lda, nb = (size_t)(tb ? n : k) * ldb, nc = (size_t)m * ldc;
+    float *a = rnd_(na, 1), *b = rnd_(nb, 1), *c = rnd_(nc, 1);
+    if (beta == 0.0f) for (size_t i = 0; i < nc; i++) c[i] = NAN; /* beta 0 must not read C */
+    float *da = gup_(dev_, a, na), *db = gup_(dev_, b, nb), *dc = gup_(dev_, c, nc);
+    float *ra = gup_(ref_, a, na), *rb = gup_(ref_, b, nb), *rc = gup_(ref_, c, nc);
+    dev_->gemm(ta, tb, m, n, k, alpha, da, lda, db, ldb, beta, dc, ldc);
+    ref_->gemm(ta, tb, m, n, k, alpha, ra, lda, rb, ldb, beta, rc, ldc);
+    char what[80];
+    snprintf(what, sizeof what, "gemm %dx%dx%d ta=%d tb=%d ld+%d a=%g b=%g", m, n, k, ta, tb, pad, alpha, beta);
+    /* fp32 sums of k products in another order: errors grow like sqrt(k) */
+    const struct tol t = {1e-9, 2e-5 * sqrt((double)k), 1e-4};
+    cmp_dev_(what, dc, rc, nc, t);
+    gfree_(dev_, da, na, what); gfree_(dev_, db, nb, what); gfree_(dev_, dc, nc, what);
+    gfree_(ref_, ra, na, what); gfree_(ref_, rb, nb, what); gfree_(ref_, rc, nc, what);
+    free(a); free(b); free(c);
+}
+
+static void test_gemm(void)
+{
+    /* tiny, odd, the mlp's shapes (batch 128: forward, dW, dX), a big-K one */
+    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 33}, {128, 512, 784}, {512, 784, 128},
+                             {128, 10, 512}, {257, 129, 2000}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                gemm_case_(shapes[s][0], shapes[s][1], shapes[s][2], ta, tb, 0, 1.0f, 0.0f);
+                if (s < 3) gemm_case_(shapes[s][0], shapes[s][1], shapes[s][2], ta, tb, 3, 0.5f, 0.25f);
+            }
+    if (!self_) { /* TF32: same answer to ~1e-3 relative (10-bit mantissa inputs) */
+        dlfs_cuda_set_math(1);
+        const int m = 256, n = 256, k = 256;
+        float *a = rnd_((size_t)m * k, 1), *b = rnd_((size_t)k * n, 1);
+        float *da = gup_(dev_, a, (size_t)m * k), *db = gup_(dev_, b, (size_t)k * n), *dc = gnew_(dev_, (size_t)m * n);
+        float *ra = gup_(ref_, a, (size_t)m * k), *rb = gup_(ref_, b, (size_t)k * n), *rc = gnew_(ref_, (size_t)m * n);
+        dev_->gemm(false, true, m, n, k, 1.0f, da, k, db, k, 0.0f, dc, n);
+        ref_->gemm(false, true, m, n, k, 1.0f, ra, k, rb, k, 0.0f, rc, n);
+        const struct tol t = {1e-5, 0.05, 1e-2};
+        cmp_dev_("gemm 256x256x256 tf32", dc, rc, (size_t)m * n, t);
+        dlfs_cuda_set_math(0);
+        gfree_(dev_, da, (size_t)m * k, "tf32"); gfree_(dev_, db, (size_t)k * n, "tf32"); gfree_(dev_, dc, (size_t)m * n, "tf32");
+        gfree_(ref_, ra, (size_t)m * k, "tf32"); gfree_(ref_, rb, (size_t)k * n, "tf32"); gfree_(ref_, rc, (size_t)m * n, "tf32");
+        free(a); free(b);
+    }
+}
+
+/* ---- activations and column sums ---- */
+static void test_act(void)
+{
+    const int shapes[][2] = {{1, 1}, {7, 13}, {128, 512}, {1000, 10}, {3, 70001}};
+    const struct tol t = {1e-12, 1e-6, 1e-5}; /* tanhf/expf: <= 2 ulp between libm and CUDA */
+    for (int act = 0; act < DLFS_ACT_COUNT; act++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int rows = shapes[s][0], cols = shapes[s][1];
+            const size_t n = (size_t)rows * cols;
+            const enum dlfs_act a = (enum dlfs_act)act;
+            float *z = rnd_(n, 3), *bias = rnd_((size_t)cols, 1), *da = rnd_(n, 1);
+            float *dz = gup_(dev_, z, n), *db = gup_(dev_, bias, (size_t)cols);
+            float *rz = gup_(ref_, z, n), *rb = gup_(ref_, bias, (size_t)cols);
+            float *dact = a == DLFS_ACT_NONE ? dz : gnew_(dev_, n), *ract = a == DLFS_ACT_NONE ? rz : gnew_(ref_, n);
+            dev_->bias_act_fwd(dz, dact, db, rows, cols, a);
+            ref_->bias_act_fwd(rz, ract, rb, rows, cols, a);
+            char what[80];
+            snprintf(what, sizeof what, "bias_act_fwd %s %dx%d: z", dlfs_act_name(a), rows, cols);
+            cmp_dev_(what, dz, rz, n, T_ELEM);
+            snprintf(what, sizeof what, "bias_act_fwd %s %dx%d: act", dlfs_act_name(a), rows, cols);
+            cmp_dev_(what, dact, ract, n, t);
+            /* backward from the CPU's z and act(z) on both, out of place then in place */
+            float *hz = gdown_(ref_, rz, n), *ha = gdown_(ref_, ract, n);
+            dev_->to_device(dz, hz, n * sizeof(float));
+            dev_->to_device(dact, ha, n * sizeof(float));
+            float *dda = gup_(dev_, da, n), *rda = gup_(ref_, da, n), *ddz = gnew_(dev_, n), *rdz = gnew_(ref_, n);
+            dev_->act_bwd(ddz, dda, dz, dact, n, a);
+            ref_->act_bwd(rdz, rda, rz, ract, n, a);
+            snprintf(what, sizeof what, "act_bwd %s n=%zu", dlfs_act_name(a), n);
+            cmp_dev_(what, ddz, rdz, n, t);
+            dev_->act_bwd(dda, dda, dz, dact, n, a);
+            ref_->act_bwd(rda, rda, rz, ract, n, a);
+            snprintf(what, sizeof what, "act_bwd %s n=%zu in place", dlfs_act_name(a), n);
+            cmp_dev_(what, dda, rda, n, t);
+            gfree_(dev_, dda, n, what); gfree_(ref_, rda, n, what); gfree_(dev_, ddz, n, what); gfree_(ref_, rdz, n, what);
+            if (a != DLFS_ACT_NONE) { gfree_(dev_, dact, n, "act"); gfree_(ref_, ract, n, "act"); }
+            gfree_(dev_, dz, n, "z"); gfree_(ref_, rz, n, "z");
+            gfree_(dev_, db, (size_t)cols, "bias"); gfree_(ref_, rb, (size_t)cols, "bias");
+            free(hz); free(ha); free(z); free(bias); free(da);
+        }
+}
+
+static void test_colsum(void)
+{
+    const int shapes[][2] = {{1, 1}, {9, 5}, {128, 10}, {8192, 10}, {128, 4096}, {1000, 1000}, {0, 7}};
+    const float betas[] = {0.0f, 1.0f, 0.5f};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int bi = 0; bi < 3; bi++) {
+            const int rows = shapes[s][0], cols = shapes[s][1];
+            const size_t n = (size_t)rows * cols;
+            float *x = rnd_(n, 1), *o = rnd_((size_t)cols, 1);
+            if (betas[bi] == 0.0f) for (int c = 0; c < cols; c++) o[c] = NAN; /* beta 0: out is not read */
+            float *dx = gup_(dev_, x, n), *rx = gup_(ref_, x, n);
+            float *dout = gup_(dev_, o, (size_t)cols), *rout = gup_(ref_, o, (size_t)cols);
+            dev_->colsum(dout, dx, rows, cols, betas[bi]);
+            ref_->colsum(rout, rx, rows, cols, betas[bi]);
+            char what[64];
+            snprintf(what, sizeof what, "colsum %dx%d beta=%g", rows, cols, betas[bi]);
+            /* the CPU adds rows in sequence, the GPU in 32 strided partial sums: the
+             * difference is a random walk of roundings, ~ eps * sqrt(rows) * |sum| */
+            const struct tol t = {1e-9, 1e-5 * sqrt((double)rows + 1), 1e-5};
+            cmp_dev_(what, dout, rout, (size_t)cols, t);
+            gfree_(dev_, dx, n, what); gfree_(ref_, rx, n, what);
+            gfree_(dev_, dout, (size_t)cols, what); gfree_(ref_, rout, (size_t)cols, what);
+            free(x); free(o);
+        }
+}
+
+/* ---- loss ---- */
+static void xent_case_(int rows, int classes, float grad_scale, int with_grad)
+{
+    const size_t n = (size_t)rows * classes;
+    float *x = rnd_(n, 4);
+    int32_t *y = malloc((size_t)rows * sizeof *y);
+    for (int r = 0; r < rows; r++) y[r] = (int32_t)((unsigned)(r * 7919) % (unsigned)classes);
+    x[0] = 80.0f;                                   /* large logits must not overflow */
+    if (rows > 2 && classes > 8) {                  /* ties: the FIRST maximum is the prediction */
+        for (int c = 0; c < classes; c++) x[(size_t)1 * classes + c] = 0.5f; /* all equal: argmax 0 */
+        y[1] = 0;
+        x[(size_t)2 * classes + 3] = x[(size_t)2 * classes + 7] = 9.0f;    /* two maxima, label the later */
+        y[2] = 7;
+    }
+    float *dx = gup_(dev_, x, n), *rx = gup_(ref_, x, n);
+    int32_t *dl = dev_->alloc((size_t)rows * sizeof *y), *rl = ref_->alloc((size_t)rows * sizeof *y);
+    dev_->to_device(dl, y, (size_t)rows * sizeof *y); ref_->to_device(rl, y, (size_t)rows * sizeof *y);
+    float *dd = with_grad ? gnew_(dev_, n) : NULL, *rd = with_grad ? gnew_(ref_, n) : NULL;
+    double st0[2] = {1.5, 2.0}, sd[2], sr[2];
+    double *dst = dev_->alloc(sizeof st0), *rst = ref_->alloc(sizeof st0);
+    dev_->to_device(dst, st0, sizeof st0); ref_->to_device(rst, st0, sizeof st0);
+    dev_->softmax_xent(dx, dl, rows, classes, grad_scale, dd, dst);
+    ref_->softmax_xent(rx, rl, rows, classes, grad_scale, rd, rst);
+    dev_->to_host(sd, dst, sizeof sd); ref_->to_host(sr, rst, sizeof sr);
+    char what[80];
+    snprintf(what, sizeof what, "softmax_xent %dx%d", rows, classes);
+    const int ok = fabs(sd[0] - sr[0]) <= 1e-9 * fabs(sr[0] - 1.5) + 1e-12 && sd[1] == sr[1];
+    CHECK(ok, "%s: loss sum %.15g correct %g, cpu %.15g %g (both started at 1.5, 2)", what, sd[0], sd[1], sr[0],
+          sr[1]);
+    if (ok) printf("  ok  %-52s loss %.9g, correct %g\n", what, sd[0] - 1.5, sd[1] - 2);
+    if (with_grad) {
+        snprintf(what, sizeof what, "softmax_xent %dx%d dlogits", rows, classes);
+        /* p = (float)exp(double): an ulp flip of p near 1 shows up as ~6e-8 * scale */
+        cmp_dev_(what, dd, rd, n, (struct tol){1e-12, 2e-7 * fabs(grad_scale), 1e-5});
+        gfree_(dev_, dd, n, what); gfree_(ref_, rd, n, what);
+    }
+    gfree_(dev_, dx, n, "logits"); gfree_(ref_, rx, n, "logits");
+    dev_->free(dl); ref_->free(rl); dev_->free(dst); ref_->free(rst);
+    free(x); free(y);
+}
+
+static void test_loss(void)
+{
+    xent_case_(6, 10, 0.25f, 1);
+    xent_case_(128, 10, 1.0f / 128, 1);
+    xent_case_(8192, 10, 1.0f / 8192, 1);
+    xent_case_(33, 1, 1.0f, 1);
+    xent_case_(100, 1000, 0.01f, 1);
+    xent_case_(1000, 10, 0.0f, 0); /* evaluation: statistics only */
+}
+
+/* ---- optimizers: several steps, aligned (float4 path) and shifted by one float ---- */
+static void optim_case_(const char *name, size_t n, size_t shift, struct dlfs_optim_hp hp, int adam, int mom)
+{
+    float *p = rnd_(n, 1), *g = rnd_(n, 1);
+    float *dp = gnew_(dev_, n + shift) + shift, *dg = gnew_(dev_, n + shift) + shift;
+    float *rp = gup_(ref_, p, n), *rg = gup_(ref_, g, n);
+    dev_->to_device(dp, p, n * sizeof *p); dev_->to_device(dg, g, n * sizeof *g);
+    float *dm = mom ? gnew_(dev_, n + shift) : NULL, *dv = adam ? gnew_(dev_, n + shift) : NULL;
+    float *rm = mom ? gnew_(ref_, n) : NULL, *rv = adam ? gnew_(ref_, n) : NULL;
+    if (dm) { dev_->fill(dm, 0.0f, n + shift); ref_->fill(rm, 0.0f, n); }
+    if (dv) { dev_->fill(dv, 0.0f, n + shift); ref_->fill(rv, 0.0f, n); }
+    for (int t = 1; t <= 3; t++) {
+        hp.bias_c1 = (float)(1.0 - pow(hp.beta1, t));
+        hp.bias_c2 = (float)(1.0 - pow(hp.beta2, t));
+        if (adam) {
+            dev_->adam_update(n, dp, dg, dm ? dm + shift : NULL, dv ? dv + shift : NULL, &hp);
+            ref_->adam_update(n, rp, rg, rm, rv, &hp);
+        } else {
+            dev_->sgd_update(n, dp, dg, dm ? dm + shift : NULL, &hp);
+            ref_->sgd_update(n, rp, rg, rm, &hp);
+        }
+    }
+    char what[80];
+    const struct tol t = {1e-12, 1e-6, 1e-5};
+    snprintf(what, sizeof what, "%s n=%zu shift=%zu: p", name, n, shift);
+    cmp_dev_(what, dp, rp, n, t);
+    if (mom) {
+        snprintf(what, sizeof what, "%s n=%zu shift=%zu: m", name, n, shift);
+        cmp_dev_(what, dm + shift, rm, n, t);
+    }
+    if (adam) {
+        snprintf(what, sizeof what, "%s n=%zu shift=%zu: v", name, n, shift);
+        cmp_dev_(what, dv + shift, rv, n, t);
+    }
+    gfree_(dev_, dp - shift, n + shift, what); gfree_(dev_, dg - shift, n + shift, what);
+    gfree_(ref_, rp, n, what); gfree_(ref_, rg, n, what);
+    if (mom) { gfree_(dev_, dm, n + shift, what); gfree_(ref_, rm, n, what); }
+    if (adam) { gfree_(dev_, dv, n + shift, what); gfree_(ref_, rv, n, what); }
+    free(p); free(g);
+}
+
+static void test_optim(void)
+{
+    const struct dlfs_optim_hp sgd = {.lr = 0.05f, .weight_decay = 1e-3f};
+    const struct dlfs_optim_hp mom = {.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-3f};
+    const struct dlfs_optim_hp nest = {.lr = 0.05f, .momentum = 0.9f, .nesterov = true};
+    const struct dlfs_optim_hp adam = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    struct dlfs_optim_hp adam_l2 = adam, adamw = adam;
+    adam_l2.weight_decay = 0.1f;
+    adamw.weight_decay = 0.01f;
+    adamw.decoupled = true;
+    const size_t sizes[] = {3, 1000003};
+    for (int s = 0; s < 2; s++)
+        for (size_t shift = 0; shift < 2; shift++) {
+            optim_case_("sgd plain", sizes[s], shift, sgd, 0, 0);
+            optim_case_("sgd momentum", sizes[s], shift, mom, 0, 1);
+            optim_case_("sgd nesterov", sizes[s], shift, nest, 0, 1);
+            optim_case_("adam", sizes[s], shift, adam, 1, 1);
+            optim_case_("adam L2", sizes[s], shift, adam_l2, 1, 1);
+            optim_case_("adamw", sizes[s], shift, adamw, 1, 1);
+        }
+}
+
+/* ---- the model's forward/loss/backward through each backend, as the trainer runs it ---- */
+static void test_model(void)
+{
+    const char *spec = "in(784),dense(64),gelu,dense(32),relu,dense(16),tanh,dense(10)";
+    const int rows = 50;
+    struct dlfs_model m;
+    CHECK(dlfs_model_parse(spec, &m) == DLFS_OK, "parse: %s", dlfs_error_msg());
+    const size_t np = m.num_params, nx = (size_t)rows * m.input_dim;
+    float *p = malloc(np * sizeof *p);
+    dlfs_model_init_params(&m, 3, p);
+    uint8_t *img = malloc(nx);
+    int32_t *lab = malloc((size_t)rows * sizeof *lab);
+    for (size_t i = 0; i < nx; i++) img[i] = (uint8_t)(t_rand_(&seed_) * 127.5 + 127.5);
+    for (int r = 0; r < rows; r++) lab[r] = r % 10;
+    const double mean[1] = {0.286}, std[1] = {0.353};
+    const struct dlfs_backend *bes[2] = {dev_, ref_};
+    struct dlfs_workspace ws[2];
+    float *par[2], *grad[2];
+    double st[2][2];
+    for (int b = 0; b < 2; b++) {
+        const struct dlfs_backend *be = bes[b];
+        CHECK(dlfs_workspace_init(&ws[b], &m, be, rows) == DLFS_OK, "workspace: %s", dlfs_error_msg());
+        par[b] = gup_(be, p, np);
+        grad[b] = gnew_(be, np);
+        uint8_t *di = be->alloc(nx);
+        be->to_device(di, img, nx);
+        be->to_device(ws[b].labels, lab, (size_t)rows * sizeof *lab);
+        be->fill((float *)ws[b].stats, 0.0f, 4);
+        be->normalize_u8(ws[b].x, di, (size_t)rows, 1, 784, mean, std);
+        dlfs_model_forward(&m, &ws[b], par[b], rows);
+        dlfs_model_loss(&m, &ws[b], rows, 1.0f / rows);
+        dlfs_model_backward(&m, &ws[b], par[b], grad[b], rows, NULL, NULL);
+        be->to_host(st[b], ws[b].stats, sizeof st[b]);
+        be->free(di);
+    }
+    const int last = m.num_layers - 1;
+    cmp_dev_("model logits", ws[0].a[last], ws[1].a[last], (size_t)rows * 10, (struct tol){1e-10, 1e-5, 1e-4});
+    cmp_dev_("model gradients (whole slab)", grad[0], grad[1], np, (struct tol){1e-9, 1e-5, 1e-3});
+    CHECK(fabs(st[0][0] - st[1][0]) <= 1e-5 * fabs(st[1][0]) && st[0][1] == st[1][1],
+          "model loss %.9g correct %g, cpu %.9g %g", st[0][0], st[0][1], st[1][0], st[1][1]);
+    for (int b = 0; b < 2; b++) {
+        gfree_(bes[b], par[b], np, "model params");
+        gfree_(bes[b], grad[b], np, "model grads");
+        dlfs_workspace_free(&ws[b], &m);
+    }
+    dlfs_model_free(&m);
+    free(p); free(img); free(lab);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0); /* "ok" lines and FAIL lines in order in the log */
+    self_ = argc > 1 && strcmp(argv[1], "--self") == 0;
+    ref_ = dlfs_backend_cpu();
+    if (ref_->set_threads) ref_->set_threads(1);
+    if (self_) {
+        dev_ = ref_;
+        printf("harness self-check: CPU against CPU\n");
+    } else {
+        char why[256] = "";
+        if (dlfs_cuda_device_count(why, sizeof why) == 0) {
+            printf("skipped: no GPU (%s)\n", why);
+            return 77;
+        }
+        if (dlfs_backend_select(DLFS_DEVICE_CUDA, 0, &dev_) != DLFS_OK) {
+            fprintf(stderr, "FAIL: a GPU is visible but the CUDA backend did not start: %s\n", dlfs_error_msg());
+            return 1;
+        }
+        printf("CUDA backend against the CPU backend\n");
+    }
+    test_memory();
+    test_vec();
+    test_normalize();
+    test_gemm();
+    test_act();
+    test_colsum();
+    test_loss();
+    test_optim();
+    test_model();
+    T_DONE();
+}
