@@ -172,6 +172,9 @@ enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m)
     char *expanded = NULL;
     for (size_t i = 0; i < sizeof presets_ / sizeof presets_[0]; i++)
         if (strcmp(text, presets_[i].name) == 0) list = presets_[i].spec;
+    if (list == text && !strpbrk(text, "(,") && !isdigit((unsigned char)text[0]))
+        return dlfs_error_set(DLFS_ERR_SHAPE, "--model '%s': unknown model name (presets: mlp, mlp-large; or a "
+                              "spec such as 784-256-10 or in(784),dense(256),gelu,dense(10))", text);
     if (list == text && isdigit((unsigned char)text[0])) {
         DLFS_TRY(expand_shorthand_(text, &expanded));
         list = expanded;

@@ -12,7 +12,7 @@ for np in 1 2 4 8; do
   mpirun -np $np "$train" "${common[@]}" --deterministic --virtual-shards 8 --check-sync 50 \
     --metrics "$T_TMP/det$np.jsonl" > "$T_TMP/det$np.out" 2>&1 || { cat "$T_TMP/det$np.out"; t_fail "np=$np run failed"; continue; }
   d=$(t_digest "$T_TMP/det$np.jsonl")
-  printf 'np=%d digest %s (%.1f s)\n' $np "$d" "$(echo "$(date +%s.%N) - $t0" | bc)"
+  printf 'np=%d digest %s (%s s)\n' $np "$d" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
   [ -n "$d" ] || t_fail "np=$np: no digest"
   if [ -z "$ref" ]; then ref=$d; elif [ "$d" = "$ref" ]; then t_pass "np=$np digest equals np=1"; else t_fail "np=$np digest $d != $ref"; fi
 done

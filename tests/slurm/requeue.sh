@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
+# The time-limit path of slurm/train.sbatch, for real: a deterministic 2-rank job gets
+# SIGUSR1 in its batch shell (what --signal=B:USR1@120 delivers before the time limit),
+# the shell forwards it to the job step, the ranks checkpoint and exit 3, the job requeues
+# itself, starts again with --resume latest, finishes, and ends with the same params_sha256
+# as an uninterrupted run of the same options started with mpirun.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/slurm-lib.sh"
+train=$1 fm=$3
+s_need_slurm
+[ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
+
+opts=(--data "$fm" --model mlp --batch 64 --epochs 1 --max-steps 400 --deterministic --seed 3)
+mpirun -np 2 "$train" "${opts[@]}" --quiet --metrics "$T_TMP/ref.jsonl" > "$T_TMP/ref.out" 2>&1 ||
+  { cat "$T_TMP/ref.out"; t_fail "uninterrupted reference run failed"; t_done; }
+ref=$(t_digest "$T_TMP/ref.jsonl")
+echo "uninterrupted: $ref"
+
+s_cluster_up
+run=$T_TMP/run
+out=$T_TMP/job.out
+id=$(DLFS_RUN_DIR=$run DLFS_TRAIN=$train DLFS_DEVICE=cpu DLFS_MODEL=mlp DLFS_EPOCHS=1 \
+  DLFS_ARGS="--checkpoint-every 50 --quiet" \
+  sbatch --parsable --time=10 --ntasks-per-node=2 --gpus-per-node=0 --cpus-per-task=1 \
+  --output="$out" "$S_ROOT/slurm/train.sbatch" "${opts[@]}") || { t_fail "sbatch refused the job"; t_done; }
+
+# signal once training is under way: the first periodic checkpoint (step 50 of 400) exists
+t0=$SECONDS
+until compgen -G "$run/checkpoints/ckpt-*.h5" > /dev/null; do
+  if [ $((SECONDS - t0)) -ge 60 ] || [ -z "$(squeue -h -j "$id" 2>/dev/null)" ]; then
+    t_fail "no checkpoint appeared within 60 s"; cat "$out"; t_done
+  fi
+  sleep 0.1
+done
+echo "+ scancel --signal=USR1 --batch $id   (first checkpoint after $((SECONDS - t0)) s)"
+scancel --signal=USR1 --batch "$id" || t_fail "scancel --signal=USR1 failed"
+s_wait "$id" 150
+cat "$out"
+
+[ "$S_STATE" = COMPLETED ] && [ "$S_EXIT" = 0:0 ] && t_pass "job $id completed" || t_fail "job $id ended $S_STATE $S_EXIT"
+[ "$S_RESTARTS" = 1 ] && t_pass "the job was requeued once" || t_fail "restarts: '$S_RESTARTS', want 1"
+grep -q "SIGUSR1 at" "$out" && t_pass "the batch shell trapped SIGUSR1" || t_fail "no SIGUSR1 line from the batch shell"
+stop=$(grep -o "stopped by SIGUSR1 at step [0-9]*" "$out" | head -n 1)
+[ -n "$stop" ] && t_pass "the ranks checkpointed and stopped: $stop" || t_fail "no 'stopped by SIGUSR1' from dlfs-train"
+grep -q "exited with 3" "$out" && grep -q "+ scontrol requeue $id" "$out" &&
+  t_pass "exit code 3 led to scontrol requeue" || t_fail "no exit-3-then-requeue in the job output"
+grep -q "restart 1," "$out" && t_pass "the requeued job started again (restart 1)" || t_fail "no second start"
+got=$(t_digest "$run/metrics.jsonl")
+grep -q '"step": 400' "$run/metrics.jsonl" 2>/dev/null && t_pass "the resumed run reached step 400" || t_fail "no step 400 in the metrics"
+[ -n "$got" ] && [ "$got" = "$ref" ] && t_pass "digest after interrupt + requeue + resume equals the uninterrupted run" ||
+  t_fail "digest '$got' != uninterrupted '$ref'"
+t_done

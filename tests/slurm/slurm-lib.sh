@@ -1,0 +1,76 @@
+# shellcheck shell=bash
+# Helpers for the SLURM test drivers (sourced after ../lib.sh). s_cluster_up starts a
+# one-node cluster with launch/slurm-local in the test's scratch directory; an EXIT trap
+# stops its daemons by PID (also when a check fails or the driver is killed by ctest's
+# timeout: TERM/INT are turned into an exit) and then removes the scratch directory.
+S_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+S_LOCAL=$S_ROOT/launch/slurm-local
+S_RUN=""
+
+# s_need_slurm: exit 77 (skipped) when SLURM is not installed; exit 77 also when not root
+# (slurmd must start job processes as their owner)
+s_need_slurm() {
+  local p
+  for p in slurmctld slurmd sbatch munged; do
+    command -v "$p" >/dev/null || PATH=$PATH:/usr/sbin command -v "$p" >/dev/null ||
+      { echo "$p not installed (apt-get install -y slurm-wlm munge): skipped"; exit 77; }
+  done
+  export PATH=$PATH:/usr/sbin
+  [ "$(id -u)" -eq 0 ] || { echo "the test cluster's daemons must run as root: skipped"; exit 77; }
+}
+
+s_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$S_RUN" ]; then
+    if [ "$T_FAILS" -gt 0 ] || [ "$rc" -ne 0 ]; then
+      echo "--- slurmctld.log (tail)"; tail -n 15 "$S_RUN/slurm/log/slurmctld.log" 2>/dev/null
+      echo "--- slurmd.log (tail)"; tail -n 15 "$S_RUN/slurm/log/slurmd.log" 2>/dev/null
+    fi
+    "$S_LOCAL" down "$S_RUN" || true
+  fi
+  rm -rf "$T_TMP"
+  exit "$rc"
+}
+
+# s_cluster_up: start the cluster, export SLURM_CONF
+s_cluster_up() {
+  S_RUN=$T_TMP/cluster
+  chmod 711 "$T_TMP"   # munged wants o+x on every directory above its socket
+  trap s_cleanup EXIT
+  trap 'exit 143' TERM
+  trap 'exit 130' INT
+  "$S_LOCAL" up "$S_RUN" || { t_fail "launch/slurm-local up"; exit 1; }
+  export SLURM_CONF=$S_RUN/slurm.conf
+}
+
+# s_wait JOBID SECONDS: poll until the job has left the queue (requeues included);
+# then S_STATE, S_EXIT and S_RESTARTS hold its final JobState, ExitCode and Restarts
+s_wait() {
+  local id=$1 limit=$2 t0=$SECONDS info
+  while [ -n "$(squeue -h -j "$id" -o %T 2>/dev/null)" ]; do
+    if [ $((SECONDS - t0)) -ge "$limit" ]; then
+      t_fail "job $id still in the queue after $limit s: $(squeue -h -j "$id" -o '%T %r')"
+      scancel "$id" 2>/dev/null
+      break
+    fi
+    sleep 0.2
+  done
+  info=$(scontrol show job "$id" 2>/dev/null)
+  S_STATE=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<< "$info" | head -n 1)
+  S_EXIT=$(sed -n 's/.* ExitCode=\([0-9:]*\).*/\1/p' <<< "$info" | head -n 1)
+  S_RESTARTS=$(sed -n 's/.*Restarts=\([0-9]*\).*/\1/p' <<< "$info" | head -n 1)
+  echo "job $id: state $S_STATE, exit code $S_EXIT, restarts $S_RESTARTS ($((SECONDS - t0)) s)"
+}
+
+# s_png_ok FILE: an 8-byte PNG signature, an IHDR of a plausible size, > 5 kB
+s_png_ok() {
+  local f=$1 sig w h size
+  [ -f "$f" ] || { echo "no $f"; return 1; }
+  sig=$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')
+  size=$(stat -c %s "$f")
+  w=$(od -An -tu4 --endian=big -j 16 -N 4 "$f" | tr -d ' ')
+  h=$(od -An -tu4 --endian=big -j 20 -N 4 "$f" | tr -d ' ')
+  echo "$f: signature $sig, ${w}x${h} pixels, $size bytes"
+  [ "$sig" = 89504e470d0a1a0a ] && [ "$size" -gt 5000 ] && [ "$w" -ge 400 ] && [ "$h" -ge 200 ]
+}
