@@ -47,6 +47,7 @@ struct dlfs_optim_hp {
 
 struct dlfs_backend {
     const char *name;   /* "cpu", "cuda" */
+    bool host_memory;   /* its buffers are ordinary host memory (MPI may use them directly) */
 
     /* memory */
     void *(*alloc)(size_t bytes);                           /* zero-filled; NULL when out of memory */

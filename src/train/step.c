@@ -80,7 +80,8 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
         const double t0 = dlfs_now();
         dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
         dlfs_model_loss(&r->model, &r->ws, r->pass_rows, scale);
-        if (r->o->deterministic) {
+        if (r->o->deterministic || !be->host_memory) {
+            /* device buffers: no MPI on them while kernels may still write (NCCL comes with the CUDA comm) */
             dlfs_model_backward(&r->model, &r->ws, r->params, r->grads[p], r->pass_rows, NULL, NULL);
         } else {
             dlfs_model_backward(&r->model, &r->ws, r->params, r->grads[0], r->pass_rows, layer_done_, r);
@@ -101,8 +102,13 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
             be->to_device(r->grads[0], r->host, r->n * sizeof(float));
         }
         r->t_comm += dlfs_now() - t0;
-    } else {
+    } else if (be->host_memory) {
         r->t_comm += dlfs_buckets_wait(&r->buckets);
+    } else if (r->comm->size > 1) { /* staged through host memory, not overlapped */
+        be->to_host(r->host, r->grads[0], r->n * sizeof(float));
+        dlfs_comm_allreduce_f32(r->comm, r->host, r->n);
+        be->to_device(r->grads[0], r->host, r->n * sizeof(float));
+        r->t_comm += dlfs_now() - t0;
     }
     t0 = dlfs_now();
     update_(r);

@@ -51,6 +51,7 @@ static void cpu_set_threads(int n) { openblas_set_num_threads(n); }
 
 static const struct dlfs_backend cpu_backend_ = {
     .name = "cpu",
+    .host_memory = true,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .to_device = cpu_memcpy,

@@ -15,9 +15,10 @@ __device__ __forceinline__ void argmax_merge(float &m, int &i, float m2, int i2)
     if (m2 > m || (m2 == m && i2 < i)) { m = m2; i = i2; }
 }
 
-__global__ void softmax_xent_k(const float *__restrict__ logits, const int32_t *__restrict__ labels,
-                               int rows, int classes, float grad_scale, float *__restrict__ dlogits,
-                               double *stats)
+// No __restrict__ on logits/dlogits: like the CPU loop, this works in place
+// (each lane reads x[c] before it writes d[c], after the row's reductions).
+__global__ void softmax_xent_k(const float *logits, const int32_t *__restrict__ labels, int rows, int classes,
+                               float grad_scale, float *dlogits, double *stats)
 {
     __shared__ double s_loss[XENT_WARPS], s_ok[XENT_WARPS];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;

@@ -9,7 +9,7 @@ __global__ void fill_k(float *x, float v, size_t n)
     CUDA_GRID_STRIDE(i, n) x[i] = v;
 }
 
-__global__ void axpy_k(size_t n, float alpha, const float *__restrict__ x, float *__restrict__ y)
+__global__ void axpy_k(size_t n, float alpha, const float *x, float *y) // x may equal y
 {
     CUDA_GRID_STRIDE(i, n) y[i] += alpha * x[i];
 }
