@@ -153,6 +153,7 @@ extern "C" int dlfs_cuda_init_(int device, char *why, size_t why_len)
 
 static const struct dlfs_backend cuda_backend_ = {
     .name = "cuda",
+    .host_memory = false,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .to_device = cuda_to_device,
