@@ -131,7 +131,8 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
         if (st == DLFS_OK) st = check_data_(r);
         DLFS_TRY(dlfs_comm_agree(comm, st));
     }
-    if (comm->rank == 0 && o->metrics && !(r->metrics = fopen(o->metrics, "w")))
+    /* a resumed run appends: its metrics continue the interrupted run's */
+    if (comm->rank == 0 && o->metrics && !(r->metrics = fopen(o->metrics, o->resume ? "a" : "w")))
         st = dlfs_error_set(DLFS_ERR_IO, "--metrics %s: cannot open for writing: %s", o->metrics,
                             strerror(errno));
     if (st == DLFS_OK && comm->rank == 0 && o->checkpoint_dir) st = dlfs_ckpt_dir_check(o->checkpoint_dir);
