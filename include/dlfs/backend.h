@@ -34,6 +34,21 @@ const char *dlfs_act_name(enum dlfs_act a);
 /* Parse "relu"/"tanh"/"sigmoid"/"gelu"/"none"; returns DLFS_ACT_COUNT when unknown. */
 enum dlfs_act dlfs_act_parse(const char *s);
 
+/* Geometry of a 2-D convolution or pooling window over NCHW images (square
+ * windows are what the spec language offers, the ops take kh != kw too). */
+struct dlfs_conv_geom {
+    int c, h, w;           /* input channels, height, width */
+    int oc, oh, ow;        /* output channels, height, width */
+    int kh, kw, stride, pad;
+};
+/* Images the conv ops unfold at once for a batch of n (bounded scratch), and the
+ * floats of scratch (`col`) they need for a batch of up to n images. */
+int dlfs_conv_chunk(const struct dlfs_conv_geom *g, int n);
+size_t dlfs_conv_col_floats(const struct dlfs_conv_geom *g, int n);
+/* Tests: unfold at most `floats` at once (0 restores the default, 4 Mi floats),
+ * so that small cases run through several chunks. Not thread-safe. */
+void dlfs_conv_set_col_budget(size_t floats);
+
 /* Adam/AdamW/SGD hyper-parameters for one update over a slab. */
 struct dlfs_optim_hp {
     float lr;
@@ -93,6 +108,22 @@ struct dlfs_backend {
     void (*sgd_update)(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
     void (*adam_update)(size_t n, float *p, const float *g, float *m, float *v,
                         const struct dlfs_optim_hp *hp);
+
+    /* Convolution over n NCHW images (optional: NULL where a backend lacks it, and
+     * the trainer refuses models that need it). Weights are (oc, c, kh, kw), bias (oc).
+     * fwd: z(n, oc, oh, ow) = conv(x(n, c, h, w), w) + b; a = act(z) (`a` may equal
+     * `z` only for DLFS_ACT_NONE). col: dlfs_conv_col_floats(g, n) floats of scratch.
+     * bwd: from dz(n, oc, oh, ow) overwrite dw and db, and dx(n, c, h, w) unless NULL. */
+    void (*conv2d_fwd)(const struct dlfs_conv_geom *g, int n, const float *x, const float *w,
+                       const float *b, float *col, float *z, float *a, enum dlfs_act act);
+    void (*conv2d_bwd)(const struct dlfs_conv_geom *g, int n, const float *x, const float *w,
+                       const float *dz, float *col, float *dw, float *db, float *dx);
+    /* Max pooling (kh x kw windows, stride, no padding; oc == c). fwd writes y and the
+     * index of each window's first maximum within its input plane (arg); bwd
+     * overwrites dx(n, c, h, w) with dy routed to those maxima. */
+    void (*maxpool_fwd)(const struct dlfs_conv_geom *g, int n, const float *x, float *y, int32_t *arg);
+    void (*maxpool_bwd)(const struct dlfs_conv_geom *g, int n, const float *dy, const int32_t *arg,
+                        float *dx);
 
     /* Optional: threads the backend may use on the host (CPU BLAS). */
     void (*set_threads)(int n);

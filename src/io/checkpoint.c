@@ -46,6 +46,20 @@ static enum dlfs_status mkdirs_(const char *dir)
     return DLFS_OK;
 }
 
+/* Shapes as the layer sees them: dense weight (out, in), conv weight (oc, c, kh,
+ * kw) as PyTorch stores them; bias (out channels). Returns the weight's rank. */
+static int weight_dims_(const struct dlfs_layer *L, uint64_t wd[4], uint64_t bd[1])
+{
+    if (L->type == DLFS_LAYER_CONV) {
+        wd[0] = (uint64_t)L->g.oc; wd[1] = (uint64_t)L->g.c; wd[2] = (uint64_t)L->g.kh; wd[3] = (uint64_t)L->g.kw;
+        bd[0] = (uint64_t)L->g.oc;
+        return 4;
+    }
+    wd[0] = (uint64_t)L->out; wd[1] = (uint64_t)L->in;
+    bd[0] = (uint64_t)L->out;
+    return 2;
+}
+
 static int write_slab_(hid_t f, const char *group, const struct dlfs_model *m, const float *slab)
 {
     char path[256];
@@ -54,12 +68,14 @@ static int write_slab_(hid_t f, const char *group, const struct dlfs_model *m, c
     H5Gclose(g);
     for (int l = 0; l < m->num_layers; l++) {
         const struct dlfs_layer *L = &m->layers[l];
+        if (L->num_params == 0) continue; /* pooling, flatten: nothing to store */
         snprintf(path, sizeof path, "%s/%s", group, L->name);
         if ((g = H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) return -1;
         H5Gclose(g);
-        uint64_t wd[2] = {(uint64_t)L->out, (uint64_t)L->in}, bd[1] = {(uint64_t)L->out};
+        uint64_t wd[4], bd[1];
+        const int rank = weight_dims_(L, wd, bd);
         snprintf(path, sizeof path, "%s/%s/weight", group, L->name);
-        if (h5u_write_f32(f, path, 2, wd, slab + L->w_off) < 0) return -1;
+        if (h5u_write_f32(f, path, rank, wd, slab + L->w_off) < 0) return -1;
         snprintf(path, sizeof path, "%s/%s/bias", group, L->name);
         if (h5u_write_f32(f, path, 1, bd, slab + L->b_off) < 0) return -1;
     }
@@ -71,9 +87,11 @@ static int read_slab_(hid_t f, const char *group, const struct dlfs_model *m, fl
     char path[256];
     for (int l = 0; l < m->num_layers; l++) {
         const struct dlfs_layer *L = &m->layers[l];
-        uint64_t wd[2] = {(uint64_t)L->out, (uint64_t)L->in}, bd[1] = {(uint64_t)L->out};
+        if (L->num_params == 0) continue;
+        uint64_t wd[4], bd[1];
+        const int rank = weight_dims_(L, wd, bd);
         snprintf(path, sizeof path, "%s/%s/weight", group, L->name);
-        if (h5u_read_f32(f, path, 2, wd, slab + L->w_off) < 0) return -1;
+        if (h5u_read_f32(f, path, rank, wd, slab + L->w_off) < 0) return -1;
         snprintf(path, sizeof path, "%s/%s/bias", group, L->name);
         if (h5u_read_f32(f, path, 1, bd, slab + L->b_off) < 0) return -1;
     }

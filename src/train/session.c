@@ -120,6 +120,7 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     r->comm = comm;
     enum dlfs_status st = dlfs_backend_select(o->device, comm->local_rank, &r->be);
     if (st == DLFS_OK) st = dlfs_model_parse(o->model, &r->model);
+    if (st == DLFS_OK) st = dlfs_model_check_backend(&r->model, r->be);
     if (st == DLFS_OK) st = batch_plan_(r);
     DLFS_TRY(dlfs_comm_agree(comm, st));
     threads_(r);

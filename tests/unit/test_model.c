@@ -26,10 +26,33 @@ static double ref_loss(const struct dlfs_model *m, const double *p, const double
         memcpy(cur, x + (size_t)r * m->input_dim, sizeof(double) * (size_t)m->input_dim);
         for (int l = 0; l < m->num_layers; l++) {
             const struct dlfs_layer *L = &m->layers[l];
-            for (int o = 0; o < L->out; o++) {
-                double z = p[L->b_off + o];
-                for (int i = 0; i < L->in; i++) z += p[L->w_off + (size_t)o * L->in + i] * cur[i];
-                next[o] = act_d(z, L->act);
+            if (L->type == DLFS_LAYER_DENSE) {
+                for (int o = 0; o < L->out; o++) {
+                    double z = p[L->b_off + o];
+                    for (int i = 0; i < L->in; i++) z += p[L->w_off + (size_t)o * L->in + i] * cur[i];
+                    next[o] = act_d(z, L->act);
+                }
+            } else if (L->type == DLFS_LAYER_CONV || L->type == DLFS_LAYER_MAXPOOL) {
+                const struct dlfs_conv_geom *g = &L->g;
+                for (int o = 0; o < g->oc; o++)
+                    for (int oy = 0; oy < g->oh; oy++)
+                        for (int ox = 0; ox < g->ow; ox++) {
+                            double acc = L->type == DLFS_LAYER_CONV ? p[L->b_off + o] : -INFINITY;
+                            for (int c = 0; c < g->c; c++)
+                                for (int ki = 0; ki < g->kh; ki++)
+                                    for (int kj = 0; kj < g->kw; kj++) {
+                                        int iy = oy * g->stride - g->pad + ki, ix = ox * g->stride - g->pad + kj;
+                                        if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
+                                        double v = cur[(c * g->h + iy) * g->w + ix];
+                                        if (L->type == DLFS_LAYER_CONV)
+                                            acc += p[L->w_off + (size_t)((o * g->c + c) * g->kh + ki) * g->kw + kj] * v;
+                                        else if (c == o && v > acc)
+                                            acc = v;
+                                    }
+                            next[(o * g->oh + oy) * g->ow + ox] = act_d(acc, L->act);
+                        }
+            } else { /* flatten */
+                memcpy(next, cur, sizeof(double) * (size_t)L->out);
             }
             memcpy(cur, next, sizeof(double) * (size_t)L->out);
         }
@@ -147,11 +170,37 @@ static void test_specs(void)
     CHECK(dlfs_model_parse(m.spec, &m2) == DLFS_OK && strcmp(m.spec, m2.spec) == 0, "canonical round trip");
     dlfs_model_free(&m2);
     dlfs_model_free(&m);
+    /* the cnn preset and the convolutional layers */
+    CHECK(dlfs_model_parse("cnn", &m) == DLFS_OK, "cnn: %s", dlfs_error_msg());
+    CHECK(m.num_layers == 7 && m.layers[0].type == DLFS_LAYER_CONV && m.layers[0].act == DLFS_ACT_RELU &&
+          m.layers[1].type == DLFS_LAYER_MAXPOOL && m.layers[4].type == DLFS_LAYER_FLATTEN &&
+          m.layers[5].in == 64 * 7 * 7 && m.num_classes == 10, "cnn layers");
+    CHECK(m.num_params == 32 * 25 + 32 + 64 * 32 * 25 + 64 + 3136 * 1024 + 1024 + 1024 * 10 + 10,
+          "cnn params %zu", m.num_params);
+    CHECK(strcmp(m.layers[0].name, "0_conv") == 0 && strcmp(m.layers[5].name, "5_dense") == 0, "names");
+    CHECK(m.layers[1].num_params == 0 && m.layers[1].w_off == m.layers[2].w_off, "parameterless offsets");
+    CHECK(strcmp(m.spec, "in(1x28x28),conv(32,k5,p2),relu,maxpool(2),conv(64,k5,p2),relu,maxpool(2),flatten,"
+                         "dense(1024),relu,dense(10)") == 0, "cnn canonical %s", m.spec);
+    dlfs_model_free(&m);
+    CHECK(dlfs_model_parse("in(3x9x8), conv(4, k3, s2, p1), tanh, maxpool(3,s2), dense(5)", &m) == DLFS_OK &&
+          m.layers[0].g.oh == 5 && m.layers[0].g.ow == 4 && m.layers[1].g.oh == 2 && m.layers[1].g.ow == 1 &&
+          m.layers[2].in == 8, "conv geometry: %s", dlfs_error_msg());
+    CHECK(strcmp(m.spec, "in(3x9x8),conv(4,k3,s2,p1),tanh,maxpool(3,s2),dense(5)") == 0, "canonical %s", m.spec);
+    CHECK(dlfs_model_parse(m.spec, &m2) == DLFS_OK && strcmp(m.spec, m2.spec) == 0, "conv canonical round trip");
+    dlfs_model_free(&m2);
+    dlfs_model_free(&m);
     const char *bad[] = {"", "mlpx", "784", "784-", "784--10", "784-0-10", "784-10:swish", "784-x-10",
                          "in(784),relu,dense(10)", "in(784),dense(10),relu", "in(784),dense(5),relu,relu,dense(3)",
                          "dense(10)", "in(0),dense(10)", "in(1x28),dense(10)", "in(1x2x3x4),dense(10)",
                          "in(784),dense(1)", "in(784),dense(-5),dense(10)", "in(784),conv(3),dense(10)",
-                         "in(784),dense(10", "784-99999999-10", "in(784)"};
+                         "in(784),dense(10", "784-99999999-10", "in(784)",
+                         "in(1x4x4),conv(2,k5),dense(3)", "in(1x8x8),conv(0,k3),dense(3)",
+                         "in(1x8x8),conv(2,k3,p-1),dense(3)", "in(1x8x8),conv(2,k0),dense(3)",
+                         "in(1x8x8),conv(2,k3,s0),dense(3)", "in(1x8x8),conv(2),dense(3)",
+                         "in(1x8x8),conv(2,k3,q1),dense(3)", "in(1x3x3),maxpool(4),dense(3)",
+                         "in(1x8x8),maxpool(2,p1),dense(3)", "in(1x8x8),maxpool(2),relu,dense(3)",
+                         "in(1x8x8),conv(2,k3),flatten", "in(1x8x8),conv(2,k3,p1,dense(3)",
+                         "in(1x8x8),flatten(2),dense(3)"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dlfs_error_clear();
         enum dlfs_status st = dlfs_model_parse(bad[i], &m);
@@ -172,5 +221,9 @@ int main(void)
     check_model("in(11),dense(6),tanh,dense(5),sigmoid,dense(4)", 3);
     check_model("in(9),dense(8),gelu,dense(3)", 5);
     check_model("in(1x3x3),dense(4),dense(2)", 2);
+    check_model("in(1x5x5),conv(2,k3),relu,dense(3)", 1);
+    check_model("in(2x7x6),conv(3,k3,s2,p2),tanh,maxpool(2),flatten,dense(4),relu,dense(3)", 3);
+    check_model("in(1x9x9),conv(3,k5,p2),relu,maxpool(2),conv(4,k3),gelu,maxpool(2,s1),flatten,dense(3)", 2);
+    check_model("in(1x6x6),maxpool(3,s2),conv(2,k2),dense(2)", 2);
     T_DONE();
 }

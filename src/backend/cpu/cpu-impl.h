@@ -16,4 +16,10 @@ void cpu_normalize_u8(float *dst, const uint8_t *src, size_t n, int channels, si
 void cpu_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
 void cpu_adam_update(size_t n, float *p, const float *g, float *m, float *v,
                      const struct dlfs_optim_hp *hp);
+void cpu_conv2d_fwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *b,
+                    float *col, float *z, float *a, enum dlfs_act act);
+void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *dz,
+                    float *col, float *dw, float *db, float *dx);
+void cpu_maxpool_fwd(const struct dlfs_conv_geom *g, int n, const float *x, float *y, int32_t *arg);
+void cpu_maxpool_bwd(const struct dlfs_conv_geom *g, int n, const float *dy, const int32_t *arg, float *dx);
 #endif

@@ -69,6 +69,10 @@ static const struct dlfs_backend cpu_backend_ = {
     .scale = cpu_scale,
     .sgd_update = cpu_sgd_update,
     .adam_update = cpu_adam_update,
+    .conv2d_fwd = cpu_conv2d_fwd,
+    .conv2d_bwd = cpu_conv2d_bwd,
+    .maxpool_fwd = cpu_maxpool_fwd,
+    .maxpool_bwd = cpu_maxpool_bwd,
     .set_threads = cpu_set_threads,
 };
 
