@@ -211,11 +211,30 @@ static void test_specs(void)
     }
 }
 
+/* A backend without the conv op must be refused with one message naming it. */
+static void test_missing_op(void)
+{
+    struct dlfs_backend be = *dlfs_backend_cpu();
+    be.name = "lacking";
+    be.conv2d_bwd = NULL;
+    struct dlfs_model m;
+    CHECK(dlfs_model_parse("in(1x6x6),maxpool(2),conv(2,k3),relu,dense(3)", &m) == DLFS_OK, "parse");
+    CHECK(dlfs_model_check_backend(&m, dlfs_backend_cpu()) == DLFS_OK, "cpu has every op");
+    dlfs_error_clear();
+    CHECK(dlfs_model_check_backend(&m, &be) == DLFS_ERR_DEVICE, "missing op accepted");
+    CHECK(strstr(dlfs_error_msg(), "conv2d_bwd") && strstr(dlfs_error_msg(), "1_conv") &&
+          strstr(dlfs_error_msg(), "lacking"), "message: %s", dlfs_error_msg());
+    dlfs_model_free(&m);
+    CHECK(dlfs_model_parse("mlp", &m) == DLFS_OK && dlfs_model_check_backend(&m, &be) == DLFS_OK, "mlp needs no conv");
+    dlfs_model_free(&m);
+}
+
 int main(void)
 {
     dlfs_backend_cpu()->set_threads(1);
     test_specs();
     test_layer_done_order();
+    test_missing_op();
     check_model("7-5-3:relu", 1);
     check_model("7-5-3:relu", 4);
     check_model("in(11),dense(6),tanh,dense(5),sigmoid,dense(4)", 3);
