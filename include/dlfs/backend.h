@@ -125,6 +125,15 @@ struct dlfs_backend {
     void (*maxpool_bwd)(const struct dlfs_conv_geom *g, int n, const float *dy, const int32_t *arg,
                         float *dx);
 
+    /* Dropout over x(rows, cols): row r is global sample ids[r] (device memory), and
+     * element j is kept with probability 1 - rate, decided by
+     * dlfs_uniform01(dlfs_hash64(key, ids[r]), j) >= rate — never by rank or thread,
+     * so every rank count draws the same masks. mask = kept / (1 - rate); y = x * mask. */
+    void (*dropout_fwd)(const float *x, float *y, float *mask, int rows, int cols, float rate, uint64_t key,
+                        const uint32_t *ids);
+    /* y *= x elementwise (dropout's backward: dx = dy * mask) */
+    void (*mul)(size_t n, const float *x, float *y);
+
     /* Optional: threads the backend may use on the host (CPU BLAS). */
     void (*set_threads)(int n);
 };

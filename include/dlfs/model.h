@@ -16,6 +16,8 @@
  *                                        (default 1), zero padding P (default 0)
  *               maxpool(K[,sS])          KxK windows, stride S (default K)
  *               flatten                  (C,H,W) -> C*H*W; no computation (NCHW)
+ *               dropout(P)               zero each value with probability P (0 <= P < 1)
+ *                                        while training, scaling the rest by 1/(1-P)
  *             an activation (relu|tanh|sigmoid|gelu) may follow a hidden dense or
  *             conv layer (it is fused into it); the last layer is a dense layer
  *             whose width is the number of classes.
@@ -42,6 +44,7 @@ enum dlfs_layer_type {
     DLFS_LAYER_CONV,
     DLFS_LAYER_MAXPOOL,
     DLFS_LAYER_FLATTEN,
+    DLFS_LAYER_DROPOUT,
     DLFS_LAYER_COUNT
 };
 /* "dense", "conv", ... as in checkpoint group names */
@@ -53,6 +56,7 @@ struct dlfs_layer {
     struct dlfs_conv_geom g;/* input (c, h, w) and output (oc, oh, ow) shape of every
                                layer; window (kh, kw, stride, pad) of conv/maxpool */
     enum dlfs_act act;      /* fused activation after the layer (dense, conv) */
+    float rate;             /* dropout: probability of zeroing an element */
     size_t w_off, b_off;    /* offsets into the slab: weight, bias */
     size_t num_params;      /* 0 for layers without parameters */
     char name[32];          /* "<index>_<type>", used in checkpoints */
@@ -96,7 +100,11 @@ struct dlfs_workspace {
     float *a[DLFS_MAX_LAYERS];  /* (max_rows, out) activations (== z without activation;
                                    flatten: the previous layer's output) */
     int32_t *arg[DLFS_MAX_LAYERS]; /* maxpool: (max_rows, out) window maxima positions */
+    float *aux[DLFS_MAX_LAYERS];   /* dropout: (max_rows, out) mask */
     float *col;                 /* conv im2col scratch */
+    uint32_t *ids;              /* (max_rows) global sample index of each row (dropout key) */
+    int training;               /* 1: dropout draws masks; 0 (evaluation): dropout is the identity */
+    uint64_t key;               /* per-step random key (seed, step): see dlfs_model_forward */
     float *d0, *d1;             /* (max_rows, max_width) ping-pong gradient buffers */
     int32_t *labels;            /* (max_rows) */
     double *stats;              /* [2]: loss sum, correct count (see softmax_xent) */
@@ -105,7 +113,10 @@ enum dlfs_status dlfs_workspace_init(struct dlfs_workspace *ws, const struct dlf
                                      const struct dlfs_backend *be, int max_rows);
 void dlfs_workspace_free(struct dlfs_workspace *ws, const struct dlfs_model *m);
 
-/* Forward pass of `rows` samples from ws->x; returns the logits (rows, classes). */
+/* Forward pass of `rows` samples from ws->x; returns the logits (rows, classes).
+ * When ws->training, dropout layer l keeps element j of row r by the draw keyed by
+ * (ws->key, l, ws->ids[r], j): the caller sets key = f(seed, step) and ids = the
+ * rows' global sample indices, so masks never depend on the rank count. */
 const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspace *ws,
                                 const float *params, int rows);
 

@@ -44,6 +44,8 @@ enum dlfs_status dlfs_model_check_backend(const struct dlfs_model *m, const stru
         else if (L->type == DLFS_LAYER_CONV && !be->conv2d_bwd) missing = "conv2d_bwd";
         else if (L->type == DLFS_LAYER_MAXPOOL && !be->maxpool_fwd) missing = "maxpool_fwd";
         else if (L->type == DLFS_LAYER_MAXPOOL && !be->maxpool_bwd) missing = "maxpool_bwd";
+        else if (L->type == DLFS_LAYER_DROPOUT && !be->dropout_fwd) missing = "dropout_fwd";
+        else if (L->type == DLFS_LAYER_DROPOUT && !be->mul) missing = "mul";
         if (missing)
             return dlfs_error_set(DLFS_ERR_DEVICE, "the %s backend has no %s op, which layer %s of model '%s' "
                                   "needs; use --device cpu", be->name, missing, L->name, m->spec);
@@ -71,6 +73,7 @@ enum dlfs_status dlfs_workspace_init(struct dlfs_workspace *ws, const struct dlf
         if (L->act != DLFS_ACT_NONE) ALLOC_(ws->a[l], rows * L->out * sizeof(float));
         else ws->a[l] = ws->z[l];
         if (L->type == DLFS_LAYER_MAXPOOL) ALLOC_(ws->arg[l], rows * L->out * sizeof(int32_t));
+        if (L->type == DLFS_LAYER_DROPOUT) ALLOC_(ws->aux[l], rows * L->out * sizeof(float));
     }
     size_t col = 0;
     for (int l = 0; l < m->num_layers; l++) {
@@ -79,6 +82,7 @@ enum dlfs_status dlfs_workspace_init(struct dlfs_workspace *ws, const struct dlf
         if (c > col) col = c;
     }
     if (col) ALLOC_(ws->col, col * sizeof(float));
+    ALLOC_(ws->ids, rows * sizeof(uint32_t));
     ALLOC_(ws->d0, rows * m->max_width * sizeof(float));
     ALLOC_(ws->d1, rows * m->max_width * sizeof(float));
     ALLOC_(ws->labels, rows * sizeof(int32_t));
@@ -102,8 +106,10 @@ void dlfs_workspace_free(struct dlfs_workspace *ws, const struct dlfs_model *m)
         if (ws->a[l] != ws->z[l]) be->free(ws->a[l]);
         be->free(ws->z[l]);
         be->free(ws->arg[l]);
+        be->free(ws->aux[l]);
     }
     be->free(ws->col);
+    be->free(ws->ids);
     be->free(ws->d0);
     be->free(ws->d1);
     be->free(ws->labels);
@@ -132,6 +138,15 @@ const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspac
             break;
         case DLFS_LAYER_MAXPOOL:
             be->maxpool_fwd(&L->g, rows, x, ws->a[l], ws->arg[l]);
+            break;
+        case DLFS_LAYER_DROPOUT:
+            if (ws->training && L->rate > 0.0f)
+                be->dropout_fwd(x, ws->a[l], ws->aux[l], rows, L->out, L->rate,
+                                dlfs_hash64(ws->key, (uint64_t)l), ws->ids);
+            else if (ws->training)
+                be->fill(ws->aux[l], 1.0f, (size_t)rows * L->out);
+            if (!ws->training || L->rate == 0.0f)
+                be->copy(ws->a[l], x, (size_t)rows * L->out * sizeof(float));
             break;
         default: /* flatten: a view */
             break;
@@ -175,6 +190,10 @@ void dlfs_model_backward(const struct dlfs_model *m, struct dlfs_workspace *ws, 
             break;
         case DLFS_LAYER_MAXPOOL:
             if (l > 0) be->maxpool_bwd(&L->g, rows, d, ws->arg[l], dnext);
+            break;
+        case DLFS_LAYER_DROPOUT: /* in place: dx = dy * mask (identity after an evaluation forward) */
+            if (ws->training) be->mul((size_t)rows * L->out, ws->aux[l], d);
+            swap = 0;
             break;
         default: /* flatten: the gradient is already laid out as its input */
             swap = 0;

@@ -93,7 +93,7 @@ static int parse_int_(const char *s, size_t n, int lo, int hi, int *out)
 
 const char *dlfs_layer_type_name(enum dlfs_layer_type t)
 {
-    static const char *names[DLFS_LAYER_COUNT] = {"dense", "conv", "maxpool", "flatten"};
+    static const char *names[DLFS_LAYER_COUNT] = {"dense", "conv", "maxpool", "flatten", "dropout"};
     return t < DLFS_LAYER_COUNT ? names[t] : "?";
 }
 
@@ -237,12 +237,21 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
             c = conv ? first : c;
             h = (h + 2 * pad - k) / stride + 1;
             w = (w + 2 * pad - k) / stride + 1;
+        } else if (strcmp(tok, "dropout") == 0) {
+            char *end = NULL;
+            const double p = arg ? strtod(arg, &end) : -1.0;
+            if (!arg || alen == 0 || end != arg + alen || !(p >= 0.0 && p < 1.0)) {
+                st = bad_(text, tok, "dropout(P) needs a probability 0 <= P < 1");
+                break;
+            }
+            L->type = DLFS_LAYER_DROPOUT;
+            L->rate = (float)p;
         } else if (strcmp(tok, "flatten") == 0 && !arg) {
             L->type = DLFS_LAYER_FLATTEN;
             w = c * h * w;
             c = h = 1;
         } else {
-            st = bad_(text, tok, "unknown layer (known: in, dense, conv, maxpool, flatten, relu, tanh, sigmoid, "
+            st = bad_(text, tok, "unknown layer (known: in, dense, conv, maxpool, flatten, dropout, relu, tanh, sigmoid, "
                       "gelu)");
             break;
         }
@@ -290,6 +299,7 @@ static void canonical_(struct dlfs_model *m)
             if (L->g.stride == L->g.kh) len += (size_t)snprintf(o, room, ",maxpool(%d)", L->g.kh);
             else len += (size_t)snprintf(o, room, ",maxpool(%d,s%d)", L->g.kh, L->g.stride);
             break;
+        case DLFS_LAYER_DROPOUT: len += (size_t)snprintf(o, room, ",dropout(%g)", (double)L->rate); break;
         default: len += (size_t)snprintf(o, room, ",%s", dlfs_layer_type_name(L->type)); break;
         }
         if (L->act != DLFS_ACT_NONE)

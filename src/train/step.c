@@ -8,6 +8,8 @@
 #include "train/train-impl.h"
 #include "dlfs/util.h"
 
+#define DLFS_KEY_DROPOUT 0xd209ULL
+
 /* Fill ws->x / ws->labels with the split's rows idx[0..rows). */
 static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx, int rows)
 {
@@ -19,6 +21,7 @@ static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const
     }
     r->be->to_device(r->dev_img, r->host_img, (size_t)rows * dim);
     r->be->to_device(r->ws.labels, r->host_lab, (size_t)rows * sizeof(int32_t));
+    r->be->to_device(r->ws.ids, idx, (size_t)rows * sizeof(uint32_t)); /* dropout's key: the sample, not the rank */
     r->be->normalize_u8(r->ws.x, r->dev_img, (size_t)rows, r->ds.c, (size_t)r->ds.h * r->ds.w,
                         r->ds.mean, r->ds.std);
     r->t_data += dlfs_now() - t0;
@@ -75,6 +78,8 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
     if (r->trace) {
         for (int i = 0; i < r->local_batch; i++) fprintf(r->trace, "%u\n", mine[i]);
     }
+    r->ws.training = 1;
+    r->ws.key = dlfs_key(r->seed, DLFS_KEY_DROPOUT, (uint64_t)r->step);
     for (int p = 0; p < r->passes; p++) {
         load_rows_(r, split, mine + (size_t)p * r->pass_rows, r->pass_rows);
         const double t0 = dlfs_now();
@@ -125,6 +130,7 @@ void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, doubl
     uint32_t *idx = dlfs_malloc((size_t)r->stage_rows * sizeof *idx);
     double stats[2] = {0, 0};
     r->be->fill((float *)r->ws.stats, 0.0f, 4);
+    r->ws.training = 0;
     for (size_t i = lo; i < hi; i += (size_t)r->stage_rows) {
         int rows = (int)(hi - i < (size_t)r->stage_rows ? hi - i : (size_t)r->stage_rows);
         for (int j = 0; j < rows; j++) idx[j] = (uint32_t)(i + j);

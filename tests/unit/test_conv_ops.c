@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 #include "dlfs/backend.h"
+#include "dlfs/util.h"
 #include "testutil.h"
 
 static unsigned long long seed_ = 1234;
@@ -206,6 +207,54 @@ static void test_pool(const struct dlfs_backend *be, int c, int h, int w, int k,
     free(x); free(r); free(xd); free(rd); free(yref); free(fx); free(tmp);
 }
 
+/* Dropout: the mask of a row depends on its sample index only (not its position
+ * in the batch, hence not on the rank that holds it); keep rate ~ 1 - p. */
+static void test_dropout(const struct dlfs_backend *be)
+{
+    if (!be->dropout_fwd || !be->mul) {
+        printf("  no dropout ops: skipped\n");
+        return;
+    }
+    const int rows = 4, cols = 1000;
+    const size_t n = (size_t)rows * cols;
+    const float rate = 0.3f;
+    float *x = rnd_(n, 1);
+    uint32_t ids[4] = {17, 5, 123456, 9};
+    float *dx = up_(be, x, n), *dy = be->alloc(n * sizeof(float)), *dm = be->alloc(n * sizeof(float));
+    uint32_t *did = be->alloc(sizeof ids);
+    be->to_device(did, ids, sizeof ids);
+    be->dropout_fwd(dx, dy, dm, rows, cols, rate, 99, did);
+    float *y = malloc(n * sizeof *y), *mask = malloc(n * sizeof *mask);
+    down_(be, y, dy, n);
+    down_(be, mask, dm, n);
+    size_t kept = 0, bad = 0;
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++) {
+            const size_t i = (size_t)r * cols + j;
+            const int keep = dlfs_uniform01(dlfs_hash64(99, ids[r]), (uint64_t)j) >= rate;
+            const float want = keep ? 1.0f / (1.0f - rate) : 0.0f;
+            kept += keep;
+            bad += mask[i] != want || y[i] != x[i] * want;
+        }
+    CHECK(bad == 0, "dropout: %zu values differ from the keyed draw", bad);
+    CHECK(kept > 0.65 * n && kept < 0.75 * n, "dropout kept %zu of %zu at rate %.1f", kept, n, (double)rate);
+    /* row 2 alone (another rank's batch) draws the same mask */
+    be->dropout_fwd(dx + 2 * cols, dy, dm, 1, cols, rate, 99, did + 2);
+    float *m1 = malloc((size_t)cols * sizeof *m1);
+    down_(be, m1, dm, (size_t)cols);
+    CHECK(memcmp(m1, mask + 2 * cols, (size_t)cols * sizeof *m1) == 0, "dropout mask depends on the row position");
+    /* backward: y *= mask */
+    be->to_device(dy, x, n * sizeof(float));
+    be->to_device(dm, mask, n * sizeof(float));
+    be->mul(n, dm, dy);
+    down_(be, y, dy, n);
+    bad = 0;
+    for (size_t i = 0; i < n; i++) bad += y[i] != x[i] * mask[i];
+    CHECK(bad == 0, "mul: %zu values differ", bad);
+    be->free(dx); be->free(dy); be->free(dm); be->free(did);
+    free(x); free(y); free(mask); free(m1);
+}
+
 int main(void)
 {
     const struct dlfs_backend *backends[] = {dlfs_backend_cpu()};
@@ -233,6 +282,7 @@ int main(void)
         test_pool(be, 3, 6, 6, 2, 2, 2);
         test_pool(be, 2, 7, 5, 2, 2, 1);         /* odd sizes: the last row/column is dropped */
         test_pool(be, 2, 7, 7, 3, 2, 3);         /* overlapping windows */
+        test_dropout(be);
     }
     T_DONE();
 }

@@ -3,7 +3,12 @@
 #include <math.h>
 #include <string.h>
 #include "dlfs/model.h"
+#include "dlfs/util.h"
 #include "testutil.h"
+
+/* dropout in the reference: the training key and the rows' sample indices */
+static uint64_t ref_key_ = 0x5eed;
+static uint32_t ref_id_(int r) { return (uint32_t)(1000 + 7 * r); }
 
 /* float64 reference of the model: mean softmax cross-entropy over rows */
 static double act_d(double z, enum dlfs_act a)
@@ -51,6 +56,10 @@ static double ref_loss(const struct dlfs_model *m, const double *p, const double
                                     }
                             next[(o * g->oh + oy) * g->ow + ox] = act_d(acc, L->act);
                         }
+            } else if (L->type == DLFS_LAYER_DROPOUT) {
+                const uint64_t rk = dlfs_hash64(dlfs_hash64(ref_key_, (uint64_t)l), ref_id_(r));
+                for (int j = 0; j < L->out; j++)
+                    next[j] = dlfs_uniform01(rk, (uint64_t)j) >= L->rate ? cur[j] / (1.0 - L->rate) : 0.0;
             } else { /* flatten */
                 memcpy(next, cur, sizeof(double) * (size_t)L->out);
             }
@@ -89,6 +98,9 @@ static void check_model(const char *spec, int rows)
     CHECK(dlfs_workspace_init(&ws, &m, be, rows) == DLFS_OK, "workspace");
     memcpy(ws.x, x, xin * sizeof *x);
     memcpy(ws.labels, y, (size_t)rows * sizeof *y);
+    ws.training = 1;
+    ws.key = ref_key_;
+    for (int r = 0; r < rows; r++) ws.ids[r] = ref_id_(r);
     ws.stats[0] = ws.stats[1] = 0;
     const float *logits = dlfs_model_forward(&m, &ws, p, rows);
     double *wl = malloc((size_t)rows * m.num_classes * sizeof *wl);
@@ -189,6 +201,10 @@ static void test_specs(void)
     CHECK(dlfs_model_parse(m.spec, &m2) == DLFS_OK && strcmp(m.spec, m2.spec) == 0, "conv canonical round trip");
     dlfs_model_free(&m2);
     dlfs_model_free(&m);
+    CHECK(dlfs_model_parse("in(9),dense(5),relu,dropout(0.25),dense(3)", &m) == DLFS_OK &&
+          m.layers[1].type == DLFS_LAYER_DROPOUT && m.layers[1].rate == 0.25f && m.layers[1].num_params == 0 &&
+          strcmp(m.spec, "in(9),dense(5),relu,dropout(0.25),dense(3)") == 0, "dropout: %s", dlfs_error_msg());
+    dlfs_model_free(&m);
     const char *bad[] = {"", "mlpx", "784", "784-", "784--10", "784-0-10", "784-10:swish", "784-x-10",
                          "in(784),relu,dense(10)", "in(784),dense(10),relu", "in(784),dense(5),relu,relu,dense(3)",
                          "dense(10)", "in(0),dense(10)", "in(1x28),dense(10)", "in(1x2x3x4),dense(10)",
@@ -200,7 +216,8 @@ static void test_specs(void)
                          "in(1x8x8),conv(2,k3,q1),dense(3)", "in(1x3x3),maxpool(4),dense(3)",
                          "in(1x8x8),maxpool(2,p1),dense(3)", "in(1x8x8),maxpool(2),relu,dense(3)",
                          "in(1x8x8),conv(2,k3),flatten", "in(1x8x8),conv(2,k3,p1,dense(3)",
-                         "in(1x8x8),flatten(2),dense(3)"};
+                         "in(1x8x8),flatten(2),dense(3)", "in(9),dropout(1),dense(3)",
+                         "in(9),dropout(-0.1),dense(3)", "in(9),dropout,dense(3)", "in(9),dropout(0.5x),dense(3)"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dlfs_error_clear();
         enum dlfs_status st = dlfs_model_parse(bad[i], &m);
@@ -244,5 +261,7 @@ int main(void)
     check_model("in(2x7x6),conv(3,k3,s2,p2),tanh,maxpool(2),flatten,dense(4),relu,dense(3)", 3);
     check_model("in(1x9x9),conv(3,k5,p2),relu,maxpool(2),conv(4,k3),gelu,maxpool(2,s1),flatten,dense(3)", 2);
     check_model("in(1x6x6),maxpool(3,s2),conv(2,k2),dense(2)", 2);
+    check_model("in(12),dense(9),relu,dropout(0.5),dense(3)", 4);
+    check_model("in(2x5x5),conv(3,k3,p1),relu,dropout(0.3),flatten,dense(6),tanh,dropout(0),dense(3)", 3);
     T_DONE();
 }
