@@ -134,6 +134,21 @@ struct dlfs_backend {
     /* y *= x elementwise (dropout's backward: dx = dy * mask) */
     void (*mul)(size_t n, const float *x, float *y);
 
+    /* Batch normalisation of x(n, c, plane), per channel. Training (run_mean NULL):
+     * statistics over each group of `group` consecutive rows (the last may be
+     * shorter; <= 0: all n) and its planes; xhat = (x - mean) / sqrt(var + eps)
+     * (biased var), invstd ((n + group - 1) / group, c) saved for the backward;
+     * when stats != NULL, stats[0..c) += each group's mean and stats[c..2c) += its
+     * unbiased variance (for the running statistics). Evaluation: run_mean/run_var
+     * instead, xhat/invstd/stats unused. Then z = gamma * xhat + beta, a = act(z)
+     * (`a` may equal `z` only for DLFS_ACT_NONE).
+     * bwd: from dz overwrite dgamma, dbeta (c) and dx(n, c, plane) unless NULL. */
+    void (*batchnorm_fwd)(int n, int c, int plane, int group, const float *x, const float *gamma,
+                          const float *beta, const float *run_mean, const float *run_var, float eps,
+                          float *xhat, float *invstd, float *z, float *a, enum dlfs_act act, float *stats);
+    void (*batchnorm_bwd)(int n, int c, int plane, int group, const float *dz, const float *xhat,
+                          const float *invstd, const float *gamma, float *dgamma, float *dbeta, float *dx);
+
     /* Optional: threads the backend may use on the host (CPU BLAS). */
     void (*set_threads)(int n);
 };

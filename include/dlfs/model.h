@@ -18,8 +18,11 @@
  *               flatten                  (C,H,W) -> C*H*W; no computation (NCHW)
  *               dropout(P)               zero each value with probability P (0 <= P < 1)
  *                                        while training, scaling the rest by 1/(1-P)
- *             an activation (relu|tanh|sigmoid|gelu) may follow a hidden dense or
- *             conv layer (it is fused into it); the last layer is a dense layer
+ *               batchnorm                per channel (per feature after dense): batch
+ *                                        statistics while training, running ones in
+ *                                        evaluation; weight = gamma, bias = beta
+ *             an activation (relu|tanh|sigmoid|gelu) may follow a hidden dense,
+ *             conv or batchnorm layer (it is fused into it); the last layer is a dense layer
  *             whose width is the number of classes.
  *
  * Parameters, gradients and optimizer state each live in ONE slab of
@@ -45,6 +48,7 @@ enum dlfs_layer_type {
     DLFS_LAYER_MAXPOOL,
     DLFS_LAYER_FLATTEN,
     DLFS_LAYER_DROPOUT,
+    DLFS_LAYER_BATCHNORM,
     DLFS_LAYER_COUNT
 };
 /* "dense", "conv", ... as in checkpoint group names */
@@ -57,6 +61,8 @@ struct dlfs_layer {
                                layer; window (kh, kw, stride, pad) of conv/maxpool */
     enum dlfs_act act;      /* fused activation after the layer (dense, conv) */
     float rate;             /* dropout: probability of zeroing an element */
+    int bn_c, bn_plane;     /* batchnorm: channels, values per channel per sample */
+    size_t buf_off;         /* batchnorm: running mean (bn_c) then variance (bn_c) in the buffer slab */
     size_t w_off, b_off;    /* offsets into the slab: weight, bias */
     size_t num_params;      /* 0 for layers without parameters */
     char name[32];          /* "<index>_<type>", used in checkpoints */
@@ -70,12 +76,16 @@ struct dlfs_model {
     int num_layers;
     struct dlfs_layer layers[DLFS_MAX_LAYERS];
     size_t num_params;
+    size_t num_buffers;      /* non-trained state (batchnorm running statistics) */
     int max_width;           /* widest activation, input included */
 };
 
 /* Parse a preset name or a spec. Errors name the offending token. */
 enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m);
 void dlfs_model_free(struct dlfs_model *m);
+
+/* Initial buffers (host, m->num_buffers floats): running mean 0, variance 1. */
+void dlfs_model_init_buffers(const struct dlfs_model *m, float *buffers);
 
 /* Fill a host slab of m->num_params floats with the initial parameters:
  * uniform(-1/sqrt(in), 1/sqrt(in)) for weights and biases (PyTorch's default for
@@ -100,7 +110,11 @@ struct dlfs_workspace {
     float *a[DLFS_MAX_LAYERS];  /* (max_rows, out) activations (== z without activation;
                                    flatten: the previous layer's output) */
     int32_t *arg[DLFS_MAX_LAYERS]; /* maxpool: (max_rows, out) window maxima positions */
-    float *aux[DLFS_MAX_LAYERS];   /* dropout: (max_rows, out) mask */
+    float *aux[DLFS_MAX_LAYERS];   /* dropout: (max_rows, out) mask; batchnorm: xhat */
+    float *invstd[DLFS_MAX_LAYERS];/* batchnorm: (groups, bn_c) */
+    int bn_group;               /* batchnorm statistics over groups of this many rows (0: all) */
+    float *bn_stats;            /* NULL, or a buffer-slab-shaped sum of the groups' statistics */
+    const float *buffers;       /* running statistics for evaluation (device) */
     float *col;                 /* conv im2col scratch */
     uint32_t *ids;              /* (max_rows) global sample index of each row (dropout key) */
     int training;               /* 1: dropout draws masks; 0 (evaluation): dropout is the identity */

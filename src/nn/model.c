@@ -7,12 +7,20 @@
 #include "dlfs/util.h"
 
 #define DLFS_KEY_INIT 0x1a17ULL
+#define DLFS_BN_EPS 1e-5f /* PyTorch's default */
 
 void dlfs_model_init_params(const struct dlfs_model *m, uint64_t seed, float *params)
 {
     for (int l = 0; l < m->num_layers; l++) {
         const struct dlfs_layer *L = &m->layers[l];
         if (L->num_params == 0) continue;
+        if (L->type == DLFS_LAYER_BATCHNORM) { /* gamma 1, beta 0: the identity at the start */
+            for (int c = 0; c < L->bn_c; c++) {
+                params[L->w_off + (size_t)c] = 1.0f;
+                params[L->b_off + (size_t)c] = 0.0f;
+            }
+            continue;
+        }
         const uint64_t key = dlfs_key(seed, DLFS_KEY_INIT, (uint64_t)l);
         /* fan-in: inputs per output (PyTorch's Linear and Conv2d defaults) */
         const int fan_in = L->type == DLFS_LAYER_CONV ? L->g.c * L->g.kh * L->g.kw : L->in;
@@ -20,6 +28,18 @@ void dlfs_model_init_params(const struct dlfs_model *m, uint64_t seed, float *pa
         float *p = params + L->w_off; /* weight then bias: contiguous */
         for (size_t i = 0; i < L->num_params; i++)
             p[i] = (2.0f * dlfs_uniform01(key, i) - 1.0f) * bound;
+    }
+}
+
+void dlfs_model_init_buffers(const struct dlfs_model *m, float *buffers)
+{
+    for (int l = 0; l < m->num_layers; l++) {
+        const struct dlfs_layer *L = &m->layers[l];
+        if (L->type != DLFS_LAYER_BATCHNORM) continue;
+        for (int c = 0; c < L->bn_c; c++) {
+            buffers[L->buf_off + (size_t)c] = 0.0f;
+            buffers[L->buf_off + (size_t)L->bn_c + (size_t)c] = 1.0f;
+        }
     }
 }
 
@@ -46,6 +66,8 @@ enum dlfs_status dlfs_model_check_backend(const struct dlfs_model *m, const stru
         else if (L->type == DLFS_LAYER_MAXPOOL && !be->maxpool_bwd) missing = "maxpool_bwd";
         else if (L->type == DLFS_LAYER_DROPOUT && !be->dropout_fwd) missing = "dropout_fwd";
         else if (L->type == DLFS_LAYER_DROPOUT && !be->mul) missing = "mul";
+        else if (L->type == DLFS_LAYER_BATCHNORM && !be->batchnorm_fwd) missing = "batchnorm_fwd";
+        else if (L->type == DLFS_LAYER_BATCHNORM && !be->batchnorm_bwd) missing = "batchnorm_bwd";
         if (missing)
             return dlfs_error_set(DLFS_ERR_DEVICE, "the %s backend has no %s op, which layer %s of model '%s' "
                                   "needs; use --device cpu", be->name, missing, L->name, m->spec);
@@ -73,7 +95,9 @@ enum dlfs_status dlfs_workspace_init(struct dlfs_workspace *ws, const struct dlf
         if (L->act != DLFS_ACT_NONE) ALLOC_(ws->a[l], rows * L->out * sizeof(float));
         else ws->a[l] = ws->z[l];
         if (L->type == DLFS_LAYER_MAXPOOL) ALLOC_(ws->arg[l], rows * L->out * sizeof(int32_t));
-        if (L->type == DLFS_LAYER_DROPOUT) ALLOC_(ws->aux[l], rows * L->out * sizeof(float));
+        if (L->type == DLFS_LAYER_DROPOUT || L->type == DLFS_LAYER_BATCHNORM)
+            ALLOC_(ws->aux[l], rows * L->out * sizeof(float));
+        if (L->type == DLFS_LAYER_BATCHNORM) ALLOC_(ws->invstd[l], rows * (size_t)L->bn_c * sizeof(float));
     }
     size_t col = 0;
     for (int l = 0; l < m->num_layers; l++) {
@@ -107,6 +131,7 @@ void dlfs_workspace_free(struct dlfs_workspace *ws, const struct dlfs_model *m)
         be->free(ws->z[l]);
         be->free(ws->arg[l]);
         be->free(ws->aux[l]);
+        be->free(ws->invstd[l]);
     }
     be->free(ws->col);
     be->free(ws->ids);
@@ -139,6 +164,18 @@ const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspac
         case DLFS_LAYER_MAXPOOL:
             be->maxpool_fwd(&L->g, rows, x, ws->a[l], ws->arg[l]);
             break;
+        case DLFS_LAYER_BATCHNORM: {
+            const float *gamma = params + L->w_off, *beta = params + L->b_off;
+            if (ws->training)
+                be->batchnorm_fwd(rows, L->bn_c, L->bn_plane, ws->bn_group, x, gamma, beta, NULL, NULL,
+                                  DLFS_BN_EPS, ws->aux[l], ws->invstd[l], ws->z[l], ws->a[l], L->act,
+                                  ws->bn_stats ? ws->bn_stats + L->buf_off : NULL);
+            else
+                be->batchnorm_fwd(rows, L->bn_c, L->bn_plane, 0, x, gamma, beta, ws->buffers + L->buf_off,
+                                  ws->buffers + L->buf_off + L->bn_c, DLFS_BN_EPS, NULL, NULL, ws->z[l], ws->a[l],
+                                  L->act, NULL);
+            break;
+        }
         case DLFS_LAYER_DROPOUT:
             if (ws->training && L->rate > 0.0f)
                 be->dropout_fwd(x, ws->a[l], ws->aux[l], rows, L->out, L->rate,
@@ -190,6 +227,11 @@ void dlfs_model_backward(const struct dlfs_model *m, struct dlfs_workspace *ws, 
             break;
         case DLFS_LAYER_MAXPOOL:
             if (l > 0) be->maxpool_bwd(&L->g, rows, d, ws->arg[l], dnext);
+            break;
+        case DLFS_LAYER_BATCHNORM:
+            DLFS_ASSERT(ws->training);
+            be->batchnorm_bwd(rows, L->bn_c, L->bn_plane, ws->bn_group, d, ws->aux[l], ws->invstd[l],
+                              params + L->w_off, grads + L->w_off, grads + L->b_off, l > 0 ? dnext : NULL);
             break;
         case DLFS_LAYER_DROPOUT: /* in place: dx = dy * mask (identity after an evaluation forward) */
             if (ws->training) be->mul((size_t)rows * L->out, ws->aux[l], d);

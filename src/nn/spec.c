@@ -13,6 +13,8 @@ static const struct { const char *name, *spec; } presets_[] = {
     {"mlp-large", "in(784),dense(4096),relu,dense(4096),relu,dense(4096),relu,dense(10)"},
     {"cnn", "in(1x28x28),conv(32,k5,p2),relu,maxpool(2),conv(64,k5,p2),relu,maxpool(2),flatten,"
             "dense(1024),relu,dense(10)"},
+    {"cnn-bn", "in(1x28x28),conv(32,k5,p2),batchnorm,relu,maxpool(2),conv(64,k5,p2),batchnorm,relu,maxpool(2),"
+               "flatten,dense(1024),relu,dropout(0.5),dense(10)"},
 };
 
 /* Parse a positive int in [1, DLFS_MAX_WIDTH] from s[0..n). */
@@ -93,7 +95,8 @@ static int parse_int_(const char *s, size_t n, int lo, int hi, int *out)
 
 const char *dlfs_layer_type_name(enum dlfs_layer_type t)
 {
-    static const char *names[DLFS_LAYER_COUNT] = {"dense", "conv", "maxpool", "flatten", "dropout"};
+    static const char *names[DLFS_LAYER_COUNT] = {"dense", "conv", "maxpool", "flatten", "dropout",
+                                                      "batchnorm"};
     return t < DLFS_LAYER_COUNT ? names[t] : "?";
 }
 
@@ -192,8 +195,9 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
         if (a != DLFS_ACT_COUNT && a != DLFS_ACT_NONE && !arg) {
             if (m->num_layers == 0) { st = bad_(text, tok, "an activation must follow a dense or conv layer"); break; }
             struct dlfs_layer *L = &m->layers[m->num_layers - 1];
-            if (L->type != DLFS_LAYER_DENSE && L->type != DLFS_LAYER_CONV) {
-                st = bad_(text, tok, "an activation must follow a dense or conv layer (put it before the pooling)");
+            if (L->type != DLFS_LAYER_DENSE && L->type != DLFS_LAYER_CONV && L->type != DLFS_LAYER_BATCHNORM) {
+                st = bad_(text, tok, "an activation must follow a dense, conv or batchnorm layer (put it before "
+                          "pooling and dropout)");
                 break;
             }
             if (L->act != DLFS_ACT_NONE) { st = bad_(text, tok, "two activations in a row"); break; }
@@ -246,12 +250,17 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
             }
             L->type = DLFS_LAYER_DROPOUT;
             L->rate = (float)p;
+        } else if (strcmp(tok, "batchnorm") == 0 && !arg) {
+            L->type = DLFS_LAYER_BATCHNORM;
+            /* a flat input (1x1xN) is normalised per feature, an image per channel */
+            L->bn_c = c == 1 && h == 1 ? w : c;
+            L->bn_plane = c == 1 && h == 1 ? 1 : h * w;
         } else if (strcmp(tok, "flatten") == 0 && !arg) {
             L->type = DLFS_LAYER_FLATTEN;
             w = c * h * w;
             c = h = 1;
         } else {
-            st = bad_(text, tok, "unknown layer (known: in, dense, conv, maxpool, flatten, dropout, relu, tanh, sigmoid, "
+            st = bad_(text, tok, "unknown layer (known: in, dense, conv, maxpool, flatten, dropout, batchnorm, relu, tanh, sigmoid, "
                       "gelu)");
             break;
         }
@@ -316,7 +325,7 @@ enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m)
     for (size_t i = 0; i < sizeof presets_ / sizeof presets_[0]; i++)
         if (strcmp(text, presets_[i].name) == 0) list = presets_[i].spec;
     if (list == text && !strpbrk(text, "(,") && !isdigit((unsigned char)text[0]))
-        return dlfs_error_set(DLFS_ERR_SHAPE, "--model '%s': unknown model name (presets: mlp, mlp-large, cnn; or a "
+        return dlfs_error_set(DLFS_ERR_SHAPE, "--model '%s': unknown model name (presets: mlp, mlp-large, cnn, cnn-bn; or a "
                               "spec such as 784-256-10 or in(784),dense(256),gelu,dense(10))", text);
     if (list == text && isdigit((unsigned char)text[0])) {
         DLFS_TRY(expand_shorthand_(text, &expanded));
@@ -331,6 +340,11 @@ enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m)
         size_t nw = 0, nb = 0;
         if (L->type == DLFS_LAYER_DENSE) { nw = (size_t)L->out * L->in; nb = (size_t)L->out; }
         if (L->type == DLFS_LAYER_CONV) { nw = (size_t)L->g.oc * L->g.c * L->g.kh * L->g.kw; nb = (size_t)L->g.oc; }
+        if (L->type == DLFS_LAYER_BATCHNORM) {
+            nw = nb = (size_t)L->bn_c;
+            L->buf_off = m->num_buffers;
+            m->num_buffers += 2 * (size_t)L->bn_c;
+        }
         L->w_off = off;
         L->b_off = off + nw;
         L->num_params = nw + nb;

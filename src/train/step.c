@@ -34,6 +34,29 @@ static void layer_done_(int layer, void *ctx)
     dlfs_buckets_poke(&r->buckets);
 }
 
+/* Batchnorm running statistics: every group of the global batch (one virtual
+ * shard) contributed its mean and variance to this rank's per-pass sums; add
+ * them in the same fixed order as the gradients (so deterministic mode gives the
+ * same bits on any rank count), average, and blend in with momentum 0.1. */
+static void running_stats_(struct dlfs_run *r)
+{
+    const struct dlfs_backend *be = r->be;
+    const double t0 = dlfs_now();
+    for (int width = 1; width < r->passes; width *= 2)
+        for (int i = 0; i + width < r->passes; i += 2 * width)
+            be->axpy(r->nbuf, 1.0f, r->bstats[i + width], r->bstats[i]);
+    if (r->comm->size > 1) {
+        be->to_host(r->bhost, r->bstats[0], r->nbuf * sizeof(float));
+        if (r->o->deterministic) dlfs_comm_allreduce_det(r->comm, r->bhost, r->nbuf, r->bhost + r->nbuf);
+        else dlfs_comm_allreduce_f32(r->comm, r->bhost, r->nbuf);
+        be->to_device(r->bstats[0], r->bhost, r->nbuf * sizeof(float));
+    }
+    const float momentum = 0.1f, groups = (float)(r->global_batch / r->bn_group);
+    be->scale(r->nbuf, 1.0f - momentum, r->bufs);
+    be->axpy(r->nbuf, momentum / groups, r->bstats[0], r->bufs);
+    r->t_comm += dlfs_now() - t0;
+}
+
 double dlfs_run_lr(const struct dlfs_run *r, long step)
 {
     const struct dlfs_options *o = r->o;
@@ -83,6 +106,8 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
     for (int p = 0; p < r->passes; p++) {
         load_rows_(r, split, mine + (size_t)p * r->pass_rows, r->pass_rows);
         const double t0 = dlfs_now();
+        if (r->nbuf) be->fill(r->bstats[p], 0.0f, r->nbuf);
+        r->ws.bn_stats = r->nbuf ? r->bstats[p] : NULL;
         dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
         dlfs_model_loss(&r->model, &r->ws, r->pass_rows, scale);
         if (r->o->deterministic || !be->host_memory) {
@@ -115,6 +140,7 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
         be->to_device(r->grads[0], r->host, r->n * sizeof(float));
         r->t_comm += dlfs_now() - t0;
     }
+    if (r->nbuf) running_stats_(r);
     t0 = dlfs_now();
     update_(r);
     be->to_host(stats, r->ws.stats, sizeof stats);

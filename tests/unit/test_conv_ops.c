@@ -255,6 +255,63 @@ static void test_dropout(const struct dlfs_backend *be)
     free(x); free(y); free(mask); free(m1);
 }
 
+/* Batch norm in groups: one call over groups of 2 rows (the last one short)
+ * equals separate calls per group, and stats sums the groups' mean/variance. */
+static void test_bn_groups(const struct dlfs_backend *be)
+{
+    if (!be->batchnorm_fwd || !be->batchnorm_bwd) {
+        printf("  no batchnorm ops: skipped\n");
+        return;
+    }
+    const int n = 5, c = 3, plane = 7, group = 2;
+    const size_t img = (size_t)c * plane, nx = n * img;
+    float *x = rnd_(nx, 2), *gm = rnd_((size_t)c, 1), *bt = rnd_((size_t)c, 1), *r = rnd_(nx, 1);
+    float *dx = up_(be, x, nx), *dg = up_(be, gm, (size_t)c), *db = up_(be, bt, (size_t)c), *dr = up_(be, r, nx);
+    float *xh = be->alloc(nx * sizeof(float)), *is = be->alloc((size_t)n * c * sizeof(float));
+    float *z = be->alloc(nx * sizeof(float)), *a = be->alloc(nx * sizeof(float));
+    float *st = be->alloc(2 * (size_t)c * sizeof(float)), *gx = be->alloc(nx * sizeof(float));
+    float *gg = be->alloc((size_t)c * sizeof(float)), *gb = be->alloc((size_t)c * sizeof(float));
+    be->fill(st, 0.0f, 2 * (size_t)c);
+    be->batchnorm_fwd(n, c, plane, group, dx, dg, db, NULL, NULL, 1e-5f, xh, is, z, a, DLFS_ACT_RELU, st);
+    be->batchnorm_bwd(n, c, plane, group, dr, xh, is, dg, gg, gb, gx);
+    float *hz = malloc(nx * sizeof *hz), *hgx = malloc(nx * sizeof *hgx), hst[6], hgg[3], hgb[3];
+    down_(be, hz, a, nx); down_(be, hgx, gx, nx); down_(be, hst, st, 6); down_(be, hgg, gg, 3); down_(be, hgb, gb, 3);
+    double *wz = malloc(nx * sizeof *wz), *wgx = malloc(nx * sizeof *wgx), wst[6] = {0}, wgg[3] = {0}, wgb[3] = {0};
+    for (int g0 = 0; g0 < n; g0 += group) {
+        const int rows = n - g0 < group ? n - g0 : group;
+        be->fill(st, 0.0f, 6);
+        be->batchnorm_fwd(rows, c, plane, 0, dx + g0 * img, dg, db, NULL, NULL, 1e-5f, xh, is, z, a, DLFS_ACT_RELU, st);
+        be->batchnorm_bwd(rows, c, plane, 0, dr + g0 * img, xh, is, dg, gg, gb, gx);
+        float *t = malloc(rows * img * sizeof *t), s6[6], g3[3], b3[3];
+        down_(be, t, a, rows * img);
+        for (size_t i = 0; i < rows * img; i++) wz[g0 * img + i] = t[i];
+        down_(be, t, gx, rows * img);
+        for (size_t i = 0; i < rows * img; i++) wgx[g0 * img + i] = t[i];
+        down_(be, s6, st, 6); down_(be, g3, gg, 3); down_(be, b3, gb, 3);
+        for (int i = 0; i < 6; i++) wst[i] += s6[i];
+        for (int i = 0; i < 3; i++) { wgg[i] += g3[i]; wgb[i] += b3[i]; }
+        free(t);
+    }
+    t_close_("batchnorm groups fwd", hz, wz, nx, 1e-6, 1e-6);
+    t_close_("batchnorm groups dx", hgx, wgx, nx, 1e-6, 1e-6);
+    t_close_("batchnorm groups stats", hst, wst, 6, 1e-6, 1e-6);
+    t_close_("batchnorm groups dgamma", hgg, wgg, 3, 1e-5, 1e-5);
+    t_close_("batchnorm groups dbeta", hgb, wgb, 3, 1e-5, 1e-5);
+    /* evaluation with running statistics: (x - mean) / sqrt(var + eps) * gamma + beta */
+    float rm[3] = {0.5f, -1.0f, 0.0f}, rv[3] = {1.0f, 4.0f, 0.25f};
+    float *drm = up_(be, rm, 3), *drv = up_(be, rv, 3);
+    be->batchnorm_fwd(n, c, plane, 0, dx, dg, db, drm, drv, 1e-5f, NULL, NULL, z, z, DLFS_ACT_NONE, NULL);
+    down_(be, hz, z, nx);
+    for (size_t i = 0; i < nx; i++) {
+        const int ch = (int)(i / plane % c);
+        wz[i] = gm[ch] * (x[i] - rm[ch]) / sqrt(rv[ch] + 1e-5) + bt[ch];
+    }
+    t_close_("batchnorm eval", hz, wz, nx, 1e-5, 1e-5);
+    be->free(dx); be->free(dg); be->free(db); be->free(dr); be->free(xh); be->free(is); be->free(z); be->free(a);
+    be->free(st); be->free(gx); be->free(gg); be->free(gb); be->free(drm); be->free(drv);
+    free(x); free(gm); free(bt); free(r); free(hz); free(hgx); free(wz); free(wgx);
+}
+
 int main(void)
 {
     const struct dlfs_backend *backends[] = {dlfs_backend_cpu()};
@@ -283,6 +340,7 @@ int main(void)
         test_pool(be, 2, 7, 5, 2, 2, 1);         /* odd sizes: the last row/column is dropped */
         test_pool(be, 2, 7, 7, 3, 2, 3);         /* overlapping windows */
         test_dropout(be);
+        test_bn_groups(be);
     }
     T_DONE();
 }

@@ -22,54 +22,87 @@ static double act_d(double z, enum dlfs_act a)
     }
 }
 
+/* one layer for one sample (all but batchnorm) */
+static void ref_layer_(const struct dlfs_layer *L, int l, const double *p, const double *cur, double *next, int r)
+{
+    if (L->type == DLFS_LAYER_DENSE) {
+        for (int o = 0; o < L->out; o++) {
+            double z = p[L->b_off + o];
+            for (int i = 0; i < L->in; i++) z += p[L->w_off + (size_t)o * L->in + i] * cur[i];
+            next[o] = act_d(z, L->act);
+        }
+    } else if (L->type == DLFS_LAYER_CONV || L->type == DLFS_LAYER_MAXPOOL) {
+        const struct dlfs_conv_geom *g = &L->g;
+        for (int o = 0; o < g->oc; o++)
+            for (int oy = 0; oy < g->oh; oy++)
+                for (int ox = 0; ox < g->ow; ox++) {
+                    double acc = L->type == DLFS_LAYER_CONV ? p[L->b_off + o] : -INFINITY;
+                    for (int c = 0; c < g->c; c++)
+                        for (int ki = 0; ki < g->kh; ki++)
+                            for (int kj = 0; kj < g->kw; kj++) {
+                                int iy = oy * g->stride - g->pad + ki, ix = ox * g->stride - g->pad + kj;
+                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
+                                double v = cur[(c * g->h + iy) * g->w + ix];
+                                if (L->type == DLFS_LAYER_CONV)
+                                    acc += p[L->w_off + (size_t)((o * g->c + c) * g->kh + ki) * g->kw + kj] * v;
+                                else if (c == o && v > acc)
+                                    acc = v;
+                            }
+                    next[(o * g->oh + oy) * g->ow + ox] = act_d(acc, L->act);
+                }
+    } else if (L->type == DLFS_LAYER_DROPOUT) {
+        const uint64_t rk = dlfs_hash64(dlfs_hash64(ref_key_, (uint64_t)l), ref_id_(r));
+        for (int j = 0; j < L->out; j++)
+            next[j] = dlfs_uniform01(rk, (uint64_t)j) >= L->rate ? cur[j] / (1.0 - L->rate) : 0.0;
+    } else { /* flatten */
+        memcpy(next, cur, sizeof(double) * (size_t)L->out);
+    }
+}
+
+/* batchnorm over all rows (training statistics, biased variance) */
+static void ref_bn_(const struct dlfs_layer *L, const double *p, const double *cur, double *next, int rows,
+                    size_t stride)
+{
+    const int C = L->bn_c, P = L->bn_plane;
+    for (int c = 0; c < C; c++) {
+        double s = 0, s2 = 0, cnt = (double)rows * P;
+        for (int r = 0; r < rows; r++)
+            for (int q = 0; q < P; q++) s += cur[r * stride + (size_t)c * P + q];
+        const double mean = s / cnt;
+        for (int r = 0; r < rows; r++)
+            for (int q = 0; q < P; q++) {
+                const double d = cur[r * stride + (size_t)c * P + q] - mean;
+                s2 += d * d;
+            }
+        const double is = 1.0 / sqrt(s2 / cnt + 1e-5);
+        for (int r = 0; r < rows; r++)
+            for (int q = 0; q < P; q++) {
+                const size_t i = r * stride + (size_t)c * P + q;
+                next[i] = act_d(p[L->w_off + c] * (cur[i] - mean) * is + p[L->b_off + c], L->act);
+            }
+    }
+}
+
 static double ref_loss(const struct dlfs_model *m, const double *p, const double *x, const int32_t *y,
                        int rows, double *logits_out)
 {
+    const size_t W = (size_t)m->max_width;
+    double *cur = malloc(sizeof(double) * W * rows), *next = malloc(sizeof(double) * W * rows);
+    for (int r = 0; r < rows; r++) memcpy(cur + r * W, x + (size_t)r * m->input_dim, sizeof(double) * m->input_dim);
+    for (int l = 0; l < m->num_layers; l++) {
+        const struct dlfs_layer *L = &m->layers[l];
+        if (L->type == DLFS_LAYER_BATCHNORM) ref_bn_(L, p, cur, next, rows, W);
+        else for (int r = 0; r < rows; r++) ref_layer_(L, l, p, cur + r * W, next + r * W, r);
+        double *t = cur; cur = next; next = t;
+    }
     double loss = 0;
-    double *cur = malloc(sizeof(double) * (size_t)m->max_width), *next = malloc(sizeof(double) * (size_t)m->max_width);
     for (int r = 0; r < rows; r++) {
-        memcpy(cur, x + (size_t)r * m->input_dim, sizeof(double) * (size_t)m->input_dim);
-        for (int l = 0; l < m->num_layers; l++) {
-            const struct dlfs_layer *L = &m->layers[l];
-            if (L->type == DLFS_LAYER_DENSE) {
-                for (int o = 0; o < L->out; o++) {
-                    double z = p[L->b_off + o];
-                    for (int i = 0; i < L->in; i++) z += p[L->w_off + (size_t)o * L->in + i] * cur[i];
-                    next[o] = act_d(z, L->act);
-                }
-            } else if (L->type == DLFS_LAYER_CONV || L->type == DLFS_LAYER_MAXPOOL) {
-                const struct dlfs_conv_geom *g = &L->g;
-                for (int o = 0; o < g->oc; o++)
-                    for (int oy = 0; oy < g->oh; oy++)
-                        for (int ox = 0; ox < g->ow; ox++) {
-                            double acc = L->type == DLFS_LAYER_CONV ? p[L->b_off + o] : -INFINITY;
-                            for (int c = 0; c < g->c; c++)
-                                for (int ki = 0; ki < g->kh; ki++)
-                                    for (int kj = 0; kj < g->kw; kj++) {
-                                        int iy = oy * g->stride - g->pad + ki, ix = ox * g->stride - g->pad + kj;
-                                        if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
-                                        double v = cur[(c * g->h + iy) * g->w + ix];
-                                        if (L->type == DLFS_LAYER_CONV)
-                                            acc += p[L->w_off + (size_t)((o * g->c + c) * g->kh + ki) * g->kw + kj] * v;
-                                        else if (c == o && v > acc)
-                                            acc = v;
-                                    }
-                            next[(o * g->oh + oy) * g->ow + ox] = act_d(acc, L->act);
-                        }
-            } else if (L->type == DLFS_LAYER_DROPOUT) {
-                const uint64_t rk = dlfs_hash64(dlfs_hash64(ref_key_, (uint64_t)l), ref_id_(r));
-                for (int j = 0; j < L->out; j++)
-                    next[j] = dlfs_uniform01(rk, (uint64_t)j) >= L->rate ? cur[j] / (1.0 - L->rate) : 0.0;
-            } else { /* flatten */
-                memcpy(next, cur, sizeof(double) * (size_t)L->out);
-            }
-            memcpy(cur, next, sizeof(double) * (size_t)L->out);
-        }
-        double mx = cur[0], s = 0;
-        for (int c = 0; c < m->num_classes; c++) if (cur[c] > mx) mx = cur[c];
-        for (int c = 0; c < m->num_classes; c++) s += exp(cur[c] - mx);
-        loss += log(s) + mx - cur[y[r]];
-        if (logits_out) memcpy(logits_out + (size_t)r * m->num_classes, cur, sizeof(double) * (size_t)m->num_classes);
+        const double *o = cur + r * W;
+        double mx = o[0], s = 0;
+        for (int c = 0; c < m->num_classes; c++) if (o[c] > mx) mx = o[c];
+        for (int c = 0; c < m->num_classes; c++) s += exp(o[c] - mx);
+        loss += log(s) + mx - o[y[r]];
+        if (logits_out) memcpy(logits_out + (size_t)r * m->num_classes, o, sizeof(double) * (size_t)m->num_classes);
     }
     free(cur);
     free(next);
@@ -262,6 +295,9 @@ int main(void)
     check_model("in(1x9x9),conv(3,k5,p2),relu,maxpool(2),conv(4,k3),gelu,maxpool(2,s1),flatten,dense(3)", 2);
     check_model("in(1x6x6),maxpool(3,s2),conv(2,k2),dense(2)", 2);
     check_model("in(12),dense(9),relu,dropout(0.5),dense(3)", 4);
+    check_model("in(2x5x5),conv(3,k3,p1),batchnorm,relu,maxpool(2),flatten,dense(3)", 3);
+    check_model("in(1x4x3),conv(2,k2),batchnorm,dense(4),batchnorm,tanh,dense(3)", 5);
+    check_model("in(3x5x5),batchnorm,conv(2,k3,s2,p2),gelu,batchnorm,flatten,dropout(0.2),dense(3)", 2);
     check_model("in(2x5x5),conv(3,k3,p1),relu,dropout(0.3),flatten,dense(6),tanh,dropout(0),dense(3)", 3);
     T_DONE();
 }

@@ -22,4 +22,9 @@ void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const
                     float *col, float *dw, float *db, float *dx);
 void cpu_maxpool_fwd(const struct dlfs_conv_geom *g, int n, const float *x, float *y, int32_t *arg);
 void cpu_maxpool_bwd(const struct dlfs_conv_geom *g, int n, const float *dy, const int32_t *arg, float *dx);
+void cpu_batchnorm_fwd(int n, int c, int plane, int group, const float *x, const float *gamma, const float *beta,
+                       const float *run_mean, const float *run_var, float eps, float *xhat, float *invstd,
+                       float *z, float *a, enum dlfs_act act, float *stats);
+void cpu_batchnorm_bwd(int n, int c, int plane, int group, const float *dz, const float *xhat, const float *invstd,
+                       const float *gamma, float *dgamma, float *dbeta, float *dx);
 #endif

@@ -93,6 +93,8 @@ static const struct dlfs_backend cpu_backend_ = {
     .maxpool_bwd = cpu_maxpool_bwd,
     .dropout_fwd = cpu_dropout_fwd,
     .mul = cpu_mul,
+    .batchnorm_fwd = cpu_batchnorm_fwd,
+    .batchnorm_bwd = cpu_batchnorm_bwd,
     .set_threads = cpu_set_threads,
 };
 
