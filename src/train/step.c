@@ -9,16 +9,46 @@
 #include "dlfs/util.h"
 
 #define DLFS_KEY_DROPOUT 0xd209ULL
+#define DLFS_KEY_AUGMENT 0xa096ULL
 
-/* Fill ws->x / ws->labels with the split's rows idx[0..rows). */
-static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx, int rows)
+/* Light augmentation of one uint8 image (c, h, w) in place: shift by (dy, dx)
+ * in [-crop, crop] with zero fill (= pad by `crop`, crop back at a random offset)
+ * and mirror left-right with probability 1/2 — drawn from (key, sample index),
+ * so every rank count sees the same images. */
+static void augment_(const struct dlfs_run *r, uint8_t *img, uint32_t sample, uint64_t key, uint8_t *tmp)
+{
+    const int crop = r->o->augment_crop, C = r->ds.c, H = r->ds.h, W = r->ds.w;
+    const uint64_t h = dlfs_hash64(key, sample);
+    const int span = 2 * crop + 1;
+    const int dy = crop ? (int)(h % (uint64_t)span) - crop : 0;
+    const int dx = crop ? (int)((h >> 16) % (uint64_t)span) - crop : 0;
+    const int flip = r->o->augment_flip && ((h >> 32) & 1);
+    if (!dy && !dx && !flip) return;
+    const size_t n = (size_t)C * H * W;
+    memcpy(tmp, img, n);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const int sy = y + dy, sx0 = x + dx, sx = flip ? W - 1 - sx0 : sx0;
+                const int in = sy >= 0 && sy < H && sx0 >= 0 && sx0 < W;
+                img[((size_t)c * H + y) * W + x] = in ? tmp[((size_t)c * H + sy) * W + sx] : 0;
+            }
+}
+
+/* Fill ws->x / ws->labels with the split's rows idx[0..rows); training rows are
+ * augmented when the options ask for it (key != 0). */
+static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx, int rows,
+                       uint64_t aug_key)
 {
     const double t0 = dlfs_now();
     const size_t dim = (size_t)r->model.input_dim;
+    uint8_t *tmp = aug_key ? dlfs_malloc(dim) : NULL;
     for (int i = 0; i < rows; i++) {
         memcpy(r->host_img + i * dim, split->images + (size_t)idx[i] * dim, dim);
         r->host_lab[i] = split->labels[idx[i]];
+        if (aug_key) augment_(r, r->host_img + i * dim, idx[i], aug_key, tmp);
     }
+    free(tmp);
     r->be->to_device(r->dev_img, r->host_img, (size_t)rows * dim);
     r->be->to_device(r->ws.labels, r->host_lab, (size_t)rows * sizeof(int32_t));
     r->be->to_device(r->ws.ids, idx, (size_t)rows * sizeof(uint32_t)); /* dropout's key: the sample, not the rank */
@@ -103,8 +133,10 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
     }
     r->ws.training = 1;
     r->ws.key = dlfs_key(r->seed, DLFS_KEY_DROPOUT, (uint64_t)r->step);
+    const uint64_t aug_key = r->o->augment_crop || r->o->augment_flip
+                                 ? dlfs_key(r->seed, DLFS_KEY_AUGMENT, (uint64_t)r->step) | 1 : 0;
     for (int p = 0; p < r->passes; p++) {
-        load_rows_(r, split, mine + (size_t)p * r->pass_rows, r->pass_rows);
+        load_rows_(r, split, mine + (size_t)p * r->pass_rows, r->pass_rows, aug_key);
         const double t0 = dlfs_now();
         if (r->nbuf) be->fill(r->bstats[p], 0.0f, r->nbuf);
         r->ws.bn_stats = r->nbuf ? r->bstats[p] : NULL;
@@ -160,7 +192,7 @@ void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, doubl
     for (size_t i = lo; i < hi; i += (size_t)r->stage_rows) {
         int rows = (int)(hi - i < (size_t)r->stage_rows ? hi - i : (size_t)r->stage_rows);
         for (int j = 0; j < rows; j++) idx[j] = (uint32_t)(i + j);
-        load_rows_(r, split, idx, rows);
+        load_rows_(r, split, idx, rows, 0);
         dlfs_model_forward(&r->model, &r->ws, r->params, rows);
         dlfs_model_loss(&r->model, &r->ws, rows, 0.0f);
     }

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Deterministic mode with batch norm and dropout: cnn-bn for 12 steps of batch 32
-# (4 virtual shards of 8 rows: statistics per shard, dropout keyed by sample) gives
+# Deterministic mode with batch norm, dropout and augmentation: cnn-bn for 12
+# steps of batch 32 (4 virtual shards of 8 rows: statistics per shard; dropout,
+# random crop and flip keyed by sample index) gives
 # the same params_sha256, the same test accuracy (running statistics) and the
 # same checkpointed running statistics on np = 1, 2 and 4.
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$3
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 common=(--data "$fm" --model cnn-bn --batch 32 --epochs 1 --max-steps 12 --seed 5 --optim adamw --deterministic
-        --virtual-shards 4 --quiet)
+        --virtual-shards 4 --quiet --augment-crop 2 --augment-flip)
 ref=""; ref_acc=""
 for np in 1 2 4; do
   t0=$(date +%s)
@@ -20,6 +21,10 @@ for np in 1 2 4; do
   elif [ "$d" = "$ref" ] && [ "$acc" = "$ref_acc" ]; then t_pass "np=$np digest and accuracy equal np=1"
   else t_fail "np=$np digest $d acc $acc != $ref $ref_acc"; fi
 done
+# augmentation is applied (a run without it ends elsewhere)
+mpirun -np 1 "$train" "${common[@]:0:${#common[@]}-3}" --metrics "$T_TMP/plain.jsonl" > "$T_TMP/plain.out" 2>&1 \
+  || { cat "$T_TMP/plain.out"; t_fail "run without augmentation failed"; }
+[ "$(t_digest "$T_TMP/plain.jsonl")" != "$ref" ] && t_pass "augmentation changes the run" || t_fail "augmentation ignored"
 py=${PYTHON:-python3}
 if "$py" -c 'import h5py, numpy' 2>/dev/null; then
   "$py" - "$T_TMP"/ck{1,2,4}/ckpt-000000012.h5 <<'PY' && t_pass "running statistics bit-identical" || t_fail "running statistics differ"
