@@ -21,6 +21,11 @@ for np in 1 2 4; do
   elif [ "$d" = "$ref" ] && [ "$acc" = "$ref_acc" ]; then t_pass "np=$np digest and accuracy equal np=1"
   else t_fail "np=$np digest $d acc $acc != $ref $ref_acc"; fi
 done
+# --eval of the np=4 checkpoint on 2 ranks restores the running statistics: same accuracy
+mpirun -np 2 "$train" --data "$fm" --model cnn-bn --optim adamw --eval --resume latest --checkpoint-dir "$T_TMP/ck4" --quiet \
+  > "$T_TMP/e.out" 2>&1 || { cat "$T_TMP/e.out"; t_fail "--eval"; }
+grep -q "test_acc $(awk -v a="$ref_acc" 'BEGIN { printf "%.2f", 100 * a }')%" "$T_TMP/e.out" \
+  && t_pass "--eval of the checkpoint agrees ($ref_acc)" || { cat "$T_TMP/e.out"; t_fail "--eval disagrees"; }
 # augmentation is applied (a run without it ends elsewhere)
 mpirun -np 1 "$train" "${common[@]:0:${#common[@]}-3}" --metrics "$T_TMP/plain.jsonl" > "$T_TMP/plain.out" 2>&1 \
   || { cat "$T_TMP/plain.out"; t_fail "run without augmentation failed"; }
