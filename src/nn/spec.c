@@ -159,18 +159,20 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
         while (isspace((unsigned char)*tok)) tok++;
         size_t tl = strlen(tok);
         while (tl && isspace((unsigned char)tok[tl - 1])) tok[--tl] = '\0';
+        char full[96]; /* the token as written, for messages */
+        snprintf(full, sizeof full, "%s", tok);
         char *open = strchr(tok, '(');
         char *arg = NULL;
         size_t alen = 0;
         if (open) {
-            if (tl < 3 || tok[tl - 1] != ')') { st = bad_(text, tok, "missing ')'"); break; }
+            if (tl < 3 || tok[tl - 1] != ')') { st = bad_(text, full, "missing ')'"); break; }
             arg = open + 1;
             alen = (size_t)(tok + tl - 1 - arg);
             *open = '\0';
             tok[tl - 1] = '\0';
         }
         if (!have_in) {
-            if (strcmp(tok, "in") != 0 || !arg) { st = bad_(text, tok, "a layer list starts with in(N) or in(CxHxW)"); break; }
+            if (strcmp(tok, "in") != 0 || !arg) { st = bad_(text, full, "a layer list starts with in(N) or in(CxHxW)"); break; }
             int dims[3] = {1, 1, 1}, nd = 0;
             const char *p = arg, *end = arg + alen;
             while (p <= end && nd < 3) {
@@ -193,25 +195,25 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
         }
         enum dlfs_act a = dlfs_act_parse(tok);
         if (a != DLFS_ACT_COUNT && a != DLFS_ACT_NONE && !arg) {
-            if (m->num_layers == 0) { st = bad_(text, tok, "an activation must follow a dense or conv layer"); break; }
+            if (m->num_layers == 0) { st = bad_(text, full, "an activation must follow a dense or conv layer"); break; }
             struct dlfs_layer *L = &m->layers[m->num_layers - 1];
             if (L->type != DLFS_LAYER_DENSE && L->type != DLFS_LAYER_CONV && L->type != DLFS_LAYER_BATCHNORM) {
-                st = bad_(text, tok, "an activation must follow a dense, conv or batchnorm layer (put it before "
+                st = bad_(text, full, "an activation must follow a dense, conv or batchnorm layer (put it before "
                           "pooling and dropout)");
                 break;
             }
-            if (L->act != DLFS_ACT_NONE) { st = bad_(text, tok, "two activations in a row"); break; }
+            if (L->act != DLFS_ACT_NONE) { st = bad_(text, full, "two activations in a row"); break; }
             L->act = a;
             continue;
         }
-        if (m->num_layers == DLFS_MAX_LAYERS) { st = bad_(text, tok, "too many layers"); break; }
+        if (m->num_layers == DLFS_MAX_LAYERS) { st = bad_(text, full, "too many layers"); break; }
         struct dlfs_layer *L = &m->layers[m->num_layers];
         memset(L, 0, sizeof *L);
         L->g.c = c; L->g.h = h; L->g.w = w;
         L->in = c * h * w;
         if (strcmp(tok, "dense") == 0) {
             int n;
-            if (!arg || !parse_pos_(arg, alen, &n)) { st = bad_(text, tok, "dense(N) needs a positive width"); break; }
+            if (!arg || !parse_pos_(arg, alen, &n)) { st = bad_(text, full, "dense(N) needs a positive width"); break; }
             L->type = DLFS_LAYER_DENSE;
             c = 1; h = 1; w = n;
         } else if (strcmp(tok, "conv") == 0 || strcmp(tok, "maxpool") == 0) {
@@ -219,19 +221,19 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
             char *comma = arg ? strchr(arg, ',') : NULL;
             int first, k = 0, stride = 1, pad = 0;
             if (!arg || !parse_pos_(arg, comma ? (size_t)(comma - arg) : alen, &first)) {
-                st = bad_(text, tok, conv ? "conv(C,kK[,sS][,pP]) needs a positive number of output channels"
+                st = bad_(text, full, conv ? "conv(C,kK[,sS][,pP]) needs a positive number of output channels"
                                           : "maxpool(K[,sS]) needs a positive window size");
                 break;
             }
             const char *why = comma ? window_args_(comma + 1, conv ? "ksp" : "s", &k, &stride, &pad) : NULL;
-            if (why) { st = bad_(text, tok, why); break; }
-            if (conv && k == 0) { st = bad_(text, tok, "conv needs a kernel size, e.g. conv(32,k5,p2)"); break; }
+            if (why) { st = bad_(text, full, why); break; }
+            if (conv && k == 0) { st = bad_(text, full, "conv needs a kernel size, e.g. conv(32,k5,p2)"); break; }
             if (!conv) { k = first; if (!comma) stride = first; }
             if (k > h + 2 * pad || k > w + 2 * pad) {
                 char why2[160];
                 snprintf(why2, sizeof why2, "the %dx%d window is larger than its %dx%d input%s", k, k, h, w,
                          pad ? " plus padding" : "");
-                st = bad_(text, tok, why2);
+                st = bad_(text, full, why2);
                 break;
             }
             L->type = conv ? DLFS_LAYER_CONV : DLFS_LAYER_MAXPOOL;
@@ -245,7 +247,7 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
             char *end = NULL;
             const double p = arg ? strtod(arg, &end) : -1.0;
             if (!arg || alen == 0 || end != arg + alen || !(p >= 0.0 && p < 1.0)) {
-                st = bad_(text, tok, "dropout(P) needs a probability 0 <= P < 1");
+                st = bad_(text, full, "dropout(P) needs a probability 0 <= P < 1");
                 break;
             }
             L->type = DLFS_LAYER_DROPOUT;
@@ -260,11 +262,11 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
             w = c * h * w;
             c = h = 1;
         } else {
-            st = bad_(text, tok, "unknown layer (known: in, dense, conv, maxpool, flatten, dropout, batchnorm, relu, tanh, sigmoid, "
+            st = bad_(text, full, "unknown layer (known: in, dense, conv, maxpool, flatten, dropout, batchnorm, relu, tanh, sigmoid, "
                       "gelu)");
             break;
         }
-        if ((long long)c * h * w > DLFS_MAX_WIDTH) { st = bad_(text, tok, "layer output too large"); break; }
+        if ((long long)c * h * w > DLFS_MAX_WIDTH) { st = bad_(text, full, "layer output too large"); break; }
         L->g.oc = c; L->g.oh = h; L->g.ow = w;
         L->out = c * h * w;
         L->act = DLFS_ACT_NONE;
