@@ -34,6 +34,21 @@ const char *dlfs_act_name(enum dlfs_act a);
 /* Parse "relu"/"tanh"/"sigmoid"/"gelu"/"none"; returns DLFS_ACT_COUNT when unknown. */
 enum dlfs_act dlfs_act_parse(const char *s);
 
+/* Geometry of a 2-D convolution or pooling window over NCHW images (square
+ * windows are what the spec language offers, the ops take kh != kw too). */
+struct dlfs_conv_geom {
+    int c, h, w;           /* input channels, height, width */
+    int oc, oh, ow;        /* output channels, height, width */
+    int kh, kw, stride, pad;
+};
+/* Images the conv ops unfold at once for a batch of n (bounded scratch), and the
+ * floats of scratch (`col`) they need for a batch of up to n images. */
+int dlfs_conv_chunk(const struct dlfs_conv_geom *g, int n);
+size_t dlfs_conv_col_floats(const struct dlfs_conv_geom *g, int n);
+/* Tests: unfold at most `floats` at once (0 restores the default, 4 Mi floats),
+ * so that small cases run through several chunks. Not thread-safe. */
+void dlfs_conv_set_col_budget(size_t floats);
+
 /* Adam/AdamW/SGD hyper-parameters for one update over a slab. */
 struct dlfs_optim_hp {
     float lr;
@@ -93,6 +108,46 @@ struct dlfs_backend {
     void (*sgd_update)(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
     void (*adam_update)(size_t n, float *p, const float *g, float *m, float *v,
                         const struct dlfs_optim_hp *hp);
+
+    /* Convolution over n NCHW images (optional: NULL where a backend lacks it, and
+     * the trainer refuses models that need it). Weights are (oc, c, kh, kw), bias (oc).
+     * fwd: z(n, oc, oh, ow) = conv(x(n, c, h, w), w) + b; a = act(z) (`a` may equal
+     * `z` only for DLFS_ACT_NONE). col: dlfs_conv_col_floats(g, n) floats of scratch.
+     * bwd: from dz(n, oc, oh, ow) overwrite dw and db, and dx(n, c, h, w) unless NULL. */
+    void (*conv2d_fwd)(const struct dlfs_conv_geom *g, int n, const float *x, const float *w,
+                       const float *b, float *col, float *z, float *a, enum dlfs_act act);
+    void (*conv2d_bwd)(const struct dlfs_conv_geom *g, int n, const float *x, const float *w,
+                       const float *dz, float *col, float *dw, float *db, float *dx);
+    /* Max pooling (kh x kw windows, stride, no padding; oc == c). fwd writes y and the
+     * index of each window's first maximum within its input plane (arg); bwd
+     * overwrites dx(n, c, h, w) with dy routed to those maxima. */
+    void (*maxpool_fwd)(const struct dlfs_conv_geom *g, int n, const float *x, float *y, int32_t *arg);
+    void (*maxpool_bwd)(const struct dlfs_conv_geom *g, int n, const float *dy, const int32_t *arg,
+                        float *dx);
+
+    /* Dropout over x(rows, cols): row r is global sample ids[r] (device memory), and
+     * element j is kept with probability 1 - rate, decided by
+     * dlfs_uniform01(dlfs_hash64(key, ids[r]), j) >= rate — never by rank or thread,
+     * so every rank count draws the same masks. mask = kept / (1 - rate); y = x * mask. */
+    void (*dropout_fwd)(const float *x, float *y, float *mask, int rows, int cols, float rate, uint64_t key,
+                        const uint32_t *ids);
+    /* y *= x elementwise (dropout's backward: dx = dy * mask) */
+    void (*mul)(size_t n, const float *x, float *y);
+
+    /* Batch normalisation of x(n, c, plane), per channel. Training (run_mean NULL):
+     * statistics over each group of `group` consecutive rows (the last may be
+     * shorter; <= 0: all n) and its planes; xhat = (x - mean) / sqrt(var + eps)
+     * (biased var), invstd ((n + group - 1) / group, c) saved for the backward;
+     * when stats != NULL, stats[0..c) += each group's mean and stats[c..2c) += its
+     * unbiased variance (for the running statistics). Evaluation: run_mean/run_var
+     * instead, xhat/invstd/stats unused. Then z = gamma * xhat + beta, a = act(z)
+     * (`a` may equal `z` only for DLFS_ACT_NONE).
+     * bwd: from dz overwrite dgamma, dbeta (c) and dx(n, c, plane) unless NULL. */
+    void (*batchnorm_fwd)(int n, int c, int plane, int group, const float *x, const float *gamma,
+                          const float *beta, const float *run_mean, const float *run_var, float eps,
+                          float *xhat, float *invstd, float *z, float *a, enum dlfs_act act, float *stats);
+    void (*batchnorm_bwd)(int n, int c, int plane, int group, const float *dz, const float *xhat,
+                          const float *invstd, const float *gamma, float *dgamma, float *dbeta, float *dx);
 
     /* Optional: threads the backend may use on the host (CPU BLAS). */
     void (*set_threads)(int n);

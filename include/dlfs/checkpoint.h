@@ -32,6 +32,8 @@ struct dlfs_ckpt {
     char *options;         /* the run's options as text, for the record */
     size_t num_params;
     float *params, *m, *v;
+    size_t num_buffers;    /* batchnorm running statistics (/buffers/<i>_batchnorm/running_mean|running_var) */
+    float *buffers;
     long step;             /* optimizer steps done */
     int epoch;             /* epoch in progress (1-based) */
     long samples_in_epoch; /* samples of that epoch's permutation already used */

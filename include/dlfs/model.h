@@ -5,14 +5,31 @@
  *             mlp-large  = in(784),dense(4096),relu,dense(4096),relu,dense(4096),relu,dense(10)
  *   shorthand 784-256-128-10[:act]   widths from input to classes; act (default relu)
  *                                    after every hidden layer
+ *             cnn        = in(1x28x28),conv(32,k5,p2),relu,maxpool(2),conv(64,k5,p2),relu,
+ *                          maxpool(2),flatten,dense(1024),relu,dense(10)
+ *   shorthand 784-256-128-10[:act]   widths from input to classes; act (default relu)
+ *                                    after every hidden layer
  *   layers    in(784),dense(256),gelu,dense(10)   comma-separated; in(CxHxW) or in(N)
- *             first, dense(N) layers, an activation (relu|tanh|sigmoid|gelu) may
- *             follow a hidden dense layer; the last layer is a dense layer whose
- *             width is the number of classes.
+ *             first, then
+ *               dense(N)                 fully connected, flattens its input
+ *               conv(C,kK[,sS][,pP])     C output channels, KxK kernel, stride S
+ *                                        (default 1), zero padding P (default 0)
+ *               maxpool(K[,sS])          KxK windows, stride S (default K)
+ *               flatten                  (C,H,W) -> C*H*W; no computation (NCHW)
+ *               dropout(P)               zero each value with probability P (0 <= P < 1)
+ *                                        while training, scaling the rest by 1/(1-P)
+ *               batchnorm                per channel (per feature after dense): batch
+ *                                        statistics while training, running ones in
+ *                                        evaluation; weight = gamma, bias = beta
+ *             an activation (relu|tanh|sigmoid|gelu) may follow a hidden dense,
+ *             conv or batchnorm layer (it is fused into it); the last layer is a dense layer
+ *             whose width is the number of classes.
  *
  * Parameters, gradients and optimizer state each live in ONE slab of
- * `num_params` floats; layer l's weight (out, in) starts at layers[l].w_off and
- * its bias (out) at layers[l].b_off. Layer order = slab order = digest order.
+ * `num_params` floats; layer l's weight starts at layers[l].w_off (dense (out,
+ * in), conv (oc, c, kh, kw)) and its bias (out channels) at layers[l].b_off.
+ * Layers without parameters have num_params 0 and w_off = b_off = where the
+ * next layer's parameters start. Layer order = slab order = digest order.
  */
 #ifndef DLFS_MODEL_H
 #define DLFS_MODEL_H
@@ -25,15 +42,30 @@
 #define DLFS_MAX_LAYERS 64
 #define DLFS_MAX_WIDTH (1 << 20)
 
-enum dlfs_layer_type { DLFS_LAYER_DENSE = 0, DLFS_LAYER_COUNT };
+enum dlfs_layer_type {
+    DLFS_LAYER_DENSE = 0,
+    DLFS_LAYER_CONV,
+    DLFS_LAYER_MAXPOOL,
+    DLFS_LAYER_FLATTEN,
+    DLFS_LAYER_DROPOUT,
+    DLFS_LAYER_BATCHNORM,
+    DLFS_LAYER_COUNT
+};
+/* "dense", "conv", ... as in checkpoint group names */
+const char *dlfs_layer_type_name(enum dlfs_layer_type t);
 
 struct dlfs_layer {
     enum dlfs_layer_type type;
-    int in, out;            /* features in and out */
-    enum dlfs_act act;      /* fused activation after the layer */
-    size_t w_off, b_off;    /* offsets into the slab: weight (out, in), bias (out) */
-    size_t num_params;
-    char name[32];          /* "<index>_dense", used in checkpoints */
+    int in, out;            /* features in and out per sample (flattened) */
+    struct dlfs_conv_geom g;/* input (c, h, w) and output (oc, oh, ow) shape of every
+                               layer; window (kh, kw, stride, pad) of conv/maxpool */
+    enum dlfs_act act;      /* fused activation after the layer (dense, conv) */
+    float rate;             /* dropout: probability of zeroing an element */
+    int bn_c, bn_plane;     /* batchnorm: channels, values per channel per sample */
+    size_t buf_off;         /* batchnorm: running mean (bn_c) then variance (bn_c) in the buffer slab */
+    size_t w_off, b_off;    /* offsets into the slab: weight, bias */
+    size_t num_params;      /* 0 for layers without parameters */
+    char name[32];          /* "<index>_<type>", used in checkpoints */
 };
 
 struct dlfs_model {
@@ -44,6 +76,7 @@ struct dlfs_model {
     int num_layers;
     struct dlfs_layer layers[DLFS_MAX_LAYERS];
     size_t num_params;
+    size_t num_buffers;      /* non-trained state (batchnorm running statistics) */
     int max_width;           /* widest activation, input included */
 };
 
@@ -51,11 +84,18 @@ struct dlfs_model {
 enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m);
 void dlfs_model_free(struct dlfs_model *m);
 
+/* Initial buffers (host, m->num_buffers floats): running mean 0, variance 1. */
+void dlfs_model_init_buffers(const struct dlfs_model *m, float *buffers);
+
 /* Fill a host slab of m->num_params floats with the initial parameters:
  * uniform(-1/sqrt(in), 1/sqrt(in)) for weights and biases (PyTorch's default for
  * Linear), drawn from the counter-based RNG keyed by (seed, layer, element), so
  * every rank produces the same bits without communication. */
 void dlfs_model_init_params(const struct dlfs_model *m, uint64_t seed, float *params);
+
+/* DLFS_OK when backend `be` has every op the model needs; otherwise
+ * DLFS_ERR_DEVICE naming the first missing op and the layer that needs it. */
+enum dlfs_status dlfs_model_check_backend(const struct dlfs_model *m, const struct dlfs_backend *be);
 
 /* Floating-point operations of one training step per sample (forward + backward
  * = 6 * multiply-adds of the GEMMs), as used by the benchmark. */
@@ -67,7 +107,18 @@ struct dlfs_workspace {
     int max_rows;
     float *x;                   /* (max_rows, input_dim) normalised inputs */
     float *z[DLFS_MAX_LAYERS];  /* (max_rows, out) pre-activations */
-    float *a[DLFS_MAX_LAYERS];  /* (max_rows, out) activations (== z without activation) */
+    float *a[DLFS_MAX_LAYERS];  /* (max_rows, out) activations (== z without activation;
+                                   flatten: the previous layer's output) */
+    int32_t *arg[DLFS_MAX_LAYERS]; /* maxpool: (max_rows, out) window maxima positions */
+    float *aux[DLFS_MAX_LAYERS];   /* dropout: (max_rows, out) mask; batchnorm: xhat */
+    float *invstd[DLFS_MAX_LAYERS];/* batchnorm: (groups, bn_c) */
+    int bn_group;               /* batchnorm statistics over groups of this many rows (0: all) */
+    float *bn_stats;            /* NULL, or a buffer-slab-shaped sum of the groups' statistics */
+    const float *buffers;       /* running statistics for evaluation (device) */
+    float *col;                 /* conv im2col scratch */
+    uint32_t *ids;              /* (max_rows) global sample index of each row (dropout key) */
+    int training;               /* 1: dropout draws masks; 0 (evaluation): dropout is the identity */
+    uint64_t key;               /* per-step random key (seed, step): see dlfs_model_forward */
     float *d0, *d1;             /* (max_rows, max_width) ping-pong gradient buffers */
     int32_t *labels;            /* (max_rows) */
     double *stats;              /* [2]: loss sum, correct count (see softmax_xent) */
@@ -76,7 +127,10 @@ enum dlfs_status dlfs_workspace_init(struct dlfs_workspace *ws, const struct dlf
                                      const struct dlfs_backend *be, int max_rows);
 void dlfs_workspace_free(struct dlfs_workspace *ws, const struct dlfs_model *m);
 
-/* Forward pass of `rows` samples from ws->x; returns the logits (rows, classes). */
+/* Forward pass of `rows` samples from ws->x; returns the logits (rows, classes).
+ * When ws->training, dropout layer l keeps element j of row r by the draw keyed by
+ * (ws->key, l, ws->ids[r], j): the caller sets key = f(seed, step) and ids = the
+ * rows' global sample indices, so masks never depend on the rank count. */
 const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspace *ws,
                                 const float *params, int rows);
 

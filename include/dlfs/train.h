@@ -25,6 +25,8 @@ struct dlfs_options {
     bool nesterov;
     enum dlfs_schedule schedule;
     int warmup;           /* steps */
+    int augment_crop;     /* random crop: pad by this many pixels, crop back (0: off) */
+    bool augment_flip;    /* random horizontal flip */
     double lr_min;
     enum dlfs_lr_scaling lr_scaling;
     int lr_ref_batch;

@@ -46,6 +46,24 @@ static enum dlfs_status mkdirs_(const char *dir)
     return DLFS_OK;
 }
 
+/* Shapes as the layer sees them: dense weight (out, in), conv weight (oc, c, kh,
+ * kw) as PyTorch stores them, batchnorm weight (c); bias (out channels). Returns the weight's rank. */
+static int weight_dims_(const struct dlfs_layer *L, uint64_t wd[4], uint64_t bd[1])
+{
+    if (L->type == DLFS_LAYER_CONV) {
+        wd[0] = (uint64_t)L->g.oc; wd[1] = (uint64_t)L->g.c; wd[2] = (uint64_t)L->g.kh; wd[3] = (uint64_t)L->g.kw;
+        bd[0] = (uint64_t)L->g.oc;
+        return 4;
+    }
+    if (L->type == DLFS_LAYER_BATCHNORM) { /* gamma, beta */
+        wd[0] = bd[0] = (uint64_t)L->bn_c;
+        return 1;
+    }
+    wd[0] = (uint64_t)L->out; wd[1] = (uint64_t)L->in;
+    bd[0] = (uint64_t)L->out;
+    return 2;
+}
+
 static int write_slab_(hid_t f, const char *group, const struct dlfs_model *m, const float *slab)
 {
     char path[256];
@@ -54,12 +72,14 @@ static int write_slab_(hid_t f, const char *group, const struct dlfs_model *m, c
     H5Gclose(g);
     for (int l = 0; l < m->num_layers; l++) {
         const struct dlfs_layer *L = &m->layers[l];
+        if (L->num_params == 0) continue; /* pooling, flatten: nothing to store */
         snprintf(path, sizeof path, "%s/%s", group, L->name);
         if ((g = H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) return -1;
         H5Gclose(g);
-        uint64_t wd[2] = {(uint64_t)L->out, (uint64_t)L->in}, bd[1] = {(uint64_t)L->out};
+        uint64_t wd[4], bd[1];
+        const int rank = weight_dims_(L, wd, bd);
         snprintf(path, sizeof path, "%s/%s/weight", group, L->name);
-        if (h5u_write_f32(f, path, 2, wd, slab + L->w_off) < 0) return -1;
+        if (h5u_write_f32(f, path, rank, wd, slab + L->w_off) < 0) return -1;
         snprintf(path, sizeof path, "%s/%s/bias", group, L->name);
         if (h5u_write_f32(f, path, 1, bd, slab + L->b_off) < 0) return -1;
     }
@@ -71,11 +91,50 @@ static int read_slab_(hid_t f, const char *group, const struct dlfs_model *m, fl
     char path[256];
     for (int l = 0; l < m->num_layers; l++) {
         const struct dlfs_layer *L = &m->layers[l];
-        uint64_t wd[2] = {(uint64_t)L->out, (uint64_t)L->in}, bd[1] = {(uint64_t)L->out};
+        if (L->num_params == 0) continue;
+        uint64_t wd[4], bd[1];
+        const int rank = weight_dims_(L, wd, bd);
         snprintf(path, sizeof path, "%s/%s/weight", group, L->name);
-        if (h5u_read_f32(f, path, 2, wd, slab + L->w_off) < 0) return -1;
+        if (h5u_read_f32(f, path, rank, wd, slab + L->w_off) < 0) return -1;
         snprintf(path, sizeof path, "%s/%s/bias", group, L->name);
         if (h5u_read_f32(f, path, 1, bd, slab + L->b_off) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Running statistics of the batchnorm layers: /buffers/<i>_batchnorm/running_mean|running_var. */
+static int write_buffers_(hid_t f, const struct dlfs_model *m, const float *buf)
+{
+    char path[256];
+    hid_t g = H5Gcreate2(f, "/buffers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return -1;
+    H5Gclose(g);
+    for (int l = 0; l < m->num_layers; l++) {
+        const struct dlfs_layer *L = &m->layers[l];
+        if (L->type != DLFS_LAYER_BATCHNORM) continue;
+        snprintf(path, sizeof path, "/buffers/%s", L->name);
+        if ((g = H5Gcreate2(f, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0) return -1;
+        H5Gclose(g);
+        const uint64_t d[1] = {(uint64_t)L->bn_c};
+        snprintf(path, sizeof path, "/buffers/%s/running_mean", L->name);
+        if (h5u_write_f32(f, path, 1, d, buf + L->buf_off) < 0) return -1;
+        snprintf(path, sizeof path, "/buffers/%s/running_var", L->name);
+        if (h5u_write_f32(f, path, 1, d, buf + L->buf_off + L->bn_c) < 0) return -1;
+    }
+    return 0;
+}
+
+static int read_buffers_(hid_t f, const struct dlfs_model *m, float *buf)
+{
+    char path[256];
+    for (int l = 0; l < m->num_layers; l++) {
+        const struct dlfs_layer *L = &m->layers[l];
+        if (L->type != DLFS_LAYER_BATCHNORM) continue;
+        const uint64_t d[1] = {(uint64_t)L->bn_c};
+        snprintf(path, sizeof path, "/buffers/%s/running_mean", L->name);
+        if (h5u_read_f32(f, path, 1, d, buf + L->buf_off) < 0) return -1;
+        snprintf(path, sizeof path, "/buffers/%s/running_var", L->name);
+        if (h5u_read_f32(f, path, 1, d, buf + L->buf_off + L->bn_c) < 0) return -1;
     }
     return 0;
 }
@@ -135,6 +194,7 @@ static int build_image_(const struct dlfs_ckpt *c, const struct dlfs_model *m, v
                                        "index); the seed and the position are the whole RNG state");
     rc |= h5u_attr_str_write(f, "options", c->options ? c->options : "");
     if (rc == 0) rc = write_slab_(f, "/params", m, c->params);
+    if (rc == 0 && m->num_buffers) rc = c->buffers ? write_buffers_(f, m, c->buffers) : -1;
     if (rc == 0) {
         hid_t g = H5Gcreate2(f, "/optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         rc = g < 0 ? -1 : 0;
@@ -316,6 +376,7 @@ void dlfs_ckpt_free(struct dlfs_ckpt *c)
     free(c->params);
     free(c->m);
     free(c->v);
+    free(c->buffers);
     memset(c, 0, sizeof *c);
 }
 
@@ -374,6 +435,11 @@ static enum dlfs_status load_(hid_t f, const char *path, struct dlfs_ckpt *c)
     if (!bad && H5Lexists(f, "/optimizer/v", H5P_DEFAULT) > 0) {
         c->v = dlfs_malloc(c->num_params * sizeof(float));
         bad = read_slab_(f, "/optimizer/v", &m, c->v) < 0;
+    }
+    if (!bad && m.num_buffers) {
+        c->num_buffers = m.num_buffers;
+        c->buffers = dlfs_malloc(c->num_buffers * sizeof(float));
+        bad = read_buffers_(f, &m, c->buffers) < 0;
     }
     dlfs_model_free(&m);
     if (bad) {

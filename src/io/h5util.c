@@ -89,7 +89,9 @@ int h5u_attr_i64_read(hid_t obj, const char *name, int64_t *value)
 
 int h5u_write_f32(hid_t file, const char *path, int rank, const uint64_t *dims, const float *data)
 {
-    hsize_t d[2] = {dims[0], rank > 1 ? dims[1] : 1};
+    hsize_t d[4] = {1, 1, 1, 1};
+    if (rank < 1 || rank > 4) return -1;
+    for (int i = 0; i < rank; i++) d[i] = dims[i];
     hid_t s = H5Screate_simple(rank, d, NULL), ds = -1;
     int rc = -1;
     if (s >= 0 && (ds = H5Dcreate2(file, path, H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0)
@@ -107,8 +109,10 @@ int h5u_read_f32(hid_t file, const char *path, int rank, const uint64_t *dims, f
     hid_t s = H5Dget_space(ds), t = H5Dget_type(ds);
     int rc = -1;
     hsize_t d[4] = {0};
-    if (s >= 0 && t >= 0 && H5Tget_class(t) == H5T_FLOAT && H5Sget_simple_extent_ndims(s) == rank &&
-        H5Sget_simple_extent_dims(s, d, NULL) == rank && d[0] == dims[0] && (rank < 2 || d[1] == dims[1]))
+    int same = rank >= 1 && rank <= 4 && s >= 0 && H5Sget_simple_extent_ndims(s) == rank &&
+               H5Sget_simple_extent_dims(s, d, NULL) == rank;
+    for (int i = 0; same && i < rank; i++) same = d[i] == dims[i];
+    if (same && t >= 0 && H5Tget_class(t) == H5T_FLOAT)
         rc = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0 ? -1 : 0;
     if (t >= 0) H5Tclose(t);
     if (s >= 0) H5Sclose(s);

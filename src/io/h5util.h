@@ -11,7 +11,7 @@ int h5u_attr_f64_write(hid_t obj, const char *name, double value);
 /* Read a string attribute (fixed or variable length) into a malloc'ed string. */
 int h5u_attr_str_read(hid_t obj, const char *name, char **value);
 int h5u_attr_i64_read(hid_t obj, const char *name, int64_t *value);
-/* Write a float32 dataset of rank 1 or 2 at `path` (groups must exist). */
+/* Write a float32 dataset of rank 1 to 4 at `path` (groups must exist). */
 int h5u_write_f32(hid_t file, const char *path, int rank, const uint64_t *dims, const float *data);
 /* Read a float32 dataset whose shape must equal dims exactly. */
 int h5u_read_f32(hid_t file, const char *path, int rank, const uint64_t *dims, float *data);

@@ -11,6 +11,10 @@
 static const struct { const char *name, *spec; } presets_[] = {
     {"mlp", "in(784),dense(512),relu,dense(512),relu,dense(10)"},
     {"mlp-large", "in(784),dense(4096),relu,dense(4096),relu,dense(4096),relu,dense(10)"},
+    {"cnn", "in(1x28x28),conv(32,k5,p2),relu,maxpool(2),conv(64,k5,p2),relu,maxpool(2),flatten,"
+            "dense(1024),relu,dense(10)"},
+    {"cnn-bn", "in(1x28x28),conv(32,k5,p2),batchnorm,relu,maxpool(2),conv(64,k5,p2),batchnorm,relu,maxpool(2),"
+               "flatten,dense(1024),relu,dropout(0.5),dense(10)"},
 };
 
 /* Parse a positive int in [1, DLFS_MAX_WIDTH] from s[0..n). */
@@ -71,28 +75,104 @@ static enum dlfs_status expand_shorthand_(const char *text, char **out)
     return DLFS_OK;
 }
 
+/* Parse an int in [lo, hi] from s[0..n) (an optional leading '-' so that a
+ * negative value is reported as out of range, not as garbage). */
+static int parse_int_(const char *s, size_t n, int lo, int hi, int *out)
+{
+    int neg = n > 0 && s[0] == '-';
+    if (neg) { s++; n--; }
+    if (n == 0 || n > 9) return 0;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i])) return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (neg) v = -v;
+    if (v < lo || v > hi) return 0;
+    *out = (int)v;
+    return 1;
+}
+
+const char *dlfs_layer_type_name(enum dlfs_layer_type t)
+{
+    static const char *names[DLFS_LAYER_COUNT] = {"dense", "conv", "maxpool", "flatten", "dropout",
+                                                      "batchnorm"};
+    return t < DLFS_LAYER_COUNT ? names[t] : "?";
+}
+
+/* Window arguments after the first: "k5", "s2", "p0" (key in `keys`). Returns
+ * NULL or the reason it is bad. */
+static const char *window_args_(char *args, const char *keys, int *k, int *stride, int *pad)
+{
+    char *save = NULL;
+    for (char *a = strtok_r(args, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*a)) a++;
+        size_t n = strlen(a);
+        while (n && isspace((unsigned char)a[n - 1])) a[--n] = '\0';
+        if (n < 2 || !strchr(keys, a[0])) return "unknown argument (use kK, sS, pP)";
+        int v;
+        if (a[0] == 'p') {
+            if (!parse_int_(a + 1, n - 1, 0, 4096, &v)) return "padding must be an integer >= 0";
+            *pad = v;
+        } else if (!parse_int_(a + 1, n - 1, 1, 4096, &v)) {
+            return a[0] == 'k' ? "kernel size must be a positive integer" : "stride must be a positive integer";
+        } else if (a[0] == 'k') {
+            *k = v;
+        } else {
+            *stride = v;
+        }
+    }
+    return NULL;
+}
+
+/* Split `list` at commas outside parentheses; tokens are written NUL-terminated
+ * into `copy`. Returns the number of tokens (at most `max`). */
+static int split_top_(char *copy, char **tok, int max)
+{
+    int n = 0, depth = 0;
+    char *start = copy;
+    for (char *p = copy;; p++) {
+        if (*p == '(') depth++;
+        else if (*p == ')') depth--;
+        if ((*p == ',' && depth <= 0) || *p == '\0') {
+            const int end = *p == '\0';
+            *p = '\0';
+            if (n < max) tok[n++] = start;
+            if (end) break;
+            start = p + 1;
+        }
+    }
+    return n;
+}
+
 static enum dlfs_status parse_list_(const char *text, const char *list, struct dlfs_model *m)
 {
     char *copy = dlfs_malloc(strlen(list) + 1);
     strcpy(copy, list);
+    char *toks[4 * DLFS_MAX_LAYERS];
+    const int ntok = split_top_(copy, toks, 4 * DLFS_MAX_LAYERS);
     enum dlfs_status st = DLFS_OK;
-    int have_in = 0, width = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    int have_in = 0;
+    int c = 1, h = 1, w = 1; /* shape of the current activation */
+    for (int ti = 0; ti < ntok; ti++) {
+        char *tok = toks[ti];
         while (isspace((unsigned char)*tok)) tok++;
         size_t tl = strlen(tok);
         while (tl && isspace((unsigned char)tok[tl - 1])) tok[--tl] = '\0';
+        char full[96]; /* the token as written, for messages */
+        snprintf(full, sizeof full, "%s", tok);
         char *open = strchr(tok, '(');
-        const char *arg = NULL;
+        char *arg = NULL;
         size_t alen = 0;
         if (open) {
-            if (tl < 3 || tok[tl - 1] != ')') { st = bad_(text, tok, "missing ')'"); break; }
+            if (tl < 3 || tok[tl - 1] != ')') { st = bad_(text, full, "missing ')'"); break; }
             arg = open + 1;
             alen = (size_t)(tok + tl - 1 - arg);
             *open = '\0';
+            tok[tl - 1] = '\0';
         }
         if (!have_in) {
-            if (strcmp(tok, "in") != 0 || !arg) { st = bad_(text, tok, "a layer list starts with in(N) or in(CxHxW)"); break; }
+            if (strcmp(tok, "in") != 0 || !arg) { st = bad_(text, full, "a layer list starts with in(N) or in(CxHxW)"); break; }
             int dims[3] = {1, 1, 1}, nd = 0;
             const char *p = arg, *end = arg + alen;
             while (p <= end && nd < 3) {
@@ -108,42 +188,99 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
             else { m->in_c = dims[0]; m->in_h = dims[1]; m->in_w = dims[2]; }
             if ((long long)m->in_c * m->in_h * m->in_w > DLFS_MAX_WIDTH) { st = bad_(text, arg, "input too large"); break; }
             m->input_dim = m->in_c * m->in_h * m->in_w;
-            width = m->input_dim;
-            m->max_width = width;
+            c = m->in_c; h = m->in_h; w = m->in_w;
+            m->max_width = m->input_dim;
             have_in = 1;
-            continue;
-        }
-        if (strcmp(tok, "dense") == 0) {
-            int w;
-            if (!arg || !parse_pos_(arg, alen, &w)) { st = bad_(text, tok, "dense(N) needs a positive width"); break; }
-            if (m->num_layers == DLFS_MAX_LAYERS) { st = bad_(text, tok, "too many layers"); break; }
-            struct dlfs_layer *L = &m->layers[m->num_layers];
-            L->type = DLFS_LAYER_DENSE;
-            L->in = width;
-            L->out = w;
-            L->act = DLFS_ACT_NONE;
-            snprintf(L->name, sizeof L->name, "%d_dense", m->num_layers);
-            m->num_layers++;
-            width = w;
-            if (w > m->max_width) m->max_width = w;
             continue;
         }
         enum dlfs_act a = dlfs_act_parse(tok);
         if (a != DLFS_ACT_COUNT && a != DLFS_ACT_NONE && !arg) {
-            if (m->num_layers == 0) { st = bad_(text, tok, "an activation must follow a dense layer"); break; }
+            if (m->num_layers == 0) { st = bad_(text, full, "an activation must follow a dense or conv layer"); break; }
             struct dlfs_layer *L = &m->layers[m->num_layers - 1];
-            if (L->act != DLFS_ACT_NONE) { st = bad_(text, tok, "two activations in a row"); break; }
+            if (L->type != DLFS_LAYER_DENSE && L->type != DLFS_LAYER_CONV && L->type != DLFS_LAYER_BATCHNORM) {
+                st = bad_(text, full, "an activation must follow a dense, conv or batchnorm layer (put it before "
+                          "pooling and dropout)");
+                break;
+            }
+            if (L->act != DLFS_ACT_NONE) { st = bad_(text, full, "two activations in a row"); break; }
             L->act = a;
             continue;
         }
-        st = bad_(text, tok, "unknown layer (known: in, dense, relu, tanh, sigmoid, gelu)");
-        break;
+        if (m->num_layers == DLFS_MAX_LAYERS) { st = bad_(text, full, "too many layers"); break; }
+        struct dlfs_layer *L = &m->layers[m->num_layers];
+        memset(L, 0, sizeof *L);
+        L->g.c = c; L->g.h = h; L->g.w = w;
+        L->in = c * h * w;
+        if (strcmp(tok, "dense") == 0) {
+            int n;
+            if (!arg || !parse_pos_(arg, alen, &n)) { st = bad_(text, full, "dense(N) needs a positive width"); break; }
+            L->type = DLFS_LAYER_DENSE;
+            c = 1; h = 1; w = n;
+        } else if (strcmp(tok, "conv") == 0 || strcmp(tok, "maxpool") == 0) {
+            const int conv = tok[0] == 'c';
+            char *comma = arg ? strchr(arg, ',') : NULL;
+            int first, k = 0, stride = 1, pad = 0;
+            if (!arg || !parse_pos_(arg, comma ? (size_t)(comma - arg) : alen, &first)) {
+                st = bad_(text, full, conv ? "conv(C,kK[,sS][,pP]) needs a positive number of output channels"
+                                          : "maxpool(K[,sS]) needs a positive window size");
+                break;
+            }
+            const char *why = comma ? window_args_(comma + 1, conv ? "ksp" : "s", &k, &stride, &pad) : NULL;
+            if (why) { st = bad_(text, full, why); break; }
+            if (conv && k == 0) { st = bad_(text, full, "conv needs a kernel size, e.g. conv(32,k5,p2)"); break; }
+            if (!conv) { k = first; if (!comma) stride = first; }
+            if (k > h + 2 * pad || k > w + 2 * pad) {
+                char why2[160];
+                snprintf(why2, sizeof why2, "the %dx%d window is larger than its %dx%d input%s", k, k, h, w,
+                         pad ? " plus padding" : "");
+                st = bad_(text, full, why2);
+                break;
+            }
+            L->type = conv ? DLFS_LAYER_CONV : DLFS_LAYER_MAXPOOL;
+            L->g.kh = L->g.kw = k;
+            L->g.stride = stride;
+            L->g.pad = pad;
+            c = conv ? first : c;
+            h = (h + 2 * pad - k) / stride + 1;
+            w = (w + 2 * pad - k) / stride + 1;
+        } else if (strcmp(tok, "dropout") == 0) {
+            char *end = NULL;
+            const double p = arg ? strtod(arg, &end) : -1.0;
+            if (!arg || alen == 0 || end != arg + alen || !(p >= 0.0 && p < 1.0)) {
+                st = bad_(text, full, "dropout(P) needs a probability 0 <= P < 1");
+                break;
+            }
+            L->type = DLFS_LAYER_DROPOUT;
+            L->rate = (float)p;
+        } else if (strcmp(tok, "batchnorm") == 0 && !arg) {
+            L->type = DLFS_LAYER_BATCHNORM;
+            /* a flat input (1x1xN) is normalised per feature, an image per channel */
+            L->bn_c = c == 1 && h == 1 ? w : c;
+            L->bn_plane = c == 1 && h == 1 ? 1 : h * w;
+        } else if (strcmp(tok, "flatten") == 0 && !arg) {
+            L->type = DLFS_LAYER_FLATTEN;
+            w = c * h * w;
+            c = h = 1;
+        } else {
+            st = bad_(text, full, "unknown layer (known: in, dense, conv, maxpool, flatten, dropout, batchnorm, relu, tanh, sigmoid, "
+                      "gelu)");
+            break;
+        }
+        if ((long long)c * h * w > DLFS_MAX_WIDTH) { st = bad_(text, full, "layer output too large"); break; }
+        L->g.oc = c; L->g.oh = h; L->g.ow = w;
+        L->out = c * h * w;
+        L->act = DLFS_ACT_NONE;
+        snprintf(L->name, sizeof L->name, "%d_%s", m->num_layers, dlfs_layer_type_name(L->type));
+        m->num_layers++;
+        if (L->out > m->max_width) m->max_width = L->out;
     }
     free(copy);
     if (st != DLFS_OK) return st;
     if (!have_in) return bad_(text, text, "empty spec");
     if (m->num_layers == 0) return bad_(text, text, "no dense layer");
     struct dlfs_layer *last = &m->layers[m->num_layers - 1];
+    if (last->type != DLFS_LAYER_DENSE)
+        return bad_(text, dlfs_layer_type_name(last->type), "the last layer must be dense(classes)");
     if (last->act != DLFS_ACT_NONE)
         return bad_(text, dlfs_act_name(last->act), "the last dense layer produces the logits and takes no activation");
     if (last->out < 2) return bad_(text, "dense(1)", "the last layer needs at least 2 classes");
@@ -153,14 +290,31 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
 
 static void canonical_(struct dlfs_model *m)
 {
-    size_t cap = 64 + 40 * (size_t)m->num_layers, len = 0;
+    size_t cap = 64 + 48 * (size_t)m->num_layers, len = 0;
     m->spec = dlfs_malloc(cap);
     if (m->in_c == 1 && m->in_h == 1) len += (size_t)snprintf(m->spec, cap, "in(%d)", m->in_w);
     else len += (size_t)snprintf(m->spec, cap, "in(%dx%dx%d)", m->in_c, m->in_h, m->in_w);
     for (int l = 0; l < m->num_layers; l++) {
-        len += (size_t)snprintf(m->spec + len, cap - len, ",dense(%d)", m->layers[l].out);
-        if (m->layers[l].act != DLFS_ACT_NONE)
-            len += (size_t)snprintf(m->spec + len, cap - len, ",%s", dlfs_act_name(m->layers[l].act));
+        const struct dlfs_layer *L = &m->layers[l];
+        char *o = m->spec + len;
+        const size_t room = cap - len;
+        switch (L->type) {
+        case DLFS_LAYER_DENSE: len += (size_t)snprintf(o, room, ",dense(%d)", L->out); break;
+        case DLFS_LAYER_CONV:
+            len += (size_t)snprintf(o, room, ",conv(%d,k%d", L->g.oc, L->g.kh);
+            if (L->g.stride != 1) len += (size_t)snprintf(m->spec + len, cap - len, ",s%d", L->g.stride);
+            if (L->g.pad) len += (size_t)snprintf(m->spec + len, cap - len, ",p%d", L->g.pad);
+            len += (size_t)snprintf(m->spec + len, cap - len, ")");
+            break;
+        case DLFS_LAYER_MAXPOOL:
+            if (L->g.stride == L->g.kh) len += (size_t)snprintf(o, room, ",maxpool(%d)", L->g.kh);
+            else len += (size_t)snprintf(o, room, ",maxpool(%d,s%d)", L->g.kh, L->g.stride);
+            break;
+        case DLFS_LAYER_DROPOUT: len += (size_t)snprintf(o, room, ",dropout(%g)", (double)L->rate); break;
+        default: len += (size_t)snprintf(o, room, ",%s", dlfs_layer_type_name(L->type)); break;
+        }
+        if (L->act != DLFS_ACT_NONE)
+            len += (size_t)snprintf(m->spec + len, cap - len, ",%s", dlfs_act_name(L->act));
     }
 }
 
@@ -173,7 +327,7 @@ enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m)
     for (size_t i = 0; i < sizeof presets_ / sizeof presets_[0]; i++)
         if (strcmp(text, presets_[i].name) == 0) list = presets_[i].spec;
     if (list == text && !strpbrk(text, "(,") && !isdigit((unsigned char)text[0]))
-        return dlfs_error_set(DLFS_ERR_SHAPE, "--model '%s': unknown model name (presets: mlp, mlp-large; or a "
+        return dlfs_error_set(DLFS_ERR_SHAPE, "--model '%s': unknown model name (presets: mlp, mlp-large, cnn, cnn-bn; or a "
                               "spec such as 784-256-10 or in(784),dense(256),gelu,dense(10))", text);
     if (list == text && isdigit((unsigned char)text[0])) {
         DLFS_TRY(expand_shorthand_(text, &expanded));
@@ -185,9 +339,17 @@ enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m)
     size_t off = 0;
     for (int l = 0; l < m->num_layers; l++) {
         struct dlfs_layer *L = &m->layers[l];
+        size_t nw = 0, nb = 0;
+        if (L->type == DLFS_LAYER_DENSE) { nw = (size_t)L->out * L->in; nb = (size_t)L->out; }
+        if (L->type == DLFS_LAYER_CONV) { nw = (size_t)L->g.oc * L->g.c * L->g.kh * L->g.kw; nb = (size_t)L->g.oc; }
+        if (L->type == DLFS_LAYER_BATCHNORM) {
+            nw = nb = (size_t)L->bn_c;
+            L->buf_off = m->num_buffers;
+            m->num_buffers += 2 * (size_t)L->bn_c;
+        }
         L->w_off = off;
-        L->b_off = off + (size_t)L->out * L->in;
-        L->num_params = (size_t)L->out * L->in + (size_t)L->out;
+        L->b_off = off + nw;
+        L->num_params = nw + nb;
         off += L->num_params;
     }
     m->num_params = off;

@@ -1,5 +1,6 @@
 /* dlfs-train --bench: training steps on synthetic data, median step time,
- * throughput and achieved GFLOP/s (6 x parameters x batch per step). */
+ * throughput and achieved GFLOP/s (6 x multiply-adds of the
+ * dense and conv layers x batch per step). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,7 @@ enum dlfs_status dlfs_bench_run(const struct dlfs_options *o, const struct dlfs_
     char hex[65];
     dlfs_run_digest(r, hex);
     if (comm->rank == 0) {
-        const double flops = 6.0 * (double)r->n * B;
+        const double flops = dlfs_model_train_flops_per_sample(&r->model) * B;
         printf("bench: model %s (%zu parameters), %s backend, %d rank(s), batch %d global (%d per rank), "
                "%s, optimizer %s\n", r->model.spec, r->n, r->be->name, comm->size, B, r->local_batch,
                o->deterministic ? "deterministic" : "fast mode", dlfs_optim_name(o->optim));

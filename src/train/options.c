@@ -21,6 +21,11 @@ static const char usage_[] =
 "  --model NAME|SPEC      mlp (784-512-512-10, ReLU; default), mlp-large\n"
 "                         (784-4096-4096-4096-10), a shorthand 784-256-10[:ACT] or a layer\n"
 "                         list in(784),dense(256),gelu,dense(10); ACT: relu tanh sigmoid gelu\n"
+"                         cnn: in(1x28x28),conv(32,k5,p2),relu,maxpool(2),conv(64,k5,p2),\n"
+"                         relu,maxpool(2),flatten,dense(1024),relu,dense(10); layers\n"
+"                         conv(C,kK[,sS][,pP]) maxpool(K[,sS]) flatten dropout(P) batchnorm\n"
+"                         (see CNN.md); cnn-bn: cnn with batchnorm after each conv and\n"
+"                         dropout(0.5) before the last layer\n"
 "Training:\n"
 "  --epochs N             passes over the training set (default 10)\n"
 "  --batch B              GLOBAL batch, split evenly over the ranks (default 128)\n"
@@ -37,6 +42,9 @@ static const char usage_[] =
 "  --lr-min X             final learning rate of the cosine schedule (default 0)\n"
 "  --seed N               seed of initialisation and data order (default 1)\n"
 "  --max-steps N          stop after N steps in total (default: all epochs)\n"
+"  --augment-crop P       training images: pad by P pixels (zeros) and crop back at a random\n"
+"                         offset; --augment-flip: mirror left-right with probability 1/2;\n"
+"                         both drawn from (seed, step, sample index), never from the rank\n"
 "Ranks and determinism:\n"
 "  --deterministic        bit-identical results on any rank count P dividing V\n"
 "  --virtual-shards V     shards of each global batch in deterministic mode (default 8,\n"
@@ -73,7 +81,7 @@ enum {
     O_MOMENTUM, O_NESTEROV, O_WD, O_BETA1, O_BETA2, O_EPS, O_SCHEDULE, O_WARMUP, O_LR_MIN,
     O_SEED, O_MAX_STEPS, O_DET, O_VSHARDS, O_BUCKET, O_CHECK_SYNC, O_DEVICE, O_THREADS,
     O_EVAL_BATCH, O_METRICS, O_PROGRESS, O_QUIET, O_BENCH, O_STEPS, O_BENCH_WARMUP, O_VERSION,
-    O_CKPT_DIR, O_CKPT_EVERY, O_KEEP, O_RESUME, O_EVAL,
+    O_CKPT_DIR, O_CKPT_EVERY, O_KEEP, O_RESUME, O_EVAL, O_AUG_CROP, O_AUG_FLIP,
 };
 
 static const struct option long_[] = {
@@ -93,7 +101,8 @@ static const struct option long_[] = {
     {"eval-batch", required_argument, 0, O_EVAL_BATCH}, {"metrics", required_argument, 0, O_METRICS},
     {"progress-seconds", required_argument, 0, O_PROGRESS}, {"quiet", no_argument, 0, O_QUIET},
     {"bench", no_argument, 0, O_BENCH}, {"steps", required_argument, 0, O_STEPS},
-    {"bench-warmup", required_argument, 0, O_BENCH_WARMUP}, {"help", no_argument, 0, 'h'},
+    {"bench-warmup", required_argument, 0, O_BENCH_WARMUP},
+    {"augment-crop", required_argument, 0, O_AUG_CROP}, {"augment-flip", no_argument, 0, O_AUG_FLIP}, {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION}, {"checkpoint-dir", required_argument, 0, O_CKPT_DIR},
     {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"keep", required_argument, 0, O_KEEP},
     {"resume", required_argument, 0, O_RESUME}, {"eval", no_argument, 0, O_EVAL}, {0, 0, 0, 0},
@@ -209,6 +218,8 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
         case O_OPTIM: DLFS_TRY(choice_(name, a, optims, 3, &choice)); o->optim = choice; break;
         case O_MOMENTUM: DLFS_TRY(real_(name, a, 0.0, 0.9999, &o->momentum)); break;
         case O_NESTEROV: o->nesterov = true; break;
+        case O_AUG_CROP: DLFS_TRY(int_(name, a, 0, 64, &iv)); o->augment_crop = (int)iv; break;
+        case O_AUG_FLIP: o->augment_flip = true; break;
         case O_WD: DLFS_TRY(real_(name, a, 0.0, 10.0, &o->weight_decay)); break;
         case O_BETA1: DLFS_TRY(real_(name, a, 0.0, 0.999999, &o->beta1)); break;
         case O_BETA2: DLFS_TRY(real_(name, a, 0.0, 0.999999999, &o->beta2)); break;
@@ -286,13 +297,15 @@ void dlfs_options_describe(const struct dlfs_options *o, char *buf, size_t len)
         "weight_decay=%.17g;beta1=%.17g;beta2=%.17g;eps=%.17g;nesterov=%d;schedule=%d;warmup=%d;lr_min=%.17g;"
         "lr_scaling=%d;lr_ref_batch=%d;seed=%llu;device=%d;max_steps=%ld;eval_batch=%d;deterministic=%d;"
         "virtual_shards=%d;check_sync=%d;bucket_mb=%.17g;bench=%d;steps=%d;bench_warmup=%d;metrics=%d;"
-        "checkpoint_dir=%s;checkpoint_every=%ld;checkpoint_every_epochs=%d;keep=%d;resume=%s;eval=%d",
+        "checkpoint_dir=%s;checkpoint_every=%ld;checkpoint_every_epochs=%d;keep=%d;resume=%s;eval=%d;"
+        "augment_crop=%d;augment_flip=%d",
         o->data ? o->data : "", o->model, o->epochs, o->batch, o->batch_per_rank, o->lr, dlfs_optim_name(o->optim),
         o->momentum, o->weight_decay, o->beta1, o->beta2, o->eps, o->nesterov, o->schedule, o->warmup,
         o->lr_min, o->lr_scaling, o->lr_ref_batch, (unsigned long long)o->seed, o->device, o->max_steps,
         o->eval_batch, o->deterministic, o->virtual_shards, o->check_sync, o->bucket_mb, o->bench,
         o->steps, o->bench_warmup, o->metrics != NULL, o->checkpoint_dir ? o->checkpoint_dir : "",
-        o->checkpoint_every, o->checkpoint_every_epochs, o->keep, o->resume ? o->resume : "", o->eval_only);
+        o->checkpoint_every, o->checkpoint_every_epochs, o->keep, o->resume ? o->resume : "", o->eval_only,
+        o->augment_crop, (int)o->augment_flip);
 }
 
 uint64_t dlfs_options_digest(const struct dlfs_options *o)

@@ -34,10 +34,15 @@ enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_ep
         be->to_host(c.params, r->params, bytes);
         if (r->m) be->to_host(c.m = dlfs_malloc(bytes), r->m, bytes);
         if (r->v) be->to_host(c.v = dlfs_malloc(bytes), r->v, bytes);
+        if (r->nbuf) {
+            c.num_buffers = r->nbuf;
+            be->to_host(c.buffers = dlfs_malloc(r->nbuf * sizeof(float)), r->bufs, r->nbuf * sizeof(float));
+        }
         st = dlfs_ckpt_save(r->o->checkpoint_dir, &c, &r->model, r->o->keep, path);
         free(c.params);
         free(c.m);
         free(c.v);
+        free(c.buffers);
     }
     return dlfs_comm_agree(r->comm, st);
 }
@@ -76,6 +81,7 @@ enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_i
     r->be->to_device(r->params, c.params, bytes);
     if (r->m) r->be->to_device(r->m, c.m, bytes);
     if (r->v) r->be->to_device(r->v, c.v, bytes);
+    if (r->nbuf) r->be->to_device(r->bufs, c.buffers, r->nbuf * sizeof(float)); /* same spec => same layout */
     r->step = c.step;
     r->seed = c.seed; /* the data order continues the saved run's */
     *epoch = c.epoch;

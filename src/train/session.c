@@ -41,9 +41,15 @@ static enum dlfs_status batch_plan_(struct dlfs_run *r)
                                   "count)", o->threads);
         r->passes = V / P;
         r->pass_rows = r->global_batch / V;
+        r->bn_group = r->pass_rows;
     } else {
         r->passes = 1;
         r->pass_rows = r->local_batch;
+        /* batchnorm statistics per virtual shard here too, so that fast mode normalises
+         * like deterministic mode on any rank count; per rank where shards straddle ranks */
+        const int V = o->virtual_shards;
+        r->bn_group = V > 0 && r->global_batch % V == 0 && r->local_batch % (r->global_batch / V) == 0
+                          ? r->global_batch / V : r->local_batch;
     }
     r->lr = o->lr;
     if (o->lr_scaling == DLFS_LR_SCALING_LINEAR) r->lr = o->lr * r->global_batch / o->lr_ref_batch;
@@ -93,6 +99,12 @@ static enum dlfs_status alloc_(struct dlfs_run *r)
     for (int i = 0; i < r->passes; i++) ok = ok && (r->grads[i] = be->alloc(bytes)) != NULL;
     if (r->o->optim != DLFS_OPTIM_SGD || r->o->momentum > 0) ok = ok && (r->m = be->alloc(bytes)) != NULL;
     if (r->o->optim != DLFS_OPTIM_SGD) ok = ok && (r->v = be->alloc(bytes)) != NULL;
+    r->nbuf = r->model.num_buffers;
+    if (r->nbuf) {
+        ok = ok && (r->bufs = be->alloc(r->nbuf * sizeof(float))) != NULL;
+        for (int i = 0; i < r->passes; i++) ok = ok && (r->bstats[i] = be->alloc(r->nbuf * sizeof(float))) != NULL;
+        r->bhost = dlfs_malloc((r->nbuf + (r->nbuf + 1) / 2) * sizeof(float));
+    }
     if (!ok)
         return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for %zu parameters (model '%s')",
                               be->name, r->n, r->o->model);
@@ -120,6 +132,7 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     r->comm = comm;
     enum dlfs_status st = dlfs_backend_select(o->device, comm->local_rank, &r->be);
     if (st == DLFS_OK) st = dlfs_model_parse(o->model, &r->model);
+    if (st == DLFS_OK) st = dlfs_model_check_backend(&r->model, r->be);
     if (st == DLFS_OK) st = batch_plan_(r);
     DLFS_TRY(dlfs_comm_agree(comm, st));
     threads_(r);
@@ -149,6 +162,12 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     r->seed = o->seed;
     dlfs_model_init_params(&r->model, o->seed, r->host);
     r->be->to_device(r->params, r->host, r->n * sizeof(float));
+    if (r->nbuf) {
+        dlfs_model_init_buffers(&r->model, r->bhost);
+        r->be->to_device(r->bufs, r->bhost, r->nbuf * sizeof(float));
+    }
+    r->ws.buffers = r->bufs;
+    r->ws.bn_group = r->bn_group;
     return DLFS_OK;
 }
 
@@ -161,6 +180,8 @@ void dlfs_run_free(struct dlfs_run *r)
         if (r->ws.be) dlfs_workspace_free(&r->ws, &r->model);
         be->free(r->params);
         for (int i = 0; i < r->passes; i++) be->free(r->grads[i]);
+        be->free(r->bufs);
+        for (int i = 0; i < r->passes; i++) be->free(r->bstats[i]);
         be->free(r->m);
         be->free(r->v);
         be->free(r->dev_img);
@@ -168,6 +189,7 @@ void dlfs_run_free(struct dlfs_run *r)
     if (r->buckets.begin) dlfs_buckets_free(&r->buckets);
     free(r->host);
     free(r->scratch);
+    free(r->bhost);
     free(r->host_img);
     free(r->host_lab);
     if (r->have_ds) dlfs_dataset_free(&r->ds);

@@ -8,17 +8,50 @@
 #include "train/train-impl.h"
 #include "dlfs/util.h"
 
-/* Fill ws->x / ws->labels with the split's rows idx[0..rows). */
-static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx, int rows)
+#define DLFS_KEY_DROPOUT 0xd209ULL
+#define DLFS_KEY_AUGMENT 0xa096ULL
+
+/* Light augmentation of one uint8 image (c, h, w) in place: shift by (dy, dx)
+ * in [-crop, crop] with zero fill (= pad by `crop`, crop back at a random offset)
+ * and mirror left-right with probability 1/2 — drawn from (key, sample index),
+ * so every rank count sees the same images. */
+static void augment_(const struct dlfs_run *r, uint8_t *img, uint32_t sample, uint64_t key, uint8_t *tmp)
+{
+    const int crop = r->o->augment_crop, C = r->ds.c, H = r->ds.h, W = r->ds.w;
+    const uint64_t h = dlfs_hash64(key, sample);
+    const int span = 2 * crop + 1;
+    const int dy = crop ? (int)(h % (uint64_t)span) - crop : 0;
+    const int dx = crop ? (int)((h >> 16) % (uint64_t)span) - crop : 0;
+    const int flip = r->o->augment_flip && ((h >> 32) & 1);
+    if (!dy && !dx && !flip) return;
+    const size_t n = (size_t)C * H * W;
+    memcpy(tmp, img, n);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const int sy = y + dy, sx0 = x + dx, sx = flip ? W - 1 - sx0 : sx0;
+                const int in = sy >= 0 && sy < H && sx0 >= 0 && sx0 < W;
+                img[((size_t)c * H + y) * W + x] = in ? tmp[((size_t)c * H + sy) * W + sx] : 0;
+            }
+}
+
+/* Fill ws->x / ws->labels with the split's rows idx[0..rows); training rows are
+ * augmented when the options ask for it (key != 0). */
+static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx, int rows,
+                       uint64_t aug_key)
 {
     const double t0 = dlfs_now();
     const size_t dim = (size_t)r->model.input_dim;
+    uint8_t *tmp = aug_key ? dlfs_malloc(dim) : NULL;
     for (int i = 0; i < rows; i++) {
         memcpy(r->host_img + i * dim, split->images + (size_t)idx[i] * dim, dim);
         r->host_lab[i] = split->labels[idx[i]];
+        if (aug_key) augment_(r, r->host_img + i * dim, idx[i], aug_key, tmp);
     }
+    free(tmp);
     r->be->to_device(r->dev_img, r->host_img, (size_t)rows * dim);
     r->be->to_device(r->ws.labels, r->host_lab, (size_t)rows * sizeof(int32_t));
+    r->be->to_device(r->ws.ids, idx, (size_t)rows * sizeof(uint32_t)); /* dropout's key: the sample, not the rank */
     r->be->normalize_u8(r->ws.x, r->dev_img, (size_t)rows, r->ds.c, (size_t)r->ds.h * r->ds.w,
                         r->ds.mean, r->ds.std);
     r->t_data += dlfs_now() - t0;
@@ -29,6 +62,29 @@ static void layer_done_(int layer, void *ctx)
     struct dlfs_run *r = ctx;
     dlfs_buckets_ready(&r->buckets, r->model.layers[layer].w_off);
     dlfs_buckets_poke(&r->buckets);
+}
+
+/* Batchnorm running statistics: every group of the global batch (one virtual
+ * shard) contributed its mean and variance to this rank's per-pass sums; add
+ * them in the same fixed order as the gradients (so deterministic mode gives the
+ * same bits on any rank count), average, and blend in with momentum 0.1. */
+static void running_stats_(struct dlfs_run *r)
+{
+    const struct dlfs_backend *be = r->be;
+    const double t0 = dlfs_now();
+    for (int width = 1; width < r->passes; width *= 2)
+        for (int i = 0; i + width < r->passes; i += 2 * width)
+            be->axpy(r->nbuf, 1.0f, r->bstats[i + width], r->bstats[i]);
+    if (r->comm->size > 1) {
+        be->to_host(r->bhost, r->bstats[0], r->nbuf * sizeof(float));
+        if (r->o->deterministic) dlfs_comm_allreduce_det(r->comm, r->bhost, r->nbuf, r->bhost + r->nbuf);
+        else dlfs_comm_allreduce_f32(r->comm, r->bhost, r->nbuf);
+        be->to_device(r->bstats[0], r->bhost, r->nbuf * sizeof(float));
+    }
+    const float momentum = 0.1f, groups = (float)(r->global_batch / r->bn_group);
+    be->scale(r->nbuf, 1.0f - momentum, r->bufs);
+    be->axpy(r->nbuf, momentum / groups, r->bstats[0], r->bufs);
+    r->t_comm += dlfs_now() - t0;
 }
 
 double dlfs_run_lr(const struct dlfs_run *r, long step)
@@ -75,9 +131,15 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
     if (r->trace) {
         for (int i = 0; i < r->local_batch; i++) fprintf(r->trace, "%u\n", mine[i]);
     }
+    r->ws.training = 1;
+    r->ws.key = dlfs_key(r->seed, DLFS_KEY_DROPOUT, (uint64_t)r->step);
+    const uint64_t aug_key = r->o->augment_crop || r->o->augment_flip
+                                 ? dlfs_key(r->seed, DLFS_KEY_AUGMENT, (uint64_t)r->step) | 1 : 0;
     for (int p = 0; p < r->passes; p++) {
-        load_rows_(r, split, mine + (size_t)p * r->pass_rows, r->pass_rows);
+        load_rows_(r, split, mine + (size_t)p * r->pass_rows, r->pass_rows, aug_key);
         const double t0 = dlfs_now();
+        if (r->nbuf) be->fill(r->bstats[p], 0.0f, r->nbuf);
+        r->ws.bn_stats = r->nbuf ? r->bstats[p] : NULL;
         dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
         dlfs_model_loss(&r->model, &r->ws, r->pass_rows, scale);
         if (r->o->deterministic || !be->host_memory) {
@@ -110,6 +172,7 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
         be->to_device(r->grads[0], r->host, r->n * sizeof(float));
         r->t_comm += dlfs_now() - t0;
     }
+    if (r->nbuf) running_stats_(r);
     t0 = dlfs_now();
     update_(r);
     be->to_host(stats, r->ws.stats, sizeof stats);
@@ -125,10 +188,11 @@ void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, doubl
     uint32_t *idx = dlfs_malloc((size_t)r->stage_rows * sizeof *idx);
     double stats[2] = {0, 0};
     r->be->fill((float *)r->ws.stats, 0.0f, 4);
+    r->ws.training = 0;
     for (size_t i = lo; i < hi; i += (size_t)r->stage_rows) {
         int rows = (int)(hi - i < (size_t)r->stage_rows ? hi - i : (size_t)r->stage_rows);
         for (int j = 0; j < rows; j++) idx[j] = (uint32_t)(i + j);
-        load_rows_(r, split, idx, rows);
+        load_rows_(r, split, idx, rows, 0);
         dlfs_model_forward(&r->model, &r->ws, r->params, rows);
         dlfs_model_loss(&r->model, &r->ws, rows, 0.0f);
     }

@@ -28,6 +28,11 @@ struct dlfs_run {
     float *grads[64];             /* passes slabs of (n); grads[0] is the reduced one */
     float *m, *v;                 /* optimizer state (n), NULL where unused */
     float *scratch;               /* (n+1)/2 for the deterministic all-reduce (host) */
+    size_t nbuf;                  /* batchnorm running statistics (model.num_buffers) */
+    float *bufs;                  /* (nbuf) running statistics, backend memory */
+    float *bstats[64];            /* per pass (nbuf): sums of the groups' batch statistics */
+    float *bhost;                 /* (nbuf) host staging + (nbuf+1)/2 scratch */
+    int bn_group;                 /* rows per batchnorm statistics group: one virtual shard */
     float *host;                  /* (n) host copy for digests, init and transfers */
     struct dlfs_workspace ws;
     uint8_t *host_img;            /* (pass_rows or eval rows, input) staging */

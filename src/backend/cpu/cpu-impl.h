@@ -16,4 +16,15 @@ void cpu_normalize_u8(float *dst, const uint8_t *src, size_t n, int channels, si
 void cpu_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
 void cpu_adam_update(size_t n, float *p, const float *g, float *m, float *v,
                      const struct dlfs_optim_hp *hp);
+void cpu_conv2d_fwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *b,
+                    float *col, float *z, float *a, enum dlfs_act act);
+void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *dz,
+                    float *col, float *dw, float *db, float *dx);
+void cpu_maxpool_fwd(const struct dlfs_conv_geom *g, int n, const float *x, float *y, int32_t *arg);
+void cpu_maxpool_bwd(const struct dlfs_conv_geom *g, int n, const float *dy, const int32_t *arg, float *dx);
+void cpu_batchnorm_fwd(int n, int c, int plane, int group, const float *x, const float *gamma, const float *beta,
+                       const float *run_mean, const float *run_var, float eps, float *xhat, float *invstd,
+                       float *z, float *a, enum dlfs_act act, float *stats);
+void cpu_batchnorm_bwd(int n, int c, int plane, int group, const float *dz, const float *xhat, const float *invstd,
+                       const float *gamma, float *dgamma, float *dbeta, float *dx);
 #endif

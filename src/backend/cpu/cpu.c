@@ -4,6 +4,7 @@
 #include <string.h>
 #include <cblas.h>
 #include "backend/cpu/cpu-impl.h"
+#include "dlfs/util.h"
 
 static void *cpu_alloc(size_t bytes)
 {
@@ -26,6 +27,23 @@ static void cpu_fill(float *x, float v, size_t n)
 static void cpu_axpy(size_t n, float alpha, const float *x, float *y)
 {
     for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+static void cpu_mul(size_t n, const float *x, float *y)
+{
+    for (size_t i = 0; i < n; i++) y[i] *= x[i];
+}
+static void cpu_dropout_fwd(const float *x, float *y, float *mask, int rows, int cols, float rate, uint64_t key,
+                            const uint32_t *ids)
+{
+    const float keep = 1.0f / (1.0f - rate);
+    for (int r = 0; r < rows; r++) {
+        const uint64_t rk = dlfs_hash64(key, ids[r]);
+        const size_t o = (size_t)r * cols;
+        for (int j = 0; j < cols; j++) {
+            mask[o + j] = dlfs_uniform01(rk, (uint64_t)j) >= rate ? keep : 0.0f;
+            y[o + j] = x[o + j] * mask[o + j];
+        }
+    }
 }
 static void cpu_scale(size_t n, float alpha, float *x)
 {
@@ -69,6 +87,14 @@ static const struct dlfs_backend cpu_backend_ = {
     .scale = cpu_scale,
     .sgd_update = cpu_sgd_update,
     .adam_update = cpu_adam_update,
+    .conv2d_fwd = cpu_conv2d_fwd,
+    .conv2d_bwd = cpu_conv2d_bwd,
+    .maxpool_fwd = cpu_maxpool_fwd,
+    .maxpool_bwd = cpu_maxpool_bwd,
+    .dropout_fwd = cpu_dropout_fwd,
+    .mul = cpu_mul,
+    .batchnorm_fwd = cpu_batchnorm_fwd,
+    .batchnorm_bwd = cpu_batchnorm_bwd,
     .set_threads = cpu_set_threads,
 };
 

@@ -171,6 +171,15 @@ static const struct dlfs_backend cuda_backend_ = {
     .scale = cuda_scale,
     .sgd_update = cuda_sgd_update,
     .adam_update = cuda_adam_update,
+    // not yet on the GPU: dlfs_model_check_backend refuses models that need them
+    .conv2d_fwd = nullptr,
+    .conv2d_bwd = nullptr,
+    .maxpool_fwd = nullptr,
+    .maxpool_bwd = nullptr,
+    .dropout_fwd = nullptr,
+    .mul = nullptr,
+    .batchnorm_fwd = nullptr,
+    .batchnorm_bwd = nullptr,
     .set_threads = nullptr, // no host threads to tune
 };
 

@@ -1,0 +1,23 @@
+/* Backend-independent helpers of the op table. */
+#include "dlfs/backend.h"
+
+/* Unfold at most this many floats at once: 16 MB keeps the scratch modest while
+ * the GEMMs stay large (cnn's conv2: 26 images of 800 x 196). */
+static size_t col_budget_ = (size_t)1 << 22;
+
+void dlfs_conv_set_col_budget(size_t floats) { col_budget_ = floats ? floats : (size_t)1 << 22; }
+
+int dlfs_conv_chunk(const struct dlfs_conv_geom *g, int n)
+{
+    const size_t per = (size_t)g->c * g->kh * g->kw * g->oh * g->ow;
+    size_t s = col_budget_ / (per ? per : 1);
+    if (s < 1) s = 1;
+    return s < (size_t)n ? (int)s : n;
+}
+
+size_t dlfs_conv_col_floats(const struct dlfs_conv_geom *g, int n)
+{
+    /* the unfolded images (k, S*plane) and the GEMM's channel-major output (oc, S*plane) */
+    const size_t s = (size_t)dlfs_conv_chunk(g, n > 0 ? n : 1), plane = (size_t)g->oh * g->ow;
+    return s * plane * ((size_t)g->c * g->kh * g->kw + (size_t)g->oc);
+}

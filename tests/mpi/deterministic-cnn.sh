@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Deterministic mode with batch norm, dropout and augmentation: cnn-bn for 12
+# steps of batch 32 (4 virtual shards of 8 rows: statistics per shard; dropout,
+# random crop and flip keyed by sample index) gives
+# the same params_sha256, the same test accuracy (running statistics) and the
+# same checkpointed running statistics on np = 1, 2 and 4.
+. "$(dirname "$0")/../lib.sh"
+train=$1 fm=$3
+[ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
+common=(--data "$fm" --model cnn-bn --batch 32 --epochs 1 --max-steps 12 --seed 5 --optim adamw --deterministic
+        --virtual-shards 4 --quiet --augment-crop 2 --augment-flip)
+ref=""; ref_acc=""
+for np in 1 2 4; do
+  t0=$(date +%s)
+  mpirun -np $np "$train" "${common[@]}" --metrics "$T_TMP/d$np.jsonl" --checkpoint-dir "$T_TMP/ck$np" \
+    > "$T_TMP/d$np.out" 2>&1 || { cat "$T_TMP/d$np.out"; t_fail "np=$np run failed"; continue; }
+  d=$(t_digest "$T_TMP/d$np.jsonl"); acc=$(t_acc "$T_TMP/d$np.jsonl")
+  echo "np=$np digest $d test_acc $acc ($(( $(date +%s) - t0 )) s)"
+  [ -n "$d" ] || t_fail "np=$np: no digest"
+  if [ -z "$ref" ]; then ref=$d; ref_acc=$acc
+  elif [ "$d" = "$ref" ] && [ "$acc" = "$ref_acc" ]; then t_pass "np=$np digest and accuracy equal np=1"
+  else t_fail "np=$np digest $d acc $acc != $ref $ref_acc"; fi
+done
+# --eval of the np=4 checkpoint on 2 ranks restores the running statistics: same accuracy
+mpirun -np 2 "$train" --data "$fm" --model cnn-bn --optim adamw --eval --resume latest --checkpoint-dir "$T_TMP/ck4" --quiet \
+  > "$T_TMP/e.out" 2>&1 || { cat "$T_TMP/e.out"; t_fail "--eval"; }
+grep -q "test_acc $(awk -v a="$ref_acc" 'BEGIN { printf "%.2f", 100 * a }')%" "$T_TMP/e.out" \
+  && t_pass "--eval of the checkpoint agrees ($ref_acc)" || { cat "$T_TMP/e.out"; t_fail "--eval disagrees"; }
+# augmentation is applied (a run without it ends elsewhere)
+mpirun -np 1 "$train" "${common[@]:0:${#common[@]}-3}" --metrics "$T_TMP/plain.jsonl" > "$T_TMP/plain.out" 2>&1 \
+  || { cat "$T_TMP/plain.out"; t_fail "run without augmentation failed"; }
+[ "$(t_digest "$T_TMP/plain.jsonl")" != "$ref" ] && t_pass "augmentation changes the run" || t_fail "augmentation ignored"
+py=${PYTHON:-python3}
+if "$py" -c 'import h5py, numpy' 2>/dev/null; then
+  "$py" - "$T_TMP"/ck{1,2,4}/ckpt-000000012.h5 <<'PY' && t_pass "running statistics bit-identical" || t_fail "running statistics differ"
+import sys, h5py, numpy as np
+def bufs(p):
+    f = h5py.File(p, "r")["buffers"]
+    return np.concatenate([np.asarray(f[g][n]).ravel() for g in sorted(f) for n in ("running_mean", "running_var")])
+a = bufs(sys.argv[1])
+assert a.size == 2 * (32 + 64) and np.any(a[:32] != 0)  # moved away from the initial mean 0
+for p in sys.argv[2:]:
+    assert np.array_equal(bufs(p).view(np.uint32), a.view(np.uint32)), p
+PY
+fi
+t_done
