@@ -69,6 +69,29 @@ static inline int t_guard_ok_(const float *p, size_t n)
 }
 static inline void t_guarded_free_(float *p) { free(p - 16); }
 
+#ifdef DLFS_BACKEND_H
+/* Backend memory helpers for op tests (the backend's buffers may live on a device). */
+static inline float *t_upload_(const struct dlfs_backend *be, const float *h, size_t n)
+{
+    float *d = be->alloc(n * sizeof *d);
+    be->to_device(d, h, n * sizeof *d);
+    return d;
+}
+static inline void t_download_(const struct dlfs_backend *be, float *h, const float *d, size_t n)
+{
+    be->sync();
+    be->to_host(h, d, n * sizeof *h);
+}
+#endif
+
+/* n floats uniform in [-scale, scale) from the stream *s (malloc'ed). */
+static inline float *t_rand_floats_(unsigned long long *s, size_t n, double scale)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(scale * t_rand_(s));
+    return p;
+}
+
 #define T_DONE()                                                                  \
     do {                                                                          \
         if (t_failures_) fprintf(stderr, "%d check(s) failed\n", t_failures_);    \

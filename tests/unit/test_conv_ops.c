@@ -10,28 +10,11 @@
 
 static unsigned long long seed_ = 1234;
 
-static float *rnd_(size_t n, double scale)
-{
-    float *p = malloc(n * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = (float)(scale * t_rand_(&seed_));
-    return p;
-}
 static double *to_d_(const float *f, size_t n)
 {
     double *d = malloc(n * sizeof *d);
     for (size_t i = 0; i < n; i++) d[i] = f[i];
     return d;
-}
-static float *up_(const struct dlfs_backend *be, const float *h, size_t n)
-{
-    float *d = be->alloc(n * sizeof *d);
-    be->to_device(d, h, n * sizeof *d);
-    return d;
-}
-static void down_(const struct dlfs_backend *be, float *h, const float *d, size_t n)
-{
-    be->sync();
-    be->to_host(h, d, n * sizeof *h);
 }
 
 static void geom_(struct dlfs_conv_geom *g, int c, int h, int w, int oc, int k, int stride, int pad)
@@ -96,7 +79,7 @@ static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc
     struct dlfs_conv_geom g;
     geom_(&g, c, h, w, oc, k, stride, pad);
     const size_t nx = (size_t)n * c * h * w, nw = (size_t)oc * c * k * k, nz = (size_t)n * oc * g.oh * g.ow;
-    float *x = rnd_(nx, 1), *wt = rnd_(nw, 0.5), *b = rnd_((size_t)oc, 0.5), *r = rnd_(nz, 1);
+    float *x = t_rand_floats_(&seed_, nx, 1), *wt = t_rand_floats_(&seed_, nw, 0.5), *b = t_rand_floats_(&seed_, (size_t)oc, 0.5), *r = t_rand_floats_(&seed_, nz, 1);
     double *xd = to_d_(x, nx), *wd = to_d_(wt, nw), *bd = to_d_(b, (size_t)oc), *rd = to_d_(r, nz);
     double *zref = malloc(nz * sizeof *zref), *aref = malloc(nz * sizeof *aref), *tmp = malloc(nz * sizeof *tmp);
     conv_ref_(&g, n, xd, wd, bd, zref);
@@ -104,20 +87,20 @@ static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc
     char what[128];
     snprintf(what, sizeof what, "conv c%d %dx%d oc%d k%d s%d p%d n%d", c, h, w, oc, k, stride, pad, n);
 
-    float *dx = up_(be, x, nx), *dw = up_(be, wt, nw), *db = up_(be, b, (size_t)oc);
+    float *dx = t_upload_(be, x, nx), *dw = t_upload_(be, wt, nw), *db = t_upload_(be, b, (size_t)oc);
     float *col = be->alloc(dlfs_conv_col_floats(&g, n) * sizeof(float));
     float *dz = be->alloc(nz * sizeof(float)), *da = be->alloc(nz * sizeof(float));
     float *hz = t_guarded_(nz), *ha = t_guarded_(nz);
     be->conv2d_fwd(&g, n, dx, dw, db, col, dz, da, DLFS_ACT_RELU);
-    down_(be, hz, dz, nz);
-    down_(be, ha, da, nz);
+    t_download_(be, hz, dz, nz);
+    t_download_(be, ha, da, nz);
     char m[160];
     snprintf(m, sizeof m, "%s fwd z", what);
     t_close_(m, hz, zref, nz, 1e-5, 1e-5);
     snprintf(m, sizeof m, "%s fwd relu", what);
     t_close_(m, ha, aref, nz, 1e-5, 1e-5);
     be->conv2d_fwd(&g, n, dx, dw, db, col, dz, dz, DLFS_ACT_NONE); /* in place without activation */
-    down_(be, hz, dz, nz);
+    t_download_(be, hz, dz, nz);
     snprintf(m, sizeof m, "%s fwd none", what);
     t_close_(m, hz, zref, nz, 1e-5, 1e-5);
     CHECK(t_guard_ok_(hz, nz) && t_guard_ok_(ha, nz), "%s guard", what);
@@ -130,9 +113,9 @@ static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc
     be->fill(gx, 7.0f, nx);
     be->conv2d_bwd(&g, n, dx, dw, dz, col, gw, gb, gx);
     float *hgw = t_guarded_(nw), *hgb = t_guarded_((size_t)oc), *hgx = t_guarded_(nx);
-    down_(be, hgw, gw, nw);
-    down_(be, hgb, gb, (size_t)oc);
-    down_(be, hgx, gx, nx);
+    t_download_(be, hgw, gw, nw);
+    t_download_(be, hgb, gb, (size_t)oc);
+    t_download_(be, hgx, gx, nx);
     double *fw = malloc(nw * sizeof *fw), *fb = malloc((size_t)oc * sizeof *fb), *fx = malloc(nx * sizeof *fx);
     FD_(wd, nw, fw, conv_loss_(&g, n, xd, wd, bd, rd, tmp));
     FD_(bd, (size_t)oc, fb, conv_loss_(&g, n, xd, wd, bd, rd, tmp));
@@ -147,7 +130,7 @@ static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc
     /* dx may be NULL (the first layer) */
     be->fill(gw, 7.0f, nw);
     be->conv2d_bwd(&g, n, dx, dw, dz, col, gw, gb, NULL);
-    down_(be, hgw, gw, nw);
+    t_download_(be, hgw, gw, nw);
     snprintf(m, sizeof m, "%s bwd dw without dx", what);
     t_close_(m, hgw, fw, nw, 1e-4, 1e-4);
 
@@ -178,16 +161,16 @@ static void test_pool(const struct dlfs_backend *be, int c, int h, int w, int k,
     struct dlfs_conv_geom g;
     geom_(&g, c, h, w, c, k, stride, 0);
     const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * g.oh * g.ow;
-    float *x = rnd_(nx, 1), *r = rnd_(ny, 1);
+    float *x = t_rand_floats_(&seed_, nx, 1), *r = t_rand_floats_(&seed_, ny, 1);
     double *xd = to_d_(x, nx), *rd = to_d_(r, ny), *yref = malloc(ny * sizeof *yref);
     pool_ref_(&g, n, xd, yref);
     char what[96], m[160];
     snprintf(what, sizeof what, "maxpool c%d %dx%d k%d s%d n%d", c, h, w, k, stride, n);
-    float *dx = up_(be, x, nx), *dy = be->alloc(ny * sizeof(float));
+    float *dx = t_upload_(be, x, nx), *dy = be->alloc(ny * sizeof(float));
     int32_t *arg = be->alloc(ny * sizeof(int32_t));
     be->maxpool_fwd(&g, n, dx, dy, arg);
     float *hy = t_guarded_(ny);
-    down_(be, hy, dy, ny);
+    t_download_(be, hy, dy, ny);
     snprintf(m, sizeof m, "%s fwd", what);
     t_close_(m, hy, yref, ny, 0, 0);
     CHECK(t_guard_ok_(hy, ny), "%s guard", what);
@@ -196,7 +179,7 @@ static void test_pool(const struct dlfs_backend *be, int c, int h, int w, int k,
     be->fill(gx, 7.0f, nx);
     be->maxpool_bwd(&g, n, dy, arg, gx);
     float *hgx = t_guarded_(nx);
-    down_(be, hgx, gx, nx);
+    t_download_(be, hgx, gx, nx);
     double *fx = malloc(nx * sizeof *fx), *tmp = malloc(ny * sizeof *tmp);
     FD_(xd, nx, fx, (pool_ref_(&g, n, xd, tmp), dot_(tmp, rd, ny)));
     snprintf(m, sizeof m, "%s bwd dx vs finite differences", what);
@@ -218,15 +201,15 @@ static void test_dropout(const struct dlfs_backend *be)
     const int rows = 4, cols = 1000;
     const size_t n = (size_t)rows * cols;
     const float rate = 0.3f;
-    float *x = rnd_(n, 1);
+    float *x = t_rand_floats_(&seed_, n, 1);
     uint32_t ids[4] = {17, 5, 123456, 9};
-    float *dx = up_(be, x, n), *dy = be->alloc(n * sizeof(float)), *dm = be->alloc(n * sizeof(float));
+    float *dx = t_upload_(be, x, n), *dy = be->alloc(n * sizeof(float)), *dm = be->alloc(n * sizeof(float));
     uint32_t *did = be->alloc(sizeof ids);
     be->to_device(did, ids, sizeof ids);
     be->dropout_fwd(dx, dy, dm, rows, cols, rate, 99, did);
     float *y = malloc(n * sizeof *y), *mask = malloc(n * sizeof *mask);
-    down_(be, y, dy, n);
-    down_(be, mask, dm, n);
+    t_download_(be, y, dy, n);
+    t_download_(be, mask, dm, n);
     size_t kept = 0, bad = 0;
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < cols; j++) {
@@ -241,13 +224,13 @@ static void test_dropout(const struct dlfs_backend *be)
     /* row 2 alone (another rank's batch) draws the same mask */
     be->dropout_fwd(dx + 2 * cols, dy, dm, 1, cols, rate, 99, did + 2);
     float *m1 = malloc((size_t)cols * sizeof *m1);
-    down_(be, m1, dm, (size_t)cols);
+    t_download_(be, m1, dm, (size_t)cols);
     CHECK(memcmp(m1, mask + 2 * cols, (size_t)cols * sizeof *m1) == 0, "dropout mask depends on the row position");
     /* backward: y *= mask */
     be->to_device(dy, x, n * sizeof(float));
     be->to_device(dm, mask, n * sizeof(float));
     be->mul(n, dm, dy);
-    down_(be, y, dy, n);
+    t_download_(be, y, dy, n);
     bad = 0;
     for (size_t i = 0; i < n; i++) bad += y[i] != x[i] * mask[i];
     CHECK(bad == 0, "mul: %zu values differ", bad);
@@ -265,8 +248,8 @@ static void test_bn_groups(const struct dlfs_backend *be)
     }
     const int n = 5, c = 3, plane = 7, group = 2;
     const size_t img = (size_t)c * plane, nx = n * img;
-    float *x = rnd_(nx, 2), *gm = rnd_((size_t)c, 1), *bt = rnd_((size_t)c, 1), *r = rnd_(nx, 1);
-    float *dx = up_(be, x, nx), *dg = up_(be, gm, (size_t)c), *db = up_(be, bt, (size_t)c), *dr = up_(be, r, nx);
+    float *x = t_rand_floats_(&seed_, nx, 2), *gm = t_rand_floats_(&seed_, (size_t)c, 1), *bt = t_rand_floats_(&seed_, (size_t)c, 1), *r = t_rand_floats_(&seed_, nx, 1);
+    float *dx = t_upload_(be, x, nx), *dg = t_upload_(be, gm, (size_t)c), *db = t_upload_(be, bt, (size_t)c), *dr = t_upload_(be, r, nx);
     float *xh = be->alloc(nx * sizeof(float)), *is = be->alloc((size_t)n * c * sizeof(float));
     float *z = be->alloc(nx * sizeof(float)), *a = be->alloc(nx * sizeof(float));
     float *st = be->alloc(2 * (size_t)c * sizeof(float)), *gx = be->alloc(nx * sizeof(float));
@@ -275,7 +258,7 @@ static void test_bn_groups(const struct dlfs_backend *be)
     be->batchnorm_fwd(n, c, plane, group, dx, dg, db, NULL, NULL, 1e-5f, xh, is, z, a, DLFS_ACT_RELU, st);
     be->batchnorm_bwd(n, c, plane, group, dr, xh, is, dg, gg, gb, gx);
     float *hz = malloc(nx * sizeof *hz), *hgx = malloc(nx * sizeof *hgx), hst[6], hgg[3], hgb[3];
-    down_(be, hz, a, nx); down_(be, hgx, gx, nx); down_(be, hst, st, 6); down_(be, hgg, gg, 3); down_(be, hgb, gb, 3);
+    t_download_(be, hz, a, nx); t_download_(be, hgx, gx, nx); t_download_(be, hst, st, 6); t_download_(be, hgg, gg, 3); t_download_(be, hgb, gb, 3);
     double *wz = malloc(nx * sizeof *wz), *wgx = malloc(nx * sizeof *wgx), wst[6] = {0}, wgg[3] = {0}, wgb[3] = {0};
     for (int g0 = 0; g0 < n; g0 += group) {
         const int rows = n - g0 < group ? n - g0 : group;
@@ -283,11 +266,11 @@ static void test_bn_groups(const struct dlfs_backend *be)
         be->batchnorm_fwd(rows, c, plane, 0, dx + g0 * img, dg, db, NULL, NULL, 1e-5f, xh, is, z, a, DLFS_ACT_RELU, st);
         be->batchnorm_bwd(rows, c, plane, 0, dr + g0 * img, xh, is, dg, gg, gb, gx);
         float *t = malloc(rows * img * sizeof *t), s6[6], g3[3], b3[3];
-        down_(be, t, a, rows * img);
+        t_download_(be, t, a, rows * img);
         for (size_t i = 0; i < rows * img; i++) wz[g0 * img + i] = t[i];
-        down_(be, t, gx, rows * img);
+        t_download_(be, t, gx, rows * img);
         for (size_t i = 0; i < rows * img; i++) wgx[g0 * img + i] = t[i];
-        down_(be, s6, st, 6); down_(be, g3, gg, 3); down_(be, b3, gb, 3);
+        t_download_(be, s6, st, 6); t_download_(be, g3, gg, 3); t_download_(be, b3, gb, 3);
         for (int i = 0; i < 6; i++) wst[i] += s6[i];
         for (int i = 0; i < 3; i++) { wgg[i] += g3[i]; wgb[i] += b3[i]; }
         free(t);
@@ -299,9 +282,9 @@ static void test_bn_groups(const struct dlfs_backend *be)
     t_close_("batchnorm groups dbeta", hgb, wgb, 3, 1e-5, 1e-5);
     /* evaluation with running statistics: (x - mean) / sqrt(var + eps) * gamma + beta */
     float rm[3] = {0.5f, -1.0f, 0.0f}, rv[3] = {1.0f, 4.0f, 0.25f};
-    float *drm = up_(be, rm, 3), *drv = up_(be, rv, 3);
+    float *drm = t_upload_(be, rm, 3), *drv = t_upload_(be, rv, 3);
     be->batchnorm_fwd(n, c, plane, 0, dx, dg, db, drm, drv, 1e-5f, NULL, NULL, z, z, DLFS_ACT_NONE, NULL);
-    down_(be, hz, z, nx);
+    t_download_(be, hz, z, nx);
     for (size_t i = 0; i < nx; i++) {
         const int ch = (int)(i / plane % c);
         wz[i] = gm[ch] * (x[i] - rm[ch]) / sqrt(rv[ch] + 1e-5) + bt[ch];
