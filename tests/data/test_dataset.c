@@ -13,16 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);            \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fputc('\n', stderr);                                            \
-            failures++;                                                     \
-        }                                                                   \
-    } while (0)
+#include "testutil.h" /* CHECK, t_failures_ */
 
 enum { NTR = 400, NTE = 50, C = 2, H = 3, W = 5, K = 10 };
 static uint8_t tr_img[NTR * C * H * W], tr_lab[NTR], te_img[NTE * C * H * W], te_lab[NTE];
@@ -250,7 +241,7 @@ int main(void)
           strstr(dlfs_error_msg(), "no-such-dir/x.h5.tmp"), "save: %s", dlfs_error_msg());
     expect_no_open_objects("after failed save");
 
-    if (!failures) rmdir(dir);
-    printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
-    return failures ? 1 : 0;
+    if (!t_failures_) rmdir(dir);
+    printf("%s: %d failure(s)\n", t_failures_ ? "FAILED" : "PASSED", t_failures_);
+    return t_failures_ ? 1 : 0;
 }

@@ -11,16 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);            \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fputc('\n', stderr);                                            \
-            failures++;                                                     \
-        }                                                                   \
-    } while (0)
+#include "testutil.h" /* CHECK, t_failures_ */
 
 static char dir[64];
 static char *path_of(const char *name)
@@ -154,7 +145,7 @@ int main(void)
     expect_fail(path_of("missing.idx"), DLFS_ERR_IO, "No such file or directory");
     expect_fail(dir, DLFS_ERR_IO, "directory");
 
-    if (failures == 0) {
+    if (t_failures_ == 0) {
         const char *names[] = {"img3.idx", "img3.idx.gz", "lab1.gz", "img4.idx", "big.gz",
                                "text.txt", "empty", "magic.gz", "float.idx", "ndim0.idx",
                                "ndim5.idx", "dimzero.idx", "huge.idx", "short.idx", "long.idx",
@@ -162,6 +153,6 @@ int main(void)
         for (size_t i = 0; i < sizeof names / sizeof *names; i++) unlink(path_of(names[i]));
         rmdir(dir);
     }
-    printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
-    return failures ? 1 : 0;
+    printf("%s: %d failure(s)\n", t_failures_ ? "FAILED" : "PASSED", t_failures_);
+    return t_failures_ ? 1 : 0;
 }
