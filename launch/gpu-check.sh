@@ -2,10 +2,12 @@
 # gpu-check.sh — the GPU check, from a clean checkout on a GPU machine (shared/GPU.md):
 #
 #   launch/gpu-check.sh            configure with CUDA (sm_90), build, ctest -L gpu,
-#                                  short Fashion-MNIST trainings (CPU vs CUDA, then the
-#                                  10-epoch target run), dlfs-train --bench for mlp/128
-#                                  and mlp-large/8192, the same steps in PyTorch when
-#                                  `import torch` works, and a Markdown table last.
+#                                  Fashion-MNIST trainings (CPU vs CUDA; the 10-epoch mlp
+#                                  target in fp32 and bf16; the cnn target; 1 rank over
+#                                  NCCL and 2 ranks sharing the GPU over MPI), dlfs-train
+#                                  --bench for mlp, mlp-large (fp32, bf16) and cnn, the same
+#                                  steps in PyTorch (launch/torch-ref.py) when `import torch`
+#                                  works, and a Markdown table last.
 #
 # Environment: OUT (logs; default ./gpu-check-out), BUILD_DIR (default
 # $TMPDIR/dlfs-gpu-check-build), CUDA_ARCH (default 90), FMNIST_DIR (default
@@ -80,11 +82,14 @@ elif [ "$skipped" -gt 0 ]; then fail "ctest -L gpu: $skipped test(s) SKIPPED on 
 else say "ctest -L gpu: $gpu_summary"; fi
 row "\`ctest -L gpu\` (op tests vs CPU, device selection)" "${gpu_summary:-no summary}" "—" "—" "all pass, none skipped"
 
-# ---- 3. short trainings on Fashion-MNIST -----------------------------------------------
+# ---- 3. trainings on Fashion-MNIST ----------------------------------------------------
 acc_of() { sed -n 's/.*"event": "final".*"test_acc": \([0-9.]*\).*/\1/p' "$1" 2>/dev/null | tail -n 1; }
 # mean epoch time without the first epoch (warm-up), in seconds
 epoch_s() { awk -F'"epoch_time_s": ' 'NF > 1 { split($2, a, ","); n++; if (n > 1) { s += a[1]; k++ } else f = a[1] }
   END { if (k) printf "%.3f", s / k; else if (n) printf "%.3f", f }' "$1"; }
+# within D points: within A B D (accuracies as fractions)
+within() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { x = (a - b) * 100; exit !(x < d && x > -d) }'; }
+atleast() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b) }'; }
 FM=$OUT/fmnist.h5
 if [ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ] || [ -f "$FMNIST_DIR/train-images-idx3-ubyte" ]; then
   run convert 120 "$DATA" convert --fashion-mnist "$FMNIST_DIR" -o "$FM" || { fail "dlfs-data convert"; FM=; }
@@ -92,7 +97,7 @@ else
   note "no Fashion-MNIST in $FMNIST_DIR (apt-get install dataset-fashion-mnist): trainings skipped"; FM=
 fi
 if [ -n "$FM" ]; then
-  ep_short=2 ep_long=10; [ "$QUICK" = 1 ] && ep_long=3
+  ep_short=2 ep_long=10 ep_cnn=15; [ "$QUICK" = 1 ] && ep_long=3 ep_cnn=2
   # the same 2 epochs on both backends: accuracies must agree (not bit-identical: other GEMM order)
   for dev in cpu cuda; do
     run "train-$dev-${ep_short}ep" 300 mpirun -np 1 "$TRAIN" --data "$FM" --device "$dev" --epochs $ep_short \
@@ -100,122 +105,89 @@ if [ -n "$FM" ]; then
   done
   a_cpu=$(acc_of "$OUT/train-cpu.jsonl"); a_gpu=$(acc_of "$OUT/train-cuda.jsonl")
   if [ -n "$a_cpu" ] && [ -n "$a_gpu" ]; then
-    awk -v a="$a_cpu" -v b="$a_gpu" 'BEGIN { d = a - b; exit !(d < 0.01 && d > -0.01) }' \
-      || fail "CPU and CUDA disagree after $ep_short epochs: test_acc $a_cpu vs $a_gpu"
+    within "$a_cpu" "$a_gpu" 1 || fail "CPU and CUDA disagree after $ep_short epochs: test_acc $a_cpu vs $a_gpu"
   fi
   row "Fashion-MNIST mlp, $ep_short epochs, test acc CPU / CUDA" "${a_cpu:-?} / ${a_gpu:-?}" "—" "—" "within 1 point"
-  # the target run: mlp, 10 epochs, batch 128, Adam 1e-3 (DESIGN.md Targets)
-  if run "train-cuda-${ep_long}ep" 300 mpirun -np 1 "$TRAIN" --data "$FM" --device cuda --epochs $ep_long \
-       --metrics "$OUT/train-cuda-long.jsonl"; then
-    row "Fashion-MNIST mlp, $ep_long epochs, batch 128 (acc, s/epoch)" \
-      "$(acc_of "$OUT/train-cuda-long.jsonl"), $(epoch_s "$OUT/train-cuda-long.jsonl") s" "88.7 %, 0.45 s" "—" \
-      "≥ 0.895, ≤ 0.05 s"
-  else
-    fail "training $ep_long epochs on cuda (log: $OUT/train-cuda-${ep_long}ep.log)"
+  # the target runs: mlp, 10 epochs, batch 128, Adam 1e-3 (DESIGN.md Targets), fp32 then bf16
+  declare -A ACC=()
+  for prec in fp32 bf16; do
+    if run "train-cuda-$prec-${ep_long}ep" 300 mpirun -np 1 "$TRAIN" --data "$FM" --device cuda --epochs $ep_long \
+         --precision $prec --metrics "$OUT/train-cuda-$prec.jsonl"; then
+      ACC[$prec]=$(acc_of "$OUT/train-cuda-$prec.jsonl")
+      row "Fashion-MNIST mlp, $ep_long epochs, batch 128, $prec (acc, s/epoch)" \
+        "${ACC[$prec]}, $(epoch_s "$OUT/train-cuda-$prec.jsonl") s" "88.7 %, 0.45 s (DESIGN.md)" "—" \
+        "$([ $prec = fp32 ] && echo "≥ 0.895, ≤ 0.05 s" || echo "within 0.5 points of fp32")"
+    else
+      fail "training $ep_long epochs on cuda, $prec (log: $OUT/train-cuda-$prec-${ep_long}ep.log)"
+    fi
+  done
+  if [ "$QUICK" != 1 ] && [ -n "${ACC[fp32]:-}" ]; then
+    atleast "${ACC[fp32]}" 0.895 || fail "mlp fp32 after $ep_long epochs: ${ACC[fp32]} < 0.895"
+    [ -n "${ACC[bf16]:-}" ] && { within "${ACC[fp32]}" "${ACC[bf16]}" 0.5 \
+      || fail "mlp bf16 ${ACC[bf16]} is not within 0.5 points of fp32 ${ACC[fp32]}"; }
   fi
-  # two ranks on one GPU: only through the MPI path (NCCL refuses a shared GPU)
-  if "$TRAIN" --help 2>&1 | grep -q -- "--comm"; then
-    run train-np1-nccl 300 mpirun -np 1 "$TRAIN" --data "$FM" --device cuda --comm nccl --epochs 1 \
-      || fail "1 rank --comm nccl (log: $OUT/train-np1-nccl.log)"
-    run train-np2-mpi 300 mpirun -np 2 "$TRAIN" --data "$FM" --device cuda --comm mpi --epochs 1 \
-      || fail "2 ranks on one GPU, --comm mpi (log: $OUT/train-np2-mpi.log)"
+  # the cnn target (README's recipe): >= 92.5 % within 15 epochs, <= 0.4 s per epoch
+  if run "train-cuda-cnn" 420 mpirun -np 1 "$TRAIN" --data "$FM" --device cuda --model cnn --epochs $ep_cnn \
+       --batch 128 --optim adamw --lr 1e-3 --weight-decay 0.05 --schedule cosine --warmup 200 --augment-crop 2 \
+       --augment-flip --seed 1 --metrics "$OUT/train-cuda-cnn.jsonl"; then
+    a_cnn=$(acc_of "$OUT/train-cuda-cnn.jsonl")
+    row "Fashion-MNIST cnn, $ep_cnn epochs, AdamW, crop+flip (acc, s/epoch)" \
+      "$a_cnn, $(epoch_s "$OUT/train-cuda-cnn.jsonl") s" "91.6 %, 0.8 s (DESIGN.md)" "—" "≥ 0.925, ≤ 0.4 s"
+    [ "$QUICK" = 1 ] || atleast "$a_cnn" 0.925 || fail "cnn after $ep_cnn epochs: $a_cnn < 0.925"
   else
-    note "dlfs-train has no --comm option yet: the 1-rank NCCL and 2-rank MPI runs are not part of this check"
+    fail "cnn training on cuda (log: $OUT/train-cuda-cnn.log)"
   fi
+  # NCCL with one rank; two ranks sharing the one GPU only through the MPI path (NCCL refuses)
+  run train-np1-nccl 300 mpirun -np 1 "$TRAIN" --data "$FM" --device cuda --comm nccl --epochs 1 \
+    --metrics "$OUT/train-np1-nccl.jsonl" || fail "1 rank --comm nccl (log: $OUT/train-np1-nccl.log)"
+  run train-np2-mpi 300 mpirun -np 2 "$TRAIN" --data "$FM" --device cuda --comm mpi --epochs 1 \
+    --metrics "$OUT/train-np2-mpi.jsonl" || fail "2 ranks on one GPU, --comm mpi (log: $OUT/train-np2-mpi.log)"
+  row "1 epoch: 1 rank \`--comm nccl\` / 2 ranks on one GPU \`--comm mpi\` (acc)" \
+    "$(acc_of "$OUT/train-np1-nccl.jsonl") / $(acc_of "$OUT/train-np2-mpi.jsonl")" "—" "—" "both train"
 fi
 
 # ---- 4. benchmarks: dlfs and PyTorch, same models, same steps ------------------------
 bsteps_small=200 bsteps_large=20; [ "$QUICK" = 1 ] && bsteps_small=50 bsteps_large=5
 bench_ms() { sed -n 's/.*median step \([0-9.]*\) ms.*/\1/p' "$1" | tail -n 1; }
 declare -A DL=()
-for spec in "mlp 128 $bsteps_small 20" "mlp-large 8192 $bsteps_large 3"; do
+# name model batch steps warmup extra options
+for spec in "mlp mlp 128 $bsteps_small 20" "mlp-nograph mlp 128 $bsteps_small 20 --cuda-graph off" \
+            "mlp-large-fp32 mlp-large 8192 $bsteps_large 3" "mlp-large-bf16 mlp-large 8192 $bsteps_large 3 --precision bf16" \
+            "cnn cnn 128 $bsteps_small 10"; do
   set -- $spec
-  if run "bench-$1" 300 mpirun -np 1 "$TRAIN" --bench --device cuda --model "$1" --batch "$2" --steps "$3" \
-       --bench-warmup "$4"; then DL[$1]=$(bench_ms "$OUT/bench-$1.log")
-  else fail "dlfs-train --bench --model $1 (log: $OUT/bench-$1.log)"; fi
+  name=$1 model=$2 batch=$3 steps=$4 warm=$5; shift 5
+  if run "bench-$name" 300 mpirun -np 1 "$TRAIN" --bench --device cuda --model "$model" --batch "$batch" \
+       --steps "$steps" --bench-warmup "$warm" "$@"; then DL[$name]=$(bench_ms "$OUT/bench-$name.log")
+  else fail "dlfs-train --bench $name (log: $OUT/bench-$name.log)"; fi
 done
 
 declare -A PT=()
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
-  cat >"$OUT/torch_ref.py" <<'PY'
-# PyTorch reference of dlfs's benchmark: the same MLPs, Adam 1e-3, cross-entropy,
-# fp32 with TF32 OFF (dlfs's default math), random device-resident data; CUDA-event
-# median of per-step times, eager and (mlp) the whole step captured in a CUDA graph.
-import statistics, sys, torch
-torch.backends.cuda.matmul.allow_tf32 = False
-torch.backends.cudnn.allow_tf32 = False
-dev = "cuda"
-
-def mlp(widths):
-    layers = []
-    for i in range(len(widths) - 1):
-        layers.append(torch.nn.Linear(widths[i], widths[i + 1]))
-        if i < len(widths) - 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers).to(dev)
-
-def bench(name, widths, batch, steps, warm, graph):
-    torch.manual_seed(0)
-    model = mlp(widths)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=graph)
-    lossf = torch.nn.CrossEntropyLoss()
-    x = torch.rand(batch, widths[0], device=dev)
-    y = torch.randint(0, widths[-1], (batch,), device=dev)
-    def step():
-        opt.zero_grad(set_to_none=True)
-        lossf(model(x), y).backward()
-        opt.step()
-    if graph:  # whole-network capture, as in PyTorch's CUDA graphs docs
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            for _ in range(3):
-                step()
-        torch.cuda.current_stream().wait_stream(s)
-        g = torch.cuda.CUDAGraph()
-        opt.zero_grad(set_to_none=True)
-        with torch.cuda.graph(g):
-            lossf(model(x), y).backward()
-            opt.step()
-        run = g.replay
-    else:
-        run = step
-    for _ in range(warm):
-        run()
-    torch.cuda.synchronize()
-    t = []
-    for _ in range(steps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record(); run(); b.record(); b.synchronize()
-        t.append(a.elapsed_time(b))
-    print(f"torch {name} {'graph' if graph else 'eager'} {statistics.median(t):.4f}", flush=True)
-
-small, large = int(sys.argv[1]), int(sys.argv[2])
-print(f"torch {torch.__version__} cuda {torch.version.cuda} on {torch.cuda.get_device_name()}", flush=True)
-bench("mlp", [784, 512, 512, 10], 128, small, 20, False)
-try:
-    bench("mlp", [784, 512, 512, 10], 128, small, 20, True)
-except Exception as e:  # graph capture is an extra; say why it is missing
-    print(f"torch mlp graph failed: {e}", flush=True)
-bench("mlp-large", [784, 4096, 4096, 4096, 10], 8192, large, 3, False)
-PY
-  run torch 300 python3 "$OUT/torch_ref.py" "$bsteps_small" "$bsteps_large" || fail "PyTorch reference (log: $OUT/torch.log)"
-  while read -r _ name mode ms; do PT[$name-$mode]=$ms; done < <(grep -E '^torch (mlp|mlp-large) (eager|graph) [0-9.]+$' "$OUT/torch.log")
-  say "$(head -n 1 "$OUT/torch.log")"
+  run torch-small 300 python3 "$SRC/launch/torch-ref.py" --device cuda --steps "$bsteps_small" --warmup 20 \
+    mlp:128 mlp:128:fp32:graph cnn:128 cnn:128:fp32:graph || fail "PyTorch reference (log: $OUT/torch-small.log)"
+  run torch-large 300 python3 "$SRC/launch/torch-ref.py" --device cuda --steps "$bsteps_large" --warmup 3 \
+    mlp-large:8192 mlp-large:8192:bf16 mlp-large:8192:bf16:graph || fail "PyTorch reference (log: $OUT/torch-large.log)"
+  while read -r _ name _ prec mode ms; do PT[$name-$prec-$mode]=$ms
+  done < <(cat "$OUT/torch-small.log" "$OUT/torch-large.log" 2>/dev/null | grep -E '^torch [a-z-]+ [0-9]+ (fp32|bf16) (eager|graph) [0-9.]+$')
+  say "$(head -n 1 "$OUT/torch-small.log")"
 else
   note "no PyTorch with CUDA here (python3 -c 'import torch' failed or sees no GPU): no PyTorch column"
 fi
-row "\`mlp\` 784-512-512-10, batch 128, fp32, Adam step (ms)" "${DL[mlp]:-?}" "${PT[mlp-eager]:-n/a}" \
-  "${PT[mlp-graph]:-n/a}" "≤ 0.06"
-row "\`mlp-large\` 784-4096×3-10, batch 8192, fp32 no TF32, Adam step (ms)" "${DL[mlp-large]:-?}" \
-  "${PT[mlp-large-eager]:-n/a}" "—" "≤ 36"
+row "\`mlp\` 784-512-512-10, batch 128, fp32, Adam step (ms), CUDA graph / off" \
+  "${DL[mlp]:-?} / ${DL[mlp-nograph]:-?}" "${PT[mlp-fp32-eager]:-n/a}" "${PT[mlp-fp32-graph]:-n/a}" "≤ 0.06"
+row "\`mlp-large\` 784-4096×3-10, batch 8192, fp32 no TF32, Adam step (ms)" "${DL[mlp-large-fp32]:-?}" \
+  "${PT[mlp-large-fp32-eager]:-n/a}" "—" "≤ 36"
+row "\`mlp-large\`, batch 8192, bf16 (fp32 master weights), Adam step (ms)" "${DL[mlp-large-bf16]:-?}" \
+  "${PT[mlp-large-bf16-eager]:-n/a}" "${PT[mlp-large-bf16-graph]:-n/a}" "≤ 3.2"
+row "\`cnn\`, batch 128, fp32, Adam step (ms)" "${DL[cnn]:-?}" "${PT[cnn-fp32-eager]:-n/a}" \
+  "${PT[cnn-fp32-graph]:-n/a}" "469 steps ≤ 0.4 s"
 
 # ---- 5. the table, last -----------------------------------------------------------------
 echo
 echo "## dlfs GPU check — $(hostname), $GPU, $(date -u '+%Y-%m-%d %H:%M UTC'), $((SECONDS - T0)) s"
 echo
-echo "Measured in this run on this machine; dlfs steps include the host->device batch upload, PyTorch's"
-echo "data is already on the device. CUDA-event / wall medians over the timed steps."
+echo "Measured in this run on this machine (medians over the timed steps; dlfs: wall clock per step with"
+echo "a device sync, PyTorch: CUDA events; both with device-resident data)."
 echo
 echo "| check | dlfs (cuda) | PyTorch eager | PyTorch CUDA graph | target |"
 echo "|---|---|---|---|---|"
