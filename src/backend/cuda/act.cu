@@ -2,34 +2,7 @@
 // src/backend/cpu/act.c; the formulas are the same, in float, so results agree
 // to a few ulps — tanhf/expf differ between libm and CUDA's libdevice by <= 2 ulp).
 #include "backend/cuda/cuda-impl.cuh"
-
-#define GELU_K 0.7978845608028654f // sqrt(2/pi)
-#define GELU_C 0.044715f
-
-// The activation is a template parameter so each kernel is branch-free inside.
-template <int ACT> __device__ __forceinline__ float act_f(float z)
-{
-    if (ACT == DLFS_ACT_RELU) return z > 0.0f ? z : 0.0f;
-    if (ACT == DLFS_ACT_TANH) return tanhf(z);
-    if (ACT == DLFS_ACT_SIGMOID) return 1.0f / (1.0f + expf(-z));
-    if (ACT == DLFS_ACT_GELU) return 0.5f * z * (1.0f + tanhf(GELU_K * (z + GELU_C * z * z * z)));
-    return z;
-}
-
-// d act / dz times da; `a` = act(z) where that is cheaper than recomputing.
-template <int ACT> __device__ __forceinline__ float act_grad(float da, float z, float a)
-{
-    if (ACT == DLFS_ACT_RELU) return z > 0.0f ? da : 0.0f;
-    if (ACT == DLFS_ACT_TANH) return da * (1.0f - a * a);
-    if (ACT == DLFS_ACT_SIGMOID) return da * a * (1.0f - a);
-    if (ACT == DLFS_ACT_GELU) {
-        float u = GELU_K * (z + GELU_C * z * z * z);
-        float t = tanhf(u);
-        float du = GELU_K * (1.0f + 3.0f * GELU_C * z * z);
-        return da * (0.5f * (1.0f + t) + 0.5f * z * (1.0f - t * t) * du);
-    }
-    return da;
-}
+#include "backend/cuda/act.cuh"
 
 // Block (32, 8): x walks columns (a warp reads 32 consecutive floats of one row:
 // coalesced), y walks rows; both grid-stride, so any shape fits any grid. The

@@ -70,7 +70,8 @@ static inline unsigned cuda_grid_(size_t n, unsigned threads)
     return blocks ? (unsigned)blocks : 1u;
 }
 
-// The ops (table entries), by family: gemm.cu, act.cu, loss.cu, optim.cu, vec.cu.
+// The ops (table entries), by family: gemm.cu, act.cu, loss.cu, optim.cu, vec.cu,
+// conv.cu, pool.cu, norm.cu.
 void cuda_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc);
 void cuda_apply_math_mode_(void);
@@ -85,6 +86,20 @@ void cuda_axpy(size_t n, float alpha, const float *x, float *y);
 void cuda_scale(size_t n, float alpha, float *x);
 void cuda_normalize_u8(float *dst, const uint8_t *src, size_t n, int channels, size_t plane,
                        const double *mean, const double *std);
+void cuda_mul(size_t n, const float *x, float *y);
+void cuda_dropout_fwd(const float *x, float *y, float *mask, int rows, int cols, float rate, uint64_t key,
+                      const uint32_t *ids);
+void cuda_conv2d_fwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *b,
+                     float *col, float *z, float *a, enum dlfs_act act);
+void cuda_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *dz,
+                     float *col, float *dw, float *db, float *dx);
+void cuda_maxpool_fwd(const struct dlfs_conv_geom *g, int n, const float *x, float *y, int32_t *arg);
+void cuda_maxpool_bwd(const struct dlfs_conv_geom *g, int n, const float *dy, const int32_t *arg, float *dx);
+void cuda_batchnorm_fwd(int n, int c, int plane, int group, const float *x, const float *gamma, const float *beta,
+                        const float *run_mean, const float *run_var, float eps, float *xhat, float *invstd,
+                        float *z, float *a, enum dlfs_act act, float *stats);
+void cuda_batchnorm_bwd(int n, int c, int plane, int group, const float *dz, const float *xhat, const float *invstd,
+                        const float *gamma, float *dgamma, float *dbeta, float *dx);
 void cuda_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
 void cuda_adam_update(size_t n, float *p, const float *g, float *m, float *v,
                       const struct dlfs_optim_hp *hp);

@@ -171,15 +171,14 @@ static const struct dlfs_backend cuda_backend_ = {
     .scale = cuda_scale,
     .sgd_update = cuda_sgd_update,
     .adam_update = cuda_adam_update,
-    // not yet on the GPU: dlfs_model_check_backend refuses models that need them
-    .conv2d_fwd = nullptr,
-    .conv2d_bwd = nullptr,
-    .maxpool_fwd = nullptr,
-    .maxpool_bwd = nullptr,
-    .dropout_fwd = nullptr,
-    .mul = nullptr,
-    .batchnorm_fwd = nullptr,
-    .batchnorm_bwd = nullptr,
+    .conv2d_fwd = cuda_conv2d_fwd,
+    .conv2d_bwd = cuda_conv2d_bwd,
+    .maxpool_fwd = cuda_maxpool_fwd,
+    .maxpool_bwd = cuda_maxpool_bwd,
+    .dropout_fwd = cuda_dropout_fwd,
+    .mul = cuda_mul,
+    .batchnorm_fwd = cuda_batchnorm_fwd,
+    .batchnorm_bwd = cuda_batchnorm_bwd,
     .set_threads = nullptr, // no host threads to tune
 };
 

@@ -1,6 +1,8 @@
 // The small vector ops that src/backend/cpu/cpu.c keeps inline: fill, axpy, scale,
-// and the uint8 -> float normalisation of a batch of images.
+// dropout and its backward (mul), and the uint8 -> float normalisation of a batch
+// of images.
 #include "backend/cuda/cuda-impl.cuh"
+#include "backend/kernels/conv-idx.h" // dlfs_dropout_at
 
 #define VEC_THREADS 256
 
@@ -17,6 +19,20 @@ __global__ void axpy_k(size_t n, float alpha, const float *x, float *y) // x may
 __global__ void scale_k(size_t n, float alpha, float *x)
 {
     CUDA_GRID_STRIDE(i, n) x[i] *= alpha;
+}
+
+__global__ void mul_k(size_t n, const float *x, float *y) // x may equal y
+{
+    CUDA_GRID_STRIDE(i, n) y[i] *= x[i];
+}
+
+// One thread per element; the row's key is rehashed per element (two 64-bit
+// mixes: cheaper than a second pass). y may equal x. The draw is the shared
+// host/device code of core/rng-hd.h, so masks are the CPU's bit for bit.
+__global__ void dropout_k(const float *x, float *y, float *__restrict__ mask, int cols, float rate, float keep,
+                          uint64_t key, const uint32_t *__restrict__ ids, size_t n)
+{
+    CUDA_GRID_STRIDE(i, n) dlfs_dropout_at(x, y, mask, cols, rate, keep, key, ids, i);
 }
 
 cudaError_t cuda_kernel_image_check_(void)
@@ -43,6 +59,25 @@ void cuda_scale(size_t n, float alpha, float *x)
 {
     if (!n) return;
     scale_k<<<cuda_grid_(n, VEC_THREADS), VEC_THREADS, 0, cuda_ctx_.stream>>>(n, alpha, x);
+    CUDA_LAUNCH_CHECK();
+}
+
+void cuda_mul(size_t n, const float *x, float *y)
+{
+    if (!n) return;
+    mul_k<<<cuda_grid_(n, VEC_THREADS), VEC_THREADS, 0, cuda_ctx_.stream>>>(n, x, y);
+    CUDA_LAUNCH_CHECK();
+}
+
+void cuda_dropout_fwd(const float *x, float *y, float *mask, int rows, int cols, float rate, uint64_t key,
+                      const uint32_t *ids)
+{
+    DLFS_ASSERT(rows >= 0 && cols >= 0 && rate >= 0.0f && rate < 1.0f);
+    const size_t n = (size_t)rows * cols;
+    if (!n) return;
+    const float keep = 1.0f / (1.0f - rate); // on the host, in float: the CPU's value
+    dropout_k<<<cuda_grid_(n, VEC_THREADS), VEC_THREADS, 0, cuda_ctx_.stream>>>(x, y, mask, cols, rate, keep, key,
+                                                                                ids, n);
     CUDA_LAUNCH_CHECK();
 }
 
