@@ -15,15 +15,23 @@
 #include "backend/cuda/reduce.cuh"
 
 // Per-group partial results (groups, 2c), grown on demand and kept for the life of
-// the process (a few KB). cudaFree waits for the device, so no queued kernel
-// still reads the old buffer when it grows.
+// the process. cudaFree waits for the device, so no queued kernel still reads the
+// old buffer when it grows. The first allocation is generous (256 KiB: 64 groups of
+// 512 channels) so that it never grows in practice: a captured CUDA graph keeps the
+// address it was captured with, and a regrowth would leave it pointing at freed memory.
+#define BN_PART_MIN_FLOATS ((size_t)64 * 1024)
 static float *bn_part_;
 static size_t bn_part_cap_;
 static float *bn_part_get_(size_t floats)
 {
     if (floats > bn_part_cap_) {
+        cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+        CUDA_CHECK(cudaStreamIsCapturing(cuda_ctx_.stream, &cap));
+        DLFS_ASSERT_MSG(cap == cudaStreamCaptureStatusNone,
+                        "batchnorm scratch must not grow inside a CUDA graph capture");
         if (bn_part_) CUDA_CHECK(cudaFree(bn_part_));
         bn_part_ = nullptr;
+        if (floats < BN_PART_MIN_FLOATS) floats = BN_PART_MIN_FLOATS;
         CUDA_CHECK(cudaMalloc(&bn_part_, floats * sizeof(float)));
         bn_part_cap_ = floats;
     }
