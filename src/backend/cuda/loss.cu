@@ -16,7 +16,8 @@ __device__ __forceinline__ void argmax_merge(float &m, int &i, float m2, int i2)
 }
 
 // No __restrict__ on logits/dlogits: like the CPU loop, this works in place
-// (each lane reads x[c] before it writes d[c], after the row's reductions).
+// (every read of the row, x[y] included, comes before the __syncwarp that
+// precedes the writes; a lane writes only the d[c] it read as x[c]).
 __global__ void softmax_xent_k(const float *logits, const int32_t *__restrict__ labels, int rows, int classes,
                                float grad_scale, float *dlogits, double *stats)
 {
@@ -27,6 +28,13 @@ __global__ void softmax_xent_k(const float *logits, const int32_t *__restrict__ 
     if (r < rows) { // warp-uniform: the whole warp takes the branch or none of it
         const float *x = logits + (size_t)r * classes;
         const int y = labels[r];
+        // a label outside the classes is caught when the dataset is loaded; should
+        // one get here anyway, poison the loss (the trainer stops on NaN) rather
+        // than read outside the row
+        const bool valid = y >= 0 && y < classes;
+        // x[y] is read by every lane now, before any lane writes dlogits: in place,
+        // lane y % 32 overwrites it, and lanes of a warp are not in lockstep
+        const float xy = valid ? x[y] : 0.0f;
         // each lane starts from its own first element so that an all -inf row still
         // names index 0 (lanes without elements hold -inf at INT_MAX and never win)
         float mx = lane < classes ? x[lane] : -INFINITY;
@@ -39,15 +47,12 @@ __global__ void softmax_xent_k(const float *logits, const int32_t *__restrict__ 
         for (int c = lane; c < classes; c += 32) sum += exp((double)x[c] - mx);
         for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
         const double lse = log(sum) + mx;
-        // a label outside the classes is caught when the dataset is loaded; should
-        // one get here anyway, poison the loss (the trainer stops on NaN) rather
-        // than read outside the row
-        const bool valid = y >= 0 && y < classes;
         if (lane == 0) {
-            loss = valid ? lse - x[y] : (double)NAN;
+            loss = valid ? lse - xy : (double)NAN;
             ok = arg == y ? 1.0 : 0.0;
         }
         if (dlogits) {
+            __syncwarp(); // every lane's reads of the row happen before any write to it
             float *d = dlogits + (size_t)r * classes;
             for (int c = lane; c < classes; c += 32) {
                 const float p = (float)exp((double)x[c] - lse);
