@@ -35,14 +35,20 @@ __global__ void softmax_xent_k(const float *logits, const int32_t *__restrict__ 
         // x[y] is read by every lane now, before any lane writes dlogits: in place,
         // lane y % 32 overwrites it, and lanes of a warp are not in lockstep
         const float xy = valid ? x[y] : 0.0f;
-        // each lane starts from its own first element so that an all -inf row still
-        // names index 0 (lanes without elements hold -inf at INT_MAX and never win)
-        float mx = lane < classes ? x[lane] : -INFINITY;
-        int arg = lane < classes ? lane : INT_MAX;
-        for (int c = lane + 32; c < classes; c += 32)
+        // The CPU loop: mx = x[0], then `x[c] > mx`, so a NaN at x[0] wins (index 0)
+        // and any later NaN is skipped. Lane 0 starts from x[0]; the other lanes
+        // start from -inf at INT_MAX and take only values > mx (never a NaN), so
+        // the only NaN candidate is lane 0's, and with no NaN the merge is a total
+        // order (ties: lower index), which an all -inf row resolves to index 0.
+        float mx = lane == 0 ? x[0] : -INFINITY;
+        int arg = lane == 0 ? 0 : INT_MAX;
+        for (int c = lane == 0 ? 32 : lane; c < classes; c += 32)
             if (x[c] > mx) { mx = x[c]; arg = c; }
         for (int o = 16; o > 0; o >>= 1)
             argmax_merge(mx, arg, __shfl_xor_sync(0xffffffffu, mx, o), __shfl_xor_sync(0xffffffffu, arg, o));
+        // with a NaN at x[0] the butterfly can leave lanes disagreeing: use lane 0's
+        mx = __shfl_sync(0xffffffffu, mx, 0);
+        arg = __shfl_sync(0xffffffffu, arg, 0);
         double sum = 0.0;
         for (int c = lane; c < classes; c += 32) sum += exp((double)x[c] - mx);
         for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
