@@ -15,10 +15,13 @@
 #include "backend/cuda/reduce.cuh"
 
 // Per-group partial results (groups, 2c), grown on demand and kept for the life of
-// the process. cudaFree waits for the device, so no queued kernel still reads the
-// old buffer when it grows. The first allocation is generous (256 KiB: 64 groups of
-// 512 channels) so that it never grows in practice: a captured CUDA graph keeps the
-// address it was captured with, and a regrowth would leave it pointing at freed memory.
+// the process. Stream-ordered (cudaFreeAsync/cudaMallocAsync on the op stream):
+// kernels queued before still read the old buffer, the new one is ready for the
+// kernels queued after, and the host never waits for the device (cudaFree and
+// cudaMalloc synchronise it, in the middle of a training step). The first
+// allocation is generous (256 KiB: 64 groups of 512 channels) so that it never
+// grows in practice: a captured CUDA graph keeps the address it was captured
+// with, and a regrowth would leave it pointing at freed memory.
 #define BN_PART_MIN_FLOATS ((size_t)64 * 1024)
 static float *bn_part_;
 static size_t bn_part_cap_;
@@ -29,10 +32,18 @@ static float *bn_part_get_(size_t floats)
         CUDA_CHECK(cudaStreamIsCapturing(cuda_ctx_.stream, &cap));
         DLFS_ASSERT_MSG(cap == cudaStreamCaptureStatusNone,
                         "batchnorm scratch must not grow inside a CUDA graph capture");
-        if (bn_part_) CUDA_CHECK(cudaFree(bn_part_));
-        bn_part_ = nullptr;
+        int pools = 0; // stream-ordered allocation needs memory-pool support (not every vGPU has it)
+        CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, cuda_ctx_.device));
         if (floats < BN_PART_MIN_FLOATS) floats = BN_PART_MIN_FLOATS;
-        CUDA_CHECK(cudaMalloc(&bn_part_, floats * sizeof(float)));
+        void *p = nullptr;
+        if (pools) {
+            if (bn_part_) CUDA_CHECK(cudaFreeAsync(bn_part_, cuda_ctx_.stream));
+            CUDA_CHECK(cudaMallocAsync(&p, floats * sizeof(float), cuda_ctx_.stream));
+        } else { // cudaFree waits for the device: no queued kernel still reads the old buffer
+            if (bn_part_) CUDA_CHECK(cudaFree(bn_part_));
+            CUDA_CHECK(cudaMalloc(&p, floats * sizeof(float)));
+        }
+        bn_part_ = static_cast<float *>(p);
         bn_part_cap_ = floats;
     }
     return bn_part_;
