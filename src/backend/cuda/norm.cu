@@ -55,7 +55,7 @@ __device__ __forceinline__ size_t bn_at_(size_t e, size_t plane, size_t img, int
     return ((size_t)g0 + e / plane) * img + (size_t)ch * plane + e % plane;
 }
 
-// grid (c, groups), REDUCE_THREADS threads. part(groups, 2c): the group's mean and
+// grid (groups, c), REDUCE_THREADS threads. part(groups, 2c): the group's mean and
 // unbiased variance (for the running statistics). x may alias nothing written.
 template <int ACT>
 __global__ void bn_fwd_train_k(int n, int c, int plane, int group, const float *__restrict__ x,
@@ -64,7 +64,7 @@ __global__ void bn_fwd_train_k(int n, int c, int plane, int group, const float *
                                float *__restrict__ part)
 {
     __shared__ double sh[REDUCE_THREADS];
-    const int ch = blockIdx.x, gi = blockIdx.y, g0 = gi * group;
+    const int ch = blockIdx.y, gi = blockIdx.x, g0 = gi * group;
     const int rows = n - g0 < group ? n - g0 : group;
     const size_t pl = (size_t)plane, img = (size_t)c * pl, cnt = (size_t)rows * pl;
     double s = 0.0;
@@ -125,7 +125,7 @@ __global__ void bn_add_groups_k(float *lo, float *hi, const float *__restrict__ 
     }
 }
 
-// grid (c, groups): the group's sums of dz and dz * xhat into part(groups, 2c)
+// grid (groups, c): the group's sums of dz and dz * xhat into part(groups, 2c)
 // (dbeta's then dgamma's), and dx unless NULL. dx may alias dz: every block reads
 // all of its elements (the sums) before it writes any.
 __global__ void bn_bwd_k(int n, int c, int plane, int group, const float *dz, const float *__restrict__ xhat,
@@ -133,7 +133,7 @@ __global__ void bn_bwd_k(int n, int c, int plane, int group, const float *dz, co
                          float *__restrict__ part)
 {
     __shared__ double sh[REDUCE_THREADS];
-    const int ch = blockIdx.x, gi = blockIdx.y, g0 = gi * group;
+    const int ch = blockIdx.y, gi = blockIdx.x, g0 = gi * group;
     const int rows = n - g0 < group ? n - g0 : group;
     const size_t pl = (size_t)plane, img = (size_t)c * pl, cnt = (size_t)rows * pl;
     double sd = 0.0, sdh = 0.0;
@@ -170,9 +170,15 @@ __global__ void bn_bwd_k(int n, int c, int plane, int group, const float *dz, co
 static int bn_groups_(int n, int *group)
 {
     if (*group <= 0 || *group > n) *group = n;
-    const int groups = (n + *group - 1) / *group;
-    DLFS_ASSERT_MSG(groups <= 65535, "batchnorm: at most 65535 groups per batch (grid y)");
-    return groups;
+    return (n + *group - 1) / *group;
+}
+
+// Grid of the per-(channel, group) kernels: groups on x (up to 2^31 - 1: a batch of
+// many small groups), channels on y (at most 65535).
+static dim3 bn_grid_(int c, int groups)
+{
+    DLFS_ASSERT_MSG(c <= 65535, "batchnorm: at most 65535 channels (grid y)");
+    return dim3((unsigned)groups, (unsigned)c);
 }
 
 void cuda_batchnorm_fwd(int n, int c, int plane, int group, const float *x, const float *gamma, const float *beta,
@@ -195,7 +201,7 @@ void cuda_batchnorm_fwd(int n, int c, int plane, int group, const float *x, cons
     }
     const int groups = bn_groups_(n, &group);
     float *part = bn_part_get_((size_t)groups * 2 * c);
-    const dim3 grid((unsigned)c, (unsigned)groups);
+    const dim3 grid = bn_grid_(c, groups);
 #define BN_TRAIN_(A) \
     bn_fwd_train_k<A><<<grid, REDUCE_THREADS, 0, st>>>(n, c, plane, group, x, gamma, beta, eps, xhat, invstd, z, a, part)
     BN_ACT_SWITCH_(act, BN_TRAIN_)
@@ -220,8 +226,8 @@ void cuda_batchnorm_bwd(int n, int c, int plane, int group, const float *dz, con
     }
     const int groups = bn_groups_(n, &group);
     float *part = bn_part_get_((size_t)groups * 2 * c);
-    bn_bwd_k<<<dim3((unsigned)c, (unsigned)groups), REDUCE_THREADS, 0, st>>>(n, c, plane, group, dz, xhat, invstd,
-                                                                            gamma, dx, part);
+    bn_bwd_k<<<bn_grid_(c, groups), REDUCE_THREADS, 0, st>>>(n, c, plane, group, dz, xhat, invstd, gamma, dx,
+                                                             part);
     CUDA_LAUNCH_CHECK();
     bn_add_groups_k<<<cuda_grid_((size_t)2 * c, REDUCE_THREADS), REDUCE_THREADS, 0, st>>>(dbeta, dgamma, part, c,
                                                                                           groups, 0);
