@@ -116,8 +116,10 @@ void cuda_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, cons
     const int k = g->c * g->kh * g->kw, plane = g->oh * g->ow, S = dlfs_conv_chunk(g, n);
     const size_t in_sz = (size_t)g->c * g->h * g->w, out_sz = (size_t)g->oc * plane;
     cudaStream_t st = cuda_ctx_.stream;
-    conv_db_k<<<(unsigned)g->oc, REDUCE_THREADS, 0, st>>>(dz, db, n, g->oc, (size_t)plane);
-    CUDA_LAUNCH_CHECK();
+    if (g->oc > 0) { // one block per channel: no channels, no launch (a 0-block grid is an error)
+        conv_db_k<<<(unsigned)g->oc, REDUCE_THREADS, 0, st>>>(dz, db, n, g->oc, (size_t)plane);
+        CUDA_LAUNCH_CHECK();
+    }
     for (int i0 = 0; i0 < n; i0 += S) {
         const int s = n - i0 < S ? n - i0 : S;
         const size_t ld = (size_t)s * plane, nout = (size_t)s * out_sz, nin = (size_t)s * in_sz;
