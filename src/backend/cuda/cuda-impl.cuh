@@ -49,11 +49,14 @@ const char *cublas_status_name_(cublasStatus_t s);
 #define CUBLAS_CHECK(stmt) \
     DLFS_CHECK_GEN_(stmt, cublasStatus_t, CUBLAS_STATUS_SUCCESS, cublas_status_name_, cublasGetStatusString)
 // After every kernel launch: launch-configuration errors now; with DLFS_CUDA_SYNC=1
-// also faults inside the kernel, reported at the launch that caused them.
-#define CUDA_LAUNCH_CHECK()                                                          \
-    do {                                                                             \
-        CUDA_CHECK(cudaGetLastError());                                              \
-        if (cuda_ctx_.debug_sync) CUDA_CHECK(cudaStreamSynchronize(cuda_ctx_.stream)); \
+// also faults inside the kernel, reported at the launch that caused them — except
+// while the stream is being captured into a CUDA graph, where a synchronise is
+// illegal (it would invalidate the capture) and nothing has run yet anyway.
+void cuda_debug_sync_(void);
+#define CUDA_LAUNCH_CHECK()                                \
+    do {                                                   \
+        CUDA_CHECK(cudaGetLastError());                    \
+        if (cuda_ctx_.debug_sync) cuda_debug_sync_();      \
     } while (0)
 
 // Grid-stride loop over [0, n) with a 64-bit index (slabs can exceed 2^31 floats).

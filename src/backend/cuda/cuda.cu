@@ -52,6 +52,13 @@ void cuda_check_fail_(const char *stmt, const char *name, const char *str, const
     dlfs_assert_fail(stmt, file, line, msg); // prints rank, host, file:line; MPI_Abort
 }
 
+void cuda_debug_sync_(void)
+{
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaStreamIsCapturing(cuda_ctx_.stream, &cap));
+    if (cap == cudaStreamCaptureStatusNone) CUDA_CHECK(cudaStreamSynchronize(cuda_ctx_.stream));
+}
+
 // ---- memory -------------------------------------------------------------------
 
 static void *cuda_alloc(size_t bytes)
