@@ -109,6 +109,8 @@ void cuda_adam_update(size_t n, float *p, const float *g, float *m, float *v,
 
 // cudaSuccess when this build carries code the current GPU can run (vec.cu).
 cudaError_t cuda_kernel_image_check_(void);
+// The softmax_xent reduction scratch, allocated once by dlfs_cuda_init_ (loss.cu).
+cudaError_t cuda_loss_init_(void);
 
 // Entry points for C (src/backend/registry.c and tests), plain C types only.
 extern "C" {

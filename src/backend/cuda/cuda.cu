@@ -130,7 +130,7 @@ extern "C" int dlfs_cuda_init_(int device, char *why, size_t why_len)
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    if (major < 6) { // atomicAdd on double (softmax_xent) needs sm_60
+    if (major < 6) { // the oldest GPUs dlfs supports
         snprintf(why, why_len, "compute capability %d.%d; dlfs needs 6.0 or newer", major, minor);
         return -1;
     }
@@ -149,6 +149,12 @@ extern "C" int dlfs_cuda_init_(int device, char *why, size_t why_len)
         return -1;
     }
     CUBLAS_CHECK(cublasSetStream(cuda_ctx_.blas, cuda_ctx_.stream));
+    e = cuda_loss_init_(); // fixed-size scratch: nothing is allocated on the hot path
+    if (e != cudaSuccess) {
+        snprintf(why, why_len, "GPU %d: %s: %s", device, cudaGetErrorName(e), cudaGetErrorString(e));
+        cudaGetLastError();
+        return -1;
+    }
     const char *dbg = getenv("DLFS_CUDA_SYNC");
     cuda_ctx_.debug_sync = dbg && *dbg && strcmp(dbg, "0") != 0;
     cuda_ctx_.device = device;
