@@ -170,12 +170,14 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     if (st == DLFS_OK) st = batch_plan_(r);
     DLFS_TRY(dlfs_comm_agree(comm, st));
     int bad = 0;
-    if (!dlfs_comm_same_u64(comm, (uint64_t)r->path, &bad))
+    if (!dlfs_comm_same_u64(comm, (uint64_t)r->path, &bad)) {
+        /* two choices only: rank `bad` took the one rank 0 did not */
+        const enum dlfs_comm_path other = r->path == DLFS_COMM_PATH_NCCL ? DLFS_COMM_PATH_MPI : DLFS_COMM_PATH_NCCL;
         return dlfs_error_set(DLFS_ERR_COMM, "--comm %s: rank %d chose %s for its gradients but rank 0 chose %s "
                               "(nodes with different GPUs or builds?); give --comm mpi",
-                              dlfs_comm_path_name(o->comm), bad,
-                              dlfs_comm_path_name(r->path == DLFS_COMM_PATH_NCCL ? DLFS_COMM_PATH_MPI : DLFS_COMM_PATH_NCCL),
+                              dlfs_comm_path_name(o->comm), bad, dlfs_comm_path_name(other),
                               dlfs_comm_path_name(r->path));
+    }
     if (r->path == DLFS_COMM_PATH_NCCL) {
         DLFS_TRY(dlfs_comm_nccl_init(comm));
         r->nccl_up = 1;
