@@ -75,7 +75,7 @@ void dlfs_comm_nccl_wait(const struct dlfs_comm *c)
     char why[512] = "";
     /* no --comm-timeout (0): a deadline far beyond any job */
     if (dlfs_nccl_wait(c->timeout_s > 0 ? c->timeout_s : 1e9, why, sizeof why) != 0)
-        dlfs_fatal(1, "the gradient all-reduce (NCCL) failed: %s; ending the job", why);
+        dlfs_fatal(1, "the gradient all-reduce (NCCL): %s; ending the job", why);
 #else
     (void)c;
     DLFS_ASSERT_MSG(0, "NCCL wait in a build without CUDA");

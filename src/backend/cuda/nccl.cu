@@ -129,8 +129,8 @@ int dlfs_nccl_wait(double timeout_s, char *why, size_t why_len)
                 snprintf(why, why_len, "NCCL all-reduce failed: %s (a peer rank died or its network failed)",
                          ncclGetErrorString(async));
             else
-                snprintf(why, why_len, "NCCL all-reduce did not finish within %.0f s (a peer rank is stuck or "
-                         "dead)", timeout_s);
+                snprintf(why, why_len, "NCCL all-reduce did not finish within %g s (--comm-timeout): a peer "
+                         "rank is stuck or dead", timeout_s);
             ncclCommAbort(comm_); // unblocks the comm stream; the caller ends the job
             comm_ = nullptr;
             return -1;
