@@ -151,7 +151,20 @@ struct dlfs_backend {
 
     /* Optional: threads the backend may use on the host (CPU BLAS). */
     void (*set_threads)(int n);
+
+    /* Optional, for backends whose memory MPI cannot read (host_memory false):
+     * staging of gradient buckets through pinned host memory, overlapped with
+     * compute (src/comm/buckets.c). pinned_alloc: page-locked host memory, NULL
+     * when out of it. stage_to_host: copy `bytes` device -> pinned host on a copy
+     * stream, after every op issued so far; returns at once; `slot` in
+     * [0, DLFS_STAGE_SLOTS) names the copy. stage_test: 1 when copy `slot` has
+     * finished; with `wait`, blocks until it has (a local copy: it cannot hang). */
+    void *(*pinned_alloc)(size_t bytes);
+    void (*pinned_free)(void *p);
+    void (*stage_to_host)(void *dst, const void *src, size_t bytes, int slot);
+    int (*stage_test)(int slot, bool wait);
 };
+#define DLFS_STAGE_SLOTS 128
 
 enum dlfs_device { DLFS_DEVICE_CPU = 0, DLFS_DEVICE_CUDA, DLFS_DEVICE_AUTO };
 
@@ -160,8 +173,11 @@ const struct dlfs_backend *dlfs_backend_cpu(void);
 
 /* Pick a backend for `dev`. CUDA returns DLFS_ERR_DEVICE with a message saying
  * whether it was not built or no GPU is visible; AUTO falls back to CPU. The
- * local rank selects the GPU on multi-GPU nodes. */
-enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank,
+ * local rank selects the GPU on multi-GPU nodes: rank r takes visible GPU r.
+ * With more local ranks than GPUs: `share_gpus` (the MPI path, --comm mpi) wraps
+ * around (GPU r mod n); otherwise DLFS_ERR_DEVICE saying what to do (NCCL
+ * refuses two ranks on one GPU). */
+enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, bool share_gpus,
                                      const struct dlfs_backend **out);
 
 /* Number of visible CUDA devices (0 when CUDA is not built or there is no GPU or

@@ -58,6 +58,12 @@ _Noreturn void dlfs_assert_fail(const char *expr, const char *file, int line, co
         if (!(cond)) dlfs_assert_fail(#cond, __FILE__, __LINE__, (msg));    \
     } while (0)
 
+/* A failure that cannot be agreed across ranks because a peer is stuck or dead
+ * (a communication timeout, NCCL's asynchronous error): print ONE line
+ * "<program>: error: rank R (host): <message>" and end the whole job with
+ * MPI_Abort(code) (exit(code) without MPI). Never returns. */
+_Noreturn void dlfs_fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* malloc/calloc that never return NULL: running out of host memory ends the job
  * with a message naming the size (there is nothing useful a caller could do). */
 void *dlfs_malloc(size_t n);

@@ -40,6 +40,8 @@ struct dlfs_options {
     int virtual_shards;
     int check_sync;       /* steps between parameter digest comparisons (0: start only) */
     double bucket_mb;
+    enum dlfs_comm_path comm; /* --comm: how gradients are summed (auto resolves per run) */
+    double comm_timeout;  /* seconds a gradient wait may take before the job is ended */
     double progress_s;    /* seconds between progress lines (0: auto) */
     bool quiet;
     /* checkpoints */

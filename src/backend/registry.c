@@ -22,7 +22,7 @@ int dlfs_cuda_device_count(char *why, size_t why_len)
 #endif
 }
 
-enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank,
+enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, bool share_gpus,
                                      const struct dlfs_backend **out)
 {
     *out = dlfs_backend_cpu();
@@ -37,24 +37,28 @@ enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank,
 #ifdef DLFS_HAVE_CUDA
     /* One GPU per rank: the node-local rank picks among the VISIBLE devices (the
      * CUDA runtime has applied CUDA_VISIBLE_DEVICES). Sharing a GPU is refused
-     * rather than wrapped around: NCCL rejects two ranks on one device, and even
-     * without NCCL two ranks would halve each other's throughput. AUTO refuses too:
+     * rather than wrapped around unless the user asked for the MPI path (--comm
+     * mpi): NCCL rejects two ranks on one device, and two ranks halve each other's
+     * throughput, so sharing is for testing on small machines. AUTO refuses too:
      * falling back to the CPU on some ranks only would mix backends in one job. */
     const char *devname = dev == DLFS_DEVICE_AUTO ? "auto" : "cuda";
-    if (local_rank >= n) {
+    const int gpu = share_gpus ? local_rank % n : local_rank;
+    if (gpu >= n) {
         const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
         return dlfs_error_set(DLFS_ERR_DEVICE, "--device %s: node-local rank %d has no GPU of its own: %d GPU(s) "
                               "visible on this node (CUDA_VISIBLE_DEVICES=%s) and each rank needs its own, because "
                               "NCCL refuses two ranks on one GPU; run fewer ranks per node (at most %d), or "
-                              "--comm mpi, or --device cpu", devname, local_rank, n, cvd ? cvd : "unset", n);
+                              "--comm mpi (ranks then share GPUs, for testing), or --device cpu", devname,
+                              local_rank, n, cvd ? cvd : "unset", n);
     }
-    if (dlfs_cuda_init_(local_rank, why, sizeof why) != 0)
+    if (dlfs_cuda_init_(gpu, why, sizeof why) != 0)
         return dlfs_error_set(DLFS_ERR_DEVICE, "--device %s: GPU %d (node-local rank %d) is visible but unusable: "
-                              "%s; check nvidia-smi, or use --device cpu", devname, local_rank, local_rank, why);
+                              "%s; check nvidia-smi, or use --device cpu", devname, gpu, local_rank, why);
     *out = dlfs_backend_cuda_();
     return DLFS_OK;
 #else
     (void)local_rank;
+    (void)share_gpus;
     return DLFS_OK; /* not reached: without the CUDA backend the count is 0 */
 #endif
 }

@@ -4,6 +4,36 @@
 #include <string.h>
 #include <unistd.h>
 #include "dlfs/comm.h"
+#include "dlfs/util.h"
+
+const char *dlfs_comm_path_name(enum dlfs_comm_path p)
+{
+    static const char *names[DLFS_COMM_PATH_COUNT] = {
+        [DLFS_COMM_PATH_AUTO] = "auto", [DLFS_COMM_PATH_MPI] = "mpi", [DLFS_COMM_PATH_NCCL] = "nccl",
+    };
+    return (unsigned)p < DLFS_COMM_PATH_COUNT ? names[p] : "?";
+}
+
+void dlfs_comm_wait(const struct dlfs_comm *c, int n, MPI_Request *req, const char *what)
+{
+    if (n <= 0) return;
+    if (c->timeout_s <= 0) {
+        MPI_Waitall(n, req, MPI_STATUSES_IGNORE);
+        return;
+    }
+    /* MPI has no timed wait: test in a loop, as MPI_Waitall would poll (no naps:
+     * MPI moves a large message's fragments only inside MPI calls; MPI itself
+     * yields the core when the node is oversubscribed) */
+    const double deadline = dlfs_now() + c->timeout_s;
+    for (;;) {
+        int done = 0;
+        MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
+        if (done) return;
+        if (dlfs_now() > deadline)
+            dlfs_fatal(1, "%s did not complete within %g s (--comm-timeout): a peer rank is stuck or dead; "
+                       "ending the job", what, c->timeout_s);
+    }
+}
 
 enum dlfs_status dlfs_comm_init(struct dlfs_comm *c)
 {
@@ -53,9 +83,12 @@ void dlfs_comm_allreduce_f64(const struct dlfs_comm *c, double *buf, size_t n)
 static void sendrecv_(const struct dlfs_comm *c, const float *send, size_t ns, float *recv, size_t nr,
                       int partner)
 {
-    /* sizes fit in int: checked by the caller's assertion on n */
-    MPI_Sendrecv(send, (int)ns, MPI_FLOAT, partner, 71, recv, (int)nr, MPI_FLOAT, partner, 71,
-                 c->world, MPI_STATUS_IGNORE);
+    /* sizes fit in int: checked by the caller's assertion on n. Non-blocking pair
+     * so that a stuck partner ends the job after --comm-timeout. */
+    MPI_Request req[2];
+    MPI_Irecv(recv, (int)nr, MPI_FLOAT, partner, 71, c->world, &req[0]);
+    MPI_Isend(send, (int)ns, MPI_FLOAT, partner, 71, c->world, &req[1]);
+    dlfs_comm_wait(c, 2, req, "the deterministic gradient all-reduce");
 }
 
 void dlfs_comm_allreduce_det(const struct dlfs_comm *c, float *buf, size_t n, float *scratch)

@@ -1,10 +1,11 @@
 /* Error messages, status names and the assertion path. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* program_invocation_short_name */
 #include "dlfs/status.h"
 
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -64,6 +65,23 @@ _Noreturn void dlfs_assert_fail(const char *expr, const char *file, int line, co
     MPI_Finalized(&fin);
     if (init && !fin) MPI_Abort(MPI_COMM_WORLD, 70);
     abort();
+}
+
+_Noreturn void dlfs_fatal(int code, const char *fmt, ...)
+{
+    char host[256] = "?", msg[1024];
+    gethostname(host, sizeof host - 1);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: error: rank %d (%s): %s\n", program_invocation_short_name, assert_rank_, host, msg);
+    fflush(stderr);
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin) MPI_Abort(MPI_COMM_WORLD, code);
+    exit(code);
 }
 
 static _Noreturn void oom_(size_t n)

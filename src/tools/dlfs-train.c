@@ -18,6 +18,7 @@ int main(int argc, char **argv)
     bool exit_now = false;
     enum dlfs_status st = dlfs_options_parse(&o, argc, argv, comm.rank, &exit_now);
     st = dlfs_comm_agree(&comm, st);
+    if (st == DLFS_OK) comm.timeout_s = o.comm_timeout;
     if (st == DLFS_OK && !exit_now) {
         /* every rank must run the same job: compare a digest of the options */
         int bad = 0;

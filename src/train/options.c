@@ -50,6 +50,14 @@ static const char usage_[] =
 "  --virtual-shards V     shards of each global batch in deterministic mode (default 8,\n"
 "                         a power of two; the batch must be divisible by V)\n"
 "  --bucket-mb X          gradient all-reduce bucket size in MiB (default 4)\n"
+"  --comm auto|nccl|mpi   how GPU ranks sum gradients (default auto: NCCL with the cuda\n"
+"                         backend when built with it, else MPI; deterministic mode: MPI).\n"
+"                         auto and nccl need one GPU per rank (more ranks on a node than\n"
+"                         GPUs is an error); mpi stages GPU buffers through pinned host\n"
+"                         memory and lets ranks share GPUs (node-local rank r uses\n"
+"                         visible GPU r mod the GPU count; for testing)\n"
+"  --comm-timeout S       end the job when a gradient all-reduce waits longer than S\n"
+"                         seconds: a stuck or dead rank (default 300)\n"
 "  --check-sync N         compare a parameter digest across ranks every N steps (default 0:\n"
 "                         at start and end only)\n"
 "Checkpoints (HDF5; README \"Checkpoints\"):\n"
@@ -81,7 +89,7 @@ enum {
     O_MOMENTUM, O_NESTEROV, O_WD, O_BETA1, O_BETA2, O_EPS, O_SCHEDULE, O_WARMUP, O_LR_MIN,
     O_SEED, O_MAX_STEPS, O_DET, O_VSHARDS, O_BUCKET, O_CHECK_SYNC, O_DEVICE, O_THREADS,
     O_EVAL_BATCH, O_METRICS, O_PROGRESS, O_QUIET, O_BENCH, O_STEPS, O_BENCH_WARMUP, O_VERSION,
-    O_CKPT_DIR, O_CKPT_EVERY, O_KEEP, O_RESUME, O_EVAL, O_AUG_CROP, O_AUG_FLIP,
+    O_CKPT_DIR, O_CKPT_EVERY, O_KEEP, O_RESUME, O_EVAL, O_AUG_CROP, O_AUG_FLIP, O_COMM, O_COMM_TIMEOUT,
 };
 
 static const struct option long_[] = {
@@ -105,7 +113,8 @@ static const struct option long_[] = {
     {"augment-crop", required_argument, 0, O_AUG_CROP}, {"augment-flip", no_argument, 0, O_AUG_FLIP}, {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION}, {"checkpoint-dir", required_argument, 0, O_CKPT_DIR},
     {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"keep", required_argument, 0, O_KEEP},
-    {"resume", required_argument, 0, O_RESUME}, {"eval", no_argument, 0, O_EVAL}, {0, 0, 0, 0},
+    {"resume", required_argument, 0, O_RESUME}, {"eval", no_argument, 0, O_EVAL},
+    {"comm", required_argument, 0, O_COMM}, {"comm-timeout", required_argument, 0, O_COMM_TIMEOUT}, {0, 0, 0, 0},
 };
 
 static enum dlfs_status bad_(const char *opt, const char *val, const char *want)
@@ -168,6 +177,7 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     static const char *const scheds[] = {"constant", "cosine"};
     static const char *const scalings[] = {"none", "linear"};
     static const char *const devices[] = {"cpu", "cuda", "auto"};
+    static const char *const comms[] = {"auto", "mpi", "nccl"}; /* enum dlfs_comm_path order */
     memset(o, 0, sizeof *o);
     o->model = "mlp";
     o->epochs = 10;
@@ -184,6 +194,8 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     o->eval_batch = 1000;
     o->virtual_shards = 8;
     o->bucket_mb = 4.0;
+    o->comm = DLFS_COMM_PATH_AUTO;
+    o->comm_timeout = 300.0;
     o->steps = 30;
     o->bench_warmup = 3;
     o->keep = 3;
@@ -233,6 +245,8 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
         case O_VSHARDS: DLFS_TRY(int_(name, a, 1, 4096, &iv)); o->virtual_shards = (int)iv; break;
         case O_BUCKET: DLFS_TRY(real_(name, a, 0.0, 65536.0, &o->bucket_mb)); break;
         case O_CHECK_SYNC: DLFS_TRY(int_(name, a, 0, 1000000000L, &iv)); o->check_sync = (int)iv; break;
+        case O_COMM: DLFS_TRY(choice_(name, a, comms, 3, &choice)); o->comm = choice; break;
+        case O_COMM_TIMEOUT: DLFS_TRY(real_(name, a, 0.001, 1e7, &o->comm_timeout)); break;
         case O_DEVICE: DLFS_TRY(choice_(name, a, devices, 3, &choice)); o->device = choice; break;
         case O_THREADS: DLFS_TRY(int_(name, a, 1, 1024, &iv)); o->threads = (int)iv; break;
         case O_EVAL_BATCH: DLFS_TRY(int_(name, a, 1, 1 << 20, &iv)); o->eval_batch = (int)iv; break;
@@ -284,6 +298,12 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     if (!o->bench && !o->data)
         return dlfs_error_set(DLFS_ERR_USAGE, "--data FILE is required (make one with 'dlfs-data convert'; "
                               "or use --bench for synthetic data)");
+    if (o->comm == DLFS_COMM_PATH_NCCL && o->device == DLFS_DEVICE_CPU)
+        return dlfs_error_set(DLFS_ERR_USAGE, "--comm nccl sums GPU buffers but --device cpu keeps them in host "
+                              "memory; use --comm mpi (or auto) with --device cpu");
+    if (o->comm == DLFS_COMM_PATH_NCCL && o->deterministic)
+        return dlfs_error_set(DLFS_ERR_USAGE, "--comm nccl: --deterministic sums gradients in one fixed order "
+                              "over MPI (that is its bit-identical guarantee); use --comm auto or mpi with it");
     if (o->deterministic && (o->virtual_shards & (o->virtual_shards - 1)))
         return dlfs_error_set(DLFS_ERR_USAGE, "--virtual-shards %d: must be a power of two (1, 2, 4, 8, ...)",
                               o->virtual_shards);
@@ -298,14 +318,14 @@ void dlfs_options_describe(const struct dlfs_options *o, char *buf, size_t len)
         "lr_scaling=%d;lr_ref_batch=%d;seed=%llu;device=%d;max_steps=%ld;eval_batch=%d;deterministic=%d;"
         "virtual_shards=%d;check_sync=%d;bucket_mb=%.17g;bench=%d;steps=%d;bench_warmup=%d;metrics=%d;"
         "checkpoint_dir=%s;checkpoint_every=%ld;checkpoint_every_epochs=%d;keep=%d;resume=%s;eval=%d;"
-        "augment_crop=%d;augment_flip=%d",
+        "augment_crop=%d;augment_flip=%d;comm=%s",
         o->data ? o->data : "", o->model, o->epochs, o->batch, o->batch_per_rank, o->lr, dlfs_optim_name(o->optim),
         o->momentum, o->weight_decay, o->beta1, o->beta2, o->eps, o->nesterov, o->schedule, o->warmup,
         o->lr_min, o->lr_scaling, o->lr_ref_batch, (unsigned long long)o->seed, o->device, o->max_steps,
         o->eval_batch, o->deterministic, o->virtual_shards, o->check_sync, o->bucket_mb, o->bench,
         o->steps, o->bench_warmup, o->metrics != NULL, o->checkpoint_dir ? o->checkpoint_dir : "",
         o->checkpoint_every, o->checkpoint_every_epochs, o->keep, o->resume ? o->resume : "", o->eval_only,
-        o->augment_crop, (int)o->augment_flip);
+        o->augment_crop, (int)o->augment_flip, dlfs_comm_path_name(o->comm));
 }
 
 uint64_t dlfs_options_digest(const struct dlfs_options *o)

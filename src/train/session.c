@@ -121,7 +121,39 @@ static enum dlfs_status alloc_(struct dlfs_run *r)
     for (int l = 0; l < r->model.num_layers; l++) r->boundaries[l] = r->model.layers[l].w_off;
     dlfs_buckets_init(&r->buckets, r->comm, r->grads[0], r->boundaries, r->model.num_layers, r->n,
                       (size_t)(r->o->bucket_mb * 1048576.0));
+    if (!r->o->deterministic) DLFS_TRY(dlfs_buckets_use(&r->buckets, r->path, be));
     return DLFS_OK;
+}
+
+/* --comm: how this run sums its gradients (dlfs_comm_path). Deterministic mode
+ * always takes the fixed-order MPI reduction on host copies (its bit-identical
+ * guarantee); NCCL needs device buffers and a build with NCCL. */
+static enum dlfs_status comm_path_(struct dlfs_run *r)
+{
+    const struct dlfs_options *o = r->o;
+    const bool device = !r->be->host_memory;
+    r->path = DLFS_COMM_PATH_MPI;
+    if (o->comm == DLFS_COMM_PATH_NCCL) {
+        if (!device)
+            return dlfs_error_set(DLFS_ERR_DEVICE, "--comm nccl sums GPU buffers, but this rank runs on the %s "
+                                  "backend (--device %s found no usable GPU); use --comm mpi or auto",
+                                  r->be->name, o->device == DLFS_DEVICE_AUTO ? "auto" : "cuda");
+        if (!dlfs_comm_nccl_built())
+            return dlfs_error_set(DLFS_ERR_DEVICE, "--comm nccl: this dlfs was built without NCCL (install "
+                                  "libnccl-dev and reconfigure), or use --comm mpi");
+        r->path = DLFS_COMM_PATH_NCCL;
+    } else if (o->comm == DLFS_COMM_PATH_AUTO && device && !o->deterministic && dlfs_comm_nccl_built()) {
+        r->path = DLFS_COMM_PATH_NCCL;
+    }
+    return DLFS_OK;
+}
+
+const char *dlfs_run_comm_name(const struct dlfs_run *r)
+{
+    if (r->path == DLFS_COMM_PATH_NCCL) return "nccl";
+    if (r->comm->size == 1) return "none";
+    if (r->o->deterministic) return "mpi-tree";
+    return r->be->host_memory ? "mpi" : "mpi-staged";
 }
 
 enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
@@ -130,11 +162,26 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     memset(r, 0, sizeof *r);
     r->o = o;
     r->comm = comm;
-    enum dlfs_status st = dlfs_backend_select(o->device, comm->local_rank, &r->be);
+    /* only the MPI path may put several ranks on one GPU (NCCL refuses) */
+    enum dlfs_status st = dlfs_backend_select(o->device, comm->local_rank, o->comm == DLFS_COMM_PATH_MPI, &r->be);
+    if (st == DLFS_OK) st = comm_path_(r);
     if (st == DLFS_OK) st = dlfs_model_parse(o->model, &r->model);
     if (st == DLFS_OK) st = dlfs_model_check_backend(&r->model, r->be);
     if (st == DLFS_OK) st = batch_plan_(r);
     DLFS_TRY(dlfs_comm_agree(comm, st));
+    int bad = 0;
+    if (!dlfs_comm_same_u64(comm, (uint64_t)r->path, &bad)) {
+        /* two choices only: rank `bad` took the one rank 0 did not */
+        const enum dlfs_comm_path other = r->path == DLFS_COMM_PATH_NCCL ? DLFS_COMM_PATH_MPI : DLFS_COMM_PATH_NCCL;
+        return dlfs_error_set(DLFS_ERR_COMM, "--comm %s: rank %d chose %s for its gradients but rank 0 chose %s "
+                              "(nodes with different GPUs or builds?); give --comm mpi",
+                              dlfs_comm_path_name(o->comm), bad, dlfs_comm_path_name(other),
+                              dlfs_comm_path_name(r->path));
+    }
+    if (r->path == DLFS_COMM_PATH_NCCL) {
+        DLFS_TRY(dlfs_comm_nccl_init(comm));
+        r->nccl_up = 1;
+    }
     threads_(r);
     r->n = r->model.num_params;
 
@@ -187,6 +234,7 @@ void dlfs_run_free(struct dlfs_run *r)
         be->free(r->dev_img);
     }
     if (r->buckets.begin) dlfs_buckets_free(&r->buckets);
+    if (r->nccl_up) dlfs_comm_nccl_free();
     free(r->host);
     free(r->scratch);
     free(r->bhost);

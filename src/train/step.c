@@ -3,8 +3,10 @@
  * evaluation and the parameter digest. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "train/train-impl.h"
 #include "dlfs/util.h"
 
@@ -55,6 +57,21 @@ static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const
     r->be->normalize_u8(r->ws.x, r->dev_img, (size_t)rows, r->ds.c, (size_t)r->ds.h * r->ds.w,
                         r->ds.mean, r->ds.std);
     r->t_data += dlfs_now() - t0;
+}
+
+/* Test hook: DLFS_FAULT_COMM_STALL="RANK:STEP:SECONDS" makes that rank stop for
+ * SECONDS at the start of step STEP, before it takes part in any reduction: the
+ * peers' gradient waits must end the job after --comm-timeout (no hang). */
+static void fault_stall_(const struct dlfs_run *r)
+{
+    const char *f = getenv("DLFS_FAULT_COMM_STALL");
+    int rank, secs;
+    long step;
+    if (!f || sscanf(f, "%d:%ld:%d", &rank, &step, &secs) != 3) return;
+    if (rank != r->comm->rank || step != r->step) return;
+    fprintf(stderr, "dlfs: DLFS_FAULT_COMM_STALL: rank %d stalls %d s at step %ld (test hook)\n", rank, secs, step);
+    fflush(stderr);
+    sleep((unsigned)secs);
 }
 
 static void layer_done_(int layer, void *ctx)
@@ -127,6 +144,7 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
     const float scale = 1.0f / (float)r->global_batch;
     const uint32_t *mine = idx + (size_t)r->comm->rank * r->local_batch;
     double stats[2] = {0, 0};
+    fault_stall_(r);
     be->fill((float *)r->ws.stats, 0.0f, 4); /* two doubles: all-zero bits */
     if (r->trace) {
         for (int i = 0; i < r->local_batch; i++) fprintf(r->trace, "%u\n", mine[i]);
@@ -142,10 +160,11 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
         r->ws.bn_stats = r->nbuf ? r->bstats[p] : NULL;
         dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
         dlfs_model_loss(&r->model, &r->ws, r->pass_rows, scale);
-        if (r->o->deterministic || !be->host_memory) {
-            /* device buffers: no MPI on them while kernels may still write (NCCL comes with the CUDA comm) */
+        if (r->o->deterministic) {
             dlfs_model_backward(&r->model, &r->ws, r->params, r->grads[p], r->pass_rows, NULL, NULL);
         } else {
+            /* each bucket's reduction starts as soon as the backward pass has issued
+             * its last gradient (on devices: ordered after it by events, buckets.c) */
             dlfs_model_backward(&r->model, &r->ws, r->params, r->grads[0], r->pass_rows, layer_done_, r);
         }
         be->sync();
@@ -164,13 +183,8 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
             be->to_device(r->grads[0], r->host, r->n * sizeof(float));
         }
         r->t_comm += dlfs_now() - t0;
-    } else if (be->host_memory) {
+    } else {
         r->t_comm += dlfs_buckets_wait(&r->buckets);
-    } else if (r->comm->size > 1) { /* staged through host memory, not overlapped */
-        be->to_host(r->host, r->grads[0], r->n * sizeof(float));
-        dlfs_comm_allreduce_f32(r->comm, r->host, r->n);
-        be->to_device(r->grads[0], r->host, r->n * sizeof(float));
-        r->t_comm += dlfs_now() - t0;
     }
     if (r->nbuf) running_stats_(r);
     t0 = dlfs_now();

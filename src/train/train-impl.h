@@ -41,6 +41,8 @@ struct dlfs_run {
     int stage_rows;
     size_t boundaries[DLFS_MAX_LAYERS];
     struct dlfs_buckets buckets;
+    enum dlfs_comm_path path;     /* how gradients are summed: MPI or NCCL (--comm resolved) */
+    int nccl_up;                  /* dlfs_comm_nccl_init succeeded: free it with the run */
 
     uint64_t seed;                /* data order / init seed (a resumed run keeps its own) */
     long step;                    /* optimizer steps done */
@@ -55,6 +57,10 @@ struct dlfs_run {
 enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
                                const struct dlfs_comm *comm, int with_data);
 void dlfs_run_free(struct dlfs_run *r);
+/* The gradient path that ran, for banners and metrics: "nccl", "mpi" (host
+ * buffers), "mpi-staged" (device buffers through pinned host memory),
+ * "mpi-tree" (deterministic), "none" (one rank). */
+const char *dlfs_run_comm_name(const struct dlfs_run *r);
 
 /* One optimizer step over global batch rows idx[0..B) (sample indices into
  * `split`); rank r uses idx[r*B/P, (r+1)*B/P). Returns the local loss sum. */

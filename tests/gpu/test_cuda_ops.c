@@ -766,7 +766,7 @@ int main(int argc, char **argv)
             printf("skipped: no GPU (%s)\n", why);
             return 77;
         }
-        if (dlfs_backend_select(DLFS_DEVICE_CUDA, 0, &dev_) != DLFS_OK) {
+        if (dlfs_backend_select(DLFS_DEVICE_CUDA, 0, false, &dev_) != DLFS_OK) {
             fprintf(stderr, "FAIL: a GPU is visible but the CUDA backend did not start: %s\n", dlfs_error_msg());
             return 1;
         }

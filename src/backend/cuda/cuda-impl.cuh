@@ -107,6 +107,12 @@ void cuda_sgd_update(size_t n, float *p, const float *g, float *m, const struct 
 void cuda_adam_update(size_t n, float *p, const float *g, float *m, float *v,
                       const struct dlfs_optim_hp *hp);
 
+// Staging for the MPI path (stage.cu; contracts in dlfs/backend.h).
+void *cuda_pinned_alloc(size_t bytes);
+void cuda_pinned_free(void *p);
+void cuda_stage_to_host(void *dst, const void *src, size_t bytes, int slot);
+int cuda_stage_test(int slot, bool wait);
+
 // cudaSuccess when this build carries code the current GPU can run (vec.cu).
 cudaError_t cuda_kernel_image_check_(void);
 // The softmax_xent reduction scratch, allocated once by dlfs_cuda_init_ (loss.cu).

@@ -193,6 +193,11 @@ static const struct dlfs_backend cuda_backend_ = {
     .batchnorm_fwd = cuda_batchnorm_fwd,
     .batchnorm_bwd = cuda_batchnorm_bwd,
     .set_threads = nullptr, // no host threads to tune
+    // the MPI path's staging through pinned host memory (stage.cu)
+    .pinned_alloc = cuda_pinned_alloc,
+    .pinned_free = cuda_pinned_free,
+    .stage_to_host = cuda_stage_to_host,
+    .stage_test = cuda_stage_test,
 };
 
 extern "C" const struct dlfs_backend *dlfs_backend_cuda_(void)

@@ -32,7 +32,11 @@ void dlfs_nccl_allreduce_f32(float *buf, size_t n);
 // 0 when done, -1 with a reason when a peer failed or the deadline passed (the
 // communicator is then aborted; the caller ends the job).
 int dlfs_nccl_wait(double timeout_s, char *why, size_t why_len);
+// Normal end, every rank (ncclCommDestroy may synchronise with the peers).
 void dlfs_nccl_free(void);
+// Error paths where peers may have failed: local teardown (ncclCommAbort). Both
+// are no-ops when no communicator is up.
+void dlfs_nccl_abort(void);
 }
 
 #ifdef DLFS_HAVE_NCCL
@@ -125,8 +129,8 @@ int dlfs_nccl_wait(double timeout_s, char *why, size_t why_len)
                 snprintf(why, why_len, "NCCL all-reduce failed: %s (a peer rank died or its network failed)",
                          ncclGetErrorString(async));
             else
-                snprintf(why, why_len, "NCCL all-reduce did not finish within %.0f s (a peer rank is stuck or "
-                         "dead)", timeout_s);
+                snprintf(why, why_len, "NCCL all-reduce did not finish within %g s (--comm-timeout): a peer "
+                         "rank is stuck or dead", timeout_s);
             ncclCommAbort(comm_); // unblocks the comm stream; the caller ends the job
             comm_ = nullptr;
             return -1;
@@ -136,15 +140,30 @@ int dlfs_nccl_wait(double timeout_s, char *why, size_t why_len)
     }
 }
 
+static void release_(void)
+{
+    CUDA_CHECK(cudaEventDestroy(ready_));
+    CUDA_CHECK(cudaEventDestroy(done_));
+    CUDA_CHECK(cudaStreamDestroy(comm_stream_));
+    ready_ = done_ = nullptr;
+    comm_stream_ = nullptr;
+}
+
 void dlfs_nccl_free(void)
 {
     if (!comm_) return;
     CUDA_CHECK(cudaStreamSynchronize(comm_stream_));
     NCCL_CHECK(ncclCommDestroy(comm_));
-    CUDA_CHECK(cudaEventDestroy(ready_));
-    CUDA_CHECK(cudaEventDestroy(done_));
-    CUDA_CHECK(cudaStreamDestroy(comm_stream_));
     comm_ = nullptr;
+    release_();
+}
+
+void dlfs_nccl_abort(void)
+{
+    if (!comm_) return;
+    ncclCommAbort(comm_); // best effort: the job is ending with an error already
+    comm_ = nullptr;
+    release_();
 }
 
 #else // built without NCCL: the MPI path is the only one
@@ -161,5 +180,6 @@ int dlfs_nccl_init(const void *, int, int, char *why, size_t why_len) { return n
 void dlfs_nccl_allreduce_f32(float *, size_t) { DLFS_ASSERT_MSG(0, "built without NCCL"); }
 int dlfs_nccl_wait(double, char *why, size_t why_len) { return no_nccl_(why, why_len); }
 void dlfs_nccl_free(void) {}
+void dlfs_nccl_abort(void) {}
 
 #endif
