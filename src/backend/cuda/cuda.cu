@@ -180,6 +180,7 @@ static const struct dlfs_backend cuda_backend_ = {
     .mul = nullptr,
     .batchnorm_fwd = nullptr,
     .batchnorm_bwd = nullptr,
+    .set_precision = cuda_set_precision,
     .set_threads = nullptr, // no host threads to tune
 };
 
