@@ -61,6 +61,10 @@ static const char usage_[] =
 "  --eval                 evaluate the --resume checkpoint on --data's test split, no training\n"
 "Devices and output:\n"
 "  --device cpu|cuda|auto (default auto: CUDA when built and a GPU is visible, else CPU)\n"
+"  --precision fp32|tf32|bf16  GEMM arithmetic (default fp32). tf32/bf16 round the GEMM\n"
+"                         operands (10-/7-bit mantissa), sum in fp32; weights, gradients and\n"
+"                         optimizer state stay fp32. Fast on CUDA tensor cores; the CPU\n"
+"                         backend emulates them exactly, a little slower than fp32\n"
 "  --threads N            BLAS threads per rank (default: cores / ranks on the node; 1 in\n"
 "                         deterministic mode)\n"
 "  --eval-batch N         evaluation chunk size (default 1000)\n"
@@ -82,6 +86,7 @@ enum {
     O_SEED, O_MAX_STEPS, O_DET, O_VSHARDS, O_BUCKET, O_CHECK_SYNC, O_DEVICE, O_THREADS,
     O_EVAL_BATCH, O_METRICS, O_PROGRESS, O_QUIET, O_BENCH, O_STEPS, O_BENCH_WARMUP, O_VERSION,
     O_CKPT_DIR, O_CKPT_EVERY, O_KEEP, O_RESUME, O_EVAL, O_AUG_CROP, O_AUG_FLIP,
+    O_PRECISION,
 };
 
 static const struct option long_[] = {
@@ -105,7 +110,8 @@ static const struct option long_[] = {
     {"augment-crop", required_argument, 0, O_AUG_CROP}, {"augment-flip", no_argument, 0, O_AUG_FLIP}, {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION}, {"checkpoint-dir", required_argument, 0, O_CKPT_DIR},
     {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"keep", required_argument, 0, O_KEEP},
-    {"resume", required_argument, 0, O_RESUME}, {"eval", no_argument, 0, O_EVAL}, {0, 0, 0, 0},
+    {"resume", required_argument, 0, O_RESUME}, {"eval", no_argument, 0, O_EVAL},
+    {"precision", required_argument, 0, O_PRECISION}, {0, 0, 0, 0},
 };
 
 static enum dlfs_status bad_(const char *opt, const char *val, const char *want)
@@ -168,6 +174,7 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     static const char *const scheds[] = {"constant", "cosine"};
     static const char *const scalings[] = {"none", "linear"};
     static const char *const devices[] = {"cpu", "cuda", "auto"};
+    static const char *const precisions[] = {"fp32", "tf32", "bf16"}; /* enum dlfs_precision order */
     memset(o, 0, sizeof *o);
     o->model = "mlp";
     o->epochs = 10;
@@ -234,6 +241,7 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
         case O_BUCKET: DLFS_TRY(real_(name, a, 0.0, 65536.0, &o->bucket_mb)); break;
         case O_CHECK_SYNC: DLFS_TRY(int_(name, a, 0, 1000000000L, &iv)); o->check_sync = (int)iv; break;
         case O_DEVICE: DLFS_TRY(choice_(name, a, devices, 3, &choice)); o->device = choice; break;
+        case O_PRECISION: DLFS_TRY(choice_(name, a, precisions, 3, &choice)); o->precision = choice; break;
         case O_THREADS: DLFS_TRY(int_(name, a, 1, 1024, &iv)); o->threads = (int)iv; break;
         case O_EVAL_BATCH: DLFS_TRY(int_(name, a, 1, 1 << 20, &iv)); o->eval_batch = (int)iv; break;
         case O_METRICS: o->metrics = a; break;
@@ -298,14 +306,14 @@ void dlfs_options_describe(const struct dlfs_options *o, char *buf, size_t len)
         "lr_scaling=%d;lr_ref_batch=%d;seed=%llu;device=%d;max_steps=%ld;eval_batch=%d;deterministic=%d;"
         "virtual_shards=%d;check_sync=%d;bucket_mb=%.17g;bench=%d;steps=%d;bench_warmup=%d;metrics=%d;"
         "checkpoint_dir=%s;checkpoint_every=%ld;checkpoint_every_epochs=%d;keep=%d;resume=%s;eval=%d;"
-        "augment_crop=%d;augment_flip=%d",
+        "augment_crop=%d;augment_flip=%d;precision=%s",
         o->data ? o->data : "", o->model, o->epochs, o->batch, o->batch_per_rank, o->lr, dlfs_optim_name(o->optim),
         o->momentum, o->weight_decay, o->beta1, o->beta2, o->eps, o->nesterov, o->schedule, o->warmup,
         o->lr_min, o->lr_scaling, o->lr_ref_batch, (unsigned long long)o->seed, o->device, o->max_steps,
         o->eval_batch, o->deterministic, o->virtual_shards, o->check_sync, o->bucket_mb, o->bench,
         o->steps, o->bench_warmup, o->metrics != NULL, o->checkpoint_dir ? o->checkpoint_dir : "",
         o->checkpoint_every, o->checkpoint_every_epochs, o->keep, o->resume ? o->resume : "", o->eval_only,
-        o->augment_crop, (int)o->augment_flip);
+        o->augment_crop, (int)o->augment_flip, dlfs_precision_name(o->precision));
 }
 
 uint64_t dlfs_options_digest(const struct dlfs_options *o)
