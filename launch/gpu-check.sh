@@ -152,13 +152,20 @@ bench_ms() { sed -n 's/.*median step \([0-9.]*\) ms.*/\1/p' "$1" | tail -n 1; }
 declare -A DL=()
 # name model batch steps warmup extra options
 for spec in "mlp mlp 128 $bsteps_small 20" "mlp-nograph mlp 128 $bsteps_small 20 --cuda-graph off" \
-            "mlp-large-fp32 mlp-large 8192 $bsteps_large 3" "mlp-large-bf16 mlp-large 8192 $bsteps_large 3 --precision bf16" \
-            "cnn cnn 128 $bsteps_small 10"; do
+            "mlp-large-fp32 mlp-large 8192 $bsteps_large 3" "cnn cnn 128 $bsteps_small 10"; do
   set -- $spec
   name=$1 model=$2 batch=$3 steps=$4 warm=$5; shift 5
   if run "bench-$name" 300 mpirun -np 1 "$TRAIN" --bench --device cuda --model "$model" --batch "$batch" \
        --steps "$steps" --bench-warmup "$warm" "$@"; then DL[$name]=$(bench_ms "$OUT/bench-$name.log")
   else fail "dlfs-train --bench $name (log: $OUT/bench-$name.log)"; fi
+done
+
+# the same mlp-large in bf16 and tf32 GEMMs (PyTorch's bf16 anchor, DESIGN.md: 3.53 ms)
+for prec in bf16 tf32; do
+  if run "bench-mlp-large-$prec" 300 mpirun -np 1 "$TRAIN" --bench --device cuda --model mlp-large --batch 8192 \
+       --steps "$bsteps_large" --bench-warmup 3 --precision $prec; then
+    DL[mlp-large-$prec]=$(bench_ms "$OUT/bench-mlp-large-$prec.log")
+  else fail "dlfs-train --bench --model mlp-large --precision $prec (log: $OUT/bench-mlp-large-$prec.log)"; fi
 done
 
 declare -A PT=()
@@ -179,6 +186,7 @@ row "\`mlp-large\` 784-4096×3-10, batch 8192, fp32 no TF32, Adam step (ms)" "${
   "${PT[mlp-large-fp32-eager]:-n/a}" "—" "≤ 36"
 row "\`mlp-large\`, batch 8192, bf16 (fp32 master weights), Adam step (ms)" "${DL[mlp-large-bf16]:-?}" \
   "${PT[mlp-large-bf16-eager]:-n/a}" "${PT[mlp-large-bf16-graph]:-n/a}" "≤ 3.2"
+row "\`mlp-large\`, batch 8192, --precision tf32, Adam step (ms)" "${DL[mlp-large-tf32]:-?}" "—" "—" "—"
 row "\`cnn\`, batch 128, fp32, Adam step (ms)" "${DL[cnn]:-?}" "${PT[cnn-fp32-eager]:-n/a}" \
   "${PT[cnn-fp32-graph]:-n/a}" "469 steps ≤ 0.4 s"
 

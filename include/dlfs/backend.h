@@ -34,6 +34,21 @@ const char *dlfs_act_name(enum dlfs_act a);
 /* Parse "relu"/"tanh"/"sigmoid"/"gelu"/"none"; returns DLFS_ACT_COUNT when unknown. */
 enum dlfs_act dlfs_act_parse(const char *s);
 
+/* Arithmetic of the GEMMs (dense layers and the GEMMs inside convolutions); every
+ * other op, the weights, gradients and optimizer state stay fp32 (master weights).
+ * FP32: plain fp32. TF32: operands rounded to a 10-bit mantissa (tensor cores on
+ * CUDA). BF16: operands rounded to bfloat16 (8-bit mantissa), products summed in
+ * fp32. The CPU backend emulates TF32/BF16 bit for bit on the operands (slower). */
+enum dlfs_precision {
+    DLFS_PRECISION_FP32 = 0,
+    DLFS_PRECISION_TF32,
+    DLFS_PRECISION_BF16,
+    DLFS_PRECISION_COUNT
+};
+const char *dlfs_precision_name(enum dlfs_precision p);
+/* Parse "fp32"/"tf32"/"bf16"; returns DLFS_PRECISION_COUNT when unknown. */
+enum dlfs_precision dlfs_precision_parse(const char *s);
+
 /* Geometry of a 2-D convolution or pooling window over NCHW images (square
  * windows are what the spec language offers, the ops take kh != kw too). */
 struct dlfs_conv_geom {
@@ -148,6 +163,10 @@ struct dlfs_backend {
                           float *xhat, float *invstd, float *z, float *a, enum dlfs_act act, float *stats);
     void (*batchnorm_bwd)(int n, int c, int plane, int group, const float *dz, const float *xhat,
                           const float *invstd, const float *gamma, float *dgamma, float *dbeta, float *dx);
+
+    /* Optional: the precision of every later gemm of this process (default FP32).
+     * Process-wide state of the backend, like its BLAS threads; cannot fail. */
+    void (*set_precision)(enum dlfs_precision p);
 
     /* Optional: threads the backend may use on the host (CPU BLAS). */
     void (*set_threads)(int n);

@@ -32,6 +32,7 @@ struct dlfs_options {
     int lr_ref_batch;
     uint64_t seed;
     enum dlfs_device device;
+    enum dlfs_precision precision; /* of the GEMMs (dlfs/backend.h); default fp32 */
     const char *metrics;
     long max_steps;       /* stop after this many steps in total (0: no limit) */
     int eval_batch;

@@ -71,9 +71,10 @@ enum dlfs_status dlfs_bench_run(const struct dlfs_options *o, const struct dlfs_
     dlfs_run_digest(r, hex);
     if (comm->rank == 0) {
         const double flops = dlfs_model_train_flops_per_sample(&r->model) * B;
-        printf("bench: model %s (%zu parameters), %s backend, %d rank(s), comm %s, batch %d global (%d per "
-               "rank), %s, optimizer %s\n", r->model.spec, r->n, r->be->name, comm->size, dlfs_run_comm_name(r), B,
-               r->local_batch, o->deterministic ? "deterministic" : "fast mode", dlfs_optim_name(o->optim));
+        printf("bench: model %s (%zu parameters), %s backend, %s GEMMs, %d rank(s), comm %s, batch %d global "
+               "(%d per rank), %s, optimizer %s\n", r->model.spec, r->n, r->be->name,
+               dlfs_precision_name(o->precision), comm->size, dlfs_run_comm_name(r), B, r->local_batch,
+               o->deterministic ? "deterministic" : "fast mode", dlfs_optim_name(o->optim));
         printf("bench: %d steps after %d warm-up: median step %.3f ms, %.0f samples/s, %.1f GFLOP/s, "
                "comm-wait %.1f%%, data %.1f%%\n", o->steps, o->bench_warmup, med * 1e3, B / med,
                flops / med / 1e9, 100 * shares[0], 100 * shares[1]);
@@ -81,9 +82,10 @@ enum dlfs_status dlfs_bench_run(const struct dlfs_options *o, const struct dlfs_
             fprintf(r->metrics, "{\"event\": \"bench\", \"model\": \"%s\", \"params\": %zu, \"backend\": \"%s\", "
                     "\"ranks\": %d, \"batch\": %d, \"batch_per_rank\": %d, \"steps\": %d, \"step_ms\": %.4f, "
                     "\"samples_per_s\": %.1f, \"gflops\": %.2f, \"comm_wait_share\": %.4f, \"data_share\": %.4f, "
-                    "\"deterministic\": %s, \"comm\": \"%s\"}\n", r->model.spec, r->n, r->be->name, comm->size, B,
-                    r->local_batch, o->steps, med * 1e3, B / med, flops / med / 1e9, shares[0], shares[1],
-                    o->deterministic ? "true" : "false", dlfs_run_comm_name(r));
+                    "\"deterministic\": %s, \"comm\": \"%s\", \"precision\": \"%s\"}\n", r->model.spec, r->n,
+                    r->be->name, comm->size, B, r->local_batch, o->steps, med * 1e3, B / med, flops / med / 1e9,
+                    shares[0], shares[1], o->deterministic ? "true" : "false", dlfs_run_comm_name(r),
+                    dlfs_precision_name(o->precision));
         }
         fflush(stdout);
     }

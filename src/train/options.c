@@ -69,6 +69,10 @@ static const char usage_[] =
 "  --eval                 evaluate the --resume checkpoint on --data's test split, no training\n"
 "Devices and output:\n"
 "  --device cpu|cuda|auto (default auto: CUDA when built and a GPU is visible, else CPU)\n"
+"  --precision fp32|tf32|bf16  GEMM arithmetic (default fp32). tf32/bf16 round the GEMM\n"
+"                         operands (10-/7-bit mantissa), sum in fp32; weights, gradients and\n"
+"                         optimizer state stay fp32. Fast on CUDA tensor cores; the CPU\n"
+"                         backend emulates them exactly, a little slower than fp32\n"
 "  --threads N            BLAS threads per rank (default: cores / ranks on the node; 1 in\n"
 "                         deterministic mode)\n"
 "  --eval-batch N         evaluation chunk size (default 1000)\n"
@@ -90,6 +94,7 @@ enum {
     O_SEED, O_MAX_STEPS, O_DET, O_VSHARDS, O_BUCKET, O_CHECK_SYNC, O_DEVICE, O_THREADS,
     O_EVAL_BATCH, O_METRICS, O_PROGRESS, O_QUIET, O_BENCH, O_STEPS, O_BENCH_WARMUP, O_VERSION,
     O_CKPT_DIR, O_CKPT_EVERY, O_KEEP, O_RESUME, O_EVAL, O_AUG_CROP, O_AUG_FLIP, O_COMM, O_COMM_TIMEOUT,
+    O_PRECISION,
 };
 
 static const struct option long_[] = {
@@ -114,7 +119,8 @@ static const struct option long_[] = {
     {"version", no_argument, 0, O_VERSION}, {"checkpoint-dir", required_argument, 0, O_CKPT_DIR},
     {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"keep", required_argument, 0, O_KEEP},
     {"resume", required_argument, 0, O_RESUME}, {"eval", no_argument, 0, O_EVAL},
-    {"comm", required_argument, 0, O_COMM}, {"comm-timeout", required_argument, 0, O_COMM_TIMEOUT}, {0, 0, 0, 0},
+    {"comm", required_argument, 0, O_COMM}, {"comm-timeout", required_argument, 0, O_COMM_TIMEOUT},
+    {"precision", required_argument, 0, O_PRECISION}, {0, 0, 0, 0},
 };
 
 static enum dlfs_status bad_(const char *opt, const char *val, const char *want)
@@ -178,6 +184,7 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     static const char *const scalings[] = {"none", "linear"};
     static const char *const devices[] = {"cpu", "cuda", "auto"};
     static const char *const comms[] = {"auto", "mpi", "nccl"}; /* enum dlfs_comm_path order */
+    static const char *const precisions[] = {"fp32", "tf32", "bf16"}; /* enum dlfs_precision order */
     memset(o, 0, sizeof *o);
     o->model = "mlp";
     o->epochs = 10;
@@ -248,6 +255,7 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
         case O_COMM: DLFS_TRY(choice_(name, a, comms, 3, &choice)); o->comm = choice; break;
         case O_COMM_TIMEOUT: DLFS_TRY(real_(name, a, 0.001, 1e7, &o->comm_timeout)); break;
         case O_DEVICE: DLFS_TRY(choice_(name, a, devices, 3, &choice)); o->device = choice; break;
+        case O_PRECISION: DLFS_TRY(choice_(name, a, precisions, 3, &choice)); o->precision = choice; break;
         case O_THREADS: DLFS_TRY(int_(name, a, 1, 1024, &iv)); o->threads = (int)iv; break;
         case O_EVAL_BATCH: DLFS_TRY(int_(name, a, 1, 1 << 20, &iv)); o->eval_batch = (int)iv; break;
         case O_METRICS: o->metrics = a; break;
@@ -318,14 +326,14 @@ void dlfs_options_describe(const struct dlfs_options *o, char *buf, size_t len)
         "lr_scaling=%d;lr_ref_batch=%d;seed=%llu;device=%d;max_steps=%ld;eval_batch=%d;deterministic=%d;"
         "virtual_shards=%d;check_sync=%d;bucket_mb=%.17g;bench=%d;steps=%d;bench_warmup=%d;metrics=%d;"
         "checkpoint_dir=%s;checkpoint_every=%ld;checkpoint_every_epochs=%d;keep=%d;resume=%s;eval=%d;"
-        "augment_crop=%d;augment_flip=%d;comm=%s",
+        "augment_crop=%d;augment_flip=%d;comm=%s;precision=%s",
         o->data ? o->data : "", o->model, o->epochs, o->batch, o->batch_per_rank, o->lr, dlfs_optim_name(o->optim),
         o->momentum, o->weight_decay, o->beta1, o->beta2, o->eps, o->nesterov, o->schedule, o->warmup,
         o->lr_min, o->lr_scaling, o->lr_ref_batch, (unsigned long long)o->seed, o->device, o->max_steps,
         o->eval_batch, o->deterministic, o->virtual_shards, o->check_sync, o->bucket_mb, o->bench,
         o->steps, o->bench_warmup, o->metrics != NULL, o->checkpoint_dir ? o->checkpoint_dir : "",
         o->checkpoint_every, o->checkpoint_every_epochs, o->keep, o->resume ? o->resume : "", o->eval_only,
-        o->augment_crop, (int)o->augment_flip, dlfs_comm_path_name(o->comm));
+        o->augment_crop, (int)o->augment_flip, dlfs_comm_path_name(o->comm), dlfs_precision_name(o->precision));
 }
 
 uint64_t dlfs_options_digest(const struct dlfs_options *o)

@@ -91,6 +91,18 @@ static void threads_(struct dlfs_run *r)
     r->be->set_threads(t);
 }
 
+/* --precision is process-wide backend state: set on every run, fp32 included, so a
+ * run never inherits the previous one's (tests run several in one process). */
+static enum dlfs_status precision_(struct dlfs_run *r)
+{
+    const enum dlfs_precision p = r->o->precision;
+    if (r->be->set_precision) r->be->set_precision(p);
+    else if (p != DLFS_PRECISION_FP32)
+        return dlfs_error_set(DLFS_ERR_USAGE, "--precision %s: the %s backend computes in fp32 only",
+                              dlfs_precision_name(p), r->be->name);
+    return DLFS_OK;
+}
+
 static enum dlfs_status alloc_(struct dlfs_run *r)
 {
     const struct dlfs_backend *be = r->be;
@@ -167,6 +179,7 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     if (st == DLFS_OK) st = comm_path_(r);
     if (st == DLFS_OK) st = dlfs_model_parse(o->model, &r->model);
     if (st == DLFS_OK) st = dlfs_model_check_backend(&r->model, r->be);
+    if (st == DLFS_OK) st = precision_(r);
     if (st == DLFS_OK) st = batch_plan_(r);
     DLFS_TRY(dlfs_comm_agree(comm, st));
     int bad = 0;

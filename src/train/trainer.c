@@ -43,8 +43,9 @@ static void progress_(const struct dlfs_run *r, int epoch, long s, long s0, long
 static void banner_(const struct dlfs_run *r, long steps_per_epoch)
 {
     const struct dlfs_options *o = r->o;
-    printf("dlfs-train %s: %s backend, %d rank(s) on %s, gradients summed by %s; model %s (%zu parameters)\n",
-           DLFS_VERSION, r->be->name, r->comm->size, r->comm->host, dlfs_run_comm_name(r), r->model.spec, r->n);
+    printf("dlfs-train %s: %s backend (%s GEMMs), %d rank(s) on %s, gradients summed by %s; model %s (%zu "
+           "parameters)\n", DLFS_VERSION, r->be->name, dlfs_precision_name(o->precision), r->comm->size,
+           r->comm->host, dlfs_run_comm_name(r), r->model.spec, r->n);
     printf("data %s: %zu train / %zu test samples; batch %d global (%d per rank%s), %ld steps/epoch\n",
            r->ds.path, r->ds.train.n, r->ds.test.n, r->global_batch, r->local_batch,
            o->deterministic ? ", deterministic" : "", steps_per_epoch);
@@ -182,8 +183,9 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
         if (r->metrics) {
             fprintf(r->metrics, "{\"event\": \"final\", \"epoch\": %d, \"step\": %ld, \"test_loss\": %.6f, "
                     "\"test_acc\": %.6f, \"params_sha256\": \"%s\", \"ranks\": %d, \"model\": \"%s\", "
-                    "\"comm\": \"%s\"}\n", pos_epoch > o->epochs ? o->epochs : pos_epoch, r->step, test_loss,
-                    test_acc, hex, comm->size, r->model.spec, dlfs_run_comm_name(r));
+                    "\"comm\": \"%s\", \"backend\": \"%s\", \"precision\": \"%s\"}\n",
+                    pos_epoch > o->epochs ? o->epochs : pos_epoch, r->step, test_loss, test_acc, hex, comm->size,
+                    r->model.spec, dlfs_run_comm_name(r), r->be->name, dlfs_precision_name(o->precision));
             if (fflush(r->metrics) != 0)
                 st = dlfs_error_set(DLFS_ERR_IO, "--metrics %s: write failed", o->metrics);
         }

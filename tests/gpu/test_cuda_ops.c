@@ -14,8 +14,6 @@
 #include "dlfs/model.h"
 #include "testutil.h"
 
-void dlfs_cuda_set_math(int mode); /* src/backend/cuda/gemm.cu: 0 fp32, 1 tf32 */
-
 static const struct dlfs_backend *ref_, *dev_; /* CPU, and the backend under test */
 static unsigned long long seed_ = 2024;
 static int self_;                              /* --self: dev_ is the CPU too */
@@ -185,24 +183,68 @@ static void test_normalize(void)
 }
 
 /* ---- gemm ---- */
-static void gemm_case_(int m, int n, int k, int ta, int tb, int pad, float alpha, float beta)
+/* Both backends in precision `prec`. `shift` floats in front of A and B break the
+ * 16-byte alignment (the bf16 conversion's vector path must not be taken then). */
+static void gemm_case_(enum dlfs_precision prec, int m, int n, int k, int ta, int tb, int pad, int shift,
+                       float alpha, float beta)
 {
     const int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
     const size_t na = (size_t)(ta ? k : m) * lda, nb = (size_t)(tb ? n : k) * ldb, nc = (size_t)m * ldc;
     float *a = rnd_(na, 1), *b = rnd_(nb, 1), *c = rnd_(nc, 1);
     if (beta == 0.0f) for (size_t i = 0; i < nc; i++) c[i] = NAN; /* beta 0 must not read C */
-    float *da = gup_(dev_, a, na), *db = gup_(dev_, b, nb), *dc = gup_(dev_, c, nc);
-    float *ra = gup_(ref_, a, na), *rb = gup_(ref_, b, nb), *rc = gup_(ref_, c, nc);
-    dev_->gemm(ta, tb, m, n, k, alpha, da, lda, db, ldb, beta, dc, ldc);
-    ref_->gemm(ta, tb, m, n, k, alpha, ra, lda, rb, ldb, beta, rc, ldc);
-    char what[80];
-    snprintf(what, sizeof what, "gemm %dx%dx%d ta=%d tb=%d ld+%d a=%g b=%g", m, n, k, ta, tb, pad, alpha, beta);
-    /* fp32 sums of k products in another order: errors grow like sqrt(k) */
-    const struct tol t = {1e-9, 2e-5 * sqrt((double)k), 1e-4};
+    float *da = gnew_(dev_, na + shift), *db = gnew_(dev_, nb + shift), *dc = gup_(dev_, c, nc);
+    float *ra = gnew_(ref_, na + shift), *rb = gnew_(ref_, nb + shift), *rc = gup_(ref_, c, nc);
+    dev_->to_device(da + shift, a, na * sizeof *a); dev_->to_device(db + shift, b, nb * sizeof *b);
+    ref_->to_device(ra + shift, a, na * sizeof *a); ref_->to_device(rb + shift, b, nb * sizeof *b);
+    dev_->set_precision(prec); ref_->set_precision(prec);
+    dev_->gemm(ta, tb, m, n, k, alpha, da + shift, lda, db + shift, ldb, beta, dc, ldc);
+    ref_->gemm(ta, tb, m, n, k, alpha, ra + shift, lda, rb + shift, ldb, beta, rc, ldc);
+    dev_->set_precision(DLFS_PRECISION_FP32); ref_->set_precision(DLFS_PRECISION_FP32);
+    char what[96];
+    snprintf(what, sizeof what, "gemm %s %dx%dx%d ta=%d tb=%d ld+%d%s a=%g b=%g", dlfs_precision_name(prec), m,
+             n, k, ta, tb, pad, shift ? " unaligned" : "", alpha, beta);
+    /* fp32: sums of k products in another order, errors grow like sqrt(k).
+     * bf16: the CPU emulation rounds the operands to the same bits (lowp.h) and the
+     * products are exact, so only the tensor cores' fp32 accumulation differs.
+     * tf32: cuBLAS rounds the operands itself (maybe not to nearest even like the
+     * emulation): agreement to tf32's ~1e-3, not closer. */
+    struct tol t = {1e-9, 2e-5 * sqrt((double)k), 1e-4};
+    if (prec == DLFS_PRECISION_BF16) t = (struct tol){1e-9, 4e-5 * sqrt((double)k), 2e-4};
+    if (prec == DLFS_PRECISION_TF32) t = (struct tol){2e-6, 3e-3 * sqrt((double)k), 1e-2};
     cmp_dev_(what, dc, rc, nc, t);
-    gfree_(dev_, da, na, what); gfree_(dev_, db, nb, what); gfree_(dev_, dc, nc, what);
-    gfree_(ref_, ra, na, what); gfree_(ref_, rb, nb, what); gfree_(ref_, rc, nc, what);
+    gfree_(dev_, da, na + shift, what); gfree_(dev_, db, nb + shift, what); gfree_(dev_, dc, nc, what);
+    gfree_(ref_, ra, na + shift, what); gfree_(ref_, rb, nb + shift, what); gfree_(ref_, rc, nc, what);
     free(a); free(b); free(c);
+}
+
+/* The device's bf16/tf32 GEMM differs from the CPU's fp32 one by what operand
+ * rounding predicts (NMSE = 2^-2(p+1)/3, tests/unit/test_precision.c): fails if the
+ * device silently computed in fp32 (~1e-14). */
+static void gemm_rounds_(enum dlfs_precision prec, int mantissa_bits)
+{
+    const int m = 256, n = 256, k = 256;
+    float *a = rnd_((size_t)m * k, 1), *b = rnd_((size_t)k * n, 1);
+    float *da = gup_(dev_, a, (size_t)m * k), *db = gup_(dev_, b, (size_t)k * n), *dc = gnew_(dev_, (size_t)m * n);
+    float *ra = gup_(ref_, a, (size_t)m * k), *rb = gup_(ref_, b, (size_t)k * n), *rc = gnew_(ref_, (size_t)m * n);
+    dev_->set_precision(prec);
+    dev_->gemm(false, true, m, n, k, 1.0f, da, k, db, k, 0.0f, dc, n);
+    dev_->set_precision(DLFS_PRECISION_FP32);
+    ref_->gemm(false, true, m, n, k, 1.0f, ra, k, rb, k, 0.0f, rc, n);
+    float *g = gdown_(dev_, dc, (size_t)m * n), *w = gdown_(ref_, rc, (size_t)m * n);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < (size_t)m * n; i++) { num += ((double)g[i] - w[i]) * ((double)g[i] - w[i]); den += (double)w[i] * w[i]; }
+    const double nmse = num / den, pred = ldexp(1.0, -2 * (mantissa_bits + 1)) / 3.0;
+    /* tf32 on cuBLAS may truncate (4x the NMSE of rounding to nearest) */
+    const double hi = prec == DLFS_PRECISION_TF32 ? 8 * pred : 2 * pred;
+    CHECK(nmse > pred / 2 && nmse < hi, "%s gemm 256^3 vs fp32: NMSE %.3g, operand rounding predicts %.3g",
+          dlfs_precision_name(prec), nmse, pred);
+    if (nmse > pred / 2 && nmse < hi)
+        printf("  ok  %-52s NMSE %.2g (predicted %.2g)\n", prec == DLFS_PRECISION_BF16 ? "gemm bf16 vs fp32 "
+               "differs as rounding predicts" : "gemm tf32 vs fp32 differs as rounding predicts", nmse, pred);
+    free(g); free(w);
+    gfree_(dev_, da, (size_t)m * k, "lowp"); gfree_(dev_, db, (size_t)k * n, "lowp"); gfree_(dev_, dc, (size_t)m * n, "lowp");
+    gfree_(ref_, ra, (size_t)m * k, "lowp"); gfree_(ref_, rb, (size_t)k * n, "lowp"); gfree_(ref_, rc, (size_t)m * n, "lowp");
+    free(a); free(b);
 }
 
 static void test_gemm(void)
@@ -210,27 +252,20 @@ static void test_gemm(void)
     /* tiny, odd, the mlp's shapes (batch 128: forward, dW, dX), a big-K one */
     const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 33}, {128, 512, 784}, {512, 784, 128},
                              {128, 10, 512}, {257, 129, 2000}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++) {
-                gemm_case_(shapes[s][0], shapes[s][1], shapes[s][2], ta, tb, 0, 1.0f, 0.0f);
-                if (s < 3) gemm_case_(shapes[s][0], shapes[s][1], shapes[s][2], ta, tb, 3, 0.5f, 0.25f);
-            }
-    if (!self_) { /* TF32: same answer to ~1e-3 relative (10-bit mantissa inputs) */
-        dlfs_cuda_set_math(1);
-        const int m = 256, n = 256, k = 256;
-        float *a = rnd_((size_t)m * k, 1), *b = rnd_((size_t)k * n, 1);
-        float *da = gup_(dev_, a, (size_t)m * k), *db = gup_(dev_, b, (size_t)k * n), *dc = gnew_(dev_, (size_t)m * n);
-        float *ra = gup_(ref_, a, (size_t)m * k), *rb = gup_(ref_, b, (size_t)k * n), *rc = gnew_(ref_, (size_t)m * n);
-        dev_->gemm(false, true, m, n, k, 1.0f, da, k, db, k, 0.0f, dc, n);
-        ref_->gemm(false, true, m, n, k, 1.0f, ra, k, rb, k, 0.0f, rc, n);
-        const struct tol t = {1e-5, 0.05, 1e-2};
-        cmp_dev_("gemm 256x256x256 tf32", dc, rc, (size_t)m * n, t);
-        dlfs_cuda_set_math(0);
-        gfree_(dev_, da, (size_t)m * k, "tf32"); gfree_(dev_, db, (size_t)k * n, "tf32"); gfree_(dev_, dc, (size_t)m * n, "tf32");
-        gfree_(ref_, ra, (size_t)m * k, "tf32"); gfree_(ref_, rb, (size_t)k * n, "tf32"); gfree_(ref_, rc, (size_t)m * n, "tf32");
-        free(a); free(b);
+    for (int p = 0; p < DLFS_PRECISION_COUNT; p++) {
+        const enum dlfs_precision prec = (enum dlfs_precision)p;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++) {
+                    gemm_case_(prec, shapes[s][0], shapes[s][1], shapes[s][2], ta, tb, 0, 0, 1.0f, 0.0f);
+                    if (s < 3) gemm_case_(prec, shapes[s][0], shapes[s][1], shapes[s][2], ta, tb, 3, 0, 0.5f, 0.25f);
+                }
+        /* k == 0 (C = beta C), and operands off the 16-byte grid */
+        gemm_case_(prec, 5, 6, 0, 0, 0, 1, 0, 1.0f, 0.5f);
+        gemm_case_(prec, 64, 32, 48, 0, 1, 0, 1, 1.0f, 0.0f);
     }
+    gemm_rounds_(DLFS_PRECISION_BF16, 7);
+    gemm_rounds_(DLFS_PRECISION_TF32, 10);
 }
 
 /* ---- activations and column sums ---- */

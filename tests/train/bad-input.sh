@@ -25,6 +25,7 @@ done
 t_expect_error "negative lr" 2 "--lr '-0.1'" "${run[@]}" --data "$fm" --lr -0.1
 t_expect_error "batch 0" 2 "--batch '0'" "${run[@]}" --data "$fm" --batch 0
 t_expect_error "batch larger than the dataset" 2 "larger than the 60000 training samples" "${run[@]}" --data "$fm" --batch 70000
+t_expect_error "unknown precision" 2 "--precision 'fp16': expected one of: fp32 tf32 bf16" "${run[@]}" --data "$fm" --precision fp16
 t_expect_error "unknown option" 2 "--bogus" "${run[@]}" --data "$fm" --bogus
 t_expect_error "missing --data" 2 "--data FILE is required" "${run[@]}" --epochs 1
 t_expect_error "cuda without GPU" 1 "--device cuda" "${run[@]}" --data "$fm" --device cuda

@@ -97,6 +97,7 @@ static void test_options(void)
         {"--data x.h5 --epochs 0", "--epochs"},
         {"--data x.h5 --optim rmsprop", "--optim 'rmsprop'"},
         {"--data x.h5 --device tpu", "--device 'tpu'"},
+        {"--data x.h5 --precision fp16", "--precision 'fp16': expected one of: fp32 tf32 bf16"},
         {"--data x.h5 --schedule step", "--schedule"},
         {"--data x.h5 --batch 64 --batch-per-rank 32", "--batch-per-rank"},
         {"--data x.h5 --nesterov", "--nesterov"},
@@ -117,6 +118,16 @@ static void test_options(void)
     CHECK(dlfs_options_digest(&a) != dlfs_options_digest(&b), "digest sees the lr");
     parse_("--data x.h5 --lr 0.01 --quiet --threads 1", &b);
     CHECK(dlfs_options_digest(&a) == dlfs_options_digest(&b), "digest ignores rank-local output options");
+    CHECK(a.precision == DLFS_PRECISION_FP32, "default precision %d", (int)a.precision);
+    for (int p = 1; p < DLFS_PRECISION_COUNT; p++) { /* results change with it: it is in the digest */
+        char line[64];
+        snprintf(line, sizeof line, "--data x.h5 --lr 0.01 --precision %s", dlfs_precision_name(p));
+        CHECK(parse_(line, &b) == DLFS_OK && (int)b.precision == p, "%s", line);
+        CHECK(dlfs_options_digest(&a) != dlfs_options_digest(&b), "digest sees --precision %s",
+              dlfs_precision_name(p));
+        CHECK((int)dlfs_precision_parse(dlfs_precision_name(p)) == p, "name/parse round trip %d", p);
+    }
+    CHECK(dlfs_precision_parse("fp16") == DLFS_PRECISION_COUNT, "fp16 is not a precision");
 }
 
 static void test_buckets(void)

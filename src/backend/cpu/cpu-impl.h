@@ -5,6 +5,7 @@
 
 void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);
+void cpu_set_precision(enum dlfs_precision p);
 void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act);
 void cpu_act_bwd(float *dz, const float *da, const float *z, const float *a, size_t n,
                  enum dlfs_act act);

@@ -95,6 +95,7 @@ static const struct dlfs_backend cpu_backend_ = {
     .mul = cpu_mul,
     .batchnorm_fwd = cpu_batchnorm_fwd,
     .batchnorm_bwd = cpu_batchnorm_bwd,
+    .set_precision = cpu_set_precision,
     .set_threads = cpu_set_threads,
 };
 

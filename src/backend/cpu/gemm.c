@@ -1,10 +1,64 @@
-/* GEMM through OpenBLAS. */
+/* GEMM through OpenBLAS, in fp32 or emulating the GPU's TF32/BF16 numerics.
+ *
+ * The emulation rounds both operands exactly as the CUDA backend does (the shared
+ * src/backend/lowp.h) into packed scratch, then runs sgemm on them: products of
+ * bf16 (or tf32) values are exact in fp32, so what remains is fp32 accumulation,
+ * as on the tensor cores. It costs a pass over both operands per call, which is
+ * small next to the GEMM for the layer shapes we train, but the CPU does not get
+ * faster: it is there so that --precision means the same on every backend and is
+ * tested where no GPU is. */
 #include <cblas.h>
+#include <stdlib.h>
 #include "backend/cpu/cpu-impl.h"
+#include "backend/lowp.h"
+
+static enum dlfs_precision precision_ = DLFS_PRECISION_FP32;
+
+void cpu_set_precision(enum dlfs_precision p)
+{
+    DLFS_ASSERT_MSG((unsigned)p < DLFS_PRECISION_COUNT, "unknown precision");
+    precision_ = p;
+}
+
+/* Grow-on-demand scratch for the two rounded operands (process lifetime; the
+ * trainer calls gemm from one thread per rank). */
+static float *scratch_[2];
+static size_t scratch_cap_[2];
+
+/* x(rows, cols) with leading dimension ld, rounded, into scratch `slot` packed
+ * (leading dimension cols). */
+static const float *round_(int slot, const float *x, int rows, int cols, int ld, enum dlfs_precision p)
+{
+    const size_t n = (size_t)rows * cols;
+    if (n > scratch_cap_[slot]) {
+        free(scratch_[slot]);
+        scratch_[slot] = dlfs_malloc(n * sizeof(float));
+        scratch_cap_[slot] = n;
+    }
+    float *out = scratch_[slot];
+    for (int r = 0; r < rows; r++) {
+        const float *src = x + (size_t)r * ld;
+        float *dst = out + (size_t)r * cols;
+        if (p == DLFS_PRECISION_BF16)
+            for (int c = 0; c < cols; c++) dst[c] = dlfs_round_bf16(src[c]);
+        else
+            for (int c = 0; c < cols; c++) dst[c] = dlfs_round_tf32(src[c]);
+    }
+    return out;
+}
 
 void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc)
 {
+    if (precision_ != DLFS_PRECISION_FP32 && m > 0 && n > 0 && k > 0) {
+        /* stored shapes: A is (m, k) or (k, m) transposed; B is (k, n) or (n, k) */
+        const int ar = trans_a ? k : m, ac = trans_a ? m : k;
+        const int br = trans_b ? n : k, bc = trans_b ? k : n;
+        a = round_(0, a, ar, ac, lda, precision_);
+        b = round_(1, b, br, bc, ldb, precision_);
+        lda = ac;
+        ldb = bc;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

@@ -26,7 +26,7 @@ struct cuda_ctx {
     int sm_count;          // for sizing grid-stride launches
     cudaStream_t stream;   // every op runs here, in order (never the legacy stream)
     cublasHandle_t blas;   // bound to `stream`
-    int math_mode;         // 0 fp32 strict, 1 tf32 (dlfs_cuda_set_math)
+    int precision;         // enum dlfs_precision of the GEMMs (gemm.cu, the table's set_precision)
     int debug_sync;        // DLFS_CUDA_SYNC=1: synchronise after every launch
 };
 extern struct cuda_ctx cuda_ctx_;
@@ -78,6 +78,7 @@ static inline unsigned cuda_grid_(size_t n, unsigned threads)
 void cuda_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc);
 void cuda_apply_math_mode_(void);
+void cuda_set_precision(enum dlfs_precision p);
 void cuda_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act);
 void cuda_act_bwd(float *dz, const float *da, const float *z, const float *a, size_t n,
                   enum dlfs_act act);
@@ -126,9 +127,6 @@ int dlfs_cuda_probe_(char *why, size_t why_len);
 // old, ...). Once per process; a second call with the same device is a no-op.
 int dlfs_cuda_init_(int device, char *why, size_t why_len);
 const struct dlfs_backend *dlfs_backend_cuda_(void);
-// GEMM math: 0 = strict fp32 (default), 1 = TF32 tensor cores. May be called before
-// or after dlfs_cuda_init_; applies to every later gemm.
-void dlfs_cuda_set_math(int mode);
 }
 
 #endif

@@ -192,6 +192,7 @@ static const struct dlfs_backend cuda_backend_ = {
     .mul = cuda_mul,
     .batchnorm_fwd = cuda_batchnorm_fwd,
     .batchnorm_bwd = cuda_batchnorm_bwd,
+    .set_precision = cuda_set_precision,
     .set_threads = nullptr, // no host threads to tune
     // the MPI path's staging through pinned host memory (stage.cu)
     .pinned_alloc = cuda_pinned_alloc,
