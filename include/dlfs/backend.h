@@ -182,6 +182,34 @@ struct dlfs_backend {
     void (*pinned_free)(void *p);
     void (*stage_to_host)(void *dst, const void *src, size_t bytes, int slot);
     int (*stage_test)(int slot, bool wait);
+
+    /* ---- the training-step pipeline (src/train/step.c; all but gather_u8 optional) ---- */
+
+    /* Batch assembly from a dataset held in backend memory: for i < rows, image
+     * idx[i] of images (N, channels, plane) uint8 becomes row i of dst(rows,
+     * channels * plane), normalised exactly as normalize_u8 does, and
+     * labels_out[i] = labels[idx[i]]. idx in backend memory; mean/std host arrays. */
+    void (*gather_u8)(float *dst, int32_t *labels_out, const uint8_t *images, const uint8_t *labels,
+                      const uint32_t *idx, int rows, int channels, size_t plane, const double *mean,
+                      const double *std);
+    /* Optional: page-locked host memory for staging (NULL on failure), its free. */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
+    /* Optional: host to device without waiting; `src` (from host_alloc) must stay
+     * unchanged until the next sync or to_host. NULL: use to_device. */
+    void (*to_device_async)(void *dst, const void *src, size_t bytes);
+    /* Optional: bytes of backend memory free now (NULL: host memory, no limit known). */
+    size_t (*mem_free)(void);
+    /* Optional (CUDA graphs): graph_begin starts recording the ops issued from now
+     * on (they do not run) and returns 0, or -1 when it cannot record here; then
+     * only kernel-issuing ops may be called (no to_device, to_host, sync, alloc,
+     * free) until graph_end, which returns a replayable graph, or NULL when the
+     * recording failed (the ops are then lost: issue them again). graph_launch
+     * replays one asynchronously, ordered like any op; graph_free releases one. */
+    int (*graph_begin)(void);
+    void *(*graph_end)(void);
+    void (*graph_launch)(void *graph);
+    void (*graph_free)(void *graph);
 };
 #define DLFS_STAGE_SLOTS 128
 

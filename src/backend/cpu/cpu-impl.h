@@ -14,6 +14,9 @@ void cpu_softmax_xent(const float *logits, const int32_t *labels, int rows, int 
                       float grad_scale, float *dlogits, double *stats);
 void cpu_normalize_u8(float *dst, const uint8_t *src, size_t n, int channels, size_t plane,
                       const double *mean, const double *std);
+void cpu_gather_u8(float *dst, int32_t *labels_out, const uint8_t *images, const uint8_t *labels,
+                   const uint32_t *idx, int rows, int channels, size_t plane, const double *mean,
+                   const double *std);
 void cpu_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
 void cpu_adam_update(size_t n, float *p, const float *g, float *m, float *v,
                      const struct dlfs_optim_hp *hp);

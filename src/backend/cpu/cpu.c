@@ -97,6 +97,8 @@ static const struct dlfs_backend cpu_backend_ = {
     .batchnorm_bwd = cpu_batchnorm_bwd,
     .set_precision = cpu_set_precision,
     .set_threads = cpu_set_threads,
+    .gather_u8 = cpu_gather_u8,
+    /* host memory already: no pinned staging, no async copies, no graphs */
 };
 
 const struct dlfs_backend *dlfs_backend_cpu(void) { return &cpu_backend_; }

@@ -149,6 +149,18 @@ extern "C" int dlfs_cuda_init_(int device, char *why, size_t why_len)
         return -1;
     }
     CUBLAS_CHECK(cublasSetStream(cuda_ctx_.blas, cuda_ctx_.stream));
+    // A workspace of the handle's own, set AFTER cublasSetStream (which resets it to
+    // the default pool): cuBLAS then never allocates one while a CUDA graph records
+    // (graph.cu), and eager and captured GEMMs use the same one. 32 MiB is NVIDIA's
+    // recommendation for Hopper (4 MiB suffices before it). Lives as long as the process.
+    const size_t ws_bytes = (size_t)32 << 20;
+    void *ws = nullptr;
+    if (cudaMalloc(&ws, ws_bytes) != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(why, why_len, "GPU %d: no memory for the cuBLAS workspace (%zu MiB)", device, ws_bytes >> 20);
+        return -1;
+    }
+    CUBLAS_CHECK(cublasSetWorkspace(cuda_ctx_.blas, ws, ws_bytes));
     e = cuda_loss_init_(); // fixed-size scratch: nothing is allocated on the hot path
     if (e != cudaSuccess) {
         snprintf(why, why_len, "GPU %d: %s: %s", device, cudaGetErrorName(e), cudaGetErrorString(e));
@@ -199,6 +211,15 @@ static const struct dlfs_backend cuda_backend_ = {
     .pinned_free = cuda_pinned_free,
     .stage_to_host = cuda_stage_to_host,
     .stage_test = cuda_stage_test,
+    .gather_u8 = cuda_gather_u8,
+    .host_alloc = cuda_host_alloc,
+    .host_free = cuda_host_free,
+    .to_device_async = cuda_to_device_async,
+    .mem_free = cuda_mem_free,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_free = cuda_graph_free,
 };
 
 extern "C" const struct dlfs_backend *dlfs_backend_cuda_(void)
