@@ -52,6 +52,10 @@ struct dlfs_options {
     int keep;                  /* newest checkpoints kept (0: all) */
     const char *resume;        /* "latest" or a file */
     bool eval_only;
+    /* the step pipeline (results are bit-identical whichever is chosen) */
+    bool data_on_device;  /* keep the splits in backend memory when they fit (default) */
+    bool prefetch;        /* staged batches: assemble the next one on a thread (default) */
+    int cuda_graph;       /* -1 auto (on where the backend has graphs), 0 off, 1 on */
     /* benchmark */
     bool bench;
     int steps;

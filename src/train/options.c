@@ -73,6 +73,13 @@ static const char usage_[] =
 "                         operands (10-/7-bit mantissa), sum in fp32; weights, gradients and\n"
 "                         optimizer state stay fp32. Fast on CUDA tensor cores; the CPU\n"
 "                         backend emulates them exactly, a little slower than fp32\n"
+"  --data-on-device auto|off  auto: keep the dataset in device memory when it fits (half\n"
+"                         the free memory) and gather each batch there (default auto)\n"
+"  --prefetch on|off      batches not gathered on the device: a thread assembles the next\n"
+"                         one while the step computes (default on)\n"
+"  --cuda-graph on|off    record the step's forward/backward once, replay it (one rank,\n"
+"                         fast mode, data on the device, no dropout; default on; the cpu\n"
+"                         backend has no graphs and ignores it). Same bits either way\n"
 "  --threads N            BLAS threads per rank (default: cores / ranks on the node; 1 in\n"
 "                         deterministic mode)\n"
 "  --eval-batch N         evaluation chunk size (default 1000)\n"
@@ -94,7 +101,7 @@ enum {
     O_SEED, O_MAX_STEPS, O_DET, O_VSHARDS, O_BUCKET, O_CHECK_SYNC, O_DEVICE, O_THREADS,
     O_EVAL_BATCH, O_METRICS, O_PROGRESS, O_QUIET, O_BENCH, O_STEPS, O_BENCH_WARMUP, O_VERSION,
     O_CKPT_DIR, O_CKPT_EVERY, O_KEEP, O_RESUME, O_EVAL, O_AUG_CROP, O_AUG_FLIP, O_COMM, O_COMM_TIMEOUT,
-    O_PRECISION,
+    O_PRECISION, O_DATA_ON_DEVICE, O_PREFETCH, O_CUDA_GRAPH,
 };
 
 static const struct option long_[] = {
@@ -120,7 +127,9 @@ static const struct option long_[] = {
     {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"keep", required_argument, 0, O_KEEP},
     {"resume", required_argument, 0, O_RESUME}, {"eval", no_argument, 0, O_EVAL},
     {"comm", required_argument, 0, O_COMM}, {"comm-timeout", required_argument, 0, O_COMM_TIMEOUT},
-    {"precision", required_argument, 0, O_PRECISION}, {0, 0, 0, 0},
+    {"precision", required_argument, 0, O_PRECISION},
+    {"data-on-device", required_argument, 0, O_DATA_ON_DEVICE}, {"prefetch", required_argument, 0, O_PREFETCH},
+    {"cuda-graph", required_argument, 0, O_CUDA_GRAPH}, {0, 0, 0, 0},
 };
 
 static enum dlfs_status bad_(const char *opt, const char *val, const char *want)
@@ -185,6 +194,8 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     static const char *const devices[] = {"cpu", "cuda", "auto"};
     static const char *const comms[] = {"auto", "mpi", "nccl"}; /* enum dlfs_comm_path order */
     static const char *const precisions[] = {"fp32", "tf32", "bf16"}; /* enum dlfs_precision order */
+    static const char *const autooff[] = {"off", "auto"};
+    static const char *const onoff[] = {"off", "on"};
     memset(o, 0, sizeof *o);
     o->model = "mlp";
     o->epochs = 10;
@@ -206,6 +217,9 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     o->steps = 30;
     o->bench_warmup = 3;
     o->keep = 3;
+    o->data_on_device = true;
+    o->prefetch = true;
+    o->cuda_graph = -1;
     *exit_now = false;
 
     optind = 1;
@@ -281,6 +295,9 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
         case O_KEEP: DLFS_TRY(int_(name, a, 0, 1000000, &iv)); o->keep = (int)iv; break;
         case O_RESUME: o->resume = a; break;
         case O_EVAL: o->eval_only = true; break;
+        case O_DATA_ON_DEVICE: DLFS_TRY(choice_(name, a, autooff, 2, &choice)); o->data_on_device = choice; break;
+        case O_PREFETCH: DLFS_TRY(choice_(name, a, onoff, 2, &choice)); o->prefetch = choice; break;
+        case O_CUDA_GRAPH: DLFS_TRY(choice_(name, a, onoff, 2, &choice)); o->cuda_graph = choice; break;
         case ':':
             return dlfs_error_set(DLFS_ERR_USAGE, "option '%s' needs a value (see --help)", argv[optind - 1]);
         default:
@@ -318,6 +335,8 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     return DLFS_OK;
 }
 
+/* The pipeline options (--data-on-device, --prefetch, --cuda-graph) are left out
+ * on purpose: they change no bits, so ranks and resumed runs may differ in them. */
 void dlfs_options_describe(const struct dlfs_options *o, char *buf, size_t len)
 {
     snprintf(buf, len,

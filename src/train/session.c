@@ -126,8 +126,11 @@ static enum dlfs_status alloc_(struct dlfs_run *r)
     if (r->have_ds && r->o->eval_batch > rows) rows = r->o->eval_batch;
     DLFS_TRY(dlfs_workspace_init(&r->ws, &r->model, be, rows));
     r->stage_rows = rows;
-    r->host_img = dlfs_malloc((size_t)rows * r->model.input_dim);
-    r->host_lab = dlfs_malloc((size_t)rows * sizeof(int32_t));
+    /* host staging holds a whole local batch (all passes: staged and prefetched
+     * batches are assembled at once) or an evaluation chunk */
+    const size_t hrows = (size_t)(rows > r->local_batch ? rows : r->local_batch);
+    r->host_img = dlfs_malloc(hrows * r->model.input_dim);
+    r->host_lab = dlfs_malloc(hrows * sizeof(int32_t));
     if (!(r->dev_img = be->alloc((size_t)rows * r->model.input_dim)))
         return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for a batch of %d images", be->name, rows);
     for (int l = 0; l < r->model.num_layers; l++) r->boundaries[l] = r->model.layers[l].w_off;
@@ -166,6 +169,73 @@ const char *dlfs_run_comm_name(const struct dlfs_run *r)
     if (r->comm->size == 1) return "none";
     if (r->o->deterministic) return "mpi-tree";
     return r->be->host_memory ? "mpi" : "mpi-staged";
+}
+
+/* Keep a split in backend memory for gather_u8: host-memory backends use the
+ * split's own arrays; devices get a copy when both splits together take at most
+ * half of the free memory (the rest is the model's to grow into: eval chunks,
+ * other processes). Returns 1 when resident. */
+static int resident_init_(struct dlfs_run *r, struct dlfs_resident *res, const struct dlfs_split *split,
+                          size_t budget)
+{
+    const struct dlfs_backend *be = r->be;
+    const size_t bytes = split->n * (size_t)r->model.input_dim;
+    if (be->host_memory) {
+        *res = (struct dlfs_resident){.split = split, .img = split->images, .lab = split->labels};
+        return 1;
+    }
+    if (bytes + split->n > budget) return 0;
+    uint8_t *img = be->alloc(bytes), *lab = be->alloc(split->n);
+    if (!img || !lab) { /* too big after all: the staged path works everywhere */
+        be->free(img);
+        be->free(lab);
+        return 0;
+    }
+    be->to_device(img, split->images, bytes);
+    be->to_device(lab, split->labels, split->n);
+    *res = (struct dlfs_resident){.split = split, .img = img, .lab = lab, .owned = 1};
+    return 1;
+}
+
+enum dlfs_status dlfs_run_pipeline_init(struct dlfs_run *r)
+{
+    const struct dlfs_options *o = r->o;
+    const struct dlfs_backend *be = r->be;
+    const struct dlfs_split *splits[2] = {&r->ds.train, &r->ds.test};
+    int on_dev = 0;
+    if (o->data_on_device && be->gather_u8) {
+        size_t budget = be->mem_free ? be->mem_free() / 2 : (size_t)-1;
+        for (int i = 0; i < 2; i++) {
+            if (!splits[i]->n || !resident_init_(r, &r->res[i], splits[i], budget)) continue;
+            budget -= splits[i]->n * ((size_t)r->model.input_dim + 1);
+            on_dev |= 1 << i;
+        }
+    }
+    const int augment = o->augment_crop || o->augment_flip;
+    const int train_gathered = (on_dev & 1) && !augment; /* augmentation is host code: staged */
+    enum dlfs_status st = DLFS_OK;
+    if (!train_gathered && o->prefetch) st = dlfs_prefetch_init(&r->prefetch, r, r->local_batch);
+    DLFS_TRY(dlfs_comm_agree(r->comm, st));
+
+    int dropout = 0;
+    for (int l = 0; l < r->model.num_layers; l++) dropout |= r->model.layers[l].type == DLFS_LAYER_DROPOUT;
+    /* A graph needs every step to issue the same kernels with the same arguments:
+     * no per-step dropout key (passed by value), one pass, no reduction to
+     * interleave (a multi-rank reduction is not recorded), data gathered from a
+     * fixed id buffer. */
+    const char *why_not = !be->graph_begin ? "not on this backend"
+                          : o->cuda_graph == 0 ? "off"
+                          : r->comm->size > 1 ? "off: several ranks"
+                          : r->passes > 1 ? "off: deterministic passes"
+                          : !train_gathered ? "off: data not gathered on the device"
+                          : dropout ? "off: dropout draws per step" : NULL;
+    r->graph_on = why_not == NULL;
+    snprintf(r->pipeline, sizeof r->pipeline, "data %s%s; CUDA graph %s",
+             train_gathered ? "on the device, gathered per step"
+             : r->prefetch.started ? "staged per batch, prefetch thread" : "staged per batch",
+             !train_gathered && r->prefetch.started && r->prefetch.stage[0].pinned ? " (pinned)" : "",
+             r->graph_on ? "on (recorded after 1 eager step)" : why_not);
+    return DLFS_OK;
 }
 
 enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
@@ -228,6 +298,7 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     }
     r->ws.buffers = r->bufs;
     r->ws.bn_group = r->bn_group;
+    if (with_data) DLFS_TRY(dlfs_run_pipeline_init(r));
     return DLFS_OK;
 }
 
@@ -237,6 +308,13 @@ void dlfs_run_free(struct dlfs_run *r)
     if (r->metrics) fclose(r->metrics);
     if (r->trace) fclose(r->trace);
     if (be) {
+        dlfs_prefetch_free(&r->prefetch, be); /* joins the thread: before the split goes */
+        if (r->graph) be->graph_free(r->graph);
+        for (int i = 0; i < 2; i++)
+            if (r->res[i].owned) {
+                be->free(r->res[i].img);
+                be->free(r->res[i].lab);
+            }
         if (r->ws.be) dlfs_workspace_free(&r->ws, &r->model);
         be->free(r->params);
         for (int i = 0; i < r->passes; i++) be->free(r->grads[i]);

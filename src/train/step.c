@@ -37,25 +37,33 @@ static void augment_(const struct dlfs_run *r, uint8_t *img, uint32_t sample, ui
             }
 }
 
-/* Fill ws->x / ws->labels with the split's rows idx[0..rows); training rows are
- * augmented when the options ask for it (key != 0). */
-static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx, int rows,
-                       uint64_t aug_key)
+void dlfs_run_assemble(const struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx, int rows,
+                       uint64_t aug_key, uint8_t *img, int32_t *lab)
 {
-    const double t0 = dlfs_now();
     const size_t dim = (size_t)r->model.input_dim;
     uint8_t *tmp = aug_key ? dlfs_malloc(dim) : NULL;
     for (int i = 0; i < rows; i++) {
-        memcpy(r->host_img + i * dim, split->images + (size_t)idx[i] * dim, dim);
-        r->host_lab[i] = split->labels[idx[i]];
-        if (aug_key) augment_(r, r->host_img + i * dim, idx[i], aug_key, tmp);
+        memcpy(img + i * dim, split->images + (size_t)idx[i] * dim, dim);
+        lab[i] = split->labels[idx[i]];
+        if (aug_key) augment_(r, img + i * dim, idx[i], aug_key, tmp);
     }
     free(tmp);
-    r->be->to_device(r->dev_img, r->host_img, (size_t)rows * dim);
-    r->be->to_device(r->ws.labels, r->host_lab, (size_t)rows * sizeof(int32_t));
-    r->be->to_device(r->ws.ids, idx, (size_t)rows * sizeof(uint32_t)); /* dropout's key: the sample, not the rank */
-    r->be->normalize_u8(r->ws.x, r->dev_img, (size_t)rows, r->ds.c, (size_t)r->ds.h * r->ds.w,
-                        r->ds.mean, r->ds.std);
+}
+
+/* ws->x / ws->labels / ws->ids from host staging img/lab (rows of samples idx):
+ * upload, then normalise on the device. `async`: img/lab are pinned stages that
+ * stay untouched until the step's closing to_host. */
+static void upload_rows_(struct dlfs_run *r, const uint8_t *img, const int32_t *lab, const uint32_t *idx, int rows,
+                         int async)
+{
+    const struct dlfs_backend *be = r->be;
+    const double t0 = dlfs_now();
+    void (*put)(void *, const void *, size_t) = async && be->to_device_async ? be->to_device_async : be->to_device;
+    put(r->dev_img, img, (size_t)rows * r->model.input_dim);
+    put(r->ws.labels, lab, (size_t)rows * sizeof(int32_t));
+    be->to_device(r->ws.ids, idx, (size_t)rows * sizeof(uint32_t)); /* dropout's key: the sample, not the rank */
+    be->normalize_u8(r->ws.x, r->dev_img, (size_t)rows, r->ds.c, (size_t)r->ds.h * r->ds.w, r->ds.mean,
+                     r->ds.std);
     r->t_data += dlfs_now() - t0;
 }
 
@@ -72,6 +80,40 @@ static void fault_stall_(const struct dlfs_run *r)
     fprintf(stderr, "dlfs: DLFS_FAULT_COMM_STALL: rank %d stalls %d s at step %ld (test hook)\n", rank, secs, step);
     fflush(stderr);
     sleep((unsigned)secs);
+}
+
+/* The same from a resident split: gather_u8 reads the rows named by ws->ids. */
+static void gather_rows_(struct dlfs_run *r, const struct dlfs_resident *res, int rows)
+{
+    r->be->gather_u8(r->ws.x, r->ws.labels, res->img, res->lab, r->ws.ids, rows, r->ds.c, (size_t)r->ds.h * r->ds.w,
+                     r->ds.mean, r->ds.std);
+}
+
+/* Unaugmented rows of `split` come from backend memory when it is resident. */
+static const struct dlfs_resident *resident_(const struct dlfs_run *r, const struct dlfs_split *split,
+                                             uint64_t aug_key)
+{
+    if (aug_key) return NULL; /* augmentation is host code: staged path (with the prefetch thread) */
+    for (int i = 0; i < 2; i++)
+        if (r->res[i].split == split) return &r->res[i];
+    return NULL;
+}
+
+/* Eval/one-off batches: rows idx[0..rows) of split into ws, unaugmented. */
+static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx, int rows)
+{
+    const struct dlfs_resident *res = resident_(r, split, 0);
+    if (res) {
+        const double t0 = dlfs_now();
+        r->be->to_device(r->ws.ids, idx, (size_t)rows * sizeof(uint32_t));
+        gather_rows_(r, res, rows);
+        r->t_data += dlfs_now() - t0;
+        return;
+    }
+    const double t0 = dlfs_now();
+    dlfs_run_assemble(r, split, idx, rows, 0, r->host_img, r->host_lab);
+    r->t_data += dlfs_now() - t0;
+    upload_rows_(r, r->host_img, r->host_lab, idx, rows, 0);
 }
 
 static void layer_done_(int layer, void *ctx)
@@ -138,23 +180,113 @@ static void update_(struct dlfs_run *r)
     }
 }
 
+/* Augmentation key of a step (0: no augmentation). */
+static uint64_t aug_key_(const struct dlfs_run *r, long step)
+{
+    return r->o->augment_crop || r->o->augment_flip ? dlfs_key(r->seed, DLFS_KEY_AUGMENT, (uint64_t)step) | 1 : 0;
+}
+
+/* This rank's staged batch (samples mine[0..local_batch)): the prefetch thread's
+ * stage when it holds exactly this batch, else assembled here; then the next
+ * step's batch goes to the thread. A stage handed out here stays untouched until
+ * the step after next posts into it, and every step ends with a to_host (a
+ * sync): its asynchronous uploads are done by then. */
+static void stage_batch_(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *mine,
+                         const uint32_t *next, uint64_t aug_key, const uint8_t **img, const int32_t **lab,
+                         int *async)
+{
+    const double t0 = dlfs_now();
+    const int rows = r->local_batch;
+    const struct dlfs_stage *s =
+        r->prefetch.started ? dlfs_prefetch_take(&r->prefetch, split, mine, rows, aug_key) : NULL;
+    if (s) {
+        *img = s->img;
+        *lab = s->lab;
+        *async = s->pinned;
+    } else {
+        dlfs_run_assemble(r, split, mine, rows, aug_key, r->host_img, r->host_lab);
+        *img = r->host_img;
+        *lab = r->host_lab;
+        *async = 0;
+    }
+    if (r->prefetch.started && next)
+        dlfs_prefetch_post(&r->prefetch, split, next + (size_t)r->comm->rank * rows, rows, aug_key_(r, r->step + 1));
+    r->t_data += dlfs_now() - t0;
+}
+
+/* What the CUDA graph holds (r->graph_on: one pass, one rank, resident
+ * unaugmented data, no dropout): from the zeroed loss sums to the gradients,
+ * only kernels with fixed pointers, shapes and arguments. The sample ids are
+ * read from ws->ids, uploaded before each replay. */
+static void graph_body_(struct dlfs_run *r, const struct dlfs_resident *res, float scale)
+{
+    const struct dlfs_backend *be = r->be;
+    be->fill((float *)r->ws.stats, 0.0f, 4);
+    gather_rows_(r, res, r->pass_rows);
+    if (r->nbuf) be->fill(r->bstats[0], 0.0f, r->nbuf);
+    r->ws.bn_stats = r->nbuf ? r->bstats[0] : NULL;
+    dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
+    dlfs_model_loss(&r->model, &r->ws, r->pass_rows, scale);
+    dlfs_model_backward(&r->model, &r->ws, r->params, r->grads[0], r->pass_rows, NULL, NULL);
+}
+
+/* Record after one eager warm-up step (cuBLAS heuristics, lazily loaded
+ * kernels), then replay: the same kernels in the same order, so the same bits
+ * as --cuda-graph off. No host wait here: the step's closing to_host waits. */
+static void graph_step_(struct dlfs_run *r, const struct dlfs_resident *res, const uint32_t *mine, float scale)
+{
+    const struct dlfs_backend *be = r->be;
+    double t0 = dlfs_now();
+    be->to_device(r->ws.ids, mine, (size_t)r->pass_rows * sizeof(uint32_t));
+    r->t_data += dlfs_now() - t0;
+    t0 = dlfs_now();
+    if (!r->graph && r->graph_warm) {
+        if (be->graph_begin() == 0) {
+            graph_body_(r, res, scale);
+            r->graph = be->graph_end(); /* NULL: nothing ran; eager below and from now on */
+        }
+        if (!r->graph) r->graph_on = 0;
+    }
+    if (r->graph) {
+        be->graph_launch(r->graph);
+    } else {
+        graph_body_(r, res, scale);
+        r->graph_warm = 1;
+    }
+    r->t_compute += dlfs_now() - t0;
+}
+
 double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx)
 {
     const struct dlfs_backend *be = r->be;
     const float scale = 1.0f / (float)r->global_batch;
     const uint32_t *mine = idx + (size_t)r->comm->rank * r->local_batch;
+    const uint32_t *next = r->next_idx;
+    r->next_idx = NULL;
     double stats[2] = {0, 0};
     fault_stall_(r);
-    be->fill((float *)r->ws.stats, 0.0f, 4); /* two doubles: all-zero bits */
     if (r->trace) {
         for (int i = 0; i < r->local_batch; i++) fprintf(r->trace, "%u\n", mine[i]);
     }
     r->ws.training = 1;
     r->ws.key = dlfs_key(r->seed, DLFS_KEY_DROPOUT, (uint64_t)r->step);
-    const uint64_t aug_key = r->o->augment_crop || r->o->augment_flip
-                                 ? dlfs_key(r->seed, DLFS_KEY_AUGMENT, (uint64_t)r->step) | 1 : 0;
-    for (int p = 0; p < r->passes; p++) {
-        load_rows_(r, split, mine + (size_t)p * r->pass_rows, r->pass_rows, aug_key);
+    const uint64_t aug_key = aug_key_(r, r->step);
+    const struct dlfs_resident *res = resident_(r, split, aug_key);
+    const uint8_t *img = NULL;
+    const int32_t *lab = NULL;
+    int async = 0;
+    int passes = r->passes;
+    if (r->graph_on && res == &r->res[0]) {
+        graph_step_(r, res, mine, scale);
+        passes = 0; /* the graph ran the one pass */
+    } else {
+        if (!res) stage_batch_(r, split, mine, next, aug_key, &img, &lab, &async);
+        be->fill((float *)r->ws.stats, 0.0f, 4); /* two doubles: all-zero bits */
+    }
+    for (int p = 0; p < passes; p++) {
+        const size_t off = (size_t)p * r->pass_rows;
+        if (res) load_rows_(r, split, mine + off, r->pass_rows);
+        else upload_rows_(r, img + off * r->model.input_dim, lab + off, mine + off, r->pass_rows, async);
         const double t0 = dlfs_now();
         if (r->nbuf) be->fill(r->bstats[p], 0.0f, r->nbuf);
         r->ws.bn_stats = r->nbuf ? r->bstats[p] : NULL;
@@ -206,7 +338,7 @@ void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, doubl
     for (size_t i = lo; i < hi; i += (size_t)r->stage_rows) {
         int rows = (int)(hi - i < (size_t)r->stage_rows ? hi - i : (size_t)r->stage_rows);
         for (int j = 0; j < rows; j++) idx[j] = (uint32_t)(i + j);
-        load_rows_(r, split, idx, rows, 0);
+        load_rows_(r, split, idx, rows);
         dlfs_model_forward(&r->model, &r->ws, r->params, rows);
         dlfs_model_loss(&r->model, &r->ws, rows, 0.0f);
     }

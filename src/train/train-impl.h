@@ -2,12 +2,48 @@
 #ifndef DLFS_TRAIN_IMPL_H
 #define DLFS_TRAIN_IMPL_H
 
+#include <pthread.h>
 #include <stdio.h>
 #include "dlfs/backend.h"
 #include "dlfs/comm.h"
 #include "dlfs/dataset.h"
 #include "dlfs/model.h"
 #include "dlfs/train.h"
+
+/* One assembled local batch in host staging (prefetch.c). */
+struct dlfs_stage {
+    void *block;                  /* lab then img, one allocation (pinned when `pinned`) */
+    int32_t *lab;                 /* (rows) */
+    uint8_t *img;                 /* (rows, input) */
+    uint32_t *idx;                /* (rows) the samples it holds */
+    int rows;
+    uint64_t aug_key;
+    const struct dlfs_split *split;
+    int pinned;
+};
+
+/* The prefetch thread and its two stages; the main thread posts batch k+1 after
+ * taking batch k. */
+struct dlfs_prefetch {
+    struct dlfs_run *r;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct dlfs_stage stage[2];
+    int job;                      /* stage holding the posted batch, -1 none */
+    int taken;                    /* stage last handed out (left alone by the next post) */
+    int busy, quit, started;
+    long hits;                    /* batches taken from the thread (the rest were assembled inline) */
+};
+
+/* A split held in backend memory for gather_u8 (on host-memory backends: the
+ * split's own arrays). */
+struct dlfs_resident {
+    const struct dlfs_split *split; /* NULL: not resident */
+    uint8_t *img;                   /* (n, c, h, w) */
+    uint8_t *lab;                   /* (n) */
+    int owned;                      /* allocated with be->alloc */
+};
 
 struct dlfs_run {
     const struct dlfs_options *o;
@@ -50,6 +86,16 @@ struct dlfs_run {
     double t_data, t_compute, t_comm; /* seconds, accumulated per epoch */
     FILE *metrics;
     FILE *trace;                  /* test hook DLFS_TRACE_SAMPLES: sample indices per step */
+
+    /* the step pipeline (step.c, prefetch.c; set up by dlfs_run_pipeline_init) */
+    struct dlfs_resident res[2];  /* train, test */
+    struct dlfs_prefetch prefetch;/* started when training batches are staged and --prefetch on */
+    const uint32_t *next_idx;     /* set by the caller before a step: the NEXT step's global
+                                     batch (same split), NULL when unknown; the step clears it */
+    int graph_on;                 /* the step may run as a CUDA graph (conditions in step.c) */
+    int graph_warm;               /* one eager step done since graph_on */
+    void *graph;                  /* the recorded step, NULL until recorded */
+    char pipeline[160];           /* one line describing the above, for banners */
 };
 
 /* Set up everything (backend, dataset unless benchmarking, model, slabs) on
@@ -61,6 +107,28 @@ void dlfs_run_free(struct dlfs_run *r);
  * buffers), "mpi-staged" (device buffers through pinned host memory),
  * "mpi-tree" (deterministic), "none" (one rank). */
 const char *dlfs_run_comm_name(const struct dlfs_run *r);
+
+/* After the splits are in place (dlfs_run_init does it when loading data; the
+ * benchmark after making its own): keep them in backend memory when they fit,
+ * start the prefetch thread when batches are staged, decide on the CUDA graph.
+ * Collective; errors agreed across ranks. Undone by dlfs_run_free. */
+enum dlfs_status dlfs_run_pipeline_init(struct dlfs_run *r);
+
+/* Host staging of split rows idx[0..rows) into img (rows, input) / lab (rows),
+ * augmented when aug_key != 0. Reads only immutable run state: thread-safe. */
+void dlfs_run_assemble(const struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx, int rows,
+                       uint64_t aug_key, uint8_t *img, int32_t *lab);
+
+/* prefetch.c: start the thread with two stages of `rows` rows; post a batch;
+ * take it back (NULL unless the posted batch is exactly this one: then the
+ * caller assembles it); stop and release (joins the thread; safe on any state
+ * dlfs_prefetch_init left, and on a zeroed struct). */
+enum dlfs_status dlfs_prefetch_init(struct dlfs_prefetch *pf, struct dlfs_run *r, int rows);
+void dlfs_prefetch_post(struct dlfs_prefetch *pf, const struct dlfs_split *split, const uint32_t *idx, int rows,
+                        uint64_t aug_key);
+const struct dlfs_stage *dlfs_prefetch_take(struct dlfs_prefetch *pf, const struct dlfs_split *split,
+                                            const uint32_t *idx, int rows, uint64_t aug_key);
+void dlfs_prefetch_free(struct dlfs_prefetch *pf, const struct dlfs_backend *be);
 
 /* One optimizer step over global batch rows idx[0..B) (sample indices into
  * `split`); rank r uses idx[r*B/P, (r+1)*B/P). Returns the local loss sum. */

@@ -52,6 +52,7 @@ static void banner_(const struct dlfs_run *r, long steps_per_epoch)
     printf("optimizer %s, lr %g (%s%s), seed %llu\n", dlfs_optim_name(o->optim), r->lr,
            o->schedule == DLFS_SCHED_COSINE ? "cosine" : "constant", o->warmup ? " after warm-up" : "",
            (unsigned long long)o->seed);
+    printf("pipeline: %s\n", r->pipeline);
     fflush(stdout);
 }
 
@@ -120,6 +121,9 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
         const long s0 = epoch == epoch0 ? sample0 / r->global_batch : 0;
         long s;
         for (s = s0; s < steps_per_epoch && r->step < r->total_steps; s++) {
+            /* the next batch of this epoch, for the prefetch thread (perm changes between epochs) */
+            r->next_idx = s + 1 < steps_per_epoch && r->step + 1 < r->total_steps
+                              ? perm + (size_t)(s + 1) * r->global_batch : NULL;
             loss_sum += dlfs_run_step(r, &r->ds.train, perm + (size_t)s * r->global_batch);
             fault_perturb_(r);
             if (s + 1 == steps_per_epoch) { pos_epoch = epoch + 1; pos_samples = 0; }
@@ -164,9 +168,9 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
         if (r->metrics) {
             fprintf(r->metrics, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"test_loss\": %.6f, "
                     "\"test_acc\": %.6f, \"samples_per_s\": %.1f, \"epoch_time_s\": %.4f, \"compute_s\": %.4f, "
-                    "\"comm_wait_s\": %.4f, \"data_s\": %.4f, \"lr\": %.6g, \"ranks\": %d}\n", epoch, r->step,
-                    train_loss, test_loss, test_acc, sps, train_time, r->t_compute, r->t_comm, r->t_data,
-                    dlfs_run_lr(r, r->step > 0 ? r->step - 1 : 0), comm->size);
+                    "\"comm_wait_s\": %.4f, \"data_s\": %.4f, \"lr\": %.6g, \"ranks\": %d, \"prefetched\": %ld}\n", epoch,
+                    r->step, train_loss, test_loss, test_acc, sps, train_time, r->t_compute, r->t_comm, r->t_data,
+                    dlfs_run_lr(r, r->step > 0 ? r->step - 1 : 0), comm->size, r->prefetch.hits);
             fflush(r->metrics);
         }
         if (o->checkpoint_every_epochs && epoch % o->checkpoint_every_epochs == 0 && last_saved != r->step)
