@@ -63,6 +63,17 @@ run aug-part 1 "${aug[@]}" --max-steps 40 --checkpoint-dir "$T_TMP/ck" > /dev/nu
 a_res=$(run aug-res 1 "${aug[@]}" --checkpoint-dir "$T_TMP/ck" --resume latest)
 [ "$a_res" = "$a_on" ] && t_pass "augmentation: stop at 40 + resume == straight" || t_fail "resume: $a_res != $a_on"
 
+# --cuda-graph on the CPU backend: accepted, and the banner says it does not apply;
+# --bench takes the same path and names it
+out=$(mpirun -np 1 "$train" --device cpu "${common[@]}" --max-steps 2 --cuda-graph on 2>&1)
+grep -q "^pipeline: data on the device, gathered per step; CUDA graph not on this backend" <<<"$out" \
+  && t_pass "--cuda-graph on, cpu backend: says it does not apply" || t_fail "--cuda-graph on, cpu: $out"
+out=$(mpirun -np 1 "$train" --device cpu --bench --model mlp --batch 64 --steps 3 --bench-warmup 1 2>&1)
+grep -q "^bench: pipeline: data on the device" <<<"$out" && t_pass "--bench gathers on the device" || t_fail "--bench: $out"
+out=$(mpirun -np 1 "$train" --device cpu --bench --model mlp --batch 64 --steps 3 --bench-warmup 1 --data-on-device off 2>&1)
+grep -q "^bench: pipeline: data staged per batch, prefetch thread" <<<"$out" && t_pass "--bench --data-on-device off: staged" \
+  || t_fail "--bench --data-on-device off: $out"
+
 # SIGTERM while the thread works: checkpoint, exit 3, no hang
 mpirun -np 2 "$train" "${aug[@]}" --max-steps 100000 --epochs 50 --progress-seconds 0.2 --checkpoint-dir "$T_TMP/sig" \
   > "$T_TMP/sig.out" 2>&1 &
