@@ -237,7 +237,13 @@ static void graph_step_(struct dlfs_run *r, const struct dlfs_resident *res, con
 {
     const struct dlfs_backend *be = r->be;
     double t0 = dlfs_now();
-    be->to_device(r->ws.ids, mine, (size_t)r->pass_rows * sizeof(uint32_t));
+    const size_t bytes = (size_t)r->pass_rows * sizeof(uint32_t);
+    if (r->ids_pinned) { /* rewritten next step, after this step's closing to_host */
+        memcpy(r->ids_pinned, mine, bytes);
+        be->to_device_async(r->ws.ids, r->ids_pinned, bytes);
+    } else {
+        be->to_device(r->ws.ids, mine, bytes);
+    }
     r->t_data += dlfs_now() - t0;
     t0 = dlfs_now();
     if (!r->graph && r->graph_warm) {

@@ -95,6 +95,7 @@ struct dlfs_run {
     int graph_on;                 /* the step may run as a CUDA graph (conditions in step.c) */
     int graph_warm;               /* one eager step done since graph_on */
     void *graph;                  /* the recorded step, NULL until recorded */
+    uint32_t *ids_pinned;         /* (pass_rows) page-locked copy of the graph's sample ids, or NULL */
     char pipeline[160];           /* one line describing the above, for banners */
 };
 
