@@ -87,7 +87,7 @@ enum dlfs_status dlfs_bench_run(const struct dlfs_options *o, const struct dlfs_
                "(%d per rank), %s, optimizer %s\n", r->model.spec, r->n, r->be->name,
                dlfs_precision_name(o->precision), comm->size, dlfs_run_comm_name(r), B, r->local_batch,
                o->deterministic ? "deterministic" : "fast mode", dlfs_optim_name(o->optim));
-        printf("bench: pipeline: %s\n", r->pipeline);
+        printf("bench: pipeline: %s; params_sha256 %s after the run\n", r->pipeline, hex);
         printf("bench: %d steps after %d warm-up: median step %.3f ms, %.0f samples/s, %.1f GFLOP/s, "
                "comm-wait %.1f%%, data %.1f%%\n", o->steps, o->bench_warmup, med * 1e3, B / med,
                flops / med / 1e9, 100 * shares[0], 100 * shares[1]);

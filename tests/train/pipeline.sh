@@ -68,11 +68,14 @@ a_res=$(run aug-res 1 "${aug[@]}" --checkpoint-dir "$T_TMP/ck" --resume latest)
 out=$(mpirun -np 1 "$train" --device cpu "${common[@]}" --max-steps 2 --cuda-graph on 2>&1)
 grep -q "^pipeline: data on the device, gathered per step; CUDA graph not on this backend" <<<"$out" \
   && t_pass "--cuda-graph on, cpu backend: says it does not apply" || t_fail "--cuda-graph on, cpu: $out"
+bdig() { sed -n 's/^bench: pipeline: .*params_sha256 \([0-9a-f]*\).*/\1/p' <<<"$1"; }
 out=$(mpirun -np 1 "$train" --device cpu --bench --model mlp --batch 64 --steps 3 --bench-warmup 1 2>&1)
 grep -q "^bench: pipeline: data on the device" <<<"$out" && t_pass "--bench gathers on the device" || t_fail "--bench: $out"
-out=$(mpirun -np 1 "$train" --device cpu --bench --model mlp --batch 64 --steps 3 --bench-warmup 1 --data-on-device off 2>&1)
-grep -q "^bench: pipeline: data staged per batch, prefetch thread" <<<"$out" && t_pass "--bench --data-on-device off: staged" \
-  || t_fail "--bench --data-on-device off: $out"
+out2=$(mpirun -np 1 "$train" --device cpu --bench --model mlp --batch 64 --steps 3 --bench-warmup 1 --data-on-device off 2>&1)
+grep -q "^bench: pipeline: data staged per batch, prefetch thread" <<<"$out2" && t_pass "--bench --data-on-device off: staged" \
+  || t_fail "--bench --data-on-device off: $out2"
+[ -n "$(bdig "$out")" ] && [ "$(bdig "$out")" = "$(bdig "$out2")" ] && t_pass "--bench: same digest both ways" \
+  || t_fail "--bench digests '$(bdig "$out")' '$(bdig "$out2")'"
 
 # SIGTERM while the thread works: checkpoint, exit 3, no hang
 mpirun -np 2 "$train" "${aug[@]}" --max-steps 100000 --epochs 50 --progress-seconds 0.2 --checkpoint-dir "$T_TMP/sig" \

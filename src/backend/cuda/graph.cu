@@ -13,7 +13,8 @@
 
 int cuda_graph_begin(void)
 {
-    // DLFS_CUDA_SYNC=1 synchronises after every launch, which capture forbids.
+    // DLFS_CUDA_SYNC=1 is for finding the launch that faults: a replayed graph would
+    // hide it, so that run stays eager.
     if (cuda_ctx_.debug_sync) return -1;
     CUDA_CHECK(cudaStreamBeginCapture(cuda_ctx_.stream, cudaStreamCaptureModeThreadLocal));
     return 0;
