@@ -192,10 +192,7 @@ struct dlfs_backend {
     void (*gather_u8)(float *dst, int32_t *labels_out, const uint8_t *images, const uint8_t *labels,
                       const uint32_t *idx, int rows, int channels, size_t plane, const double *mean,
                       const double *std);
-    /* Optional: page-locked host memory for staging (NULL on failure), its free. */
-    void *(*host_alloc)(size_t bytes);
-    void (*host_free)(void *p);
-    /* Optional: host to device without waiting; `src` (from host_alloc) must stay
+    /* Optional: host to device without waiting; `src` (from pinned_alloc) must stay
      * unchanged until the next sync or to_host. NULL: use to_device. */
     void (*to_device_async)(void *dst, const void *src, size_t bytes);
     /* Optional: bytes of backend memory free now (NULL: host memory, no limit known). */

@@ -40,7 +40,7 @@ enum dlfs_status dlfs_prefetch_init(struct dlfs_prefetch *pf, struct dlfs_run *r
     for (int i = 0; i < 2; i++) {
         struct dlfs_stage *s = &pf->stage[i];
         const size_t bytes = (size_t)rows * (dim + sizeof(int32_t));
-        s->block = be->host_alloc ? be->host_alloc(bytes) : NULL;
+        s->block = be->pinned_alloc ? be->pinned_alloc(bytes) : NULL;
         s->pinned = s->block != NULL;
         if (!s->block) s->block = dlfs_malloc(bytes);
         s->lab = s->block;                                 /* int32 first: aligned */
@@ -124,7 +124,7 @@ void dlfs_prefetch_free(struct dlfs_prefetch *pf, const struct dlfs_backend *be)
     }
     for (int i = 0; i < 2; i++) {
         struct dlfs_stage *s = &pf->stage[i];
-        if (s->pinned) be->host_free(s->block);
+        if (s->pinned) be->pinned_free(s->block);
         else free(s->block);
         free(s->idx);
     }

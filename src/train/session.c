@@ -231,8 +231,8 @@ enum dlfs_status dlfs_run_pipeline_init(struct dlfs_run *r)
                           : dropout ? "off: dropout draws per step" : NULL;
     r->graph_on = why_not == NULL;
     /* the graph's one upload per step: from page-locked memory it is a plain async copy */
-    if (r->graph_on && be->host_alloc && be->to_device_async)
-        r->ids_pinned = be->host_alloc((size_t)r->pass_rows * sizeof(uint32_t));
+    if (r->graph_on && be->pinned_alloc && be->to_device_async)
+        r->ids_pinned = be->pinned_alloc((size_t)r->pass_rows * sizeof(uint32_t));
     snprintf(r->pipeline, sizeof r->pipeline, "data %s%s; CUDA graph %s",
              train_gathered ? "on the device, gathered per step"
              : r->prefetch.started ? "staged per batch, prefetch thread" : "staged per batch",
@@ -313,7 +313,7 @@ void dlfs_run_free(struct dlfs_run *r)
     if (be) {
         dlfs_prefetch_free(&r->prefetch, be); /* joins the thread: before the split goes */
         if (r->graph) be->graph_free(r->graph);
-        if (r->ids_pinned) be->host_free(r->ids_pinned);
+        if (r->ids_pinned) be->pinned_free(r->ids_pinned);
         for (int i = 0; i < 2; i++)
             if (r->res[i].owned) {
                 be->free(r->res[i].img);

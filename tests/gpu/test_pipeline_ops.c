@@ -4,7 +4,7 @@
  *   gather_u8        rows of a resident uint8 dataset, normalised: bit-identical to
  *                    the staged path (rows copied on the host, normalize_u8 on the
  *                    CPU), labels exact, nothing written outside (sentinels)
- *   host_alloc       pinned staging + to_device_async: the bytes arrive
+ *   pinned_alloc     pinned staging + to_device_async: the bytes arrive
  *   graph_*          a recorded [gemm, bias_act_fwd, axpy, scale] replayed three
  *                    times gives the bits of issuing the ops three times
  *
@@ -79,13 +79,13 @@ static void test_gather(int n, int ch, size_t plane, int rows)
 
 static void test_pinned(void)
 {
-    if (!dev_->host_alloc) {
+    if (!dev_->pinned_alloc) {
         CHECK(dev_->host_memory, "%s: device memory but no pinned staging", dev_->name);
         return;
     }
     const size_t n = 1 << 20;
-    uint8_t *h = dev_->host_alloc(n), *back = malloc(n);
-    CHECK(h != NULL, "host_alloc of 1 MiB");
+    uint8_t *h = dev_->pinned_alloc(n), *back = malloc(n);
+    CHECK(h != NULL, "pinned_alloc of 1 MiB");
     if (!h) return;
     for (size_t i = 0; i < n; i++) h[i] = (uint8_t)(i * 31 + 7);
     uint8_t *d = dev_->alloc(n);
@@ -95,9 +95,9 @@ static void test_pinned(void)
     dev_->to_host(back, d, n);
     CHECK(memcmp(h, back, n) == 0, "to_device_async from pinned memory: bytes differ");
     CHECK(dev_->mem_free && dev_->mem_free() > 0, "mem_free");
-    printf("  ok  host_alloc + to_device_async (1 MiB)\n");
+    printf("  ok  pinned_alloc + to_device_async (1 MiB)\n");
     dev_->free(d);
-    dev_->host_free(h);
+    dev_->pinned_free(h);
     free(back);
 }
 
@@ -163,7 +163,7 @@ int main(int argc, char **argv)
             printf("skipped: no GPU (%s)\n", why);
             return 77;
         }
-        if (dlfs_backend_select(DLFS_DEVICE_CUDA, 0, &dev_) != DLFS_OK) {
+        if (dlfs_backend_select(DLFS_DEVICE_CUDA, 0, false, &dev_) != DLFS_OK) {
             fprintf(stderr, "FAIL: a GPU is visible but the CUDA backend did not start: %s\n", dlfs_error_msg());
             return 1;
         }

@@ -113,12 +113,10 @@ void *cuda_pinned_alloc(size_t bytes);
 void cuda_pinned_free(void *p);
 void cuda_stage_to_host(void *dst, const void *src, size_t bytes, int slot);
 int cuda_stage_test(int slot, bool wait);
-// The training-step pipeline: data.cu (resident batches, pinned staging) and graph.cu.
+// The training-step pipeline: data.cu (resident batches, async uploads) and graph.cu.
 void cuda_gather_u8(float *dst, int32_t *labels_out, const uint8_t *images, const uint8_t *labels,
                     const uint32_t *idx, int rows, int channels, size_t plane, const double *mean,
                     const double *std);
-void *cuda_host_alloc(size_t bytes);
-void cuda_host_free(void *p);
 void cuda_to_device_async(void *dst, const void *src, size_t bytes);
 size_t cuda_mem_free(void);
 int cuda_graph_begin(void);

@@ -1,6 +1,7 @@
 // The data side of the training step (the twin of src/backend/cpu/data.c): batch
-// assembly from a dataset resident in GPU memory, pinned staging for the batches
-// that are not, and the free-memory query that decides which.
+// assembly from a dataset resident in GPU memory, asynchronous uploads from the
+// pinned staging (pinned_alloc, stage.cu) of the batches that are not, and the
+// free-memory query that decides which.
 #include "backend/cuda/cuda-impl.cuh"
 
 #define GATHER_THREADS 256
@@ -51,23 +52,6 @@ void cuda_gather_u8(float *dst, int32_t *labels_out, const uint8_t *images, cons
     gather_u8_k<<<(unsigned)blocks, threads, 0, cuda_ctx_.stream>>>(dst, labels_out, images, labels, idx, rows,
                                                                       channels, plane, k);
     CUDA_LAUNCH_CHECK();
-}
-
-// Page-locked staging: the prefetch thread fills it, to_device_async copies from
-// it without a bounce through a driver buffer. NULL when the OS refuses to pin.
-void *cuda_host_alloc(size_t bytes)
-{
-    void *p = nullptr;
-    if (cudaMallocHost(&p, bytes ? bytes : 1) != cudaSuccess) {
-        cudaGetLastError(); // not sticky: the caller falls back to pageable memory
-        return nullptr;
-    }
-    return p;
-}
-
-void cuda_host_free(void *p)
-{
-    if (p) CUDA_CHECK(cudaFreeHost(p)); // synchronises with the device: no copy still reads p
 }
 
 // Ordered on the stream, no wait: the caller keeps `src` unchanged until the next
