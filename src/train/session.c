@@ -157,7 +157,8 @@ static enum dlfs_status comm_path_(struct dlfs_run *r)
             return dlfs_error_set(DLFS_ERR_DEVICE, "--comm nccl: this dlfs was built without NCCL (install "
                                   "libnccl-dev and reconfigure), or use --comm mpi");
         r->path = DLFS_COMM_PATH_NCCL;
-    } else if (o->comm == DLFS_COMM_PATH_AUTO && device && !o->deterministic && dlfs_comm_nccl_built()) {
+    } else if (o->comm == DLFS_COMM_PATH_AUTO && device && !o->deterministic && dlfs_comm_nccl_built() &&
+               r->comm->size > 1) { /* one rank: nothing to sum (--comm nccl still runs it, for tests) */
         r->path = DLFS_COMM_PATH_NCCL;
     }
     return DLFS_OK;
