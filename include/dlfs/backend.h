@@ -22,6 +22,10 @@
 #include <stdint.h>
 #include "dlfs/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum dlfs_act {
     DLFS_ACT_NONE = 0,
     DLFS_ACT_RELU,
@@ -227,5 +231,9 @@ enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, bool 
 /* Number of visible CUDA devices (0 when CUDA is not built or there is no GPU or
  * driver); `why` (may be NULL) receives a short reason when it is 0. */
 int dlfs_cuda_device_count(char *why, size_t why_len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -20,6 +20,10 @@
 #include "dlfs/model.h"
 #include "dlfs/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define DLFS_CKPT_FORMAT "dlfs-checkpoint"
 #define DLFS_CKPT_VERSION 1
 
@@ -65,5 +69,9 @@ enum dlfs_status dlfs_ckpt_dir_check(const char *dir);
 /* Test hooks (environment): DLFS_FAULT_CKPT_ABORT=N aborts the process in the
  * middle of the N-th checkpoint write, DLFS_FAULT_CKPT_PAUSE=N:S sleeps S
  * seconds there (half-way through writing the file). */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

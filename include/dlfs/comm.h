@@ -19,11 +19,23 @@
 #ifndef DLFS_COMM_H
 #define DLFS_COMM_H
 
+/* From C++, only MPI's C API: Open MPI's and MPICH's deprecated C++ bindings
+ * would otherwise need their own library at link time. */
+#if defined(__cplusplus) && !defined(OMPI_SKIP_MPICXX)
+#define OMPI_SKIP_MPICXX 1
+#endif
+#if defined(__cplusplus) && !defined(MPICH_SKIP_MPICXX)
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "dlfs/backend.h"
 #include "dlfs/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 enum dlfs_comm_kind { DLFS_COMM_SELF = 0, DLFS_COMM_MPI, DLFS_COMM_KIND_COUNT };
 
@@ -130,5 +142,9 @@ void dlfs_buckets_ready(struct dlfs_buckets *b, size_t off);
  * done (cheap, never blocks; call between layers). */
 void dlfs_buckets_poke(struct dlfs_buckets *b);
 double dlfs_buckets_wait(struct dlfs_buckets *b);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -25,6 +25,10 @@
 #include <stddef.h>
 #include "dlfs/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define DLFS_DATASET_FORMAT "dlfs-dataset"
 #define DLFS_DATASET_VERSION 1
 #define DLFS_MAX_CLASSES 1000
@@ -72,5 +76,9 @@ struct dlfs_idx {
 };
 enum dlfs_status dlfs_idx_read(const char *path, struct dlfs_idx *idx);
 void dlfs_idx_free(struct dlfs_idx *idx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -39,6 +39,10 @@
 #include "dlfs/backend.h"
 #include "dlfs/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define DLFS_MAX_LAYERS 64
 #define DLFS_MAX_WIDTH (1 << 20)
 
@@ -144,5 +148,9 @@ void dlfs_model_loss(const struct dlfs_model *m, struct dlfs_workspace *ws, int 
  * while earlier layers are still being differentiated. */
 void dlfs_model_backward(const struct dlfs_model *m, struct dlfs_workspace *ws, const float *params,
                          float *grads, int rows, void (*layer_done)(int layer, void *ctx), void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

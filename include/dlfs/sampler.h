@@ -12,6 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 void dlfs_sampler_permutation(uint64_t seed, int epoch, uint32_t *perm, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

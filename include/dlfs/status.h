@@ -13,6 +13,19 @@
 
 #include <stddef.h>
 
+/* Functions that never return, in the spelling of the including language (C11
+ * `_Noreturn`, C++11 `[[noreturn]]`): the public headers are usable from C++ and
+ * CUDA (.cu) code as they are. */
+#ifdef __cplusplus
+#define DLFS_NORETURN [[noreturn]]
+#else
+#define DLFS_NORETURN _Noreturn
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum dlfs_status {
     DLFS_OK = 0,
     DLFS_ERR_USAGE,    /* bad option or option value */
@@ -47,7 +60,7 @@ const char *dlfs_status_name(enum dlfs_status st);
 
 /* Rank and host that assertion messages print; set once MPI is initialised. */
 void dlfs_assert_set_rank(int rank);
-_Noreturn void dlfs_assert_fail(const char *expr, const char *file, int line, const char *msg);
+DLFS_NORETURN void dlfs_assert_fail(const char *expr, const char *file, int line, const char *msg);
 
 #define DLFS_ASSERT(cond)                                                   \
     do {                                                                    \
@@ -62,11 +75,15 @@ _Noreturn void dlfs_assert_fail(const char *expr, const char *file, int line, co
  * (a communication timeout, NCCL's asynchronous error): print ONE line
  * "<program>: error: rank R (host): <message>" and end the whole job with
  * MPI_Abort(code) (exit(code) without MPI). Never returns. */
-_Noreturn void dlfs_fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+DLFS_NORETURN void dlfs_fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* malloc/calloc that never return NULL: running out of host memory ends the job
  * with a message naming the size (there is nothing useful a caller could do). */
 void *dlfs_malloc(size_t n);
 void *dlfs_calloc(size_t count, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

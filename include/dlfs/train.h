@@ -9,6 +9,10 @@
 #include "dlfs/comm.h"
 #include "dlfs/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum dlfs_optim { DLFS_OPTIM_SGD = 0, DLFS_OPTIM_ADAM, DLFS_OPTIM_ADAMW };
 enum dlfs_schedule { DLFS_SCHED_CONSTANT = 0, DLFS_SCHED_COSINE };
 enum dlfs_lr_scaling { DLFS_LR_SCALING_NONE = 0, DLFS_LR_SCALING_LINEAR };
@@ -93,5 +97,9 @@ enum dlfs_status dlfs_bench_run(const struct dlfs_options *o, const struct dlfs_
 
 /* SHA-256 of a float32 parameter slab as little-endian bytes (hex, 65 chars). */
 void dlfs_params_sha256(const float *params, size_t n, char hex[65]);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

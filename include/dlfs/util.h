@@ -5,6 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Counter-based RNG: every value is a pure function of (key, counter), so a draw
  * never depends on which rank or thread makes it, or in which order. */
 uint64_t dlfs_hash64(uint64_t key, uint64_t counter);
@@ -31,5 +35,9 @@ double dlfs_now(void);
 
 /* qsort-based median of n doubles (reorders v). */
 double dlfs_median(double *v, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -9,15 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// The public headers are C11: no extern "C" guards, and `_Noreturn` is not C++.
-// Spell it the C++ way just for this include.
-#define _Noreturn [[noreturn]]
-extern "C" {
+// The public headers carry their own extern "C" guards.
 #include "dlfs/backend.h"
 #include "dlfs/dataset.h" // DLFS_MAX_CHANNELS
 #include "dlfs/status.h"
-}
-#undef _Noreturn
 
 // Process-wide state: the backend drives exactly one GPU per process (one rank,
 // one device), selected once by dlfs_cuda_init_.
