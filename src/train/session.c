@@ -201,11 +201,13 @@ static int resident_init_(struct dlfs_run *r, struct dlfs_resident *res, const s
 /* The ring of in-flight step slots (train-impl.h). Page-locked when the step runs
  * as a graph (its uploads and the loss read-back are then plain async copies),
  * else ordinary memory. */
+_Static_assert(sizeof(struct dlfs_optim_dyn) <= DLFS_DYN_BYTES, "the slot layout assumes it");
+
 static enum dlfs_status inflight_init_(struct dlfs_run *r)
 {
     const struct dlfs_backend *be = r->be;
     const size_t ids = ((size_t)r->pass_rows * sizeof(uint32_t) + 63) / 64 * 64;
-    const size_t slot = 64 + ids; /* stats (16 B) and hp (16 B) in the first 64 */
+    const size_t slot = 32 + DLFS_DYN_BYTES + ids; /* stats (16 B), hp (16 B), ids */
     const size_t bytes = DLFS_LAG_SLOTS * slot;
     if (r->graph_on && be->pinned_alloc && be->to_device_async && (r->fl_block = be->pinned_alloc(bytes)))
         r->fl_pinned = 1;
@@ -215,7 +217,7 @@ static enum dlfs_status inflight_init_(struct dlfs_run *r)
     for (int k = 0; k < DLFS_LAG_SLOTS; k++) {
         char *base = (char *)r->fl_block + (size_t)k * slot;
         r->fl[k] = (struct dlfs_inflight){.stats = (double *)base, .hp = (struct dlfs_optim_dyn *)(base + 32),
-                                          .ids = (uint32_t *)(base + 64)};
+                                          .ids = (uint32_t *)(base + 32 + DLFS_DYN_BYTES)};
     }
     return DLFS_OK;
 }
@@ -258,7 +260,10 @@ enum dlfs_status dlfs_run_pipeline_init(struct dlfs_run *r)
      * and it (one rank; NCCL sums even one rank's gradients, outside the graph). */
     r->graph_update = r->graph_on && r->path != DLFS_COMM_PATH_NCCL && r->fl_pinned && be->sgd_update_dev &&
                       be->adam_update_dev;
-    if (r->graph_update && !(r->hp_dev = be->alloc(sizeof *r->hp_dev))) r->graph_update = 0;
+    if (r->graph_update &&
+        !(r->hp_dev = be->alloc(DLFS_DYN_BYTES + (size_t)r->pass_rows * sizeof(uint32_t))))
+        r->graph_update = 0;
+    if (r->graph_update) r->ids_dev = (uint32_t *)((char *)r->hp_dev + DLFS_DYN_BYTES);
     /* Then the step need not wait for the device: its loss comes back one step late
      * (test hook DLFS_STEP_LAG=0|1 forces the lag off or on, also where the loss is
      * read back synchronously, e.g. on the CPU: the sums must not change). */

@@ -82,10 +82,11 @@ static void fault_stall_(const struct dlfs_run *r)
     sleep((unsigned)secs);
 }
 
-/* The same from a resident split: gather_u8 reads the rows named by ws->ids. */
-static void gather_rows_(struct dlfs_run *r, const struct dlfs_resident *res, int rows)
+/* The same from a resident split: gather_u8 reads the rows named by `ids`
+ * (backend memory: ws->ids, or the graph's per-step block). */
+static void gather_rows_(struct dlfs_run *r, const struct dlfs_resident *res, const uint32_t *ids, int rows)
 {
-    r->be->gather_u8(r->ws.x, r->ws.labels, res->img, res->lab, r->ws.ids, rows, r->ds.c, (size_t)r->ds.h * r->ds.w,
+    r->be->gather_u8(r->ws.x, r->ws.labels, res->img, res->lab, ids, rows, r->ds.c, (size_t)r->ds.h * r->ds.w,
                      r->ds.mean, r->ds.std);
 }
 
@@ -106,7 +107,7 @@ static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const
     if (res) {
         const double t0 = dlfs_now();
         r->be->to_device(r->ws.ids, idx, (size_t)rows * sizeof(uint32_t));
-        gather_rows_(r, res, rows);
+        gather_rows_(r, res, r->ws.ids, rows);
         r->t_data += dlfs_now() - t0;
         return;
     }
@@ -233,13 +234,13 @@ static void stage_batch_(struct dlfs_run *r, const struct dlfs_split *split, con
  * only kernels with fixed pointers, shapes and arguments; with r->graph_update
  * (no reduction to wait for) also the running statistics and the optimizer
  * update. What changes per step is read from device memory, uploaded before each
- * replay: the sample ids (ws->ids) and the update's lr / bias corrections
- * (r->hp_dev). */
+ * replay: the sample ids (ws->ids; with graph_update r->ids_dev, which follows
+ * r->hp_dev, the update's lr / bias corrections, so that one copy takes both). */
 static void graph_body_(struct dlfs_run *r, const struct dlfs_resident *res, float scale)
 {
     const struct dlfs_backend *be = r->be;
     be->fill((float *)r->ws.stats, 0.0f, 4);
-    gather_rows_(r, res, r->pass_rows);
+    gather_rows_(r, res, r->graph_update ? r->ids_dev : r->ws.ids, r->pass_rows);
     if (r->nbuf) be->fill(r->bstats[0], 0.0f, r->nbuf);
     r->ws.bn_stats = r->nbuf ? r->bstats[0] : NULL;
     dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
@@ -264,16 +265,16 @@ static void graph_step_(struct dlfs_run *r, const struct dlfs_resident *res, con
     double t0 = dlfs_now();
     const size_t bytes = (size_t)r->pass_rows * sizeof(uint32_t);
     if (r->fl_pinned && be->mark_wait) be->mark_wait(k);
-    if (r->fl_pinned) {
+    if (r->graph_update) { /* implies fl_pinned (session.c); hp then ids, as in hp_dev / ids_dev */
+        const struct dlfs_optim_hp hp = hp_(r);
+        *f->hp = (struct dlfs_optim_dyn){.lr = hp.lr, .bias_c1 = hp.bias_c1, .bias_c2 = hp.bias_c2};
+        memcpy(f->ids, mine, bytes);
+        be->to_device_async(r->hp_dev, f->hp, DLFS_DYN_BYTES + bytes);
+    } else if (r->fl_pinned) {
         memcpy(f->ids, mine, bytes);
         be->to_device_async(r->ws.ids, f->ids, bytes);
     } else {
         be->to_device(r->ws.ids, mine, bytes);
-    }
-    if (r->graph_update) { /* graph_update implies fl_pinned (session.c) */
-        const struct dlfs_optim_hp hp = hp_(r);
-        *f->hp = (struct dlfs_optim_dyn){.lr = hp.lr, .bias_c1 = hp.bias_c1, .bias_c2 = hp.bias_c2};
-        be->to_device_async(r->hp_dev, f->hp, sizeof *f->hp);
     }
     r->t_data += dlfs_now() - t0;
     t0 = dlfs_now();

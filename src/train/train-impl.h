@@ -50,10 +50,11 @@ struct dlfs_resident {
  * runs as a CUDA graph. A slot is rewritten only after mark s % DLFS_LAG_SLOTS,
  * recorded at the end of the step that used it last, has passed. */
 #define DLFS_LAG_SLOTS 2
+#define DLFS_DYN_BYTES 32         /* hp, then ids: in a slot and in the device block alike */
 struct dlfs_inflight {
     double *stats;                /* (2) the step's loss sum and correct count */
-    struct dlfs_optim_dyn *hp;    /* its lr and bias corrections, uploaded for the graph */
-    uint32_t *ids;                /* (pass_rows) its sample ids, uploaded for the graph */
+    struct dlfs_optim_dyn *hp;    /* its lr and bias corrections, uploaded for the graph... */
+    uint32_t *ids;                /* (pass_rows) ...with its sample ids: at hp + DLFS_DYN_BYTES */
 };
 
 struct dlfs_run {
@@ -107,7 +108,8 @@ struct dlfs_run {
     int graph_warm;               /* one eager step done since graph_on */
     void *graph;                  /* the recorded step, NULL until recorded */
     int graph_update;             /* the graph holds the optimizer update too (nothing to reduce) */
-    struct dlfs_optim_dyn *hp_dev;/* backend memory: the update's per-step values (graph_update) */
+    struct dlfs_optim_dyn *hp_dev;/* backend memory (graph_update): the update's per-step values, */
+    uint32_t *ids_dev;            /* then at hp_dev + DLFS_DYN_BYTES the graph's sample ids */
     struct dlfs_inflight fl[DLFS_LAG_SLOTS];
     void *fl_block;               /* the slots' memory, one allocation */
     int fl_pinned;                /* ... from pinned_alloc (else malloc) */
