@@ -198,11 +198,11 @@ static int resident_init_(struct dlfs_run *r, struct dlfs_resident *res, const s
     return 1;
 }
 
+_Static_assert(sizeof(struct dlfs_optim_dyn) <= DLFS_DYN_BYTES, "the slot layout assumes it");
+
 /* The ring of in-flight step slots (train-impl.h). Page-locked when the step runs
  * as a graph (its uploads and the loss read-back are then plain async copies),
  * else ordinary memory. */
-_Static_assert(sizeof(struct dlfs_optim_dyn) <= DLFS_DYN_BYTES, "the slot layout assumes it");
-
 static enum dlfs_status inflight_init_(struct dlfs_run *r)
 {
     const struct dlfs_backend *be = r->be;
@@ -213,7 +213,7 @@ static enum dlfs_status inflight_init_(struct dlfs_run *r)
         r->fl_pinned = 1;
     else
         r->fl_block = dlfs_calloc(1, bytes);
-    memset(r->fl_block, 0, bytes);
+    memset(r->fl_block, 0, bytes); /* pinned memory comes uninitialised */
     for (int k = 0; k < DLFS_LAG_SLOTS; k++) {
         char *base = (char *)r->fl_block + (size_t)k * slot;
         r->fl[k] = (struct dlfs_inflight){.stats = (double *)base, .hp = (struct dlfs_optim_dyn *)(base + 32),
