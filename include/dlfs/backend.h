@@ -79,6 +79,15 @@ struct dlfs_optim_hp {
     float bias_c1, bias_c2; /* Adam: 1 - beta1^t, 1 - beta2^t (computed on the host) */
 };
 
+/* The fields of dlfs_optim_hp that change from step to step (the schedule's lr,
+ * Adam's bias corrections), as the *_update_dev entries read them from backend
+ * memory: a recorded CUDA graph replays the same launch while the host writes
+ * each step's values (one async copy). 16 bytes. */
+struct dlfs_optim_dyn {
+    float lr, bias_c1, bias_c2;
+    float pad_;
+};
+
 struct dlfs_backend {
     const char *name;   /* "cpu", "cuda" */
     bool host_memory;   /* its buffers are ordinary host memory (MPI may use them directly) */
@@ -127,6 +136,13 @@ struct dlfs_backend {
     void (*sgd_update)(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
     void (*adam_update)(size_t n, float *p, const float *g, float *m, float *v,
                         const struct dlfs_optim_hp *hp);
+    /* Optional: the same updates, bit for bit, with hp->lr / bias_c1 / bias_c2 taken
+     * at run time from `dyn` (backend memory, read when the update runs, not when
+     * it is issued); the other fields of hp by value as above. */
+    void (*sgd_update_dev)(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp,
+                           const struct dlfs_optim_dyn *dyn);
+    void (*adam_update_dev)(size_t n, float *p, const float *g, float *m, float *v,
+                            const struct dlfs_optim_hp *hp, const struct dlfs_optim_dyn *dyn);
 
     /* Convolution over n NCHW images (optional: NULL where a backend lacks it, and
      * the trainer refuses models that need it). Weights are (oc, c, kh, kw), bias (oc).
@@ -211,7 +227,18 @@ struct dlfs_backend {
     void *(*graph_end)(void);
     void (*graph_launch)(void *graph);
     void (*graph_free)(void *graph);
+    /* Optional (a step that does not wait for the device; all three or none):
+     * to_host_async copies device -> `dst` (from pinned_alloc) ordered like any op,
+     * without waiting: dst holds the bytes only after a later mark_wait on a mark
+     * recorded after it (or a sync / to_host). mark_record(k) puts mark k,
+     * k in [0, DLFS_MARKS), after every op issued so far (replacing its previous
+     * place); mark_wait(k) blocks the host until the device has passed it (at
+     * once for a mark never recorded). Not while a graph records. */
+    void (*to_host_async)(void *dst, const void *src, size_t bytes);
+    void (*mark_record)(int k);
+    void (*mark_wait)(int k);
 };
+#define DLFS_MARKS 4
 #define DLFS_STAGE_SLOTS 128
 
 enum dlfs_device { DLFS_DEVICE_CPU = 0, DLFS_DEVICE_CUDA, DLFS_DEVICE_AUTO };

@@ -198,6 +198,30 @@ static int resident_init_(struct dlfs_run *r, struct dlfs_resident *res, const s
     return 1;
 }
 
+_Static_assert(sizeof(struct dlfs_optim_dyn) <= DLFS_DYN_BYTES, "the slot layout assumes it");
+
+/* The ring of in-flight step slots (train-impl.h). Page-locked when the step runs
+ * as a graph (its uploads and the loss read-back are then plain async copies),
+ * else ordinary memory. */
+static enum dlfs_status inflight_init_(struct dlfs_run *r)
+{
+    const struct dlfs_backend *be = r->be;
+    const size_t ids = ((size_t)r->pass_rows * sizeof(uint32_t) + 63) / 64 * 64;
+    const size_t slot = 32 + DLFS_DYN_BYTES + ids; /* stats (16 B), hp (16 B), ids */
+    const size_t bytes = DLFS_LAG_SLOTS * slot;
+    if (r->graph_on && be->pinned_alloc && be->to_device_async && (r->fl_block = be->pinned_alloc(bytes)))
+        r->fl_pinned = 1;
+    else
+        r->fl_block = dlfs_calloc(1, bytes);
+    memset(r->fl_block, 0, bytes); /* pinned memory comes uninitialised */
+    for (int k = 0; k < DLFS_LAG_SLOTS; k++) {
+        char *base = (char *)r->fl_block + (size_t)k * slot;
+        r->fl[k] = (struct dlfs_inflight){.stats = (double *)base, .hp = (struct dlfs_optim_dyn *)(base + 32),
+                                          .ids = (uint32_t *)(base + 32 + DLFS_DYN_BYTES)};
+    }
+    return DLFS_OK;
+}
+
 enum dlfs_status dlfs_run_pipeline_init(struct dlfs_run *r)
 {
     const struct dlfs_options *o = r->o;
@@ -231,14 +255,30 @@ enum dlfs_status dlfs_run_pipeline_init(struct dlfs_run *r)
                           : !train_gathered ? "off: data not gathered on the device"
                           : dropout ? "off: dropout draws per step" : NULL;
     r->graph_on = why_not == NULL;
-    /* the graph's one upload per step: from page-locked memory it is a plain async copy */
-    if (r->graph_on && be->pinned_alloc && be->to_device_async)
-        r->ids_pinned = be->pinned_alloc((size_t)r->pass_rows * sizeof(uint32_t));
-    snprintf(r->pipeline, sizeof r->pipeline, "data %s%s; CUDA graph %s",
+    DLFS_TRY(inflight_init_(r));
+    /* The update joins the graph when no reduction comes between the backward pass
+     * and it (one rank; NCCL sums even one rank's gradients, outside the graph). */
+    r->graph_update = r->graph_on && r->path != DLFS_COMM_PATH_NCCL && r->fl_pinned && be->sgd_update_dev &&
+                      be->adam_update_dev;
+    if (r->graph_update &&
+        !(r->hp_dev = be->alloc(DLFS_DYN_BYTES + (size_t)r->pass_rows * sizeof(uint32_t))))
+        r->graph_update = 0;
+    if (r->graph_update) r->ids_dev = (uint32_t *)((char *)r->hp_dev + DLFS_DYN_BYTES);
+    /* Then the step need not wait for the device: its loss comes back one step late
+     * (test hook DLFS_STEP_LAG=0|1 forces the lag off or on, also where the loss is
+     * read back synchronously, e.g. on the CPU: the sums must not change). */
+    r->lag_async = r->graph_update && be->to_host_async && be->mark_record && be->mark_wait;
+    const char *lag = getenv("DLFS_STEP_LAG");
+    r->loss_lag = lag && *lag ? strcmp(lag, "0") != 0 : r->lag_async;
+    if (!r->loss_lag) r->lag_async = 0;
+    snprintf(r->pipeline, sizeof r->pipeline, "data %s%s; CUDA graph %s%s%s",
              train_gathered ? "on the device, gathered per step"
              : r->prefetch.started ? "staged per batch, prefetch thread" : "staged per batch",
              !train_gathered && r->prefetch.started && r->prefetch.stage[0].pinned ? " (pinned)" : "",
-             r->graph_on ? "on (recorded after 1 eager step)" : why_not);
+             r->graph_on ? "on (recorded after 1 eager step)" : why_not,
+             r->graph_update ? ", with the update" : "",
+             r->lag_async ? "; no host wait per step (loss read 1 step late)"
+             : r->loss_lag ? "; loss read 1 step late" : "");
     return DLFS_OK;
 }
 
@@ -314,7 +354,12 @@ void dlfs_run_free(struct dlfs_run *r)
     if (be) {
         dlfs_prefetch_free(&r->prefetch, be); /* joins the thread: before the split goes */
         if (r->graph) be->graph_free(r->graph);
-        if (r->ids_pinned) be->pinned_free(r->ids_pinned);
+        if (r->fl_block) {
+            be->sync(); /* no copy from or into the slots still queued */
+            if (r->fl_pinned) be->pinned_free(r->fl_block);
+            else free(r->fl_block);
+        }
+        be->free(r->hp_dev);
         for (int i = 0; i < 2; i++)
             if (r->res[i].owned) {
                 be->free(r->res[i].img);

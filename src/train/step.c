@@ -82,10 +82,11 @@ static void fault_stall_(const struct dlfs_run *r)
     sleep((unsigned)secs);
 }
 
-/* The same from a resident split: gather_u8 reads the rows named by ws->ids. */
-static void gather_rows_(struct dlfs_run *r, const struct dlfs_resident *res, int rows)
+/* The same from a resident split: gather_u8 reads the rows named by `ids`
+ * (backend memory: ws->ids, or the graph's per-step block). */
+static void gather_rows_(struct dlfs_run *r, const struct dlfs_resident *res, const uint32_t *ids, int rows)
 {
-    r->be->gather_u8(r->ws.x, r->ws.labels, res->img, res->lab, r->ws.ids, rows, r->ds.c, (size_t)r->ds.h * r->ds.w,
+    r->be->gather_u8(r->ws.x, r->ws.labels, res->img, res->lab, ids, rows, r->ds.c, (size_t)r->ds.h * r->ds.w,
                      r->ds.mean, r->ds.std);
 }
 
@@ -106,7 +107,7 @@ static void load_rows_(struct dlfs_run *r, const struct dlfs_split *split, const
     if (res) {
         const double t0 = dlfs_now();
         r->be->to_device(r->ws.ids, idx, (size_t)rows * sizeof(uint32_t));
-        gather_rows_(r, res, rows);
+        gather_rows_(r, res, r->ws.ids, rows);
         r->t_data += dlfs_now() - t0;
         return;
     }
@@ -157,7 +158,7 @@ double dlfs_run_lr(const struct dlfs_run *r, long step)
     return o->lr_min + (r->lr - o->lr_min) * 0.5 * (1.0 + cos(3.14159265358979323846 * t));
 }
 
-static void update_(struct dlfs_run *r)
+static struct dlfs_optim_hp hp_(const struct dlfs_run *r)
 {
     const struct dlfs_options *o = r->o;
     struct dlfs_optim_hp hp = {
@@ -170,14 +171,28 @@ static void update_(struct dlfs_run *r)
         .weight_decay = (float)o->weight_decay,
         .decoupled = o->optim == DLFS_OPTIM_ADAMW,
     };
-    if (o->optim == DLFS_OPTIM_SGD) {
-        r->be->sgd_update(r->n, r->params, r->grads[0], r->m, &hp);
-    } else {
+    if (o->optim != DLFS_OPTIM_SGD) {
         const double t = (double)(r->step + 1);
         hp.bias_c1 = (float)(1.0 - pow(o->beta1, t));
         hp.bias_c2 = (float)(1.0 - pow(o->beta2, t));
-        r->be->adam_update(r->n, r->params, r->grads[0], r->m, r->v, &hp);
     }
+    return hp;
+}
+
+static void update_(struct dlfs_run *r)
+{
+    const struct dlfs_optim_hp hp = hp_(r);
+    if (r->o->optim == DLFS_OPTIM_SGD) r->be->sgd_update(r->n, r->params, r->grads[0], r->m, &hp);
+    else r->be->adam_update(r->n, r->params, r->grads[0], r->m, r->v, &hp);
+}
+
+/* The same update with the per-step values read from r->hp_dev when it runs
+ * (graph_update: recorded once, replayed every step). */
+static void update_dev_(struct dlfs_run *r)
+{
+    const struct dlfs_optim_hp hp = hp_(r);
+    if (r->o->optim == DLFS_OPTIM_SGD) r->be->sgd_update_dev(r->n, r->params, r->grads[0], r->m, &hp, r->hp_dev);
+    else r->be->adam_update_dev(r->n, r->params, r->grads[0], r->m, r->v, &hp, r->hp_dev);
 }
 
 /* Augmentation key of a step (0: no augmentation). */
@@ -216,31 +231,48 @@ static void stage_batch_(struct dlfs_run *r, const struct dlfs_split *split, con
 
 /* What the CUDA graph holds (r->graph_on: one pass, one rank, resident
  * unaugmented data, no dropout): from the zeroed loss sums to the gradients,
- * only kernels with fixed pointers, shapes and arguments. The sample ids are
- * read from ws->ids, uploaded before each replay. */
+ * only kernels with fixed pointers, shapes and arguments; with r->graph_update
+ * (no reduction to wait for) also the running statistics and the optimizer
+ * update. What changes per step is read from device memory, uploaded before each
+ * replay: the sample ids (ws->ids; with graph_update r->ids_dev, which follows
+ * r->hp_dev, the update's lr / bias corrections, so that one copy takes both). */
 static void graph_body_(struct dlfs_run *r, const struct dlfs_resident *res, float scale)
 {
     const struct dlfs_backend *be = r->be;
     be->fill((float *)r->ws.stats, 0.0f, 4);
-    gather_rows_(r, res, r->pass_rows);
+    gather_rows_(r, res, r->graph_update ? r->ids_dev : r->ws.ids, r->pass_rows);
     if (r->nbuf) be->fill(r->bstats[0], 0.0f, r->nbuf);
     r->ws.bn_stats = r->nbuf ? r->bstats[0] : NULL;
     dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
     dlfs_model_loss(&r->model, &r->ws, r->pass_rows, scale);
     dlfs_model_backward(&r->model, &r->ws, r->params, r->grads[0], r->pass_rows, NULL, NULL);
+    if (r->graph_update) { /* the order of the eager path: running statistics, then the update */
+        if (r->nbuf) running_stats_(r);
+        update_dev_(r);
+    }
 }
 
 /* Record after one eager warm-up step (cuBLAS heuristics, lazily loaded
  * kernels), then replay: the same kernels in the same order, so the same bits
- * as --cuda-graph off. No host wait here: the step's closing to_host waits. */
+ * as --cuda-graph off. No host wait here. The uploads come from this step's
+ * ring slot, which the step two back used last: its mark says it is free
+ * (with the loss lag the previous step already waited for it). */
 static void graph_step_(struct dlfs_run *r, const struct dlfs_resident *res, const uint32_t *mine, float scale)
 {
     const struct dlfs_backend *be = r->be;
+    const int k = (int)(r->step % DLFS_LAG_SLOTS);
+    const struct dlfs_inflight *f = &r->fl[k];
     double t0 = dlfs_now();
     const size_t bytes = (size_t)r->pass_rows * sizeof(uint32_t);
-    if (r->ids_pinned) { /* rewritten next step, after this step's closing to_host */
-        memcpy(r->ids_pinned, mine, bytes);
-        be->to_device_async(r->ws.ids, r->ids_pinned, bytes);
+    if (r->fl_pinned && be->mark_wait) be->mark_wait(k);
+    if (r->graph_update) { /* implies fl_pinned (session.c); hp then ids, as in hp_dev / ids_dev */
+        const struct dlfs_optim_hp hp = hp_(r);
+        *f->hp = (struct dlfs_optim_dyn){.lr = hp.lr, .bias_c1 = hp.bias_c1, .bias_c2 = hp.bias_c2};
+        memcpy(f->ids, mine, bytes);
+        be->to_device_async(r->hp_dev, f->hp, DLFS_DYN_BYTES + bytes);
+    } else if (r->fl_pinned) {
+        memcpy(f->ids, mine, bytes);
+        be->to_device_async(r->ws.ids, f->ids, bytes);
     } else {
         be->to_device(r->ws.ids, mine, bytes);
     }
@@ -262,6 +294,45 @@ static void graph_step_(struct dlfs_run *r, const struct dlfs_resident *res, con
     r->t_compute += dlfs_now() - t0;
 }
 
+double dlfs_run_flush(struct dlfs_run *r)
+{
+    if (!r->loss_pending) return 0.0;
+    const int k = (int)((r->step - 1) % DLFS_LAG_SLOTS);
+    if (r->lag_async) {
+        const double t0 = dlfs_now();
+        r->be->mark_wait(k);
+        r->t_compute += dlfs_now() - t0;
+    }
+    r->loss_pending = 0;
+    return r->fl[k].stats[0];
+}
+
+/* The step's loss sums into its slot: without waiting (`async`: to_host_async and
+ * a mark) or with a to_host (a sync, which the staged paths rely on). Returns the
+ * loss sum owed now: this step's, or with the lag the previous step's. */
+static double finish_(struct dlfs_run *r, int async)
+{
+    const struct dlfs_backend *be = r->be;
+    const int k = (int)(r->step % DLFS_LAG_SLOTS);
+    const double t0 = dlfs_now();
+    if (async) {
+        be->to_host_async(r->fl[k].stats, r->ws.stats, 2 * sizeof(double));
+        be->mark_record(k);
+    } else {
+        be->to_host(r->fl[k].stats, r->ws.stats, 2 * sizeof(double));
+    }
+    r->t_compute += dlfs_now() - t0;
+    double loss;
+    if (r->loss_lag) {
+        loss = dlfs_run_flush(r); /* the previous step, r->step - 1 */
+        r->loss_pending = 1;
+    } else {
+        loss = r->fl[k].stats[0];
+    }
+    r->step++;
+    return loss;
+}
+
 double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx)
 {
     const struct dlfs_backend *be = r->be;
@@ -269,7 +340,6 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
     const uint32_t *mine = idx + (size_t)r->comm->rank * r->local_batch;
     const uint32_t *next = r->next_idx;
     r->next_idx = NULL;
-    double stats[2] = {0, 0};
     fault_stall_(r);
     if (r->trace) {
         for (int i = 0; i < r->local_batch; i++) fprintf(r->trace, "%u\n", mine[i]);
@@ -284,6 +354,7 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
     int passes = r->passes;
     if (r->graph_on && res == &r->res[0]) {
         graph_step_(r, res, mine, scale);
+        if (r->graph_update) return finish_(r, r->lag_async); /* the graph did the rest */
         passes = 0; /* the graph ran the one pass */
     } else {
         if (!res) stage_batch_(r, split, mine, next, aug_key, &img, &lab, &async);
@@ -327,10 +398,8 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const u
     if (r->nbuf) running_stats_(r);
     t0 = dlfs_now();
     update_(r);
-    be->to_host(stats, r->ws.stats, sizeof stats);
     r->t_compute += dlfs_now() - t0;
-    r->step++;
-    return stats[0];
+    return finish_(r, 0);
 }
 
 void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, double *loss, double *acc)

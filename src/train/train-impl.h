@@ -45,6 +45,18 @@ struct dlfs_resident {
     int owned;                      /* allocated with be->alloc */
 };
 
+/* What one step in flight reads and writes in host memory (step.c): a ring of
+ * DLFS_LAG_SLOTS, step s in slot s % DLFS_LAG_SLOTS, page-locked when the step
+ * runs as a CUDA graph. A slot is rewritten only after mark s % DLFS_LAG_SLOTS,
+ * recorded at the end of the step that used it last, has passed. */
+#define DLFS_LAG_SLOTS 2
+#define DLFS_DYN_BYTES 32         /* hp, then ids: in a slot and in the device block alike */
+struct dlfs_inflight {
+    double *stats;                /* (2) the step's loss sum and correct count */
+    struct dlfs_optim_dyn *hp;    /* its lr and bias corrections, uploaded for the graph... */
+    uint32_t *ids;                /* (pass_rows) ...with its sample ids: at hp + DLFS_DYN_BYTES */
+};
+
 struct dlfs_run {
     const struct dlfs_options *o;
     const struct dlfs_comm *comm;
@@ -95,8 +107,16 @@ struct dlfs_run {
     int graph_on;                 /* the step may run as a CUDA graph (conditions in step.c) */
     int graph_warm;               /* one eager step done since graph_on */
     void *graph;                  /* the recorded step, NULL until recorded */
-    uint32_t *ids_pinned;         /* (pass_rows) page-locked copy of the graph's sample ids, or NULL */
-    char pipeline[160];           /* one line describing the above, for banners */
+    int graph_update;             /* the graph holds the optimizer update too (nothing to reduce) */
+    struct dlfs_optim_dyn *hp_dev;/* backend memory (graph_update): the update's per-step values, */
+    uint32_t *ids_dev;            /* then at hp_dev + DLFS_DYN_BYTES the graph's sample ids */
+    struct dlfs_inflight fl[DLFS_LAG_SLOTS];
+    void *fl_block;               /* the slots' memory, one allocation */
+    int fl_pinned;                /* ... from pinned_alloc (else malloc) */
+    int loss_lag;                 /* dlfs_run_step returns the PREVIOUS step's loss (see there) */
+    int lag_async;                /* ... and the step's loss comes back without a host wait */
+    int loss_pending;             /* the last step's loss has not been returned yet */
+    char pipeline[200];           /* one line describing the above, for banners */
 };
 
 /* Set up everything (backend, dataset unless benchmarking, model, slabs) on
@@ -132,8 +152,15 @@ const struct dlfs_stage *dlfs_prefetch_take(struct dlfs_prefetch *pf, const stru
 void dlfs_prefetch_free(struct dlfs_prefetch *pf, const struct dlfs_backend *be);
 
 /* One optimizer step over global batch rows idx[0..B) (sample indices into
- * `split`); rank r uses idx[r*B/P, (r+1)*B/P). Returns the local loss sum. */
+ * `split`); rank r uses idx[r*B/P, (r+1)*B/P). Returns the local loss sum of
+ * this step, or with r->loss_lag that of the step before (0 after a flush or at
+ * the first step): the host then does not wait for this step to finish, only
+ * for the one before, so it queues step k+1 while step k runs. */
 double dlfs_run_step(struct dlfs_run *r, const struct dlfs_split *split, const uint32_t *idx);
+/* The loss sum dlfs_run_step still owes (waits for the last step), 0 when none:
+ * summing every step's return and then this gives the same values in the same
+ * order as without the lag. Call it wherever the losses must be complete. */
+double dlfs_run_flush(struct dlfs_run *r);
 
 /* Learning rate at step `step` under the schedule. */
 double dlfs_run_lr(const struct dlfs_run *r, long step);

@@ -137,12 +137,15 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
             if (o->checkpoint_every && r->step % o->checkpoint_every == 0 &&
                 (st = save_(r, pos_epoch, pos_samples, &last_saved, NULL)) != DLFS_OK)
                 break;
-            if (verbose && dlfs_now() - last_print >= every) {
-                progress_(r, epoch, s + 1, s0, steps_per_epoch, loss_sum / ((s + 1.0 - s0) * r->local_batch), t0,
+            /* with the loss lag (dlfs_run_step) loss_sum holds one step fewer */
+            const long summed = s + 1 - s0 - r->loss_pending;
+            if (verbose && summed > 0 && dlfs_now() - last_print >= every) {
+                progress_(r, epoch, s + 1, s0, steps_per_epoch, loss_sum / ((double)summed * r->local_batch), t0,
                           tty);
                 last_print = dlfs_now();
             }
         }
+        loss_sum += dlfs_run_flush(r); /* the last step's loss, when it trails */
         if (st != DLFS_OK) break;
         const double train_time = dlfs_now() - t0;
         double sums[1] = {loss_sum};

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The step pipeline on a GPU: the same params_sha256 with the step replayed as a
-# CUDA graph (default), issued op by op (--cuda-graph off), with the batches
+# CUDA graph with the optimizer update and the loss read one step late (default),
+# issued op by op (--cuda-graph off), with the batches
 # staged by the prefetch thread through pinned memory (--data-on-device off) and
 # staged inline (--prefetch off). First --bench (synthetic data, no dataset
 # needed; it also prints both step times, which are benchmarks, not checked), then
@@ -29,9 +30,18 @@ bench() {
   compare "bench $name" "$(sed -n 's/^bench: pipeline: .*params_sha256 \([0-9a-f]*\).*/\1/p' <<<"$out")"
 }
 ref=""
-bench graph "on the device.*CUDA graph on" --cuda-graph on
+bench graph "on the device.*CUDA graph on.*with the update; no host wait per step" --cuda-graph on
 bench eager "on the device.*CUDA graph off" --cuda-graph off
 bench staged "staged per batch, prefetch thread (pinned)" --data-on-device off
+# the update in the graph reading lr / bias corrections from device memory, with a
+# cosine schedule and warm-up (both change per step), Adam, AdamW and SGD (Nesterov):
+# the bits of the by-value update; with the loss read back at once (DLFS_STEP_LAG=0) too
+for opt in "--optim adam" "--optim adamw --weight-decay 0.05" "--optim sgd --nesterov --lr 0.05"; do
+  ref=""
+  bench "graph $opt" "CUDA graph on.*with the update" $opt --schedule cosine --warmup 20
+  bench "eager $opt" "CUDA graph off" $opt --schedule cosine --warmup 20 --cuda-graph off
+  DLFS_STEP_LAG=0 bench "graph, no lag, $opt" "with the update; params_sha256" $opt --schedule cosine --warmup 20
+done
 
 # train NAME WANT_PIPELINE_WORDS ARGS...
 run_train() {
@@ -48,6 +58,10 @@ if [ -f "$fm" ]; then
   run_train eager "on the device.*CUDA graph off" "${common[@]}" --cuda-graph off
   run_train staged-prefetch "staged per batch, prefetch thread (pinned)" "${common[@]}" --data-on-device off
   run_train staged-inline "staged per batch; CUDA graph off" "${common[@]}" --data-on-device off --prefetch off
+  # the loss read back one step late (graph) sums to the same per-epoch train_loss
+  tl() { grep -o '"train_loss": [0-9.]*' "$T_TMP/$1.jsonl" | tr '\n' ' '; }
+  [ -n "$(tl graph)" ] && [ "$(tl graph)" = "$(tl eager)" ] && t_pass "train_loss with the loss lag: $(tl graph)" \
+    || t_fail "train_loss: graph '$(tl graph)' != eager '$(tl eager)'"
   n=$(sed -n 's/.*"prefetched": \([0-9]*\).*/\1/p' "$T_TMP/staged-prefetch.jsonl" | tail -n 1)
   [ "$n" = 147 ] && t_pass "147 of 150 batches from the prefetch thread (3 epoch starts)" || t_fail "$n batches from the thread, want 147"
   ref=""

@@ -7,6 +7,10 @@
  *   pinned_alloc     pinned staging + to_device_async: the bytes arrive
  *   graph_*          a recorded [gemm, bias_act_fwd, axpy, scale] replayed three
  *                    times gives the bits of issuing the ops three times
+ *   *_update_dev     SGD / Adam / AdamW with lr and bias corrections read from
+ *                    backend memory: the bits of the by-value entries, eagerly and
+ *                    recorded once in a graph replayed with new values each step
+ *   to_host_async    + mark_record / mark_wait: the bytes land in pinned memory
  *
  *   test_pipeline_ops          the backend under test is CUDA (exit 77 without a GPU)
  *   test_pipeline_ops --self   the CPU backend (runs anywhere: its gather_u8, and
@@ -150,6 +154,107 @@ static void test_graph(void)
     free(hx); free(hw); free(hb);
 }
 
+/* Five steps of an update, changing lr and bias corrections per step as the
+ * trainer does, by value (p1) and through *_update_dev (p2; `graph`: recorded
+ * once, replayed). n odd and a slab offset by one float: the float4 part, the
+ * tail and the scalar path. Bits must agree. */
+static void test_update_dev(int optim, int graph) /* 0 sgd+momentum, 1 sgd nesterov, 2 adam, 3 adamw */
+{
+    static const char *names[] = {"sgd momentum", "sgd nesterov", "adam", "adamw"};
+    if (!dev_->adam_update_dev || !dev_->sgd_update_dev) {
+        CHECK(!dev_->adam_update_dev && !dev_->sgd_update_dev, "%s: one of the *_update_dev entries", dev_->name);
+        return;
+    }
+    if (graph && !dev_->graph_begin) return;
+    const size_t N = 100003;
+    for (int off = 0; off < 2; off++) {
+        const size_t n = N - (size_t)off;
+        float *hp0 = t_rand_floats_(&seed_, N, 1), *hg = t_rand_floats_(&seed_, N, 0.1);
+        float *p[2], *g = t_upload_(dev_, hg, N), *m[2], *v[2];
+        for (int j = 0; j < 2; j++) {
+            p[j] = t_upload_(dev_, hp0, N);
+            m[j] = dev_->alloc(N * sizeof(float));
+            v[j] = dev_->alloc(N * sizeof(float));
+        }
+        struct dlfs_optim_dyn *dyn = dev_->alloc(sizeof *dyn);
+        struct dlfs_optim_hp hp = {.momentum = 0.9f, .nesterov = optim == 1, .beta1 = 0.9f, .beta2 = 0.999f,
+                                   .eps = 1e-8f, .weight_decay = 0.01f, .decoupled = optim == 3};
+        void *rec = NULL;
+        for (int t = 0; t < 5; t++) {
+            hp.lr = 0.001f * (float)(t + 1) / 3.0f;
+            hp.bias_c1 = (float)(1.0 - pow(0.9, t + 1));
+            hp.bias_c2 = (float)(1.0 - pow(0.999, t + 1));
+            const struct dlfs_optim_dyn d = {hp.lr, hp.bias_c1, hp.bias_c2, 0.0f};
+            if (optim < 2) dev_->sgd_update(n, p[0] + off, g + off, m[0] + off, &hp);
+            else dev_->adam_update(n, p[0] + off, g + off, m[0] + off, v[0] + off, &hp);
+            dev_->to_device(dyn, &d, sizeof d);
+            struct dlfs_optim_hp junk = hp; /* what *_dev must not use */
+            junk.lr = 7.0f;
+            junk.bias_c1 = junk.bias_c2 = 0.5f;
+            if (graph && !rec) {
+                CHECK(dev_->graph_begin() == 0, "graph_begin");
+            }
+            if (!graph || !rec) {
+                if (optim < 2) dev_->sgd_update_dev(n, p[1] + off, g + off, m[1] + off, &junk, dyn);
+                else dev_->adam_update_dev(n, p[1] + off, g + off, m[1] + off, v[1] + off, &junk, dyn);
+            }
+            if (graph && !rec) {
+                rec = dev_->graph_end();
+                CHECK(rec != NULL, "graph_end: the recording failed");
+                if (!rec) break;
+            }
+            if (rec) dev_->graph_launch(rec);
+        }
+        float *h[2] = {malloc(N * sizeof(float)), malloc(N * sizeof(float))};
+        size_t bad = 0;
+        float *bufs[3][2] = {{p[0], p[1]}, {m[0], m[1]}, {v[0], v[1]}};
+        for (int b = 0; b < 3; b++) {
+            dev_->to_host(h[0], bufs[b][0], N * sizeof(float));
+            dev_->to_host(h[1], bufs[b][1], N * sizeof(float));
+            for (size_t i = 0; i < N; i++) bad += memcmp(&h[0][i], &h[1][i], sizeof(float)) != 0;
+        }
+        dev_->to_host(h[0], p[1], N * sizeof(float));
+        size_t moved = 0;
+        for (size_t i = (size_t)off; i < N; i++) moved += h[0][i] != hp0[i];
+        CHECK(bad == 0 && moved > N / 2, "%s_update_dev (%s, offset %d): %zu values differ from the by-value entry, "
+              "%zu moved", optim < 2 ? "sgd" : "adam", names[optim], off, bad, moved);
+        if (!bad) printf("  ok  %s_update_dev, %s%s, offset %d: 5 steps == by value, bit for bit\n",
+                         optim < 2 ? "sgd" : "adam", names[optim], graph ? " (recorded once, replayed)" : "", off);
+        if (rec) dev_->graph_free(rec);
+        for (int j = 0; j < 2; j++) { dev_->free(p[j]); dev_->free(m[j]); dev_->free(v[j]); free(h[j]); }
+        dev_->free(g); dev_->free(dyn);
+        free(hp0); free(hg);
+    }
+}
+
+static void test_to_host_async(void)
+{
+    const int all = dev_->to_host_async && dev_->mark_record && dev_->mark_wait;
+    if (!all) {
+        CHECK(!dev_->to_host_async && !dev_->mark_record && !dev_->mark_wait, "%s: async entries half there",
+              dev_->name);
+        printf("  ok  %s backend: no to_host_async / marks (entries NULL)\n", dev_->name);
+        return;
+    }
+    CHECK(dev_->pinned_alloc != NULL, "to_host_async without pinned_alloc");
+    const size_t n = 4096;
+    double *h = dev_->pinned_alloc(2 * n * sizeof(double));
+    double *d = dev_->alloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) h[n + i] = (double)i * 0.25 - 3.0;
+    dev_->to_device(d, h + n, n * sizeof(double));
+    dev_->mark_wait(DLFS_MARKS - 1); /* never recorded (in this test): returns */
+    for (int k = 0; k < DLFS_MARKS; k++) {
+        memset(h, 0, n * sizeof(double));
+        dev_->to_host_async(h, d, n * sizeof(double));
+        dev_->mark_record(k);
+        dev_->mark_wait(k);
+        CHECK(memcmp(h, h + n, n * sizeof(double)) == 0, "to_host_async + mark %d: bytes differ", k);
+    }
+    printf("  ok  to_host_async + mark_record/mark_wait (%d marks)\n", DLFS_MARKS);
+    dev_->free(d);
+    dev_->pinned_free(h);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -175,5 +280,10 @@ int main(int argc, char **argv)
     test_gather(7, 2, 1, 1);
     test_pinned();
     test_graph();
+    for (int optim = 0; optim < 4; optim++) {
+        test_update_dev(optim, 0);
+        test_update_dev(optim, 1);
+    }
+    test_to_host_async();
     T_DONE();
 }

@@ -20,6 +20,10 @@ void cpu_gather_u8(float *dst, int32_t *labels_out, const uint8_t *images, const
 void cpu_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
 void cpu_adam_update(size_t n, float *p, const float *g, float *m, float *v,
                      const struct dlfs_optim_hp *hp);
+void cpu_sgd_update_dev(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp,
+                        const struct dlfs_optim_dyn *dyn);
+void cpu_adam_update_dev(size_t n, float *p, const float *g, float *m, float *v, const struct dlfs_optim_hp *hp,
+                         const struct dlfs_optim_dyn *dyn);
 void cpu_conv2d_fwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *b,
                     float *col, float *z, float *a, enum dlfs_act act);
 void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *dz,

@@ -31,3 +31,28 @@ void cpu_adam_update(size_t n, float *p, const float *g, float *m, float *v,
         p[i] -= step * m[i] / (sqrtf(v[i]) * rc2 + eps);
     }
 }
+
+/* The *_update_dev entries: on the CPU "backend memory" is host memory, so the
+ * step's values are read here, when the update runs. */
+static struct dlfs_optim_hp with_dyn_(const struct dlfs_optim_hp *hp, const struct dlfs_optim_dyn *dyn)
+{
+    struct dlfs_optim_hp h = *hp;
+    h.lr = dyn->lr;
+    h.bias_c1 = dyn->bias_c1;
+    h.bias_c2 = dyn->bias_c2;
+    return h;
+}
+
+void cpu_sgd_update_dev(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp,
+                        const struct dlfs_optim_dyn *dyn)
+{
+    const struct dlfs_optim_hp h = with_dyn_(hp, dyn);
+    cpu_sgd_update(n, p, g, m, &h);
+}
+
+void cpu_adam_update_dev(size_t n, float *p, const float *g, float *m, float *v, const struct dlfs_optim_hp *hp,
+                         const struct dlfs_optim_dyn *dyn)
+{
+    const struct dlfs_optim_hp h = with_dyn_(hp, dyn);
+    cpu_adam_update(n, p, g, m, v, &h);
+}

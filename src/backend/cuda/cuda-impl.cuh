@@ -102,6 +102,10 @@ void cuda_batchnorm_bwd(int n, int c, int plane, int group, const float *dz, con
 void cuda_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
 void cuda_adam_update(size_t n, float *p, const float *g, float *m, float *v,
                       const struct dlfs_optim_hp *hp);
+void cuda_sgd_update_dev(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp,
+                         const struct dlfs_optim_dyn *dyn);
+void cuda_adam_update_dev(size_t n, float *p, const float *g, float *m, float *v, const struct dlfs_optim_hp *hp,
+                          const struct dlfs_optim_dyn *dyn);
 
 // Staging for the MPI path (stage.cu; contracts in dlfs/backend.h).
 void *cuda_pinned_alloc(size_t bytes);
@@ -114,6 +118,9 @@ void cuda_gather_u8(float *dst, int32_t *labels_out, const uint8_t *images, cons
                     const double *std);
 void cuda_to_device_async(void *dst, const void *src, size_t bytes);
 size_t cuda_mem_free(void);
+void cuda_to_host_async(void *dst, const void *src, size_t bytes);
+void cuda_mark_record(int k);
+void cuda_mark_wait(int k);
 int cuda_graph_begin(void);
 void *cuda_graph_end(void);
 void cuda_graph_launch(void *graph);

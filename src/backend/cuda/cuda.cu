@@ -3,7 +3,7 @@
 //
 // Ordering model: every op (kernels, cuBLAS, copies) is issued on ONE non-blocking
 // stream, so ops run in issue order and never wait on (or for) other libraries'
-// legacy-stream work. The host only waits in `sync` and `to_host`.
+// legacy-stream work. The host only waits in `sync`, `to_host` and `mark_wait`.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +196,8 @@ static const struct dlfs_backend cuda_backend_ = {
     .scale = cuda_scale,
     .sgd_update = cuda_sgd_update,
     .adam_update = cuda_adam_update,
+    .sgd_update_dev = cuda_sgd_update_dev,
+    .adam_update_dev = cuda_adam_update_dev,
     .conv2d_fwd = cuda_conv2d_fwd,
     .conv2d_bwd = cuda_conv2d_bwd,
     .maxpool_fwd = cuda_maxpool_fwd,
@@ -218,6 +220,10 @@ static const struct dlfs_backend cuda_backend_ = {
     .graph_end = cuda_graph_end,
     .graph_launch = cuda_graph_launch,
     .graph_free = cuda_graph_free,
+    // the step that does not wait for the device (data.cu)
+    .to_host_async = cuda_to_host_async,
+    .mark_record = cuda_mark_record,
+    .mark_wait = cuda_mark_wait,
 };
 
 extern "C" const struct dlfs_backend *dlfs_backend_cuda_(void)

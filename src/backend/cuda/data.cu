@@ -1,7 +1,8 @@
 // The data side of the training step (the twin of src/backend/cpu/data.c): batch
 // assembly from a dataset resident in GPU memory, asynchronous uploads from the
-// pinned staging (pinned_alloc, stage.cu) of the batches that are not, and the
-// free-memory query that decides which.
+// pinned staging (pinned_alloc, stage.cu) of the batches that are not, the
+// free-memory query that decides which, and the asynchronous read-back of the
+// step's loss with the marks (events) that say when it has landed.
 #include "backend/cuda/cuda-impl.cuh"
 
 #define GATHER_THREADS 256
@@ -59,6 +60,30 @@ void cuda_gather_u8(float *dst, int32_t *labels_out, const uint8_t *images, cons
 void cuda_to_device_async(void *dst, const void *src, size_t bytes)
 {
     if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_ctx_.stream));
+}
+
+// Device to pinned host memory, ordered on the stream, no wait: the bytes are
+// there once a mark recorded after it has passed (cuda_mark_wait).
+void cuda_to_host_async(void *dst, const void *src, size_t bytes)
+{
+    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_ctx_.stream));
+}
+
+// Marks: one event each, created on first record (never while a graph records:
+// the caller records outside the recording, the table's contract).
+static cudaEvent_t marks_[DLFS_MARKS];
+
+void cuda_mark_record(int k)
+{
+    DLFS_ASSERT(k >= 0 && k < DLFS_MARKS);
+    if (!marks_[k]) CUDA_CHECK(cudaEventCreateWithFlags(&marks_[k], cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventRecord(marks_[k], cuda_ctx_.stream));
+}
+
+void cuda_mark_wait(int k)
+{
+    DLFS_ASSERT(k >= 0 && k < DLFS_MARKS);
+    if (marks_[k]) CUDA_CHECK(cudaEventSynchronize(marks_[k])); // a fault in the step surfaces here
 }
 
 size_t cuda_mem_free(void)

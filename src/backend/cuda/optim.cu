@@ -5,6 +5,13 @@
 // parameter), so the work is in the loads: float4 when every slab is 16-byte
 // aligned (cudaMalloc'd slabs are; a shard of one may not be), scalar otherwise,
 // and the last n % 4 values handled by the same launch.
+//
+// The *_update_dev entries run the same kernels with the per-step values (lr,
+// Adam's bias corrections) loaded from device memory at the start of each thread
+// instead of passed by value, so that a recorded CUDA graph can hold the update.
+// Adam's derived factors are then computed on the device: IEEE division and
+// square root (nvcc's defaults, no --use_fast_math in this build) round exactly
+// as the host's, so both entries give the same bits (tests/gpu/test_pipeline_ops).
 #include <math.h>
 #include <stdint.h>
 #include "backend/cuda/cuda-impl.cuh"
@@ -50,8 +57,10 @@ static size_t vec4_count_(size_t n, const void *a, const void *b, const void *c,
 }
 
 template <bool MOM>
-__global__ void sgd_k(size_t n, size_t n4, float *p, const float *g, float *m, sgd_hp h)
+__global__ void sgd_k(size_t n, size_t n4, float *p, const float *g, float *m, sgd_hp h,
+                      const dlfs_optim_dyn *__restrict__ dyn)
 {
+    if (dyn) h.lr = dyn->lr;
     CUDA_GRID_STRIDE(i, n4 / 4) {
         float4 P = reinterpret_cast<float4 *>(p)[i];
         const float4 G = reinterpret_cast<const float4 *>(g)[i];
@@ -71,8 +80,14 @@ __global__ void sgd_k(size_t n, size_t n4, float *p, const float *g, float *m, s
     }
 }
 
-__global__ void adam_k(size_t n, size_t n4, float *p, const float *g, float *m, float *v, adam_hp h)
+__global__ void adam_k(size_t n, size_t n4, float *p, const float *g, float *m, float *v, adam_hp h,
+                       const dlfs_optim_dyn *__restrict__ dyn)
 {
+    if (dyn) { // the same float arithmetic as the host side of cuda_adam_update
+        h.lr = dyn->lr;
+        h.step = h.lr / dyn->bias_c1;
+        h.rc2 = 1.0f / sqrtf(dyn->bias_c2);
+    }
     CUDA_GRID_STRIDE(i, n4 / 4) {
         float4 P = reinterpret_cast<float4 *>(p)[i], M = reinterpret_cast<float4 *>(m)[i];
         float4 V = reinterpret_cast<float4 *>(v)[i];
@@ -91,27 +106,54 @@ __global__ void adam_k(size_t n, size_t n4, float *p, const float *g, float *m, 
     }
 }
 
-void cuda_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp)
+static void sgd_launch_(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp,
+                        const struct dlfs_optim_dyn *dyn)
 {
     if (!n) return;
     const sgd_hp h = {hp->lr, hp->weight_decay, hp->momentum, hp->nesterov};
     const size_t n4 = vec4_count_(n, p, g, m, nullptr);
     // size the grid for the float4 part when there is one (a quarter of the threads)
     const unsigned grid = cuda_grid_(n4 ? n4 / 4 : n, OPT_THREADS);
-    if (m) sgd_k<true><<<grid, OPT_THREADS, 0, cuda_ctx_.stream>>>(n, n4, p, g, m, h);
-    else sgd_k<false><<<grid, OPT_THREADS, 0, cuda_ctx_.stream>>>(n, n4, p, g, nullptr, h);
+    if (m) sgd_k<true><<<grid, OPT_THREADS, 0, cuda_ctx_.stream>>>(n, n4, p, g, m, h, dyn);
+    else sgd_k<false><<<grid, OPT_THREADS, 0, cuda_ctx_.stream>>>(n, n4, p, g, nullptr, h, dyn);
     CUDA_LAUNCH_CHECK();
 }
 
-void cuda_adam_update(size_t n, float *p, const float *g, float *m, float *v, const struct dlfs_optim_hp *hp)
+static void adam_launch_(size_t n, float *p, const float *g, float *m, float *v, const struct dlfs_optim_hp *hp,
+                         const struct dlfs_optim_dyn *dyn)
 {
     if (!n) return;
     DLFS_ASSERT(m && v);
-    // the same float arithmetic on the host as cpu_adam_update
+    // the same float arithmetic on the host as cpu_adam_update (with dyn: the kernel
+    // redoes the first two from dyn, the same way)
     const adam_hp h = {hp->lr, hp->beta1, hp->beta2, hp->eps, hp->weight_decay, hp->lr / hp->bias_c1,
                        1.0f / sqrtf(hp->bias_c2), hp->decoupled};
     const size_t n4 = vec4_count_(n, p, g, m, v);
     const unsigned grid = cuda_grid_(n4 ? n4 / 4 : n, OPT_THREADS);
-    adam_k<<<grid, OPT_THREADS, 0, cuda_ctx_.stream>>>(n, n4, p, g, m, v, h);
+    adam_k<<<grid, OPT_THREADS, 0, cuda_ctx_.stream>>>(n, n4, p, g, m, v, h, dyn);
     CUDA_LAUNCH_CHECK();
+}
+
+void cuda_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp)
+{
+    sgd_launch_(n, p, g, m, hp, nullptr);
+}
+
+void cuda_adam_update(size_t n, float *p, const float *g, float *m, float *v, const struct dlfs_optim_hp *hp)
+{
+    adam_launch_(n, p, g, m, v, hp, nullptr);
+}
+
+void cuda_sgd_update_dev(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp,
+                         const struct dlfs_optim_dyn *dyn)
+{
+    DLFS_ASSERT(dyn);
+    sgd_launch_(n, p, g, m, hp, dyn);
+}
+
+void cuda_adam_update_dev(size_t n, float *p, const float *g, float *m, float *v, const struct dlfs_optim_hp *hp,
+                          const struct dlfs_optim_dyn *dyn)
+{
+    DLFS_ASSERT(dyn);
+    adam_launch_(n, p, g, m, v, hp, dyn);
 }
