@@ -126,7 +126,8 @@ void cpu_conv2d_fwd(const struct dlfs_conv_geom *g, int n, const float *x, const
     for (int i0 = 0; i0 < n; i0 += S) {
         const int s = n - i0 < S ? n - i0 : S;
         const size_t ld = (size_t)s * plane;
-        float *out = col + (size_t)k * ld; /* (oc, s*plane) */
+        /* (oc, s*plane); for one image that is its NCHW place in z already */
+        float *out = s == 1 ? z + (size_t)i0 * out_sz : col + (size_t)k * ld;
         for (int j = 0; j < s; j++) im2col_(g, x + (size_t)(i0 + j) * in_sz, col + (size_t)j * plane, ld);
         /* out (oc, s*plane) = W (oc, k) * col (k, s*plane) */
         cpu_gemm(false, false, g->oc, (int)ld, k, 1.0f, w, k, col, (int)ld, 0.0f, out, (int)ld);
@@ -143,7 +144,7 @@ void cpu_conv2d_fwd(const struct dlfs_conv_geom *g, int n, const float *x, const
                         ar[p] = v > 0.0f ? v : 0.0f;
                     }
                 } else {
-                    memcpy(zr, src, (size_t)plane * sizeof *zr);
+                    if (zr != src) memcpy(zr, src, (size_t)plane * sizeof *zr);
                     /* (plane, 1): the dense op's bias broadcast over one column */
                     cpu_bias_act_fwd(zr, ar, b + o, plane, 1, act);
                 }
@@ -161,11 +162,13 @@ void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const
     for (int i0 = 0; i0 < n; i0 += S) {
         const int s = n - i0 < S ? n - i0 : S;
         const size_t ld = (size_t)s * plane;
-        float *dzt = col + (size_t)k * ld; /* dz of the chunk, channel-major (oc, s*plane) */
+        /* dz of the chunk, channel-major (oc, s*plane): for one image, dz itself */
+        const float *dzt = s == 1 ? dz + (size_t)i0 * out_sz : col + (size_t)k * ld;
         for (int j = 0; j < s; j++)
             for (int o = 0; o < g->oc; o++) {
                 const float *src = dz + (size_t)(i0 + j) * out_sz + (size_t)o * plane;
-                memcpy(dzt + (size_t)o * ld + (size_t)j * plane, src, (size_t)plane * sizeof *src);
+                if (s > 1) memcpy(col + (size_t)k * ld + (size_t)o * ld + (size_t)j * plane, src,
+                                  (size_t)plane * sizeof *src);
                 db[o] += sum_(src, plane);
             }
         for (int j = 0; j < s; j++) im2col_(g, x + (size_t)(i0 + j) * in_sz, col + (size_t)j * plane, ld);
