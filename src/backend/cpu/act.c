@@ -38,7 +38,7 @@ void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols,
     }
 }
 
-void cpu_act_bwd(float *dz, const float *da, const float *z, const float *a, size_t n,
+CPU_CLONES_ void cpu_act_bwd(float *dz, const float *da, const float *z, const float *a, size_t n,
                  enum dlfs_act act)
 {
     switch (act) {
