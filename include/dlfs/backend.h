@@ -64,8 +64,14 @@ struct dlfs_conv_geom {
  * floats of scratch (`col`) they need for a batch of up to n images. */
 int dlfs_conv_chunk(const struct dlfs_conv_geom *g, int n);
 size_t dlfs_conv_col_floats(const struct dlfs_conv_geom *g, int n);
-/* Tests: unfold at most `floats` at once (0 restores the default, 4 Mi floats),
- * so that small cases run through several chunks. Not thread-safe. */
+/* A backend's own, smaller chunk: at most `floats` unfolded at once (the CPU keeps
+ * a chunk in its caches), never more than dlfs_conv_chunk (so the scratch fits).
+ * A budget set by dlfs_conv_set_col_budget overrides it: then every backend
+ * chunks alike, as the tests comparing them bit for bit need. */
+int dlfs_conv_chunk_within(const struct dlfs_conv_geom *g, int n, size_t floats);
+/* Tests: unfold at most `floats` at once (0 restores the defaults: 4 Mi floats,
+ * or a backend's own), so that small cases run through several chunks. Not
+ * thread-safe. */
 void dlfs_conv_set_col_budget(size_t floats);
 
 /* Adam/AdamW/SGD hyper-parameters for one update over a slab. */

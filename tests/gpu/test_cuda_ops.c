@@ -513,7 +513,7 @@ static void conv_case_(int c, int h, int w, int oc, int k, int stride, int pad, 
 {
     struct dlfs_conv_geom g;
     geom_(&g, c, h, w, oc, k, stride, pad);
-    dlfs_conv_set_col_budget(budget); /* both backends chunk alike */
+    dlfs_conv_set_col_budget(budget); /* set: both backends chunk alike; 0: each its own default */
     const size_t nx = (size_t)n * c * h * w, nw = (size_t)oc * c * k * k, nz = (size_t)n * oc * g.oh * g.ow;
     const size_t ncol = dlfs_conv_col_floats(&g, n);
     float *x = rnd_(nx, 1), *wt = rnd_(nw, 0.5), *b = rnd_((size_t)oc, 1), *dz = rnd_(nz, 1);

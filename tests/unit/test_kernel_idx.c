@@ -96,7 +96,10 @@ static void conv_case_(int c, int h, int w, int oc, int k, int stride, int pad, 
 {
     struct dlfs_conv_geom g;
     geom_(&g, c, h, w, oc, k, stride, pad);
-    dlfs_conv_set_col_budget(budget);
+    /* always a set budget (0: the shared default, 4 Mi floats), which the CPU op
+     * then honours too instead of its smaller cache-sized chunks: dW is summed
+     * chunk by chunk, so only equal chunks give equal bits */
+    dlfs_conv_set_col_budget(budget ? budget : (size_t)1 << 22);
     const size_t nx = (size_t)n * c * h * w, nw = (size_t)oc * c * k * k, nz = (size_t)n * oc * g.oh * g.ow;
     const size_t ncol = dlfs_conv_col_floats(&g, n);
     float *x = rnd_(nx, 1), *wt = rnd_(nw, 0.5), *b = rnd_((size_t)oc, 1), *dz = rnd_(nz, 1);

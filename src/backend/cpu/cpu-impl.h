@@ -3,6 +3,19 @@
 #define DLFS_CPU_IMPL_H
 #include "dlfs/backend.h"
 
+/* Long hot loops also compiled for AVX-512 and AVX2 (the baseline build is SSE2
+ * x86-64), the variant picked once at load time (GCC's target_clones, an ifunc).
+ * Not for short rows: cnn's 14-float im2col rows and 7-wide pooling rows ran
+ * slower with 16-float vectors (all in the scalar remainder). Only for loops
+ * whose results cannot depend on the vector width: copies, selects, and
+ * element-wise IEEE operations (+ - * / sqrt are correctly rounded at any width;
+ * no reassociated sums; -std=c11 keeps a*b+c from becoming an FMA). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define CPU_CLONES_ __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CPU_CLONES_
+#endif
+
 void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);
 void cpu_set_precision(enum dlfs_precision p);

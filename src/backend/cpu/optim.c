@@ -16,19 +16,32 @@ void cpu_sgd_update(size_t n, float *p, const float *g, float *m, const struct d
     }
 }
 
-void cpu_adam_update(size_t n, float *p, const float *g, float *m, float *v,
-                     const struct dlfs_optim_hp *hp)
+/* Vectorised: the decoupled branch is taken outside the loop, and this file is
+ * built with -fno-math-errno (src/CMakeLists.txt; sqrt of v >= 0 cannot fail) —
+ * the same operations in the same order per element as the scalar loop, so the
+ * same bits at any vector width. */
+CPU_CLONES_ void cpu_adam_update(size_t n, float *restrict p, const float *restrict g, float *restrict m,
+                                 float *restrict v, const struct dlfs_optim_hp *hp)
 {
     const float lr = hp->lr, b1 = hp->beta1, b2 = hp->beta2, eps = hp->eps, wd = hp->weight_decay;
     const float step = lr / hp->bias_c1;
     const float rc2 = 1.0f / sqrtf(hp->bias_c2);
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        if (hp->decoupled) p[i] -= lr * wd * p[i];
-        else gi += wd * p[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        p[i] -= step * m[i] / (sqrtf(v[i]) * rc2 + eps);
+    const float lrwd = lr * wd;
+    if (hp->decoupled) {
+        for (size_t i = 0; i < n; i++) {
+            const float gi = g[i];
+            p[i] -= lrwd * p[i];
+            m[i] = b1 * m[i] + (1.0f - b1) * gi;
+            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+            p[i] -= step * m[i] / (sqrtf(v[i]) * rc2 + eps);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const float gi = g[i] + wd * p[i];
+            m[i] = b1 * m[i] + (1.0f - b1) * gi;
+            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+            p[i] -= step * m[i] / (sqrtf(v[i]) * rc2 + eps);
+        }
     }
 }
 
