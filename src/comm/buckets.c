@@ -26,7 +26,9 @@ void dlfs_buckets_init(struct dlfs_buckets *b, const struct dlfs_comm *c, float 
     int count = 0;
     for (int i = num_boundaries - 1; i >= 0; i--) {
         size_t start = boundaries[i];
-        if ((end - start) * sizeof(float) >= bucket_bytes || i == 0) {
+        /* never an empty bucket: layers without parameters repeat a boundary, and
+         * with a small bucket_bytes each would cost a reduction (and a staging slot) */
+        if (end > start && ((end - start) * sizeof(float) >= bucket_bytes || i == 0)) {
             b->begin[count] = start;
             b->end[count] = end;
             count++;
@@ -47,7 +49,10 @@ enum dlfs_status dlfs_buckets_use(struct dlfs_buckets *b, enum dlfs_comm_path pa
     if (path != DLFS_COMM_PATH_MPI || be->host_memory || b->comm->kind == DLFS_COMM_SELF) return DLFS_OK;
     DLFS_ASSERT_MSG(be->pinned_alloc && be->pinned_free && be->stage_to_host && be->stage_test,
                     "a device backend without staging entries");
-    DLFS_ASSERT(b->count <= DLFS_STAGE_SLOTS);
+    if (b->count > DLFS_STAGE_SLOTS) /* one staging slot per bucket: a user error, not an assertion */
+        return dlfs_error_set(DLFS_ERR_USAGE, "%d gradient buckets, but staging them for MPI (--comm mpi on a GPU) "
+                              "takes at most %d: use a larger --bucket-mb, or --comm nccl", b->count,
+                              DLFS_STAGE_SLOTS);
     if (!(b->host = be->pinned_alloc(b->n * sizeof(float))))
         return dlfs_error_set(DLFS_ERR_NOMEM, "out of pinned host memory for the %zu gradients staged for MPI "
                               "(--comm mpi); use --comm nccl, or a smaller model", b->n);

@@ -9,7 +9,10 @@
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    /* FUNNELED, not MPI_Init's SINGLE: the process has other threads (the prefetch
+     * thread, CUDA's and NCCL's), though only this one calls MPI */
+    int provided = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     dlfs_signals_install();
     struct dlfs_comm comm;
     dlfs_comm_init(&comm);

@@ -30,9 +30,10 @@ extern struct cuda_ctx cuda_ctx_;
 // statement, the error name and string, rank, host and file:line, a hint where one
 // exists, then ends the job (dlfs_assert_fail -> MPI_Abort). These are programming
 // or hardware errors; recoverable ones (no GPU, out of memory in alloc) are handled
-// at their call sites instead.
-[[noreturn]] void cuda_check_fail_(const char *stmt, const char *name, const char *str,
-                                   const char *file, int line);
+// at their call sites instead. The one exception, where it returns: a failure
+// inside a CUDA graph recording that is already invalidated (cuda.cu).
+void cuda_check_fail_(const char *stmt, const char *name, const char *str,
+                      const char *file, int line);
 #define DLFS_CHECK_GEN_(stmt, type, ok, name_fn, str_fn)                                  \
     do {                                                                                  \
         type dlfs_e_ = (stmt);                                                            \

@@ -46,6 +46,17 @@ static const char *hint_(const char *name)
 
 void cuda_check_fail_(const char *stmt, const char *name, const char *str, const char *file, int line)
 {
+    // While this thread records a CUDA graph that an earlier call invalidated (an
+    // operation the capture cannot hold), every later launch, copy or cuBLAS call on
+    // the stream fails as well. Let those pass: graph_end then reports the failed
+    // recording and the caller issues the ops again eagerly (dlfs/backend.h), where
+    // a genuine error surfaces at its own op. Aborting here made that fallback dead.
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    if (cuda_ctx_.stream && cudaStreamIsCapturing(cuda_ctx_.stream, &cap) == cudaSuccess &&
+        cap == cudaStreamCaptureStatusInvalidated) {
+        cudaGetLastError(); // not sticky: clear it for the next check
+        return;
+    }
     char msg[512];
     const char *h = hint_(name);
     snprintf(msg, sizeof msg, "%s: %s (GPU %d)%s%s", name, str, cuda_ctx_.device, h ? "; " : "", h ? h : "");

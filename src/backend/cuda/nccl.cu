@@ -122,6 +122,7 @@ int dlfs_nccl_wait(double timeout_s, char *why, size_t why_len)
         cudaError_t e = cudaEventQuery(done_);
         if (e == cudaSuccess) return 0;
         if (e != cudaErrorNotReady) CUDA_CHECK(e);
+        (void)cudaGetLastError(); // NotReady may stay as the last error: the optimizer's launch check would abort
         ncclResult_t async = ncclSuccess;
         NCCL_CHECK(ncclCommGetAsyncError(comm_, &async));
         if (async != ncclSuccess || now_() > deadline) {

@@ -56,7 +56,12 @@ int cuda_stage_test(int slot, bool wait)
         return 1;
     }
     cudaError_t e = cudaEventQuery(copied_[slot]);
-    if (e == cudaErrorNotReady) return 0;
+    if (e == cudaErrorNotReady) {
+        // not an error, but the runtime may keep it as the thread's last error: the
+        // next launch's CUDA_LAUNCH_CHECK (cudaGetLastError) would then abort on it
+        (void)cudaGetLastError();
+        return 0;
+    }
     CUDA_CHECK(e);
     return 1;
 }
