@@ -265,6 +265,10 @@ enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, bool 
  * driver); `why` (may be NULL) receives a short reason when it is 0. */
 int dlfs_cuda_device_count(char *why, size_t why_len);
 
+/* The 16-byte UUID of the GPU this process drives (after dlfs_backend_select chose
+ * CUDA): 0, or -1 when it runs no GPU. Two ranks with the same UUID share a GPU. */
+int dlfs_gpu_uuid(unsigned char uuid[16]);
+
 #ifdef __cplusplus
 }
 #endif

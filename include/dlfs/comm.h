@@ -81,6 +81,12 @@ int dlfs_comm_same_u64(const struct dlfs_comm *c, uint64_t v, int *first_bad);
 /* 1 when `flag` is non-zero on any rank (a signal seen by one rank stops all). */
 int dlfs_comm_any(const struct dlfs_comm *c, int flag);
 
+/* Node-wide duplicates: every rank passes a key of `len` <= 32 bytes (e.g. the
+ * UUID of its GPU) or NULL (nothing to compare). Returns 1 when another rank on
+ * the same host passed the same key, with the lowest such rank in *other; else 0.
+ * Collective (every rank must call it, with or without a key). */
+int dlfs_comm_node_duplicate(const struct dlfs_comm *c, const void *key, size_t len, int *other);
+
 /* Complete `n` MPI requests, bounded by c->timeout_s (0: MPI_Waitall). A request
  * still open at the deadline means a peer is stuck or dead: dlfs_fatal names this
  * rank and `what` and ends the job (it cannot be agreed: the peer never answers). */

@@ -10,7 +10,18 @@
 int dlfs_cuda_probe_(char *why, size_t why_len);
 int dlfs_cuda_init_(int device, char *why, size_t why_len);
 const struct dlfs_backend *dlfs_backend_cuda_(void);
+int dlfs_cuda_device_uuid_(unsigned char uuid[16]);
 #endif
+
+int dlfs_gpu_uuid(unsigned char uuid[16])
+{
+#ifdef DLFS_HAVE_CUDA
+    return dlfs_cuda_device_uuid_(uuid);
+#else
+    (void)uuid;
+    return -1;
+#endif
+}
 
 int dlfs_cuda_device_count(char *why, size_t why_len)
 {
@@ -36,21 +47,17 @@ enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, bool 
     }
 #ifdef DLFS_HAVE_CUDA
     /* One GPU per rank: the node-local rank picks among the VISIBLE devices (the
-     * CUDA runtime has applied CUDA_VISIBLE_DEVICES). Sharing a GPU is refused
-     * rather than wrapped around unless the user asked for the MPI path (--comm
-     * mpi): NCCL rejects two ranks on one device, and two ranks halve each other's
-     * throughput, so sharing is for testing on small machines. AUTO refuses too:
-     * falling back to the CPU on some ranks only would mix backends in one job. */
+     * CUDA runtime has applied CUDA_VISIBLE_DEVICES), modulo their number, so that
+     * per-task binding (SLURM --gpus-per-task=1: every rank sees one GPU, its own)
+     * works as well as every rank seeing all of them. Whether two ranks ended up on
+     * the same physical GPU is decided afterwards by comparing UUIDs across the node
+     * (dlfs_run_init): sharing is refused unless the user asked for the MPI path
+     * (share_gpus, --comm mpi), because NCCL rejects two ranks on one device and two
+     * ranks halve each other's throughput. AUTO refuses too: falling back to the
+     * CPU on some ranks only would mix backends in one job. */
+    (void)share_gpus;
     const char *devname = dev == DLFS_DEVICE_AUTO ? "auto" : "cuda";
-    const int gpu = share_gpus ? local_rank % n : local_rank;
-    if (gpu >= n) {
-        const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
-        return dlfs_error_set(DLFS_ERR_DEVICE, "--device %s: node-local rank %d has no GPU of its own: %d GPU(s) "
-                              "visible on this node (CUDA_VISIBLE_DEVICES=%s) and each rank needs its own, because "
-                              "NCCL refuses two ranks on one GPU; run fewer ranks per node (at most %d), or "
-                              "--comm mpi (ranks then share GPUs, for testing), or --device cpu", devname,
-                              local_rank, n, cvd ? cvd : "unset", n);
-    }
+    const int gpu = local_rank % n;
     if (dlfs_cuda_init_(gpu, why, sizeof why) != 0)
         return dlfs_error_set(DLFS_ERR_DEVICE, "--device %s: GPU %d (node-local rank %d) is visible but unusable: "
                               "%s; check nvidia-smi, or use --device cpu", devname, gpu, local_rank, why);

@@ -1,6 +1,7 @@
 /* Communicator set-up, blocking collectives and status agreement over MPI. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "dlfs/comm.h"
@@ -173,4 +174,29 @@ int dlfs_comm_any(const struct dlfs_comm *c, int flag)
     int in = flag != 0, out = 0;
     MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, c->world);
     return out;
+}
+
+int dlfs_comm_node_duplicate(const struct dlfs_comm *c, const void *key, size_t len, int *other)
+{
+    struct ent { char host[64]; unsigned char key[32]; int has; };
+    DLFS_ASSERT(len <= sizeof ((struct ent *)0)->key);
+    struct ent me;
+    memset(&me, 0, sizeof me);
+    snprintf(me.host, sizeof me.host, "%s", c->host);
+    if (key) {
+        memcpy(me.key, key, len);
+        me.has = 1;
+    }
+    if (other) *other = -1;
+    if (c->kind == DLFS_COMM_SELF) return 0;
+    struct ent *all = dlfs_malloc((size_t)c->size * sizeof *all);
+    MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, all, (int)sizeof me, MPI_BYTE, c->world);
+    int found = 0;
+    for (int i = 0; i < c->size && me.has && !found; i++)
+        if (i != c->rank && all[i].has && strcmp(all[i].host, me.host) == 0 && memcmp(all[i].key, me.key, len) == 0) {
+            found = 1;
+            if (other) *other = i;
+        }
+    free(all);
+    return found;
 }

@@ -282,6 +282,27 @@ enum dlfs_status dlfs_run_pipeline_init(struct dlfs_run *r)
     return DLFS_OK;
 }
 
+/* One rank per physical GPU unless --comm mpi: compare the GPUs' UUIDs across the
+ * node (collective: every rank takes part, whatever `st` says). */
+static enum dlfs_status gpu_unique_(struct dlfs_run *r, enum dlfs_status st)
+{
+    const struct dlfs_options *o = r->o;
+    unsigned char uuid[16];
+    const int check = st == DLFS_OK && !r->be->host_memory && o->comm != DLFS_COMM_PATH_MPI &&
+                      dlfs_gpu_uuid(uuid) == 0;
+    int other = -1;
+    const int dup = dlfs_comm_node_duplicate(r->comm, check ? uuid : NULL, sizeof uuid, &other);
+    if (st != DLFS_OK || !dup) return st;
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    char why[8];
+    return dlfs_error_set(DLFS_ERR_DEVICE, "--device %s: node-local rank %d has no GPU of its own: it would share "
+                          "one with rank %d (%d GPU(s) visible to it, CUDA_VISIBLE_DEVICES=%s) and each rank needs "
+                          "its own, because NCCL refuses two ranks on one GPU; run fewer ranks per node (one per "
+                          "GPU), or --comm mpi (ranks then share GPUs, for testing), or --device cpu",
+                          o->device == DLFS_DEVICE_AUTO ? "auto" : "cuda", r->comm->local_rank, other,
+                          dlfs_cuda_device_count(why, sizeof why), cvd ? cvd : "unset");
+}
+
 enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
                                const struct dlfs_comm *comm, int with_data)
 {
@@ -290,6 +311,7 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     r->comm = comm;
     /* only the MPI path may put several ranks on one GPU (NCCL refuses) */
     enum dlfs_status st = dlfs_backend_select(o->device, comm->local_rank, o->comm == DLFS_COMM_PATH_MPI, &r->be);
+    st = gpu_unique_(r, st);
     if (st == DLFS_OK) st = comm_path_(r);
     if (st == DLFS_OK) st = dlfs_model_parse(o->model, &r->model);
     if (st == DLFS_OK) st = dlfs_model_check_backend(&r->model, r->be);

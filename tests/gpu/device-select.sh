@@ -2,7 +2,7 @@
 # Device selection errors of dlfs-train (src/backend/registry.c):
 #   hidden          CUDA_VISIBLE_DEVICES=-1: --device cuda fails with one line,
 #                   --device auto trains on the CPU (any build, any machine)
-#   oversubscribed  more ranks on the node than visible GPUs: one line naming the
+#   oversubscribed  two ranks on one GPU (compared by UUID): one line naming the
 #                   way out (fewer ranks per node, or --comm mpi); needs a GPU
 . "$(dirname "$0")/../lib.sh"
 train=$1 mode=$4

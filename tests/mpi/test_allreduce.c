@@ -146,6 +146,25 @@ int main(int argc, char **argv)
     dlfs_error_clear();
     CHECK(dlfs_comm_agree(&c, DLFS_OK) == DLFS_OK, "agree ok");
 
+    /* node-wide duplicate keys (GPU UUIDs): every rank runs on this one host */
+    {
+        unsigned char key[16] = {0};
+        int other = -2;
+        memcpy(key, &c.rank, sizeof c.rank); /* all distinct */
+        CHECK(dlfs_comm_node_duplicate(&c, key, sizeof key, &other) == 0 && other == -1,
+              "distinct keys reported as shared (other %d)", other);
+        const int pair = c.rank / 2; /* ranks 2k and 2k+1 share */
+        memcpy(key, &pair, sizeof pair);
+        const int want = c.rank + 1 < P || c.rank % 2 == 1 ? P > 1 : 0;
+        const int got = dlfs_comm_node_duplicate(&c, key, sizeof key, &other);
+        CHECK(got == want, "pairs: rank %d got %d, want %d", c.rank, got, want);
+        if (want) CHECK(other == (c.rank ^ 1), "pairs: rank %d shares with %d, want %d", c.rank, other, c.rank ^ 1);
+        /* ranks without a key (a CPU rank, a failed selection) match nobody */
+        const int none = dlfs_comm_node_duplicate(&c, c.rank % 2 ? NULL : key, sizeof key, &other);
+        CHECK(none == 0, "a NULL key made rank %d a duplicate", c.rank);
+        CHECK(dlfs_comm_node_duplicate(&c, NULL, sizeof key, &other) == 0 && other == -1, "all NULL");
+    }
+
     int total = 0;
     MPI_Allreduce(&t_failures_, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (c.rank == 0) printf("%d ranks: %s\n", P, total ? "FAILED" : "all checks passed");

@@ -237,6 +237,18 @@ static const struct dlfs_backend cuda_backend_ = {
     .mark_wait = cuda_mark_wait,
 };
 
+// The physical identity of this process's GPU (the same device seen through
+// different CUDA_VISIBLE_DEVICES lists has the same UUID).
+extern "C" int dlfs_cuda_device_uuid_(unsigned char uuid[16])
+{
+    if (cuda_ctx_.device < 0) return -1;
+    cudaDeviceProp p;
+    CUDA_CHECK(cudaGetDeviceProperties(&p, cuda_ctx_.device));
+    static_assert(sizeof p.uuid.bytes == 16, "cudaUUID_t is 16 bytes");
+    memcpy(uuid, p.uuid.bytes, 16);
+    return 0;
+}
+
 extern "C" const struct dlfs_backend *dlfs_backend_cuda_(void)
 {
     DLFS_ASSERT_MSG(cuda_ctx_.device >= 0, "dlfs_cuda_init_ first");
