@@ -58,7 +58,7 @@ struct dlfs_comm {
 enum dlfs_status dlfs_comm_init(struct dlfs_comm *c);
 void dlfs_comm_free(struct dlfs_comm *c);
 
-/* Blocking sum of n floats / doubles in place (any order). */
+/* Blocking sum of n floats / doubles in place (any order), bounded by c->timeout_s. */
 void dlfs_comm_allreduce_f32(const struct dlfs_comm *c, float *buf, size_t n);
 void dlfs_comm_allreduce_f64(const struct dlfs_comm *c, double *buf, size_t n);
 
@@ -78,7 +78,8 @@ enum dlfs_status dlfs_comm_agree(const struct dlfs_comm *c, enum dlfs_status loc
  * value, else 0 and (first_bad) the lowest rank whose value differs from rank 0. */
 int dlfs_comm_same_u64(const struct dlfs_comm *c, uint64_t v, int *first_bad);
 
-/* 1 when `flag` is non-zero on any rank (a signal seen by one rank stops all). */
+/* 1 when `flag` is non-zero on any rank (a signal seen by one rank stops all);
+ * bounded by c->timeout_s. */
 int dlfs_comm_any(const struct dlfs_comm *c, int flag);
 
 /* Node-wide duplicates: every rank passes a key of `len` <= 32 bytes (e.g. the

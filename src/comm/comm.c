@@ -63,12 +63,18 @@ void dlfs_comm_free(struct dlfs_comm *c)
 /* MPI counts are int: reduce big buffers in pieces. */
 #define CHUNK_ ((size_t)1 << 30)
 
+/* The blocking sums are bounded like the gradient waits (--comm-timeout): a rank
+ * stuck in evaluation or elsewhere must not hang the others forever. */
+#define SUM_WHAT_ "a sum across ranks (evaluation, epoch loss or batch-norm statistics)"
+
 void dlfs_comm_allreduce_f32(const struct dlfs_comm *c, float *buf, size_t n)
 {
     if (c->kind == DLFS_COMM_SELF) return;
     for (size_t o = 0; o < n; o += CHUNK_) {
         size_t k = n - o < CHUNK_ ? n - o : CHUNK_;
-        MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_FLOAT, MPI_SUM, c->world);
+        MPI_Request req;
+        MPI_Iallreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_FLOAT, MPI_SUM, c->world, &req);
+        dlfs_comm_wait(c, 1, &req, SUM_WHAT_);
     }
 }
 
@@ -77,7 +83,9 @@ void dlfs_comm_allreduce_f64(const struct dlfs_comm *c, double *buf, size_t n)
     if (c->kind == DLFS_COMM_SELF) return;
     for (size_t o = 0; o < n; o += CHUNK_) {
         size_t k = n - o < CHUNK_ ? n - o : CHUNK_;
-        MPI_Allreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_DOUBLE, MPI_SUM, c->world);
+        MPI_Request req;
+        MPI_Iallreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_DOUBLE, MPI_SUM, c->world, &req);
+        dlfs_comm_wait(c, 1, &req, SUM_WHAT_);
     }
 }
 
@@ -172,7 +180,9 @@ int dlfs_comm_any(const struct dlfs_comm *c, int flag)
 {
     if (c->kind == DLFS_COMM_SELF) return flag != 0;
     int in = flag != 0, out = 0;
-    MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, c->world);
+    MPI_Request req;
+    MPI_Iallreduce(&in, &out, 1, MPI_INT, MPI_MAX, c->world, &req);
+    dlfs_comm_wait(c, 1, &req, "the per-step check for stop signals");
     return out;
 }
 

@@ -419,6 +419,16 @@ void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, doubl
     }
     free(idx);
     r->be->to_host(stats, r->ws.stats, sizeof stats);
+    /* test hook: DLFS_FAULT_EVAL_STALL="RANK:SECONDS" stops that rank before the
+     * evaluation sums; the others' bounded wait must end the job (tests/mpi/comm.sh) */
+    const char *f = getenv("DLFS_FAULT_EVAL_STALL");
+    int stall_rank, stall_s;
+    if (f && sscanf(f, "%d:%d", &stall_rank, &stall_s) == 2 && stall_rank == r->comm->rank) {
+        fprintf(stderr, "dlfs: DLFS_FAULT_EVAL_STALL: rank %d stalls %d s in evaluation (test hook)\n", stall_rank,
+                stall_s);
+        fflush(stderr);
+        sleep((unsigned)stall_s);
+    }
     dlfs_comm_allreduce_f64(r->comm, stats, 2);
     *loss = stats[0] / (double)split->n;
     *acc = stats[1] / (double)split->n;

@@ -62,4 +62,13 @@ for mode in fast det; do
   if [ "$el" -lt 30 ]; then t_pass "$mode: ended after ${el} s (timeout 2 s, stall 60 s)"
   else t_fail "$mode: took ${el} s: the timeout did not end the job"; fi
 done
+# a rank stuck outside the gradient path (here: before the evaluation sums) must end
+# the job the same way: every blocking sum is bounded by --comm-timeout
+t0=$(date +%s)
+DLFS_FAULT_EVAL_STALL=1:60 t_expect_error "stall in evaluation ends the job" 1 \
+  "rank 0 ($(hostname)): a sum across ranks (evaluation" mpirun -np 2 "$train" "${common[@]}" --max-steps 2 \
+  --comm-timeout 2
+el=$(( $(date +%s) - t0 ))
+if [ "$el" -lt 30 ]; then t_pass "evaluation stall: ended after ${el} s (timeout 2 s, stall 60 s)"
+else t_fail "evaluation stall: took ${el} s: the timeout did not end the job"; fi
 t_done
