@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int t_failures_;
 static int t_printed_;
@@ -81,6 +82,30 @@ static inline void t_download_(const struct dlfs_backend *be, float *h, const fl
 {
     be->sync();
     be->to_host(h, d, n * sizeof *h);
+}
+/* The backend under test of a CPU-against-device op test: the CPU itself with
+ * --self (the harness checks itself on any machine), else the CUDA backend.
+ * Returns 0, 77 (no GPU: the test reports "skipped") or 1 (a GPU is visible but
+ * the CUDA backend did not start); prints which it is. */
+static inline int t_device_backend_(int argc, char **argv, const struct dlfs_backend **dev, int *self)
+{
+    *self = argc > 1 && strcmp(argv[1], "--self") == 0;
+    if (*self) {
+        *dev = dlfs_backend_cpu();
+        printf("device under test: the CPU backend (--self: the harness against itself)\n");
+        return 0;
+    }
+    char why[256] = "";
+    if (dlfs_cuda_device_count(why, sizeof why) == 0) {
+        printf("skipped: no GPU (%s)\n", why);
+        return 77;
+    }
+    if (dlfs_backend_select(DLFS_DEVICE_CUDA, 0, false, dev) != DLFS_OK) {
+        fprintf(stderr, "FAIL: a GPU is visible but the CUDA backend did not start: %s\n", dlfs_error_msg());
+        return 1;
+    }
+    printf("device under test: the CUDA backend\n");
+    return 0;
 }
 #endif
 

@@ -6,14 +6,7 @@
 #include "dlfs/comm.h"
 
 #ifdef DLFS_HAVE_CUDA
-/* src/backend/cuda/nccl.cu (contracts there) */
-int dlfs_nccl_id_bytes(void);
-int dlfs_nccl_get_id(void *id, char *why, size_t why_len);
-int dlfs_nccl_init(const void *id, int nranks, int rank, char *why, size_t why_len);
-void dlfs_nccl_allreduce_f32(float *buf, size_t n);
-int dlfs_nccl_wait(double timeout_s, char *why, size_t why_len);
-void dlfs_nccl_free(void);
-void dlfs_nccl_abort(void);
+#include "backend/cuda/nccl-api.h" /* contracts there */
 #endif
 
 int dlfs_comm_nccl_built(void)

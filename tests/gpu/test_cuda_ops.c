@@ -789,24 +789,10 @@ static void test_model_cnn(void)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* "ok" lines and FAIL lines in order in the log */
-    self_ = argc > 1 && strcmp(argv[1], "--self") == 0;
     ref_ = dlfs_backend_cpu();
     if (ref_->set_threads) ref_->set_threads(1);
-    if (self_) {
-        dev_ = ref_;
-        printf("harness self-check: CPU against CPU\n");
-    } else {
-        char why[256] = "";
-        if (dlfs_cuda_device_count(why, sizeof why) == 0) {
-            printf("skipped: no GPU (%s)\n", why);
-            return 77;
-        }
-        if (dlfs_backend_select(DLFS_DEVICE_CUDA, 0, false, &dev_) != DLFS_OK) {
-            fprintf(stderr, "FAIL: a GPU is visible but the CUDA backend did not start: %s\n", dlfs_error_msg());
-            return 1;
-        }
-        printf("CUDA backend against the CPU backend\n");
-    }
+    const int rc = t_device_backend_(argc, argv, &dev_, &self_);
+    if (rc) return rc;
     test_memory();
     test_vec();
     test_normalize();

@@ -259,21 +259,9 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     ref_ = dlfs_backend_cpu();
-    if (argc > 1 && strcmp(argv[1], "--self") == 0) {
-        dev_ = ref_;
-        printf("pipeline ops: CPU backend\n");
-    } else {
-        char why[256] = "";
-        if (dlfs_cuda_device_count(why, sizeof why) == 0) {
-            printf("skipped: no GPU (%s)\n", why);
-            return 77;
-        }
-        if (dlfs_backend_select(DLFS_DEVICE_CUDA, 0, false, &dev_) != DLFS_OK) {
-            fprintf(stderr, "FAIL: a GPU is visible but the CUDA backend did not start: %s\n", dlfs_error_msg());
-            return 1;
-        }
-        printf("pipeline ops: CUDA backend against the CPU staged path\n");
-    }
+    int self = 0;
+    const int rc = t_device_backend_(argc, argv, &dev_, &self);
+    if (rc) return rc;
     test_gather(1000, 1, 784, 128);
     test_gather(300, 3, 1024, 77);
     test_gather(50, 16, 5, 33);
