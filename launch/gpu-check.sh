@@ -12,7 +12,9 @@
 # Environment: OUT (logs; default ./gpu-check-out), BUILD_DIR (default
 # $TMPDIR/dlfs-gpu-check-build), CUDA_ARCH (default 90), FMNIST_DIR (default
 # /usr/share/datasets/fashion-mnist), GPU_CHECK_QUICK=1 (fewer epochs/steps).
-# Budget: about 5 minutes on one H100. Exit 0 when every check passed; 1 otherwise
+# Budget: about 5 minutes on one H100 (not yet measured: the script has never run on a
+# GPU); GPU_CHECK_QUICK=1 where the machine is lent for less. Rows land in
+# $OUT/partial.md as they are measured. Exit 0 when every check passed; 1 otherwise
 # (the table is printed either way); 1 at once, with the reason, where no GPU is.
 set -uo pipefail
 
@@ -23,15 +25,18 @@ ARCH=${CUDA_ARCH:-90}
 FMNIST_DIR=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
 QUICK=${GPU_CHECK_QUICK:-0}
 mkdir -p "$OUT"
+: >"$OUT/partial.md"
 T0=$SECONDS
 FAILS=0
 declare -a ROWS=()   # Markdown table rows, printed last
 declare -a NOTES=()
 
 say() { printf '[%3ds] %s\n' $((SECONDS - T0)) "$*"; }
-fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); NOTES+=("FAIL: $*"); }
-note() { say "$*"; NOTES+=("$*"); }
-row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 |"); }
+# Rows and notes also go to $OUT/partial.md as they come, so that a run cut short (a
+# device lease running out) still leaves what it measured.
+fail() { say "FAIL: $*"; FAILS=$((FAILS + 1)); NOTES+=("FAIL: $*"); echo "- FAIL: $*" >>"$OUT/partial.md"; }
+note() { say "$*"; NOTES+=("$*"); echo "- $*" >>"$OUT/partial.md"; }
+row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 |"); echo "| $1 | $2 | $3 | $4 | $5 |" >>"$OUT/partial.md"; }
 # run NAME TIMEOUT CMD...: log to $OUT/NAME.log, echo the status
 run() {
   local name=$1 t=$2; shift 2
