@@ -83,6 +83,14 @@ static inline void t_download_(const struct dlfs_backend *be, float *h, const fl
     be->sync();
     be->to_host(h, d, n * sizeof *h);
 }
+/* A square-window convolution/pooling geometry over (c, h, w) images. */
+static inline void t_conv_geom_(struct dlfs_conv_geom *g, int c, int h, int w, int oc, int k, int stride, int pad)
+{
+    memset(g, 0, sizeof *g);
+    g->c = c; g->h = h; g->w = w; g->oc = oc; g->kh = g->kw = k; g->stride = stride; g->pad = pad;
+    g->oh = (h + 2 * pad - k) / stride + 1;
+    g->ow = (w + 2 * pad - k) / stride + 1;
+}
 /* The backend under test of a CPU-against-device op test: the CPU itself with
  * --self (the harness checks itself on any machine), else the CUDA backend.
  * Returns 0, 77 (no GPU: the test reports "skipped") or 1 (a GPU is visible but

@@ -451,6 +451,31 @@ static void test_optim(void)
 }
 
 /* ---- the model's forward/loss/backward through each backend, as the trainer runs it ---- */
+/* After one step of `m` on both backends (index 0: under test, 1: CPU): compare
+ * the logits, the whole gradient slab and the loss statistics, then free both
+ * sides (the sentinels around params and gradients must be intact) and the model. */
+static void model_pair_done_(const char *what, struct dlfs_model *m, const struct dlfs_backend *const bes[2],
+                             struct dlfs_workspace ws[2], float *par[2], float *grad[2], double st[2][2], int rows)
+{
+    const size_t np = m->num_params;
+    const int last = m->num_layers - 1;
+    char label[96];
+    snprintf(label, sizeof label, "%s logits", what);
+    cmp_dev_(label, ws[0].a[last], ws[1].a[last], (size_t)rows * 10, (struct tol){1e-10, 1e-5, 1e-4});
+    snprintf(label, sizeof label, "%s gradients (whole slab)", what);
+    cmp_dev_(label, grad[0], grad[1], np, (struct tol){1e-9, 1e-5, 1e-3});
+    CHECK(fabs(st[0][0] - st[1][0]) <= 1e-5 * fabs(st[1][0]) && st[0][1] == st[1][1],
+          "%s loss %.9g correct %g, cpu %.9g %g", what, st[0][0], st[0][1], st[1][0], st[1][1]);
+    for (int b = 0; b < 2; b++) {
+        snprintf(label, sizeof label, "%s params", what);
+        gfree_(bes[b], par[b], np, label);
+        snprintf(label, sizeof label, "%s grads", what);
+        gfree_(bes[b], grad[b], np, label);
+        dlfs_workspace_free(&ws[b], m);
+    }
+    dlfs_model_free(m);
+}
+
 static void test_model(void)
 {
     const char *spec = "in(784),dense(64),gelu,dense(32),relu,dense(16),tanh,dense(10)";
@@ -485,34 +510,16 @@ static void test_model(void)
         be->to_host(st[b], ws[b].stats, sizeof st[b]);
         be->free(di);
     }
-    const int last = m.num_layers - 1;
-    cmp_dev_("model logits", ws[0].a[last], ws[1].a[last], (size_t)rows * 10, (struct tol){1e-10, 1e-5, 1e-4});
-    cmp_dev_("model gradients (whole slab)", grad[0], grad[1], np, (struct tol){1e-9, 1e-5, 1e-3});
-    CHECK(fabs(st[0][0] - st[1][0]) <= 1e-5 * fabs(st[1][0]) && st[0][1] == st[1][1],
-          "model loss %.9g correct %g, cpu %.9g %g", st[0][0], st[0][1], st[1][0], st[1][1]);
-    for (int b = 0; b < 2; b++) {
-        gfree_(bes[b], par[b], np, "model params");
-        gfree_(bes[b], grad[b], np, "model grads");
-        dlfs_workspace_free(&ws[b], &m);
-    }
-    dlfs_model_free(&m);
+    model_pair_done_("model", &m, bes, ws, par, grad, st, rows);
     free(p); free(img); free(lab);
 }
 
 /* ---- CNN ops: convolution, max pooling, dropout, mul, batch normalisation ---- */
-static void geom_(struct dlfs_conv_geom *g, int c, int h, int w, int oc, int k, int stride, int pad)
-{
-    memset(g, 0, sizeof *g);
-    g->c = c; g->h = h; g->w = w; g->oc = oc; g->kh = g->kw = k; g->stride = stride; g->pad = pad;
-    g->oh = (h + 2 * pad - k) / stride + 1;
-    g->ow = (w + 2 * pad - k) / stride + 1;
-}
-
 static void conv_case_(int c, int h, int w, int oc, int k, int stride, int pad, int n, size_t budget,
                        enum dlfs_act act)
 {
     struct dlfs_conv_geom g;
-    geom_(&g, c, h, w, oc, k, stride, pad);
+    t_conv_geom_(&g, c, h, w, oc, k, stride, pad);
     dlfs_conv_set_col_budget(budget); /* set: both backends chunk alike; 0: each its own default */
     const size_t nx = (size_t)n * c * h * w, nw = (size_t)oc * c * k * k, nz = (size_t)n * oc * g.oh * g.ow;
     const size_t ncol = dlfs_conv_col_floats(&g, n);
@@ -582,7 +589,7 @@ static void test_conv(void)
 static void pool_case_(int c, int h, int w, int k, int stride, int n)
 {
     struct dlfs_conv_geom g;
-    geom_(&g, c, h, w, c, k, stride, 0);
+    t_conv_geom_(&g, c, h, w, c, k, stride, 0);
     const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * g.oh * g.ow;
     float *x = malloc(nx * sizeof *x), *dy = rnd_(ny, 1);
     for (size_t i = 0; i < nx; i++) x[i] = (float)(int)(3.0 * t_rand_(&seed_)); /* ties: first maximum wins */
@@ -772,17 +779,7 @@ static void test_model_cnn(void)
         dlfs_model_backward(&m, &ws[b], par[b], grad[b], rows, NULL, NULL);
         be->to_host(st[b], ws[b].stats, sizeof st[b]);
     }
-    const int last = m.num_layers - 1;
-    cmp_dev_("cnn model logits", ws[0].a[last], ws[1].a[last], (size_t)rows * 10, (struct tol){1e-10, 1e-5, 1e-4});
-    cmp_dev_("cnn model gradients (whole slab)", grad[0], grad[1], np, (struct tol){1e-9, 1e-5, 1e-3});
-    CHECK(fabs(st[0][0] - st[1][0]) <= 1e-5 * fabs(st[1][0]) && st[0][1] == st[1][1],
-          "cnn model loss %.9g correct %g, cpu %.9g %g", st[0][0], st[0][1], st[1][0], st[1][1]);
-    for (int b = 0; b < 2; b++) {
-        gfree_(bes[b], par[b], np, "cnn params");
-        gfree_(bes[b], grad[b], np, "cnn grads");
-        dlfs_workspace_free(&ws[b], &m);
-    }
-    dlfs_model_free(&m);
+    model_pair_done_("cnn model", &m, bes, ws, par, grad, st, rows);
     free(p); free(x); free(lab); free(ids);
 }
 

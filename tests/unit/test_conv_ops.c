@@ -17,14 +17,6 @@ static double *to_d_(const float *f, size_t n)
     return d;
 }
 
-static void geom_(struct dlfs_conv_geom *g, int c, int h, int w, int oc, int k, int stride, int pad)
-{
-    memset(g, 0, sizeof *g);
-    g->c = c; g->h = h; g->w = w; g->oc = oc; g->kh = g->kw = k; g->stride = stride; g->pad = pad;
-    g->oh = (h + 2 * pad - k) / stride + 1;
-    g->ow = (w + 2 * pad - k) / stride + 1;
-}
-
 /* float64 convolution: z(n, oc, oh, ow) */
 static void conv_ref_(const struct dlfs_conv_geom *g, int n, const double *x, const double *w, const double *b,
                       double *z)
@@ -77,7 +69,7 @@ static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc
                       int n)
 {
     struct dlfs_conv_geom g;
-    geom_(&g, c, h, w, oc, k, stride, pad);
+    t_conv_geom_(&g, c, h, w, oc, k, stride, pad);
     const size_t nx = (size_t)n * c * h * w, nw = (size_t)oc * c * k * k, nz = (size_t)n * oc * g.oh * g.ow;
     float *x = t_rand_floats_(&seed_, nx, 1), *wt = t_rand_floats_(&seed_, nw, 0.5), *b = t_rand_floats_(&seed_, (size_t)oc, 0.5), *r = t_rand_floats_(&seed_, nz, 1);
     double *xd = to_d_(x, nx), *wd = to_d_(wt, nw), *bd = to_d_(b, (size_t)oc), *rd = to_d_(r, nz);
@@ -159,7 +151,7 @@ static void pool_ref_(const struct dlfs_conv_geom *g, int n, const double *x, do
 static void test_pool(const struct dlfs_backend *be, int c, int h, int w, int k, int stride, int n)
 {
     struct dlfs_conv_geom g;
-    geom_(&g, c, h, w, c, k, stride, 0);
+    t_conv_geom_(&g, c, h, w, c, k, stride, 0);
     const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * g.oh * g.ow;
     float *x = t_rand_floats_(&seed_, nx, 1), *r = t_rand_floats_(&seed_, ny, 1);
     double *xd = to_d_(x, nx), *rd = to_d_(r, ny), *yref = malloc(ny * sizeof *yref);

@@ -36,14 +36,6 @@ static size_t diff_bits_(const char *what, const void *a, const void *b, size_t 
     return bad;
 }
 
-static void geom_(struct dlfs_conv_geom *g, int c, int h, int w, int oc, int k, int stride, int pad)
-{
-    memset(g, 0, sizeof *g);
-    g->c = c; g->h = h; g->w = w; g->oc = oc; g->kh = g->kw = k; g->stride = stride; g->pad = pad;
-    g->oh = (h + 2 * pad - k) / stride + 1;
-    g->ow = (w + 2 * pad - k) / stride + 1;
-}
-
 /* conv.cu's cuda_conv2d_fwd and _bwd, step for step, each kernel a loop over its
  * elements (act: none or relu, enough to check the fused output indexing) */
 static void emu_conv_fwd_(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *b,
@@ -95,7 +87,7 @@ static void emu_conv_bwd_(const struct dlfs_conv_geom *g, int n, const float *x,
 static void conv_case_(int c, int h, int w, int oc, int k, int stride, int pad, int n, size_t budget)
 {
     struct dlfs_conv_geom g;
-    geom_(&g, c, h, w, oc, k, stride, pad);
+    t_conv_geom_(&g, c, h, w, oc, k, stride, pad);
     /* always a set budget (0: the shared default, 4 Mi floats), which the CPU op
      * then honours too instead of its smaller cache-sized chunks: dW is summed
      * chunk by chunk, so only equal chunks give equal bits */
@@ -142,7 +134,7 @@ static void conv_case_(int c, int h, int w, int oc, int k, int stride, int pad, 
 static void pool_case_(int c, int h, int w, int k, int stride, int n)
 {
     struct dlfs_conv_geom g;
-    geom_(&g, c, h, w, c, k, stride, 0);
+    t_conv_geom_(&g, c, h, w, c, k, stride, 0);
     const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * g.oh * g.ow;
     float *x = malloc(nx * sizeof *x), *dy = rnd_(ny, 1);
     for (size_t i = 0; i < nx; i++) x[i] = (float)(int)(3.0 * t_rand_(&seed_));
