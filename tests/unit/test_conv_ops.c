@@ -287,6 +287,27 @@ static void test_bn_groups(const struct dlfs_backend *be)
     free(x); free(gm); free(bt); free(r); free(hz); free(hgx); free(wz); free(wgx);
 }
 
+static void conv_cases_(const struct dlfs_backend *be)
+{
+    /*        c  h  w  oc k  s  p  n */
+    test_conv(be, 1, 5, 5, 2, 3, 1, 0, 1);
+    test_conv(be, 3, 7, 6, 4, 3, 2, 2, 3);
+    test_conv(be, 2, 9, 9, 3, 5, 1, 2, 2);
+    test_conv(be, 2, 4, 5, 3, 1, 1, 0, 2);  /* 1x1 */
+    test_conv(be, 1, 3, 3, 2, 5, 1, 2, 1);  /* kernel larger than the image, padding makes it fit */
+    test_conv(be, 3, 11, 8, 5, 4, 2, 0, 2); /* even kernel, stride 2, odd leftover column */
+    /* several chunks: one image per chunk, then 2 + 1 (a partial last chunk) */
+    dlfs_conv_set_col_budget(1);
+    test_conv(be, 3, 7, 6, 4, 3, 2, 2, 3);
+    dlfs_conv_set_col_budget(2 * 27 * 5 * 4); /* k = 27, plane = 5 x 4 */
+    test_conv(be, 3, 7, 6, 4, 3, 2, 2, 3);
+    dlfs_conv_set_col_budget(0);
+    test_conv(be, 2, 6, 5, 3, 3, 1, 1, 7);  /* 7 images: 2 + 2 + 3 on three threads */
+    dlfs_conv_set_col_budget(2 * 18 * 30);  /* k = 18, plane = 6 x 5: two images a chunk */
+    test_conv(be, 2, 6, 5, 3, 3, 1, 1, 7);
+    dlfs_conv_set_col_budget(0);
+}
+
 int main(void)
 {
     const struct dlfs_backend *backends[] = {dlfs_backend_cpu()};
@@ -298,19 +319,15 @@ int main(void)
             printf("  no conv/maxpool ops: skipped\n");
             continue;
         }
-        /*        c  h  w  oc k  s  p  n */
-        test_conv(be, 1, 5, 5, 2, 3, 1, 0, 1);
-        test_conv(be, 3, 7, 6, 4, 3, 2, 2, 3);
-        test_conv(be, 2, 9, 9, 3, 5, 1, 2, 2);
-        test_conv(be, 2, 4, 5, 3, 1, 1, 0, 2);  /* 1x1 */
-        test_conv(be, 1, 3, 3, 2, 5, 1, 2, 1);  /* kernel larger than the image, padding makes it fit */
-        test_conv(be, 3, 11, 8, 5, 4, 2, 0, 2); /* even kernel, stride 2, odd leftover column */
-        /* several chunks: one image per chunk, then 2 + 1 (a partial last chunk) */
-        dlfs_conv_set_col_budget(1);
-        test_conv(be, 3, 7, 6, 4, 3, 2, 2, 3);
-        dlfs_conv_set_col_budget(2 * 27 * 5 * 4); /* k = 27, plane = 5 x 4 */
-        test_conv(be, 3, 7, 6, 4, 3, 2, 2, 3);
-        dlfs_conv_set_col_budget(0);
+        /* one thread, then three: the CPU splits a batch by images across its threads
+         * (uneven shares, fewer images than threads, several chunks per thread) */
+        for (int threads = 1; threads <= 3; threads += 2) {
+            if (threads > 1 && !be->set_threads) break;
+            if (be->set_threads) be->set_threads(threads);
+            printf("  conv, %d thread(s)\n", threads);
+            conv_cases_(be);
+        }
+        if (be->set_threads) be->set_threads(1);
         test_pool(be, 3, 6, 6, 2, 2, 2);
         test_pool(be, 2, 7, 5, 2, 2, 1);         /* odd sizes: the last row/column is dropped */
         test_pool(be, 2, 7, 7, 3, 2, 3);         /* overlapping windows */

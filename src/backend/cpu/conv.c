@@ -11,7 +11,12 @@
  * then the unfolded images, the GEMM's output and its packed panels stay in L2/L3
  * instead of going out to memory and back (cnn conv2: 1 image of 800 x 196 per
  * GEMM and 64 x 800 x 196 multiply-adds; measured 150 vs 180 ms per cnn step,
- * one thread). */
+ * one thread).
+ *
+ * With several threads per rank, each takes a share of the images with one-thread
+ * BLAS (below, conv_job_): cnn step on 2 cores 98 -> 77..87 ms, where two BLAS
+ * threads per GEMM left the second core idle in the unfolding between GEMMs. */
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 #include "backend/cpu/cpu-impl.h"
@@ -27,24 +32,28 @@
 #define NO_MEMCPY_LOOPS_
 #endif
 
+/* Grow-on-demand scratch, one per thread (the caller's and conv's workers') for
+ * the thread's lifetime. */
+static float *grow_(float **buf, size_t *cap, size_t n)
+{
+    if (n > *cap) {
+        free(*buf);
+        *buf = dlfs_malloc(n * sizeof(float));
+        *cap = n;
+    }
+    return *buf;
+}
+
 /* One image with its zero border, (c, h + 2 pad, w + 2 pad): every window then lies
- * inside it and im2col_ copies rows of fixed length with no bounds to test.
- * Grow-on-demand scratch for the process lifetime (the trainer calls the conv ops
- * from one thread per rank, as gemm.c's scratch assumes). */
-static float *pad_buf_;
-static size_t pad_cap_;
+ * inside it and im2col_ copies rows of fixed length with no bounds to test. */
+static _Thread_local float *pad_buf_;
+static _Thread_local size_t pad_cap_;
 
 static const float *padded_(const struct dlfs_conv_geom *g, const float *x)
 {
     if (g->pad == 0) return x;
     const int hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
-    const size_t n = (size_t)g->c * hp * wp;
-    if (n > pad_cap_) {
-        free(pad_buf_);
-        pad_buf_ = dlfs_malloc(n * sizeof(float));
-        pad_cap_ = n;
-    }
-    float *out = pad_buf_;
+    float *out = grow_(&pad_buf_, &pad_cap_, (size_t)g->c * hp * wp);
     for (int c = 0; c < g->c; c++) {
         float *oc = out + (size_t)c * hp * wp;
         const float *xc = x + (size_t)c * g->h * g->w;
@@ -118,26 +127,69 @@ static float sum_(const float *x, int n)
     return sum;
 }
 
-void cpu_conv2d_fwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *b,
-                    float *col, float *z, float *a, enum dlfs_act act)
+/* One call of the op, split by images across the rank's threads (workers.c):
+ * thread `id` of T takes images [n id / T, n (id+1) / T) with one-thread BLAS and
+ * its own scratch; the weight and bias gradients of threads 1.. are partial sums
+ * added to thread 0's in thread order. One thread (deterministic mode always runs
+ * one) is the plain loop over the batch, chunk after chunk. */
+struct conv_job_ {
+    const struct dlfs_conv_geom *g;
+    int n, S;               /* images; images unfolded per GEMM */
+    const float *x, *w, *b; /* fwd */
+    const float *dz;        /* bwd */
+    float *col;             /* the caller's scratch: thread 0's */
+    float *z, *a, *dw, *db, *dx;
+    enum dlfs_act act;
+    float *part[CPU_MAX_THREADS]; /* bwd: thread t's dW (oc, k) then db (oc); t >= 1 */
+};
+
+static _Thread_local float *scratch_;
+static _Thread_local size_t scratch_cap_;
+
+static int threads_for_(int n)
 {
-    const int k = g->c * g->kh * g->kw, plane = g->oh * g->ow, S = dlfs_conv_chunk_within(g, n, CHUNK_FLOATS_);
+    int t = openblas_get_num_threads();
+    if (t > CPU_MAX_THREADS) t = CPU_MAX_THREADS;
+    return t < n ? t : n;
+}
+
+/* Runs fn over the job's threads with one-thread BLAS; the thread count it ran on. */
+static int run_(struct conv_job_ *j, void (*fn)(void *, int, int))
+{
+    const int t = threads_for_(j->n);
+    if (t <= 1) {
+        fn(j, 0, 1);
+        return 1;
+    }
+    openblas_set_num_threads(1);
+    const int ran = cpu_workers_run(t, fn, j);
+    openblas_set_num_threads(t);
+    return ran;
+}
+
+static void fwd_part_(void *arg, int id, int threads)
+{
+    const struct conv_job_ *j = arg;
+    const struct dlfs_conv_geom *g = j->g;
+    const int k = g->c * g->kh * g->kw, plane = g->oh * g->ow, S = j->S;
     const size_t in_sz = (size_t)g->c * g->h * g->w, out_sz = (size_t)g->oc * plane;
-    for (int i0 = 0; i0 < n; i0 += S) {
-        const int s = n - i0 < S ? n - i0 : S;
+    const int first = (int)((long long)j->n * id / threads), end = (int)((long long)j->n * (id + 1) / threads);
+    float *col = id == 0 ? j->col : grow_(&scratch_, &scratch_cap_, (size_t)S * plane * (size_t)(k + g->oc));
+    for (int i0 = first; i0 < end; i0 += S) {
+        const int s = end - i0 < S ? end - i0 : S;
         const size_t ld = (size_t)s * plane;
         /* (oc, s*plane); for one image that is its NCHW place in z already */
-        float *out = s == 1 ? z + (size_t)i0 * out_sz : col + (size_t)k * ld;
-        for (int j = 0; j < s; j++) im2col_(g, x + (size_t)(i0 + j) * in_sz, col + (size_t)j * plane, ld);
+        float *out = s == 1 ? j->z + (size_t)i0 * out_sz : col + (size_t)k * ld;
+        for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
         /* out (oc, s*plane) = W (oc, k) * col (k, s*plane) */
-        cpu_gemm(false, false, g->oc, (int)ld, k, 1.0f, w, k, col, (int)ld, 0.0f, out, (int)ld);
-        for (int j = 0; j < s; j++)
+        cpu_gemm(false, false, g->oc, (int)ld, k, 1.0f, j->w, k, col, (int)ld, 0.0f, out, (int)ld);
+        for (int q = 0; q < s; q++)
             for (int o = 0; o < g->oc; o++) { /* bias per channel, activation, into NCHW */
-                const float *src = out + (size_t)o * ld + (size_t)j * plane;
-                const size_t at = (size_t)(i0 + j) * out_sz + (size_t)o * plane;
-                float *zr = z + at, *ar = a + at;
-                const float bo = b[o];
-                if (act == DLFS_ACT_RELU) {
+                const float *src = out + (size_t)o * ld + (size_t)q * plane;
+                const size_t at = (size_t)(i0 + q) * out_sz + (size_t)o * plane;
+                float *zr = j->z + at, *ar = j->a + at;
+                const float bo = j->b[o];
+                if (j->act == DLFS_ACT_RELU) {
                     for (int p = 0; p < plane; p++) {
                         const float v = src[p] + bo;
                         zr[p] = v;
@@ -146,38 +198,76 @@ void cpu_conv2d_fwd(const struct dlfs_conv_geom *g, int n, const float *x, const
                 } else {
                     if (zr != src) memcpy(zr, src, (size_t)plane * sizeof *zr);
                     /* (plane, 1): the dense op's bias broadcast over one column */
-                    cpu_bias_act_fwd(zr, ar, b + o, plane, 1, act);
+                    cpu_bias_act_fwd(zr, ar, j->b + o, plane, 1, j->act);
                 }
             }
+    }
+}
+
+void cpu_conv2d_fwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *b,
+                    float *col, float *z, float *a, enum dlfs_act act)
+{
+    if (n <= 0) return;
+    struct conv_job_ j = {.g = g, .n = n, .S = dlfs_conv_chunk_within(g, n, CHUNK_FLOATS_),
+                          .x = x, .w = w, .b = b, .col = col, .z = z, .a = a, .act = act};
+    run_(&j, fwd_part_);
+}
+
+static void bwd_part_(void *arg, int id, int threads)
+{
+    struct conv_job_ *j = arg;
+    const struct dlfs_conv_geom *g = j->g;
+    const int k = g->c * g->kh * g->kw, plane = g->oh * g->ow, S = j->S;
+    const size_t in_sz = (size_t)g->c * g->h * g->w, out_sz = (size_t)g->oc * plane;
+    const int first = (int)((long long)j->n * id / threads), end = (int)((long long)j->n * (id + 1) / threads);
+    float *col = j->col, *dw = j->dw, *db = j->db;
+    if (id > 0) { /* scratch: col, then this thread's dW and db */
+        const size_t col_n = (size_t)S * plane * (size_t)(k + g->oc);
+        col = grow_(&scratch_, &scratch_cap_, col_n + (size_t)g->oc * k + g->oc);
+        dw = col + col_n;
+        db = dw + (size_t)g->oc * k;
+        j->part[id] = dw;
+    }
+    memset(db, 0, (size_t)g->oc * sizeof *db);
+    if (j->dx) memset(j->dx + (size_t)first * in_sz, 0, (size_t)(end - first) * in_sz * sizeof *j->dx);
+    for (int i0 = first; i0 < end; i0 += S) {
+        const int s = end - i0 < S ? end - i0 : S;
+        const size_t ld = (size_t)s * plane;
+        /* dz of the chunk, channel-major (oc, s*plane): for one image, dz itself */
+        const float *dzt = s == 1 ? j->dz + (size_t)i0 * out_sz : col + (size_t)k * ld;
+        for (int q = 0; q < s; q++)
+            for (int o = 0; o < g->oc; o++) {
+                const float *src = j->dz + (size_t)(i0 + q) * out_sz + (size_t)o * plane;
+                if (s > 1) memcpy(col + (size_t)k * ld + (size_t)o * ld + (size_t)q * plane, src,
+                                  (size_t)plane * sizeof *src);
+                db[o] += sum_(src, plane);
+            }
+        for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
+        /* dW (oc, k) (+)= dz (oc, s*plane) * col^T (s*plane, k) */
+        cpu_gemm(false, true, g->oc, k, (int)ld, 1.0f, dzt, (int)ld, col, (int)ld, i0 > first ? 1.0f : 0.0f, dw, k);
+        if (j->dx) {
+            /* col (k, s*plane) = W^T (k, oc) * dz (oc, s*plane), folded back into dx */
+            cpu_gemm(true, false, k, (int)ld, g->oc, 1.0f, j->w, k, dzt, (int)ld, 0.0f, col, (int)ld);
+            for (int q = 0; q < s; q++) col2im_(g, col + (size_t)q * plane, ld, j->dx + (size_t)(i0 + q) * in_sz);
+        }
     }
 }
 
 void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *dz,
                     float *col, float *dw, float *db, float *dx)
 {
-    const int k = g->c * g->kh * g->kw, plane = g->oh * g->ow, S = dlfs_conv_chunk_within(g, n, CHUNK_FLOATS_);
-    const size_t in_sz = (size_t)g->c * g->h * g->w, out_sz = (size_t)g->oc * plane;
-    memset(db, 0, (size_t)g->oc * sizeof *db);
-    if (dx) memset(dx, 0, (size_t)n * in_sz * sizeof *dx);
-    for (int i0 = 0; i0 < n; i0 += S) {
-        const int s = n - i0 < S ? n - i0 : S;
-        const size_t ld = (size_t)s * plane;
-        /* dz of the chunk, channel-major (oc, s*plane): for one image, dz itself */
-        const float *dzt = s == 1 ? dz + (size_t)i0 * out_sz : col + (size_t)k * ld;
-        for (int j = 0; j < s; j++)
-            for (int o = 0; o < g->oc; o++) {
-                const float *src = dz + (size_t)(i0 + j) * out_sz + (size_t)o * plane;
-                if (s > 1) memcpy(col + (size_t)k * ld + (size_t)o * ld + (size_t)j * plane, src,
-                                  (size_t)plane * sizeof *src);
-                db[o] += sum_(src, plane);
-            }
-        for (int j = 0; j < s; j++) im2col_(g, x + (size_t)(i0 + j) * in_sz, col + (size_t)j * plane, ld);
-        /* dW (oc, k) (+)= dz (oc, s*plane) * col^T (s*plane, k) */
-        cpu_gemm(false, true, g->oc, k, (int)ld, 1.0f, dzt, (int)ld, col, (int)ld, i0 ? 1.0f : 0.0f, dw, k);
-        if (dx) {
-            /* col (k, s*plane) = W^T (k, oc) * dz (oc, s*plane), folded back into dx */
-            cpu_gemm(true, false, k, (int)ld, g->oc, 1.0f, w, k, dzt, (int)ld, 0.0f, col, (int)ld);
-            for (int j = 0; j < s; j++) col2im_(g, col + (size_t)j * plane, ld, dx + (size_t)(i0 + j) * in_sz);
-        }
+    const int k = g->c * g->kh * g->kw;
+    if (n <= 0) {
+        memset(dw, 0, (size_t)g->oc * k * sizeof *dw);
+        memset(db, 0, (size_t)g->oc * sizeof *db);
+        return;
+    }
+    struct conv_job_ j = {.g = g, .n = n, .S = dlfs_conv_chunk_within(g, n, CHUNK_FLOATS_),
+                          .x = x, .w = w, .dz = dz, .col = col, .dw = dw, .db = db, .dx = dx};
+    const int threads = run_(&j, bwd_part_);
+    for (int t = 1; t < threads; t++) { /* the other threads' sums, in thread order */
+        const float *pw = j.part[t], *pb = pw + (size_t)g->oc * k;
+        for (size_t i = 0; i < (size_t)g->oc * k; i++) dw[i] += pw[i];
+        for (int o = 0; o < g->oc; o++) db[o] += pb[o];
     }
 }

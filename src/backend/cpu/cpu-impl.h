@@ -16,6 +16,13 @@
 #define CPU_CLONES_
 #endif
 
+/* Runs fn(arg, id, threads) for id = 0 .. threads-1, id 0 on the caller and the rest
+ * on persistent worker threads (workers.c), and returns when all have; returns
+ * `threads`, or fewer where threads could not be created (1: fn ran on the caller
+ * alone). At most CPU_MAX_THREADS. */
+#define CPU_MAX_THREADS 64
+int cpu_workers_run(int threads, void (*fn)(void *arg, int id, int threads), void *arg);
+
 void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);
 void cpu_set_precision(enum dlfs_precision p);

@@ -20,10 +20,10 @@ void cpu_set_precision(enum dlfs_precision p)
     precision_ = p;
 }
 
-/* Grow-on-demand scratch for the two rounded operands (process lifetime; the
- * trainer calls gemm from one thread per rank). */
-static float *scratch_[2];
-static size_t scratch_cap_[2];
+/* Grow-on-demand scratch for the two rounded operands, per thread (conv.c calls
+ * gemm from its worker threads). */
+static _Thread_local float *scratch_[2];
+static _Thread_local size_t scratch_cap_[2];
 
 /* x(rows, cols) with leading dimension ld, rounded, into scratch `slot` packed
  * (leading dimension cols). */

@@ -1,0 +1,91 @@
+/* Persistent worker threads for the CPU ops that split a batch by images.
+ *
+ * OpenBLAS threads one GEMM at a time; cnn's convolutions are many small GEMMs
+ * with single-threaded unfolding and folding between them, so two BLAS threads
+ * gave 1.4x over one (the second core waited in sched_yield a quarter of the
+ * time). conv.c instead gives each thread its own images and one-thread BLAS.
+ *
+ * The workers sleep on a condition variable between jobs (no spinning that would
+ * compete with OpenBLAS's own threads on a small machine), block every signal
+ * (the trainer's SIGINT/SIGTERM handling stays with the main thread), and live
+ * for the process, created on first use. One caller at a time: the trainer runs
+ * the ops from one thread per rank. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include "backend/cpu/cpu-impl.h"
+
+static pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t go_ = PTHREAD_COND_INITIALIZER, done_ = PTHREAD_COND_INITIALIZER;
+static int started_;          /* workers created: ids 1 .. started_ */
+static unsigned long job_;    /* bumped for each job */
+static int job_threads_;      /* threads in the current job, the caller (id 0) included */
+static int pending_;          /* workers of the current job not finished yet */
+static void (*job_fn_)(void *arg, int id, int threads);
+static void *job_arg_;
+
+static void *worker_(void *p)
+{
+    const int id = (int)(intptr_t)p;
+    unsigned long seen = 0; /* created by a job (job_ >= 1): that job is its first */
+    pthread_mutex_lock(&mu_);
+    for (;;) {
+        while (job_ == seen) pthread_cond_wait(&go_, &mu_);
+        seen = job_;
+        if (id >= job_threads_) continue;
+        void (*fn)(void *, int, int) = job_fn_;
+        void *arg = job_arg_;
+        const int threads = job_threads_;
+        pthread_mutex_unlock(&mu_);
+        fn(arg, id, threads);
+        pthread_mutex_lock(&mu_);
+        if (--pending_ == 0) pthread_cond_signal(&done_);
+    }
+    return NULL;
+}
+
+/* Workers 1 .. threads-1 exist afterwards, or as many as could be made; returns
+ * the threads available (caller included). Called with mu_ held. */
+static int grow_(int threads)
+{
+    if (started_ >= threads - 1) return threads;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* inherited by the new threads */
+    while (started_ < threads - 1) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, worker_, (void *)(intptr_t)(started_ + 1)) != 0) break;
+        pthread_detach(t);
+        started_++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return started_ + 1 < threads ? started_ + 1 : threads;
+}
+
+int cpu_workers_run(int threads, void (*fn)(void *arg, int id, int threads), void *arg)
+{
+    if (threads > CPU_MAX_THREADS) threads = CPU_MAX_THREADS;
+    if (threads > 1) {
+        pthread_mutex_lock(&mu_);
+        threads = grow_(threads);
+        pthread_mutex_unlock(&mu_);
+    }
+    if (threads <= 1) {
+        fn(arg, 0, 1);
+        return 1;
+    }
+    pthread_mutex_lock(&mu_);
+    job_fn_ = fn;
+    job_arg_ = arg;
+    job_threads_ = threads;
+    pending_ = threads - 1;
+    job_++;
+    pthread_cond_broadcast(&go_);
+    pthread_mutex_unlock(&mu_);
+    fn(arg, 0, threads);
+    pthread_mutex_lock(&mu_);
+    while (pending_) pthread_cond_wait(&done_, &mu_);
+    pthread_mutex_unlock(&mu_);
+    return threads;
+}
