@@ -140,14 +140,27 @@ void dlfs_comm_allreduce_det(const struct dlfs_comm *c, float *buf, size_t n, fl
     }
 }
 
+/* The agreement steps are bounded too: a rank stuck in its set-up, in a checkpoint
+ * write (a hung file system) or in a resume ends the job after --comm-timeout
+ * instead of holding the others forever. A checkpoint is written to a temporary
+ * file and renamed, so ending the job in the middle of one loses nothing saved. */
+#define AGREE_WHAT_ "agreeing across ranks on the outcome of set-up, a checkpoint write or a resume"
+
+static void allreduce_int_(const struct dlfs_comm *c, const int *in, int *out, MPI_Op op, const char *what)
+{
+    MPI_Request req;
+    MPI_Iallreduce(in, out, 1, MPI_INT, op, c->world, &req);
+    dlfs_comm_wait(c, 1, &req, what);
+}
+
 enum dlfs_status dlfs_comm_agree(const struct dlfs_comm *c, enum dlfs_status local)
 {
     if (c->kind == DLFS_COMM_SELF) return local;
     int mine = local == DLFS_OK ? c->size : c->rank, first = c->size;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->world);
+    allreduce_int_(c, &mine, &first, MPI_MIN, AGREE_WHAT_);
     if (first == c->size) return DLFS_OK;
     int bad = local != DLFS_OK, nbad = 0;
-    MPI_Allreduce(&bad, &nbad, 1, MPI_INT, MPI_SUM, c->world);
+    allreduce_int_(c, &bad, &nbad, MPI_SUM, AGREE_WHAT_);
     struct { int st; char host[64]; char msg[1000]; } pkt;
     memset(&pkt, 0, sizeof pkt);
     if (c->rank == first) {
@@ -155,7 +168,9 @@ enum dlfs_status dlfs_comm_agree(const struct dlfs_comm *c, enum dlfs_status loc
         snprintf(pkt.host, sizeof pkt.host, "%s", c->host);
         snprintf(pkt.msg, sizeof pkt.msg, "%s", dlfs_error_msg());
     }
-    MPI_Bcast(&pkt, (int)sizeof pkt, MPI_BYTE, first, c->world);
+    MPI_Request req;
+    MPI_Ibcast(&pkt, (int)sizeof pkt, MPI_BYTE, first, c->world, &req);
+    dlfs_comm_wait(c, 1, &req, AGREE_WHAT_);
     dlfs_error_clear();
     if (nbad == c->size) /* everybody saw it: no rank to name */
         dlfs_error_set((enum dlfs_status)pkt.st, "%s", pkt.msg);
@@ -169,9 +184,11 @@ int dlfs_comm_same_u64(const struct dlfs_comm *c, uint64_t v, int *first_bad)
 {
     if (c->kind == DLFS_COMM_SELF) return 1;
     uint64_t v0 = v;
-    MPI_Bcast(&v0, 1, MPI_UINT64_T, 0, c->world);
+    MPI_Request req;
+    MPI_Ibcast(&v0, 1, MPI_UINT64_T, 0, c->world, &req);
+    dlfs_comm_wait(c, 1, &req, "comparing a value across ranks (options or parameters)");
     int mine = v == v0 ? c->size : c->rank, first = c->size;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->world);
+    allreduce_int_(c, &mine, &first, MPI_MIN, "comparing a value across ranks (options or parameters)");
     if (first_bad) *first_bad = first;
     return first == c->size;
 }

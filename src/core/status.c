@@ -53,6 +53,23 @@ const char *dlfs_status_name(enum dlfs_status st)
 
 void dlfs_assert_set_rank(int rank) { assert_rank_ = rank; }
 
+/* Ends every rank of the job. MPI_Abort is for the thread that initialised MPI
+ * (the trainer asks for MPI_THREAD_FUNNELED); a failure on another thread (the
+ * prefetch thread, conv's workers) ends this process at once instead: mpirun ends
+ * the job when a rank exits before MPI_Finalize. Returns only where MPI is not
+ * running, for the caller's own way out. */
+static void end_job_(int code)
+{
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (!init || fin) return;
+    int main_thread = 0;
+    MPI_Is_thread_main(&main_thread);
+    if (main_thread) MPI_Abort(MPI_COMM_WORLD, code);
+    _exit(code);
+}
+
 _Noreturn void dlfs_assert_fail(const char *expr, const char *file, int line, const char *msg)
 {
     char host[256] = "?";
@@ -60,10 +77,7 @@ _Noreturn void dlfs_assert_fail(const char *expr, const char *file, int line, co
     fprintf(stderr, "dlfs: internal error on rank %d (%s) at %s:%d: assertion '%s' failed%s%s\n",
             assert_rank_, host, file, line, expr, msg ? ": " : "", msg ? msg : "");
     fflush(stderr);
-    int init = 0, fin = 0;
-    MPI_Initialized(&init);
-    MPI_Finalized(&fin);
-    if (init && !fin) MPI_Abort(MPI_COMM_WORLD, 70);
+    end_job_(70);
     abort();
 }
 
@@ -77,10 +91,7 @@ _Noreturn void dlfs_fatal(int code, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "%s: error: rank %d (%s): %s\n", program_invocation_short_name, assert_rank_, host, msg);
     fflush(stderr);
-    int init = 0, fin = 0;
-    MPI_Initialized(&init);
-    MPI_Finalized(&fin);
-    if (init && !fin) MPI_Abort(MPI_COMM_WORLD, code);
+    end_job_(code);
     exit(code);
 }
 
@@ -88,10 +99,7 @@ static _Noreturn void oom_(size_t n)
 {
     fprintf(stderr, "dlfs: out of host memory allocating %zu bytes on rank %d\n", n, assert_rank_);
     fflush(stderr);
-    int init = 0, fin = 0;
-    MPI_Initialized(&init);
-    MPI_Finalized(&fin);
-    if (init && !fin) MPI_Abort(MPI_COMM_WORLD, 71);
+    end_job_(71);
     exit(71);
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Atomicity: the writer dies inside a checkpoint write (SIGKILL while paused in
-# the write; abort() in the write) -> the previous checkpoint is intact, no
-# half-written file carries a final name, and --resume latest continues from the
-# previous one to the same digest as an uninterrupted run.
+# the write; abort() in the write; the other rank giving up on a writer stuck past
+# --comm-timeout) -> the previous checkpoint is intact, no half-written file
+# carries a final name, and --resume latest continues from the previous one to the
+# same digest as an uninterrupted run.
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$3
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
@@ -34,4 +35,25 @@ mpirun -np 1 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/a" --resume latest
   > "$T_TMP/a2.out" 2>&1 || { cat "$T_TMP/a2.out"; t_fail "resume after abort"; }
 grep -q "ckpt-000000040.h5" "$T_TMP/a2.out" || true
 [ "$(t_digest "$T_TMP/a2.jsonl")" = "$want" ] && t_pass "resume after abort: same digest" || t_fail "digest after abort"
+
+# 3. the writer hangs (a stuck file system): rank 1 waits for the outcome of the
+# write at most --comm-timeout, then ends the job with a message; nothing saved lost
+t0=$(date +%s)
+DLFS_FAULT_CKPT_PAUSE=2:60 t_expect_error "writer stuck in a checkpoint write ends the job" 1 \
+  "rank 1 ($(hostname)): agreeing across ranks on the outcome of set-up, a checkpoint write" \
+  mpirun -np 2 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/h" --checkpoint-every 30 --comm-timeout 2
+el=$(( $(date +%s) - t0 ))
+if [ "$el" -lt 40 ]; then t_pass "stuck writer: ended after ${el} s (timeout 2 s, stall 60 s)"
+else t_fail "stuck writer: took ${el} s: the timeout did not end the job"; fi
+# (mpirun's SIGTERM may cut the writer's pause short and let it finish ckpt-60
+# before the SIGKILL: then that one is whole too)
+bad=0
+for f in "$T_TMP"/h/ckpt-*.h5; do h5ls "$f" >/dev/null 2>&1 || bad=1; done
+[ -f "$T_TMP/h/ckpt-000000030.h5" ] && [ $bad = 0 ] \
+  && t_pass "stuck writer: ckpt-30 kept, every file under a final name whole ($(cd "$T_TMP/h" && echo ckpt-*.h5))" \
+  || { ls "$T_TMP/h"; t_fail "stuck writer left the wrong files"; }
+mpirun -np 2 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/h" --resume latest --metrics "$T_TMP/h2.jsonl" \
+  > "$T_TMP/h2.out" 2>&1 || { cat "$T_TMP/h2.out"; t_fail "resume after the stuck writer"; }
+[ "$(t_digest "$T_TMP/h2.jsonl")" = "$want" ] && t_pass "resume after the stuck writer: same digest" \
+  || t_fail "digest after the stuck writer"
 t_done
