@@ -17,8 +17,32 @@ static inline float act_f(float z, enum dlfs_act act)
     }
 }
 
+/* One bias for n elements (a conv channel's plane, batch norm's whole output): one
+ * flat loop. Per element the same operations as the general loop below, so the
+ * same bits; cnn-bn spent 15 % of its step in that loop's rows of one column. */
+CPU_CLONES_ static void scalar_bias_act_(float *z, float *a, float b, size_t n, enum dlfs_act act)
+{
+    if (act == DLFS_ACT_RELU) {
+        for (size_t i = 0; i < n; i++) {
+            const float v = z[i] + b;
+            z[i] = v;
+            a[i] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const float v = z[i] + b;
+            z[i] = v;
+            a[i] = act_f(v, act);
+        }
+    }
+}
+
 void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act)
 {
+    if (cols == 1) {
+        scalar_bias_act_(z, a, bias[0], (size_t)rows, act);
+        return;
+    }
     for (int r = 0; r < rows; r++) {
         float *zr = z + (size_t)r * cols;
         float *ar = a + (size_t)r * cols;

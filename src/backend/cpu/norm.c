@@ -5,6 +5,63 @@
 #include <string.h>
 #include "backend/cpu/cpu-impl.h"
 
+/* The per-row sums below keep 8 interleaved partial sums (in vector registers:
+ * one running double sum is a chain of dependent adds, 4 cycles each) and add
+ * them in order at the end: a fixed order for a given plane size, so the bits
+ * still depend on the shapes only, never on the rank count. */
+#define LANES_ 8
+
+static double sum_(const float *x, int n)
+{
+    double acc[LANES_] = {0};
+    int p = 0;
+    for (; p + LANES_ <= n; p += LANES_)
+        for (int l = 0; l < LANES_; l++) acc[l] += x[p + l];
+    double s = 0.0;
+    for (int l = 0; l < LANES_; l++) s += acc[l];
+    for (; p < n; p++) s += x[p];
+    return s;
+}
+
+/* sum of (x - mean)^2 */
+static double sum_sq_(const float *x, int n, double mean)
+{
+    double acc[LANES_] = {0};
+    int p = 0;
+    for (; p + LANES_ <= n; p += LANES_)
+        for (int l = 0; l < LANES_; l++) {
+            const double d = x[p + l] - mean;
+            acc[l] += d * d;
+        }
+    double s = 0.0;
+    for (int l = 0; l < LANES_; l++) s += acc[l];
+    for (; p < n; p++) s += (x[p] - mean) * (x[p] - mean);
+    return s;
+}
+
+/* *sd += sum of dz, *sdh += sum of dz * xhat */
+static void sums_bwd_(const float *dz, const float *xh, int n, double *sd, double *sdh)
+{
+    double a[LANES_] = {0}, b[LANES_] = {0};
+    int p = 0;
+    for (; p + LANES_ <= n; p += LANES_)
+        for (int l = 0; l < LANES_; l++) {
+            a[l] += dz[p + l];
+            b[l] += (double)dz[p + l] * xh[p + l];
+        }
+    double s = 0.0, t = 0.0;
+    for (int l = 0; l < LANES_; l++) {
+        s += a[l];
+        t += b[l];
+    }
+    for (; p < n; p++) {
+        s += dz[p];
+        t += (double)dz[p] * xh[p];
+    }
+    *sd += s;
+    *sdh += t;
+}
+
 void cpu_batchnorm_fwd(int n, int c, int plane, int group, const float *x, const float *gamma, const float *beta,
                        const float *run_mean, const float *run_var, float eps, float *xhat, float *invstd,
                        float *z, float *a, enum dlfs_act act, float *stats)
@@ -24,15 +81,10 @@ void cpu_batchnorm_fwd(int n, int c, int plane, int group, const float *x, const
             const double cnt = (double)rows * plane;
             for (int ch = 0; ch < c; ch++) {
                 double s = 0.0, s2 = 0.0;
-                for (int i = g0; i < g0 + rows; i++) {
-                    const float *xp = x + (size_t)i * img + (size_t)ch * plane;
-                    for (int p = 0; p < plane; p++) s += xp[p];
-                }
+                for (int i = g0; i < g0 + rows; i++) s += sum_(x + (size_t)i * img + (size_t)ch * plane, plane);
                 const double mean = s / cnt;
-                for (int i = g0; i < g0 + rows; i++) {
-                    const float *xp = x + (size_t)i * img + (size_t)ch * plane;
-                    for (int p = 0; p < plane; p++) s2 += (xp[p] - mean) * (xp[p] - mean);
-                }
+                for (int i = g0; i < g0 + rows; i++)
+                    s2 += sum_sq_(x + (size_t)i * img + (size_t)ch * plane, plane, mean);
                 const double var = s2 / cnt;
                 const float is = (float)(1.0 / sqrt(var + eps)), mu = (float)mean;
                 invstd[(size_t)gi * c + ch] = is;
@@ -71,10 +123,7 @@ void cpu_batchnorm_bwd(int n, int c, int plane, int group, const float *dz, cons
             double sd = 0.0, sdh = 0.0;
             for (int i = g0; i < g0 + rows; i++) {
                 const size_t o = (size_t)i * img + (size_t)ch * plane;
-                for (int p = 0; p < plane; p++) {
-                    sd += dz[o + p];
-                    sdh += (double)dz[o + p] * xhat[o + p];
-                }
+                sums_bwd_(dz + o, xhat + o, plane, &sd, &sdh);
             }
             dbeta[ch] += (float)sd;
             dgamma[ch] += (float)sdh;
