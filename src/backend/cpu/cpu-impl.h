@@ -10,7 +10,10 @@
  * whose results cannot depend on the vector width: copies, selects, and
  * element-wise IEEE operations (+ - * / sqrt are correctly rounded at any width;
  * no reassociated sums; -std=c11 keeps a*b+c from becoming an FMA). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* (Not under ThreadSanitizer: its instrumented ifunc resolvers run before it is
+ * initialised and crash at load time.) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(__SANITIZE_THREAD__)
 #define CPU_CLONES_ __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CPU_CLONES_
