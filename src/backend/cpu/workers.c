@@ -28,7 +28,9 @@ static void *job_arg_;
 static void *worker_(void *p)
 {
     const int id = (int)(intptr_t)p;
-    unsigned long seen = 0; /* created by a job (job_ >= 1): that job is its first */
+    /* Created (under mu_) by the call that posts the job it is first needed for,
+     * and it takes mu_ only after that post: job_ is already that job's number. */
+    unsigned long seen = 0;
     pthread_mutex_lock(&mu_);
     for (;;) {
         while (job_ == seen) pthread_cond_wait(&go_, &mu_);
@@ -66,16 +68,17 @@ static int grow_(int threads)
 int cpu_workers_run(int threads, void (*fn)(void *arg, int id, int threads), void *arg)
 {
     if (threads > CPU_MAX_THREADS) threads = CPU_MAX_THREADS;
-    if (threads > 1) {
-        pthread_mutex_lock(&mu_);
-        threads = grow_(threads);
-        pthread_mutex_unlock(&mu_);
-    }
     if (threads <= 1) {
         fn(arg, 0, 1);
         return 1;
     }
     pthread_mutex_lock(&mu_);
+    threads = grow_(threads);
+    if (threads <= 1) { /* no worker could be started */
+        pthread_mutex_unlock(&mu_);
+        fn(arg, 0, 1);
+        return 1;
+    }
     job_fn_ = fn;
     job_arg_ = arg;
     job_threads_ = threads;
