@@ -4,7 +4,7 @@
     launch/torch-ref.py --device cpu|cuda [--threads N] [--steps S] [--warmup W]
                         CASE [CASE ...]
 
-A CASE is MODEL:BATCH[:PRECISION[:MODE]] with MODEL in mlp, mlp-large, cnn,
+A CASE is MODEL:BATCH[:PRECISION[:MODE]] with MODEL in mlp, mlp-large, cnn, cnn-bn,
 PRECISION fp32 (default; TF32 off, as dlfs's default math) or bf16 (autocast,
 fp32 master weights, as dlfs's --precision bf16) and MODE eager (default) or
 graph (the whole step captured in one CUDA graph; CUDA only).
@@ -38,7 +38,12 @@ def build(name):
         return nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                              nn.Linear(64 * 7 * 7, 1024), nn.ReLU(), nn.Linear(1024, 10))
-    raise SystemExit(f"torch-ref: unknown model '{name}' (mlp, mlp-large, cnn)")
+    if name == "cnn-bn":  # dlfs's `cnn-bn` preset (batch statistics over the whole batch here)
+        return nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 5, padding=2), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(64 * 7 * 7, 1024), nn.ReLU(), nn.Dropout(0.5),
+                             nn.Linear(1024, 10))
+    raise SystemExit(f"torch-ref: unknown model '{name}' (mlp, mlp-large, cnn, cnn-bn)")
 
 
 def bench(dev, name, batch, precision, mode, steps, warmup):
