@@ -2,6 +2,7 @@
  * against float64 references; gradients against central finite differences of
  * the float64 function L = sum(r * op(x)) for a random r. Odd sizes, stride 2,
  * padding 0 and 2, batch 1, and sentinels around every output. */
+#include <cblas.h> /* openblas_get_num_threads: the CPU backend lends its threads to conv */
 #include <math.h>
 #include <string.h>
 #include "dlfs/backend.h"
@@ -326,6 +327,11 @@ int main(void)
             if (be->set_threads) be->set_threads(threads);
             printf("  conv, %d thread(s)\n", threads);
             conv_cases_(be);
+            /* the op borrows BLAS's threads (one-thread BLAS inside) and gives all back,
+             * also after batches with fewer images than threads */
+            if (strcmp(be->name, "cpu") == 0)
+                CHECK(openblas_get_num_threads() == threads, "BLAS threads after the conv ops: %d, want %d",
+                      openblas_get_num_threads(), threads);
         }
         if (be->set_threads) be->set_threads(1);
         test_pool(be, 3, 6, 6, 2, 2, 2);

@@ -146,24 +146,20 @@ struct conv_job_ {
 static _Thread_local float *scratch_;
 static _Thread_local size_t scratch_cap_;
 
-static int threads_for_(int n)
-{
-    int t = openblas_get_num_threads();
-    if (t > CPU_MAX_THREADS) t = CPU_MAX_THREADS;
-    return t < n ? t : n;
-}
-
-/* Runs fn over the job's threads with one-thread BLAS; the thread count it ran on. */
+/* Runs fn over the rank's threads (the BLAS thread count, at most one per image)
+ * with one-thread BLAS, then gives BLAS its threads back; the thread count it ran on. */
 static int run_(struct conv_job_ *j, void (*fn)(void *, int, int))
 {
-    const int t = threads_for_(j->n);
+    const int blas = openblas_get_num_threads();
+    int t = blas < CPU_MAX_THREADS ? blas : CPU_MAX_THREADS;
+    if (t > j->n) t = j->n;
     if (t <= 1) {
         fn(j, 0, 1);
         return 1;
     }
     openblas_set_num_threads(1);
     const int ran = cpu_workers_run(t, fn, j);
-    openblas_set_num_threads(t);
+    openblas_set_num_threads(blas);
     return ran;
 }
 
