@@ -254,12 +254,10 @@ const struct dlfs_backend *dlfs_backend_cpu(void);
 
 /* Pick a backend for `dev`. CUDA returns DLFS_ERR_DEVICE with a message saying
  * whether it was not built or no GPU is visible; AUTO falls back to CPU. The
- * local rank selects the GPU on multi-GPU nodes: rank r takes visible GPU r.
- * With more local ranks than GPUs: `share_gpus` (the MPI path, --comm mpi) wraps
- * around (GPU r mod n); otherwise DLFS_ERR_DEVICE saying what to do (NCCL
- * refuses two ranks on one GPU). */
-enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, bool share_gpus,
-                                     const struct dlfs_backend **out);
+ * local rank selects the GPU: node-local rank r takes visible GPU r mod n. Whether
+ * two ranks then share one physical GPU is for the caller to check (dlfs_gpu_uuid
+ * across the node: NCCL refuses two ranks on one GPU). */
+enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, const struct dlfs_backend **out);
 
 /* Number of visible CUDA devices (0 when CUDA is not built or there is no GPU or
  * driver); `why` (may be NULL) receives a short reason when it is 0. */

@@ -33,8 +33,7 @@ int dlfs_cuda_device_count(char *why, size_t why_len)
 #endif
 }
 
-enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, bool share_gpus,
-                                     const struct dlfs_backend **out)
+enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, const struct dlfs_backend **out)
 {
     *out = dlfs_backend_cpu();
     if (dev == DLFS_DEVICE_CPU) return DLFS_OK;
@@ -52,10 +51,9 @@ enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, bool 
      * works as well as every rank seeing all of them. Whether two ranks ended up on
      * the same physical GPU is decided afterwards by comparing UUIDs across the node
      * (dlfs_run_init): sharing is refused unless the user asked for the MPI path
-     * (share_gpus, --comm mpi), because NCCL rejects two ranks on one device and two
-     * ranks halve each other's throughput. AUTO refuses too: falling back to the
-     * CPU on some ranks only would mix backends in one job. */
-    (void)share_gpus;
+     * (--comm mpi), because NCCL rejects two ranks on one device and two ranks
+     * halve each other's throughput. AUTO refuses too: falling back to the CPU on
+     * some ranks only would mix backends in one job. */
     const char *devname = dev == DLFS_DEVICE_AUTO ? "auto" : "cuda";
     const int gpu = local_rank % n;
     if (dlfs_cuda_init_(gpu, why, sizeof why) != 0)
@@ -65,7 +63,6 @@ enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, bool 
     return DLFS_OK;
 #else
     (void)local_rank;
-    (void)share_gpus;
     return DLFS_OK; /* not reached: without the CUDA backend the count is 0 */
 #endif
 }

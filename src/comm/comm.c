@@ -67,26 +67,34 @@ void dlfs_comm_free(struct dlfs_comm *c)
  * stuck in evaluation or elsewhere must not hang the others forever. */
 #define SUM_WHAT_ "a sum across ranks (evaluation, epoch loss or batch-norm statistics)"
 
-void dlfs_comm_allreduce_f32(const struct dlfs_comm *c, float *buf, size_t n)
+/* In-place sum of n values of `type` (`size` bytes each), in pieces, each wait bounded. */
+static void sum_(const struct dlfs_comm *c, void *buf, size_t n, MPI_Datatype type, size_t size)
 {
     if (c->kind == DLFS_COMM_SELF) return;
     for (size_t o = 0; o < n; o += CHUNK_) {
         size_t k = n - o < CHUNK_ ? n - o : CHUNK_;
         MPI_Request req;
-        MPI_Iallreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_FLOAT, MPI_SUM, c->world, &req);
+        MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + o * size, (int)k, type, MPI_SUM, c->world, &req);
         dlfs_comm_wait(c, 1, &req, SUM_WHAT_);
     }
 }
 
+void dlfs_comm_allreduce_f32(const struct dlfs_comm *c, float *buf, size_t n)
+{
+    sum_(c, buf, n, MPI_FLOAT, sizeof *buf);
+}
+
 void dlfs_comm_allreduce_f64(const struct dlfs_comm *c, double *buf, size_t n)
 {
-    if (c->kind == DLFS_COMM_SELF) return;
-    for (size_t o = 0; o < n; o += CHUNK_) {
-        size_t k = n - o < CHUNK_ ? n - o : CHUNK_;
-        MPI_Request req;
-        MPI_Iallreduce(MPI_IN_PLACE, buf + o, (int)k, MPI_DOUBLE, MPI_SUM, c->world, &req);
-        dlfs_comm_wait(c, 1, &req, SUM_WHAT_);
-    }
+    sum_(c, buf, n, MPI_DOUBLE, sizeof *buf);
+}
+
+/* One int from every rank combined by `op`, the wait bounded (naming `what`). */
+static void allreduce_int_(const struct dlfs_comm *c, const int *in, int *out, MPI_Op op, const char *what)
+{
+    MPI_Request req;
+    MPI_Iallreduce(in, out, 1, MPI_INT, op, c->world, &req);
+    dlfs_comm_wait(c, 1, &req, what);
 }
 
 static void sendrecv_(const struct dlfs_comm *c, const float *send, size_t ns, float *recv, size_t nr,
@@ -146,13 +154,6 @@ void dlfs_comm_allreduce_det(const struct dlfs_comm *c, float *buf, size_t n, fl
  * file and renamed, so ending the job in the middle of one loses nothing saved. */
 #define AGREE_WHAT_ "agreeing across ranks on the outcome of set-up, a checkpoint write or a resume"
 
-static void allreduce_int_(const struct dlfs_comm *c, const int *in, int *out, MPI_Op op, const char *what)
-{
-    MPI_Request req;
-    MPI_Iallreduce(in, out, 1, MPI_INT, op, c->world, &req);
-    dlfs_comm_wait(c, 1, &req, what);
-}
-
 enum dlfs_status dlfs_comm_agree(const struct dlfs_comm *c, enum dlfs_status local)
 {
     if (c->kind == DLFS_COMM_SELF) return local;
@@ -183,12 +184,13 @@ enum dlfs_status dlfs_comm_agree(const struct dlfs_comm *c, enum dlfs_status loc
 int dlfs_comm_same_u64(const struct dlfs_comm *c, uint64_t v, int *first_bad)
 {
     if (c->kind == DLFS_COMM_SELF) return 1;
+    static const char what[] = "comparing a value across ranks (options or parameters)";
     uint64_t v0 = v;
     MPI_Request req;
     MPI_Ibcast(&v0, 1, MPI_UINT64_T, 0, c->world, &req);
-    dlfs_comm_wait(c, 1, &req, "comparing a value across ranks (options or parameters)");
+    dlfs_comm_wait(c, 1, &req, what);
     int mine = v == v0 ? c->size : c->rank, first = c->size;
-    allreduce_int_(c, &mine, &first, MPI_MIN, "comparing a value across ranks (options or parameters)");
+    allreduce_int_(c, &mine, &first, MPI_MIN, what);
     if (first_bad) *first_bad = first;
     return first == c->size;
 }
@@ -197,9 +199,7 @@ int dlfs_comm_any(const struct dlfs_comm *c, int flag)
 {
     if (c->kind == DLFS_COMM_SELF) return flag != 0;
     int in = flag != 0, out = 0;
-    MPI_Request req;
-    MPI_Iallreduce(&in, &out, 1, MPI_INT, MPI_MAX, c->world, &req);
-    dlfs_comm_wait(c, 1, &req, "the per-step check for stop signals");
+    allreduce_int_(c, &in, &out, MPI_MAX, "the per-step check for stop signals");
     return out;
 }
 

@@ -310,7 +310,7 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     r->o = o;
     r->comm = comm;
     /* only the MPI path may put several ranks on one GPU (NCCL refuses) */
-    enum dlfs_status st = dlfs_backend_select(o->device, comm->local_rank, o->comm == DLFS_COMM_PATH_MPI, &r->be);
+    enum dlfs_status st = dlfs_backend_select(o->device, comm->local_rank, &r->be);
     st = gpu_unique_(r, st);
     if (st == DLFS_OK) st = comm_path_(r);
     if (st == DLFS_OK) st = dlfs_model_parse(o->model, &r->model);
