@@ -246,6 +246,35 @@ struct dlfs_backend {
 };
 #define DLFS_MARKS 4
 #define DLFS_STAGE_SLOTS 128
+/* Image channels the normalising ops (normalize_u8, gather_u8) take at most. */
+#define DLFS_MAX_CHANNELS 16
+
+/* NCCL as a backend offers it to the communication layer (src/comm/nccl.c):
+ * plain C types, one context per communicator, on the GPU the backend drives.
+ * Calls that could wait for other ranks never block without bound: set-up is
+ * started and then polled, waits take a deadline, and a failure comes back as -1
+ * with a one-line reason in `why` (the caller ends the job). */
+struct dlfs_nccl_api {
+    int id_bytes; /* the unique id rank 0 makes and every rank joins with */
+    /* Rank 0: a new unique id into `id`. 0, or -1 with a reason. */
+    int (*get_id)(void *id, char *why, size_t why_len);
+    /* Start joining communicator `id` as `rank` of `nranks` without waiting for
+     * the others; the context, or NULL with a reason when it cannot start.
+     * `timeout_s` bounds every later wait on this context. */
+    void *(*init_start)(const void *id, int nranks, int rank, double timeout_s, char *why, size_t why_len);
+    /* 1 when set up, 0 while in progress, -1 failed (with a reason). */
+    int (*init_poll)(void *ctx, char *why, size_t why_len);
+    /* In-place sum of n device floats, ordered after every op issued so far on the
+     * backend's stream; returns once issued (0), or -1 with a reason. */
+    int (*allreduce)(void *ctx, float *buf, size_t n, char *why, size_t why_len);
+    /* Later ops on the backend's stream wait for every sum issued so far; the host
+     * waits too, at most the context's timeout. 0, or -1 with a reason. */
+    int (*wait)(void *ctx, char *why, size_t why_len);
+    /* Normal end on every rank (may wait for the peers, bounded). */
+    void (*destroy)(void *ctx);
+    /* Error paths: local teardown that never waits for peers. */
+    void (*abort)(void *ctx);
+};
 
 enum dlfs_device { DLFS_DEVICE_CPU = 0, DLFS_DEVICE_CUDA, DLFS_DEVICE_AUTO };
 
@@ -262,6 +291,10 @@ enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, const
 /* Number of visible CUDA devices (0 when CUDA is not built or there is no GPU or
  * driver); `why` (may be NULL) receives a short reason when it is 0. */
 int dlfs_cuda_device_count(char *why, size_t why_len);
+
+/* The NCCL entry points of backend `be`, or NULL where it has none (the CPU
+ * backend; a CUDA build without NCCL). */
+const struct dlfs_nccl_api *dlfs_backend_nccl(const struct dlfs_backend *be);
 
 /* The 16-byte UUID of the GPU this process drives (after dlfs_backend_select chose
  * CUDA): 0, or -1 when it runs no GPU. Two ranks with the same UUID share a GPU. */

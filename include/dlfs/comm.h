@@ -3,10 +3,10 @@
  * MPI is always the launcher and bootstrap (even for one rank). A communicator
  * has a kind: `self` (one rank, every collective is a no-op) or `mpi`. Every
  * host-side collective (status agreement, evaluation sums, digests, the
- * deterministic reduction) goes over MPI. Gradient buckets take one of two
- * paths (enum dlfs_comm_path, --comm): MPI (host buffers as they are; device
- * buffers staged through pinned host memory) or NCCL (device buffers, on its own
- * CUDA stream; src/comm/nccl.c is the seam to src/backend/cuda/nccl.cu).
+ * deterministic reduction) goes over MPI. Gradient buckets travel by one of the
+ * transports below (--comm: MPI on host buffers, MPI staged through pinned host
+ * memory for device buffers, NCCL on device buffers, or the deterministic tree);
+ * NCCL comes from the backend (dlfs_backend_nccl), never from an #ifdef here.
  *
  * Two all-reduce flavours over float gradients:
  *   - fast: non-blocking sums in any order (MPI_Iallreduce), started per bucket
@@ -51,7 +51,7 @@ struct dlfs_comm {
     int rank, size;          /* world rank and size */
     int local_rank, local_size; /* within the node (MPI_COMM_TYPE_SHARED) */
     char host[64];
-    double timeout_s;        /* bound on gradient waits (--comm-timeout); 0: wait forever */
+    double timeout_s;        /* bound on every wait for other ranks (--comm-timeout); 0: forever */
 };
 
 /* After MPI_Init: fill rank/size/local rank and pick `self` or `mpi`. */
@@ -93,62 +93,84 @@ int dlfs_comm_node_duplicate(const struct dlfs_comm *c, const void *key, size_t 
  * rank and `what` and ends the job (it cannot be agreed: the peer never answers). */
 void dlfs_comm_wait(const struct dlfs_comm *c, int n, MPI_Request *req, const char *what);
 
-/* NCCL for gradient buckets (process-wide: one communicator per process, on the
- * GPU the CUDA backend selected). dlfs_comm_nccl_built: 1 when this dlfs has the
- * CUDA backend and NCCL. dlfs_comm_nccl_init: collective over c (rank 0 creates
- * the id, MPI broadcasts it); every rank returns the same status, DLFS_ERR_COMM
- * with NCCL's reason ("built without NCCL", "two ranks on one GPU", ...).
- * dlfs_comm_nccl_free: collective; a no-op when NCCL was not started. */
-int dlfs_comm_nccl_built(void);
-enum dlfs_status dlfs_comm_nccl_init(const struct dlfs_comm *c);
-void dlfs_comm_nccl_free(void);
-/* In-place sum of n device floats, ordered after the compute stream; returns at once. */
-void dlfs_comm_nccl_allreduce(float *buf, size_t n);
-/* Wait (bounded by c->timeout_s) for every sum started; later compute is ordered
- * after them. NCCL's asynchronous error or the deadline: abort NCCL, then
- * dlfs_fatal naming this rank. */
-void dlfs_comm_nccl_wait(const struct dlfs_comm *c);
+/* Bounded variants of three MPI collectives (--comm-timeout): a barrier, the
+ * maximum of n doubles in place, and a broadcast of `bytes` bytes from `root`. */
+void dlfs_comm_barrier(const struct dlfs_comm *c, const char *what);
+void dlfs_comm_max_f64(const struct dlfs_comm *c, double *buf, int n);
+void dlfs_comm_bcast(const struct dlfs_comm *c, void *buf, int bytes, int root, const char *what);
 
-/* Gradient buckets for the fast all-reduce: the slab [0, n) is cut, from the end,
- * into buckets of at least `bucket_bytes` aligned to layer boundaries, so the
- * last layers' gradients (complete first in the backward pass) form the first
- * bucket. dlfs_buckets_ready(b, off) starts every bucket lying wholly at or after
- * slab offset `off` (call it when every gradient from `off` on is final);
- * dlfs_buckets_wait() completes them all (bounded by comm->timeout_s) and returns
- * the seconds spent waiting.
+/* ---- gradient buckets and their transports ---------------------------------------
  *
- * After init the buckets sum host memory with MPI (the CPU backend). For device
- * gradients call dlfs_buckets_use() once:
- *   - NCCL: each ready bucket is ncclAllReduce'd on NCCL's stream (even on one
- *     rank: the same code path as on eight);
- *   - MPI with a backend whose memory MPI cannot read: each ready bucket is
- *     copied to pinned host memory on the backend's copy stream (be->stage_*),
- *     MPI_Iallreduce'd once that copy is done (checked in poke and wait), and
- *     the summed slab goes back to the device in wait, before the optimizer. */
+ * The gradient slab [0, n) is cut, from the end, into buckets of at least
+ * `bucket_bytes` aligned to layer boundaries, so the last layers' gradients
+ * (complete first in the backward pass) form the first bucket. As the backward
+ * pass completes gradients, dlfs_buckets_ready(b, off) starts every bucket lying
+ * wholly at or after slab offset `off`; dlfs_buckets_wait() starts the rest and
+ * completes them all, bounded by comm->timeout_s.
+ *
+ * How a bucket travels is a transport, one table per path, chosen once when the
+ * run is set up (as nccl-tests keeps one table per collective):
+ *   dlfs_transport_mpi_host    MPI_Iallreduce on host memory (the CPU backend);
+ *   dlfs_transport_mpi_staged  device memory MPI cannot read: each ready bucket is
+ *                              copied to pinned host memory on the backend's copy
+ *                              stream, MPI_Iallreduce'd once the copy has landed,
+ *                              and the sums go back to the device in wait;
+ *   dlfs_transport_nccl        ncclAllReduce on the device, on NCCL's own stream
+ *                              (also on one rank: the path the tests run is real);
+ *   dlfs_transport_det_tree    deterministic mode: one bucket, the whole slab,
+ *                              summed by dlfs_comm_allreduce_det on host memory.
+ * On one rank (DLFS_COMM_SELF) the MPI transports sum nothing. */
+struct dlfs_buckets;
+struct dlfs_transport_ops {
+    const char *name;                                   /* "mpi", "mpi-staged", "nccl", "mpi-tree" */
+    enum dlfs_status (*open)(struct dlfs_buckets *b);   /* resources (not collective; the caller agrees) */
+    void (*start)(struct dlfs_buckets *b, int i);       /* bucket i's gradients are final: start its sum */
+    void (*progress)(struct dlfs_buckets *b);           /* let started sums move on; never blocks */
+    void (*wait)(struct dlfs_buckets *b);               /* every started sum complete (bounded) */
+    void (*free)(struct dlfs_buckets *b);
+};
+extern const struct dlfs_transport_ops dlfs_transport_mpi_host, dlfs_transport_mpi_staged, dlfs_transport_nccl,
+    dlfs_transport_det_tree;
+
 struct dlfs_buckets {
     const struct dlfs_comm *comm;
-    float *grads;
-    int count, started;
-    size_t *begin, *end;   /* bucket i covers [begin[i], end[i]), i = 0 is the slab's tail */
-    MPI_Request *req;
-    enum dlfs_comm_path path;      /* MPI (default) or NCCL */
-    const struct dlfs_backend *be; /* MPI path, device memory: the backend that stages; else NULL */
-    float *host;                   /* (n) pinned staging slab when be != NULL */
+    float *grads;                  /* (n) the slab summed in place */
     size_t n;
-    int sent;                      /* staged buckets whose MPI reduction has started */
+    int count, started;
+    size_t *begin, *end;           /* bucket i covers [begin[i], end[i]); i = 0 is the slab's tail */
+    const struct dlfs_transport_ops *tp;
+    const struct dlfs_backend *be; /* the backend owning `grads` */
+    /* transport state */
+    MPI_Request *req;              /* MPI: one request per bucket */
+    float *host;                   /* mpi_staged: (n) pinned; det_tree: (n) host copy (device backends) */
+    float *scratch;                /* det_tree: (n + 1) / 2 */
+    int sent;                      /* mpi_staged: buckets whose MPI sum has started */
+    const struct dlfs_nccl_api *nccl;
+    void *nccl_ctx;                /* nccl: the communicator's context (owned; see dlfs_nccl_open) */
 };
-void dlfs_buckets_init(struct dlfs_buckets *b, const struct dlfs_comm *c, float *grads,
-                       const size_t *boundaries, int num_boundaries, size_t n, size_t bucket_bytes);
-/* Device gradients (see above): DLFS_ERR_NOMEM when the pinned slab cannot be had.
- * Not collective; the caller agrees on the status. */
-enum dlfs_status dlfs_buckets_use(struct dlfs_buckets *b, enum dlfs_comm_path path,
-                                  const struct dlfs_backend *be);
+
+/* The layout over `grads` (n floats of backend `be` memory), with transport `tp`
+ * (NULL: mpi_host). det_tree takes one bucket whatever the boundaries. For the
+ * nccl transport set b->nccl / b->nccl_ctx (dlfs_nccl_open) before the first
+ * bucket starts. DLFS_ERR_NOMEM / DLFS_ERR_USAGE with a message when the
+ * transport cannot get its resources; not collective. */
+enum dlfs_status dlfs_buckets_init(struct dlfs_buckets *b, const struct dlfs_comm *c, const struct dlfs_backend *be,
+                                   float *grads, const size_t *boundaries, int num_boundaries, size_t n,
+                                   size_t bucket_bytes, const struct dlfs_transport_ops *tp);
 void dlfs_buckets_free(struct dlfs_buckets *b);
 void dlfs_buckets_ready(struct dlfs_buckets *b, size_t off);
-/* Let MPI progress the started reductions and start those whose staging copy is
- * done (cheap, never blocks; call between layers). */
+/* Let the started sums progress (cheap, never blocks; call between layers). */
 void dlfs_buckets_poke(struct dlfs_buckets *b);
+/* Start what is left, complete everything; returns the seconds spent waiting. */
 double dlfs_buckets_wait(struct dlfs_buckets *b);
+
+/* NCCL's set-up over MPI, every wait bounded by c->timeout_s: rank 0 makes the id,
+ * a bounded broadcast hands it out, every rank starts joining and polls until the
+ * communicator is up. A peer that never joins makes the others give up after the
+ * timeout (their contexts aborted) instead of hanging. Collective; every rank
+ * returns the same status (DLFS_ERR_COMM with NCCL's reason). *ctx is for
+ * b->nccl_ctx; dlfs_buckets_free releases it. */
+enum dlfs_status dlfs_nccl_open(const struct dlfs_comm *c, const struct dlfs_nccl_api *api, void **ctx);
 
 #ifdef __cplusplus
 }

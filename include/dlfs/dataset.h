@@ -23,6 +23,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include "dlfs/backend.h" /* DLFS_MAX_CHANNELS */
 #include "dlfs/status.h"
 
 #ifdef __cplusplus
@@ -32,7 +33,6 @@ extern "C" {
 #define DLFS_DATASET_FORMAT "dlfs-dataset"
 #define DLFS_DATASET_VERSION 1
 #define DLFS_MAX_CLASSES 1000
-#define DLFS_MAX_CHANNELS 16
 
 /* One split (train or test) held in host memory. */
 struct dlfs_split {

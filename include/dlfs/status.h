@@ -1,6 +1,6 @@
 /* dlfs — status codes, error reporting and assertions.
  *
- * Two tiers (DESIGN.md, "Errors and bad input"):
+ * Two tiers (src/README.md, "Errors"):
  *   - recoverable failures (bad file, bad option, shape mismatch, NaN loss, ...)
  *     return an `enum dlfs_status` that travels up to the program; the place that
  *     detects the failure records ONE human message with dlfs_error_set(), which the

@@ -30,6 +30,10 @@ void dlfs_sha256_final(struct dlfs_sha256 *s, uint8_t out[32]);
 /* 64 hex characters + NUL */
 void dlfs_sha256_hex(const uint8_t digest[32], char hex[65]);
 
+/* SHA-256 of a float32 slab as little-endian bytes (hex, 65 chars): the
+ * params_sha256 that dlfs-train prints and checkpoints record. */
+void dlfs_params_sha256(const float *params, size_t n, char hex[65]);
+
 /* Monotonic wall-clock seconds. */
 double dlfs_now(void);
 

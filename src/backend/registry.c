@@ -1,5 +1,6 @@
 /* Backend registry: the one place that knows which backends were built
- * (DLFS_HAVE_CUDA comes from CMake). */
+ * (DLFS_HAVE_CUDA comes from CMake), and the only place in the library, outside
+ * the CUDA backend itself, where that is an #ifdef. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,17 @@ int dlfs_cuda_probe_(char *why, size_t why_len);
 int dlfs_cuda_init_(int device, char *why, size_t why_len);
 const struct dlfs_backend *dlfs_backend_cuda_(void);
 int dlfs_cuda_device_uuid_(unsigned char uuid[16]);
+const struct dlfs_nccl_api *dlfs_cuda_nccl_api_(void);
 #endif
+
+const struct dlfs_nccl_api *dlfs_backend_nccl(const struct dlfs_backend *be)
+{
+#ifdef DLFS_HAVE_CUDA
+    if (be == dlfs_backend_cuda_()) return dlfs_cuda_nccl_api_();
+#endif
+    (void)be;
+    return NULL;
+}
 
 int dlfs_gpu_uuid(unsigned char uuid[16])
 {

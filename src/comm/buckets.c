@@ -1,31 +1,20 @@
-/* Gradient buckets: non-blocking all-reduces started while the backward pass is
- * still running (the overlap that data-parallel training lives on). Three ways a
- * bucket travels (comm.h): MPI on host memory, MPI on a pinned host copy of
- * device memory, NCCL on device memory. */
+/* Gradient buckets: the layout of the slab, and the schedule that starts each
+ * bucket's sum as soon as the backward pass has finished it (the overlap that
+ * data-parallel training lives on). How a bucket travels is its transport's
+ * business (transport.c, nccl.c). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "dlfs/comm.h"
 #include "dlfs/util.h"
 
-void dlfs_buckets_init(struct dlfs_buckets *b, const struct dlfs_comm *c, float *grads,
-                       const size_t *boundaries, int num_boundaries, size_t n, size_t bucket_bytes)
+/* Walk the layer boundaries from the end of the slab towards its start. */
+static int layout_(struct dlfs_buckets *b, const size_t *boundaries, int nb, size_t bucket_bytes)
 {
-    b->comm = c;
-    b->grads = grads;
-    b->started = 0;
-    b->path = DLFS_COMM_PATH_MPI;
-    b->be = NULL;
-    b->host = NULL;
-    b->n = n;
-    b->sent = 0;
-    b->begin = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->begin);
-    b->end = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->end);
-    b->req = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->req);
-    /* walk the layer boundaries from the end of the slab towards its start */
-    size_t end = n;
+    size_t end = b->n;
     int count = 0;
-    for (int i = num_boundaries - 1; i >= 0; i--) {
-        size_t start = boundaries[i];
+    for (int i = nb - 1; i >= 0; i--) {
+        const size_t start = boundaries[i];
         /* never an empty bucket: layers without parameters repeat a boundary, and
          * with a small bucket_bytes each would cost a reduction (and a staging slot) */
         if (end > start && ((end - start) * sizeof(float) >= bucket_bytes || i == 0)) {
@@ -35,100 +24,56 @@ void dlfs_buckets_init(struct dlfs_buckets *b, const struct dlfs_comm *c, float 
             end = start;
         }
     }
-    b->count = count;
-    for (int i = 0; i < count; i++) b->req[i] = MPI_REQUEST_NULL;
-    for (int i = 0; i < count; i++) DLFS_ASSERT(b->end[i] - b->begin[i] < ((size_t)1 << 31));
+    return count;
 }
 
-enum dlfs_status dlfs_buckets_use(struct dlfs_buckets *b, enum dlfs_comm_path path,
-                                  const struct dlfs_backend *be)
+enum dlfs_status dlfs_buckets_init(struct dlfs_buckets *b, const struct dlfs_comm *c, const struct dlfs_backend *be,
+                                   float *grads, const size_t *boundaries, int num_boundaries, size_t n,
+                                   size_t bucket_bytes, const struct dlfs_transport_ops *tp)
 {
-    DLFS_ASSERT(path == DLFS_COMM_PATH_MPI || path == DLFS_COMM_PATH_NCCL);
-    b->path = path;
-    /* MPI on device memory: stage. One rank has nothing to sum, so nothing to stage. */
-    if (path != DLFS_COMM_PATH_MPI || be->host_memory || b->comm->kind == DLFS_COMM_SELF) return DLFS_OK;
-    DLFS_ASSERT_MSG(be->pinned_alloc && be->pinned_free && be->stage_to_host && be->stage_test,
-                    "a device backend without staging entries");
-    if (b->count > DLFS_STAGE_SLOTS) /* one staging slot per bucket: a user error, not an assertion */
-        return dlfs_error_set(DLFS_ERR_USAGE, "%d gradient buckets, but staging them for MPI (--comm mpi on a GPU) "
-                              "takes at most %d: use a larger --bucket-mb, or --comm nccl", b->count,
-                              DLFS_STAGE_SLOTS);
-    if (!(b->host = be->pinned_alloc(b->n * sizeof(float))))
-        return dlfs_error_set(DLFS_ERR_NOMEM, "out of pinned host memory for the %zu gradients staged for MPI "
-                              "(--comm mpi); use --comm nccl, or a smaller model", b->n);
+    memset(b, 0, sizeof *b);
+    b->comm = c;
     b->be = be;
-    return DLFS_OK;
+    b->grads = grads;
+    b->n = n;
+    b->tp = tp ? tp : &dlfs_transport_mpi_host;
+    b->begin = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->begin);
+    b->end = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->end);
+    b->req = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->req);
+    const size_t zero = 0;
+    b->count = b->tp == &dlfs_transport_det_tree ? layout_(b, &zero, 1, 0) /* the whole slab */
+                                                 : layout_(b, boundaries, num_boundaries, bucket_bytes);
+    for (int i = 0; i < b->count; i++) {
+        b->req[i] = MPI_REQUEST_NULL;
+        DLFS_ASSERT(b->tp == &dlfs_transport_det_tree || b->end[i] - b->begin[i] < ((size_t)1 << 31));
+    }
+    return b->tp->open ? b->tp->open(b) : DLFS_OK;
 }
 
 void dlfs_buckets_free(struct dlfs_buckets *b)
 {
-    if (b->host) b->be->pinned_free(b->host);
+    if (b->tp && b->tp->free) b->tp->free(b);
     free(b->begin);
     free(b->end);
     free(b->req);
-    b->begin = b->end = NULL;
-    b->req = NULL;
-    b->host = NULL;
-}
-
-static void iallreduce_(struct dlfs_buckets *b, float *base, int i)
-{
-    MPI_Iallreduce(MPI_IN_PLACE, base + b->begin[i], (int)(b->end[i] - b->begin[i]), MPI_FLOAT, MPI_SUM,
-                   b->comm->world, &b->req[i]);
+    memset(b, 0, sizeof *b);
 }
 
 void dlfs_buckets_ready(struct dlfs_buckets *b, size_t off)
 {
-    while (b->started < b->count && b->begin[b->started] >= off) {
-        int i = b->started++;
-        const size_t len = b->end[i] - b->begin[i];
-        if (b->path == DLFS_COMM_PATH_NCCL) /* also on one rank: the path the test runs is the real one */
-            dlfs_comm_nccl_allreduce(b->grads + b->begin[i], len);
-        else if (b->comm->kind == DLFS_COMM_SELF)
-            continue;
-        else if (b->host) /* MPI starts once the copy is done (poke, wait) */
-            b->be->stage_to_host(b->host + b->begin[i], b->grads + b->begin[i], len * sizeof(float), i);
-        else
-            iallreduce_(b, b->grads, i);
-    }
-}
-
-/* Staged buckets: start MPI on every copy that has landed (in order: the copies
- * run in order on one stream). With `wait`, on all of them. */
-static void send_staged_(struct dlfs_buckets *b, bool wait)
-{
-    while (b->sent < b->started && b->be->stage_test(b->sent, wait)) {
-        iallreduce_(b, b->host, b->sent);
-        b->sent++;
-    }
+    while (b->started < b->count && b->begin[b->started] >= off) b->tp->start(b, b->started++);
 }
 
 void dlfs_buckets_poke(struct dlfs_buckets *b)
 {
-    if (b->path == DLFS_COMM_PATH_NCCL || b->comm->kind == DLFS_COMM_SELF || b->started == 0) return;
-    if (b->host) send_staged_(b, false);
-    const int open = b->host ? b->sent : b->started;
-    int flag;
-    if (open) MPI_Testall(open, b->req, &flag, MPI_STATUSES_IGNORE);
+    if (b->started && b->tp->progress) b->tp->progress(b);
 }
 
 double dlfs_buckets_wait(struct dlfs_buckets *b)
 {
     dlfs_buckets_ready(b, 0);
-    double t0 = dlfs_now();
-    if (b->path == DLFS_COMM_PATH_NCCL) {
-        dlfs_comm_nccl_wait(b->comm);
-    } else if (b->comm->kind != DLFS_COMM_SELF) {
-        char what[96];
-        snprintf(what, sizeof what, "the gradient all-reduce (MPI, %d bucket%s)", b->count, b->count > 1 ? "s" : "");
-        if (b->host) send_staged_(b, true);
-        dlfs_comm_wait(b->comm, b->count, b->req, what);
-        if (b->host && b->count) { /* the sums back to the device, before the optimizer */
-            const size_t lo = b->begin[b->count - 1], hi = b->end[0];
-            b->be->to_device(b->grads + lo, b->host + lo, (hi - lo) * sizeof(float));
-            b->sent = 0;
-        }
-    }
+    const double t0 = dlfs_now();
+    b->tp->wait(b);
     b->started = 0;
     return dlfs_now() - t0;
 }

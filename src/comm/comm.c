@@ -203,6 +203,30 @@ int dlfs_comm_any(const struct dlfs_comm *c, int flag)
     return out;
 }
 
+void dlfs_comm_barrier(const struct dlfs_comm *c, const char *what)
+{
+    if (c->kind == DLFS_COMM_SELF) return;
+    MPI_Request req;
+    MPI_Ibarrier(c->world, &req);
+    dlfs_comm_wait(c, 1, &req, what);
+}
+
+void dlfs_comm_max_f64(const struct dlfs_comm *c, double *buf, int n)
+{
+    if (c->kind == DLFS_COMM_SELF) return;
+    MPI_Request req;
+    MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_MAX, c->world, &req);
+    dlfs_comm_wait(c, 1, &req, "a maximum across ranks");
+}
+
+void dlfs_comm_bcast(const struct dlfs_comm *c, void *buf, int bytes, int root, const char *what)
+{
+    if (c->kind == DLFS_COMM_SELF) return;
+    MPI_Request req;
+    MPI_Ibcast(buf, bytes, MPI_BYTE, root, c->world, &req);
+    dlfs_comm_wait(c, 1, &req, what);
+}
+
 int dlfs_comm_node_duplicate(const struct dlfs_comm *c, const void *key, size_t len, int *other)
 {
     struct ent { char host[64]; unsigned char key[32]; int has; };
@@ -217,7 +241,9 @@ int dlfs_comm_node_duplicate(const struct dlfs_comm *c, const void *key, size_t 
     if (other) *other = -1;
     if (c->kind == DLFS_COMM_SELF) return 0;
     struct ent *all = dlfs_malloc((size_t)c->size * sizeof *all);
-    MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, all, (int)sizeof me, MPI_BYTE, c->world);
+    MPI_Request req;
+    MPI_Iallgather(&me, (int)sizeof me, MPI_BYTE, all, (int)sizeof me, MPI_BYTE, c->world, &req);
+    dlfs_comm_wait(c, 1, &req, "comparing the GPUs of the ranks on each node");
     int found = 0;
     for (int i = 0; i < c->size && me.has && !found; i++)
         if (i != c->rank && all[i].has && strcmp(all[i].host, me.host) == 0 && memcmp(all[i].key, me.key, len) == 0) {

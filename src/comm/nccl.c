@@ -1,76 +1,81 @@
-/* The comm layer's seam to NCCL: the only C file that knows whether the CUDA
- * backend and NCCL were built (DLFS_HAVE_CUDA, DLFS_HAVE_NCCL from CMake). It
- * calls the extern "C" wrappers of src/backend/cuda/nccl.cu through the plain C
- * declarations below and never sees a CUDA or NCCL type. */
+/* The NCCL gradient transport and NCCL's bounded set-up over MPI. NCCL itself
+ * comes from the backend (struct dlfs_nccl_api, dlfs_backend_nccl): this file
+ * sees no CUDA or NCCL type and no #ifdef. */
 #include <stdio.h>
+#include <stdlib.h>
+#include "core/hooks.h"
 #include "dlfs/comm.h"
+#include "dlfs/util.h"
 
-#ifdef DLFS_HAVE_CUDA
-#include "backend/cuda/nccl-api.h" /* contracts there */
-#endif
+#define WHY_ 512
 
-int dlfs_comm_nccl_built(void)
+enum dlfs_status dlfs_nccl_open(const struct dlfs_comm *c, const struct dlfs_nccl_api *api, void **ctx)
 {
-#if defined(DLFS_HAVE_CUDA) && defined(DLFS_HAVE_NCCL)
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-enum dlfs_status dlfs_comm_nccl_init(const struct dlfs_comm *c)
-{
-#ifdef DLFS_HAVE_CUDA
-    char why[512] = "";
+    char why[WHY_] = "";
     unsigned char id[512];
-    const int bytes = dlfs_nccl_id_bytes();
-    DLFS_ASSERT(bytes > 0 && (size_t)bytes <= sizeof id);
-    /* rank 0 makes the id; a failure there must stop everyone, not leave them
-     * waiting in ncclCommInitRank for an id that never comes */
+    *ctx = NULL;
     enum dlfs_status st = DLFS_OK;
-    if (c->rank == 0 && dlfs_nccl_get_id(id, why, sizeof why) != 0) st = dlfs_error_set(DLFS_ERR_COMM, "%s", why);
+    if (!api)
+        st = dlfs_error_set(DLFS_ERR_COMM, "--comm nccl: this dlfs was built without NCCL (install libnccl-dev "
+                            "and reconfigure), or use --comm mpi");
+    else if ((size_t)api->id_bytes > sizeof id)
+        st = dlfs_error_set(DLFS_ERR_COMM, "NCCL's unique id takes %d bytes, more than the %zu expected",
+                            api->id_bytes, sizeof id);
+    /* rank 0 makes the id; a failure there must stop everyone, not leave them
+     * waiting for an id that never comes */
+    if (st == DLFS_OK && c->rank == 0 && api->get_id(id, why, sizeof why) != 0)
+        st = dlfs_error_set(DLFS_ERR_COMM, "%s", why);
     DLFS_TRY(dlfs_comm_agree(c, st));
-    MPI_Bcast(id, bytes, MPI_BYTE, 0, c->world);
-    if (dlfs_nccl_init(id, c->size, c->rank, why, sizeof why) != 0) st = dlfs_error_set(DLFS_ERR_COMM, "%s", why);
+    dlfs_hook_stall(DLFS_HOOK_NCCL_INIT_STALL, c->rank, 0);
+    dlfs_comm_bcast(c, id, api->id_bytes, 0, "handing out NCCL's id (NCCL set-up)");
+    void *x = api->init_start(id, c->size, c->rank, c->timeout_s, why, sizeof why);
+    int up = x ? 0 : -1;
+    const double deadline = dlfs_now() + (c->timeout_s > 0 ? c->timeout_s : 1e9);
+    while (up == 0) {
+        up = api->init_poll(x, why, sizeof why);
+        if (up == 0 && dlfs_now() > deadline) {
+            snprintf(why, sizeof why, "NCCL set-up did not finish within %g s (--comm-timeout): a peer rank "
+                     "is stuck or dead", c->timeout_s);
+            up = -1;
+        }
+    }
+    if (up < 0) st = dlfs_error_set(DLFS_ERR_COMM, "%s", why);
     st = dlfs_comm_agree(c, st);
-    /* ranks whose init succeeded while another's failed: tear down locally
-     * (ncclCommDestroy could wait for the peers that failed) */
-    if (st != DLFS_OK) dlfs_nccl_abort();
+    /* ranks whose set-up succeeded while another's failed: tear down locally
+     * (a normal destroy could wait for the peers that failed) */
+    if (st != DLFS_OK && x) api->abort(x);
+    else *ctx = x;
     return st;
-#else
-    (void)c;
-    return dlfs_error_set(DLFS_ERR_COMM, "--comm nccl: this dlfs was built without the CUDA backend and NCCL "
-                          "(configure with -DDLFS_CUDA=ON and libnccl-dev installed), or use --comm mpi");
-#endif
 }
 
-void dlfs_comm_nccl_free(void)
+/* ---- the transport ------------------------------------------------------------------ */
+
+static void fail_(struct dlfs_buckets *b, const char *why)
 {
-#ifdef DLFS_HAVE_CUDA
-    dlfs_nccl_free();
-#endif
+    b->nccl->abort(b->nccl_ctx); /* unblocks the comm stream before the job ends */
+    b->nccl_ctx = NULL;
+    dlfs_fatal(1, "the gradient all-reduce (NCCL): %s; ending the job", why);
 }
 
-void dlfs_comm_nccl_allreduce(float *buf, size_t n)
+static void nccl_start_(struct dlfs_buckets *b, int i)
 {
-#ifdef DLFS_HAVE_CUDA
-    dlfs_nccl_allreduce_f32(buf, n);
-#else
-    (void)buf;
-    (void)n;
-    DLFS_ASSERT_MSG(0, "NCCL all-reduce in a build without CUDA");
-#endif
+    char why[WHY_];
+    if (b->nccl->allreduce(b->nccl_ctx, b->grads + b->begin[i], b->end[i] - b->begin[i], why, sizeof why) != 0)
+        fail_(b, why);
 }
 
-void dlfs_comm_nccl_wait(const struct dlfs_comm *c)
+static void nccl_wait_(struct dlfs_buckets *b)
 {
-#ifdef DLFS_HAVE_CUDA
-    char why[512] = "";
-    /* no --comm-timeout (0): a deadline far beyond any job */
-    if (dlfs_nccl_wait(c->timeout_s > 0 ? c->timeout_s : 1e9, why, sizeof why) != 0)
-        dlfs_fatal(1, "the gradient all-reduce (NCCL): %s; ending the job", why);
-#else
-    (void)c;
-    DLFS_ASSERT_MSG(0, "NCCL wait in a build without CUDA");
-#endif
+    char why[WHY_];
+    if (b->nccl->wait(b->nccl_ctx, why, sizeof why) != 0) fail_(b, why);
 }
+
+static void nccl_free_(struct dlfs_buckets *b)
+{
+    if (b->nccl_ctx) b->nccl->destroy(b->nccl_ctx);
+    b->nccl_ctx = NULL;
+}
+
+const struct dlfs_transport_ops dlfs_transport_nccl = {
+    .name = "nccl", .start = nccl_start_, .wait = nccl_wait_, .free = nccl_free_,
+};

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "dlfs/checkpoint.h"
-#include "dlfs/train.h"
+#include "dlfs/util.h"
 #include "io/h5util.h"
 
 static int ckpt_step_(const char *name, long *step)

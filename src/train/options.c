@@ -1,4 +1,6 @@
-/* Command-line options of dlfs-train (getopt_long), their validation and digest. */
+/* Command-line options of dlfs-train, generated from the table in
+ * include/dlfs/options.h: getopt_long's table, parsing with range checks, the
+ * cross-option rules, --help, and the digest the ranks compare. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <getopt.h>
@@ -6,311 +8,180 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "dlfs/train.h"
+#include "dlfs/options.h"
 #include "dlfs/util.h"
 
-static const char usage_[] =
-"Usage: mpirun -np N dlfs-train --data FILE [options]\n"
-"       mpirun -np N dlfs-train --bench --model M --batch B [--steps S]\n"
-"\n"
-"Trains a neural network with data parallelism over MPI ranks: every rank takes its\n"
-"shard of each global mini-batch, gradients are summed across ranks before every update.\n"
-"\n"
-"Data and model:\n"
-"  --data FILE            dataset file written by 'dlfs-data convert' (HDF5)\n"
-"  --model NAME|SPEC      mlp (784-512-512-10, ReLU; default), mlp-large\n"
-"                         (784-4096-4096-4096-10), a shorthand 784-256-10[:ACT] or a layer\n"
-"                         list in(784),dense(256),gelu,dense(10); ACT: relu tanh sigmoid gelu\n"
-"                         cnn: in(1x28x28),conv(32,k5,p2),relu,maxpool(2),conv(64,k5,p2),\n"
-"                         relu,maxpool(2),flatten,dense(1024),relu,dense(10); layers\n"
-"                         conv(C,kK[,sS][,pP]) maxpool(K[,sS]) flatten dropout(P) batchnorm\n"
-"                         (README, Convolutional networks); cnn-bn: cnn with batchnorm after\n"
-"                         each conv and dropout(0.5) before the last layer\n"
-"Training:\n"
-"  --epochs N             passes over the training set (default 10)\n"
-"  --batch B              GLOBAL batch, split evenly over the ranks (default 128)\n"
-"  --batch-per-rank B     per-rank batch instead (global = B x ranks; weak scaling)\n"
-"  --lr X                 learning rate (default 1e-3 for adam/adamw, 0.05 for sgd)\n"
-"  --lr-scaling none|linear  linear: lr x global_batch / --lr-ref-batch (default none)\n"
-"  --lr-ref-batch B       batch the --lr is meant for under linear scaling (default 128)\n"
-"  --optim sgd|adam|adamw optimizer (default adam)\n"
-"  --momentum X           SGD momentum (default 0.9); --nesterov for Nesterov momentum\n"
-"  --weight-decay X       L2 (sgd, adam) or decoupled (adamw) decay (default 0; adamw 0.01)\n"
-"  --beta1 X --beta2 X --eps X   Adam parameters (0.9, 0.999, 1e-8)\n"
-"  --schedule constant|cosine    learning-rate schedule (default constant)\n"
-"  --warmup N             linear warm-up over the first N steps (default 0)\n"
-"  --lr-min X             final learning rate of the cosine schedule (default 0)\n"
-"  --seed N               seed of initialisation and data order (default 1)\n"
-"  --max-steps N          stop after N steps in total (default: all epochs)\n"
-"  --augment-crop P       training images: pad by P pixels (zeros) and crop back at a random\n"
-"                         offset; --augment-flip: mirror left-right with probability 1/2;\n"
-"                         both drawn from (seed, step, sample index), never from the rank\n"
-"Ranks and determinism:\n"
-"  --deterministic        bit-identical results on any rank count P dividing V\n"
-"  --virtual-shards V     shards of each global batch in deterministic mode (default 8,\n"
-"                         a power of two; the batch must be divisible by V)\n"
-"  --bucket-mb X          gradient all-reduce bucket size in MiB (default 4)\n"
-"  --comm auto|nccl|mpi   how GPU ranks sum gradients (default auto: NCCL with the cuda\n"
-"                         backend on several ranks when built with it, else MPI; one rank\n"
-"                         sums nothing; deterministic mode: MPI).\n"
-"                         Node-local rank r uses visible GPU r mod the GPUs it sees.\n"
-"                         auto and nccl need one GPU per rank (two ranks on one GPU is an\n"
-"                         error); mpi stages GPU buffers through pinned host memory and\n"
-"                         lets ranks share GPUs (for testing)\n"
-"  --comm-timeout S       end the job when a wait for the other ranks (gradient all-reduce,\n"
-"                         evaluation and loss sums, the signal check, the outcome of set-up,\n"
-"                         a checkpoint write or a resume) lasts longer than S seconds: a\n"
-"                         stuck or dead rank (default 300)\n"
-"  --check-sync N         compare a parameter digest across ranks every N steps (default 0:\n"
-"                         at start and end only)\n"
-"Checkpoints (HDF5; README \"Checkpoints\"):\n"
-"  --checkpoint-dir DIR   write checkpoints here (at the end, on SIGTERM/SIGUSR1, and as below)\n"
-"  --checkpoint-every N   every N steps; 'Ne' for every N epochs (default: end and signals only)\n"
-"  --keep K               keep the newest K checkpoints (default 3; 0 keeps all)\n"
-"  --resume latest|FILE   continue from FILE, or the newest checkpoint of --checkpoint-dir\n"
-"                         (latest with none yet starts fresh); the rank count may differ\n"
-"  --eval                 evaluate the --resume checkpoint on --data's test split, no training\n"
-"Devices and output:\n"
-"  --device cpu|cuda|auto (default auto: CUDA when built and a GPU is visible, else CPU)\n"
-"  --precision fp32|tf32|bf16  GEMM arithmetic (default fp32). tf32/bf16 round the GEMM\n"
-"                         operands (10-/7-bit mantissa), sum in fp32; weights, gradients and\n"
-"                         optimizer state stay fp32. Fast on CUDA tensor cores; the CPU\n"
-"                         backend emulates them exactly, a little slower than fp32\n"
-"  --data-on-device auto|off  auto: keep the dataset in device memory when it fits (half\n"
-"                         the free memory) and gather each batch there (default auto)\n"
-"  --prefetch on|off      batches not gathered on the device: a thread assembles the next\n"
-"                         one while the step computes (default on)\n"
-"  --cuda-graph on|off    record the step's forward/backward once, replay it (one rank,\n"
-"                         fast mode, data on the device, no dropout; default on; the cpu\n"
-"                         backend has no graphs and ignores it). Same bits either way\n"
-"  --threads N            CPU threads per rank: BLAS's, and the conv layers split the batch\n"
-"                         across them (default: cores / ranks on the node; 1 in\n"
-"                         deterministic mode)\n"
-"  --eval-batch N         evaluation chunk size (default 1000)\n"
-"  --metrics FILE         JSON lines: one object per epoch and a final one\n"
-"  --progress-seconds X   seconds between progress lines (default 1 on a terminal, 15 otherwise)\n"
-"  --quiet                only the final lines\n"
-"Benchmark:\n"
-"  --bench                time training steps on synthetic data (no --data needed)\n"
-"  --steps N              timed steps (default 30); --bench-warmup N untimed (default 3)\n"
-"\n"
-"  -h, --help             this text;  --version  the version\n"
-"Exit codes: 0 done, 1 runtime error (message names the file/option), 2 usage error,\n"
-"  3 stopped by SIGTERM/SIGUSR1 with a checkpoint written (resume with --resume latest),\n"
-"  4 stopped by a signal without --checkpoint-dir (nothing saved).\n";
+#define UNPAREN_(...) __VA_ARGS__
 
-enum {
-    O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_BPR, O_LR, O_LR_SCALING, O_LR_REF, O_OPTIM,
-    O_MOMENTUM, O_NESTEROV, O_WD, O_BETA1, O_BETA2, O_EPS, O_SCHEDULE, O_WARMUP, O_LR_MIN,
-    O_SEED, O_MAX_STEPS, O_DET, O_VSHARDS, O_BUCKET, O_CHECK_SYNC, O_DEVICE, O_THREADS,
-    O_EVAL_BATCH, O_METRICS, O_PROGRESS, O_QUIET, O_BENCH, O_STEPS, O_BENCH_WARMUP, O_VERSION,
-    O_CKPT_DIR, O_CKPT_EVERY, O_KEEP, O_RESUME, O_EVAL, O_AUG_CROP, O_AUG_FLIP, O_COMM, O_COMM_TIMEOUT,
-    O_PRECISION, O_DATA_ON_DEVICE, O_PREFETCH, O_CUDA_GRAPH,
+/* One row of the table, as data. */
+struct row_ {
+    const char *heading;            /* a --help section (the rest unused), else NULL */
+    const char *name, *arg, *help;  /* name NULL: a field set by another row */
+    enum dlfs_opt_kind kind;
+    size_t off, size;
+    double lo, hi;
+    const char *const *choices;
+    int nchoices, flags;
 };
 
-static const struct option long_[] = {
-    {"data", required_argument, 0, O_DATA}, {"model", required_argument, 0, O_MODEL},
-    {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
-    {"batch-per-rank", required_argument, 0, O_BPR}, {"lr", required_argument, 0, O_LR},
-    {"lr-scaling", required_argument, 0, O_LR_SCALING}, {"lr-ref-batch", required_argument, 0, O_LR_REF},
-    {"optim", required_argument, 0, O_OPTIM}, {"momentum", required_argument, 0, O_MOMENTUM},
-    {"nesterov", no_argument, 0, O_NESTEROV}, {"weight-decay", required_argument, 0, O_WD},
-    {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
-    {"eps", required_argument, 0, O_EPS}, {"schedule", required_argument, 0, O_SCHEDULE},
-    {"warmup", required_argument, 0, O_WARMUP}, {"lr-min", required_argument, 0, O_LR_MIN},
-    {"seed", required_argument, 0, O_SEED}, {"max-steps", required_argument, 0, O_MAX_STEPS},
-    {"deterministic", no_argument, 0, O_DET}, {"virtual-shards", required_argument, 0, O_VSHARDS},
-    {"bucket-mb", required_argument, 0, O_BUCKET}, {"check-sync", required_argument, 0, O_CHECK_SYNC},
-    {"device", required_argument, 0, O_DEVICE}, {"threads", required_argument, 0, O_THREADS},
-    {"eval-batch", required_argument, 0, O_EVAL_BATCH}, {"metrics", required_argument, 0, O_METRICS},
-    {"progress-seconds", required_argument, 0, O_PROGRESS}, {"quiet", no_argument, 0, O_QUIET},
-    {"bench", no_argument, 0, O_BENCH}, {"steps", required_argument, 0, O_STEPS},
-    {"bench-warmup", required_argument, 0, O_BENCH_WARMUP},
-    {"augment-crop", required_argument, 0, O_AUG_CROP}, {"augment-flip", no_argument, 0, O_AUG_FLIP}, {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, O_VERSION}, {"checkpoint-dir", required_argument, 0, O_CKPT_DIR},
-    {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"keep", required_argument, 0, O_KEEP},
-    {"resume", required_argument, 0, O_RESUME}, {"eval", no_argument, 0, O_EVAL},
-    {"comm", required_argument, 0, O_COMM}, {"comm-timeout", required_argument, 0, O_COMM_TIMEOUT},
-    {"precision", required_argument, 0, O_PRECISION},
-    {"data-on-device", required_argument, 0, O_DATA_ON_DEVICE}, {"prefetch", required_argument, 0, O_PREFETCH},
-    {"cuda-graph", required_argument, 0, O_CUDA_GRAPH}, {0, 0, 0, 0},
-};
+#define ROW_(field, type, kind, name, arg, def, lo, hi, choices, flags, help)                                     \
+    {NULL, name, arg, help, kind, offsetof(struct dlfs_options, field), sizeof(type), (double)(lo), (double)(hi), \
+     (const char *const[]){UNPAREN_ choices},                                                                     \
+     (int)(sizeof((const char *const[]){UNPAREN_ choices}) / sizeof(const char *)), flags},
+#define HEAD_(text) {text, NULL, NULL, NULL, DLFS_OPT_STR, 0, 0, 0, 0, NULL, 0, 0},
+static const struct row_ rows_[] = {DLFS_OPTIONS(ROW_, HEAD_)};
+#define NROWS_ ((int)(sizeof rows_ / sizeof rows_[0]))
+/* getopt_long values: 256 + row index; 'h' for -h/--help, VERSION_ for --version. */
+#define VERSION_ 255
+
+static void defaults_(struct dlfs_options *o)
+{
+    memset(o, 0, sizeof *o);
+#define DEF_(field, type, kind, name, arg, def, ...) o->field = (type)(def);
+    DLFS_OPTIONS(DEF_, DLFS_OPT_NONE_)
+#undef DEF_
+}
+
+const char *dlfs_optim_name(enum dlfs_optim o)
+{
+    static const char *const n[] = {DLFS_OPT_NAMES_OPTIM};
+    return (unsigned)o < sizeof n / sizeof n[0] ? n[o] : "?";
+}
+
+/* ---- reading and writing a field by its row ---------------------------------- */
+
+static long get_int_(const struct dlfs_options *o, const struct row_ *r)
+{
+    const char *p = (const char *)o + r->off;
+    if (r->size == sizeof(bool) && (r->kind == DLFS_OPT_FLAG || r->kind == DLFS_OPT_CHOICE)) {
+        bool b;
+        memcpy(&b, p, sizeof b);
+        return b;
+    }
+    if (r->size == sizeof(int)) {
+        int v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
+    long v; /* long and uint64_t (values < 2^31) */
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void set_int_(struct dlfs_options *o, const struct row_ *r, long v)
+{
+    char *p = (char *)o + r->off;
+    if (r->size == sizeof(bool) && (r->kind == DLFS_OPT_FLAG || r->kind == DLFS_OPT_CHOICE)) {
+        const bool b = v != 0;
+        memcpy(p, &b, sizeof b);
+    } else if (r->size == sizeof(int)) {
+        const int i = (int)v;
+        memcpy(p, &i, sizeof i);
+    } else if (r->kind == DLFS_OPT_U64) {
+        const uint64_t u = (uint64_t)v;
+        memcpy(p, &u, sizeof u);
+    } else {
+        memcpy(p, &v, sizeof v);
+    }
+}
+
+static double *real_(struct dlfs_options *o, const struct row_ *r) { return (double *)((char *)o + r->off); }
+static const char *str_(const struct dlfs_options *o, const struct row_ *r)
+{
+    const char *s;
+    memcpy(&s, (const char *)o + r->off, sizeof s);
+    return s;
+}
+
+/* ---- parsing one value --------------------------------------------------------- */
 
 static enum dlfs_status bad_(const char *opt, const char *val, const char *want)
 {
     return dlfs_error_set(DLFS_ERR_USAGE, "--%s '%s': %s", opt, val, want);
 }
 
-static enum dlfs_status int_(const char *opt, const char *s, long lo, long hi, long *out)
+static enum dlfs_status int_(const struct row_ *r, const char *s, const char *name, long *out)
 {
     char *end;
     errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end) return bad_(opt, s, "expected an integer");
-    if (v < lo || v > hi) {
+    const long v = strtol(s, &end, 10);
+    if (errno || end == s || *end) return bad_(name, s, "expected an integer");
+    if (v < (long)r->lo || v > (long)r->hi) {
         char want[96];
-        snprintf(want, sizeof want, "must be between %ld and %ld", lo, hi);
-        return bad_(opt, s, want);
+        snprintf(want, sizeof want, "must be between %ld and %ld", (long)r->lo, (long)r->hi);
+        return bad_(name, s, want);
     }
     *out = v;
     return DLFS_OK;
 }
 
-static enum dlfs_status real_(const char *opt, const char *s, double lo, double hi, double *out)
+static enum dlfs_status real_arg_(const struct row_ *r, const char *s, double *out)
 {
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return bad_(opt, s, "expected a number");
-    if (v < lo || v > hi) {
+    const double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return bad_(r->name, s, "expected a number");
+    if (v < r->lo || v > r->hi) {
         char want[96];
-        snprintf(want, sizeof want, "must be between %g and %g", lo, hi);
-        return bad_(opt, s, want);
+        snprintf(want, sizeof want, "must be between %g and %g", r->lo, r->hi);
+        return bad_(r->name, s, want);
     }
     *out = v;
     return DLFS_OK;
 }
 
-static enum dlfs_status choice_(const char *opt, const char *s, const char *const *names, int n, int *out)
+static enum dlfs_status choice_(const struct row_ *r, const char *s, long *out)
 {
-    for (int i = 0; i < n; i++)
-        if (strcmp(s, names[i]) == 0) { *out = i; return DLFS_OK; }
+    for (int i = 0; i < r->nchoices; i++)
+        if (strcmp(s, r->choices[i]) == 0) {
+            *out = i;
+            return DLFS_OK;
+        }
     char want[128] = "expected one of:";
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < r->nchoices; i++) {
         strncat(want, " ", sizeof want - strlen(want) - 1);
-        strncat(want, names[i], sizeof want - strlen(want) - 1);
+        strncat(want, r->choices[i], sizeof want - strlen(want) - 1);
     }
-    return bad_(opt, s, want);
+    return bad_(r->name, s, want);
 }
 
-const char *dlfs_optim_name(enum dlfs_optim o)
+/* --checkpoint-every N (steps) or Ne (epochs; the field after it). */
+static enum dlfs_status every_(struct dlfs_options *o, const struct row_ *r, const char *a)
 {
-    static const char *n[] = {"sgd", "adam", "adamw"};
-    return n[o];
+    const size_t len = strlen(a);
+    char num[32];
+    const int epochs = len > 1 && len < sizeof num && a[len - 1] == 'e';
+    snprintf(num, sizeof num, "%.*s", (int)(epochs ? len - 1 : len), a);
+    long v;
+    if (len >= sizeof num || int_(r, num, r->name, &v) != DLFS_OK) {
+        dlfs_error_clear();
+        return bad_(r->name, a, "expected a number of steps, or of epochs with the suffix e (e.g. 500 or 1e)");
+    }
+    set_int_(o, epochs ? r + 1 : r, v);
+    return DLFS_OK;
 }
 
-enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **argv, int rank,
-                                    bool *exit_now)
+static enum dlfs_status set_(struct dlfs_options *o, const struct row_ *r, const char *a)
 {
-    static const char *const optims[] = {"sgd", "adam", "adamw"};
-    static const char *const scheds[] = {"constant", "cosine"};
-    static const char *const scalings[] = {"none", "linear"};
-    static const char *const devices[] = {"cpu", "cuda", "auto"};
-    static const char *const comms[] = {"auto", "mpi", "nccl"}; /* enum dlfs_comm_path order */
-    static const char *const precisions[] = {"fp32", "tf32", "bf16"}; /* enum dlfs_precision order */
-    static const char *const autooff[] = {"off", "auto"};
-    static const char *const onoff[] = {"off", "on"};
-    memset(o, 0, sizeof *o);
-    o->model = "mlp";
-    o->epochs = 10;
-    o->optim = DLFS_OPTIM_ADAM;
-    o->lr = -1; /* optimizer default */
-    o->momentum = 0.9;
-    o->weight_decay = -1;
-    o->beta1 = 0.9;
-    o->beta2 = 0.999;
-    o->eps = 1e-8;
-    o->lr_ref_batch = 128;
-    o->seed = 1;
-    o->device = DLFS_DEVICE_AUTO;
-    o->eval_batch = 1000;
-    o->virtual_shards = 8;
-    o->bucket_mb = 4.0;
-    o->comm = DLFS_COMM_PATH_AUTO;
-    o->comm_timeout = 300.0;
-    o->steps = 30;
-    o->bench_warmup = 3;
-    o->keep = 3;
-    o->data_on_device = true;
-    o->prefetch = true;
-    o->cuda_graph = -1;
-    *exit_now = false;
-
-    optind = 1;
-    opterr = 0;
-    int c, choice;
-    long iv;
-    while ((c = getopt_long(argc, argv, ":h", long_, NULL)) != -1) {
-        const char *a = optarg;
-        const char *name = "";
-        for (const struct option *p = long_; p->name; p++)
-            if (p->val == c) name = p->name;
-        switch (c) {
-        case 'h':
-            if (rank == 0) fputs(usage_, stdout);
-            *exit_now = true;
-            return DLFS_OK;
-        case O_VERSION:
-            if (rank == 0) printf("dlfs-train %s\n", DLFS_VERSION);
-            *exit_now = true;
-            return DLFS_OK;
-        case O_DATA: o->data = a; break;
-        case O_MODEL: o->model = a; break;
-        case O_EPOCHS: DLFS_TRY(int_(name, a, 1, 100000, &iv)); o->epochs = (int)iv; break;
-        case O_BATCH: DLFS_TRY(int_(name, a, 1, 1 << 24, &iv)); o->batch = (int)iv; break;
-        case O_BPR: DLFS_TRY(int_(name, a, 1, 1 << 24, &iv)); o->batch_per_rank = (int)iv; break;
-        case O_LR: DLFS_TRY(real_(name, a, 1e-12, 100.0, &o->lr)); break;
-        case O_LR_SCALING: DLFS_TRY(choice_(name, a, scalings, 2, &choice)); o->lr_scaling = choice; break;
-        case O_LR_REF: DLFS_TRY(int_(name, a, 1, 1 << 24, &iv)); o->lr_ref_batch = (int)iv; break;
-        case O_OPTIM: DLFS_TRY(choice_(name, a, optims, 3, &choice)); o->optim = choice; break;
-        case O_MOMENTUM: DLFS_TRY(real_(name, a, 0.0, 0.9999, &o->momentum)); break;
-        case O_NESTEROV: o->nesterov = true; break;
-        case O_AUG_CROP: DLFS_TRY(int_(name, a, 0, 64, &iv)); o->augment_crop = (int)iv; break;
-        case O_AUG_FLIP: o->augment_flip = true; break;
-        case O_WD: DLFS_TRY(real_(name, a, 0.0, 10.0, &o->weight_decay)); break;
-        case O_BETA1: DLFS_TRY(real_(name, a, 0.0, 0.999999, &o->beta1)); break;
-        case O_BETA2: DLFS_TRY(real_(name, a, 0.0, 0.999999999, &o->beta2)); break;
-        case O_EPS: DLFS_TRY(real_(name, a, 1e-30, 1.0, &o->eps)); break;
-        case O_SCHEDULE: DLFS_TRY(choice_(name, a, scheds, 2, &choice)); o->schedule = choice; break;
-        case O_WARMUP: DLFS_TRY(int_(name, a, 0, 100000000, &iv)); o->warmup = (int)iv; break;
-        case O_LR_MIN: DLFS_TRY(real_(name, a, 0.0, 100.0, &o->lr_min)); break;
-        case O_SEED: DLFS_TRY(int_(name, a, 0, 0x7fffffffL, &iv)); o->seed = (uint64_t)iv; break;
-        case O_MAX_STEPS: DLFS_TRY(int_(name, a, 1, 1000000000L, &iv)); o->max_steps = iv; break;
-        case O_DET: o->deterministic = true; break;
-        case O_VSHARDS: DLFS_TRY(int_(name, a, 1, 4096, &iv)); o->virtual_shards = (int)iv; break;
-        case O_BUCKET: DLFS_TRY(real_(name, a, 0.0, 65536.0, &o->bucket_mb)); break;
-        case O_CHECK_SYNC: DLFS_TRY(int_(name, a, 0, 1000000000L, &iv)); o->check_sync = (int)iv; break;
-        case O_COMM: DLFS_TRY(choice_(name, a, comms, 3, &choice)); o->comm = choice; break;
-        case O_COMM_TIMEOUT: DLFS_TRY(real_(name, a, 0.001, 1e7, &o->comm_timeout)); break;
-        case O_DEVICE: DLFS_TRY(choice_(name, a, devices, 3, &choice)); o->device = choice; break;
-        case O_PRECISION: DLFS_TRY(choice_(name, a, precisions, 3, &choice)); o->precision = choice; break;
-        case O_THREADS: DLFS_TRY(int_(name, a, 1, 1024, &iv)); o->threads = (int)iv; break;
-        case O_EVAL_BATCH: DLFS_TRY(int_(name, a, 1, 1 << 20, &iv)); o->eval_batch = (int)iv; break;
-        case O_METRICS: o->metrics = a; break;
-        case O_PROGRESS: DLFS_TRY(real_(name, a, 0.0, 1e6, &o->progress_s)); break;
-        case O_QUIET: o->quiet = true; break;
-        case O_BENCH: o->bench = true; break;
-        case O_STEPS: DLFS_TRY(int_(name, a, 1, 1000000, &iv)); o->steps = (int)iv; break;
-        case O_BENCH_WARMUP: DLFS_TRY(int_(name, a, 0, 1000000, &iv)); o->bench_warmup = (int)iv; break;
-        case O_CKPT_DIR: o->checkpoint_dir = a; break;
-        case O_CKPT_EVERY: {
-            size_t len = strlen(a);
-            char num[32];
-            int epochs = len > 1 && len < sizeof num && (a[len - 1] == 'e');
-            snprintf(num, sizeof num, "%.*s", (int)(epochs ? len - 1 : len), a);
-            if (int_(name, num, 1, 1000000000L, &iv) != DLFS_OK) {
-                dlfs_error_clear();
-                return bad_(name, a, "expected a number of steps, or of epochs with the suffix e (e.g. 500 or 1e)");
-            }
-            if (epochs) o->checkpoint_every_epochs = (int)iv;
-            else o->checkpoint_every = iv;
-            break;
-        }
-        case O_KEEP: DLFS_TRY(int_(name, a, 0, 1000000, &iv)); o->keep = (int)iv; break;
-        case O_RESUME: o->resume = a; break;
-        case O_EVAL: o->eval_only = true; break;
-        case O_DATA_ON_DEVICE: DLFS_TRY(choice_(name, a, autooff, 2, &choice)); o->data_on_device = choice; break;
-        case O_PREFETCH: DLFS_TRY(choice_(name, a, onoff, 2, &choice)); o->prefetch = choice; break;
-        case O_CUDA_GRAPH: DLFS_TRY(choice_(name, a, onoff, 2, &choice)); o->cuda_graph = choice; break;
-        case ':':
-            return dlfs_error_set(DLFS_ERR_USAGE, "option '%s' needs a value (see --help)", argv[optind - 1]);
-        default:
-            return dlfs_error_set(DLFS_ERR_USAGE, "unknown option '%s' (see --help)", argv[optind - 1]);
-        }
+    long v = 1;
+    switch (r->kind) {
+    case DLFS_OPT_STR: memcpy((char *)o + r->off, &a, sizeof a); return DLFS_OK;
+    case DLFS_OPT_FLAG: break;
+    case DLFS_OPT_INT:
+    case DLFS_OPT_LONG:
+    case DLFS_OPT_U64: DLFS_TRY(int_(r, a, r->name, &v)); break;
+    case DLFS_OPT_REAL: return real_arg_(r, a, real_(o, r));
+    case DLFS_OPT_CHOICE: DLFS_TRY(choice_(r, a, &v)); break;
+    case DLFS_OPT_EVERY: return every_(o, r, a);
     }
-    if (optind < argc)
-        return dlfs_error_set(DLFS_ERR_USAGE, "unexpected argument '%s' (options start with --; see --help)",
-                              argv[optind]);
+    set_int_(o, r, v);
+    return DLFS_OK;
+}
+
+/* ---- the rules between options ------------------------------------------------- */
+
+static enum dlfs_status rules_(struct dlfs_options *o)
+{
     if (o->batch && o->batch_per_rank)
         return dlfs_error_set(DLFS_ERR_USAGE, "give either --batch (global) or --batch-per-rank, not both");
     if (!o->batch && !o->batch_per_rank) o->batch = 128;
@@ -339,35 +210,139 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     return DLFS_OK;
 }
 
-/* The pipeline options (--data-on-device, --prefetch, --cuda-graph) are left out
- * on purpose: they change no bits, so ranks and resumed runs may differ in them. */
+/* ---- argv ---------------------------------------------------------------------- */
+
+static int longopts_(struct option *lo)
+{
+    int n = 0;
+    for (int i = 0; i < NROWS_; i++)
+        if (rows_[i].name)
+            lo[n++] = (struct option){rows_[i].name, rows_[i].kind == DLFS_OPT_FLAG ? no_argument : required_argument,
+                                      0, 256 + i};
+    lo[n++] = (struct option){"help", no_argument, 0, 'h'};
+    lo[n++] = (struct option){"version", no_argument, 0, VERSION_};
+    lo[n] = (struct option){0, 0, 0, 0};
+    return n;
+}
+
+enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **argv, int rank, bool *exit_now)
+{
+    struct option lo[NROWS_ + 3];
+    longopts_(lo);
+    defaults_(o);
+    *exit_now = false;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+        if (c == 'h' || c == VERSION_) {
+            if (rank == 0 && c == 'h') dlfs_options_usage(stdout);
+            if (rank == 0 && c == VERSION_) printf("dlfs-train %s\n", DLFS_VERSION);
+            *exit_now = true;
+            return DLFS_OK;
+        }
+        if (c == ':')
+            return dlfs_error_set(DLFS_ERR_USAGE, "option '%s' needs a value (see --help)", argv[optind - 1]);
+        if (c < 256 || c >= 256 + NROWS_)
+            return dlfs_error_set(DLFS_ERR_USAGE, "unknown option '%s' (see --help)", argv[optind - 1]);
+        DLFS_TRY(set_(o, &rows_[c - 256], optarg));
+    }
+    if (optind < argc)
+        return dlfs_error_set(DLFS_ERR_USAGE, "unexpected argument '%s' (options start with --; see --help)",
+                              argv[optind]);
+    return rules_(o);
+}
+
+/* ---- --help -------------------------------------------------------------------- */
+
+/* "(default X)" from the defaults themselves; "" where there is none to show. */
+static void default_text_(const struct dlfs_options *d, const struct row_ *r, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (r->flags & DLFS_OPT_NODEF || r->kind == DLFS_OPT_FLAG) return;
+    if (r->kind == DLFS_OPT_STR) {
+        if (str_(d, r)) snprintf(buf, len, " (default %s)", str_(d, r));
+    } else if (r->kind == DLFS_OPT_REAL) {
+        snprintf(buf, len, " (default %g)", *real_((struct dlfs_options *)d, r));
+    } else if (r->kind == DLFS_OPT_CHOICE) {
+        snprintf(buf, len, " (default %s)", r->choices[get_int_(d, r)]);
+    } else {
+        snprintf(buf, len, " (default %ld)", get_int_(d, r));
+    }
+}
+
+void dlfs_options_usage(FILE *f)
+{
+    struct dlfs_options d;
+    defaults_(&d);
+    fputs("Usage: mpirun -np N dlfs-train --data FILE [options]\n"
+          "       mpirun -np N dlfs-train --bench --model M --batch B [--steps S]\n\n"
+          "Trains a neural network with data parallelism over MPI ranks: every rank takes its\n"
+          "shard of each global mini-batch, gradients are summed across ranks before every update.\n", f);
+    for (int i = 0; i < NROWS_; i++) {
+        const struct row_ *r = &rows_[i];
+        if (r->heading) fprintf(f, "\n%s\n", r->heading);
+        if (!r->name) continue;
+        char head[64], def[64];
+        snprintf(head, sizeof head, "--%s%s%s", r->name, r->arg ? " " : "", r->arg ? r->arg : "");
+        default_text_(&d, r, def, sizeof def);
+        fprintf(f, "  %-22s%s", head, strlen(head) >= 22 ? "  " : " ");
+        for (const char *p = r->help; *p;) { /* continuation lines line up under the first */
+            const char *nl = strchr(p, '\n');
+            const int n = nl ? (int)(nl - p) : (int)strlen(p);
+            fprintf(f, "%.*s%s\n", n, p, nl ? "" : def);
+            if (!nl) break;
+            fprintf(f, "%25s", "");
+            p = nl + 1;
+        }
+    }
+    fputs("\n  -h, --help             this text;  --version  the version\n"
+          "Exit codes: 0 done, 1 runtime error (message names the file/option), 2 usage error,\n"
+          "  3 stopped by SIGTERM/SIGUSR1 with a checkpoint written (resume with --resume latest),\n"
+          "  4 stopped by a signal without --checkpoint-dir (nothing saved).\n", f);
+}
+
+/* ---- digest -------------------------------------------------------------------- */
+
+/* The digested options as "name=value;..." into buf (len may be 0); returns the
+ * length of the whole text, as snprintf does. */
+static size_t describe_(const struct dlfs_options *o, char *buf, size_t len)
+{
+    size_t used = 0;
+    if (len) buf[0] = '\0';
+    for (int i = 0; i < NROWS_; i++) {
+        const struct row_ *r = &rows_[i];
+        if (r->heading || !(r->flags & (DLFS_OPT_DIGEST | DLFS_OPT_PRESENCE))) continue;
+        const char *field = r->name ? r->name : "checkpoint-every-epochs";
+        char *at = used < len ? buf + used : NULL;
+        const size_t room = used < len ? len - used : 0;
+        int n;
+        if (r->flags & DLFS_OPT_PRESENCE) n = snprintf(at, room, "%s=%d;", field, str_(o, r) != NULL);
+        else if (r->kind == DLFS_OPT_STR) n = snprintf(at, room, "%s=%s;", field, str_(o, r) ? str_(o, r) : "");
+        else if (r->kind == DLFS_OPT_REAL) n = snprintf(at, room, "%s=%.17g;", field, *real_((struct dlfs_options *)o, r));
+        else if (r->kind == DLFS_OPT_CHOICE) n = snprintf(at, room, "%s=%s;", field, r->choices[get_int_(o, r)]);
+        else n = snprintf(at, room, "%s=%ld;", field, get_int_(o, r));
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return used;
+}
+
 void dlfs_options_describe(const struct dlfs_options *o, char *buf, size_t len)
 {
-    snprintf(buf, len,
-        "data=%s;model=%s;epochs=%d;batch=%d;batch_per_rank=%d;lr=%.17g;optim=%s;momentum=%.17g;"
-        "weight_decay=%.17g;beta1=%.17g;beta2=%.17g;eps=%.17g;nesterov=%d;schedule=%d;warmup=%d;lr_min=%.17g;"
-        "lr_scaling=%d;lr_ref_batch=%d;seed=%llu;device=%d;max_steps=%ld;eval_batch=%d;deterministic=%d;"
-        "virtual_shards=%d;check_sync=%d;bucket_mb=%.17g;bench=%d;steps=%d;bench_warmup=%d;metrics=%d;"
-        "checkpoint_dir=%s;checkpoint_every=%ld;checkpoint_every_epochs=%d;keep=%d;resume=%s;eval=%d;"
-        "augment_crop=%d;augment_flip=%d;comm=%s;precision=%s",
-        o->data ? o->data : "", o->model, o->epochs, o->batch, o->batch_per_rank, o->lr, dlfs_optim_name(o->optim),
-        o->momentum, o->weight_decay, o->beta1, o->beta2, o->eps, o->nesterov, o->schedule, o->warmup,
-        o->lr_min, o->lr_scaling, o->lr_ref_batch, (unsigned long long)o->seed, o->device, o->max_steps,
-        o->eval_batch, o->deterministic, o->virtual_shards, o->check_sync, o->bucket_mb, o->bench,
-        o->steps, o->bench_warmup, o->metrics != NULL, o->checkpoint_dir ? o->checkpoint_dir : "",
-        o->checkpoint_every, o->checkpoint_every_epochs, o->keep, o->resume ? o->resume : "", o->eval_only,
-        o->augment_crop, (int)o->augment_flip, dlfs_comm_path_name(o->comm), dlfs_precision_name(o->precision));
+    describe_(o, buf, len);
 }
 
 uint64_t dlfs_options_digest(const struct dlfs_options *o)
 {
-    char buf[4096];
-    dlfs_options_describe(o, buf, sizeof buf);
+    const size_t n = describe_(o, NULL, 0) + 1; /* the whole text: long paths included */
+    char *buf = dlfs_malloc(n);
+    describe_(o, buf, n);
     struct dlfs_sha256 s;
     uint8_t d[32];
     dlfs_sha256_init(&s);
     dlfs_sha256_update(&s, buf, strlen(buf));
     dlfs_sha256_final(&s, d);
+    free(buf);
     uint64_t v = 0;
     for (int i = 0; i < 8; i++) v = v << 8 | d[i];
     return v;

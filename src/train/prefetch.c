@@ -1,15 +1,15 @@
 /* The prefetch thread: while step k computes, it assembles batch k+1 (copies the
  * rows out of the split, augments them) into the other of two host staging
  * buffers (page-locked where the backend offers it, so that the upload is an
- * asynchronous copy). It only reads immutable run state (options, shapes, the
- * split) and writes its own stage, so its results are the bits the main thread
- * would have produced; the main thread takes a stage only when it holds exactly
- * the batch asked for, else assembles the batch itself. */
+ * asynchronous copy). It only reads immutable state (the assembly, the split) and
+ * writes its own stage, so its results are the bits the main thread would have
+ * produced; the main thread takes a stage only when it holds exactly the batch
+ * asked for, else assembles the batch itself. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include "train/train-impl.h"
+#include "train/batcher.h"
 #include "dlfs/util.h"
 
 static void *main_(void *arg)
@@ -21,7 +21,7 @@ static void *main_(void *arg)
         if (pf->quit) break;
         struct dlfs_stage *s = &pf->stage[pf->job];
         pthread_mutex_unlock(&pf->mu);
-        dlfs_run_assemble(pf->r, s->split, s->idx, s->rows, s->aug_key, s->img, s->lab);
+        dlfs_assemble(pf->as, s->split, s->idx, s->rows, s->aug_key, s->img, s->lab);
         pthread_mutex_lock(&pf->mu);
         pf->busy = 0;
         pthread_cond_broadcast(&pf->cv);
@@ -30,12 +30,12 @@ static void *main_(void *arg)
     return NULL;
 }
 
-enum dlfs_status dlfs_prefetch_init(struct dlfs_prefetch *pf, struct dlfs_run *r, int rows)
+enum dlfs_status dlfs_prefetch_init(struct dlfs_prefetch *pf, const struct dlfs_assembly *as,
+                                    const struct dlfs_backend *be, int rows)
 {
-    const struct dlfs_backend *be = r->be;
-    const size_t dim = (size_t)r->model.input_dim;
+    const size_t dim = as->dim;
     memset(pf, 0, sizeof *pf);
-    pf->r = r;
+    pf->as = as;
     pf->job = -1;
     for (int i = 0; i < 2; i++) {
         struct dlfs_stage *s = &pf->stage[i];
@@ -118,7 +118,7 @@ void dlfs_prefetch_free(struct dlfs_prefetch *pf, const struct dlfs_backend *be)
         pthread_join(pf->thread, NULL);
         pthread_mutex_destroy(&pf->mu);
         pthread_cond_destroy(&pf->cv);
-    } else if (pf->r) {
+    } else if (pf->as) {
         pthread_mutex_destroy(&pf->mu);
         pthread_cond_destroy(&pf->cv);
     }

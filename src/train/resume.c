@@ -4,8 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "train/train-impl.h"
 #include "dlfs/checkpoint.h"
+#include "dlfs/util.h"
+#include "train/train-impl.h"
 
 enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_epoch, char **path)
 {
@@ -13,30 +14,27 @@ enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_ep
     *path = NULL;
     if (r->comm->rank == 0) {
         const struct dlfs_backend *be = r->be;
-        const size_t bytes = r->n * sizeof(float);
         char opts[4096];
         dlfs_options_describe(r->o, opts, sizeof opts);
         struct dlfs_ckpt c = {
             .model_spec = r->model.spec,
-            .optimizer = (char *)dlfs_optim_name(r->o->optim),
             .options = opts,
             .num_params = r->n,
             .step = r->step,
             .epoch = epoch,
             .samples_in_epoch = samples_in_epoch,
             .global_batch = r->global_batch,
-            .seed = r->seed,
+            .seed = r->batcher.seed,
             .deterministic = r->o->deterministic,
             .virtual_shards = r->o->virtual_shards,
             .world_size = r->comm->size,
         };
-        c.params = dlfs_malloc(bytes);
-        be->to_host(c.params, r->params, bytes);
-        if (r->m) be->to_host(c.m = dlfs_malloc(bytes), r->m, bytes);
-        if (r->v) be->to_host(c.v = dlfs_malloc(bytes), r->v, bytes);
-        if (r->nbuf) {
-            c.num_buffers = r->nbuf;
-            be->to_host(c.buffers = dlfs_malloc(r->nbuf * sizeof(float)), r->bufs, r->nbuf * sizeof(float));
+        c.params = dlfs_malloc(r->n * sizeof(float));
+        be->to_host(c.params, r->params, r->n * sizeof(float));
+        dlfs_optim_save(&r->opt, &c);
+        if ((c.num_buffers = r->model.num_buffers)) {
+            c.buffers = dlfs_malloc(c.num_buffers * sizeof(float));
+            be->to_host(c.buffers, r->bufs, c.num_buffers * sizeof(float));
         }
         st = dlfs_ckpt_save(r->o->checkpoint_dir, &c, &r->model, r->o->keep, path);
         free(c.params);
@@ -47,11 +45,32 @@ enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_ep
     return dlfs_comm_agree(r->comm, st);
 }
 
+/* What changed since the checkpoint was written, for the record (rank 0). */
+static void report_(const struct dlfs_run *r, const char *path, const struct dlfs_ckpt *c)
+{
+    const struct dlfs_options *o = r->o;
+    printf("resume: %s: step %ld, epoch %d (+%ld samples); saved on %d rank(s), now %d\n", path, c->step, c->epoch,
+           c->samples_in_epoch, c->world_size, r->comm->size);
+    if (c->seed != o->seed)
+        printf("resume: using the checkpoint's seed %llu (--seed %llu ignored)\n", (unsigned long long)c->seed,
+               (unsigned long long)o->seed);
+    if (c->global_batch != r->global_batch)
+        printf("resume: global batch %d (was %d): the epoch continues at the same sample position\n",
+               r->global_batch, c->global_batch);
+    if (c->deterministic != o->deterministic || (o->deterministic && c->virtual_shards != o->virtual_shards))
+        printf("resume: deterministic mode or --virtual-shards changed: the continuation is not "
+               "bit-identical to an uninterrupted run\n");
+    if (c->options) printf("resume: saved options: %s\n", c->options);
+    fflush(stdout);
+}
+
 enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch)
 {
     const struct dlfs_options *o = r->o;
     char *path = NULL;
     enum dlfs_status st = DLFS_OK;
+    *epoch = 0;
+    *samples_in_epoch = 0;
     if (strcmp(o->resume, "latest") == 0) st = dlfs_ckpt_latest(o->checkpoint_dir, &path);
     else path = strdup(o->resume);
     DLFS_TRY(dlfs_comm_agree(r->comm, st));
@@ -65,42 +84,20 @@ enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_i
     if (st == DLFS_OK && strcmp(c.model_spec, r->model.spec) != 0)
         st = dlfs_error_set(DLFS_ERR_SHAPE, "%s holds model %s but --model '%s' is %s; resume with --model '%s'",
                             path, c.model_spec, o->model, r->model.spec, c.model_spec);
-    if (st == DLFS_OK && strcmp(c.optimizer, dlfs_optim_name(o->optim)) != 0)
-        st = dlfs_error_set(DLFS_ERR_USAGE, "%s holds %s optimizer state but --optim is %s; resume with --optim %s",
-                            path, c.optimizer, dlfs_optim_name(o->optim), c.optimizer);
-    if (st == DLFS_OK && ((r->m && !c.m) || (r->v && !c.v)))
-        st = dlfs_error_set(DLFS_ERR_USAGE, "%s has no optimizer state for these options (e.g. SGD without "
-                            "momentum); use the optimizer settings it was written with", path);
+    if (st == DLFS_OK) st = dlfs_optim_check(&r->opt, &c, path);
     st = dlfs_comm_agree(r->comm, st);
-    if (st != DLFS_OK) {
-        free(path);
-        dlfs_ckpt_free(&c);
-        return st;
-    }
-    const size_t bytes = r->n * sizeof(float);
-    r->be->to_device(r->params, c.params, bytes);
-    if (r->m) r->be->to_device(r->m, c.m, bytes);
-    if (r->v) r->be->to_device(r->v, c.v, bytes);
-    if (r->nbuf) r->be->to_device(r->bufs, c.buffers, r->nbuf * sizeof(float)); /* same spec => same layout */
-    r->step = c.step;
-    r->seed = c.seed; /* the data order continues the saved run's */
-    *epoch = c.epoch;
-    *samples_in_epoch = c.samples_in_epoch;
-    if (r->comm->rank == 0 && !o->quiet) {
-        printf("resume: %s: step %ld, epoch %d (+%ld samples); saved on %d rank(s), now %d\n", path, c.step,
-               c.epoch, c.samples_in_epoch, c.world_size, r->comm->size);
-        if (c.seed != o->seed) printf("resume: using the checkpoint's seed %llu (--seed %llu ignored)\n",
-                                      (unsigned long long)c.seed, (unsigned long long)o->seed);
-        if (c.global_batch != r->global_batch)
-            printf("resume: global batch %d (was %d): the epoch continues at the same sample position\n",
-                   r->global_batch, c.global_batch);
-        if (c.deterministic != o->deterministic || (o->deterministic && c.virtual_shards != o->virtual_shards))
-            printf("resume: deterministic mode or --virtual-shards changed: the continuation is not "
-                   "bit-identical to an uninterrupted run\n");
-        if (c.options) printf("resume: saved options: %s\n", c.options);
-        fflush(stdout);
+    if (st == DLFS_OK) {
+        r->be->to_device(r->params, c.params, r->n * sizeof(float));
+        dlfs_optim_load(&r->opt, &c);
+        if (r->model.num_buffers) /* same spec => same layout */
+            r->be->to_device(r->bufs, c.buffers, r->model.num_buffers * sizeof(float));
+        r->step = c.step;
+        r->batcher.seed = c.seed; /* the data order continues the saved run's */
+        *epoch = c.epoch;
+        *samples_in_epoch = c.samples_in_epoch;
+        if (r->comm->rank == 0 && !o->quiet) report_(r, path, &c);
     }
     free(path);
     dlfs_ckpt_free(&c);
-    return DLFS_OK;
+    return st;
 }

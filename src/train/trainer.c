@@ -1,5 +1,6 @@
-/* The training loop: epochs, progress lines, per-epoch evaluation, metrics,
- * periodic and signal-driven checkpoints; and --eval of a checkpoint. */
+/* The training loop: epochs, progress lines, evaluation (per epoch, every
+ * --eval-every steps, --target-acc), metrics, periodic and signal-driven
+ * checkpoints; and --eval of a checkpoint. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <signal.h>
@@ -7,37 +8,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "train/train-impl.h"
-#include "dlfs/sampler.h"
+#include "core/hooks.h"
 #include "dlfs/util.h"
+#include "train/train-impl.h"
 
-/* Test hook: DLFS_FAULT_PERTURB="RANK:STEP" nudges one parameter on that rank
- * after that step, so the --check-sync test can prove divergence is caught. */
+/* The loop's state between steps. */
+struct loop_ {
+    long steps_per_epoch;
+    int epoch0;
+    long sample0;                 /* where a resumed run starts in its first epoch */
+    int pos_epoch;
+    long pos_samples;             /* the data position after the last step */
+    long last_saved;              /* step of the newest checkpoint (-1 none) */
+    double test_loss, test_acc;   /* the last evaluation (NAN before one) */
+    long evaluated;               /* the step it was taken at (-1 none) */
+    double t_start;               /* when training began (this invocation) */
+    double best_acc;
+    int reached;                  /* --target-acc reached */
+    long reach_step;
+    double reach_s;
+    int tty;
+    double every;                 /* seconds between progress lines */
+};
+
+/* Test hook DLFS_FAULT_PERTURB: one rank nudges one parameter after a step, so
+ * that the --check-sync test can prove divergence is caught. */
 static void fault_perturb_(struct dlfs_run *r)
 {
-    const char *f = getenv("DLFS_FAULT_PERTURB");
-    int rank, step;
-    if (!f || sscanf(f, "%d:%d", &rank, &step) != 2) return;
-    if (rank != r->comm->rank || step != r->step) return;
+    if (!dlfs_hook_at(DLFS_HOOK_PERTURB, r->comm->rank, r->step)) return;
     float v;
     r->be->to_host(&v, r->params, sizeof v);
     v += 1e-3f;
     r->be->to_device(r->params, &v, sizeof v);
-}
-
-static void progress_(const struct dlfs_run *r, int epoch, long s, long s0, long steps, double loss, double t0,
-                      int tty)
-{
-    const double el = dlfs_now() - t0;
-    const double sps = el > 0 ? (double)(s - s0) * r->global_batch / el : 0.0;
-    const double eta = s > s0 ? el / (s - s0) * (double)(steps - s) : 0.0;
-    char line[160];
-    snprintf(line, sizeof line, "  epoch %d  step %ld/%ld  loss %.4f  %.0f samples/s  ETA %.0f s", epoch, s,
-             steps, loss, sps, eta);
-    /* on a terminal, rewrite one line (padded: the next line starts with \r) */
-    if (tty) printf("\r%-100s", line);
-    else printf("%s\n", line);
-    fflush(stdout);
 }
 
 static void banner_(const struct dlfs_run *r, long steps_per_epoch)
@@ -49,19 +51,35 @@ static void banner_(const struct dlfs_run *r, long steps_per_epoch)
     printf("data %s: %zu train / %zu test samples; batch %d global (%d per rank%s), %ld steps/epoch\n",
            r->ds.path, r->ds.train.n, r->ds.test.n, r->global_batch, r->local_batch,
            o->deterministic ? ", deterministic" : "", steps_per_epoch);
-    printf("optimizer %s, lr %g (%s%s), seed %llu\n", dlfs_optim_name(o->optim), r->lr,
+    printf("optimizer %s, lr %g (%s%s), seed %llu\n", dlfs_optim_name(o->optim), r->opt.cfg.lr,
            o->schedule == DLFS_SCHED_COSINE ? "cosine" : "constant", o->warmup ? " after warm-up" : "",
            (unsigned long long)o->seed);
     printf("pipeline: %s\n", r->pipeline);
+    if (o->target_acc > 0) printf("target: test accuracy %.2f%%\n", 100 * o->target_acc);
+    fflush(stdout);
+}
+
+static void progress_(const struct dlfs_run *r, const struct loop_ *L, int epoch, long s, long s0, double loss,
+                      double t0)
+{
+    const double el = dlfs_now() - t0;
+    const double sps = el > 0 ? (double)(s - s0) * r->global_batch / el : 0.0;
+    const double eta = s > s0 ? el / (s - s0) * (double)(L->steps_per_epoch - s) : 0.0;
+    char line[160];
+    snprintf(line, sizeof line, "  epoch %d  step %ld/%ld  loss %.4f  %.0f samples/s  ETA %.0f s", epoch, s,
+             L->steps_per_epoch, loss, sps, eta);
+    /* on a terminal, rewrite one line (padded: the next line starts with \r) */
+    if (L->tty) printf("\r%-100s", line);
+    else printf("%s\n", line);
     fflush(stdout);
 }
 
 /* Save and report (rank 0). */
-static enum dlfs_status save_(struct dlfs_run *r, int epoch, long samples, long *last_saved, char **path)
+static enum dlfs_status save_(struct dlfs_run *r, struct loop_ *L, char **path)
 {
     char *p = NULL;
-    DLFS_TRY(dlfs_run_save(r, epoch, samples, &p));
-    *last_saved = r->step;
+    DLFS_TRY(dlfs_run_save(r, L->pos_epoch, L->pos_samples, &p));
+    L->last_saved = r->step;
     if (p && !r->o->quiet) {
         printf("checkpoint %s (step %ld)\n", p, r->step);
         fflush(stdout);
@@ -71,7 +89,7 @@ static enum dlfs_status save_(struct dlfs_run *r, int epoch, long samples, long 
     return DLFS_OK;
 }
 
-static enum dlfs_status interrupted_(struct dlfs_run *r, int epoch, long samples, long *last_saved)
+static enum dlfs_status interrupted_(struct dlfs_run *r, struct loop_ *L)
 {
     const int sig = dlfs_signal_pending();
     const char *name = sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
@@ -79,128 +97,194 @@ static enum dlfs_status interrupted_(struct dlfs_run *r, int epoch, long samples
         return dlfs_error_set(DLFS_ERR_INTERRUPTED, "stopped by %s at step %ld; nothing saved (no "
                               "--checkpoint-dir)", name, r->step);
     char *path = NULL;
-    DLFS_TRY(save_(r, epoch, samples, last_saved, &path));
-    enum dlfs_status st = dlfs_error_set(DLFS_ERR_INTERRUPTED, "stopped by %s at step %ld: checkpoint %s written; "
-                                         "continue with --resume latest", name, r->step, path ? path : "");
+    DLFS_TRY(save_(r, L, &path));
+    const enum dlfs_status st = dlfs_error_set(DLFS_ERR_INTERRUPTED, "stopped by %s at step %ld: checkpoint %s "
+                                               "written; continue with --resume latest", name, r->step,
+                                               path ? path : "");
     free(path);
     return st;
+}
+
+/* Evaluate on the test split; with --target-acc, note when it is first reached
+ * (every rank gets the same summed accuracy, so every rank decides alike). */
+static void evaluate_(struct dlfs_run *r, struct loop_ *L, int epoch)
+{
+    const struct dlfs_options *o = r->o;
+    dlfs_run_evaluate(r, &r->ds.test, &L->test_loss, &L->test_acc);
+    L->evaluated = r->step;
+    const double elapsed = dlfs_now() - L->t_start;
+    if (L->test_acc > L->best_acc) L->best_acc = L->test_acc;
+    if (o->target_acc > 0 && !L->reached && L->test_acc >= o->target_acc) {
+        L->reached = 1;
+        L->reach_step = r->step;
+        L->reach_s = elapsed;
+    }
+    if (r->metrics && (o->eval_every || o->target_acc > 0)) {
+        fprintf(r->metrics, "{\"event\": \"eval\", \"epoch\": %d, \"step\": %ld, \"test_loss\": %.6f, "
+                "\"test_acc\": %.6f, \"elapsed_s\": %.4f}\n", epoch, r->step, L->test_loss, L->test_acc, elapsed);
+        fflush(r->metrics);
+    }
+}
+
+/* After each step: position, checks, signals, checkpoints, evaluation, progress. */
+static enum dlfs_status after_step_(struct dlfs_run *r, struct loop_ *L, int epoch, long s)
+{
+    const struct dlfs_options *o = r->o;
+    fault_perturb_(r);
+    if (s + 1 == L->steps_per_epoch) {
+        L->pos_epoch = epoch + 1;
+        L->pos_samples = 0;
+    } else {
+        L->pos_epoch = epoch;
+        L->pos_samples = (s + 1) * r->global_batch;
+    }
+    if (o->check_sync && r->step % o->check_sync == 0) DLFS_TRY(dlfs_run_check_sync(r));
+    if (dlfs_comm_any(r->comm, dlfs_signal_pending())) return interrupted_(r, L);
+    if (o->checkpoint_every && r->step % o->checkpoint_every == 0) DLFS_TRY(save_(r, L, NULL));
+    if (o->eval_every && r->step % o->eval_every == 0 && s + 1 < L->steps_per_epoch) evaluate_(r, L, epoch);
+    return DLFS_OK;
+}
+
+/* The steps of one epoch (from step s0 of it); their loss sum and count. */
+static enum dlfs_status epoch_steps_(struct dlfs_run *r, struct loop_ *L, int epoch, long s0, double *loss_sum,
+                                     long *done)
+{
+    const int verbose = r->comm->rank == 0 && !r->o->quiet;
+    const double t0 = dlfs_now();
+    double last_print = t0;
+    enum dlfs_status st = DLFS_OK;
+    long s;
+    dlfs_batcher_epoch(&r->batcher, epoch);
+    for (s = s0; s < L->steps_per_epoch && r->step < r->total_steps && !L->reached; s++) {
+        const struct dlfs_batch bt = dlfs_batcher_at(&r->batcher, s, r->step);
+        *loss_sum += dlfs_run_step(r, &bt);
+        if ((st = after_step_(r, L, epoch, s)) != DLFS_OK) {
+            s++;
+            break;
+        }
+        /* with the loss lag (dlfs_run_step) loss_sum holds one step fewer */
+        const long summed = s + 1 - s0 - r->pipe.loss_pending;
+        if (verbose && summed > 0 && dlfs_now() - last_print >= L->every) {
+            progress_(r, L, epoch, s + 1, s0, *loss_sum / ((double)summed * r->local_batch), t0);
+            last_print = dlfs_now();
+        }
+    }
+    *loss_sum += dlfs_run_flush(r); /* the last step's loss, when it trails */
+    *done = s - s0;
+    return st;
+}
+
+/* End of an epoch: the epoch's loss across ranks, evaluation, the epoch line and
+ * metrics, the per-epoch checkpoint. */
+static enum dlfs_status end_epoch_(struct dlfs_run *r, struct loop_ *L, int epoch, double loss_sum, long steps,
+                                   double train_time)
+{
+    const struct dlfs_options *o = r->o;
+    double sums[1] = {loss_sum};
+    dlfs_comm_allreduce_f64(r->comm, sums, 1);
+    const double samples = (double)steps * r->global_batch;
+    const double train_loss = samples > 0 ? sums[0] / samples : NAN;
+    if (samples > 0 && !isfinite(train_loss))
+        return dlfs_error_set(DLFS_ERR_NUMERIC, "training diverged: the loss became %g in epoch %d (step %ld); "
+                              "lower --lr (now %g) or add --warmup", train_loss, epoch, r->step, r->opt.cfg.lr);
+    if (L->evaluated != r->step) evaluate_(r, L, epoch);
+    const struct dlfs_times t = dlfs_run_times(r);
+    const double sps = samples / train_time, tsum = t.compute + t.comm + t.data + 1e-30;
+    if (r->comm->rank == 0 && !o->quiet) {
+        if (L->tty) printf("\r%100s\r", "");
+        printf("epoch %3d/%d  train_loss %.4f  test_loss %.4f  test_acc %6.2f%%  %.2f s  %.0f samples/s"
+               "  [compute %.0f%% comm-wait %.0f%% data %.0f%%]\n", epoch, o->epochs, train_loss, L->test_loss,
+               100 * L->test_acc, train_time, sps, 100 * t.compute / tsum, 100 * t.comm / tsum, 100 * t.data / tsum);
+        fflush(stdout);
+    }
+    if (r->metrics) {
+        fprintf(r->metrics, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"test_loss\": %.6f, "
+                "\"test_acc\": %.6f, \"samples_per_s\": %.1f, \"epoch_time_s\": %.4f, \"compute_s\": %.4f, "
+                "\"comm_wait_s\": %.4f, \"data_s\": %.4f, \"lr\": %.6g, \"ranks\": %d, \"prefetched\": %ld}\n", epoch,
+                r->step, train_loss, L->test_loss, L->test_acc, sps, train_time, t.compute, t.comm, t.data,
+                dlfs_optim_lr(&r->opt.cfg, r->step > 0 ? r->step - 1 : 0), r->comm->size, r->batcher.prefetch.hits);
+        fflush(r->metrics);
+    }
+    if (o->checkpoint_every_epochs && epoch % o->checkpoint_every_epochs == 0 && L->last_saved != r->step)
+        return save_(r, L, NULL);
+    return DLFS_OK;
+}
+
+/* The run's end: sync check, last checkpoint, digest, final lines and metrics. */
+static enum dlfs_status finish_(struct dlfs_run *r, struct loop_ *L)
+{
+    const struct dlfs_options *o = r->o;
+    DLFS_TRY(dlfs_run_check_sync(r));
+    if (o->checkpoint_dir && L->last_saved != r->step) DLFS_TRY(save_(r, L, NULL));
+    if (L->evaluated != r->step) evaluate_(r, L, L->pos_epoch);
+    char hex[65], target[160] = "";
+    dlfs_run_digest(r, hex);
+    if (o->target_acc > 0)
+        snprintf(target, sizeof target, ", \"target_acc\": %.6f, \"target_reached\": %s, \"steps_to_target\": %ld, "
+                 "\"time_to_target_s\": %.4f", o->target_acc, L->reached ? "true" : "false",
+                 L->reached ? L->reach_step : -1, L->reached ? L->reach_s : -1.0);
+    if (r->metrics) {
+        fprintf(r->metrics, "{\"event\": \"final\", \"epoch\": %d, \"step\": %ld, \"test_loss\": %.6f, "
+                "\"test_acc\": %.6f, \"params_sha256\": \"%s\", \"ranks\": %d, \"model\": \"%s\", "
+                "\"comm\": \"%s\", \"backend\": \"%s\", \"precision\": \"%s\", \"cuda_graph\": \"%s\"%s}\n",
+                L->pos_epoch > o->epochs ? o->epochs : L->pos_epoch, r->step, L->test_loss, L->test_acc, hex,
+                r->comm->size, r->model.spec, dlfs_run_comm_name(r), r->be->name, dlfs_precision_name(o->precision),
+                dlfs_pipeline_graph_state(&r->pipe), target);
+        if (fflush(r->metrics) != 0) return dlfs_error_set(DLFS_ERR_IO, "--metrics %s: write failed", o->metrics);
+    }
+    if (r->comm->rank == 0) {
+        printf("params_sha256 %s\n", hex);
+        printf("test_acc %.2f%% after %ld steps\n", 100 * L->test_acc, r->step);
+        if (o->target_acc > 0 && L->reached)
+            printf("target_acc %.2f%% reached at step %ld after %.1f s\n", 100 * o->target_acc, L->reach_step,
+                   L->reach_s);
+        else if (o->target_acc > 0)
+            printf("target_acc %.2f%% NOT reached: best %.2f%% in %ld steps\n", 100 * o->target_acc,
+                   100 * L->best_acc, r->step);
+        fflush(stdout);
+    }
+    return DLFS_OK;
+}
+
+static enum dlfs_status loop_(struct dlfs_run *r, struct loop_ *L)
+{
+    enum dlfs_status st = DLFS_OK;
+    for (int epoch = L->epoch0; epoch <= r->o->epochs && r->step < r->total_steps && !L->reached; epoch++) {
+        dlfs_run_times_reset(r);
+        const double t0 = dlfs_now();
+        const long s0 = epoch == L->epoch0 ? L->sample0 / r->global_batch : 0;
+        double loss_sum = 0.0;
+        long steps = 0;
+        st = epoch_steps_(r, L, epoch, s0, &loss_sum, &steps);
+        if (st != DLFS_OK) break;
+        if ((st = end_epoch_(r, L, epoch, loss_sum, steps, dlfs_now() - t0)) != DLFS_OK) break;
+    }
+    return st == DLFS_OK ? finish_(r, L) : st;
 }
 
 enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_comm *comm)
 {
     struct dlfs_run run, *r = &run;
-    enum dlfs_status st = dlfs_run_init(r, o, comm, 1);
-    const int root = comm->rank == 0;
-    const int verbose = root && !o->quiet;
-    const long steps_per_epoch = st == DLFS_OK ? (long)(r->ds.train.n / (size_t)r->global_batch) : 0;
-    int epoch0 = 1;
-    long sample0 = 0, last_saved = -1;
+    struct loop_ L = {.epoch0 = 1, .last_saved = -1, .test_loss = NAN, .test_acc = NAN, .evaluated = -1,
+                      .tty = isatty(STDOUT_FILENO)};
+    enum dlfs_status st = dlfs_run_init(r, o, comm, DLFS_RUN_TRAIN);
     if (st == DLFS_OK) {
-        r->total_steps = steps_per_epoch * o->epochs;
-        if (o->max_steps && o->max_steps < r->total_steps) r->total_steps = o->max_steps;
-        if (verbose) banner_(r, steps_per_epoch);
-        if (o->resume) st = dlfs_run_resume(r, &epoch0, &sample0);
-        last_saved = r->step;
+        L.steps_per_epoch = r->batcher.steps_per_epoch;
+        long total = L.steps_per_epoch * o->epochs;
+        if (o->max_steps && o->max_steps < total) total = o->max_steps;
+        dlfs_run_plan(r, total);
+        if (comm->rank == 0 && !o->quiet) banner_(r, L.steps_per_epoch);
+        if (o->resume) st = dlfs_run_resume(r, &L.epoch0, &L.sample0);
+        if (L.epoch0 == 0) L.epoch0 = 1; /* nothing resumed */
+        L.pos_epoch = L.epoch0;
+        L.pos_samples = L.sample0;
+        L.last_saved = r->step;
     }
     if (st == DLFS_OK) st = dlfs_run_check_sync(r);
-    if (st != DLFS_OK) {
-        dlfs_run_free(r);
-        return st;
-    }
-    const int tty = isatty(STDOUT_FILENO);
-    const double every = o->progress_s > 0 ? o->progress_s : tty ? 1.0 : 15.0;
-    uint32_t *perm = dlfs_malloc(r->ds.train.n * sizeof *perm);
-    double test_loss = NAN, test_acc = NAN;
-    int epoch = epoch0, pos_epoch = epoch0;
-    long pos_samples = sample0; /* where the data position is after the last step */
-    for (; st == DLFS_OK && epoch <= o->epochs && r->step < r->total_steps; epoch++) {
-        dlfs_sampler_permutation(r->seed, epoch, perm, r->ds.train.n);
-        r->t_data = r->t_compute = r->t_comm = 0;
-        double loss_sum = 0.0, last_print = dlfs_now();
-        const double t0 = last_print;
-        const long s0 = epoch == epoch0 ? sample0 / r->global_batch : 0;
-        long s;
-        for (s = s0; s < steps_per_epoch && r->step < r->total_steps; s++) {
-            /* the next batch of this epoch, for the prefetch thread (perm changes between epochs) */
-            r->next_idx = s + 1 < steps_per_epoch && r->step + 1 < r->total_steps
-                              ? perm + (size_t)(s + 1) * r->global_batch : NULL;
-            loss_sum += dlfs_run_step(r, &r->ds.train, perm + (size_t)s * r->global_batch);
-            fault_perturb_(r);
-            if (s + 1 == steps_per_epoch) { pos_epoch = epoch + 1; pos_samples = 0; }
-            else { pos_epoch = epoch; pos_samples = (s + 1) * r->global_batch; }
-            if (o->check_sync && r->step % o->check_sync == 0 && (st = dlfs_run_check_sync(r)) != DLFS_OK)
-                break;
-            if (dlfs_comm_any(comm, dlfs_signal_pending())) {
-                st = interrupted_(r, pos_epoch, pos_samples, &last_saved);
-                break;
-            }
-            if (o->checkpoint_every && r->step % o->checkpoint_every == 0 &&
-                (st = save_(r, pos_epoch, pos_samples, &last_saved, NULL)) != DLFS_OK)
-                break;
-            /* with the loss lag (dlfs_run_step) loss_sum holds one step fewer */
-            const long summed = s + 1 - s0 - r->loss_pending;
-            if (verbose && summed > 0 && dlfs_now() - last_print >= every) {
-                progress_(r, epoch, s + 1, s0, steps_per_epoch, loss_sum / ((double)summed * r->local_batch), t0,
-                          tty);
-                last_print = dlfs_now();
-            }
-        }
-        loss_sum += dlfs_run_flush(r); /* the last step's loss, when it trails */
-        if (st != DLFS_OK) break;
-        const double train_time = dlfs_now() - t0;
-        double sums[1] = {loss_sum};
-        dlfs_comm_allreduce_f64(comm, sums, 1);
-        const double samples = (double)(s - s0) * r->global_batch;
-        const double train_loss = samples > 0 ? sums[0] / samples : NAN;
-        if (samples > 0 && !isfinite(train_loss)) {
-            st = dlfs_error_set(DLFS_ERR_NUMERIC, "training diverged: the loss became %g in epoch %d (step %ld); "
-                                "lower --lr (now %g) or add --warmup", train_loss, epoch, r->step, r->lr);
-            break;
-        }
-        dlfs_run_evaluate(r, &r->ds.test, &test_loss, &test_acc);
-        const double sps = samples / train_time;
-        const double tsum = r->t_compute + r->t_comm + r->t_data + 1e-30;
-        if (verbose) {
-            if (tty) printf("\r%100s\r", "");
-            printf("epoch %3d/%d  train_loss %.4f  test_loss %.4f  test_acc %6.2f%%  %.2f s  %.0f samples/s"
-                   "  [compute %.0f%% comm-wait %.0f%% data %.0f%%]\n", epoch, o->epochs, train_loss, test_loss,
-                   100 * test_acc, train_time, sps, 100 * r->t_compute / tsum, 100 * r->t_comm / tsum,
-                   100 * r->t_data / tsum);
-            fflush(stdout);
-        }
-        if (r->metrics) {
-            fprintf(r->metrics, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"test_loss\": %.6f, "
-                    "\"test_acc\": %.6f, \"samples_per_s\": %.1f, \"epoch_time_s\": %.4f, \"compute_s\": %.4f, "
-                    "\"comm_wait_s\": %.4f, \"data_s\": %.4f, \"lr\": %.6g, \"ranks\": %d, \"prefetched\": %ld}\n", epoch,
-                    r->step, train_loss, test_loss, test_acc, sps, train_time, r->t_compute, r->t_comm, r->t_data,
-                    dlfs_run_lr(r, r->step > 0 ? r->step - 1 : 0), comm->size, r->prefetch.hits);
-            fflush(r->metrics);
-        }
-        if (o->checkpoint_every_epochs && epoch % o->checkpoint_every_epochs == 0 && last_saved != r->step)
-            st = save_(r, pos_epoch, pos_samples, &last_saved, NULL);
-    }
-    free(perm);
-    if (st == DLFS_OK) st = dlfs_run_check_sync(r);
-    if (st == DLFS_OK && o->checkpoint_dir && last_saved != r->step)
-        st = save_(r, pos_epoch, pos_samples, &last_saved, NULL);
     if (st == DLFS_OK) {
-        if (isnan(test_acc)) dlfs_run_evaluate(r, &r->ds.test, &test_loss, &test_acc);
-        char hex[65];
-        dlfs_run_digest(r, hex);
-        if (r->metrics) {
-            fprintf(r->metrics, "{\"event\": \"final\", \"epoch\": %d, \"step\": %ld, \"test_loss\": %.6f, "
-                    "\"test_acc\": %.6f, \"params_sha256\": \"%s\", \"ranks\": %d, \"model\": \"%s\", "
-                    "\"comm\": \"%s\", \"backend\": \"%s\", \"precision\": \"%s\"}\n",
-                    pos_epoch > o->epochs ? o->epochs : pos_epoch, r->step, test_loss, test_acc, hex, comm->size,
-                    r->model.spec, dlfs_run_comm_name(r), r->be->name, dlfs_precision_name(o->precision));
-            if (fflush(r->metrics) != 0)
-                st = dlfs_error_set(DLFS_ERR_IO, "--metrics %s: write failed", o->metrics);
-        }
-        if (root) {
-            printf("params_sha256 %s\n", hex);
-            printf("test_acc %.2f%% after %ld steps\n", 100 * test_acc, r->step);
-            fflush(stdout);
-        }
+        L.every = o->progress_s > 0 ? o->progress_s : L.tty ? 1.0 : 15.0;
+        L.t_start = dlfs_now();
+        st = loop_(r, &L);
     }
     dlfs_run_free(r);
     return st;
@@ -211,7 +295,7 @@ enum dlfs_status dlfs_eval_run(const struct dlfs_options *o, const struct dlfs_c
     struct dlfs_run run, *r = &run;
     int epoch = 0;
     long samples = 0;
-    enum dlfs_status st = dlfs_run_init(r, o, comm, 1);
+    enum dlfs_status st = dlfs_run_init(r, o, comm, DLFS_RUN_EVAL);
     if (st == DLFS_OK) st = dlfs_run_resume(r, &epoch, &samples);
     if (st == DLFS_OK && epoch == 0)
         st = dlfs_error_set(DLFS_ERR_IO, "--eval --resume latest: no checkpoint in %s", o->checkpoint_dir);

@@ -69,9 +69,13 @@ static void test_rng_sampler(void)
 
 static enum dlfs_status parse_(const char *line, struct dlfs_options *o)
 {
-    char buf[512], *argv[32];
+    /* the options point into argv: its strings must outlive the call (a ring of
+     * buffers, so that two parsed option sets can be compared) */
+    static char ring[4][512];
+    static int next;
+    char *buf = ring[next++ % 4], *argv[32];
     int argc = 0;
-    snprintf(buf, sizeof buf, "dlfs-train %s", line);
+    snprintf(buf, sizeof ring[0], "dlfs-train %s", line);
     for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " ")) argv[argc++] = t;
     argv[argc] = NULL;
     bool exit_now;
@@ -138,7 +142,7 @@ static void test_buckets(void)
     size_t bnd[4] = {0, 100, 150, 160};
     float g[200];
     struct dlfs_buckets b;
-    dlfs_buckets_init(&b, &c, g, bnd, 4, 200, 40 * sizeof(float));
+    dlfs_buckets_init(&b, &c, dlfs_backend_cpu(), g, bnd, 4, 200, 40 * sizeof(float), NULL);
     CHECK(b.count == 3, "bucket count %d", b.count);
     CHECK(b.begin[0] == 160 && b.end[0] == 200, "bucket 0 [%zu,%zu)", b.begin[0], b.end[0]);
     CHECK(b.begin[1] == 100 && b.end[1] == 160, "bucket 1 [%zu,%zu)", b.begin[1], b.end[1]);
@@ -149,7 +153,7 @@ static void test_buckets(void)
     CHECK(b.started == 2, "second bucket starts (%d)", b.started);
     dlfs_buckets_wait(&b);
     dlfs_buckets_free(&b);
-    dlfs_buckets_init(&b, &c, g, bnd, 4, 200, 0);
+    dlfs_buckets_init(&b, &c, dlfs_backend_cpu(), g, bnd, 4, 200, 0, NULL);
     CHECK(b.count == 4, "bucket per layer with size 0 (%d)", b.count);
     dlfs_buckets_free(&b);
 }

@@ -6,7 +6,7 @@
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 
-static inline float act_f(float z, enum dlfs_act act)
+static inline float act_f_(float z, enum dlfs_act act)
 {
     switch (act) {
     case DLFS_ACT_RELU: return z > 0.0f ? z : 0.0f;
@@ -32,7 +32,7 @@ CPU_CLONES_ static void scalar_bias_act_(float *z, float *a, float b, size_t n, 
         for (size_t i = 0; i < n; i++) {
             const float v = z[i] + b;
             z[i] = v;
-            a[i] = act_f(v, act);
+            a[i] = act_f_(v, act);
         }
     }
 }
@@ -56,7 +56,7 @@ void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols,
             for (int c = 0; c < cols; c++) {
                 float v = zr[c] + bias[c];
                 zr[c] = v;
-                ar[c] = act_f(v, act);
+                ar[c] = act_f_(v, act);
             }
         }
     }

@@ -11,7 +11,6 @@
 
 // The public headers carry their own extern "C" guards.
 #include "dlfs/backend.h"
-#include "dlfs/dataset.h" // DLFS_MAX_CHANNELS
 #include "dlfs/status.h"
 
 // Process-wide state: the backend drives exactly one GPU per process (one rank,
@@ -26,7 +25,7 @@ struct cuda_ctx {
 };
 extern struct cuda_ctx cuda_ctx_;
 
-// One generic check for CUDA runtime and cuBLAS calls (STYLE.md): prints the failed
+// One generic check for CUDA runtime and cuBLAS calls: prints the failed
 // statement, the error name and string, rank, host and file:line, a hint where one
 // exists, then ends the job (dlfs_assert_fail -> MPI_Abort). These are programming
 // or hardware errors; recoverable ones (no GPU, out of memory in alloc) are handled
@@ -140,6 +139,8 @@ int dlfs_cuda_probe_(char *why, size_t why_len);
 // old, ...). Once per process; a second call with the same device is a no-op.
 int dlfs_cuda_init_(int device, char *why, size_t why_len);
 const struct dlfs_backend *dlfs_backend_cuda_(void);
+// NCCL's entry points (nccl.cu), NULL when built without NCCL.
+const struct dlfs_nccl_api *dlfs_cuda_nccl_api_(void);
 }
 
 #endif

@@ -1,5 +1,6 @@
-// The CUDA backend: process state, the check macro's failure path, memory and
-// transfers, and the op table. Kernels live in one file per op family.
+// The CUDA backend: set-up, memory and transfers, and the op table. The process
+// state and the check macro's failure path live in ctx.cu; kernels in one file per
+// op family.
 //
 // Ordering model: every op (kernels, cuBLAS, copies) is issued on ONE non-blocking
 // stream, so ops run in issue order and never wait on (or for) other libraries'
@@ -9,70 +10,9 @@
 #include <string.h>
 #include "backend/cuda/cuda-impl.cuh"
 
-struct cuda_ctx cuda_ctx_ = {-1, 0, nullptr, nullptr, 0, 0};
-
-const char *cublas_status_name_(cublasStatus_t s)
-{
-    switch (s) {
-    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
-    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
-    case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
-    default: return "CUBLAS_STATUS_?";
-    }
-}
-
-// What to do about the errors that have an answer (the rest speak for themselves).
-static const char *hint_(const char *name)
-{
-    if (strstr(name, "NoKernelImage") || strstr(name, "ARCH_MISMATCH"))
-        return "this build has no code for this GPU: reconfigure with -DCMAKE_CUDA_ARCHITECTURES=<its sm, "
-               "e.g. 90 for H100>";
-    if (strstr(name, "MemoryAllocation") || strstr(name, "ALLOC_FAILED"))
-        return "the GPU is out of memory: use a smaller --batch, or check nvidia-smi for other processes";
-    if (strstr(name, "DevicesUnavailable"))
-        return "the GPU is busy (exclusive-process mode?): one rank per GPU";
-    if (strstr(name, "IllegalAddress") || strstr(name, "LaunchFailure"))
-        return "a kernel faulted (reported at a later call); rerun with DLFS_CUDA_SYNC=1 to stop at the "
-               "launch that caused it";
-    return nullptr;
-}
-
-void cuda_check_fail_(const char *stmt, const char *name, const char *str, const char *file, int line)
-{
-    // While this thread records a CUDA graph that an earlier call invalidated (an
-    // operation the capture cannot hold), every later launch, copy or cuBLAS call on
-    // the stream fails as well. Let those pass: graph_end then reports the failed
-    // recording and the caller issues the ops again eagerly (dlfs/backend.h), where
-    // a genuine error surfaces at its own op. Aborting here made that fallback dead.
-    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
-    if (cuda_ctx_.stream && cudaStreamIsCapturing(cuda_ctx_.stream, &cap) == cudaSuccess &&
-        cap == cudaStreamCaptureStatusInvalidated) {
-        cudaGetLastError(); // not sticky: clear it for the next check
-        return;
-    }
-    char msg[512];
-    const char *h = hint_(name);
-    snprintf(msg, sizeof msg, "%s: %s (GPU %d)%s%s", name, str, cuda_ctx_.device, h ? "; " : "", h ? h : "");
-    dlfs_assert_fail(stmt, file, line, msg); // prints rank, host, file:line; MPI_Abort
-}
-
-void cuda_debug_sync_(void)
-{
-    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
-    CUDA_CHECK(cudaStreamIsCapturing(cuda_ctx_.stream, &cap));
-    if (cap == cudaStreamCaptureStatusNone) CUDA_CHECK(cudaStreamSynchronize(cuda_ctx_.stream));
-}
-
 // ---- memory -------------------------------------------------------------------
 
-static void *cuda_alloc(size_t bytes)
+static void *alloc_(size_t bytes)
 {
     void *p = nullptr;
     // cudaMalloc's out-of-memory is the one recoverable CUDA failure: the caller
@@ -85,7 +25,7 @@ static void *cuda_alloc(size_t bytes)
     return p;
 }
 
-static void cuda_free(void *p)
+static void free_(void *p)
 {
     if (p) CUDA_CHECK(cudaFree(p)); // cudaFree waits for the device: no op still uses p
 }
@@ -94,7 +34,7 @@ static void cuda_free(void *p)
 // staging) cudaMemcpyAsync returns once the source has been copied out, so the
 // caller may reuse `src` at once; from pinned memory the copy is truly async, so
 // we wait to keep the same contract ("src is free on return") for every caller.
-static void cuda_to_device(void *dst, const void *src, size_t bytes)
+static void to_device_(void *dst, const void *src, size_t bytes)
 {
     if (!bytes) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_ctx_.stream));
@@ -105,22 +45,46 @@ static void cuda_to_device(void *dst, const void *src, size_t bytes)
 
 // Device to host: waits for every op issued before (the table's promise that
 // host-visible results are read after to_host).
-static void cuda_to_host(void *dst, const void *src, size_t bytes)
+static void to_host_(void *dst, const void *src, size_t bytes)
 {
     if (!bytes) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_ctx_.stream));
     CUDA_CHECK(cudaStreamSynchronize(cuda_ctx_.stream));
 }
 
-static void cuda_copy(void *dst, const void *src, size_t bytes)
+static void copy_(void *dst, const void *src, size_t bytes)
 {
     if (bytes && dst != src)
         CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_ctx_.stream));
 }
 
-static void cuda_sync(void) { CUDA_CHECK(cudaStreamSynchronize(cuda_ctx_.stream)); }
+static void sync_(void) { CUDA_CHECK(cudaStreamSynchronize(cuda_ctx_.stream)); }
 
 // ---- set-up -------------------------------------------------------------------
+
+// cuBLAS on the backend's stream, with a workspace of its own. 0, or -1 with a reason.
+static int blas_init_(int device, char *why, size_t why_len)
+{
+    cublasStatus_t s = cublasCreate(&cuda_ctx_.blas);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        snprintf(why, why_len, "cuBLAS could not start on GPU %d: %s", device, cublasGetStatusString(s));
+        return -1;
+    }
+    CUBLAS_CHECK(cublasSetStream(cuda_ctx_.blas, cuda_ctx_.stream));
+    // A workspace of the handle's own, set AFTER cublasSetStream (which resets it to
+    // the default pool): cuBLAS then never allocates one while a CUDA graph records
+    // (graph.cu), and eager and captured GEMMs use the same one. 32 MiB is NVIDIA's
+    // recommendation for Hopper (4 MiB suffices before it). Lives as long as the process.
+    const size_t ws_bytes = (size_t)32 << 20;
+    void *ws = nullptr;
+    if (cudaMalloc(&ws, ws_bytes) != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(why, why_len, "GPU %d: no memory for the cuBLAS workspace (%zu MiB)", device, ws_bytes >> 20);
+        return -1;
+    }
+    CUBLAS_CHECK(cublasSetWorkspace(cuda_ctx_.blas, ws, ws_bytes));
+    return 0;
+}
 
 extern "C" int dlfs_cuda_init_(int device, char *why, size_t why_len)
 {
@@ -154,24 +118,7 @@ extern "C" int dlfs_cuda_init_(int device, char *why, size_t why_len)
     }
     cuda_ctx_.sm_count = sms;
     CUDA_CHECK(cudaStreamCreateWithFlags(&cuda_ctx_.stream, cudaStreamNonBlocking));
-    cublasStatus_t s = cublasCreate(&cuda_ctx_.blas);
-    if (s != CUBLAS_STATUS_SUCCESS) {
-        snprintf(why, why_len, "cuBLAS could not start on GPU %d: %s", device, cublasGetStatusString(s));
-        return -1;
-    }
-    CUBLAS_CHECK(cublasSetStream(cuda_ctx_.blas, cuda_ctx_.stream));
-    // A workspace of the handle's own, set AFTER cublasSetStream (which resets it to
-    // the default pool): cuBLAS then never allocates one while a CUDA graph records
-    // (graph.cu), and eager and captured GEMMs use the same one. 32 MiB is NVIDIA's
-    // recommendation for Hopper (4 MiB suffices before it). Lives as long as the process.
-    const size_t ws_bytes = (size_t)32 << 20;
-    void *ws = nullptr;
-    if (cudaMalloc(&ws, ws_bytes) != cudaSuccess) {
-        cudaGetLastError();
-        snprintf(why, why_len, "GPU %d: no memory for the cuBLAS workspace (%zu MiB)", device, ws_bytes >> 20);
-        return -1;
-    }
-    CUBLAS_CHECK(cublasSetWorkspace(cuda_ctx_.blas, ws, ws_bytes));
+    if (blas_init_(device, why, why_len) != 0) return -1;
     e = cuda_loss_init_(); // fixed-size scratch: nothing is allocated on the hot path
     if (e != cudaSuccess) {
         snprintf(why, why_len, "GPU %d: %s: %s", device, cudaGetErrorName(e), cudaGetErrorString(e));
@@ -190,12 +137,12 @@ extern "C" int dlfs_cuda_init_(int device, char *why, size_t why_len)
 static const struct dlfs_backend cuda_backend_ = {
     .name = "cuda",
     .host_memory = false,
-    .alloc = cuda_alloc,
-    .free = cuda_free,
-    .to_device = cuda_to_device,
-    .to_host = cuda_to_host,
-    .copy = cuda_copy,
-    .sync = cuda_sync,
+    .alloc = alloc_,
+    .free = free_,
+    .to_device = to_device_,
+    .to_host = to_host_,
+    .copy = copy_,
+    .sync = sync_,
     .fill = cuda_fill,
     .gemm = cuda_gemm,
     .bias_act_fwd = cuda_bias_act_fwd,

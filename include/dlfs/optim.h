@@ -1,0 +1,91 @@
+/* dlfs — the optimizer: SGD (momentum, Nesterov), Adam and AdamW over the
+ * parameter slab, the learning-rate schedule, and its state in checkpoints.
+ *
+ * The optimizer owns its moments (m: momentum / Adam's first moment, v: Adam's
+ * second moment) in backend memory, sized for the parameters it updates, and
+ * knows the schedule: lr(step) is a pure function of the step, so a resumed run
+ * continues the same curve. The update follows PyTorch's formulas (the backend
+ * ops in dlfs/backend.h hold the arithmetic).
+ *
+ * Schedule, for step s = 0, 1, ... (the step being taken):
+ *   warm-up (s < warmup):  lr * (s + 1) / warmup
+ *   constant:              lr
+ *   cosine:                lr_min + (lr - lr_min) * (1 + cos(pi * t)) / 2,
+ *                          t = min(1, (s - warmup) / (total_steps - warmup)), t = 1 when
+ *                          total_steps <= warmup
+ * where lr is --lr, after --lr-scaling linear (lr * global batch / --lr-ref-batch).
+ */
+#ifndef DLFS_OPTIM_H
+#define DLFS_OPTIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "dlfs/backend.h"
+#include "dlfs/checkpoint.h"
+#include "dlfs/options.h"
+#include "dlfs/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct dlfs_optim_config {
+    enum dlfs_optim kind;
+    double lr;                   /* base rate, after linear scaling */
+    double momentum, weight_decay, beta1, beta2, eps;
+    bool nesterov;
+    enum dlfs_schedule schedule;
+    int warmup;                  /* steps */
+    double lr_min;
+    long total_steps;            /* the schedule's length (cosine) */
+};
+
+struct dlfs_optimizer {
+    struct dlfs_optim_config cfg;
+    const struct dlfs_backend *be;
+    size_t n;                    /* parameters updated */
+    float *m, *v;                /* (n) backend memory; NULL where the optimizer has none */
+};
+
+/* The configuration from the options and the global batch (for --lr-scaling). */
+struct dlfs_optim_config dlfs_optim_config(const struct dlfs_options *o, int global_batch);
+
+/* Allocate the state for n parameters (zeroed). DLFS_ERR_NOMEM with a message
+ * when the backend is out of memory; dlfs_optim_free undoes it either way. */
+enum dlfs_status dlfs_optim_init(struct dlfs_optimizer *op, const struct dlfs_optim_config *cfg,
+                                 const struct dlfs_backend *be, size_t n);
+void dlfs_optim_free(struct dlfs_optimizer *op);
+
+/* The learning rate of step `step` (0-based) under the schedule. */
+double dlfs_optim_lr(const struct dlfs_optim_config *cfg, long step);
+/* Every hyper-parameter of step `step`: the lr and Adam's bias corrections
+ * 1 - beta^(step + 1) change from step to step, the rest are the config's. */
+struct dlfs_optim_hp dlfs_optim_hp(const struct dlfs_optimizer *op, long step);
+/* The per-step values alone, as the *_update_dev ops read them from backend memory. */
+struct dlfs_optim_dyn dlfs_optim_dyn(const struct dlfs_optimizer *op, long step);
+
+/* One update of params (n) with the summed gradients (n), as step `step`. */
+void dlfs_optim_update(struct dlfs_optimizer *op, float *params, const float *grads, long step);
+/* The same, bit for bit, with the per-step values read from `dyn` (backend memory)
+ * when it runs: a recorded CUDA graph replays it every step. Available when the
+ * backend has both *_update_dev ops (dlfs_optim_has_dev). */
+void dlfs_optim_update_dev(struct dlfs_optimizer *op, float *params, const float *grads, long step,
+                           const struct dlfs_optim_dyn *dyn);
+bool dlfs_optim_has_dev(const struct dlfs_optimizer *op);
+
+/* Checkpoint fields for the writer: c->optimizer (a static name, borrowed) and the
+ * moments as host copies in c->m / c->v (allocated here, the caller frees them;
+ * NULL where the optimizer has none). */
+void dlfs_optim_save(const struct dlfs_optimizer *op, struct dlfs_ckpt *c);
+/* Whether checkpoint `c` (read from `path`) can restore this optimizer: the same
+ * optimizer, with the moments it needs. DLFS_ERR_USAGE naming the file and the
+ * way out otherwise. */
+enum dlfs_status dlfs_optim_check(const struct dlfs_optimizer *op, const struct dlfs_ckpt *c, const char *path);
+/* Restore the moments from a checkpoint that passed dlfs_optim_check. */
+void dlfs_optim_load(struct dlfs_optimizer *op, const struct dlfs_ckpt *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,135 @@
+/* The optimizer: state, schedule, update, checkpoint fields (dlfs/optim.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dlfs/optim.h"
+
+struct dlfs_optim_config dlfs_optim_config(const struct dlfs_options *o, int global_batch)
+{
+    struct dlfs_optim_config c = {
+        .kind = o->optim,
+        .lr = o->lr,
+        .momentum = o->momentum,
+        .weight_decay = o->weight_decay,
+        .beta1 = o->beta1,
+        .beta2 = o->beta2,
+        .eps = o->eps,
+        .nesterov = o->nesterov,
+        .schedule = o->schedule,
+        .warmup = o->warmup,
+        .lr_min = o->lr_min,
+    };
+    if (o->lr_scaling == DLFS_LR_SCALING_LINEAR) c.lr = o->lr * global_batch / o->lr_ref_batch;
+    return c;
+}
+
+enum dlfs_status dlfs_optim_init(struct dlfs_optimizer *op, const struct dlfs_optim_config *cfg,
+                                 const struct dlfs_backend *be, size_t n)
+{
+    memset(op, 0, sizeof *op);
+    op->cfg = *cfg;
+    op->be = be;
+    op->n = n;
+    const size_t bytes = n * sizeof(float);
+    int ok = 1;
+    if (cfg->kind != DLFS_OPTIM_SGD || cfg->momentum > 0) ok = (op->m = be->alloc(bytes)) != NULL;
+    if (cfg->kind != DLFS_OPTIM_SGD) ok = ok && (op->v = be->alloc(bytes)) != NULL;
+    if (!ok)
+        return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for the %s optimizer state of %zu parameters",
+                              be->name, dlfs_optim_name(cfg->kind), n);
+    return DLFS_OK;
+}
+
+void dlfs_optim_free(struct dlfs_optimizer *op)
+{
+    if (op->be) {
+        op->be->free(op->m);
+        op->be->free(op->v);
+    }
+    memset(op, 0, sizeof *op);
+}
+
+double dlfs_optim_lr(const struct dlfs_optim_config *c, long step)
+{
+    if (c->warmup > 0 && step < c->warmup) return c->lr * (double)(step + 1) / c->warmup;
+    if (c->schedule == DLFS_SCHED_CONSTANT) return c->lr;
+    const long span = c->total_steps - c->warmup;
+    double t = span > 0 ? (double)(step - c->warmup) / span : 1.0;
+    if (t > 1.0) t = 1.0;
+    return c->lr_min + (c->lr - c->lr_min) * 0.5 * (1.0 + cos(3.14159265358979323846 * t));
+}
+
+struct dlfs_optim_hp dlfs_optim_hp(const struct dlfs_optimizer *op, long step)
+{
+    const struct dlfs_optim_config *c = &op->cfg;
+    struct dlfs_optim_hp hp = {
+        .lr = (float)dlfs_optim_lr(c, step),
+        .momentum = (float)c->momentum,
+        .nesterov = c->nesterov,
+        .beta1 = (float)c->beta1,
+        .beta2 = (float)c->beta2,
+        .eps = (float)c->eps,
+        .weight_decay = (float)c->weight_decay,
+        .decoupled = c->kind == DLFS_OPTIM_ADAMW,
+    };
+    if (c->kind != DLFS_OPTIM_SGD) {
+        const double t = (double)(step + 1);
+        hp.bias_c1 = (float)(1.0 - pow(c->beta1, t));
+        hp.bias_c2 = (float)(1.0 - pow(c->beta2, t));
+    }
+    return hp;
+}
+
+struct dlfs_optim_dyn dlfs_optim_dyn(const struct dlfs_optimizer *op, long step)
+{
+    const struct dlfs_optim_hp hp = dlfs_optim_hp(op, step);
+    return (struct dlfs_optim_dyn){.lr = hp.lr, .bias_c1 = hp.bias_c1, .bias_c2 = hp.bias_c2};
+}
+
+void dlfs_optim_update(struct dlfs_optimizer *op, float *params, const float *grads, long step)
+{
+    const struct dlfs_optim_hp hp = dlfs_optim_hp(op, step);
+    if (op->cfg.kind == DLFS_OPTIM_SGD) op->be->sgd_update(op->n, params, grads, op->m, &hp);
+    else op->be->adam_update(op->n, params, grads, op->m, op->v, &hp);
+}
+
+bool dlfs_optim_has_dev(const struct dlfs_optimizer *op)
+{
+    return op->be->sgd_update_dev && op->be->adam_update_dev;
+}
+
+void dlfs_optim_update_dev(struct dlfs_optimizer *op, float *params, const float *grads, long step,
+                           const struct dlfs_optim_dyn *dyn)
+{
+    const struct dlfs_optim_hp hp = dlfs_optim_hp(op, step);
+    if (op->cfg.kind == DLFS_OPTIM_SGD) op->be->sgd_update_dev(op->n, params, grads, op->m, &hp, dyn);
+    else op->be->adam_update_dev(op->n, params, grads, op->m, op->v, &hp, dyn);
+}
+
+void dlfs_optim_save(const struct dlfs_optimizer *op, struct dlfs_ckpt *c)
+{
+    const size_t bytes = op->n * sizeof(float);
+    c->optimizer = (char *)dlfs_optim_name(op->cfg.kind); /* borrowed, as the writer's other strings */
+    if (op->m) op->be->to_host(c->m = dlfs_malloc(bytes), op->m, bytes);
+    if (op->v) op->be->to_host(c->v = dlfs_malloc(bytes), op->v, bytes);
+}
+
+enum dlfs_status dlfs_optim_check(const struct dlfs_optimizer *op, const struct dlfs_ckpt *c, const char *path)
+{
+    const char *mine = dlfs_optim_name(op->cfg.kind);
+    if (strcmp(c->optimizer, mine) != 0)
+        return dlfs_error_set(DLFS_ERR_USAGE, "%s holds %s optimizer state but --optim is %s; resume with --optim %s",
+                              path, c->optimizer, mine, c->optimizer);
+    if ((op->m && !c->m) || (op->v && !c->v))
+        return dlfs_error_set(DLFS_ERR_USAGE, "%s has no optimizer state for these options (e.g. SGD without "
+                              "momentum); use the optimizer settings it was written with", path);
+    return DLFS_OK;
+}
+
+void dlfs_optim_load(struct dlfs_optimizer *op, const struct dlfs_ckpt *c)
+{
+    DLFS_ASSERT(c->num_params == op->n);
+    const size_t bytes = op->n * sizeof(float);
+    if (op->m) op->be->to_device(op->m, c->m, bytes);
+    if (op->v) op->be->to_device(op->v, c->v, bytes);
+}

@@ -1,0 +1,142 @@
+/* The batcher: where a step's samples come from. It owns the sampler (one
+ * permutation per epoch from (seed, epoch)), the splits kept in backend memory,
+ * host staging, augmentation and the prefetch thread, and hands the step a batch;
+ * the step asks it to fill the workspace's inputs for each pass. Private to
+ * src/train. */
+#ifndef DLFS_TRAIN_BATCHER_H
+#define DLFS_TRAIN_BATCHER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include "dlfs/backend.h"
+#include "dlfs/comm.h"
+#include "dlfs/dataset.h"
+#include "dlfs/model.h"
+
+/* How rows of a split become a staged batch: copied out, augmented. Immutable
+ * once set, so the prefetch thread reads it freely. */
+struct dlfs_assembly {
+    int c, h, w;
+    size_t dim;           /* c * h * w bytes per image */
+    int crop;             /* --augment-crop */
+    bool flip;            /* --augment-flip */
+};
+/* Rows idx[0..rows) of split into img (rows, dim) / lab (rows), augmented when
+ * aug_key != 0: shifted by (dy, dx) in [-crop, crop] with zero fill and mirrored
+ * with probability 1/2, drawn from (aug_key, sample index) — never from the rank.
+ * Thread-safe. */
+void dlfs_assemble(const struct dlfs_assembly *a, const struct dlfs_split *split, const uint32_t *idx, int rows,
+                   uint64_t aug_key, uint8_t *img, int32_t *lab);
+
+/* One assembled local batch in host staging (prefetch.c). */
+struct dlfs_stage {
+    void *block;                  /* lab then img, one allocation (pinned when `pinned`) */
+    int32_t *lab;                 /* (rows) */
+    uint8_t *img;                 /* (rows, dim) */
+    uint32_t *idx;                /* (rows) the samples it holds */
+    int rows;
+    uint64_t aug_key;
+    const struct dlfs_split *split;
+    int pinned;
+};
+
+/* The prefetch thread and its two stages; batch k+1 is posted after batch k is
+ * taken. The thread only reads the assembly and the split. */
+struct dlfs_prefetch {
+    const struct dlfs_assembly *as;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct dlfs_stage stage[2];
+    int job;                      /* stage holding the posted batch, -1 none */
+    int taken;                    /* stage last handed out (left alone by the next post) */
+    int busy, quit, started;
+    long hits;                    /* batches taken from the thread (the rest were assembled inline) */
+};
+/* Start the thread with two stages of `rows` rows (pinned where the backend can);
+ * post a batch; take it back (NULL unless the posted batch is exactly this one:
+ * then the caller assembles it); stop and release (joins the thread; safe on
+ * whatever init left, and on a zeroed struct). */
+enum dlfs_status dlfs_prefetch_init(struct dlfs_prefetch *pf, const struct dlfs_assembly *as,
+                                    const struct dlfs_backend *be, int rows);
+void dlfs_prefetch_post(struct dlfs_prefetch *pf, const struct dlfs_split *split, const uint32_t *idx, int rows,
+                        uint64_t aug_key);
+const struct dlfs_stage *dlfs_prefetch_take(struct dlfs_prefetch *pf, const struct dlfs_split *split,
+                                            const uint32_t *idx, int rows, uint64_t aug_key);
+void dlfs_prefetch_free(struct dlfs_prefetch *pf, const struct dlfs_backend *be);
+
+/* A split held in backend memory for gather_u8 (on host-memory backends: the
+ * split's own arrays). */
+struct dlfs_resident {
+    const struct dlfs_split *split; /* NULL: not resident */
+    uint8_t *img;                   /* (n, c, h, w) */
+    uint8_t *lab;                   /* (n) */
+    int owned;                      /* allocated with be->alloc */
+};
+
+/* One step's global batch, as the batcher hands it out. */
+struct dlfs_batch {
+    const struct dlfs_split *split;
+    const uint32_t *idx;          /* (B) sample ids; rank r takes [r B/P, (r+1) B/P) */
+    const uint32_t *next;         /* the next step's batch of the same split, NULL when unknown */
+    long step;                    /* the step that takes it */
+    uint64_t aug_key;             /* 0: no augmentation */
+};
+
+struct dlfs_batcher {
+    const struct dlfs_backend *be;
+    const struct dlfs_comm *comm;
+    const struct dlfs_dataset *ds;
+    struct dlfs_assembly as;
+    uint64_t seed;                /* data order and augmentation (a resumed run keeps its own) */
+    int global_batch, local_batch, pass_rows;
+    int rows;                     /* largest batch a load takes: pass rows or an evaluation chunk */
+    long steps_per_epoch, stop_step; /* no batch is prefetched for step stop_step or later */
+    uint32_t *perm;               /* (train n) this epoch's permutation */
+    uint32_t *fixed;              /* benchmarks: every step takes these rows */
+    struct dlfs_resident res[2];  /* train, test */
+    struct dlfs_prefetch prefetch;/* started when training batches are staged and --prefetch on */
+    uint8_t *host_img;            /* (max(rows, local batch), dim) host staging */
+    int32_t *host_lab;
+    uint8_t *dev_img;             /* (rows, dim) backend memory */
+    const uint8_t *img;           /* the staged local batch of the step in flight */
+    const int32_t *lab;
+    int async;                    /* ... in pinned memory: uploads need not wait */
+    FILE *trace;                  /* test hook DLFS_TRACE_SAMPLES */
+    double t_data;                /* seconds, accumulated (the caller resets it) */
+};
+
+/* Staging for the batch arithmetic given (global, local, pass rows; `rows`: the
+ * largest load, an evaluation chunk included) over dataset ds (its shape from the
+ * model when ds has no images yet: benchmarks). Not collective. */
+enum dlfs_status dlfs_batcher_init(struct dlfs_batcher *b, const struct dlfs_backend *be, const struct dlfs_comm *c,
+                                   const struct dlfs_dataset *ds, const struct dlfs_model *m, int global_batch,
+                                   int local_batch, int pass_rows, int rows, uint64_t seed, int crop, bool flip);
+/* Keep the splits in backend memory when they fit, start the prefetch thread
+ * when training batches are staged. `desc` gets one line for banners. Sets
+ * *gathered when training batches are gathered from backend memory. */
+enum dlfs_status dlfs_batcher_pipeline(struct dlfs_batcher *b, bool data_on_device, bool prefetch, int *gathered,
+                                       char *desc, size_t desc_len);
+void dlfs_batcher_free(struct dlfs_batcher *b);
+
+/* Epoch e's permutation (a pure function of (seed, e)); then the batch of step
+ * `step`, the s-th of the epoch. */
+void dlfs_batcher_epoch(struct dlfs_batcher *b, int epoch);
+struct dlfs_batch dlfs_batcher_at(struct dlfs_batcher *b, long s, long step);
+/* Benchmarks: every step takes rows idx[0..B) of the train split. */
+struct dlfs_batch dlfs_batcher_fixed(struct dlfs_batcher *b, const uint32_t *idx, long step);
+
+/* This rank's rows of pass p of batch bt into ws (x, labels, ids). */
+void dlfs_batcher_load(struct dlfs_batcher *b, const struct dlfs_batch *bt, int pass, struct dlfs_workspace *ws);
+/* Rows idx[0..rows) of split, unaugmented, into ws (evaluation). */
+void dlfs_batcher_load_rows(struct dlfs_batcher *b, const struct dlfs_split *split, const uint32_t *idx, int rows,
+                            struct dlfs_workspace *ws);
+/* The resident copy of bt's split when bt can be gathered there (unaugmented), else NULL. */
+const struct dlfs_resident *dlfs_batcher_resident(const struct dlfs_batcher *b, const struct dlfs_batch *bt);
+/* Gather `rows` rows named by ids (backend memory) from a resident split into ws:
+ * only backend ops (a CUDA graph can hold it). */
+void dlfs_batcher_gather(const struct dlfs_batcher *b, const struct dlfs_resident *res, const uint32_t *ids, int rows,
+                         struct dlfs_workspace *ws);
+
+#endif

@@ -1,0 +1,170 @@
+/* What a run is, decided once at set-up: the batch arithmetic, the gradient path,
+ * one GPU per rank, the data fitting the model, threads and precision. Each
+ * returns a status for the caller to agree on across ranks. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "train/train-impl.h"
+#include "dlfs/util.h"
+
+static enum dlfs_status batch_plan_(struct dlfs_run *r)
+{
+    const struct dlfs_options *o = r->o;
+    const int P = r->comm->size;
+    if (o->batch_per_rank) {
+        r->global_batch = o->batch_per_rank * P;
+    } else {
+        r->global_batch = o->batch;
+        if (o->batch % P)
+            return dlfs_error_set(DLFS_ERR_USAGE, "--batch %d (the global batch) is not divisible by the %d "
+                                  "ranks; use a multiple of %d, or --batch-per-rank", o->batch, P, P);
+    }
+    r->local_batch = r->global_batch / P;
+    if (o->deterministic) {
+        const int V = o->virtual_shards;
+        if (V % P)
+            return dlfs_error_set(DLFS_ERR_USAGE, "--virtual-shards %d is not divisible by the %d ranks: in "
+                                  "deterministic mode the number of ranks must divide V (use fewer ranks, "
+                                  "or a larger power-of-two --virtual-shards)", V, P);
+        if (r->global_batch % V)
+            return dlfs_error_set(DLFS_ERR_USAGE, "global batch %d is not divisible by --virtual-shards %d",
+                                  r->global_batch, V);
+        if (V / P > DLFS_MAX_PASSES)
+            return dlfs_error_set(DLFS_ERR_USAGE, "--virtual-shards %d: at most %d shards per rank", V,
+                                  DLFS_MAX_PASSES);
+        if (o->threads > 1)
+            return dlfs_error_set(DLFS_ERR_USAGE, "--threads %d: deterministic mode runs one BLAS thread "
+                                  "per rank (its bit-identity needs the same GEMM code path on every rank "
+                                  "count)", o->threads);
+        r->passes = V / P;
+        r->pass_rows = r->global_batch / V;
+        r->bn_group = r->pass_rows;
+    } else {
+        r->passes = 1;
+        r->pass_rows = r->local_batch;
+        /* batchnorm statistics per virtual shard here too, so that fast mode normalises
+         * like deterministic mode on any rank count; per rank where shards straddle ranks */
+        const int V = o->virtual_shards;
+        r->bn_group = V > 0 && r->global_batch % V == 0 && r->local_batch % (r->global_batch / V) == 0
+                          ? r->global_batch / V : r->local_batch;
+    }
+    return DLFS_OK;
+}
+
+enum dlfs_status dlfs_run_check_data(struct dlfs_run *r)
+{
+    const struct dlfs_dataset *ds = &r->ds;
+    const struct dlfs_model *m = &r->model;
+    if (m->input_dim != ds->c * ds->h * ds->w)
+        return dlfs_error_set(DLFS_ERR_SHAPE, "model '%s' takes %d inputs but the images of %s are %dx%dx%d "
+                              "= %d values; start the spec with in(%d)", r->o->model, m->input_dim, ds->path,
+                              ds->c, ds->h, ds->w, ds->c * ds->h * ds->w, ds->c * ds->h * ds->w);
+    if (m->num_classes != ds->num_classes)
+        return dlfs_error_set(DLFS_ERR_SHAPE, "model '%s' has %d outputs but %s has %d classes; make the "
+                              "last dense layer %d wide", r->o->model, m->num_classes, ds->path,
+                              ds->num_classes, ds->num_classes);
+    if ((size_t)r->global_batch > ds->train.n)
+        return dlfs_error_set(DLFS_ERR_USAGE, "global batch %d is larger than the %zu training samples of %s",
+                              r->global_batch, ds->train.n, ds->path);
+    if (ds->test.n < (size_t)r->comm->size)
+        return dlfs_error_set(DLFS_ERR_USAGE, "%s has %zu test samples, fewer than the %d ranks",
+                              ds->path, ds->test.n, r->comm->size);
+    return DLFS_OK;
+}
+
+void dlfs_run_threads(struct dlfs_run *r)
+{
+    if (!r->be->set_threads) return;
+    int t = r->o->threads;
+    if (r->o->deterministic) t = 1;
+    else if (!t) {
+        if (getenv("OPENBLAS_NUM_THREADS")) return; /* the user's choice */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        t = (int)(cores / r->comm->local_size);
+        if (t < 1) t = 1;
+    }
+    r->be->set_threads(t);
+}
+
+/* --precision is process-wide backend state: set on every run, fp32 included, so a
+ * run never inherits the previous one's (tests run several in one process). */
+static enum dlfs_status precision_(struct dlfs_run *r)
+{
+    const enum dlfs_precision p = r->o->precision;
+    if (r->be->set_precision) r->be->set_precision(p);
+    else if (p != DLFS_PRECISION_FP32)
+        return dlfs_error_set(DLFS_ERR_USAGE, "--precision %s: the %s backend computes in fp32 only",
+                              dlfs_precision_name(p), r->be->name);
+    return DLFS_OK;
+}
+
+/* --comm: how this run sums its gradients (dlfs_comm_path). Deterministic mode
+ * always takes the fixed-order MPI reduction on host copies (its bit-identical
+ * guarantee); NCCL needs device buffers and a build with NCCL. */
+static enum dlfs_status comm_path_(struct dlfs_run *r)
+{
+    const struct dlfs_options *o = r->o;
+    const bool device = !r->be->host_memory;
+    r->path = DLFS_COMM_PATH_MPI;
+    if (o->comm == DLFS_COMM_PATH_NCCL) {
+        if (!device)
+            return dlfs_error_set(DLFS_ERR_DEVICE, "--comm nccl sums GPU buffers, but this rank runs on the %s "
+                                  "backend (--device %s found no usable GPU); use --comm mpi or auto",
+                                  r->be->name, o->device == DLFS_DEVICE_AUTO ? "auto" : "cuda");
+        if (!dlfs_backend_nccl(r->be))
+            return dlfs_error_set(DLFS_ERR_DEVICE, "--comm nccl: this dlfs was built without NCCL (install "
+                                  "libnccl-dev and reconfigure), or use --comm mpi");
+        r->path = DLFS_COMM_PATH_NCCL;
+    } else if (o->comm == DLFS_COMM_PATH_AUTO && device && !o->deterministic && dlfs_backend_nccl(r->be) &&
+               r->comm->size > 1) { /* one rank: nothing to sum (--comm nccl still runs it, for tests) */
+        r->path = DLFS_COMM_PATH_NCCL;
+    }
+    return DLFS_OK;
+}
+
+/* One rank per physical GPU unless --comm mpi: compare the GPUs' UUIDs across the
+ * node (collective: every rank takes part, whatever `st` says). */
+static enum dlfs_status gpu_unique_(struct dlfs_run *r, enum dlfs_status st)
+{
+    const struct dlfs_options *o = r->o;
+    unsigned char uuid[16];
+    const int check = st == DLFS_OK && !r->be->host_memory && o->comm != DLFS_COMM_PATH_MPI &&
+                      dlfs_gpu_uuid(uuid) == 0;
+    int other = -1;
+    const int dup = dlfs_comm_node_duplicate(r->comm, check ? uuid : NULL, sizeof uuid, &other);
+    if (st != DLFS_OK || !dup) return st;
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    char why[8];
+    return dlfs_error_set(DLFS_ERR_DEVICE, "--device %s: node-local rank %d has no GPU of its own: it would share "
+                          "one with rank %d (%d GPU(s) visible to it, CUDA_VISIBLE_DEVICES=%s) and each rank needs "
+                          "its own, because NCCL refuses two ranks on one GPU; run fewer ranks per node (one per "
+                          "GPU), or --comm mpi (ranks then share GPUs, for testing), or --device cpu",
+                          o->device == DLFS_DEVICE_AUTO ? "auto" : "cuda", r->comm->local_rank, other,
+                          dlfs_cuda_device_count(why, sizeof why), cvd ? cvd : "unset");
+}
+
+/* The choices every rank must make alike, agreed: backend (one GPU per rank
+ * unless --comm mpi), gradient path, model, precision, batch arithmetic. */
+enum dlfs_status dlfs_run_choose(struct dlfs_run *r)
+{
+    const struct dlfs_options *o = r->o;
+    enum dlfs_status st = dlfs_backend_select(o->device, r->comm->local_rank, &r->be);
+    st = gpu_unique_(r, st);
+    if (st == DLFS_OK) st = comm_path_(r);
+    if (st == DLFS_OK) st = dlfs_model_parse(o->model, &r->model);
+    if (st == DLFS_OK) st = dlfs_model_check_backend(&r->model, r->be);
+    if (st == DLFS_OK) st = precision_(r);
+    if (st == DLFS_OK) st = batch_plan_(r);
+    DLFS_TRY(dlfs_comm_agree(r->comm, st));
+    int bad = 0;
+    if (dlfs_comm_same_u64(r->comm, (uint64_t)r->path, &bad)) return DLFS_OK;
+    /* two choices only: rank `bad` took the one rank 0 did not */
+    const enum dlfs_comm_path other = r->path == DLFS_COMM_PATH_NCCL ? DLFS_COMM_PATH_MPI : DLFS_COMM_PATH_NCCL;
+    return dlfs_error_set(DLFS_ERR_COMM, "--comm %s: rank %d chose %s for its gradients but rank 0 chose %s "
+                          "(nodes with different GPUs or builds?); give --comm mpi",
+                          dlfs_comm_path_name(o->comm), bad, dlfs_comm_path_name(other),
+                          dlfs_comm_path_name(r->path));
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""The library's architecture, checked on the built objects and the sources:
+
+1. no two source files depend on each other both ways, and no longer cycle either:
+   file A depends on file B when an object of A refers to a symbol B defines
+   (read with nm from the static libraries);
+2. the layers: a file of a lower layer never depends on a higher one
+   (core -> backend -> nn, comm, data, io, optim -> train -> tools);
+3. source files stay under 450 lines and functions under 60, unless the line
+   before the function says why ("/* long: ... */").
+
+usage: layering.py SRC_DIR LIB.a [LIB.a ...]
+"""
+import os
+import re
+import subprocess
+import sys
+
+LAYER = {"core": 0, "backend": 1, "nn": 2, "comm": 2, "data": 2, "io": 2, "optim": 2, "train": 3, "tools": 4}
+MAX_FILE, MAX_FUNC = 450, 60
+
+
+def module(src):
+    parts = src.split("/")
+    return parts[parts.index("src") + 1] if "src" in parts else parts[0]
+
+
+def symbols(libs):
+    """object name -> (defined, undefined) symbol sets."""
+    defs, undefs = {}, {}
+    for lib in libs:
+        out = subprocess.run(["nm", "-A", lib], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            m = re.match(r"^[^:]+:([^:]+):\s*(?:[0-9a-f]+)?\s+([A-Za-z])\s+(\S+)$", line)
+            if not m:
+                continue
+            obj, kind, sym = m.groups()
+            if kind == "U":
+                undefs.setdefault(obj, set()).add(sym)
+            elif kind in "TDBR":
+                defs.setdefault(obj, set()).add(sym)
+    return defs, undefs
+
+
+def source_of(obj, srcs):
+    base = obj.rsplit(".o", 1)[0]          # "step.c" from "step.c.o"
+    hits = [s for s in srcs if os.path.basename(s) == base]
+    return hits[0] if len(hits) == 1 else obj
+
+
+def cycles(edges):
+    """Strongly connected components with more than one node (Tarjan)."""
+    index, low, stack, on, out, n = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = n[0]
+        n[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10000)
+    for v in list(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def lengths(src_dir):
+    bad = []
+    for dp, _, files in os.walk(src_dir):
+        for f in files:
+            if not f.endswith((".c", ".cu", ".h", ".cuh")):
+                continue
+            p = os.path.join(dp, f)
+            lines = open(p, errors="replace").read().split("\n")
+            if len(lines) > MAX_FILE:
+                bad.append("%s: %d lines (at most %d)" % (p, len(lines), MAX_FILE))
+            start = None
+            for i, line in enumerate(lines):
+                if start is None and (line.startswith("{") or re.match(r"^[A-Za-z_].*\)\s*\{\s*$", line)) \
+                        and not re.match(r"^(static const |const )?(struct|enum|union|typedef)\b", line):
+                    start = i
+                elif start is not None and line.startswith("}"):
+                    j = start
+                    while j > 0 and "(" not in lines[j]:
+                        j -= 1
+                    head = lines[max(0, j - 1)]
+                    if i - start + 1 > MAX_FUNC and "long:" not in head:
+                        name = re.search(r"([A-Za-z_0-9]+)\s*\(", lines[j])
+                        bad.append("%s:%d: %s is %d lines (at most %d without a '/* long: why */' above it)"
+                                   % (p, j + 1, name.group(1) if name else "?", i - start + 1, MAX_FUNC))
+                    start = None
+    return bad
+
+
+def main():
+    src_dir, libs = sys.argv[1], sys.argv[2:]
+    srcs = [os.path.join(dp, f) for dp, _, fs in os.walk(src_dir) for f in fs if f.endswith((".c", ".cu"))]
+    defs, undefs = symbols(libs)
+    owner = {}
+    for obj, ss in defs.items():
+        for s in ss:
+            owner[s] = source_of(obj, srcs)
+    edges, problems = {}, []
+    for obj, ss in undefs.items():
+        a = source_of(obj, srcs)
+        for s in ss:
+            b = owner.get(s)
+            if b and b != a:
+                edges.setdefault(a, set()).add(b)
+    for comp in cycles(edges):
+        problems.append("files depend on each other in a cycle: " + " -> ".join(os.path.relpath(c, src_dir) for c in comp))
+    for a, bs in sorted(edges.items()):
+        for b in sorted(bs):
+            la, lb = LAYER.get(module(a)), LAYER.get(module(b))
+            if la is not None and lb is not None and lb > la:
+                problems.append("layering: %s (%s) uses %s (%s), a higher layer"
+                                % (os.path.relpath(a, src_dir), module(a), os.path.relpath(b, src_dir), module(b)))
+    problems += lengths(src_dir)
+    nedges = sum(len(v) for v in edges.values())
+    for p in problems:
+        print("FAIL:", p)
+    print("%d files, %d dependencies between them, %d problems" % (len(srcs), nedges, len(problems)))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
