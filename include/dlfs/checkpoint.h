@@ -1,6 +1,6 @@
 /* dlfs — checkpoints (HDF5, serial API; rank 0 writes, any rank may read).
  *
- * Layout of DIR/ckpt-<step, 9 digits>.h5 (README, "Checkpoints"):
+ * Layout of DIR/ckpt-<step, 9 digits>.h5 (src/README.md, "Checkpoints"):
  *   /params/<i>_<layer>/weight  float32 (out, in)     /params/<i>_<layer>/bias  float32 (out)
  *   /optimizer/m/<i>_<layer>/weight|bias               first moment / momentum (if any)
  *   /optimizer/v/<i>_<layer>/weight|bias               second moment (Adam, AdamW)

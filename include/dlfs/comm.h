@@ -14,7 +14,7 @@
  *   - deterministic: recursive halving (reduce-scatter) then recursive doubling
  *     (all-gather) with partner distance 1, 2, 4, ... — the upper levels of one
  *     fixed binary tree over the virtual shards, so 1, 2, 4, 8 ranks produce the
- *     same bits (README, "Deterministic mode").
+ *     same bits (src/README.md, "Deterministic mode").
  */
 #ifndef DLFS_COMM_H
 #define DLFS_COMM_H

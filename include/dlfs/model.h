@@ -1,6 +1,6 @@
 /* dlfs — models: the spec language, the parameter slab and forward/backward.
  *
- * A model is described by a spec string (README, "Model specs"):
+ * A model is described by a spec string (src/README.md, "Models"):
  *   presets   mlp        = in(784),dense(512),relu,dense(512),relu,dense(10)
  *             mlp-large  = in(784),dense(4096),relu,dense(4096),relu,dense(4096),relu,dense(10)
  *   shorthand 784-256-128-10[:act]   widths from input to classes; act (default relu)
