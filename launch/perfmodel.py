@@ -3,6 +3,7 @@ the model constants (launch/hardware-model.json, each with its source), the mode
 them (all-reduce time, GPU step time), the description of the machine a measurement ran on,
 the study files (scaling.json, scaling.csv) and Markdown helpers. Standard library only."""
 import csv
+import importlib.util
 import json
 import os
 import platform
@@ -289,11 +290,8 @@ def python_with_matplotlib():
     """Make `import matplotlib` work: in this interpreter, or by running the program again
     under a Python that has it (the PATH python3 may be a bare pyenv). Returns None when it
     works here, else the reason there will be no plots."""
-    try:
-        import matplotlib  # noqa: F401
+    if importlib.util.find_spec("matplotlib") is not None:
         return None
-    except ImportError:
-        pass
     if os.environ.get("DLFS_PLOT_REEXEC") != "1":
         for cand in ("/usr/bin/python3", shutil.which("python3")):
             if cand and os.path.realpath(cand) != os.path.realpath(sys.executable) and \
