@@ -56,7 +56,7 @@ class Inputs:
             raise InputError(f"{path}: not readable as JSON ({e})") from e
         if doc.get("format") != MANIFEST_FORMAT:
             raise InputError(f"{path}: not a manifest of launch/hardware-guide --measure")
-        m = doc["machine"]
+        m = dict(doc["machine"], loadavg_end=doc.get("loadavg_end"))
         self.machines[m["host"]] = m
         for run in doc["runs"]:
             meta = dict(run, host=m["host"])
@@ -94,7 +94,8 @@ class Inputs:
                     evals.append(o)
                 elif ev is None and "epoch_time_s" in o:
                     epochs.append(o)
-        host = meta.get("host", "?")
+        # a file without a manifest: its machine is unknown, named by its directory
+        host = meta.get("host") or f"another machine ({os.path.basename(os.path.dirname(os.path.abspath(path)))})"
         for b in benches:
             if meta.get("model"):
                 self.names.setdefault(b["model"], meta["model"])
