@@ -105,6 +105,20 @@ def sources_md(names):
     return "\n".join(out)
 
 
+def find_train(given):
+    """dlfs-train: the given path (InputError when it is not a program), else $DLFS_TRAIN, the
+    PATH, build/src; None when none is there."""
+    if given:
+        if not (os.path.isfile(given) and os.access(given, os.X_OK)):
+            raise InputError(f"--train {given}: not an executable file (the dlfs-train program)")
+        return os.path.abspath(given)
+    for cand in (os.environ.get("DLFS_TRAIN"), shutil.which("dlfs-train"),
+                 os.path.join(ROOT, "build", "src", "dlfs-train")):
+        if cand and os.access(cand, os.X_OK):
+            return os.path.abspath(cand)
+    return None
+
+
 # --- the machine ----------------------------------------------------------------------------
 def usable_cores():
     try:
