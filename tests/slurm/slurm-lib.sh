@@ -63,6 +63,18 @@ s_wait() {
   echo "job $id: state $S_STATE, exit code $S_EXIT, restarts $S_RESTARTS ($((SECONDS - t0)) s)"
 }
 
+# s_need_matplotlib: the scaling report's plots need matplotlib in python3 or /usr/bin/python3
+# (where launch/scaling-report looks: launch/perfmodel.py); a test that checks the plots fails
+# when neither has it
+s_need_matplotlib() {
+  local cand
+  for cand in python3 /usr/bin/python3; do
+    "$cand" -c 'import matplotlib' 2>/dev/null && return 0
+  done
+  t_fail "matplotlib is not installed (apt-get install -y python3-matplotlib)"
+  t_done
+}
+
 # s_png_ok FILE: an 8-byte PNG signature, an IHDR of a plausible size, > 5 kB
 s_png_ok() {
   local f=$1 sig w h size
