@@ -1,13 +1,20 @@
 /* dlfs — gradient synchronisation: the gradient slab(s) a step's backward passes
  * write, their sum across ranks, and the sum of the batch-norm statistics.
  *
- * Fast mode: every pass writes one slab; buckets of it start their sums while
- * the backward pass goes on (the layer hook), through the transport chosen when
- * the run was set up (comm.h). Deterministic mode: pass p (one virtual shard)
- * writes its own slab; after the last pass the slabs are summed pairwise in a
- * binary tree on this rank (the lower levels of the fixed tree over shards), and
- * the det_tree transport finishes the tree across ranks. Either way the summed
- * gradients end in dlfs_gsync_grads(). */
+ * Fast mode: pass 0 writes the slab; with gradient accumulation (several passes,
+ * one micro-batch each) later passes write a second slab whose layers the hook
+ * adds into the first as the backward pass finishes them. On the last pass the
+ * hook also starts the sums of the buckets it completed, through the transport
+ * chosen when the run was set up (comm.h), while the backward pass goes on.
+ *
+ * Deterministic mode: each pass (one virtual shard) has a gradient of its own,
+ * and the rank sums them pairwise in a binary tree (the lower levels of the fixed
+ * tree over shards) as they come: after pass p, while p + 1 is even, the two
+ * newest partial sums are added — the same additions, operand for operand, as a
+ * tree over all of them at the end, with log2(passes) + 1 slabs instead of one per
+ * pass. The det_tree transport finishes the tree across ranks.
+ *
+ * Either way the summed gradients end in dlfs_gsync_grads(). */
 #ifndef DLFS_GRADSYNC_H
 #define DLFS_GRADSYNC_H
 
@@ -28,9 +35,14 @@ struct dlfs_gradsync {
     const struct dlfs_comm *comm;
     const struct dlfs_backend *be;
     size_t n;                            /* parameters */
-    int passes;                          /* slabs: V/P in deterministic mode, else 1 */
+    int passes;                          /* per step: V/P virtual shards (deterministic) or micro-batches */
+    bool tree;                           /* deterministic: a gradient per pass, summed in the fixed tree */
+    int slabs;                           /* of grads[]: log2(passes) + 1 (tree), 2 (accumulation) or 1 */
     float *grads[DLFS_MAX_PASSES];       /* (n) each, backend memory; grads[0] ends summed */
+    int pass;                            /* the pass under way (dlfs_gsync_begin_pass) */
+    int depth;                           /* tree: partial sums held, grads[0 .. depth) */
     size_t layer_off[DLFS_MAX_LAYERS];   /* where each layer's parameters start (the hook's bucket bound) */
+    size_t layer_len[DLFS_MAX_LAYERS];   /* ... and how many it has */
     int num_layers;
     struct dlfs_buckets buckets;
     size_t nbuf;                         /* batch-norm running statistics (model.num_buffers) */
@@ -39,17 +51,22 @@ struct dlfs_gradsync {
     double t_comm;                       /* seconds summing, accumulated (the caller resets it) */
 };
 
-/* Slabs for `passes` passes of model m, buckets of bucket_bytes, summed by
- * transport tp (dlfs_transport_det_tree in deterministic mode). For the NCCL
- * transport pass the context from dlfs_nccl_open (owned from here on, also when
- * this fails). Not collective: the caller agrees on the status. */
+/* Slabs for `passes` passes of model m per step, buckets of bucket_bytes, summed
+ * by transport tp (dlfs_transport_det_tree, for the tree of deterministic mode:
+ * `passes` is then a power of two). For the NCCL transport pass the context from
+ * dlfs_nccl_open (owned from here on, also when this fails). Not collective: the
+ * caller agrees on the status. */
 enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm *c, const struct dlfs_backend *be,
                                  const struct dlfs_model *m, int passes, size_t bucket_bytes,
                                  const struct dlfs_transport_ops *tp, void *nccl_ctx);
 void dlfs_gsync_free(struct dlfs_gradsync *g);
 
-/* The slab pass p's backward pass writes. */
-float *dlfs_gsync_slab(struct dlfs_gradsync *g, int pass);
+/* Around each pass p = 0 .. passes-1 of a step, in order: begin names the pass
+ * (the hook acts on it), the backward pass writes dlfs_gsync_slab(), end folds
+ * it into the sum. A step of one pass may skip both (the recorded graph). */
+void dlfs_gsync_begin_pass(struct dlfs_gradsync *g, int pass);
+float *dlfs_gsync_slab(struct dlfs_gradsync *g);
+void dlfs_gsync_end_pass(struct dlfs_gradsync *g);
 /* The hook dlfs_model_backward calls after each layer (ctx = g): starts the sums
  * of the buckets it completed. NULL where sums wait for the last pass. */
 void (*dlfs_gsync_hook(const struct dlfs_gradsync *g))(int layer, void *ctx);

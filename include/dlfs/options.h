@@ -126,6 +126,10 @@ enum dlfs_opt_kind {
       "random offset, drawn from (seed, step, sample index)")                                                    \
     X(augment_flip, bool, DLFS_OPT_FLAG, "augment-flip", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                   \
       "mirror training images left-right with probability 1/2")                                                  \
+    X(accum_steps, int, DLFS_OPT_INT, "accum-steps", "N", 1, 1, 4096, (""), DLFS_OPT_DIGEST,                     \
+      "gradient accumulation: each rank takes its part of the global batch\n"                                    \
+      "in N micro-batches, summed before one all-reduce and one update\n"                                        \
+      "(the same global batch: activations shrink N-fold)")                                                      \
     H("Ranks and determinism:")                                                                                  \
     X(deterministic, bool, DLFS_OPT_FLAG, "deterministic", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                 \
       "bit-identical results on any rank count P dividing V")                                                    \

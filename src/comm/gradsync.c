@@ -13,13 +13,22 @@ enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm
     g->be = be;
     g->n = m->num_params;
     g->passes = passes;
+    g->tree = tp == &dlfs_transport_det_tree;
+    g->slabs = 1;
+    if (g->tree) /* a power of two: the tree holds at most log2(passes) + 1 partial sums */
+        for (int p = passes; p > 1; p /= 2) g->slabs++;
+    else if (passes > 1)
+        g->slabs = 2;
     g->nbuf = m->num_buffers;
     g->num_layers = m->num_layers;
-    DLFS_ASSERT(passes >= 1 && passes <= DLFS_MAX_PASSES);
-    for (int l = 0; l < m->num_layers; l++) g->layer_off[l] = m->layers[l].w_off;
+    DLFS_ASSERT(passes >= 1 && passes <= DLFS_MAX_PASSES && (!g->tree || (passes & (passes - 1)) == 0));
+    for (int l = 0; l < m->num_layers; l++) {
+        g->layer_off[l] = m->layers[l].w_off;
+        g->layer_len[l] = m->layers[l].num_params;
+    }
     const size_t bytes = g->n * sizeof(float);
     int ok = 1;
-    for (int i = 0; i < passes; i++) ok = ok && (g->grads[i] = be->alloc(bytes)) != NULL;
+    for (int i = 0; i < g->slabs; i++) ok = ok && (g->grads[i] = be->alloc(bytes)) != NULL;
     for (int i = 0; g->nbuf && i < passes; i++) ok = ok && (g->bstats[i] = be->alloc(g->nbuf * sizeof(float))) != NULL;
     if (g->nbuf) g->bhost = dlfs_malloc((g->nbuf + (g->nbuf + 1) / 2) * sizeof(float));
     enum dlfs_status st = ok ? DLFS_OK
@@ -40,29 +49,49 @@ void dlfs_gsync_free(struct dlfs_gradsync *g)
 {
     if (g->buckets.tp) dlfs_buckets_free(&g->buckets);
     for (int i = 0; g->be && i < g->passes; i++) {
-        g->be->free(g->grads[i]);
+        if (i < g->slabs) g->be->free(g->grads[i]);
         g->be->free(g->bstats[i]);
     }
     free(g->bhost);
     memset(g, 0, sizeof *g);
 }
 
-float *dlfs_gsync_slab(struct dlfs_gradsync *g, int pass) { return g->grads[g->passes > 1 ? pass : 0]; }
+void dlfs_gsync_begin_pass(struct dlfs_gradsync *g, int pass) { g->pass = pass; }
+
+float *dlfs_gsync_slab(struct dlfs_gradsync *g)
+{
+    if (g->tree) return g->grads[g->depth];
+    return g->grads[g->pass > 0 ? 1 : 0];
+}
+
+void dlfs_gsync_end_pass(struct dlfs_gradsync *g)
+{
+    if (!g->tree) return;
+    g->depth++;
+    for (int done = g->pass + 1; done % 2 == 0; done /= 2, g->depth--)
+        g->be->axpy(g->n, 1.0f, g->grads[g->depth - 1], g->grads[g->depth - 2]);
+}
 
 float *dlfs_gsync_grads(struct dlfs_gradsync *g) { return g->grads[0]; }
 
 float *dlfs_gsync_bn_slot(struct dlfs_gradsync *g, int pass) { return g->nbuf ? g->bstats[pass] : NULL; }
 
+/* After layer `layer` of the backward pass: with accumulation add its gradients
+ * into the sum; on the last pass start the sums of the buckets it completed. */
 static void layer_done_(int layer, void *ctx)
 {
     struct dlfs_gradsync *g = ctx;
-    dlfs_buckets_ready(&g->buckets, g->layer_off[layer]);
+    const size_t off = g->layer_off[layer];
+    if (g->pass > 0 && g->layer_len[layer])
+        g->be->axpy(g->layer_len[layer], 1.0f, g->grads[1] + off, g->grads[0] + off);
+    if (g->pass < g->passes - 1) return;
+    dlfs_buckets_ready(&g->buckets, off);
     dlfs_buckets_poke(&g->buckets);
 }
 
 void (*dlfs_gsync_hook(const struct dlfs_gradsync *g))(int layer, void *ctx)
 {
-    return g->buckets.tp == &dlfs_transport_det_tree ? NULL : layer_done_;
+    return g->tree ? NULL : layer_done_;
 }
 
 /* Pairwise tree over the first `count` slabs of `slabs` (n values each), into slabs[0]. */
@@ -75,7 +104,11 @@ static void tree_(const struct dlfs_backend *be, float **slabs, int count, size_
 void dlfs_gsync_reduce(struct dlfs_gradsync *g)
 {
     const double t0 = dlfs_now();
-    tree_(g->be, g->grads, g->passes, g->n); /* the lower levels of the global tree */
+    /* every pass folded in: the rank's tree is complete (a replayed graph of one
+     * pass leaves the host's count alone) */
+    DLFS_ASSERT(!g->tree || g->depth == 1 || g->passes == 1);
+    g->depth = 0;
+    g->pass = 0;
     dlfs_buckets_wait(&g->buckets);
     g->t_comm += dlfs_now() - t0;
 }
@@ -87,7 +120,7 @@ void dlfs_gsync_running_stats(struct dlfs_gradsync *g, float *bufs, int global_b
     tree_(be, g->bstats, g->passes, g->nbuf);
     if (g->comm->size > 1) {
         be->to_host(g->bhost, g->bstats[0], g->nbuf * sizeof(float));
-        if (g->buckets.tp == &dlfs_transport_det_tree) dlfs_comm_allreduce_det(g->comm, g->bhost, g->nbuf, g->bhost + g->nbuf);
+        if (g->tree) dlfs_comm_allreduce_det(g->comm, g->bhost, g->nbuf, g->bhost + g->nbuf);
         else dlfs_comm_allreduce_f32(g->comm, g->bhost, g->nbuf);
         be->to_device(g->bstats[0], g->bhost, g->nbuf * sizeof(float));
     }

@@ -22,8 +22,10 @@ static void pass_(struct dlfs_run *r, const struct dlfs_batch *bt, int p)
     dlfs_model_loss(&r->model, &r->ws, r->pass_rows, 1.0f / (float)r->global_batch);
     /* with buckets, each one's sum starts as soon as the backward pass has issued its
      * last gradient (on devices: ordered after it by events) */
-    dlfs_model_backward(&r->model, &r->ws, r->params, dlfs_gsync_slab(&r->gs, p), r->pass_rows,
+    dlfs_gsync_begin_pass(&r->gs, p);
+    dlfs_model_backward(&r->model, &r->ws, r->params, dlfs_gsync_slab(&r->gs), r->pass_rows,
                         dlfs_gsync_hook(&r->gs), &r->gs);
+    dlfs_gsync_end_pass(&r->gs);
     be->sync();
     r->t_compute += dlfs_now() - t0;
 }
@@ -49,7 +51,9 @@ static void graph_body_(void *ctx)
     if (r->ws.bn_stats) be->fill(r->ws.bn_stats, 0.0f, r->gs.nbuf);
     dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
     dlfs_model_loss(&r->model, &r->ws, r->pass_rows, 1.0f / (float)r->global_batch);
-    dlfs_model_backward(&r->model, &r->ws, r->params, dlfs_gsync_slab(&r->gs, 0), r->pass_rows, NULL, NULL);
+    dlfs_gsync_begin_pass(&r->gs, 0);
+    dlfs_model_backward(&r->model, &r->ws, r->params, dlfs_gsync_slab(&r->gs), r->pass_rows, NULL, NULL);
+    dlfs_gsync_end_pass(&r->gs);
     if (r->pipe.graph_update) { /* the order of the eager path: running statistics, then the update */
         if (r->gs.nbuf) dlfs_gsync_running_stats(&r->gs, r->bufs, r->global_batch, r->bn_group);
         dlfs_optim_update_dev(&r->opt, r->params, dlfs_gsync_grads(&r->gs), r->step, r->pipe.hp_dev);

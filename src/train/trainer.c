@@ -48,8 +48,11 @@ static void banner_(const struct dlfs_run *r, long steps_per_epoch)
     printf("dlfs-train %s: %s backend (%s GEMMs), %d rank(s) on %s, gradients summed by %s; model %s (%zu "
            "parameters)\n", DLFS_VERSION, r->be->name, dlfs_precision_name(o->precision), r->comm->size,
            r->comm->host, dlfs_run_comm_name(r), r->model.spec, r->n);
-    printf("data %s: %zu train / %zu test samples; batch %d global (%d per rank%s), %ld steps/epoch\n",
-           r->ds.path, r->ds.train.n, r->ds.test.n, r->global_batch, r->local_batch,
+    char micro[64] = "";
+    if (o->accum_steps > 1)
+        snprintf(micro, sizeof micro, " in %d micro-batches of %d", o->accum_steps, r->local_batch / o->accum_steps);
+    printf("data %s: %zu train / %zu test samples; batch %d global (%d per rank%s%s), %ld steps/epoch\n",
+           r->ds.path, r->ds.train.n, r->ds.test.n, r->global_batch, r->local_batch, micro,
            o->deterministic ? ", deterministic" : "", steps_per_epoch);
     printf("optimizer %s, lr %g (%s%s), seed %llu\n", dlfs_optim_name(o->optim), r->opt.cfg.lr,
            o->schedule == DLFS_SCHED_COSINE ? "cosine" : "constant", o->warmup ? " after warm-up" : "",
