@@ -267,6 +267,11 @@ struct dlfs_nccl_api {
     /* In-place sum of n device floats, ordered after every op issued so far on the
      * backend's stream; returns once issued (0), or -1 with a reason. */
     int (*allreduce)(void *ctx, float *buf, size_t n, char *why, size_t why_len);
+    /* ZeRO-1, in place, ordered like allreduce: reduce_scatter sums buf (nranks x
+     * count floats) across ranks and leaves this rank's part of the sums at
+     * buf + rank * count; all_gather hands every rank's part buf + r * count to all. */
+    int (*reduce_scatter)(void *ctx, float *buf, size_t count, char *why, size_t why_len);
+    int (*all_gather)(void *ctx, float *buf, size_t count, char *why, size_t why_len);
     /* Later ops on the backend's stream wait for every sum issued so far; the host
      * waits too, at most the context's timeout. 0, or -1 with a reason. */
     int (*wait)(void *ctx, char *why, size_t why_len);

@@ -45,6 +45,7 @@ struct dlfs_gradsync {
     size_t layer_len[DLFS_MAX_LAYERS];   /* ... and how many it has */
     int num_layers;
     struct dlfs_buckets buckets;
+    struct dlfs_shard shard;             /* the parameters this rank updates (ZeRO-1; else all) */
     size_t nbuf;                         /* batch-norm running statistics (model.num_buffers) */
     float *bstats[DLFS_MAX_PASSES];      /* (nbuf) per pass: sums of its groups' batch statistics */
     float *bhost;                        /* (nbuf + (nbuf + 1) / 2) host staging and scratch */
@@ -53,12 +54,13 @@ struct dlfs_gradsync {
 
 /* Slabs for `passes` passes of model m per step, buckets of bucket_bytes, summed
  * by transport tp (dlfs_transport_det_tree, for the tree of deterministic mode:
- * `passes` is then a power of two). For the NCCL transport pass the context from
- * dlfs_nccl_open (owned from here on, also when this fails). Not collective: the
- * caller agrees on the status. */
+ * `passes` is then a power of two); with `zero` (ZeRO-1, on several ranks) the
+ * sums are reduce-scattered and g->shard is this rank's part. For the NCCL
+ * transport pass the context from dlfs_nccl_open (owned from here on, also when
+ * this fails). Not collective: the caller agrees on the status. */
 enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm *c, const struct dlfs_backend *be,
                                  const struct dlfs_model *m, int passes, size_t bucket_bytes,
-                                 const struct dlfs_transport_ops *tp, void *nccl_ctx);
+                                 const struct dlfs_transport_ops *tp, void *nccl_ctx, bool zero);
 void dlfs_gsync_free(struct dlfs_gradsync *g);
 
 /* Around each pass p = 0 .. passes-1 of a step, in order: begin names the pass
@@ -80,6 +82,13 @@ float *dlfs_gsync_bn_slot(struct dlfs_gradsync *g, int pass);
  * same fixed order as the gradients (deterministic mode: the same bits on any
  * rank count), average, and blend into bufs with momentum 0.1. */
 void dlfs_gsync_running_stats(struct dlfs_gradsync *g, float *bufs, int global_batch, int group);
+/* ZeRO-1, after the optimizer updated this rank's shard: every rank's part of the
+ * parameters to every rank (nothing without ZeRO). */
+void dlfs_gsync_gather_params(struct dlfs_gradsync *g, float *params);
+/* ZeRO-1, for checkpoints: every rank's shard of a state slab (compact: the
+ * shard's values, host memory) into `full` (n values) on rank 0. Collective,
+ * bounded; without ZeRO a copy. */
+void dlfs_gsync_gather_state(struct dlfs_gradsync *g, const float *compact, float *full);
 /* The path that ran, for banners and metrics: the transport's name, or "none"
  * when one rank sums nothing over MPI. */
 const char *dlfs_gsync_name(const struct dlfs_gradsync *g);

@@ -136,6 +136,10 @@ enum dlfs_opt_kind {
     X(virtual_shards, int, DLFS_OPT_INT, "virtual-shards", "V", 8, 1, 4096, (""), DLFS_OPT_DIGEST,               \
       "shards of each global batch in deterministic mode (a power of\n"                                          \
       "two; the batch must be divisible by V)")                                                                  \
+    X(zero, int, DLFS_OPT_INT, "zero", "0|1", 0, 0, 1, (""), DLFS_OPT_DIGEST,                                    \
+      "1: ZeRO-1, the optimizer state sharded across the ranks: gradients\n"                                     \
+      "reduce-scattered, each rank updates its part of the parameters,\n"                                        \
+      "which are then all-gathered (deterministic mode: the same bits as 0)")                                    \
     X(bucket_mb, double, DLFS_OPT_REAL, "bucket-mb", "X", 4.0, 0.0, 65536.0, (""), DLFS_OPT_DIGEST,              \
       "gradient all-reduce bucket size in MiB")                                                                  \
     X(comm, enum dlfs_comm_path, DLFS_OPT_CHOICE, "comm", "auto|nccl|mpi", 0, 0, 0, (DLFS_OPT_NAMES_COMM),       \

@@ -108,23 +108,30 @@ static void sendrecv_(const struct dlfs_comm *c, const float *send, size_t ns, f
     dlfs_comm_wait(c, 2, req, "the deterministic gradient all-reduce");
 }
 
-void dlfs_comm_allreduce_det(const struct dlfs_comm *c, float *buf, size_t n, float *scratch)
+void dlfs_comm_det_segment(int size, int rank, size_t n, size_t *lo, size_t *hi)
+{
+    *lo = 0;
+    *hi = n;
+    for (int d = 1; d < size; d <<= 1) {
+        const size_t mid = *lo + (*hi - *lo) / 2;
+        if ((rank & d) == 0) *hi = mid;
+        else *lo = mid;
+    }
+}
+
+void dlfs_comm_reduce_scatter_det(const struct dlfs_comm *c, float *buf, size_t n, float *scratch)
 {
     const int P = c->size, r = c->rank;
     if (P == 1) return;
     DLFS_ASSERT((P & (P - 1)) == 0);
     DLFS_ASSERT(n < ((size_t)1 << 31));
     size_t lo = 0, hi = n;
-    /* reduce-scatter by recursive halving, partner distance 1, 2, 4, ...: after the
-     * step with distance d, a rank holds its segment summed over the 2d ranks that
-     * share its higher rank bits — one level of the fixed tree */
-    size_t los[32], his[32];
-    int steps = 0;
-    for (int d = 1; d < P; d <<= 1, steps++) {
+    /* recursive halving, partner distance 1, 2, 4, ...: after the step with distance
+     * d, a rank holds its segment summed over the 2d ranks that share its higher rank
+     * bits — one level of the fixed tree */
+    for (int d = 1; d < P; d <<= 1) {
         const int partner = r ^ d;
         const size_t mid = lo + (hi - lo) / 2;
-        los[steps] = lo;
-        his[steps] = hi;
         if ((r & d) == 0) { /* keep [lo, mid) */
             sendrecv_(c, buf + mid, hi - mid, scratch, mid - lo, partner);
             for (size_t i = lo; i < mid; i++) buf[i] += scratch[i - lo];
@@ -135,17 +142,37 @@ void dlfs_comm_allreduce_det(const struct dlfs_comm *c, float *buf, size_t n, fl
             lo = mid;
         }
     }
-    /* all-gather by recursive doubling in reverse order: plain copies */
+}
+
+void dlfs_comm_allgather_det(const struct dlfs_comm *c, float *buf, size_t n)
+{
+    const int P = c->size, r = c->rank;
+    if (P == 1) return;
+    DLFS_ASSERT((P & (P - 1)) == 0);
+    /* recursive doubling, the halving in reverse: at distance d the pair exchanges the
+     * halves of the segment they shared before the halving step with distance d */
+    int steps = 0;
+    while ((1 << steps) < P) steps++;
     for (int s = steps - 1; s >= 0; s--) {
         const int partner = r ^ (1 << s);
-        const size_t plo = los[s], phi = his[s], mid = plo + (phi - plo) / 2;
+        size_t plo = 0, phi = n; /* the segment before step s: the halving's first s steps */
+        for (int d = 1; d < (1 << s); d <<= 1) {
+            const size_t mid = plo + (phi - plo) / 2;
+            if ((r & d) == 0) phi = mid;
+            else plo = mid;
+        }
+        const size_t mid = plo + (phi - plo) / 2;
         if ((r & (1 << s)) == 0) /* own [plo, mid), receive [mid, phi) */
             sendrecv_(c, buf + plo, mid - plo, buf + mid, phi - mid, partner);
         else
             sendrecv_(c, buf + mid, phi - mid, buf + plo, mid - plo, partner);
-        lo = plo;
-        hi = phi;
     }
+}
+
+void dlfs_comm_allreduce_det(const struct dlfs_comm *c, float *buf, size_t n, float *scratch)
+{
+    dlfs_comm_reduce_scatter_det(c, buf, n, scratch);
+    dlfs_comm_allgather_det(c, buf, n);
 }
 
 /* The agreement steps are bounded too: a rank stuck in its set-up, in a checkpoint

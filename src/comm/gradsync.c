@@ -6,7 +6,7 @@
 
 enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm *c, const struct dlfs_backend *be,
                                  const struct dlfs_model *m, int passes, size_t bucket_bytes,
-                                 const struct dlfs_transport_ops *tp, void *nccl_ctx)
+                                 const struct dlfs_transport_ops *tp, void *nccl_ctx, bool zero)
 {
     memset(g, 0, sizeof *g);
     g->comm = c;
@@ -42,6 +42,8 @@ enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm
     }
     g->buckets.nccl = dlfs_backend_nccl(be);
     g->buckets.nccl_ctx = nccl_ctx; /* owned: freed with the buckets */
+    g->buckets.zero = zero && c->size > 1;
+    if (st == DLFS_OK) dlfs_buckets_shard(&g->buckets, c->rank, &g->shard);
     return st;
 }
 
@@ -53,6 +55,7 @@ void dlfs_gsync_free(struct dlfs_gradsync *g)
         g->be->free(g->bstats[i]);
     }
     free(g->bhost);
+    free(g->shard.seg);
     memset(g, 0, sizeof *g);
 }
 
@@ -128,6 +131,64 @@ void dlfs_gsync_running_stats(struct dlfs_gradsync *g, float *bufs, int global_b
     be->scale(g->nbuf, 1.0f - momentum, bufs);
     be->axpy(g->nbuf, momentum / groups, g->bstats[0], bufs);
     g->t_comm += dlfs_now() - t0;
+}
+
+void dlfs_gsync_gather_params(struct dlfs_gradsync *g, float *params)
+{
+    const double t0 = dlfs_now();
+    dlfs_buckets_gather(&g->buckets, params);
+    g->t_comm += dlfs_now() - t0;
+}
+
+/* Rank r's own (not shared) values of `compact`, in slab order, packed into out. */
+static size_t own_(const struct dlfs_shard *sh, const float *compact, float *out)
+{
+    size_t at = 0, k = 0;
+    for (int i = 0; i < sh->count; at += sh->seg[i].len, i++)
+        if (!sh->seg[i].shared) {
+            if (out) memcpy(out + k, compact + at, sh->seg[i].len * sizeof(float));
+            k += sh->seg[i].len;
+        }
+    return k;
+}
+
+void dlfs_gsync_gather_state(struct dlfs_gradsync *g, const float *compact, float *full)
+{
+    const struct dlfs_comm *c = g->comm;
+    if (!g->buckets.zero) {
+        if (c->rank == 0) memcpy(full, compact, g->n * sizeof(float));
+        return;
+    }
+    const int P = c->size;
+    int *counts = dlfs_calloc((size_t)P, sizeof *counts), *displs = dlfs_calloc((size_t)P, sizeof *displs);
+    struct dlfs_shard *all = dlfs_calloc((size_t)P, sizeof *all);
+    size_t sum = 0;
+    for (int r = 0; r < P; r++) {
+        dlfs_buckets_shard(&g->buckets, r, &all[r]);
+        counts[r] = (int)own_(&all[r], NULL, NULL);
+        displs[r] = (int)sum;
+        sum += (size_t)counts[r];
+    }
+    float *mine = dlfs_malloc((size_t)counts[c->rank] * sizeof(float) + 1);
+    float *recv = c->rank == 0 ? dlfs_malloc(sum * sizeof(float) + 1) : NULL;
+    own_(&g->shard, compact, mine);
+    MPI_Request req;
+    MPI_Igatherv(mine, counts[c->rank], MPI_FLOAT, recv, counts, displs, MPI_FLOAT, 0, c->world, &req);
+    dlfs_comm_wait(c, 1, &req, "gathering the optimizer state for a checkpoint (ZeRO-1)");
+    for (int r = 0; c->rank == 0 && r < P; r++) { /* each rank's parts in place; shared ones from rank 0 */
+        size_t k = (size_t)displs[r], at = 0;
+        for (int i = 0; i < all[r].count; at += all[r].seg[i].len, i++) {
+            const struct dlfs_seg *sg = &all[r].seg[i];
+            if (!sg->shared) memcpy(full + sg->off, recv + k, sg->len * sizeof(float)), k += sg->len;
+            else if (r == 0) memcpy(full + sg->off, compact + at, sg->len * sizeof(float));
+        }
+    }
+    for (int r = 0; r < P; r++) free(all[r].seg);
+    free(all);
+    free(counts);
+    free(displs);
+    free(mine);
+    free(recv);
 }
 
 const char *dlfs_gsync_name(const struct dlfs_gradsync *g)

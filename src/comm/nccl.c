@@ -57,17 +57,34 @@ static void fail_(struct dlfs_buckets *b, const char *why)
     dlfs_fatal(1, "the gradient all-reduce (NCCL): %s; ending the job", why);
 }
 
+/* A bucket's sum: all-reduced, or with ZeRO-1 reduce-scattered in equal parts
+ * (in place: this rank's sums land in its own part) and the remainder all-reduced. */
 static void nccl_start_(struct dlfs_buckets *b, int i)
 {
     char why[WHY_];
-    if (b->nccl->allreduce(b->nccl_ctx, b->grads + b->begin[i], b->end[i] - b->begin[i], why, sizeof why) != 0)
-        fail_(b, why);
+    const size_t len = b->end[i] - b->begin[i], P = (size_t)b->comm->size, q = b->zero ? len / P : 0;
+    int rc = 0;
+    if (q) rc = b->nccl->reduce_scatter(b->nccl_ctx, b->grads + b->begin[i], q, why, sizeof why);
+    if (rc == 0 && len > P * q)
+        rc = b->nccl->allreduce(b->nccl_ctx, b->grads + b->begin[i] + P * q, len - P * q, why, sizeof why);
+    if (rc != 0) fail_(b, why);
 }
 
 static void nccl_wait_(struct dlfs_buckets *b)
 {
     char why[WHY_];
     if (b->nccl->wait(b->nccl_ctx, why, sizeof why) != 0) fail_(b, why);
+}
+
+static void nccl_gather_(struct dlfs_buckets *b, float *params)
+{
+    char why[WHY_];
+    const size_t P = (size_t)b->comm->size;
+    for (int i = 0; i < b->count; i++) {
+        const size_t q = (b->end[i] - b->begin[i]) / P;
+        if (q && b->nccl->all_gather(b->nccl_ctx, params + b->begin[i], q, why, sizeof why) != 0) fail_(b, why);
+    }
+    nccl_wait_(b);
 }
 
 static void nccl_free_(struct dlfs_buckets *b)
@@ -77,5 +94,5 @@ static void nccl_free_(struct dlfs_buckets *b)
 }
 
 const struct dlfs_transport_ops dlfs_transport_nccl = {
-    .name = "nccl", .start = nccl_start_, .wait = nccl_wait_, .free = nccl_free_,
+    .name = "nccl", .start = nccl_start_, .wait = nccl_wait_, .gather = nccl_gather_, .free = nccl_free_,
 };

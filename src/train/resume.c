@@ -8,10 +8,27 @@
 #include "dlfs/util.h"
 #include "train/train-impl.h"
 
+/* The optimizer's moments in full on rank 0 (ZeRO-1: gathered from every rank's
+ * shard; every rank takes part). */
+static void moments_(struct dlfs_run *r, float **m, float **v)
+{
+    float *cm, *cv;
+    dlfs_optim_moments(&r->opt, &cm, &cv);
+    const size_t bytes = r->n * sizeof(float);
+    *m = cm && r->comm->rank == 0 ? dlfs_malloc(bytes) : NULL;
+    *v = cv && r->comm->rank == 0 ? dlfs_malloc(bytes) : NULL;
+    if (cm) dlfs_gsync_gather_state(&r->gs, cm, *m);
+    if (cv) dlfs_gsync_gather_state(&r->gs, cv, *v);
+    free(cm);
+    free(cv);
+}
+
 enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_epoch, char **path)
 {
     enum dlfs_status st = DLFS_OK;
     *path = NULL;
+    float *m, *v;
+    moments_(r, &m, &v);
     if (r->comm->rank == 0) {
         const struct dlfs_backend *be = r->be;
         char opts[4096];
@@ -28,20 +45,22 @@ enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_ep
             .deterministic = r->o->deterministic,
             .virtual_shards = r->o->virtual_shards,
             .world_size = r->comm->size,
+            .optimizer = (char *)dlfs_optim_name(r->o->optim), /* borrowed, as the other strings */
+            .m = m,
+            .v = v,
         };
         c.params = dlfs_malloc(r->n * sizeof(float));
         be->to_host(c.params, r->params, r->n * sizeof(float));
-        dlfs_optim_save(&r->opt, &c);
         if ((c.num_buffers = r->model.num_buffers)) {
             c.buffers = dlfs_malloc(c.num_buffers * sizeof(float));
             be->to_host(c.buffers, r->bufs, c.num_buffers * sizeof(float));
         }
         st = dlfs_ckpt_save(r->o->checkpoint_dir, &c, &r->model, r->o->keep, path);
         free(c.params);
-        free(c.m);
-        free(c.v);
         free(c.buffers);
     }
+    free(m);
+    free(v);
     return dlfs_comm_agree(r->comm, st);
 }
 

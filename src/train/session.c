@@ -78,15 +78,15 @@ static enum dlfs_status objects_(struct dlfs_run *r)
     int rows = r->pass_rows;
     if (r->mode != DLFS_RUN_BENCH && o->eval_batch > rows) rows = o->eval_batch;
     DLFS_TRY(dlfs_workspace_init(&r->ws, &r->model, be, rows));
-    const struct dlfs_optim_config oc = dlfs_optim_config(o, r->global_batch);
-    DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n));
     const struct dlfs_transport_ops *tp = o->deterministic ? &dlfs_transport_det_tree
                                           : r->path == DLFS_COMM_PATH_NCCL ? &dlfs_transport_nccl
                                           : be->host_memory ? &dlfs_transport_mpi_host : &dlfs_transport_mpi_staged;
     void *ctx = r->nccl_ctx;
     r->nccl_ctx = NULL; /* the gradient sync owns it from here, also on failure */
     DLFS_TRY(dlfs_gsync_init(&r->gs, r->comm, be, &r->model, r->passes, (size_t)(o->bucket_mb * 1048576.0), tp,
-                             ctx));
+                             ctx, o->zero));
+    const struct dlfs_optim_config oc = dlfs_optim_config(o, r->global_batch);
+    DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n, &r->gs.shard)); /* ZeRO-1: this rank's part */
     return dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
                              r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip);
 }

@@ -105,6 +105,7 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_batch *bt)
     const double t0 = dlfs_now();
     dlfs_optim_update(&r->opt, r->params, dlfs_gsync_grads(&r->gs), r->step);
     r->t_compute += dlfs_now() - t0;
+    dlfs_gsync_gather_params(&r->gs, r->params); /* ZeRO-1: every rank's updated part to all */
     return finish_(r, 0);
 }
 

@@ -58,6 +58,10 @@ static void banner_(const struct dlfs_run *r, long steps_per_epoch)
            o->schedule == DLFS_SCHED_COSINE ? "cosine" : "constant", o->warmup ? " after warm-up" : "",
            (unsigned long long)o->seed);
     printf("pipeline: %s\n", r->pipeline);
+    const double mib = (double)dlfs_optim_state_bytes(&r->opt) / 1048576.0;
+    if (o->zero && r->comm->size > 1)
+        printf("optimizer state: %.1f MiB on this rank (ZeRO-1: %zu of %zu parameters' moments)\n", mib,
+               r->opt.shard.total, r->n);
     if (o->target_acc > 0) printf("target: test accuracy %.2f%%\n", 100 * o->target_acc);
     fflush(stdout);
 }
