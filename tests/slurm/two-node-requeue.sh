@@ -24,7 +24,7 @@ s_cluster_up --nodes 2 --cpus 2 --gpus 0 --requeue-delay 5
 run=$T_TMP/run
 out=$T_TMP/job.out
 id=$(DLFS_RUN_DIR=$run DLFS_TRAIN=$train DLFS_DEVICE=cpu DLFS_MODEL=mlp DLFS_EPOCHS=1 \
-  DLFS_ARGS="--checkpoint-every 20 --quiet" \
+  DLFS_ARGS="--checkpoint-every 20" \
   sbatch --parsable --time=10 --nodes=2 --ntasks-per-node=2 --gpus-per-node=0 --cpus-per-task=1 \
   --output="$out" "$S_ROOT/slurm/train-multinode.sbatch" "${opts[@]}") || { t_fail "sbatch refused the job"; t_done; }
 
@@ -51,6 +51,10 @@ stop=$(grep -o "stopped by SIGUSR1 at step [0-9]*" "$out" | head -n 1)
 grep -q "exited with 3" "$out" && grep -q "+ scontrol requeue $id" "$out" &&
   t_pass "exit code 3 led to scontrol requeue" || t_fail "no exit-3-then-requeue in the job output"
 grep -q "restart 1," "$out" && t_pass "the requeued job started again (restart 1)" || t_fail "no second start"
+# a fresh start would reach the same digest: check that the second start resumed where the first stopped
+step=${stop##* }
+grep -q "^resume: .*/ckpt-0*$step.h5: step $step," "$out" &&
+  t_pass "the second start resumed from the checkpoint of step $step" || t_fail "no 'resume: …ckpt…: step $step' line"
 grep -q '"step": 200' "$run/metrics.jsonl" 2>/dev/null && t_pass "the resumed run reached step 200" || t_fail "no step 200 in the metrics"
 got=$(t_digest "$run/metrics.jsonl")
 [ -n "$got" ] && [ "$got" = "$ref" ] &&
