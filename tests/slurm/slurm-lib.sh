@@ -80,7 +80,7 @@ s_need_netns() {
   fi
   ip netns del "$probe" 2>/dev/null
   if [ -n "$why" ]; then
-    echo "cannot make the two nodes' network namespaces here ($why; needs root with CAP_NET_ADMIN): skipped"
+    echo "cannot make the two nodes' network namespaces here ($why; needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN): skipped"
     exit 77
   fi
 }
