@@ -305,7 +305,6 @@ gen=()
 cargs=(-S "$SRC" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "-DDLFS_CUDA=$cuda" "-DDLFS_NCCL=$nccl"
        -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DDLFS_FMNIST_DIR="$FMNIST_DIR" ${KIT_CMAKE_ARGS[@]+"${KIT_CMAKE_ARGS[@]}"})
 [ -n "$NCCL_ROOT_ARG" ] && cargs+=(-DNCCL_ROOT="$NCCL_ROOT_ARG")
-[ -n "$PY" ] && cargs+=(-DPython3_EXECUTABLE="$PY")
 targets=(dlfs-train dlfs-data test_pipeline_ops)
 [ $cuda = ON ] && targets+=(test_cuda_ops)
 BUILT=0
@@ -656,7 +655,7 @@ else
     clean=() bad=() notrun=() t_s=$SECONDS
     for f in $fams; do
       if b=$(budget 15 120); then
-        if DLFS_OPS_FAMILY_TIMEOUT=$b run "san-$tool-$f" "$b" "$SAN" --tool $tool --error-exitcode 99 --target-processes all "$OPS" "$f"; then clean+=("$f")
+        if DLFS_OPS_FAMILY_TIMEOUT=$b run "san-$tool-$f" "$b" "$SAN" --tool $tool --error-exitcode 99 "$OPS" --no-fork "$f"; then clean+=("$f")
         else bad+=("$f ($(why $? "$STEP_S" 120))"); tail_of "san-$tool-$f" 15; fi
       else notrun+=("$f"); fi
     done

@@ -7,6 +7,8 @@
  *   test_cuda_ops [FAMILY...]          CUDA vs CPU; exit 77 ("skipped") where there is no GPU
  *   test_cuda_ops --self [FAMILY...]   CPU vs CPU: checks this harness itself (runs anywhere)
  *   test_cuda_ops --list               the op families, one a line
+ *   test_cuda_ops --no-fork FAMILY     one family in this process (for tools that follow
+ *                                      one process, e.g. compute-sanitizer)
  *
  * Each op family (memory, vec, gemm, ...; all of them by default) runs in a child
  * process of its own, which sets up the backend itself (a CUDA context does not
@@ -843,10 +845,11 @@ static int run_family_(const struct family *f, int argc, char **argv)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* "ok" lines and FAIL lines in order in the log */
-    int self = 0, nsel = 0;
+    int self = 0, nsel = 0, nofork = 0;
     const struct family *sel[NFAM];
     for (int a = 1; a < argc; a++) {
         if (strcmp(argv[a], "--self") == 0) { self = 1; continue; }
+        if (strcmp(argv[a], "--no-fork") == 0) { nofork = 1; continue; }
         if (strcmp(argv[a], "--list") == 0) {
             for (int k = 0; k < NFAM; k++) printf("%s\n", families_[k].name);
             return 0;
@@ -864,6 +867,16 @@ int main(int argc, char **argv)
     char *self_argv[] = {argv[0], "--self", NULL};
     char **child_argv = self ? self_argv : argv;
     const int child_argc = self ? 2 : 1;
+    if (nofork) {
+        if (nsel != 1) {
+            fprintf(stderr, "test_cuda_ops: --no-fork runs exactly one op family (--list lists them)\n");
+            return 2;
+        }
+        printf("--- family %s (in this process)\n", sel[0]->name);
+        const int rc = run_family_(sel[0], child_argc, child_argv);
+        printf("family %s: %s\n", sel[0]->name, rc == 0 ? "ok" : rc == 77 ? "skipped" : "FAIL (exit 1)");
+        return rc;
+    }
 
     int ok = 0, skipped = 0, failed = 0;
     char failed_names[512] = "";

@@ -22,13 +22,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 unshare -m true 2>/dev/null || { echo "skipped: unshare -m does not work here"; exit 77; }
 command -v dpkg-query >/dev/null || { echo "skipped: not a Debian/Ubuntu machine"; exit 77; }
 
-t0=$(date +%s)
-if "$src/launch/gpu-kit" "$kit" >"$T_TMP/kit.log" 2>&1; then
+t0=$(date +%s) rc=0
+"$src/launch/gpu-kit" "$kit" >"$T_TMP/kit.log" 2>&1 || rc=$?
+if [ $rc -eq 0 ]; then
   t_pass "gpu-kit $kit ($(( $(date +%s) - t0 )) s): $(tail -n 2 "$T_TMP/kit.log" | head -n 1)"
-elif [ -f "$kit/prefix/.kit-stamp" ]; then
-  tail -n 5 "$T_TMP/kit.log"; echo "note: the kit could not be refreshed; the one in $kit is used"
+elif [ $rc -eq 4 ] && [ -f "$kit/prefix/.kit-stamp" ]; then  # the download failed: no registry
+  tail -n 5 "$T_TMP/kit.log"; echo "note: the kit could not be refreshed (no registry); the one in $kit is used"
+elif [ $rc -eq 4 ]; then
+  tail -n 5 "$T_TMP/kit.log"; echo "skipped: no kit in $kit and none could be downloaded (package registry unreachable)"; exit 77
 else
-  tail -n 5 "$T_TMP/kit.log"; echo "skipped: no kit in $kit and none could be made (package registry unreachable?)"; exit 77
+  cat "$T_TMP/kit.log"; t_fail "launch/gpu-kit $kit: exit $rc"; t_done
 fi
 
 # ---- what to hide: the files of the kit's packages installed here ------------------
