@@ -273,7 +273,9 @@ else pf "compute-sanitizer" "missing (optional: no memcheck/racecheck rows)"; fi
 say "preflight done in $((SECONDS - T0)) s"
 if [ ${#PF_MISSING[@]} -gt 0 ]; then
   {
-    echo "**Stopped at the preflight: missing ${PF_MISSING[*]}.**"
+    echo "**Stopped at the preflight.** Missing:"
+    echo
+    printf -- '- %s\n' "${PF_MISSING[@]}"
     echo
     echo "To bring the missing packages to a machine with no package registry: on a networked machine of the"
     echo "same release (e.g. a container of the same image) run \`launch/gpu-kit DIR\` (add \`--wheels\` for NCCL"
