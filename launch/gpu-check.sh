@@ -310,14 +310,15 @@ cargs=(-S "$SRC" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "-DDLFS_CUDA
 targets=(dlfs-train dlfs-data test_pipeline_ops)
 [ $cuda = ON ] && targets+=(test_cuda_ops)
 BUILT=0
+rc=0
 if ! b=$(budget 30 180); then no_time "configure"
-elif ! run configure "$b" cmake "${cargs[@]}"; then
-  row "configure (CUDA $cuda, NCCL $nccl, sm_$ARCH)" "FAIL: $(why $? "$STEP_S" 180)" "" "" "" "$STEP_S"; tail_of configure 30
+elif run configure "$b" cmake "${cargs[@]}" || { rc=$?; false; }; [ $rc -ne 0 ]; then
+  row "configure (CUDA $cuda, NCCL $nccl, sm_$ARCH)" "FAIL: $(why $rc "$STEP_S" 180)" "" "" "" "$STEP_S"; tail_of configure 30
 else
   cs=$STEP_S
   if ! b=$(budget 60 480); then no_time "build"
-  elif ! run build "$b" cmake --build "$BUILD" -j "$NCPU" --target "${targets[@]}"; then
-    row "build (${targets[*]})" "FAIL: $(why $? "$STEP_S" 480)" "" "" "" "$((cs + STEP_S))"
+  elif run build "$b" cmake --build "$BUILD" -j "$NCPU" --target "${targets[@]}" || { rc=$?; false; }; [ $rc -ne 0 ]; then
+    row "build (${targets[*]})" "FAIL: $(why $rc "$STEP_S" 480)" "" "" "" "$((cs + STEP_S))"
     grep -E "error|Error" "$LOGS/build.log" | head -n 30
   else
     BUILT=1
@@ -357,7 +358,7 @@ if [ $cuda = ON ] && [ -x "$OPS" ]; then
   self=(); [ $DRY = 1 ] && self=(--self)
   if b=$(budget 20 180); then
     DLFS_CUDA_SYNC=1 DLFS_OPS_FAMILY_TIMEOUT=90 run ops "$b" "$OPS" "${self[@]}"; rc=$?
-    label="op tests: 14 op families vs the CPU, one process each, DLFS_CUDA_SYNC=1"
+    label="op tests: $("$OPS" --list | wc -l) op families vs the CPU, one process each, DLFS_CUDA_SYNC=1"
     [ $DRY = 1 ] && label="op harness --self (CPU vs CPU; dry run)"
     if [ $rc -eq 0 ]; then row "$label" pass "$(ops_row ops)" "" "all ok" "$STEP_S"
     elif [ $rc -eq 77 ]; then row "$label" "FAIL: skipped on a GPU machine ($(grep -m1 skipped "$LOGS/ops.log"))" "" "" "all ok" "$STEP_S"
@@ -387,16 +388,18 @@ specs=("mlp mlp 128 $bs 20" "mlp-nograph mlp 128 $bs 20 --cuda-graph off" "mlp-l
 for spec in "${specs[@]}"; do
   read -r -a w <<<"$spec"
   name=${w[0]} model=${w[1]} batch=${w[2]} steps=${w[3]} warm=${w[4]}
-  if b=$(budget 15 90); then
-    if run "bench-$name" "$b" mpirun -np 1 "$TRAIN" --bench --device $DEV --model "$model" --batch "$batch" \
-         --steps "$steps" --bench-warmup "$warm" "${w[@]:5}"; then
+  if b=$(budget 15 60); then
+    rc=0
+    run "bench-$name" "$b" mpirun -np 1 "$TRAIN" --bench --device $DEV --model "$model" --batch "$batch" \
+      --steps "$steps" --bench-warmup "$warm" "${w[@]:5}" || rc=$?
+    if [ $rc -eq 0 ]; then
       DL[$name]=$(bench_ms "bench-$name")
       if grep -q "CUDA graph fell back to eager" "$LOGS/bench-$name.log"; then
         row "bench $name: the CUDA graph" "FAIL: $(grep -o 'CUDA graph fell back to eager[^;]*' "$LOGS/bench-$name.log" | head -n 1)"
         DL[$name]="${DL[$name]} (eager!)"
       fi
     else
-      DL[$name]="failed"; row "dlfs-train --bench $name" "FAIL: $(why $? "$STEP_S" 90)" "" "" "" "$STEP_S"; tail_of "bench-$name"
+      DL[$name]="failed"; row "dlfs-train --bench $name" "FAIL: $(why $rc "$STEP_S" 60)" "" "" "" "$STEP_S"; tail_of "bench-$name"
     fi
   else DL[$name]="no time"; fi
 done
@@ -406,7 +409,7 @@ if [ $TORCH = 1 ] && [ $DRY = 0 ]; then
     read -r -a w <<<"$part"
     if b=$(budget 30 150); then
       run "torch-${w[0]}" "$b" "$PY" "$SRC/launch/torch-ref.py" --device cuda --steps "${w[1]}" --warmup "${w[2]}" "${w[@]:3}" \
-        || { row "PyTorch reference (${w[0]})" "FAIL: $(why $? "$STEP_S" 150)"; tail_of "torch-${w[0]}"; }
+        || { rc=$?; row "PyTorch reference (${w[0]})" "FAIL: $(why $rc "$STEP_S" 150)"; tail_of "torch-${w[0]}"; }
     else no_time "PyTorch reference (${w[0]})"; fi
   done
   while read -r _ name _ prec mode ms; do PT[$name-$prec-$mode]=$ms
@@ -414,17 +417,18 @@ if [ $TORCH = 1 ] && [ $DRY = 0 ]; then
   say "$(head -n 2 "$LOGS/torch-small.log" 2>/dev/null | tail -n 1)"
 fi
 pt() { if [ $TORCH = 1 ] && [ $DRY = 0 ]; then echo "${PT[$1-eager]:-n/a} / ${PT[$1-graph]:-n/a}"; else echo "no PyTorch with CUDA"; fi; }
-perf() { # MEASURED TARGET_MS: met / missed / the reason there is no number
-  case $1 in '' | failed | "no time" | *eager*) echo "${1:-not measured}" ;;
+perf() { # MEASURED TARGET_MS: met / missed / why there is no number (a row of its own says why)
+  case $1 in '' | failed | "no time" | *eager*) echo "not measured (${1:-no result})" ;;
   *) atmost "$1" "$2" && echo "met" || echo "missed" ;; esac
 }
 if [ $DRY = 1 ]; then
   row "bench mlp/128 on the CPU, graph on / off (dry run: the parsing, not a figure)" info "${DL[mlp]:-?} / ${DL[mlp-nograph]:-?} ms"
   if [ $TORCH != 0 ] && b=$(budget 30 90); then  # PyTorch on the CPU, to exercise the parsing
-    if run torch-cpu "$b" "$PY" "$SRC/launch/torch-ref.py" --device cpu --steps 3 --warmup 1 mlp:128; then
+    rc=0; run torch-cpu "$b" "$PY" "$SRC/launch/torch-ref.py" --device cpu --steps 3 --warmup 1 mlp:128 || rc=$?
+    if [ $rc -eq 0 ]; then
       ms=$(grep -E '^torch mlp 128 fp32 eager [0-9.]+$' "$LOGS/torch-cpu.log" | cut -d' ' -f6)
       row "PyTorch reference on the CPU, mlp/128 (dry run: the parsing)" info "" "${ms:-?} ms" "" "$STEP_S"
-    else row "PyTorch reference on the CPU (dry run)" "FAIL: $(why $? "$STEP_S" 90)"; tail_of torch-cpu; fi
+    else row "PyTorch reference on the CPU (dry run)" "FAIL: $(why $rc "$STEP_S" 90)"; tail_of torch-cpu; fi
   fi
 else
   row "mlp 784-512-512-10, batch 128, fp32, Adam step (ms): CUDA graph" "$(perf "${DL[mlp]:-}" 0.06)" "${DL[mlp]:-?}" "$(pt mlp-fp32)" "≤ 0.06 (PyTorch on H100: 0.172 graph, 0.72–0.92 eager)"
@@ -457,16 +461,17 @@ else
   cpu_pid=""
   if [ $DRY = 0 ] && b=$(budget 120 300); then
     cpu_t=$b cpu_s0=$SECONDS
-    train cpu-fp32 "$b" 1 cpu "${recipe[@]}" --epochs $ep --threads $((NCPU > 4 ? NCPU - 2 : 2)) &
+    train cpu-recipe "$b" 1 cpu "${recipe[@]}" --epochs $ep --threads $((NCPU > 4 ? NCPU - 2 : 2)) &
     cpu_pid=$!
   fi
   declare -A ACC=() EPS=()
   for prec in fp32 bf16; do
     if b=$(budget 20 150); then
-      if train "$DEV-$prec" "$b" 1 $DEV "${recipe[@]}" --epochs $ep --precision $prec "${tiny[@]}"; then
+      rc=0; train "$DEV-$prec" "$b" 1 $DEV "${recipe[@]}" --epochs $ep --precision $prec "${tiny[@]}" || rc=$?
+      if [ $rc -eq 0 ]; then
         ACC[$prec]=$(mval "$LOGS/$DEV-$prec.jsonl" final test_acc); EPS[$prec]=$(epoch_s "$LOGS/$DEV-$prec.jsonl")
         [ $DRY = 0 ] && graph_ok "$DEV-$prec"
-      else row "mlp quickstart recipe, $prec, $DEV" "FAIL: $(why $? "$STEP_S" 150)" "" "" "" "$STEP_S"; tail_of "$DEV-$prec"; fi
+      else row "mlp quickstart recipe, $prec, $DEV" "FAIL: $(why $rc "$STEP_S" 150)" "" "" "" "$STEP_S"; tail_of "$DEV-$prec"; fi
     else no_time "mlp quickstart recipe, $prec"; fi
     s_=$STEP_S
     if [ -n "${ACC[$prec]:-}" ]; then
@@ -486,8 +491,9 @@ else
   done
   # the cnn recipe of the README
   if b=$(budget 30 200); then
-    if train "$DEV-cnn" "$b" 1 $DEV --model cnn --epochs $epc --batch 128 --optim adamw --lr 1e-3 --weight-decay 0.05 \
-         --schedule cosine --warmup 200 --augment-crop 2 --augment-flip --seed 1 ${tiny[@]+--max-steps 10}; then
+    rc=0; train "$DEV-cnn" "$b" 1 $DEV --model cnn --epochs $epc --batch 128 --optim adamw --lr 1e-3 --weight-decay 0.05 \
+      --schedule cosine --warmup 200 --augment-crop 2 --augment-flip --seed 1 ${tiny[@]+--max-steps 10} || rc=$?
+    if [ $rc -eq 0 ]; then
       a=$(mval "$LOGS/$DEV-cnn.jsonl" final test_acc) e=$(epoch_s "$LOGS/$DEV-cnn.jsonl")
       if [ $DRY = 1 ]; then row "cnn recipe, CPU half (dry run: 10 steps)" info "$(pct "$a")" "" "" "$STEP_S"
       else
@@ -496,19 +502,19 @@ else
         row "Fashion-MNIST cnn, $epc epochs, AdamW, crop+flip: test acc, s/epoch (time target $tm)" "$st" "$(pct "$a"), $e s" "" \
           "≥ 92.5 %, ≤ 0.4 s/epoch (PyTorch 91.6 %, 0.8 s)" "$STEP_S"
       fi
-    else row "cnn recipe on $DEV" "FAIL: $(why $? "$STEP_S" 200)" "" "" "" "$STEP_S"; tail_of "$DEV-cnn"; fi
+    else row "cnn recipe on $DEV" "FAIL: $(why $rc "$STEP_S" 200)" "" "" "" "$STEP_S"; tail_of "$DEV-cnn"; fi
   else no_time "cnn recipe"; fi
   # the CPU run of the recipe: the GPU's fp32 must agree with it
   if [ -n "$cpu_pid" ]; then
     wait "$cpu_pid"; rc=$?
     s_=$((SECONDS - cpu_s0))
     if [ $rc -eq 0 ]; then
-      c=$(mval "$LOGS/cpu-fp32.jsonl" final test_acc)
+      c=$(mval "$LOGS/cpu-recipe.jsonl" final test_acc)
       st=pass; within "${ACC[fp32]:-}" "$c" 0.5 || st="FAIL: GPU fp32 $(pct "${ACC[fp32]:-}") is not within 0.5 points"
       [ -n "${ACC[fp32]:-}" ] || st="skipped: no GPU fp32 run to compare with"
-      row "… the same recipe on the CPU ($((NCPU > 4 ? NCPU - 2 : 2)) threads, in the background)" "$st" "$(pct "$c"), $(epoch_s "$LOGS/cpu-fp32.jsonl") s" "" "GPU fp32 within 0.5 points" "$s_"
+      row "… the same recipe on the CPU ($((NCPU > 4 ? NCPU - 2 : 2)) threads, in the background)" "$st" "$(pct "$c"), $(epoch_s "$LOGS/cpu-recipe.jsonl") s" "" "GPU fp32 within 0.5 points" "$s_"
     elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then row "… the same recipe on the CPU" "skipped: no time (cut after $cpu_t s)" "" "" "" "$s_"
-    else row "… the same recipe on the CPU" "FAIL: exit $rc" "" "" "" "$s_"; tail_of cpu-fp32; fi
+    else row "… the same recipe on the CPU" "FAIL: exit $rc" "" "" "" "$s_"; tail_of cpu-recipe; fi
   elif [ $DRY = 0 ]; then no_time "the quickstart recipe on the CPU"; fi
 fi
 pack
@@ -537,7 +543,8 @@ if [ $DRY = 1 ] || [ $cuda = OFF ]; then row "hung NCCL set-up ends within --com
 elif b=$(budget 40 90); then
   DLFS_FAULT_NCCL_INIT_STALL=0:600 train nccl-stall "$b" 1 cuda "${common[@]}" --max-steps 20 --comm nccl --comm-timeout 5; rc=$?
   msg=$(grep -m1 '^dlfs-train: ' "$LOGS/nccl-stall.log")
-  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $rc -ne 137 ] && [ "$STEP_S" -le 35 ] && [ -n "$msg" ]; then
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $rc -ne 137 ] && [ "$STEP_S" -le 35 ] && grep -q "NCCL" <<<"$msg" \
+     && ! grep -q "no usable GPU" <<<"$msg"; then
     row "hung NCCL set-up (DLFS_FAULT_NCCL_INIT_STALL), --comm-timeout 5" pass "ended after $STEP_S s: $msg" "" "ends within the timeout" "$STEP_S"
   else row "hung NCCL set-up, --comm-timeout 5" "FAIL: exit $rc after $STEP_S s${msg:+: $msg}" "" "" "ends within the timeout" "$STEP_S"; tail_of nccl-stall; fi
 else no_time "hung NCCL set-up"; fi
@@ -587,11 +594,11 @@ pack
 # 6d. 1 rank over NCCL; the 8-rank rehearsal: 8 ranks share the one GPU over MPI, deterministic
 if [ $DRY = 0 ] && [ -n "$nccl_h" ]; then
   if ! b=$(budget 20 90); then no_time "1 rank --comm nccl"
-  elif train nccl-np1 "$b" 1 cuda "${common[@]}" --max-steps 200 --comm nccl; then
+  elif rc=0; train nccl-np1 "$b" 1 cuda "${common[@]}" --max-steps 200 --comm nccl || rc=$?; [ $rc -eq 0 ]; then
     if grep -q "gradients summed by nccl" "$LOGS/nccl-np1.log"; then
       row "1 rank --comm nccl (200 steps)" pass "$(pct "$(mval "$LOGS/nccl-np1.jsonl" final test_acc)")" "" "" "$STEP_S"
     else row "1 rank --comm nccl" "FAIL: the banner does not say 'gradients summed by nccl'" "" "" "" "$STEP_S"; fi
-  else row "1 rank --comm nccl" "FAIL: $(why $? "$STEP_S" 90)" "" "" "" "$STEP_S"; tail_of nccl-np1; fi
+  else row "1 rank --comm nccl" "FAIL: $(why $rc "$STEP_S" 90)" "" "" "" "$STEP_S"; tail_of nccl-np1; fi
 fi
 np=8; [ $DRY = 1 ] && np=2
 if b=$(budget 40 180); then
@@ -621,7 +628,7 @@ if b=$(budget 40 150); then
   else
     wait "$bpid"; rc2=$?
     c=$(mval "$LOGS/cnnbn-cpu.jsonl" final test_acc)
-    if [ $rc -ne 0 ]; then row "cnn-bn, $nb steps, GPU" "FAIL: $(why $rc $((SECONDS - t_b)) 150)"; tail_of "cnnbn-$DEV"
+    if [ $rc -ne 0 ]; then row "cnn-bn, $nb steps, GPU" "FAIL: $(why $rc $((SECONDS - t_b)) 150)" "" "" "" "$((SECONDS - t_b))"; tail_of "cnnbn-$DEV"
     elif [ $rc2 -ne 0 ]; then row "cnn-bn, $nb steps: GPU / CPU" "skipped: the CPU run did not finish (exit $rc2)" "$(pct "$a")" "" "" "$((SECONDS - t_b))"
     else
       st=pass; within "$a" "$c" 1.5 && atleast "$a" 0.80 || st="FAIL: not ≥ 80 % and within 1.5 points of the CPU"
@@ -632,7 +639,8 @@ else no_time "cnn-bn"; fi
 
 # 6f. tf32 training, the quickstart recipe: within 0.5 points of fp32
 if b=$(budget 20 150); then
-  if train "$DEV-tf32" "$b" 1 $DEV "${recipe[@]}" --epochs $ep --precision tf32 "${tiny[@]}"; then
+  rc=0; train "$DEV-tf32" "$b" 1 $DEV "${recipe[@]}" --epochs $ep --precision tf32 "${tiny[@]}" || rc=$?
+  if [ $rc -eq 0 ]; then
     a=$(mval "$LOGS/$DEV-tf32.jsonl" final test_acc)
     if [ $DRY = 1 ]; then row "mlp quickstart recipe, tf32, CPU half (dry run)" info "$(pct "$a")" "" "" "$STEP_S"
     else
@@ -641,7 +649,7 @@ if b=$(budget 20 150); then
       [ -n "${ACC[fp32]:-}" ] || st="skipped: no fp32 run to compare with"
       row "… tf32 (cuBLAS TF32 tensor-op math), $ep epochs" "$st" "$(pct "$a"), $(epoch_s "$LOGS/$DEV-tf32.jsonl") s" "" "within 0.5 points of fp32" "$STEP_S"
     fi
-  else row "mlp quickstart recipe, tf32" "FAIL: $(why $? "$STEP_S" 150)" "" "" "" "$STEP_S"; tail_of "$DEV-tf32"; fi
+  else row "mlp quickstart recipe, tf32" "FAIL: $(why $rc "$STEP_S" 150)" "" "" "" "$STEP_S"; tail_of "$DEV-tf32"; fi
 else no_time "tf32 training"; fi
 fi  # [ -n "$FM" ]
 pack
@@ -657,8 +665,9 @@ else
     clean=() bad=() notrun=() t_s=$SECONDS
     for f in $fams; do
       if b=$(budget 15 120); then
-        if DLFS_OPS_FAMILY_TIMEOUT=$b run "san-$tool-$f" "$b" "$SAN" --tool $tool --error-exitcode 99 "$OPS" --no-fork "$f"; then clean+=("$f")
-        else bad+=("$f ($(why $? "$STEP_S" 120))"); tail_of "san-$tool-$f" 15; fi
+        rc=0; DLFS_OPS_FAMILY_TIMEOUT=$b run "san-$tool-$f" "$b" "$SAN" --tool $tool --error-exitcode 99 "$OPS" --no-fork "$f" || rc=$?
+        if [ $rc -eq 0 ]; then clean+=("$f")
+        else bad+=("$f ($( [ $rc -eq 99 ] && echo "$tool errors" || why $rc "$STEP_S" 120))"); tail_of "san-$tool-$f" 15; fi
       else notrun+=("$f"); fi
     done
     st=pass; [ ${#bad[@]} -eq 0 ] || st="FAIL: ${bad[*]}"
