@@ -26,17 +26,21 @@ enum dlfs_status dlfs_nccl_open(const struct dlfs_comm *c, const struct dlfs_ncc
     if (st == DLFS_OK && c->rank == 0 && api->get_id(id, why, sizeof why) != 0)
         st = dlfs_error_set(DLFS_ERR_COMM, "%s", why);
     DLFS_TRY(dlfs_comm_agree(c, st));
-    dlfs_hook_stall(DLFS_HOOK_NCCL_INIT_STALL, c->rank, 0);
     dlfs_comm_bcast(c, id, api->id_bytes, 0, "handing out NCCL's id (NCCL set-up)");
     void *x = api->init_start(id, c->size, c->rank, c->timeout_s, why, sizeof why);
     int up = x ? 0 : -1;
-    const double deadline = dlfs_now() + (c->timeout_s > 0 ? c->timeout_s : 1e9);
+    /* test hook DLFS_FAULT_NCCL_INIT_STALL=RANK:S: on that rank the set-up looks
+     * unfinished for S seconds (as when a peer never joins) */
+    const double stall = dlfs_hook_seconds(DLFS_HOOK_NCCL_INIT_STALL, c->rank);
+    const double t0 = dlfs_now(), deadline = t0 + (c->timeout_s > 0 ? c->timeout_s : 1e9);
     while (up == 0) {
         up = api->init_poll(x, why, sizeof why);
+        if (up == 1 && dlfs_now() < t0 + stall) up = 0;
         if (up == 0 && dlfs_now() > deadline) {
-            snprintf(why, sizeof why, "NCCL set-up did not finish within %g s (--comm-timeout): a peer rank "
-                     "is stuck or dead", c->timeout_s);
-            up = -1;
+            /* a peer that never joins cannot agree either: end the job from here */
+            api->abort(x);
+            dlfs_fatal(1, "NCCL set-up did not finish within %g s (--comm-timeout): a peer rank is stuck or dead "
+                       "(or its network unreachable: NCCL_SOCKET_IFNAME)", c->timeout_s);
         }
     }
     if (up < 0) st = dlfs_error_set(DLFS_ERR_COMM, "%s", why);
