@@ -243,7 +243,14 @@ struct dlfs_backend {
     void (*to_host_async)(void *dst, const void *src, size_t bytes);
     void (*mark_record)(int k);
     void (*mark_wait)(int k);
+
+    /* Optional (timelines, --trace): timer_mark(k), k < DLFS_TIMER_MARKS, places timer
+     * mark k after every op issued so far; timer_read(k) waits until mark k has passed
+     * and returns the device's seconds from mark 0 to it. */
+    void (*timer_mark)(int k);
+    double (*timer_read)(int k);
 };
+#define DLFS_TIMER_MARKS 16
 #define DLFS_MARKS 4
 #define DLFS_STAGE_SLOTS 128
 /* Image channels the normalising ops (normalize_u8, gather_u8) take at most. */

@@ -157,6 +157,7 @@ struct dlfs_transport_ops {
     enum dlfs_status (*open)(struct dlfs_buckets *b);   /* resources (not collective; the caller agrees) */
     void (*start)(struct dlfs_buckets *b, int i);       /* bucket i's gradients are final: start its sum */
     void (*progress)(struct dlfs_buckets *b);           /* let started sums move on; never blocks */
+    int (*test)(struct dlfs_buckets *b, int i);         /* optional: 1 once bucket i's sum is done (timelines) */
     void (*wait)(struct dlfs_buckets *b);               /* every started sum complete (bounded) */
     void (*gather)(struct dlfs_buckets *b, float *params); /* ZeRO-1: every rank's part of params to all */
     void (*free)(struct dlfs_buckets *b);
@@ -173,6 +174,7 @@ struct dlfs_buckets {
     const struct dlfs_transport_ops *tp;
     const struct dlfs_backend *be; /* the backend owning `grads` */
     int zero;                      /* ZeRO-1: sums are reduce-scattered (dlfs_buckets_shard) */
+    double *t_start;               /* timelines: when each bucket's sum started (0: done or not traced) */
     /* transport state */
     MPI_Request *req;              /* MPI: two requests per bucket (ZeRO: the part, the remainder) */
     float *host;                   /* mpi_staged: (n) pinned; det_tree: (n) host copy (device backends) */

@@ -201,6 +201,13 @@ enum dlfs_opt_kind {
     X(progress_s, double, DLFS_OPT_REAL, "progress-seconds", "X", 0.0, 0.0, 1e6, (""),                           \
       DLFS_OPT_LOCAL | DLFS_OPT_NODEF, "seconds between progress lines (default 1 on a terminal, 15 otherwise)") \
     X(quiet, bool, DLFS_OPT_FLAG, "quiet", NULL, 0, 0, 0, (""), DLFS_OPT_LOCAL, "only the final lines")          \
+    X(trace, const char *, DLFS_OPT_STR, "trace", "FILE", NULL, 0, 0, (""), DLFS_OPT_LOCAL,                      \
+      "timeline of every rank (Chrome trace JSON: Perfetto, chrome://tracing):\n"                                \
+      "data, forward/backward per layer, each bucket's all-reduce, waits,\n"                                     \
+      "the update, evaluation and checkpoint writes; on a GPU also device\n"                                     \
+      "time. Recorded for --trace-steps steps after 2 warm-up steps")                                            \
+    X(trace_steps, int, DLFS_OPT_INT, "trace-steps", "N", 5, 1, 100000, (""), DLFS_OPT_LOCAL,                    \
+      "steps the timeline records")                                                                              \
     H("Benchmark:")                                                                                              \
     X(bench, bool, DLFS_OPT_FLAG, "bench", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                                 \
       "time training steps on synthetic data (no --data needed)")                                                \

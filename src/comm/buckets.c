@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/trace.h"
 #include "dlfs/comm.h"
 #include "dlfs/util.h"
 
@@ -40,6 +41,7 @@ enum dlfs_status dlfs_buckets_init(struct dlfs_buckets *b, const struct dlfs_com
     b->begin = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->begin);
     b->end = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->end);
     b->req = dlfs_calloc(2 * ((size_t)num_boundaries + 1), sizeof *b->req);
+    b->t_start = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->t_start);
     const size_t zero = 0;
     b->count = b->tp == &dlfs_transport_det_tree ? layout_(b, &zero, 1, 0) /* the whole slab */
                                                  : layout_(b, boundaries, num_boundaries, bucket_bytes);
@@ -56,17 +58,31 @@ void dlfs_buckets_free(struct dlfs_buckets *b)
     free(b->begin);
     free(b->end);
     free(b->req);
+    free(b->t_start);
     memset(b, 0, sizeof *b);
 }
 
 void dlfs_buckets_ready(struct dlfs_buckets *b, size_t off)
 {
-    while (b->started < b->count && b->begin[b->started] >= off) b->tp->start(b, b->started++);
+    while (b->started < b->count && b->begin[b->started] >= off) {
+        if (dlfs_trace_on) b->t_start[b->started] = dlfs_now();
+        b->tp->start(b, b->started++);
+    }
+}
+
+/* Timelines: bucket i's span, from its start to `t` (when its end was seen). */
+static void span_(struct dlfs_buckets *b, int i, double t)
+{
+    if (!b->t_start[i]) return;
+    dlfs_trace_span(DLFS_TRACK_BUCKET + i, "comm", b->zero ? "reduce-scatter" : "all-reduce", i, b->t_start[i], t);
+    b->t_start[i] = 0;
 }
 
 void dlfs_buckets_poke(struct dlfs_buckets *b)
 {
     if (b->started && b->tp->progress) b->tp->progress(b);
+    for (int i = 0; dlfs_trace_on && b->tp->test && i < b->started; i++)
+        if (b->t_start[i] && b->tp->test(b, i)) span_(b, i, dlfs_now());
 }
 
 void dlfs_buckets_shard(const struct dlfs_buckets *b, int rank, struct dlfs_shard *out)
@@ -101,6 +117,8 @@ double dlfs_buckets_wait(struct dlfs_buckets *b)
     dlfs_buckets_ready(b, 0);
     const double t0 = dlfs_now();
     b->tp->wait(b);
+    const double t1 = dlfs_now();
+    for (int i = 0; i < b->started; i++) span_(b, i, t1);
     b->started = 0;
-    return dlfs_now() - t0;
+    return t1 - t0;
 }

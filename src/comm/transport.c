@@ -67,6 +67,17 @@ static void host_progress_(struct dlfs_buckets *b)
     if (b->comm->kind != DLFS_COMM_SELF) MPI_Testall(b->started, b->req, &flag, MPI_STATUSES_IGNORE);
 }
 
+/* Timelines: whether bucket i's requests are done (MPI_Test frees them when they are). */
+static int mpi_test_(struct dlfs_buckets *b, int i)
+{
+    int a = 1, c = 1;
+    if (b->req[i] != MPI_REQUEST_NULL) MPI_Test(&b->req[i], &a, MPI_STATUS_IGNORE);
+    if (b->zero && b->req[b->count + i] != MPI_REQUEST_NULL) MPI_Test(&b->req[b->count + i], &c, MPI_STATUS_IGNORE);
+    return a && c;
+}
+
+static int staged_test_(struct dlfs_buckets *b, int i) { return i < b->sent && mpi_test_(b, i); }
+
 static void host_wait_(struct dlfs_buckets *b)
 {
     if (b->comm->kind == DLFS_COMM_SELF) return;
@@ -81,7 +92,8 @@ static void host_gather_(struct dlfs_buckets *b, float *params)
 }
 
 const struct dlfs_transport_ops dlfs_transport_mpi_host = {
-    .name = "mpi", .start = host_start_, .progress = host_progress_, .wait = host_wait_, .gather = host_gather_,
+    .name = "mpi", .start = host_start_, .progress = host_progress_, .test = mpi_test_, .wait = host_wait_,
+    .gather = host_gather_,
 };
 
 /* ---- mpi_staged ------------------------------------------------------------------- */
@@ -169,7 +181,7 @@ static void staged_free_(struct dlfs_buckets *b)
 
 const struct dlfs_transport_ops dlfs_transport_mpi_staged = {
     .name = "mpi-staged", .open = staged_open_, .start = staged_start_, .progress = staged_progress_,
-    .wait = staged_wait_, .gather = staged_gather_, .free = staged_free_,
+    .test = staged_test_, .wait = staged_wait_, .gather = staged_gather_, .free = staged_free_,
 };
 
 /* ---- det_tree --------------------------------------------------------------------- */

@@ -88,6 +88,7 @@ enum dlfs_status dlfs_bench_run(const struct dlfs_options *o, const struct dlfs_
     dlfs_run_digest(r, hex);
     if (comm->rank == 0) report_(r, shares, hex);
     free(idx);
+    st = dlfs_tracer_write(r);
     dlfs_run_free(r);
-    return DLFS_OK;
+    return st;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/trace.h"
 #include "dlfs/checkpoint.h"
 #include "dlfs/util.h"
 #include "train/train-impl.h"
@@ -60,6 +61,10 @@ static enum dlfs_status outputs_(struct dlfs_run *r)
     /* a resumed run appends: its metrics continue the interrupted run's */
     if (o->metrics && !(r->metrics = fopen(o->metrics, o->resume ? "a" : "w")))
         return dlfs_error_set(DLFS_ERR_IO, "--metrics %s: cannot open for writing: %s", o->metrics, strerror(errno));
+    FILE *t = o->trace ? fopen(o->trace, "w") : NULL; /* written at the end: find out now */
+    if (o->trace && !t)
+        return dlfs_error_set(DLFS_ERR_IO, "--trace %s: cannot open for writing: %s", o->trace, strerror(errno));
+    if (t) fclose(t);
     if (o->checkpoint_dir && r->mode == DLFS_RUN_TRAIN) return dlfs_ckpt_dir_check(o->checkpoint_dir);
     return DLFS_OK;
 }
@@ -141,7 +146,9 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     if (st == DLFS_OK) st = objects_(r);
     DLFS_TRY(dlfs_comm_agree(comm, st));
     initial_state_(r);
-    return pipeline_(r);
+    DLFS_TRY(pipeline_(r));
+    dlfs_tracer_init(r);
+    return DLFS_OK;
 }
 
 void dlfs_run_plan(struct dlfs_run *r, long total_steps)
@@ -168,6 +175,7 @@ void dlfs_run_free(struct dlfs_run *r)
     dlfs_gsync_free(&r->gs);
     if (r->nccl_ctx) dlfs_backend_nccl(be)->abort(r->nccl_ctx); /* set up, never handed over */
     free(r->host);
+    if (r->tracer.on) dlfs_trace_init(0); /* not written (an error ended the run) */
     if (r->have_ds) dlfs_dataset_free(&r->ds);
     dlfs_model_free(&r->model);
     memset(r, 0, sizeof *r);

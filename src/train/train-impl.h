@@ -27,6 +27,18 @@
 
 enum dlfs_run_mode { DLFS_RUN_TRAIN = 0, DLFS_RUN_EVAL, DLFS_RUN_BENCH };
 
+/* --trace (trace.c): the window of steps recorded and the clock of rank 0. */
+struct dlfs_tracer {
+    int on;                       /* --trace given */
+    long first, w0, w1;           /* the run's first step; steps [w0, w1) are recorded */
+    int span;                     /* the open "step" span */
+    double offset;                /* rank 0's clock minus this rank's (seconds) */
+    double origin;                /* time zero of the file, on rank 0's clock */
+    int nmarks;                   /* device marks of the step in flight (backends with timers) */
+    const char *mark_name[DLFS_TIMER_MARKS];
+    double h0;                    /* host time at which mark 0 was issued */
+};
+
 struct dlfs_run {
     const struct dlfs_options *o;
     const struct dlfs_comm *comm;
@@ -54,6 +66,7 @@ struct dlfs_run {
     struct dlfs_gradsync gs;
     struct dlfs_optimizer opt;
     struct dlfs_pipeline pipe;
+    struct dlfs_tracer tracer;
 
     long step;                    /* optimizer steps done */
     long total_steps;             /* planned (the schedule's length) */
@@ -95,6 +108,16 @@ double dlfs_run_flush(struct dlfs_run *r);
 struct dlfs_times { double compute, comm, data; };
 struct dlfs_times dlfs_run_times(const struct dlfs_run *r);
 void dlfs_run_times_reset(struct dlfs_run *r);
+
+/* trace.c: set up (collective: clock offsets; nothing without --trace); around each
+ * step (begin 1, then 0): records the steps of the window; a device mark after the
+ * work named (backends with timers: a span on the device track); a span of
+ * evaluation or checkpointing (handle for dlfs_trace_end); the file (collective). */
+void dlfs_tracer_init(struct dlfs_run *r);
+void dlfs_tracer_step(struct dlfs_run *r, int begin);
+void dlfs_tracer_mark(struct dlfs_run *r, const char *what);
+int dlfs_tracer_begin(struct dlfs_run *r, const char *name);
+enum dlfs_status dlfs_tracer_write(struct dlfs_run *r);
 
 /* Distributed evaluation over a split: every rank takes a contiguous slice, sums
  * are all-reduced. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/hooks.h"
+#include "core/trace.h"
 #include "dlfs/util.h"
 #include "train/train-impl.h"
 
@@ -85,7 +86,10 @@ static void progress_(const struct dlfs_run *r, const struct loop_ *L, int epoch
 static enum dlfs_status save_(struct dlfs_run *r, struct loop_ *L, char **path)
 {
     char *p = NULL;
-    DLFS_TRY(dlfs_run_save(r, L->pos_epoch, L->pos_samples, &p));
+    const int span = dlfs_tracer_begin(r, "checkpoint");
+    const enum dlfs_status st = dlfs_run_save(r, L->pos_epoch, L->pos_samples, &p);
+    dlfs_trace_end(span);
+    DLFS_TRY(st);
     L->last_saved = r->step;
     if (p && !r->o->quiet) {
         printf("checkpoint %s (step %ld)\n", p, r->step);
@@ -117,7 +121,9 @@ static enum dlfs_status interrupted_(struct dlfs_run *r, struct loop_ *L)
 static void evaluate_(struct dlfs_run *r, struct loop_ *L, int epoch)
 {
     const struct dlfs_options *o = r->o;
+    const int span = dlfs_tracer_begin(r, "evaluate");
     dlfs_run_evaluate(r, &r->ds.test, &L->test_loss, &L->test_acc);
+    dlfs_trace_end(span);
     L->evaluated = r->step;
     const double elapsed = dlfs_now() - L->t_start;
     if (L->test_acc > L->best_acc) L->best_acc = L->test_acc;
@@ -224,6 +230,7 @@ static enum dlfs_status finish_(struct dlfs_run *r, struct loop_ *L)
     DLFS_TRY(dlfs_run_check_sync(r));
     if (o->checkpoint_dir && L->last_saved != r->step) DLFS_TRY(save_(r, L, NULL));
     if (L->evaluated != r->step) evaluate_(r, L, L->pos_epoch);
+    DLFS_TRY(dlfs_tracer_write(r));
     char hex[65], target[160] = "";
     dlfs_run_digest(r, hex);
     if (o->target_acc > 0)
