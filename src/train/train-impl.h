@@ -27,7 +27,7 @@
 
 enum dlfs_run_mode { DLFS_RUN_TRAIN = 0, DLFS_RUN_EVAL, DLFS_RUN_BENCH };
 
-/* --trace (trace.c): the window of steps recorded and the clock of rank 0. */
+/* --trace (timeline.c): the window of steps recorded and the clock of rank 0. */
 struct dlfs_tracer {
     int on;                       /* --trace given */
     long first, w0, w1;           /* the run's first step; steps [w0, w1) are recorded */
@@ -109,7 +109,7 @@ struct dlfs_times { double compute, comm, data; };
 struct dlfs_times dlfs_run_times(const struct dlfs_run *r);
 void dlfs_run_times_reset(struct dlfs_run *r);
 
-/* trace.c: set up (collective: clock offsets; nothing without --trace); around each
+/* timeline.c: set up (collective: clock offsets; nothing without --trace); around each
  * step (begin 1, then 0): records the steps of the window; a device mark after the
  * work named (backends with timers: a span on the device track); a span of
  * evaluation or checkpointing (handle for dlfs_trace_end); the file (collective). */
