@@ -50,6 +50,9 @@ struct dlfs_optimizer {
                                     where the optimizer has none */
 };
 
+/* "sgd", "adam", "adamw" (as --optim spells them and checkpoints record them). */
+const char *dlfs_optim_name(enum dlfs_optim o);
+
 /* The configuration from the options and the global batch (for --lr-scaling). */
 struct dlfs_optim_config dlfs_optim_config(const struct dlfs_options *o, int global_batch);
 

@@ -232,7 +232,6 @@ uint64_t dlfs_options_digest(const struct dlfs_options *o);
 void dlfs_options_describe(const struct dlfs_options *o, char *buf, size_t len);
 /* The --help text (rank 0 prints it for -h/--help). */
 void dlfs_options_usage(FILE *f);
-const char *dlfs_optim_name(enum dlfs_optim o);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,12 @@
 #include <string.h>
 #include "dlfs/optim.h"
 
+const char *dlfs_optim_name(enum dlfs_optim o)
+{
+    static const char *const n[] = {DLFS_OPT_NAMES_OPTIM};
+    return (unsigned)o < sizeof n / sizeof n[0] ? n[o] : "?";
+}
+
 struct dlfs_optim_config dlfs_optim_config(const struct dlfs_options *o, int global_batch)
 {
     struct dlfs_optim_config c = {

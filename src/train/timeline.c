@@ -183,7 +183,7 @@ static enum dlfs_status file_(const struct dlfs_run *r, const char *all, size_t 
     dlfs_options_describe(r->o, opts, sizeof opts);
     fprintf(f, "{\"displayTimeUnit\": \"ms\",\n\"otherData\": {\"dlfs_version\": \"%s\", \"ranks\": %d, "
             "\"backend\": \"%s\", \"comm\": \"%s\", \"window\": [%ld, %ld], \"dropped_spans\": %zu, \"options\": ",
-            DLFS_VERSION, r->comm->size, r->be->name, dlfs_run_comm_name(r), r->tracer.w0, r->tracer.w1, dropped);
+            DLFS_VERSION, r->comm->size, r->be->name, dlfs_gsync_name(&r->gs), r->tracer.w0, r->tracer.w1, dropped);
     json_str_(f, opts);
     fprintf(f, "},\n\"traceEvents\": [\n{\"name\": \"dlfs\", \"ph\": \"M\", \"pid\": 0, \"tid\": 0, \"args\": {}}%s\n]}\n",
             all);
