@@ -89,6 +89,8 @@ int dlfs_comm_same_u64(const struct dlfs_comm *c, uint64_t v, int *first_bad);
 /* 1 when `flag` is non-zero on any rank (a signal seen by one rank stops all);
  * bounded by c->timeout_s. */
 int dlfs_comm_any(const struct dlfs_comm *c, int flag);
+/* The bitwise OR of every rank's flags; bounded by c->timeout_s. */
+int dlfs_comm_or(const struct dlfs_comm *c, int flags);
 
 /* Node-wide duplicates: every rank passes a key of `len` <= 32 bytes (e.g. the
  * UUID of its GPU) or NULL (nothing to compare). Returns 1 when another rank on
@@ -96,9 +98,11 @@ int dlfs_comm_any(const struct dlfs_comm *c, int flag);
  * Collective (every rank must call it, with or without a key). */
 int dlfs_comm_node_duplicate(const struct dlfs_comm *c, const void *key, size_t len, int *other);
 
-/* Complete `n` MPI requests, bounded by c->timeout_s (0: MPI_Waitall). A request
+/* Complete `n` MPI requests, bounded by c->timeout_s (0: no deadline). A request
  * still open at the deadline means a peer is stuck or dead: dlfs_fatal names this
- * rank and `what` and ends the job (it cannot be agreed: the peer never answers). */
+ * rank and `what` and ends the job (it cannot be agreed: the peer never answers).
+ * SIGTERM/SIGUSR1 arriving while a wait has already lasted 5 s end the job too
+ * (exit code 4): a stuck peer must not keep a job from stopping. */
 void dlfs_comm_wait(const struct dlfs_comm *c, int n, MPI_Request *req, const char *what);
 
 /* Bounded variants of three MPI collectives (--comm-timeout): a barrier, the

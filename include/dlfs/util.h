@@ -34,6 +34,15 @@ void dlfs_sha256_hex(const uint8_t digest[32], char hex[65]);
  * params_sha256 that dlfs-train prints and checkpoints record. */
 void dlfs_params_sha256(const float *params, size_t n, char hex[65]);
 
+/* Install the SIGTERM/SIGUSR1 handlers (they only set a flag; the training loop
+ * stops at the next step boundary, a wait for other ranks that has lasted a few
+ * seconds ends the job) and ignore SIGXFSZ (a file-size limit then fails the
+ * write instead of killing the process). */
+void dlfs_signals_install(void);
+/* The signal received (0 if none), and its name ("SIGTERM", ...). */
+int dlfs_signal_pending(void);
+const char *dlfs_signal_name(int sig);
+
 /* Monotonic wall-clock seconds. */
 double dlfs_now(void);
 

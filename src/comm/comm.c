@@ -15,24 +15,30 @@ const char *dlfs_comm_path_name(enum dlfs_comm_path p)
     return (unsigned)p < DLFS_COMM_PATH_COUNT ? names[p] : "?";
 }
 
+#define SIGNAL_GRACE_ 5.0
+#define DLFS_EXIT_SIGNAL_IN_WAIT 4 /* as a run stopped by a signal without a checkpoint */
+
 void dlfs_comm_wait(const struct dlfs_comm *c, int n, MPI_Request *req, const char *what)
 {
     if (n <= 0) return;
-    if (c->timeout_s <= 0) {
-        MPI_Waitall(n, req, MPI_STATUSES_IGNORE);
-        return;
-    }
     /* MPI has no timed wait: test in a loop, as MPI_Waitall would poll (no naps:
      * MPI moves a large message's fragments only inside MPI calls; MPI itself
      * yields the core when the node is oversubscribed) */
-    const double deadline = dlfs_now() + c->timeout_s;
+    const double t0 = dlfs_now(), deadline = t0 + (c->timeout_s > 0 ? c->timeout_s : 1e30);
     for (;;) {
         int done = 0;
         MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
         if (done) return;
-        if (dlfs_now() > deadline)
+        const double now = dlfs_now();
+        if (now > deadline)
             dlfs_fatal(1, "%s did not complete within %g s (--comm-timeout): a peer rank is stuck or dead; "
                        "ending the job", what, c->timeout_s);
+        /* SIGTERM/SIGUSR1 are for the step boundary, where a checkpoint is written;
+         * a wait that has already lasted SIGNAL_GRACE_ s will not get there soon */
+        if (dlfs_signal_pending() && now - t0 > SIGNAL_GRACE_)
+            dlfs_fatal(DLFS_EXIT_SIGNAL_IN_WAIT, "stopped by %s while %s had been waiting %.0f s for the other ranks "
+                       "(one is stuck or dead); the checkpoints written so far are kept",
+                       dlfs_signal_name(dlfs_signal_pending()), what, now - t0);
     }
 }
 
@@ -227,6 +233,14 @@ int dlfs_comm_any(const struct dlfs_comm *c, int flag)
     if (c->kind == DLFS_COMM_SELF) return flag != 0;
     int in = flag != 0, out = 0;
     allreduce_int_(c, &in, &out, MPI_MAX, "the per-step check for stop signals");
+    return out;
+}
+
+int dlfs_comm_or(const struct dlfs_comm *c, int flags)
+{
+    if (c->kind == DLFS_COMM_SELF) return flags;
+    int out = 0;
+    allreduce_int_(c, &flags, &out, MPI_BOR, "the per-step check for stop signals and divergence");
     return out;
 }
 

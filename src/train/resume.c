@@ -83,13 +83,14 @@ static void report_(const struct dlfs_run *r, const char *path, const struct dlf
     fflush(stdout);
 }
 
-enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch)
+enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch, char **path_out)
 {
     const struct dlfs_options *o = r->o;
     char *path = NULL;
     enum dlfs_status st = DLFS_OK;
     *epoch = 0;
     *samples_in_epoch = 0;
+    if (path_out) *path_out = NULL;
     if (strcmp(o->resume, "latest") == 0) st = dlfs_ckpt_latest(o->checkpoint_dir, &path);
     else path = strdup(o->resume);
     DLFS_TRY(dlfs_comm_agree(r->comm, st));
@@ -103,11 +104,12 @@ enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_i
     if (st == DLFS_OK && strcmp(c.model_spec, r->model.spec) != 0)
         st = dlfs_error_set(DLFS_ERR_SHAPE, "%s holds model %s but --model '%s' is %s; resume with --model '%s'",
                             path, c.model_spec, o->model, r->model.spec, c.model_spec);
-    if (st == DLFS_OK) st = dlfs_optim_check(&r->opt, &c, path);
+    const int train = r->mode != DLFS_RUN_EVAL; /* --eval needs no optimizer state */
+    if (st == DLFS_OK && train) st = dlfs_optim_check(&r->opt, &c, path);
     st = dlfs_comm_agree(r->comm, st);
     if (st == DLFS_OK) {
         r->be->to_device(r->params, c.params, r->n * sizeof(float));
-        dlfs_optim_load(&r->opt, &c);
+        if (train) dlfs_optim_load(&r->opt, &c);
         if (r->model.num_buffers) /* same spec => same layout */
             r->be->to_device(r->bufs, c.buffers, r->model.num_buffers * sizeof(float));
         r->step = c.step;
@@ -115,6 +117,7 @@ enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_i
         *epoch = c.epoch;
         *samples_in_epoch = c.samples_in_epoch;
         if (r->comm->rank == 0 && !o->quiet) report_(r, path, &c);
+        if (path_out) *path_out = strdup(path);
     }
     free(path);
     dlfs_ckpt_free(&c);

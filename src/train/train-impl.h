@@ -132,7 +132,9 @@ enum dlfs_status dlfs_run_check_sync(struct dlfs_run *r);
  * collective; *path receives the file name on rank 0 (caller frees). */
 enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_epoch, char **path);
 /* Restore from --resume (latest or FILE) when given; sets the epoch and the
- * sample position to continue from (epoch 0: nothing to resume). Collective. */
-enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch);
+ * sample position to continue from (epoch 0: nothing to resume) and, when `path`
+ * is not NULL, the checkpoint's file name (malloc'd). Evaluation (--eval) restores
+ * the parameters and statistics only. Collective. */
+enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch, char **path);
 
 #endif
