@@ -8,7 +8,7 @@
 train=$1 fm=$3
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 RANDOM=${DLFS_CHAOS_SEED:-7}   # the kills are random, but reproducible
-steps=300
+steps=1500
 common=(--data "$fm" --model 784-64-10 --batch 64 --epochs 1 --max-steps $steps --seed 11 --deterministic
         --virtual-shards 4 --quiet --eval-batch 5000)
 mpirun -np 2 "$train" "${common[@]}" --metrics "$T_TMP/straight.jsonl" >/dev/null 2>&1
