@@ -132,3 +132,18 @@ s_png_ok() {
   echo "$f: signature $sig, ${w}x${h} pixels, $size bytes"
   [ "$sig" = 89504e470d0a1a0a ] && [ "$size" -gt 5000 ] && [ "$w" -ge 400 ] && [ "$h" -ge 200 ]
 }
+
+# s_usr1_after_checkpoint RUN_DIR JOB OUT WAIT_S: once the job's first checkpoint exists
+# (within 60 s), send SIGUSR1 to its batch shell, then wait for the job (s_wait).
+s_usr1_after_checkpoint() {
+  local run=$1 id=$2 out=$3 t0=$SECONDS
+  until compgen -G "$run/checkpoints/ckpt-*.h5" > /dev/null; do
+    if [ $((SECONDS - t0)) -ge 60 ] || [ -z "$(squeue -h -j "$id" 2>/dev/null)" ]; then
+      t_fail "no checkpoint appeared within 60 s"; cat "$out"; t_done
+    fi
+    sleep 0.1
+  done
+  echo "+ scancel --signal=USR1 --batch $id   (first checkpoint after $((SECONDS - t0)) s)"
+  scancel --signal=USR1 --batch "$id" || t_fail "scancel --signal=USR1 failed"
+  s_wait "$id" "$4"
+}

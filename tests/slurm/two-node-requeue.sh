@@ -29,16 +29,7 @@ id=$(DLFS_RUN_DIR=$run DLFS_TRAIN=$train DLFS_DEVICE=cpu DLFS_MODEL=mlp DLFS_EPO
   --output="$out" "$S_ROOT/slurm/train-multinode.sbatch" "${opts[@]}") || { t_fail "sbatch refused the job"; t_done; }
 
 # signal once training is under way: the first periodic checkpoint (step 20 of 200) exists
-t0=$SECONDS
-until compgen -G "$run/checkpoints/ckpt-*.h5" > /dev/null; do
-  if [ $((SECONDS - t0)) -ge 60 ] || [ -z "$(squeue -h -j "$id" 2>/dev/null)" ]; then
-    t_fail "no checkpoint appeared within 60 s"; cat "$out"; t_done
-  fi
-  sleep 0.1
-done
-echo "+ scancel --signal=USR1 --batch $id   (first checkpoint after $((SECONDS - t0)) s)"
-scancel --signal=USR1 --batch "$id" || t_fail "scancel --signal=USR1 failed"
-s_wait "$id" 100
+s_usr1_after_checkpoint "$run" "$id" "$out" 100
 cat "$out"
 
 [ "$S_STATE" = COMPLETED ] && [ "$S_EXIT" = 0:0 ] && t_pass "job $id completed" || t_fail "job $id ended $S_STATE $S_EXIT"
