@@ -122,6 +122,9 @@ def main():
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+    if not os.path.exists(a.notebook):
+        print(f"run-notebook: --notebook {a.notebook}: no such file")
+        return 2
     if a.data and not os.path.exists(a.data):
         print(f"run-notebook: skipped: no dataset {a.data} (the fmnist_convert fixture did not make it: "
               "apt-get install dataset-fashion-mnist)")
