@@ -115,9 +115,12 @@ class Inputs:
 
 
 def batch_from_steps(epochs):
-    """The global batch of a run without a manifest: the one that gives the first epoch's steps."""
+    """The global batch of a run without a manifest: recorded in its epoch objects (dlfs-train
+    writes "batch"), or else the one that gives the first (whole) epoch's steps."""
     if not epochs:
         return None
+    if epochs[0].get("batch"):
+        return epochs[0]["batch"]
     steps = epochs[0]["step"]
     n = const("train_samples")
     b = n // steps if steps else 0

@@ -246,9 +246,10 @@ static enum dlfs_status end_epoch_(struct dlfs_run *r, struct loop_ *L, int epoc
     if (r->metrics) {
         fprintf(r->metrics, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"test_loss\": %.6f, "
                 "\"test_acc\": %.6f, \"samples_per_s\": %.1f, \"epoch_time_s\": %.4f, \"compute_s\": %.4f, "
-                "\"comm_wait_s\": %.4f, \"data_s\": %.4f, \"lr\": %.6g, \"ranks\": %d, \"prefetched\": %ld}\n", epoch,
-                r->step, train_loss, L->test_loss, L->test_acc, sps, train_time, t.compute, t.comm, t.data,
-                dlfs_optim_lr(&r->opt.cfg, r->step > 0 ? r->step - 1 : 0), r->comm->size, r->batcher.prefetch.hits);
+                "\"comm_wait_s\": %.4f, \"data_s\": %.4f, \"lr\": %.6g, \"ranks\": %d, \"prefetched\": %ld, "
+                "\"batch\": %d, \"steps\": %ld}\n", epoch, r->step, train_loss, L->test_loss, L->test_acc, sps, train_time,
+                t.compute, t.comm, t.data, dlfs_optim_lr(&r->opt.cfg, r->step > 0 ? r->step - 1 : 0), r->comm->size,
+                r->batcher.prefetch.hits, r->global_batch, steps);
         fflush(r->metrics);
     }
     if (o->checkpoint_every_epochs && epoch % o->checkpoint_every_epochs == 0 && L->last_saved != r->step)
