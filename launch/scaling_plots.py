@@ -59,7 +59,7 @@ def plot_scaling(plt, studies, path):
         ax.grid(True, alpha=0.4)
     ax_t.set_yscale("log")
     ax_t.yaxis.set_major_formatter(plt.FuncFormatter(si_))
-    ax_t.yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: si_(v, 0) if str(v)[0] in "25" else ""))
+    ax_t.yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: si_(v, 0) if f"{v:e}"[0] in "2345" else ""))
     ax_t.legend(loc="upper left", fontsize=8)
     ax_e.set_ylim(0, max(110, 10 + max(100 * r["efficiency"] for s in studies for r in s.rows)))
     ax_e.legend(loc="lower left", fontsize=8)
@@ -94,7 +94,7 @@ def plot_breakdown(plt, studies, path):
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle("Where a step's time goes (median step of dlfs-train --bench)")
+    fig.suptitle("Where a step's time goes (median step of dlfs-train --bench)", fontsize=10 if cols < 2 else 12)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
