@@ -2,8 +2,10 @@
 #ifndef DLFS_UTIL_H
 #define DLFS_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "dlfs/status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,6 +34,16 @@ void dlfs_sha256_hex(const uint8_t digest[32], char hex[65]);
 
 /* Monotonic wall-clock seconds. */
 double dlfs_now(void);
+
+/* True when a and b name the same existing file (same device and inode after
+ * following symbolic links: hard links, links and other spellings included).
+ * False when either does not exist (an output not yet written is no input). */
+bool dlfs_path_same(const char *a, const char *b);
+
+/* Check a path given by the user before creating anything under it: not empty,
+ * shorter than PATH_MAX less `extra` (room for names appended inside it), no
+ * component longer than NAME_MAX. DLFS_ERR_USAGE with a message "WHAT PATH: …". */
+enum dlfs_status dlfs_path_check(const char *what, const char *path, size_t extra);
 
 /* qsort-based median of n doubles (reorders v). */
 double dlfs_median(double *v, size_t n);
