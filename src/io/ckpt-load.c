@@ -92,7 +92,7 @@ static enum dlfs_status expect_(const char *path, const struct dlfs_ckpt *c, con
 {
     if (!e) return DLFS_OK;
     if (e->model_spec && strcmp(c->model_spec, e->model_spec) != 0)
-        return dlfs_error_set(DLFS_ERR_SHAPE, "%s holds model %s but --model '%s' is %s; resume with --model '%s'",
+        return dlfs_error_set(DLFS_ERR_SHAPE, "%s holds model %.300s but --model '%s' is %s; resume with --model '%.300s'",
                               path, c->model_spec, e->model_arg ? e->model_arg : e->model_spec, e->model_spec,
                               c->model_spec);
     if (e->optimizer && strcmp(c->optimizer, e->optimizer) != 0)
@@ -177,8 +177,8 @@ static enum dlfs_status verify_(const char *path, const struct dlfs_ckpt *c, con
     if (c->format_version >= 2) {
         ckpt_state_sha256(c, hex);
         if (strcmp(hex, digests[1]) != 0)
-            return dlfs_error_set(DLFS_ERR_FORMAT, "%s: checkpoint is corrupt (its training state — buffers, "
-                                  "optimizer moments or the attributes that position the run — does not match the "
+            return dlfs_error_set(DLFS_ERR_FORMAT, "%s: checkpoint is corrupt (its training state: buffers, "
+                                  "optimizer moments or the attributes that position the run, does not match the "
                                   "state_sha256 recorded when it was written)", path);
     }
     char where[320];

@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "dlfs/dataset.h"
+#include "dlfs/util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -46,8 +47,11 @@ static const char usage_text[] =
     "         Without --classes or --preset the classes are named 0..K-1, K = max label + 1.\n"
     "         --fashion-mnist takes the four standard files from DIR\n"
     "         (default " FMNIST_DEFAULT_DIR ") with the Fashion-MNIST class names.\n"
+    "         It refuses an -o that is one of its inputs, and train images with a\n"
+    "         (nearly) constant channel (std 0: normalising would divide by 0).\n"
     "info     prints a summary of a dlfs dataset: shapes, classes, per-class counts,\n"
     "         mean/std, source and license.\n"
+    "Limits on sizes: datasets/README.md.\n"
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n";
 
@@ -153,11 +157,13 @@ static void classes_free(char **v, int n)
 }
 
 /* Check shapes and labels of the four IDX files and build the dataset (images and
- * labels point into the IDX buffers; classes are owned by the caller). */
+ * labels point into the IDX buffers; classes are owned by the caller). Runs before
+ * any statistics: every size below is within the IDX reader's limits (an image
+ * of at most DLFS_IDX_MAX_ITEM values), so the products fit. */
 static int convert_check(const struct convert_opts *o, struct dlfs_idx *f, int have_names,
                          int *num_classes, struct dlfs_dataset *ds)
 {
-    int shape[2][3];
+    uint32_t shape[2][3];
     for (int s = 0; s < 2; s++) {
         const struct dlfs_idx *im = &f[2 * s], *lb = &f[2 * s + 1];
         const char *imf = o->files[2 * s], *lbf = o->files[2 * s + 1];
@@ -170,15 +176,18 @@ static int convert_check(const struct convert_opts *o, struct dlfs_idx *f, int h
         if (im->dims[0] != lb->dims[0])
             return fail("%s has %u images but %s has %u labels; give the matching labels file",
                         imf, im->dims[0], lbf, lb->dims[0]);
-        int c = im->ndim == 4 ? (int)im->dims[1] : 1;
+        if (im->dims[0] > DLFS_DATASET_MAX_N)
+            return fail("%s has %u images; a dlfs dataset holds at most %u per split (datasets/README.md, "
+                        "limits)", imf, im->dims[0], DLFS_DATASET_MAX_N);
+        const uint32_t c = im->ndim == 4 ? im->dims[1] : 1;
         if (c > DLFS_MAX_CHANNELS)
-            return fail("%s has %d channels; dlfs supports at most %d", imf, c, DLFS_MAX_CHANNELS);
+            return fail("%s has %u channels; dlfs supports at most %d", imf, c, DLFS_MAX_CHANNELS);
         shape[s][0] = c;
-        shape[s][1] = (int)im->dims[im->ndim - 2];  /* < 4 GiB total: fits an int */
-        shape[s][2] = (int)im->dims[im->ndim - 1];
+        shape[s][1] = im->dims[im->ndim - 2];
+        shape[s][2] = im->dims[im->ndim - 1];
     }
     if (memcmp(shape[0], shape[1], sizeof shape[0]) != 0)
-        return fail("%s has %dx%dx%d images but %s has %dx%dx%d; train and test need one shape",
+        return fail("%s has %ux%ux%u images but %s has %ux%ux%u; train and test need one shape",
                     o->files[TRAIN_IMG], shape[0][0], shape[0][1], shape[0][2],
                     o->files[TEST_IMG], shape[1][0], shape[1][1], shape[1][2]);
     int maxl = 0;
@@ -193,9 +202,28 @@ static int convert_check(const struct convert_opts *o, struct dlfs_idx *f, int h
         }
     }
     if (!have_names) *num_classes = maxl + 1;
-    ds->c = shape[0][0], ds->h = shape[0][1], ds->w = shape[0][2];
+    ds->c = (int)shape[0][0], ds->h = (int)shape[0][1], ds->w = (int)shape[0][2];
     ds->train = (struct dlfs_split){f[TRAIN_IMG].dims[0], f[TRAIN_IMG].data, f[TRAIN_LAB].data};
     ds->test = (struct dlfs_split){f[TEST_IMG].dims[0], f[TEST_IMG].data, f[TEST_LAB].data};
+    return EXIT_SUCCESS;
+}
+
+/* -o must not be one of the inputs (same file after links: it would be replaced). */
+static int output_check(const struct convert_opts *o)
+{
+    for (int i = 0; i < NFILES; i++)
+        if (dlfs_path_same(o->files[i], o->out))
+            return usage_error("-o %s is the same file as %s %s: converting would replace an input; write "
+                               "the dataset to another file", o->out, file_opt[i], o->files[i]);
+    return EXIT_SUCCESS;
+}
+
+/* The normalisation of the train images: finite and not degenerate. */
+static int stats_check(const struct convert_opts *o, struct dlfs_dataset *ds)
+{
+    dlfs_dataset_stats(&ds->train, ds->c, ds->h, ds->w, ds->mean, ds->std);
+    if (dlfs_dataset_check_norm(o->files[TRAIN_IMG], ds->c, ds->mean, ds->std) != DLFS_OK)
+        return fail("%s", dlfs_error_msg());
     return EXIT_SUCCESS;
 }
 
@@ -227,6 +255,7 @@ static int convert_run(struct convert_opts *o)
         have_names = 0;
     }
     if (o->fmnist) rc = fmnist_resolve(o);
+    if (rc == EXIT_SUCCESS) rc = output_check(o);
     for (int i = 0; i < NFILES && rc == EXIT_SUCCESS; i++)
         if (dlfs_idx_read(o->files[i], &f[i]) != DLFS_OK) rc = fail("%s", dlfs_error_msg());
     if (rc == EXIT_SUCCESS) rc = convert_check(o, f, have_names, &k, &ds);
@@ -242,9 +271,9 @@ static int convert_run(struct convert_opts *o)
         ds.classes = names;
         ds.source = (char *)(o->source ? o->source : "");
         ds.license = (char *)(o->license ? o->license : "");
-        dlfs_dataset_stats(&ds.train, ds.c, ds.h, ds.w, ds.mean, ds.std);
-        if (dlfs_dataset_save(o->out, &ds) != DLFS_OK) rc = fail("%s", dlfs_error_msg());
-        else
+        rc = stats_check(o, &ds);
+        if (rc == EXIT_SUCCESS && dlfs_dataset_save(o->out, &ds) != DLFS_OK) rc = fail("%s", dlfs_error_msg());
+        else if (rc == EXIT_SUCCESS)
             printf("wrote %s: %zu train + %zu test images of %dx%dx%d, %d classes\n", o->out,
                    ds.train.n, ds.test.n, ds.c, ds.h, ds.w, k);
     }
