@@ -40,6 +40,10 @@ double dlfs_now(void);
  * False when either does not exist (an output not yet written is no input). */
 bool dlfs_path_same(const char *a, const char *b);
 
+/* `path` for a message: itself when shorter than len, else its beginning and
+ * end around "[...]" written into buf[len] (the end names the file). */
+const char *dlfs_path_short(const char *path, char *buf, size_t len);
+
 /* Check a path given by the user before creating anything under it: not empty,
  * shorter than PATH_MAX less `extra` (room for names appended inside it), no
  * component longer than NAME_MAX. DLFS_ERR_USAGE with a message "WHAT PATH: …". */

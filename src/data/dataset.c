@@ -105,10 +105,10 @@ static enum dlfs_status stored_(hid_t f, hid_t d, const char *path, const char *
                    (filters == 0 ? stored >= declared
                                  : !dlfs_mul_overflow_u64(stored, DLFS_DATASET_MAX_RATIO, &bound) && bound >= declared);
     if (!ok)
-        return dlfs_error_set(DLFS_ERR_FORMAT, "%s: %s declares %llu bytes but the file stores %llu bytes of it%s; "
-                              "the file is truncated or damaged: re-create it with 'dlfs-data convert'", path, obj,
-                              (unsigned long long)declared, (unsigned long long)stored,
-                              filters > 0 ? " (compressed: more than any compression could hold)" : "");
+        return dlfs_error_set(DLFS_ERR_FORMAT, "%s: %s declares %llu bytes but the file holds only %llu %sbytes for "
+                              "it%s; the file is truncated or damaged: re-create it with 'dlfs-data convert'", path,
+                              obj, (unsigned long long)declared, (unsigned long long)stored,
+                              filters > 0 ? "compressed " : "", filters > 0 ? ", too few for any compression" : "");
     return DLFS_OK;
 }
 

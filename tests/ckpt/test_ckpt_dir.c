@@ -169,8 +169,16 @@ static void check_paths(void)
           dlfs_error_msg());
     CHECK(!exists_("long"), "a refused --checkpoint-dir created directories");
     const char *m = dlfs_error_msg();
-    CHECK(strlen(m) < 4096 && strstr(m, " [...] ") && strstr(m, "choose a shorter one"),
-          "a long message keeps its end (%zu bytes)", strlen(m));
+    CHECK(strlen(m) < 1000 && strstr(m, "[...]") && strstr(m, "choose a shorter one"),
+          "a long path is shortened in the middle (%zu bytes): %s", strlen(m), m);
+    char big[6000];
+    memset(big, 'z', sizeof big - 1), big[sizeof big - 1] = '\0';
+    dlfs_error_clear();
+    dlfs_error_set(DLFS_ERR_IO, "start %s end: what to do", big);
+    m = dlfs_error_msg();
+    CHECK(strlen(m) == 4095 && strncmp(m, "start zz", 8) == 0 && strstr(m, " [...] ") &&
+          strcmp(m + strlen(m) - 15, "end: what to do") == 0,
+          "a message over 4096 bytes keeps its beginning and end: %.40s...", m);
     free(longp);
     CHECK(dlfs_path_same(at_("ckpt-000000050.h5"), at_("./ckpt-000000050.h5")), "another spelling");
     symlink("ckpt-000000050.h5", at_("link.h5"));

@@ -196,7 +196,7 @@ static void check_hostile(void)
     save_good(), f = open_rw();
     put_unwritten(f, "/train/images", 4, (hsize_t[]){NTR, C, H, W}), H5Fclose(f);
     expect_load_fail("images declared, not stored", DLFS_ERR_FORMAT, "/train/images declares 12000 bytes but the file "
-                     "stores 0 bytes");
+                     "holds only 0 compressed bytes");
     const double zero[C] = {0, 0}, tiny[C] = {0.2, 1e-300}, big[C] = {1e300, 0.2}, nan_[C] = {NAN, 0.2};
     const double *bad[4] = {zero, tiny, big, nan_};
     const char *want[4] = {"is (nearly) constant (std 0 <", "(std 1e-300 <", "not a usable normalisation",
