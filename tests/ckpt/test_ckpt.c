@@ -83,6 +83,17 @@ static void check_round_trip(void)
     expect_load_fail_("another model", p, &other, DLFS_ERR_SHAPE, "resume with --model '" SPEC "'");
     struct dlfs_ckpt_expect sgd = {.optimizer = "sgd"};
     expect_load_fail_("another optimizer", p, &sgd, DLFS_ERR_USAGE, "resume with --optim adam");
+    /* no optimizer state at all (SGD without momentum): loads for --eval, refused when needed */
+    float *m = w.m, *v = w.v;
+    w.optimizer = "sgd", w.m = w.v = NULL, w.step = 13;
+    p = save_(&w, 0);
+    struct dlfs_ckpt_expect eval = {.model_spec = model.spec, .params_only = 1};
+    dlfs_error_clear();
+    CHECK(dlfs_ckpt_load_checked(p, &r, &eval) == DLFS_OK && r.params && !r.m, "no moments: %s", dlfs_error_msg());
+    dlfs_ckpt_free(&r);
+    struct dlfs_ckpt_expect momentum = {.optimizer = "sgd", .need_m = 1};
+    expect_load_fail_("moments needed, none stored", p, &momentum, DLFS_ERR_USAGE, "has no optimizer state");
+    w.m = m, w.v = v;
     state_free_(&w);
 }
 
