@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # Helpers of the hostile-input suite (sourced after tests/lib.sh). A case passes
 # when the program, given one hostile input:
-#   - exits != 0 (the given status) within a time bound (no hang), on EVERY rank
-#     for mpirun cases (each rank records its own exit status);
+#   - exits != 0 (the given status) within a time bound (no hang); for mpirun
+#     cases no rank exits 0: each rank records its own exit status, and a rank
+#     that recorded none was ended by mpirun after another rank's non-zero exit
+#     (Open MPI's rule), which mpirun's own status then reports;
 #   - prints exactly one non-empty line on stderr, "dlfs-…: …", containing the
 #     needle (the file or option named, what to do), and nothing else: no HDF5
 #     lines, no sanitizer report, no crash;
@@ -27,11 +29,13 @@ h_check() {
   if [ "$rc" -eq 0 ] || { [ "$want" != nz ] && [ "$rc" -ne "$want" ]; }; then
     t_fail "$name: exit status $rc, want $want"; cat "$err" >&2; return
   fi
+  local recorded=0
   for ((r = 0; r < np; r++)); do
-    if [ ! -f "$H_RANKS/$r" ] || [ "$(cat "$H_RANKS/$r")" = 0 ]; then
-      t_fail "$name: rank $r did not exit != 0 itself"; return
-    fi
+    [ -f "$H_RANKS/$r" ] || continue
+    recorded=$((recorded + 1))
+    [ "$(cat "$H_RANKS/$r")" != 0 ] || { t_fail "$name: rank $r exited 0"; return; }
   done
+  [ "$np" -eq 0 ] || [ "$recorded" -gt 0 ] || { t_fail "$name: no rank recorded its exit status"; return; }
   if [ "$lines" -ne 1 ] || ! grep -q '^dlfs-[a-z]*: ' "$err"; then
     t_fail "$name: $lines line(s) on stderr, want exactly one 'dlfs-…: ' line"; cat "$err" >&2
   elif ! grep -qF -- "$needle" "$err"; then
