@@ -200,7 +200,8 @@ static char *abandoned_dir_(const char *dir)
 }
 
 /* Move the entries in the way into DIR/abandoned-…/ and say so in *msg. */
-static enum dlfs_status archive_(const char *dir, const struct dlfs_ckpt_list *l, const char *keep, size_t n, char **msg)
+static enum dlfs_status archive_(const char *dir, const struct dlfs_ckpt_list *l, const char *keep, size_t n,
+                                 char **msg)
 {
     char *to = abandoned_dir_(dir);
     if (!to) return DLFS_ERR_IO;

@@ -92,7 +92,8 @@ static enum dlfs_status expect_(const char *path, const struct dlfs_ckpt *c, con
 {
     if (!e) return DLFS_OK;
     if (e->model_spec && strcmp(c->model_spec, e->model_spec) != 0)
-        return dlfs_error_set(DLFS_ERR_SHAPE, "%s holds model %.300s but --model '%s' is %s; resume with --model '%.300s'",
+        return dlfs_error_set(DLFS_ERR_SHAPE, "%s holds model %.300s but --model '%s' is %s; resume with "
+                              "--model '%.300s'",
                               path, c->model_spec, e->model_arg ? e->model_arg : e->model_spec, e->model_spec,
                               c->model_spec);
     if (e->optimizer && strcmp(c->optimizer, e->optimizer) != 0)
