@@ -169,6 +169,10 @@ enum dlfs_opt_kind {
     X(resume, const char *, DLFS_OPT_STR, "resume", "latest|FILE", NULL, 0, 0, (""), DLFS_OPT_DIGEST,            \
       "continue from FILE, or the newest checkpoint of --checkpoint-dir\n"                                       \
       "(latest with none yet starts fresh); the rank count may differ")                                          \
+    X(rollback, bool, DLFS_OPT_FLAG, "rollback", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                           \
+      "continue an older line of --checkpoint-dir: the checkpoints in the way\n"                                 \
+      "(newer ones, or another run's) are moved into DIR/abandoned-<time>/,\n"                                   \
+      "never deleted (src/io/README.md, Lineage)")                                                               \
     X(eval_only, bool, DLFS_OPT_FLAG, "eval", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                              \
       "evaluate the --resume checkpoint on --data's test split, no training")                                    \
     H("Devices and output:")                                                                                     \

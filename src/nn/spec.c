@@ -31,9 +31,10 @@ static int parse_pos_(const char *s, size_t n, int *out)
     return 1;
 }
 
+/* Errors in the spec text are usage errors (the text is --model's value): exit 2. */
 static enum dlfs_status bad_(const char *text, const char *tok, const char *why)
 {
-    return dlfs_error_set(DLFS_ERR_SHAPE, "--model '%s': %s at '%s' (see 'dlfs-train --help' for "
+    return dlfs_error_set(DLFS_ERR_USAGE, "--model '%s': %s at '%s' (see 'dlfs-train --help' for "
                           "the spec syntax, e.g. 784-256-10 or in(784),dense(256),gelu,dense(10))",
                           text, why, tok);
 }
@@ -104,12 +105,16 @@ const char *dlfs_layer_type_name(enum dlfs_layer_type t)
  * NULL or the reason it is bad. */
 static const char *window_args_(char *args, const char *keys, int *k, int *stride, int *pad)
 {
-    char *save = NULL;
+    char *save = NULL, seen[4] = "";
     for (char *a = strtok_r(args, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*a)) a++;
         size_t n = strlen(a);
         while (n && isspace((unsigned char)a[n - 1])) a[--n] = '\0';
         if (n < 2 || !strchr(keys, a[0])) return "unknown argument (use kK, sS, pP)";
+        if (strchr(seen, a[0]))
+            return a[0] == 'k' ? "the kernel size is given twice" : a[0] == 's' ? "the stride is given twice"
+                                                                            : "the padding is given twice";
+        seen[strlen(seen)] = a[0];
         int v;
         if (a[0] == 'p') {
             if (!parse_int_(a + 1, n - 1, 0, 4096, &v)) return "padding must be an integer >= 0";
@@ -321,13 +326,13 @@ static void canonical_(struct dlfs_model *m)
 enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m)
 {
     memset(m, 0, sizeof *m);
-    if (!text || !*text) return dlfs_error_set(DLFS_ERR_SHAPE, "--model: empty model name or spec");
+    if (!text || !*text) return dlfs_error_set(DLFS_ERR_USAGE, "--model: empty model name or spec");
     const char *list = text;
     char *expanded = NULL;
     for (size_t i = 0; i < sizeof presets_ / sizeof presets_[0]; i++)
         if (strcmp(text, presets_[i].name) == 0) list = presets_[i].spec;
     if (list == text && !strpbrk(text, "(,") && !isdigit((unsigned char)text[0]))
-        return dlfs_error_set(DLFS_ERR_SHAPE, "--model '%s': unknown model name (presets: mlp, mlp-large, cnn, cnn-bn; or a "
+        return dlfs_error_set(DLFS_ERR_USAGE, "--model '%s': unknown model name (presets: mlp, mlp-large, cnn, cnn-bn; or a "
                               "spec such as 784-256-10 or in(784),dense(256),gelu,dense(10))", text);
     if (list == text && isdigit((unsigned char)text[0])) {
         DLFS_TRY(expand_shorthand_(text, &expanded));

@@ -68,6 +68,11 @@ struct dlfs_run {
     struct dlfs_pipeline pipe;
     struct dlfs_tracer tracer;
 
+    char run_id[33];              /* this invocation's, recorded in its checkpoints (lineage) */
+    char *parent;                 /* the checkpoint it resumed from (file name), NULL: a fresh start */
+    char *parent_path;            /* ... as --resume found it */
+    long parent_step;             /* ... and its step, -1 */
+    int skipped_newer;            /* --resume latest passed over newer files that did not verify */
     long step;                    /* optimizer steps done */
     long total_steps;             /* planned (the schedule's length) */
     double t_compute;             /* seconds, accumulated per epoch */
@@ -136,5 +141,9 @@ enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_ep
  * is not NULL, the checkpoint's file name (malloc'd). Evaluation (--eval) restores
  * the parameters and statistics only. Collective. */
 enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch, char **path);
+/* Before the first write into --checkpoint-dir: the run must continue the newest
+ * line there (src/io/README.md, Lineage); --rollback moves what is in the way
+ * aside. Collective. */
+enum dlfs_status dlfs_run_lineage(struct dlfs_run *r, int archive);
 
 #endif

@@ -323,6 +323,7 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
         dlfs_run_plan(r, total);
         if (comm->rank == 0 && !o->quiet) banner_(r, L.steps_per_epoch);
         if (o->resume) st = dlfs_run_resume(r, &L.epoch0, &L.sample0, &L.last_path);
+        if (st == DLFS_OK) st = dlfs_run_lineage(r, o->rollback);
         if (L.epoch0 == 0) L.epoch0 = 1; /* nothing resumed */
         L.pos_epoch = L.epoch0;
         L.pos_samples = L.sample0;
