@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "dlfs/dataset.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,4 +278,20 @@ void dlfs_dataset_free(struct dlfs_dataset *ds)
     free(ds->train.images), free(ds->train.labels);
     free(ds->test.images), free(ds->test.labels);
     memset(ds, 0, sizeof *ds);
+}
+
+enum dlfs_status dlfs_dataset_check_norm(const char *name, int c, const double *mean, const double *std)
+{
+    for (int i = 0; i < c; i++) {
+        const double m = mean[i], s = std[i];
+        if (!isfinite(m) || !isfinite(s) || m < 0 || m > 1 || s > 1)
+            return dlfs_error_set(DLFS_ERR_NUMERIC, "%s: channel %d has mean %g, std %g: not a usable normalisation "
+                                  "(mean in [0, 1], std in [%g, 1] on the 0..1 pixel scale); re-create the file with "
+                                  "'dlfs-data convert'", name, i, m, s, DLFS_DATASET_MIN_STD);
+        if (!(s >= DLFS_DATASET_MIN_STD))
+            return dlfs_error_set(DLFS_ERR_NUMERIC, "%s: channel %d of the train images is (nearly) constant (std "
+                                  "%g < %g): normalising would divide by ~0; drop that channel or use images that "
+                                  "vary", name, i, s, DLFS_DATASET_MIN_STD);
+    }
+    return DLFS_OK;
 }
