@@ -195,7 +195,7 @@ enum dlfs_status dlfs_comm_agree(const struct dlfs_comm *c, enum dlfs_status loc
     if (first == c->size) return DLFS_OK;
     int bad = local != DLFS_OK, nbad = 0;
     allreduce_int_(c, &bad, &nbad, MPI_SUM, AGREE_WHAT_);
-    struct { int st; char host[64]; char msg[1000]; } pkt;
+    struct { int st; char host[64]; char msg[4096]; } pkt; /* as long as a message can be (status.c) */
     memset(&pkt, 0, sizeof pkt);
     if (c->rank == first) {
         pkt.st = (int)local;
