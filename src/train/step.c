@@ -11,31 +11,37 @@
 
 #define DLFS_KEY_DROPOUT 0xd209ULL
 
-/* Forward, loss and backward of pass p (rows of this rank's part of bt). */
-static void pass_(struct dlfs_run *r, const struct dlfs_batch *bt, int p)
+/* The model's part of pass p over the rows in the workspace: the batch-norm sums
+ * zeroed, forward, loss, backward into the gradient sync's slab (`hook` after each
+ * layer: the buckets' start). Only backend ops: the CUDA graph records it too. */
+static void model_pass_(struct dlfs_run *r, int p, void (*hook)(int layer, void *ctx))
 {
     const struct dlfs_backend *be = r->be;
-    int span = dlfs_trace_begin("step", "data", p);
-    dlfs_batcher_load(&r->batcher, bt, p, &r->ws);
-    dlfs_trace_end(span);
-    const double t0 = dlfs_now();
-    span = dlfs_trace_begin("step", "forward", p);
+    int span = dlfs_trace_begin("step", "forward", p);
     r->ws.bn_stats = dlfs_gsync_bn_slot(&r->gs, p);
     if (r->ws.bn_stats) be->fill(r->ws.bn_stats, 0.0f, r->gs.nbuf);
     dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
     dlfs_model_loss(&r->model, &r->ws, r->pass_rows, 1.0f / (float)r->global_batch);
     dlfs_trace_end(span);
-    dlfs_tracer_mark(r, "data, forward, loss");
-    /* with buckets, each one's sum starts as soon as the backward pass has issued its
-     * last gradient (on devices: ordered after it by events) */
     span = dlfs_trace_begin("step", "backward", p);
     dlfs_gsync_begin_pass(&r->gs, p);
-    dlfs_model_backward(&r->model, &r->ws, r->params, dlfs_gsync_slab(&r->gs), r->pass_rows,
-                        dlfs_gsync_hook(&r->gs), &r->gs);
+    dlfs_model_backward(&r->model, &r->ws, r->params, dlfs_gsync_slab(&r->gs), r->pass_rows, hook, &r->gs);
     dlfs_gsync_end_pass(&r->gs);
     dlfs_trace_end(span);
-    dlfs_tracer_mark(r, "backward");
-    be->sync();
+}
+
+/* Pass p of batch bt: this rank's rows loaded, then the model. With buckets, each
+ * one's sum starts as soon as the backward pass has issued its last gradient (on
+ * devices: ordered after it by events). */
+static void pass_(struct dlfs_run *r, const struct dlfs_batch *bt, int p)
+{
+    const int span = dlfs_trace_begin("step", "data", p);
+    dlfs_batcher_load(&r->batcher, bt, p, &r->ws);
+    dlfs_trace_end(span);
+    const double t0 = dlfs_now();
+    model_pass_(r, p, dlfs_gsync_hook(&r->gs));
+    dlfs_tracer_mark(r, "data, forward, backward");
+    r->be->sync();
     r->t_compute += dlfs_now() - t0;
 }
 
@@ -53,16 +59,9 @@ static void graph_body_(void *ctx)
 {
     const struct graph_ctx_ *g = ctx;
     struct dlfs_run *r = g->r;
-    const struct dlfs_backend *be = r->be;
-    be->fill((float *)r->ws.stats, 0.0f, 4); /* two doubles: all-zero bits */
+    r->be->fill((float *)r->ws.stats, 0.0f, 4); /* two doubles: all-zero bits */
     dlfs_batcher_gather(&r->batcher, g->res, dlfs_pipeline_ids(&r->pipe, r->ws.ids), r->pass_rows, &r->ws);
-    r->ws.bn_stats = dlfs_gsync_bn_slot(&r->gs, 0);
-    if (r->ws.bn_stats) be->fill(r->ws.bn_stats, 0.0f, r->gs.nbuf);
-    dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
-    dlfs_model_loss(&r->model, &r->ws, r->pass_rows, 1.0f / (float)r->global_batch);
-    dlfs_gsync_begin_pass(&r->gs, 0);
-    dlfs_model_backward(&r->model, &r->ws, r->params, dlfs_gsync_slab(&r->gs), r->pass_rows, NULL, NULL);
-    dlfs_gsync_end_pass(&r->gs);
+    model_pass_(r, 0, NULL);
     if (r->pipe.graph_update) { /* the order of the eager path: running statistics, then the update */
         if (r->gs.nbuf) dlfs_gsync_running_stats(&r->gs, r->bufs, r->global_batch, r->bn_group);
         dlfs_optim_update_dev(&r->opt, r->params, dlfs_gsync_grads(&r->gs), r->step, r->pipe.hp_dev);
