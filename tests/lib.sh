@@ -3,12 +3,28 @@
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/mpi-env.sh"
 T_FAILS=0
+T_SKIPS=0
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dlfs-test.XXXXXX")
 trap 'rm -rf "$T_TMP"' EXIT
 
 t_fail() { echo "FAIL: $*" >&2; T_FAILS=$((T_FAILS + 1)); }
 t_pass() { echo "ok: $*"; }
-t_done() { if [ "$T_FAILS" -eq 0 ]; then echo "all checks passed"; exit 0; else echo "$T_FAILS check(s) failed" >&2; exit 1; fi; }
+# t_skip WHY: a check that cannot run here. The driver then ends with 77 (ctest:
+# skipped) unless a check failed: a test with a check not run never reports a pass.
+t_skip() { echo "SKIPPED: $*"; T_SKIPS=$((T_SKIPS + 1)); }
+t_done() {
+  if [ "$T_FAILS" -ne 0 ]; then echo "$T_FAILS check(s) failed" >&2; exit 1; fi
+  if [ "$T_SKIPS" -ne 0 ]; then echo "$T_SKIPS check(s) skipped, the others passed: reported as skipped"; exit 77; fi
+  echo "all checks passed"; exit 0
+}
+
+# The Python the build found with numpy and h5py (tests/dlfs_tests.cmake passes it
+# as PYTHON; empty when configured with -DDLFS_PYTHON_CHECKS=OFF and none has them).
+# Run by hand without PYTHON: the python3 on PATH.
+T_PY=${PYTHON-python3}
+# t_have_h5py: whether $T_PY can import numpy and h5py
+t_have_h5py() { [ -n "$T_PY" ] && "$T_PY" -c 'import numpy, h5py' >/dev/null 2>&1; }
+T_NO_H5PY="${T_PY:-no Python} cannot import numpy and h5py (apt-get install python3-numpy python3-h5py, or configure with -DPython3_EXECUTABLE=PYTHON)"
 
 # t_digest FILE: params_sha256 of the final metrics line
 t_digest() { sed -n 's/.*"params_sha256": "\([0-9a-f]*\)".*/\1/p' "$1" | tail -n 1; }
@@ -37,3 +53,7 @@ t_expect_error() {
     t_pass "$name ($(grep '^dlfs-' "$out"))"
   fi
 }
+
+# t_h5_raw FILE DATASET OUT: the dataset's values as raw little-endian bytes (h5dump,
+# hdf5-tools); non-zero when h5dump is missing or the dataset is not there
+t_h5_raw() { command -v h5dump >/dev/null && h5dump -d "$2" -b LE -o "$3" "$1" >/dev/null 2>&1 && [ -s "$3" ]; }
