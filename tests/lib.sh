@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the shell test drivers (sourced). Each driver gets the
 # build's program paths as arguments and a scratch directory from mktemp.
 set -u
@@ -24,12 +25,21 @@ t_done() {
 T_PY=${PYTHON-python3}
 # t_have_h5py: whether $T_PY can import numpy and h5py
 t_have_h5py() { [ -n "$T_PY" ] && "$T_PY" -c 'import numpy, h5py' >/dev/null 2>&1; }
-T_NO_H5PY="${T_PY:-no Python} cannot import numpy and h5py (apt-get install python3-numpy python3-h5py, or configure with -DPython3_EXECUTABLE=PYTHON)"
+if [ -n "$T_PY" ]; then T_NO_H5PY="$T_PY cannot import numpy and h5py"; else T_NO_H5PY="no Python with numpy and h5py was found at configure"; fi
+T_NO_H5PY="$T_NO_H5PY (apt-get install python3-numpy python3-h5py, or configure with -DPython3_EXECUTABLE=PYTHON)"
 
 # t_digest FILE: params_sha256 of the final metrics line
 t_digest() { sed -n 's/.*"params_sha256": "\([0-9a-f]*\)".*/\1/p' "$1" | tail -n 1; }
 # t_acc FILE: test_acc of the final metrics line
 t_acc() { sed -n 's/.*"event": "final".*"test_acc": \([0-9.]*\).*/\1/p' "$1" | tail -n 1; }
+# t_train_loss FILE: train_loss of the last epoch line
+t_train_loss() { sed -n 's/.*"train_loss": \([0-9.]*\).*/\1/p' "$1" | tail -n 1; }
+# t_within NAME VALUE LO HI: LO <= VALUE <= HI (VALUE a number)
+t_within() {
+  if [ -n "$2" ] && awk -v v="$2" -v lo="$3" -v hi="$4" 'BEGIN { exit !(v >= lo && v <= hi) }'; then
+    t_pass "$1 $2 in [$3, $4]"
+  else t_fail "$1 '$2' outside [$3, $4]"; fi
+}
 
 # t_expect_error NAME WANT_RC NEEDLE CMD...: CMD must exit WANT_RC (or any non-zero
 # if WANT_RC is "nz"), print exactly one "dlfs-…: " line on stderr containing

@@ -19,6 +19,10 @@ if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 else
   cp -r "$root/src" "$root/include" "$copy/"
 fi
+# the names of this build's tests (read from the CTestTestfiles: running ctest here would
+# overwrite the log of the ctest that runs this test)
+find "$build" -name CTestTestfile.cmake -exec sed -n 's/^add_test(\[=\[\([^]]*\)\]=\].*/\1/p' {} + > "$T_TMP/tests"
+[ -s "$T_TMP/tests" ] || t_fail "no tests found under $build"
 n=0
 for p in "$root"/tests/mutants/*.patch; do
   [ -e "$p" ] || continue
@@ -34,7 +38,7 @@ for p in "$root"/tests/mutants/*.patch; do
     continue
   fi
   if [ -n "$regex" ]; then
-    found=$(cd "$build" && ctest -N -R "$regex" | sed -n 's/^Total Tests: //p')
+    found=$(grep -cE -- "$regex" "$T_TMP/tests" || [ $? = 1 ])
     [ "${found:-0}" -gt 0 ] && t_pass "$name applies; Tests: $regex ($found tests)" \
       || t_fail "$name: Tests: '$regex' matches no test of this build"
   else

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
-# Learning, convolutional: the cnn preset on Fashion-MNIST reaches >= 78 % test
-# accuracy after 150 steps of batch 64 (9600 samples, a sixth of an epoch; Adam,
-# cosine schedule, fixed seed; measured 82.7 %), and a checkpoint of it holds the
-# conv weights as (oc, c, kh, kw) and no group for parameterless layers.
+# Learning, convolutional: the cnn preset on Fashion-MNIST after 150 steps of batch 64
+# (9600 samples, a sixth of an epoch; Adam, cosine schedule, seed 1) reaches >= 81.5 %
+# test accuracy with a mean train_loss <= 0.68, and a checkpoint of it holds the conv
+# weights as (oc, c, kh, kw) and no group for parameterless layers.
+# The bounds sit just below what the recipe reaches (seeds 1-5 and 7, this test's exact
+# recipe, 2-core VM, 2026-12-01): test_acc 82.66-83.66 %, train_loss 0.6046-0.6485. A conv
+# weight gradient summed over the last chunk of images only
+# (tests/mutants/10-conv-weight-grad.patch) reaches 77.79-79.66 % (train_loss
+# 0.7054-0.7568) on the same seeds: it passed the old 78 % bound.
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$3
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
@@ -13,7 +18,8 @@ mpirun -np 1 "$train" --data "$fm" --model cnn --epochs 1 --max-steps 150 --batc
   || { cat "$T_TMP/a.out"; t_fail "cnn run failed"; t_done; }
 acc=$(t_acc "$T_TMP/a.jsonl")
 echo "cnn, 150 steps of 64: test_acc $acc ($(( $(date +%s) - t0 )) s)"
-awk -v a="$acc" 'BEGIN { exit !(a >= 0.78) }' && t_pass "accuracy $acc >= 0.78" || t_fail "accuracy $acc < 0.78"
+t_within "150 steps: test_acc" "$acc" 0.815 1
+t_within "150 steps: train_loss" "$(t_train_loss "$T_TMP/a.jsonl")" 0 0.68
 # the layout, without Python (h5ls) and read by h5py
 ck=$T_TMP/ck/ckpt-000000150.h5
 if ! command -v h5ls >/dev/null; then t_skip "checkpoint layout (h5ls): no h5ls (apt-get install hdf5-tools)"

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
-# Learning: mlp on Fashion-MNIST reaches >= 84 % after one epoch (Adam, batch 128,
-# fixed seed), and a second run with the same seed gives the same params_sha256.
+# Learning: mlp on Fashion-MNIST after one epoch (Adam, batch 128, seed 7) reaches
+# >= 85.0 % test accuracy, and its mean train_loss over the epoch lies in [0.440, 0.475];
+# a second run with the same seed gives the same params_sha256.
+# The bounds sit just below what the recipe reaches (seeds 1-5 and 7, this test's exact
+# recipe, 2-core VM, 2026-12-01): test_acc 85.67-86.25 %, train_loss 0.4538-0.4615.
+# The accuracy alone cannot tell un-normalised inputs (x/255, the dataset's mean and std
+# ignored) from the spread: they reach 84.93-85.82 % on the same seeds; their train_loss,
+# 0.5073-0.5171, is well outside the band (tests/mutants/09-normalize-stats.patch).
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$3
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
@@ -11,7 +17,8 @@ for run in a b; do
 done
 acc=$(t_acc "$T_TMP/a.jsonl")
 echo "one epoch: test_acc $acc"
-awk -v a="$acc" 'BEGIN { exit !(a >= 0.84) }' && t_pass "accuracy $acc >= 0.84" || t_fail "accuracy $acc < 0.84"
+t_within "one epoch: test_acc" "$acc" 0.850 1
+t_within "one epoch: train_loss" "$(t_train_loss "$T_TMP/a.jsonl")" 0.440 0.475
 da=$(t_digest "$T_TMP/a.jsonl"); db=$(t_digest "$T_TMP/b.jsonl")
 [ -n "$da" ] && [ "$da" = "$db" ] && t_pass "same seed, same digest $da" || t_fail "digests differ: $da vs $db"
 [ -n "$da" ] && grep -q "params_sha256 $da" "$T_TMP/a.out" && t_pass "digest printed" || t_fail "digest not printed"
