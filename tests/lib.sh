@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 # Shared helpers for the shell test drivers (sourced). Each driver gets the
 # build's program paths as arguments and a scratch directory from mktemp.
 set -u
