@@ -6,7 +6,7 @@ set -u
 T_FAILS=0
 T_SKIPS=0
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dlfs-test.XXXXXX")
-trap 'rm -rf "$T_TMP"' EXIT
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$T_TMP"' EXIT
 
 t_fail() { echo "FAIL: $*" >&2; T_FAILS=$((T_FAILS + 1)); }
 t_pass() { echo "ok: $*"; }

@@ -243,7 +243,14 @@ struct dlfs_backend {
     void (*to_host_async)(void *dst, const void *src, size_t bytes);
     void (*mark_record)(int k);
     void (*mark_wait)(int k);
+
+    /* Optional (timelines, --trace): timer_mark(k), k < DLFS_TIMER_MARKS, places timer
+     * mark k after every op issued so far; timer_read(k) waits until mark k has passed
+     * and returns the device's seconds from mark 0 to it. */
+    void (*timer_mark)(int k);
+    double (*timer_read)(int k);
 };
+#define DLFS_TIMER_MARKS 16
 #define DLFS_MARKS 4
 #define DLFS_STAGE_SLOTS 128
 /* Image channels the normalising ops (normalize_u8, gather_u8) take at most. */
@@ -267,6 +274,11 @@ struct dlfs_nccl_api {
     /* In-place sum of n device floats, ordered after every op issued so far on the
      * backend's stream; returns once issued (0), or -1 with a reason. */
     int (*allreduce)(void *ctx, float *buf, size_t n, char *why, size_t why_len);
+    /* ZeRO-1, in place, ordered like allreduce: reduce_scatter sums buf (nranks x
+     * count floats) across ranks and leaves this rank's part of the sums at
+     * buf + rank * count; all_gather hands every rank's part buf + r * count to all. */
+    int (*reduce_scatter)(void *ctx, float *buf, size_t count, char *why, size_t why_len);
+    int (*all_gather)(void *ctx, float *buf, size_t count, char *why, size_t why_len);
     /* Later ops on the backend's stream wait for every sum issued so far; the host
      * waits too, at most the context's timeout. 0, or -1 with a reason. */
     int (*wait)(void *ctx, char *why, size_t why_len);

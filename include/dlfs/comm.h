@@ -66,6 +66,14 @@ void dlfs_comm_allreduce_f64(const struct dlfs_comm *c, double *buf, size_t n);
  * `scratch` holds at least (n + 1) / 2 floats. Every rank ends with identical bits.
  * Each exchange is bounded by c->timeout_s (dlfs_comm_wait). */
 void dlfs_comm_allreduce_det(const struct dlfs_comm *c, float *buf, size_t n, float *scratch);
+/* Its two halves. reduce_scatter: recursive halving, after which this rank's
+ * segment (dlfs_comm_det_segment) holds the sum — the same bits the all-reduce
+ * gives there; the rest of buf is scratch. allgather: recursive doubling, which
+ * hands every rank's segment to everyone (plain copies). */
+void dlfs_comm_reduce_scatter_det(const struct dlfs_comm *c, float *buf, size_t n, float *scratch);
+void dlfs_comm_allgather_det(const struct dlfs_comm *c, float *buf, size_t n);
+/* The segment [lo, hi) of n values rank `rank` of `size` holds after the halving. */
+void dlfs_comm_det_segment(int size, int rank, size_t n, size_t *lo, size_t *hi);
 
 /* Agreement on a local status: returns DLFS_OK when every rank passed DLFS_OK.
  * Otherwise every rank returns the failing status, and the message of the
@@ -81,6 +89,8 @@ int dlfs_comm_same_u64(const struct dlfs_comm *c, uint64_t v, int *first_bad);
 /* 1 when `flag` is non-zero on any rank (a signal seen by one rank stops all);
  * bounded by c->timeout_s. */
 int dlfs_comm_any(const struct dlfs_comm *c, int flag);
+/* The bitwise OR of every rank's flags; bounded by c->timeout_s. */
+int dlfs_comm_or(const struct dlfs_comm *c, int flags);
 
 /* Node-wide duplicates: every rank passes a key of `len` <= 32 bytes (e.g. the
  * UUID of its GPU) or NULL (nothing to compare). Returns 1 when another rank on
@@ -88,9 +98,11 @@ int dlfs_comm_any(const struct dlfs_comm *c, int flag);
  * Collective (every rank must call it, with or without a key). */
 int dlfs_comm_node_duplicate(const struct dlfs_comm *c, const void *key, size_t len, int *other);
 
-/* Complete `n` MPI requests, bounded by c->timeout_s (0: MPI_Waitall). A request
+/* Complete `n` MPI requests, bounded by c->timeout_s (0: no deadline). A request
  * still open at the deadline means a peer is stuck or dead: dlfs_fatal names this
- * rank and `what` and ends the job (it cannot be agreed: the peer never answers). */
+ * rank and `what` and ends the job (it cannot be agreed: the peer never answers).
+ * SIGTERM/SIGUSR1 arriving while a wait has already lasted 5 s end the job too
+ * (exit code 4): a stuck peer must not keep a job from stopping. */
 void dlfs_comm_wait(const struct dlfs_comm *c, int n, MPI_Request *req, const char *what);
 
 /* Bounded variants of three MPI collectives (--comm-timeout): a barrier, the
@@ -98,6 +110,20 @@ void dlfs_comm_wait(const struct dlfs_comm *c, int n, MPI_Request *req, const ch
 void dlfs_comm_barrier(const struct dlfs_comm *c, const char *what);
 void dlfs_comm_max_f64(const struct dlfs_comm *c, double *buf, int n);
 void dlfs_comm_bcast(const struct dlfs_comm *c, void *buf, int bytes, int root, const char *what);
+
+/* Part of a slab, as segments in slab order: the parameters an optimizer updates.
+ * Without ZeRO one segment, the whole slab; with ZeRO-1 this rank's shard
+ * (dlfs_buckets_shard). `shared` segments are updated by every rank alike, the
+ * others by this rank only. */
+struct dlfs_seg {
+    size_t off, len;
+    bool shared;
+};
+struct dlfs_shard {
+    int count;
+    struct dlfs_seg *seg;        /* (count) */
+    size_t total;                /* values in all segments */
+};
 
 /* ---- gradient buckets and their transports ---------------------------------------
  *
@@ -119,14 +145,25 @@ void dlfs_comm_bcast(const struct dlfs_comm *c, void *buf, int bytes, int root, 
  *                              (also on one rank: the path the tests run is real);
  *   dlfs_transport_det_tree    deterministic mode: one bucket, the whole slab,
  *                              summed by dlfs_comm_allreduce_det on host memory.
- * On one rank (DLFS_COMM_SELF) the MPI transports sum nothing. */
+ * On one rank (DLFS_COMM_SELF) the MPI transports sum nothing.
+ *
+ * ZeRO-1 (b->zero, set before the first bucket starts): a bucket of L values is
+ * reduce-scattered instead: rank r receives the sums of its part, the r-th of P
+ * equal parts of floor(L/P) values, and the last L mod P values are all-reduced
+ * (every rank updates them). The optimizer then updates only this rank's shard
+ * (dlfs_buckets_shard), and `gather` hands the updated parts of the parameters to
+ * every rank. det_tree instead keeps the recursive halving's segment of the whole
+ * slab (dlfs_comm_det_segment): the same additions as its all-reduce, so the same
+ * bits. */
 struct dlfs_buckets;
 struct dlfs_transport_ops {
     const char *name;                                   /* "mpi", "mpi-staged", "nccl", "mpi-tree" */
     enum dlfs_status (*open)(struct dlfs_buckets *b);   /* resources (not collective; the caller agrees) */
     void (*start)(struct dlfs_buckets *b, int i);       /* bucket i's gradients are final: start its sum */
     void (*progress)(struct dlfs_buckets *b);           /* let started sums move on; never blocks */
+    int (*test)(struct dlfs_buckets *b, int i);         /* optional: 1 once bucket i's sum is done (timelines) */
     void (*wait)(struct dlfs_buckets *b);               /* every started sum complete (bounded) */
+    void (*gather)(struct dlfs_buckets *b, float *params); /* ZeRO-1: every rank's part of params to all */
     void (*free)(struct dlfs_buckets *b);
 };
 extern const struct dlfs_transport_ops dlfs_transport_mpi_host, dlfs_transport_mpi_staged, dlfs_transport_nccl,
@@ -140,8 +177,10 @@ struct dlfs_buckets {
     size_t *begin, *end;           /* bucket i covers [begin[i], end[i]); i = 0 is the slab's tail */
     const struct dlfs_transport_ops *tp;
     const struct dlfs_backend *be; /* the backend owning `grads` */
+    int zero;                      /* ZeRO-1: sums are reduce-scattered (dlfs_buckets_shard) */
+    double *t_start;               /* timelines: when each bucket's sum started (0: done or not traced) */
     /* transport state */
-    MPI_Request *req;              /* MPI: one request per bucket */
+    MPI_Request *req;              /* MPI: two requests per bucket (ZeRO: the part, the remainder) */
     float *host;                   /* mpi_staged: (n) pinned; det_tree: (n) host copy (device backends) */
     float *scratch;                /* det_tree: (n + 1) / 2 */
     int sent;                      /* mpi_staged: buckets whose MPI sum has started */
@@ -163,6 +202,14 @@ void dlfs_buckets_ready(struct dlfs_buckets *b, size_t off);
 void dlfs_buckets_poke(struct dlfs_buckets *b);
 /* Start what is left, complete everything; returns the seconds spent waiting. */
 double dlfs_buckets_wait(struct dlfs_buckets *b);
+
+/* ZeRO-1: the shard of rank `rank` under this layout and transport (segments in
+ * slab order; out->seg allocated, the caller frees it). Without b->zero, or on one
+ * rank: the whole slab. */
+void dlfs_buckets_shard(const struct dlfs_buckets *b, int rank, struct dlfs_shard *out);
+/* ZeRO-1, after the update: every rank's updated part of params (n values of the
+ * slab's backend memory) to every rank; bounded like the sums. */
+void dlfs_buckets_gather(struct dlfs_buckets *b, float *params);
 
 /* NCCL's set-up over MPI, every wait bounded by c->timeout_s: rank 0 makes the id,
  * a bounded broadcast hands it out, every rank starts joining and polls until the

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include "dlfs/backend.h"
 #include "dlfs/checkpoint.h"
+#include "dlfs/comm.h"
 #include "dlfs/options.h"
 #include "dlfs/status.h"
 
@@ -43,17 +44,25 @@ struct dlfs_optim_config {
 struct dlfs_optimizer {
     struct dlfs_optim_config cfg;
     const struct dlfs_backend *be;
-    size_t n;                    /* parameters updated */
-    float *m, *v;                /* (n) backend memory; NULL where the optimizer has none */
+    size_t n;                    /* parameters of the slab */
+    struct dlfs_shard shard;     /* the ones this optimizer updates (owned copy) */
+    float *m, *v;                /* (shard.total) backend memory, segment after segment; NULL
+                                    where the optimizer has none */
 };
+
+/* "sgd", "adam", "adamw" (as --optim spells them and checkpoints record them). */
+const char *dlfs_optim_name(enum dlfs_optim o);
 
 /* The configuration from the options and the global batch (for --lr-scaling). */
 struct dlfs_optim_config dlfs_optim_config(const struct dlfs_options *o, int global_batch);
 
-/* Allocate the state for n parameters (zeroed). DLFS_ERR_NOMEM with a message
- * when the backend is out of memory; dlfs_optim_free undoes it either way. */
+/* Allocate the state (zeroed) for the parameters of `shard` of a slab of n (NULL:
+ * all n). DLFS_ERR_NOMEM with a message when the backend is out of memory;
+ * dlfs_optim_free undoes it either way. */
 enum dlfs_status dlfs_optim_init(struct dlfs_optimizer *op, const struct dlfs_optim_config *cfg,
-                                 const struct dlfs_backend *be, size_t n);
+                                 const struct dlfs_backend *be, size_t n, const struct dlfs_shard *shard);
+/* Bytes of optimizer state this rank holds. */
+size_t dlfs_optim_state_bytes(const struct dlfs_optimizer *op);
 void dlfs_optim_free(struct dlfs_optimizer *op);
 
 /* The learning rate of step `step` (0-based) under the schedule. */
@@ -64,7 +73,8 @@ struct dlfs_optim_hp dlfs_optim_hp(const struct dlfs_optimizer *op, long step);
 /* The per-step values alone, as the *_update_dev ops read them from backend memory. */
 struct dlfs_optim_dyn dlfs_optim_dyn(const struct dlfs_optimizer *op, long step);
 
-/* One update of params (n) with the summed gradients (n), as step `step`. */
+/* One update of the shard's params with its summed gradients (both slabs of n), as
+ * step `step`; the other parameters are left alone. */
 void dlfs_optim_update(struct dlfs_optimizer *op, float *params, const float *grads, long step);
 /* The same, bit for bit, with the per-step values read from `dyn` (backend memory)
  * when it runs: a recorded CUDA graph replays it every step. Available when the
@@ -73,15 +83,15 @@ void dlfs_optim_update_dev(struct dlfs_optimizer *op, float *params, const float
                            const struct dlfs_optim_dyn *dyn);
 bool dlfs_optim_has_dev(const struct dlfs_optimizer *op);
 
-/* Checkpoint fields for the writer: c->optimizer (a static name, borrowed) and the
- * moments as host copies in c->m / c->v (allocated here, the caller frees them;
- * NULL where the optimizer has none). */
-void dlfs_optim_save(const struct dlfs_optimizer *op, struct dlfs_ckpt *c);
+/* The moments of the shard as host copies (shard.total floats each; NULL where
+ * the optimizer has none), allocated here, the caller frees them. */
+void dlfs_optim_moments(const struct dlfs_optimizer *op, float **m, float **v);
 /* Whether checkpoint `c` (read from `path`) can restore this optimizer: the same
  * optimizer, with the moments it needs. DLFS_ERR_USAGE naming the file and the
  * way out otherwise. */
 enum dlfs_status dlfs_optim_check(const struct dlfs_optimizer *op, const struct dlfs_ckpt *c, const char *path);
-/* Restore the moments from a checkpoint that passed dlfs_optim_check. */
+/* Restore the shard's moments from a checkpoint that passed dlfs_optim_check (the
+ * checkpoint holds all n of them). */
 void dlfs_optim_load(struct dlfs_optimizer *op, const struct dlfs_ckpt *c);
 
 #ifdef __cplusplus

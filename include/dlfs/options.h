@@ -126,12 +126,20 @@ enum dlfs_opt_kind {
       "random offset, drawn from (seed, step, sample index)")                                                    \
     X(augment_flip, bool, DLFS_OPT_FLAG, "augment-flip", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                   \
       "mirror training images left-right with probability 1/2")                                                  \
+    X(accum_steps, int, DLFS_OPT_INT, "accum-steps", "N", 1, 1, 4096, (""), DLFS_OPT_DIGEST,                     \
+      "gradient accumulation: each rank takes its part of the global batch\n"                                    \
+      "in N micro-batches, summed before one all-reduce and one update\n"                                        \
+      "(the same global batch: activations shrink N-fold)")                                                      \
     H("Ranks and determinism:")                                                                                  \
     X(deterministic, bool, DLFS_OPT_FLAG, "deterministic", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                 \
       "bit-identical results on any rank count P dividing V")                                                    \
     X(virtual_shards, int, DLFS_OPT_INT, "virtual-shards", "V", 8, 1, 4096, (""), DLFS_OPT_DIGEST,               \
       "shards of each global batch in deterministic mode (a power of\n"                                          \
       "two; the batch must be divisible by V)")                                                                  \
+    X(zero, int, DLFS_OPT_INT, "zero", "0|1", 0, 0, 1, (""), DLFS_OPT_DIGEST,                                    \
+      "1: ZeRO-1, the optimizer state sharded across the ranks: gradients\n"                                     \
+      "reduce-scattered, each rank updates its part of the parameters,\n"                                        \
+      "which are then all-gathered (deterministic mode: the same bits as 0)")                                    \
     X(bucket_mb, double, DLFS_OPT_REAL, "bucket-mb", "X", 4.0, 0.0, 65536.0, (""), DLFS_OPT_DIGEST,              \
       "gradient all-reduce bucket size in MiB")                                                                  \
     X(comm, enum dlfs_comm_path, DLFS_OPT_CHOICE, "comm", "auto|nccl|mpi", 0, 0, 0, (DLFS_OPT_NAMES_COMM),       \
@@ -161,6 +169,10 @@ enum dlfs_opt_kind {
     X(resume, const char *, DLFS_OPT_STR, "resume", "latest|FILE", NULL, 0, 0, (""), DLFS_OPT_DIGEST,            \
       "continue from FILE, or the newest checkpoint of --checkpoint-dir\n"                                       \
       "(latest with none yet starts fresh); the rank count may differ")                                          \
+    X(rollback, bool, DLFS_OPT_FLAG, "rollback", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                           \
+      "continue an older line of --checkpoint-dir: the checkpoints in the way\n"                                 \
+      "(newer ones, or another run's) are moved into DIR/abandoned-<time>/,\n"                                   \
+      "never deleted (src/io/README.md, Lineage)")                                                               \
     X(eval_only, bool, DLFS_OPT_FLAG, "eval", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                              \
       "evaluate the --resume checkpoint on --data's test split, no training")                                    \
     H("Devices and output:")                                                                                     \
@@ -193,6 +205,13 @@ enum dlfs_opt_kind {
     X(progress_s, double, DLFS_OPT_REAL, "progress-seconds", "X", 0.0, 0.0, 1e6, (""),                           \
       DLFS_OPT_LOCAL | DLFS_OPT_NODEF, "seconds between progress lines (default 1 on a terminal, 15 otherwise)") \
     X(quiet, bool, DLFS_OPT_FLAG, "quiet", NULL, 0, 0, 0, (""), DLFS_OPT_LOCAL, "only the final lines")          \
+    X(trace, const char *, DLFS_OPT_STR, "trace", "FILE", NULL, 0, 0, (""), DLFS_OPT_LOCAL,                      \
+      "timeline of every rank (Chrome trace JSON: Perfetto, chrome://tracing):\n"                                \
+      "data, forward/backward per layer, each bucket's all-reduce, waits,\n"                                     \
+      "the update, evaluation and checkpoint writes; on a GPU also device\n"                                     \
+      "time. Recorded for --trace-steps steps after 2 warm-up steps")                                            \
+    X(trace_steps, int, DLFS_OPT_INT, "trace-steps", "N", 5, 1, 100000, (""), DLFS_OPT_LOCAL,                    \
+      "steps the timeline records")                                                                              \
     H("Benchmark:")                                                                                              \
     X(bench, bool, DLFS_OPT_FLAG, "bench", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                                 \
       "time training steps on synthetic data (no --data needed)")                                                \
@@ -217,7 +236,6 @@ uint64_t dlfs_options_digest(const struct dlfs_options *o);
 void dlfs_options_describe(const struct dlfs_options *o, char *buf, size_t len);
 /* The --help text (rank 0 prints it for -h/--help). */
 void dlfs_options_usage(FILE *f);
-const char *dlfs_optim_name(enum dlfs_optim o);
 
 #ifdef __cplusplus
 }

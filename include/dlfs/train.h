@@ -20,13 +20,6 @@ extern "C" {
 #define DLFS_EXIT_CHECKPOINTED 3
 #define DLFS_EXIT_INTERRUPTED_NO_CKPT 4
 
-/* Install the SIGTERM/SIGUSR1 handlers (they only set a flag; the training
- * loop stops at the next step boundary) and ignore SIGXFSZ (a file-size limit
- * then fails the write instead of killing the process). */
-void dlfs_signals_install(void);
-/* The signal received (0 if none). */
-int dlfs_signal_pending(void);
-
 /* Train (or benchmark, with o->bench) on every rank of `comm`. Collective.
  * Errors: a status with one message, identical on every rank. */
 enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_comm *comm);

@@ -2,8 +2,10 @@
 #ifndef DLFS_UTIL_H
 #define DLFS_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "dlfs/status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,12 +32,37 @@ void dlfs_sha256_final(struct dlfs_sha256 *s, uint8_t out[32]);
 /* 64 hex characters + NUL */
 void dlfs_sha256_hex(const uint8_t digest[32], char hex[65]);
 
+/* Add n float32 values as little-endian bytes, whatever the host's byte order. */
+void dlfs_sha256_update_f32le(struct dlfs_sha256 *s, const float *v, size_t n);
 /* SHA-256 of a float32 slab as little-endian bytes (hex, 65 chars): the
  * params_sha256 that dlfs-train prints and checkpoints record. */
 void dlfs_params_sha256(const float *params, size_t n, char hex[65]);
 
+/* Install the SIGTERM/SIGUSR1 handlers (they only set a flag; the training loop
+ * stops at the next step boundary, a wait for other ranks that has lasted a few
+ * seconds ends the job) and ignore SIGXFSZ (a file-size limit then fails the
+ * write instead of killing the process). */
+void dlfs_signals_install(void);
+/* The signal received (0 if none), and its name ("SIGTERM", ...). */
+int dlfs_signal_pending(void);
+const char *dlfs_signal_name(int sig);
+
 /* Monotonic wall-clock seconds. */
 double dlfs_now(void);
+
+/* True when a and b name the same existing file (same device and inode after
+ * following symbolic links: hard links, links and other spellings included).
+ * False when either does not exist (an output not yet written is no input). */
+bool dlfs_path_same(const char *a, const char *b);
+
+/* `path` for a message: itself when shorter than len, else its beginning and
+ * end around "[...]" written into buf[len] (the end names the file). */
+const char *dlfs_path_short(const char *path, char *buf, size_t len);
+
+/* Check a path given by the user before creating anything under it: not empty,
+ * shorter than PATH_MAX less `extra` (room for names appended inside it), no
+ * component longer than NAME_MAX. DLFS_ERR_USAGE with a message "WHAT PATH: …". */
+enum dlfs_status dlfs_path_check(const char *what, const char *path, size_t extra);
 
 /* qsort-based median of n doubles (reorders v). */
 double dlfs_median(double *v, size_t n);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/trace.h"
 #include "dlfs/comm.h"
 #include "dlfs/util.h"
 
@@ -39,12 +40,13 @@ enum dlfs_status dlfs_buckets_init(struct dlfs_buckets *b, const struct dlfs_com
     b->tp = tp ? tp : &dlfs_transport_mpi_host;
     b->begin = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->begin);
     b->end = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->end);
-    b->req = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->req);
+    b->req = dlfs_calloc(2 * ((size_t)num_boundaries + 1), sizeof *b->req);
+    b->t_start = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->t_start);
     const size_t zero = 0;
     b->count = b->tp == &dlfs_transport_det_tree ? layout_(b, &zero, 1, 0) /* the whole slab */
                                                  : layout_(b, boundaries, num_boundaries, bucket_bytes);
+    for (int i = 0; i < 2 * b->count; i++) b->req[i] = MPI_REQUEST_NULL;
     for (int i = 0; i < b->count; i++) {
-        b->req[i] = MPI_REQUEST_NULL;
         DLFS_ASSERT(b->tp == &dlfs_transport_det_tree || b->end[i] - b->begin[i] < ((size_t)1 << 31));
     }
     return b->tp->open ? b->tp->open(b) : DLFS_OK;
@@ -56,17 +58,58 @@ void dlfs_buckets_free(struct dlfs_buckets *b)
     free(b->begin);
     free(b->end);
     free(b->req);
+    free(b->t_start);
     memset(b, 0, sizeof *b);
 }
 
 void dlfs_buckets_ready(struct dlfs_buckets *b, size_t off)
 {
-    while (b->started < b->count && b->begin[b->started] >= off) b->tp->start(b, b->started++);
+    while (b->started < b->count && b->begin[b->started] >= off) {
+        if (dlfs_trace_on) b->t_start[b->started] = dlfs_now();
+        b->tp->start(b, b->started++);
+    }
+}
+
+/* Timelines: bucket i's span, from its start to `t` (when its end was seen). */
+static void span_(struct dlfs_buckets *b, int i, double t)
+{
+    if (!b->t_start[i]) return;
+    dlfs_trace_span(DLFS_TRACK_BUCKET + i, "comm", b->zero ? "reduce-scatter" : "all-reduce", i, b->t_start[i], t);
+    b->t_start[i] = 0;
 }
 
 void dlfs_buckets_poke(struct dlfs_buckets *b)
 {
     if (b->started && b->tp->progress) b->tp->progress(b);
+    for (int i = 0; dlfs_trace_on && b->tp->test && i < b->started; i++)
+        if (b->t_start[i] && b->tp->test(b, i)) span_(b, i, dlfs_now());
+}
+
+void dlfs_buckets_shard(const struct dlfs_buckets *b, int rank, struct dlfs_shard *out)
+{
+    const int P = b->comm->size;
+    out->seg = dlfs_calloc(2 * (size_t)b->count + 1, sizeof *out->seg);
+    out->count = 0;
+    out->total = 0;
+    if (!b->zero || P == 1) {
+        out->seg[out->count++] = (struct dlfs_seg){0, b->n, false};
+    } else if (b->tp == &dlfs_transport_det_tree) {
+        size_t lo, hi;
+        dlfs_comm_det_segment(P, rank, b->n, &lo, &hi);
+        out->seg[out->count++] = (struct dlfs_seg){lo, hi - lo, false};
+    } else {
+        for (int i = b->count - 1; i >= 0; i--) { /* slab order: bucket 0 is the tail */
+            const size_t len = b->end[i] - b->begin[i], q = len / (size_t)P;
+            if (q) out->seg[out->count++] = (struct dlfs_seg){b->begin[i] + (size_t)rank * q, q, false};
+            if (len % (size_t)P) out->seg[out->count++] = (struct dlfs_seg){b->begin[i] + (size_t)P * q, len % P, true};
+        }
+    }
+    for (int i = 0; i < out->count; i++) out->total += out->seg[i].len;
+}
+
+void dlfs_buckets_gather(struct dlfs_buckets *b, float *params)
+{
+    if (b->zero && b->comm->kind != DLFS_COMM_SELF) b->tp->gather(b, params);
 }
 
 double dlfs_buckets_wait(struct dlfs_buckets *b)
@@ -74,6 +117,8 @@ double dlfs_buckets_wait(struct dlfs_buckets *b)
     dlfs_buckets_ready(b, 0);
     const double t0 = dlfs_now();
     b->tp->wait(b);
+    const double t1 = dlfs_now();
+    for (int i = 0; i < b->started; i++) span_(b, i, t1);
     b->started = 0;
-    return dlfs_now() - t0;
+    return t1 - t0;
 }

@@ -15,24 +15,30 @@ const char *dlfs_comm_path_name(enum dlfs_comm_path p)
     return (unsigned)p < DLFS_COMM_PATH_COUNT ? names[p] : "?";
 }
 
+#define SIGNAL_GRACE_ 5.0
+#define DLFS_EXIT_SIGNAL_IN_WAIT 4 /* as a run stopped by a signal without a checkpoint */
+
 void dlfs_comm_wait(const struct dlfs_comm *c, int n, MPI_Request *req, const char *what)
 {
     if (n <= 0) return;
-    if (c->timeout_s <= 0) {
-        MPI_Waitall(n, req, MPI_STATUSES_IGNORE);
-        return;
-    }
     /* MPI has no timed wait: test in a loop, as MPI_Waitall would poll (no naps:
      * MPI moves a large message's fragments only inside MPI calls; MPI itself
      * yields the core when the node is oversubscribed) */
-    const double deadline = dlfs_now() + c->timeout_s;
+    const double t0 = dlfs_now(), deadline = t0 + (c->timeout_s > 0 ? c->timeout_s : 1e30);
     for (;;) {
         int done = 0;
         MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
         if (done) return;
-        if (dlfs_now() > deadline)
+        const double now = dlfs_now();
+        if (now > deadline)
             dlfs_fatal(1, "%s did not complete within %g s (--comm-timeout): a peer rank is stuck or dead; "
                        "ending the job", what, c->timeout_s);
+        /* SIGTERM/SIGUSR1 are for the step boundary, where a checkpoint is written;
+         * a wait that has already lasted SIGNAL_GRACE_ s will not get there soon */
+        if (dlfs_signal_pending() && now - t0 > SIGNAL_GRACE_)
+            dlfs_fatal(DLFS_EXIT_SIGNAL_IN_WAIT, "stopped by %s while %s had been waiting %.0f s for the other ranks "
+                       "(one is stuck or dead); the checkpoints written so far are kept",
+                       dlfs_signal_name(dlfs_signal_pending()), what, now - t0);
     }
 }
 
@@ -108,23 +114,30 @@ static void sendrecv_(const struct dlfs_comm *c, const float *send, size_t ns, f
     dlfs_comm_wait(c, 2, req, "the deterministic gradient all-reduce");
 }
 
-void dlfs_comm_allreduce_det(const struct dlfs_comm *c, float *buf, size_t n, float *scratch)
+void dlfs_comm_det_segment(int size, int rank, size_t n, size_t *lo, size_t *hi)
+{
+    *lo = 0;
+    *hi = n;
+    for (int d = 1; d < size; d <<= 1) {
+        const size_t mid = *lo + (*hi - *lo) / 2;
+        if ((rank & d) == 0) *hi = mid;
+        else *lo = mid;
+    }
+}
+
+void dlfs_comm_reduce_scatter_det(const struct dlfs_comm *c, float *buf, size_t n, float *scratch)
 {
     const int P = c->size, r = c->rank;
     if (P == 1) return;
     DLFS_ASSERT((P & (P - 1)) == 0);
     DLFS_ASSERT(n < ((size_t)1 << 31));
     size_t lo = 0, hi = n;
-    /* reduce-scatter by recursive halving, partner distance 1, 2, 4, ...: after the
-     * step with distance d, a rank holds its segment summed over the 2d ranks that
-     * share its higher rank bits — one level of the fixed tree */
-    size_t los[32], his[32];
-    int steps = 0;
-    for (int d = 1; d < P; d <<= 1, steps++) {
+    /* recursive halving, partner distance 1, 2, 4, ...: after the step with distance
+     * d, a rank holds its segment summed over the 2d ranks that share its higher rank
+     * bits — one level of the fixed tree */
+    for (int d = 1; d < P; d <<= 1) {
         const int partner = r ^ d;
         const size_t mid = lo + (hi - lo) / 2;
-        los[steps] = lo;
-        his[steps] = hi;
         if ((r & d) == 0) { /* keep [lo, mid) */
             sendrecv_(c, buf + mid, hi - mid, scratch, mid - lo, partner);
             for (size_t i = lo; i < mid; i++) buf[i] += scratch[i - lo];
@@ -135,17 +148,37 @@ void dlfs_comm_allreduce_det(const struct dlfs_comm *c, float *buf, size_t n, fl
             lo = mid;
         }
     }
-    /* all-gather by recursive doubling in reverse order: plain copies */
+}
+
+void dlfs_comm_allgather_det(const struct dlfs_comm *c, float *buf, size_t n)
+{
+    const int P = c->size, r = c->rank;
+    if (P == 1) return;
+    DLFS_ASSERT((P & (P - 1)) == 0);
+    /* recursive doubling, the halving in reverse: at distance d the pair exchanges the
+     * halves of the segment they shared before the halving step with distance d */
+    int steps = 0;
+    while ((1 << steps) < P) steps++;
     for (int s = steps - 1; s >= 0; s--) {
         const int partner = r ^ (1 << s);
-        const size_t plo = los[s], phi = his[s], mid = plo + (phi - plo) / 2;
+        size_t plo = 0, phi = n; /* the segment before step s: the halving's first s steps */
+        for (int d = 1; d < (1 << s); d <<= 1) {
+            const size_t mid = plo + (phi - plo) / 2;
+            if ((r & d) == 0) phi = mid;
+            else plo = mid;
+        }
+        const size_t mid = plo + (phi - plo) / 2;
         if ((r & (1 << s)) == 0) /* own [plo, mid), receive [mid, phi) */
             sendrecv_(c, buf + plo, mid - plo, buf + mid, phi - mid, partner);
         else
             sendrecv_(c, buf + mid, phi - mid, buf + plo, mid - plo, partner);
-        lo = plo;
-        hi = phi;
     }
+}
+
+void dlfs_comm_allreduce_det(const struct dlfs_comm *c, float *buf, size_t n, float *scratch)
+{
+    dlfs_comm_reduce_scatter_det(c, buf, n, scratch);
+    dlfs_comm_allgather_det(c, buf, n);
 }
 
 /* The agreement steps are bounded too: a rank stuck in its set-up, in a checkpoint
@@ -162,7 +195,7 @@ enum dlfs_status dlfs_comm_agree(const struct dlfs_comm *c, enum dlfs_status loc
     if (first == c->size) return DLFS_OK;
     int bad = local != DLFS_OK, nbad = 0;
     allreduce_int_(c, &bad, &nbad, MPI_SUM, AGREE_WHAT_);
-    struct { int st; char host[64]; char msg[1000]; } pkt;
+    struct { int st; char host[64]; char msg[4096]; } pkt; /* as long as a message can be (status.c) */
     memset(&pkt, 0, sizeof pkt);
     if (c->rank == first) {
         pkt.st = (int)local;
@@ -200,6 +233,14 @@ int dlfs_comm_any(const struct dlfs_comm *c, int flag)
     if (c->kind == DLFS_COMM_SELF) return flag != 0;
     int in = flag != 0, out = 0;
     allreduce_int_(c, &in, &out, MPI_MAX, "the per-step check for stop signals");
+    return out;
+}
+
+int dlfs_comm_or(const struct dlfs_comm *c, int flags)
+{
+    if (c->kind == DLFS_COMM_SELF) return flags;
+    int out = 0;
+    allreduce_int_(c, &flags, &out, MPI_BOR, "the per-step check for stop signals and divergence");
     return out;
 }
 

@@ -26,17 +26,21 @@ enum dlfs_status dlfs_nccl_open(const struct dlfs_comm *c, const struct dlfs_ncc
     if (st == DLFS_OK && c->rank == 0 && api->get_id(id, why, sizeof why) != 0)
         st = dlfs_error_set(DLFS_ERR_COMM, "%s", why);
     DLFS_TRY(dlfs_comm_agree(c, st));
-    dlfs_hook_stall(DLFS_HOOK_NCCL_INIT_STALL, c->rank, 0);
     dlfs_comm_bcast(c, id, api->id_bytes, 0, "handing out NCCL's id (NCCL set-up)");
     void *x = api->init_start(id, c->size, c->rank, c->timeout_s, why, sizeof why);
     int up = x ? 0 : -1;
-    const double deadline = dlfs_now() + (c->timeout_s > 0 ? c->timeout_s : 1e9);
+    /* test hook DLFS_FAULT_NCCL_INIT_STALL=RANK:S: on that rank the set-up looks
+     * unfinished for S seconds (as when a peer never joins) */
+    const double stall = dlfs_hook_seconds(DLFS_HOOK_NCCL_INIT_STALL, c->rank);
+    const double t0 = dlfs_now(), deadline = t0 + (c->timeout_s > 0 ? c->timeout_s : 1e9);
     while (up == 0) {
         up = api->init_poll(x, why, sizeof why);
+        if (up == 1 && dlfs_now() < t0 + stall) up = 0;
         if (up == 0 && dlfs_now() > deadline) {
-            snprintf(why, sizeof why, "NCCL set-up did not finish within %g s (--comm-timeout): a peer rank "
-                     "is stuck or dead", c->timeout_s);
-            up = -1;
+            /* a peer that never joins cannot agree either: end the job from here */
+            api->abort(x);
+            dlfs_fatal(1, "NCCL set-up did not finish within %g s (--comm-timeout): a peer rank is stuck or dead "
+                       "(or its network unreachable: NCCL_SOCKET_IFNAME)", c->timeout_s);
         }
     }
     if (up < 0) st = dlfs_error_set(DLFS_ERR_COMM, "%s", why);
@@ -57,17 +61,34 @@ static void fail_(struct dlfs_buckets *b, const char *why)
     dlfs_fatal(1, "the gradient all-reduce (NCCL): %s; ending the job", why);
 }
 
+/* A bucket's sum: all-reduced, or with ZeRO-1 reduce-scattered in equal parts
+ * (in place: this rank's sums land in its own part) and the remainder all-reduced. */
 static void nccl_start_(struct dlfs_buckets *b, int i)
 {
     char why[WHY_];
-    if (b->nccl->allreduce(b->nccl_ctx, b->grads + b->begin[i], b->end[i] - b->begin[i], why, sizeof why) != 0)
-        fail_(b, why);
+    const size_t len = b->end[i] - b->begin[i], P = (size_t)b->comm->size, q = b->zero ? len / P : 0;
+    int rc = 0;
+    if (q) rc = b->nccl->reduce_scatter(b->nccl_ctx, b->grads + b->begin[i], q, why, sizeof why);
+    if (rc == 0 && len > P * q)
+        rc = b->nccl->allreduce(b->nccl_ctx, b->grads + b->begin[i] + P * q, len - P * q, why, sizeof why);
+    if (rc != 0) fail_(b, why);
 }
 
 static void nccl_wait_(struct dlfs_buckets *b)
 {
     char why[WHY_];
     if (b->nccl->wait(b->nccl_ctx, why, sizeof why) != 0) fail_(b, why);
+}
+
+static void nccl_gather_(struct dlfs_buckets *b, float *params)
+{
+    char why[WHY_];
+    const size_t P = (size_t)b->comm->size;
+    for (int i = 0; i < b->count; i++) {
+        const size_t q = (b->end[i] - b->begin[i]) / P;
+        if (q && b->nccl->all_gather(b->nccl_ctx, params + b->begin[i], q, why, sizeof why) != 0) fail_(b, why);
+    }
+    nccl_wait_(b);
 }
 
 static void nccl_free_(struct dlfs_buckets *b)
@@ -77,5 +98,5 @@ static void nccl_free_(struct dlfs_buckets *b)
 }
 
 const struct dlfs_transport_ops dlfs_transport_nccl = {
-    .name = "nccl", .start = nccl_start_, .wait = nccl_wait_, .free = nccl_free_,
+    .name = "nccl", .start = nccl_start_, .wait = nccl_wait_, .gather = nccl_gather_, .free = nccl_free_,
 };

@@ -2,27 +2,63 @@
  * staged through pinned host memory, and the deterministic tree. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "dlfs/comm.h"
 #include "dlfs/util.h"
 
-static void iallreduce_(struct dlfs_buckets *b, float *base, int i)
+/* ZeRO-1: bucket i's equal part per rank, and where the remainder starts. */
+static size_t part_(const struct dlfs_buckets *b, int i) { return (b->end[i] - b->begin[i]) / (size_t)b->comm->size; }
+static size_t rest_(const struct dlfs_buckets *b, int i) { return b->begin[i] + part_(b, i) * (size_t)b->comm->size; }
+
+/* Start bucket i's sum over `base` (the slab, or its host copy): an all-reduce, or
+ * with ZeRO a reduce-scatter in place (this rank's sums land at the bucket's start)
+ * and an all-reduce of the remainder. */
+static void isum_(struct dlfs_buckets *b, float *base, int i)
 {
-    MPI_Iallreduce(MPI_IN_PLACE, base + b->begin[i], (int)(b->end[i] - b->begin[i]), MPI_FLOAT, MPI_SUM,
-                   b->comm->world, &b->req[i]);
+    if (!b->zero) {
+        MPI_Iallreduce(MPI_IN_PLACE, base + b->begin[i], (int)(b->end[i] - b->begin[i]), MPI_FLOAT, MPI_SUM,
+                       b->comm->world, &b->req[i]);
+        return;
+    }
+    const size_t q = part_(b, i), r0 = rest_(b, i);
+    if (q)
+        MPI_Ireduce_scatter_block(MPI_IN_PLACE, base + b->begin[i], (int)q, MPI_FLOAT, MPI_SUM, b->comm->world,
+                                  &b->req[i]);
+    if (b->end[i] > r0)
+        MPI_Iallreduce(MPI_IN_PLACE, base + r0, (int)(b->end[i] - r0), MPI_FLOAT, MPI_SUM, b->comm->world,
+                       &b->req[b->count + i]);
 }
 
-static void mpi_wait_(struct dlfs_buckets *b, int open)
+static void mpi_wait_(struct dlfs_buckets *b, int open, const char *what)
 {
-    char what[96];
-    snprintf(what, sizeof what, "the gradient all-reduce (MPI, %d bucket%s)", b->count, b->count > 1 ? "s" : "");
-    dlfs_comm_wait(b->comm, open, b->req, what);
+    char buf[128];
+    snprintf(buf, sizeof buf, "the gradient %s (MPI, %d bucket%s)", what, b->count, b->count > 1 ? "s" : "");
+    dlfs_comm_wait(b->comm, open, b->req, buf);
+    if (b->zero) dlfs_comm_wait(b->comm, b->count, b->req + b->count, buf);
+}
+
+/* ZeRO: a reduce-scatter in place leaves this rank's sums at the bucket's start:
+ * move them to this rank's part of `base`. */
+static void place_parts_(struct dlfs_buckets *b, float *base)
+{
+    const size_t r = (size_t)b->comm->rank;
+    for (int i = 0; b->zero && r && i < b->count; i++)
+        if (part_(b, i)) memmove(base + b->begin[i] + r * part_(b, i), base + b->begin[i], part_(b, i) * sizeof(float));
+}
+
+/* ZeRO: every rank's part of bucket i of `base` to all (in place). */
+static void igather_(struct dlfs_buckets *b, float *base, int i)
+{
+    if (part_(b, i))
+        MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, base + b->begin[i], (int)part_(b, i), MPI_FLOAT,
+                       b->comm->world, &b->req[i]);
 }
 
 /* ---- mpi_host --------------------------------------------------------------------- */
 
 static void host_start_(struct dlfs_buckets *b, int i)
 {
-    if (b->comm->kind != DLFS_COMM_SELF) iallreduce_(b, b->grads, i);
+    if (b->comm->kind != DLFS_COMM_SELF) isum_(b, b->grads, i);
 }
 
 static void host_progress_(struct dlfs_buckets *b)
@@ -31,13 +67,33 @@ static void host_progress_(struct dlfs_buckets *b)
     if (b->comm->kind != DLFS_COMM_SELF) MPI_Testall(b->started, b->req, &flag, MPI_STATUSES_IGNORE);
 }
 
+/* Timelines: whether bucket i's requests are done (MPI_Test frees them when they are). */
+static int mpi_test_(struct dlfs_buckets *b, int i)
+{
+    int a = 1, c = 1;
+    if (b->req[i] != MPI_REQUEST_NULL) MPI_Test(&b->req[i], &a, MPI_STATUS_IGNORE);
+    if (b->zero && b->req[b->count + i] != MPI_REQUEST_NULL) MPI_Test(&b->req[b->count + i], &c, MPI_STATUS_IGNORE);
+    return a && c;
+}
+
+static int staged_test_(struct dlfs_buckets *b, int i) { return i < b->sent && mpi_test_(b, i); }
+
 static void host_wait_(struct dlfs_buckets *b)
 {
-    if (b->comm->kind != DLFS_COMM_SELF) mpi_wait_(b, b->count);
+    if (b->comm->kind == DLFS_COMM_SELF) return;
+    mpi_wait_(b, b->count, b->zero ? "reduce-scatter" : "all-reduce");
+    place_parts_(b, b->grads);
+}
+
+static void host_gather_(struct dlfs_buckets *b, float *params)
+{
+    for (int i = 0; i < b->count; i++) igather_(b, params, i);
+    dlfs_comm_wait(b->comm, b->count, b->req, "the parameter all-gather (ZeRO-1, MPI)");
 }
 
 const struct dlfs_transport_ops dlfs_transport_mpi_host = {
-    .name = "mpi", .start = host_start_, .progress = host_progress_, .wait = host_wait_,
+    .name = "mpi", .start = host_start_, .progress = host_progress_, .test = mpi_test_, .wait = host_wait_,
+    .gather = host_gather_,
 };
 
 /* ---- mpi_staged ------------------------------------------------------------------- */
@@ -72,7 +128,7 @@ static void staged_start_(struct dlfs_buckets *b, int i)
 static void send_staged_(struct dlfs_buckets *b, bool wait)
 {
     while (b->sent < b->started && b->be->stage_test(b->sent, wait)) {
-        iallreduce_(b, b->host, b->sent);
+        isum_(b, b->host, b->sent);
         b->sent++;
     }
 }
@@ -89,12 +145,33 @@ static void staged_wait_(struct dlfs_buckets *b)
 {
     if (!b->host) return;
     send_staged_(b, true);
-    mpi_wait_(b, b->count);
-    if (b->count) { /* the sums back to the device, before the optimizer */
+    mpi_wait_(b, b->count, b->zero ? "reduce-scatter" : "all-reduce");
+    b->sent = 0;
+    if (!b->count) return;
+    if (!b->zero) { /* the sums back to the device, before the optimizer */
         const size_t lo = b->begin[b->count - 1], hi = b->end[0];
         b->be->to_device(b->grads + lo, b->host + lo, (hi - lo) * sizeof(float));
+        return;
     }
-    b->sent = 0;
+    const size_t r = (size_t)b->comm->rank; /* ZeRO: only what this rank updates */
+    for (int i = 0; i < b->count; i++) {
+        const size_t q = part_(b, i), r0 = rest_(b, i);
+        if (q) b->be->to_device(b->grads + b->begin[i] + r * q, b->host + b->begin[i], q * sizeof(float));
+        if (b->end[i] > r0) b->be->to_device(b->grads + r0, b->host + r0, (b->end[i] - r0) * sizeof(float));
+    }
+}
+
+static void staged_gather_(struct dlfs_buckets *b, float *params)
+{
+    const size_t r = (size_t)b->comm->rank;
+    for (int i = 0; i < b->count; i++) {
+        const size_t q = part_(b, i), at = b->begin[i] + r * q;
+        if (q) b->be->to_host(b->host + at, params + at, q * sizeof(float));
+        igather_(b, b->host, i);
+    }
+    dlfs_comm_wait(b->comm, b->count, b->req, "the parameter all-gather (ZeRO-1, MPI staged)");
+    for (int i = 0; i < b->count; i++) /* every rank's part back (the remainders are alike everywhere) */
+        b->be->to_device(params + b->begin[i], b->host + b->begin[i], (rest_(b, i) - b->begin[i]) * sizeof(float));
 }
 
 static void staged_free_(struct dlfs_buckets *b)
@@ -104,7 +181,7 @@ static void staged_free_(struct dlfs_buckets *b)
 
 const struct dlfs_transport_ops dlfs_transport_mpi_staged = {
     .name = "mpi-staged", .open = staged_open_, .start = staged_start_, .progress = staged_progress_,
-    .wait = staged_wait_, .free = staged_free_,
+    .test = staged_test_, .wait = staged_wait_, .gather = staged_gather_, .free = staged_free_,
 };
 
 /* ---- det_tree --------------------------------------------------------------------- */
@@ -125,9 +202,26 @@ static void tree_wait_(struct dlfs_buckets *b)
 {
     if (b->comm->kind == DLFS_COMM_SELF) return;
     const size_t bytes = b->n * sizeof(float);
+    float *buf = b->host ? b->host : b->grads;
     if (b->host) b->be->to_host(b->host, b->grads, bytes);
-    dlfs_comm_allreduce_det(b->comm, b->host ? b->host : b->grads, b->n, b->scratch);
-    if (b->host) b->be->to_device(b->grads, b->host, bytes);
+    if (!b->zero) {
+        dlfs_comm_allreduce_det(b->comm, buf, b->n, b->scratch);
+        if (b->host) b->be->to_device(b->grads, b->host, bytes);
+        return;
+    }
+    dlfs_comm_reduce_scatter_det(b->comm, buf, b->n, b->scratch); /* ZeRO: this rank's segment summed */
+    size_t lo, hi;
+    dlfs_comm_det_segment(b->comm->size, b->comm->rank, b->n, &lo, &hi);
+    if (b->host) b->be->to_device(b->grads + lo, b->host + lo, (hi - lo) * sizeof(float));
+}
+
+static void tree_gather_(struct dlfs_buckets *b, float *params)
+{
+    size_t lo, hi;
+    dlfs_comm_det_segment(b->comm->size, b->comm->rank, b->n, &lo, &hi);
+    if (b->host) b->be->to_host(b->host + lo, params + lo, (hi - lo) * sizeof(float));
+    dlfs_comm_allgather_det(b->comm, b->host ? b->host : params, b->n);
+    if (b->host) b->be->to_device(params, b->host, b->n * sizeof(float));
 }
 
 static void tree_free_(struct dlfs_buckets *b)
@@ -137,5 +231,6 @@ static void tree_free_(struct dlfs_buckets *b)
 }
 
 const struct dlfs_transport_ops dlfs_transport_det_tree = {
-    .name = "mpi-tree", .open = tree_open_, .start = tree_start_, .wait = tree_wait_, .free = tree_free_,
+    .name = "mpi-tree", .open = tree_open_, .start = tree_start_, .wait = tree_wait_, .gather = tree_gather_,
+    .free = tree_free_,
 };

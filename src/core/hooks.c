@@ -62,6 +62,12 @@ void dlfs_hook_stall(enum dlfs_hook h, int rank, long step)
     }
 }
 
+double dlfs_hook_seconds(enum dlfs_hook h, int rank)
+{
+    long f[2];
+    return fields_(h, f, 2) == 2 && f[0] == rank ? (double)f[1] : 0.0;
+}
+
 void dlfs_hook_ckpt_write(void)
 {
     static long writes;

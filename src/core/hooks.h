@@ -8,7 +8,7 @@
  *                                    (the --check-sync test)
  *   DLFS_FAULT_COMM_STALL=RANK:STEP:S   that rank sleeps S s at the start of STEP
  *   DLFS_FAULT_EVAL_STALL=RANK:S        ... before the evaluation sums
- *   DLFS_FAULT_NCCL_INIT_STALL=RANK:S   ... before it joins the NCCL set-up
+ *   DLFS_FAULT_NCCL_INIT_STALL=RANK:S   that rank's NCCL set-up looks unfinished for S s
  *   DLFS_FAULT_CKPT_ABORT=N          abort() half-way through the N-th checkpoint write
  *   DLFS_FAULT_CKPT_PAUSE=N:S        sleep S s half-way through the N-th write
  *   DLFS_STEP_LAG=0|1                force the one-step loss lag off or on
@@ -36,6 +36,8 @@ int dlfs_hook_at(enum dlfs_hook h, int rank, long step);
 /* The stall hooks: sleep the hook's seconds, with one line on stderr, when it
  * names this rank (and, for COMM_STALL, this step). */
 void dlfs_hook_stall(enum dlfs_hook h, int rank, long step);
+/* Seconds of a RANK:S hook for this rank (0 when it names another or is unset). */
+double dlfs_hook_seconds(enum dlfs_hook h, int rank);
 /* Inside a checkpoint write (CKPT_ABORT, CKPT_PAUSE): counts the writes of this
  * process and pauses or aborts in the one named. */
 void dlfs_hook_ckpt_write(void);

@@ -7,18 +7,44 @@
 #include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-static char msg_[1024];
+/* Messages name files, and paths can be long: a message that does not fit keeps
+ * its beginning and its end (which says what to do) and loses its middle. */
+#define MSG_CAP 4096
+static char msg_[MSG_CAP];
 static int msg_set_;
 static int assert_rank_ = -1;
+
+/* Format into out[cap]; when the text is longer, cut its middle out: head + " [...] " + tail. */
+static void format_middle_(char *out, size_t cap, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    const int n = vsnprintf(out, cap, fmt, ap);
+    if (n >= 0 && (size_t)n >= cap) {
+        char *full = malloc((size_t)n + 1);
+        if (full) {
+            static const char cut[] = " [...] ";
+            const size_t keep = cap - sizeof cut, head = keep / 2, tail = keep - head;
+            vsnprintf(full, (size_t)n + 1, fmt, ap2);
+            memcpy(out, full, head);
+            memcpy(out + head, cut, sizeof cut - 1);
+            memcpy(out + head + sizeof cut - 1, full + (size_t)n - tail, tail);
+            out[cap - 1] = '\0';
+            free(full);
+        }
+    }
+    va_end(ap2);
+}
 
 enum dlfs_status dlfs_error_set(enum dlfs_status st, const char *fmt, ...)
 {
     if (!msg_set_) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg_, sizeof msg_, fmt, ap);
+        format_middle_(msg_, sizeof msg_, fmt, ap);
         va_end(ap);
         msg_set_ = 1;
     }
@@ -83,11 +109,11 @@ _Noreturn void dlfs_assert_fail(const char *expr, const char *file, int line, co
 
 _Noreturn void dlfs_fatal(int code, const char *fmt, ...)
 {
-    char host[256] = "?", msg[1024];
+    char host[256] = "?", msg[MSG_CAP];
     gethostname(host, sizeof host - 1);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    format_middle_(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fprintf(stderr, "%s: error: rank %d (%s): %s\n", program_invocation_short_name, assert_rank_, host, msg);
     fflush(stderr);

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/trace.h"
 #include "dlfs/model.h"
 #include "dlfs/util.h"
 
@@ -150,6 +151,7 @@ const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspac
     const float *x = ws->x;
     for (int l = 0; l < m->num_layers; l++) {
         const struct dlfs_layer *L = &m->layers[l];
+        const int span = dlfs_trace_begin("forward", L->name, l);
         switch (L->type) {
         case DLFS_LAYER_DENSE:
             /* z (rows, out) = x (rows, in) * W^T (in, out) */
@@ -188,6 +190,7 @@ const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspac
         default: /* flatten: a view */
             break;
         }
+        dlfs_trace_end(span);
         x = ws->a[l];
     }
     return x;
@@ -207,6 +210,7 @@ void dlfs_model_backward(const struct dlfs_model *m, struct dlfs_workspace *ws, 
     for (int l = m->num_layers - 1; l >= 0; l--) {
         const struct dlfs_layer *L = &m->layers[l];
         const float *x = l == 0 ? ws->x : ws->a[l - 1];
+        const int span = dlfs_trace_begin("backward", L->name, l);
         if (L->act != DLFS_ACT_NONE) /* in place: d becomes dL/dz */
             be->act_bwd(d, d, ws->z[l], ws->a[l], (size_t)rows * L->out, L->act);
         int swap = l > 0;
@@ -242,6 +246,7 @@ void dlfs_model_backward(const struct dlfs_model *m, struct dlfs_workspace *ws, 
             break;
         }
         if (swap) { float *t = d; d = dnext; dnext = t; }
+        dlfs_trace_end(span);
         if (layer_done) layer_done(l, ctx);
     }
 }

@@ -31,9 +31,10 @@ static int parse_pos_(const char *s, size_t n, int *out)
     return 1;
 }
 
+/* Errors in the spec text are usage errors (the text is --model's value): exit 2. */
 static enum dlfs_status bad_(const char *text, const char *tok, const char *why)
 {
-    return dlfs_error_set(DLFS_ERR_SHAPE, "--model '%s': %s at '%s' (see 'dlfs-train --help' for "
+    return dlfs_error_set(DLFS_ERR_USAGE, "--model '%s': %s at '%s' (see 'dlfs-train --help' for "
                           "the spec syntax, e.g. 784-256-10 or in(784),dense(256),gelu,dense(10))",
                           text, why, tok);
 }
@@ -100,16 +101,23 @@ const char *dlfs_layer_type_name(enum dlfs_layer_type t)
     return t < DLFS_LAYER_COUNT ? names[t] : "?";
 }
 
+#define UNKNOWN_ "unknown layer (known: in, dense, conv, maxpool, flatten, dropout, batchnorm, relu, tanh, " \
+                 "sigmoid, gelu)"
+
 /* Window arguments after the first: "k5", "s2", "p0" (key in `keys`). Returns
  * NULL or the reason it is bad. */
 static const char *window_args_(char *args, const char *keys, int *k, int *stride, int *pad)
 {
-    char *save = NULL;
+    char *save = NULL, seen[4] = "";
     for (char *a = strtok_r(args, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*a)) a++;
         size_t n = strlen(a);
         while (n && isspace((unsigned char)a[n - 1])) a[--n] = '\0';
         if (n < 2 || !strchr(keys, a[0])) return "unknown argument (use kK, sS, pP)";
+        if (strchr(seen, a[0]))
+            return a[0] == 'k' ? "the kernel size is given twice" : a[0] == 's' ? "the stride is given twice"
+                                                                            : "the padding is given twice";
+        seen[strlen(seen)] = a[0];
         int v;
         if (a[0] == 'p') {
             if (!parse_int_(a + 1, n - 1, 0, 4096, &v)) return "padding must be an integer >= 0";
@@ -145,137 +153,177 @@ static int split_top_(char *copy, char **tok, int max)
     return n;
 }
 
-static enum dlfs_status parse_list_(const char *text, const char *list, struct dlfs_model *m)
+/* One token of a layer list: its name and the text between its parentheses. */
+struct tok_ {
+    char *name;
+    char *arg;         /* NULL without parentheses */
+    size_t alen;
+    char full[96];     /* the token as written, for messages */
+};
+
+/* The shape of the activation as the list is read, and a buffer for reasons. */
+struct shape_ {
+    int c, h, w;
+    char why[160];
+};
+
+/* Trim the token and split off its argument. NULL, or the reason it is bad. */
+static const char *tok_split_(char *t, struct tok_ *k)
 {
-    char *copy = dlfs_malloc(strlen(list) + 1);
-    strcpy(copy, list);
-    char *toks[4 * DLFS_MAX_LAYERS];
-    const int ntok = split_top_(copy, toks, 4 * DLFS_MAX_LAYERS);
-    enum dlfs_status st = DLFS_OK;
-    int have_in = 0;
-    int c = 1, h = 1, w = 1; /* shape of the current activation */
-    for (int ti = 0; ti < ntok; ti++) {
-        char *tok = toks[ti];
-        while (isspace((unsigned char)*tok)) tok++;
-        size_t tl = strlen(tok);
-        while (tl && isspace((unsigned char)tok[tl - 1])) tok[--tl] = '\0';
-        char full[96]; /* the token as written, for messages */
-        snprintf(full, sizeof full, "%s", tok);
-        char *open = strchr(tok, '(');
-        char *arg = NULL;
-        size_t alen = 0;
-        if (open) {
-            if (tl < 3 || tok[tl - 1] != ')') { st = bad_(text, full, "missing ')'"); break; }
-            arg = open + 1;
-            alen = (size_t)(tok + tl - 1 - arg);
-            *open = '\0';
-            tok[tl - 1] = '\0';
-        }
-        if (!have_in) {
-            if (strcmp(tok, "in") != 0 || !arg) { st = bad_(text, full, "a layer list starts with in(N) or in(CxHxW)"); break; }
-            int dims[3] = {1, 1, 1}, nd = 0;
-            const char *p = arg, *end = arg + alen;
-            while (p <= end && nd < 3) {
-                const char *x = memchr(p, 'x', (size_t)(end - p));
-                if (!x) x = end;
-                if (!parse_pos_(p, (size_t)(x - p), &dims[nd])) { nd = -1; break; }
-                nd++;
-                p = x + 1;
-            }
-            if (nd > 0 && p <= end) nd = -1; /* more than three sizes */
-            if (nd != 1 && nd != 3) { st = bad_(text, arg, "in() takes N or CxHxW with positive sizes"); break; }
-            if (nd == 1) { m->in_c = 1; m->in_h = 1; m->in_w = dims[0]; }
-            else { m->in_c = dims[0]; m->in_h = dims[1]; m->in_w = dims[2]; }
-            if ((long long)m->in_c * m->in_h * m->in_w > DLFS_MAX_WIDTH) { st = bad_(text, arg, "input too large"); break; }
-            m->input_dim = m->in_c * m->in_h * m->in_w;
-            c = m->in_c; h = m->in_h; w = m->in_w;
-            m->max_width = m->input_dim;
-            have_in = 1;
-            continue;
-        }
-        enum dlfs_act a = dlfs_act_parse(tok);
-        if (a != DLFS_ACT_COUNT && a != DLFS_ACT_NONE && !arg) {
-            if (m->num_layers == 0) { st = bad_(text, full, "an activation must follow a dense or conv layer"); break; }
-            struct dlfs_layer *L = &m->layers[m->num_layers - 1];
-            if (L->type != DLFS_LAYER_DENSE && L->type != DLFS_LAYER_CONV && L->type != DLFS_LAYER_BATCHNORM) {
-                st = bad_(text, full, "an activation must follow a dense, conv or batchnorm layer (put it before "
-                          "pooling and dropout)");
-                break;
-            }
-            if (L->act != DLFS_ACT_NONE) { st = bad_(text, full, "two activations in a row"); break; }
-            L->act = a;
-            continue;
-        }
-        if (m->num_layers == DLFS_MAX_LAYERS) { st = bad_(text, full, "too many layers"); break; }
-        struct dlfs_layer *L = &m->layers[m->num_layers];
-        memset(L, 0, sizeof *L);
-        L->g.c = c; L->g.h = h; L->g.w = w;
-        L->in = c * h * w;
-        if (strcmp(tok, "dense") == 0) {
-            int n;
-            if (!arg || !parse_pos_(arg, alen, &n)) { st = bad_(text, full, "dense(N) needs a positive width"); break; }
-            L->type = DLFS_LAYER_DENSE;
-            c = 1; h = 1; w = n;
-        } else if (strcmp(tok, "conv") == 0 || strcmp(tok, "maxpool") == 0) {
-            const int conv = tok[0] == 'c';
-            char *comma = arg ? strchr(arg, ',') : NULL;
-            int first, k = 0, stride = 1, pad = 0;
-            if (!arg || !parse_pos_(arg, comma ? (size_t)(comma - arg) : alen, &first)) {
-                st = bad_(text, full, conv ? "conv(C,kK[,sS][,pP]) needs a positive number of output channels"
-                                          : "maxpool(K[,sS]) needs a positive window size");
-                break;
-            }
-            const char *why = comma ? window_args_(comma + 1, conv ? "ksp" : "s", &k, &stride, &pad) : NULL;
-            if (why) { st = bad_(text, full, why); break; }
-            if (conv && k == 0) { st = bad_(text, full, "conv needs a kernel size, e.g. conv(32,k5,p2)"); break; }
-            if (!conv) { k = first; if (!comma) stride = first; }
-            if (k > h + 2 * pad || k > w + 2 * pad) {
-                char why2[160];
-                snprintf(why2, sizeof why2, "the %dx%d window is larger than its %dx%d input%s", k, k, h, w,
-                         pad ? " plus padding" : "");
-                st = bad_(text, full, why2);
-                break;
-            }
-            L->type = conv ? DLFS_LAYER_CONV : DLFS_LAYER_MAXPOOL;
-            L->g.kh = L->g.kw = k;
-            L->g.stride = stride;
-            L->g.pad = pad;
-            c = conv ? first : c;
-            h = (h + 2 * pad - k) / stride + 1;
-            w = (w + 2 * pad - k) / stride + 1;
-        } else if (strcmp(tok, "dropout") == 0) {
-            char *end = NULL;
-            const double p = arg ? strtod(arg, &end) : -1.0;
-            if (!arg || alen == 0 || end != arg + alen || !(p >= 0.0 && p < 1.0)) {
-                st = bad_(text, full, "dropout(P) needs a probability 0 <= P < 1");
-                break;
-            }
-            L->type = DLFS_LAYER_DROPOUT;
-            L->rate = (float)p;
-        } else if (strcmp(tok, "batchnorm") == 0 && !arg) {
-            L->type = DLFS_LAYER_BATCHNORM;
-            /* a flat input (1x1xN) is normalised per feature, an image per channel */
-            L->bn_c = c == 1 && h == 1 ? w : c;
-            L->bn_plane = c == 1 && h == 1 ? 1 : h * w;
-        } else if (strcmp(tok, "flatten") == 0 && !arg) {
-            L->type = DLFS_LAYER_FLATTEN;
-            w = c * h * w;
-            c = h = 1;
-        } else {
-            st = bad_(text, full, "unknown layer (known: in, dense, conv, maxpool, flatten, dropout, batchnorm, relu, tanh, sigmoid, "
-                      "gelu)");
-            break;
-        }
-        if ((long long)c * h * w > DLFS_MAX_WIDTH) { st = bad_(text, full, "layer output too large"); break; }
-        L->g.oc = c; L->g.oh = h; L->g.ow = w;
-        L->out = c * h * w;
-        L->act = DLFS_ACT_NONE;
-        snprintf(L->name, sizeof L->name, "%d_%s", m->num_layers, dlfs_layer_type_name(L->type));
-        m->num_layers++;
-        if (L->out > m->max_width) m->max_width = L->out;
+    while (isspace((unsigned char)*t)) t++;
+    size_t tl = strlen(t);
+    while (tl && isspace((unsigned char)t[tl - 1])) t[--tl] = '\0';
+    snprintf(k->full, sizeof k->full, "%s", t);
+    k->name = t;
+    k->arg = NULL;
+    k->alen = 0;
+    char *open = strchr(t, '(');
+    if (!open) return NULL;
+    if (tl < 3 || t[tl - 1] != ')') return "missing ')'";
+    k->arg = open + 1;
+    k->alen = (size_t)(t + tl - 1 - k->arg);
+    *open = '\0';
+    t[tl - 1] = '\0';
+    return NULL;
+}
+
+/* in(N) or in(CxHxW): the model's input. */
+static const char *in_(const struct tok_ *k, struct dlfs_model *m, struct shape_ *s)
+{
+    int dims[3] = {1, 1, 1}, nd = 0;
+    const char *p = k->arg, *end = k->arg + k->alen;
+    while (p <= end && nd < 3) {
+        const char *x = memchr(p, 'x', (size_t)(end - p));
+        if (!x) x = end;
+        if (!parse_pos_(p, (size_t)(x - p), &dims[nd])) { nd = -1; break; }
+        nd++;
+        p = x + 1;
     }
-    free(copy);
-    if (st != DLFS_OK) return st;
+    if (nd > 0 && p <= end) nd = -1; /* more than three sizes */
+    if (nd != 1 && nd != 3) return "in() takes N or CxHxW with positive sizes";
+    if (nd == 1) { m->in_c = 1; m->in_h = 1; m->in_w = dims[0]; }
+    else { m->in_c = dims[0]; m->in_h = dims[1]; m->in_w = dims[2]; }
+    if ((long long)m->in_c * m->in_h * m->in_w > DLFS_MAX_WIDTH) return "input too large";
+    m->input_dim = m->in_c * m->in_h * m->in_w;
+    s->c = m->in_c; s->h = m->in_h; s->w = m->in_w;
+    m->max_width = m->input_dim;
+    return NULL;
+}
+
+/* An activation, fused into the layer before it. */
+static const char *act_(struct dlfs_model *m, enum dlfs_act a)
+{
+    if (m->num_layers == 0) return "an activation must follow a dense or conv layer";
+    struct dlfs_layer *L = &m->layers[m->num_layers - 1];
+    if (L->type != DLFS_LAYER_DENSE && L->type != DLFS_LAYER_CONV && L->type != DLFS_LAYER_BATCHNORM)
+        return "an activation must follow a dense, conv or batchnorm layer (put it before pooling and dropout)";
+    if (L->act != DLFS_ACT_NONE) return "two activations in a row";
+    L->act = a;
+    return NULL;
+}
+
+static const char *dense_(const struct tok_ *k, struct dlfs_layer *L, struct shape_ *s)
+{
+    int n;
+    if (!k->arg || !parse_pos_(k->arg, k->alen, &n)) return "dense(N) needs a positive width";
+    L->type = DLFS_LAYER_DENSE;
+    s->c = 1; s->h = 1; s->w = n;
+    return NULL;
+}
+
+/* conv(C,kK[,sS][,pP]) and maxpool(K[,sS]). */
+static const char *window_(const struct tok_ *k, struct dlfs_layer *L, struct shape_ *s)
+{
+    const int conv = k->name[0] == 'c';
+    char *comma = k->arg ? strchr(k->arg, ',') : NULL;
+    int first, win = 0, stride = 1, pad = 0;
+    if (!k->arg || !parse_pos_(k->arg, comma ? (size_t)(comma - k->arg) : k->alen, &first))
+        return conv ? "conv(C,kK[,sS][,pP]) needs a positive number of output channels"
+                    : "maxpool(K[,sS]) needs a positive window size";
+    const char *why = comma ? window_args_(comma + 1, conv ? "ksp" : "s", &win, &stride, &pad) : NULL;
+    if (why) return why;
+    if (conv && win == 0) return "conv needs a kernel size, e.g. conv(32,k5,p2)";
+    if (!conv) { win = first; if (!comma) stride = first; }
+    if (win > s->h + 2 * pad || win > s->w + 2 * pad) {
+        snprintf(s->why, sizeof s->why, "the %dx%d window is larger than its %dx%d input%s", win, win, s->h, s->w,
+                 pad ? " plus padding" : "");
+        return s->why;
+    }
+    L->type = conv ? DLFS_LAYER_CONV : DLFS_LAYER_MAXPOOL;
+    L->g.kh = L->g.kw = win;
+    L->g.stride = stride;
+    L->g.pad = pad;
+    s->c = conv ? first : s->c;
+    s->h = (s->h + 2 * pad - win) / stride + 1;
+    s->w = (s->w + 2 * pad - win) / stride + 1;
+    return NULL;
+}
+
+static const char *dropout_(const struct tok_ *k, struct dlfs_layer *L, struct shape_ *s)
+{
+    (void)s;
+    char *end = NULL;
+    const double p = k->arg ? strtod(k->arg, &end) : -1.0;
+    if (!k->arg || k->alen == 0 || end != k->arg + k->alen || !(p >= 0.0 && p < 1.0))
+        return "dropout(P) needs a probability 0 <= P < 1";
+    L->type = DLFS_LAYER_DROPOUT;
+    L->rate = (float)p;
+    return NULL;
+}
+
+static const char *batchnorm_(const struct tok_ *k, struct dlfs_layer *L, struct shape_ *s)
+{
+    if (k->arg) return UNKNOWN_;
+    L->type = DLFS_LAYER_BATCHNORM;
+    /* a flat input (1x1xN) is normalised per feature, an image per channel */
+    L->bn_c = s->c == 1 && s->h == 1 ? s->w : s->c;
+    L->bn_plane = s->c == 1 && s->h == 1 ? 1 : s->h * s->w;
+    return NULL;
+}
+
+static const char *flatten_(const struct tok_ *k, struct dlfs_layer *L, struct shape_ *s)
+{
+    if (k->arg) return UNKNOWN_;
+    L->type = DLFS_LAYER_FLATTEN;
+    s->w = s->c * s->h * s->w;
+    s->c = s->h = 1;
+    return NULL;
+}
+
+/* The layers with parameters or windows, by name. */
+static const struct {
+    const char *name;
+    const char *(*parse)(const struct tok_ *k, struct dlfs_layer *L, struct shape_ *s);
+} layers_[] = {
+    {"dense", dense_}, {"conv", window_}, {"maxpool", window_}, {"dropout", dropout_},
+    {"batchnorm", batchnorm_}, {"flatten", flatten_},
+};
+
+/* A layer token: a new layer appended to m. */
+static const char *layer_(const struct tok_ *k, struct dlfs_model *m, struct shape_ *s)
+{
+    if (m->num_layers == DLFS_MAX_LAYERS) return "too many layers";
+    struct dlfs_layer *L = &m->layers[m->num_layers];
+    memset(L, 0, sizeof *L);
+    L->g.c = s->c; L->g.h = s->h; L->g.w = s->w;
+    L->in = s->c * s->h * s->w;
+    const char *why = UNKNOWN_;
+    for (size_t i = 0; i < sizeof layers_ / sizeof layers_[0]; i++)
+        if (strcmp(k->name, layers_[i].name) == 0) why = layers_[i].parse(k, L, s);
+    if (why) return why;
+    if ((long long)s->c * s->h * s->w > DLFS_MAX_WIDTH) return "layer output too large";
+    L->g.oc = s->c; L->g.oh = s->h; L->g.ow = s->w;
+    L->out = s->c * s->h * s->w;
+    L->act = DLFS_ACT_NONE;
+    snprintf(L->name, sizeof L->name, "%d_%s", m->num_layers, dlfs_layer_type_name(L->type));
+    m->num_layers++;
+    if (L->out > m->max_width) m->max_width = L->out;
+    return NULL;
+}
+
+/* The model as a whole: an input, and a last dense layer of at least 2 classes. */
+static enum dlfs_status finish_(const char *text, int have_in, struct dlfs_model *m)
+{
     if (!have_in) return bad_(text, text, "empty spec");
     if (m->num_layers == 0) return bad_(text, text, "no dense layer");
     struct dlfs_layer *last = &m->layers[m->num_layers - 1];
@@ -286,6 +334,43 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
     if (last->out < 2) return bad_(text, "dense(1)", "the last layer needs at least 2 classes");
     m->num_classes = last->out;
     return DLFS_OK;
+}
+
+static enum dlfs_status parse_list_(const char *text, const char *list, struct dlfs_model *m)
+{
+    char *copy = dlfs_malloc(strlen(list) + 1);
+    strcpy(copy, list);
+    char *toks[4 * DLFS_MAX_LAYERS];
+    const int ntok = split_top_(copy, toks, 4 * DLFS_MAX_LAYERS);
+    struct shape_ s = {1, 1, 1, ""};
+    int have_in = 0;
+    const char *why = NULL, *at = NULL; /* the reason a token is bad, and the text to name */
+    for (int ti = 0; ti < ntok; ti++) {
+        struct tok_ k;
+        at = k.full;
+        why = tok_split_(toks[ti], &k);
+        const enum dlfs_act a = why ? DLFS_ACT_COUNT : dlfs_act_parse(k.name);
+        if (why) {
+            /* the token itself is malformed: named as written */
+        } else if (!have_in && (strcmp(k.name, "in") != 0 || !k.arg)) {
+            why = "a layer list starts with in(N) or in(CxHxW)";
+        } else if (!have_in) {
+            why = in_(&k, m, &s);
+            if (why) at = k.arg; /* in()'s errors name its argument */
+            have_in = 1;
+        } else if (a != DLFS_ACT_COUNT && a != DLFS_ACT_NONE && !k.arg) {
+            why = act_(m, a);
+        } else {
+            why = layer_(&k, m, &s);
+        }
+        if (why) {
+            const enum dlfs_status st = bad_(text, at, why);
+            free(copy);
+            return st;
+        }
+    }
+    free(copy);
+    return finish_(text, have_in, m);
 }
 
 static void canonical_(struct dlfs_model *m)
@@ -321,13 +406,13 @@ static void canonical_(struct dlfs_model *m)
 enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m)
 {
     memset(m, 0, sizeof *m);
-    if (!text || !*text) return dlfs_error_set(DLFS_ERR_SHAPE, "--model: empty model name or spec");
+    if (!text || !*text) return dlfs_error_set(DLFS_ERR_USAGE, "--model: empty model name or spec");
     const char *list = text;
     char *expanded = NULL;
     for (size_t i = 0; i < sizeof presets_ / sizeof presets_[0]; i++)
         if (strcmp(text, presets_[i].name) == 0) list = presets_[i].spec;
     if (list == text && !strpbrk(text, "(,") && !isdigit((unsigned char)text[0]))
-        return dlfs_error_set(DLFS_ERR_SHAPE, "--model '%s': unknown model name (presets: mlp, mlp-large, cnn, cnn-bn; or a "
+        return dlfs_error_set(DLFS_ERR_USAGE, "--model '%s': unknown model name (presets: mlp, mlp-large, cnn, cnn-bn; or a "
                               "spec such as 784-256-10 or in(784),dense(256),gelu,dense(10))", text);
     if (list == text && isdigit((unsigned char)text[0])) {
         DLFS_TRY(expand_shorthand_(text, &expanded));

@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "dlfs/dataset.h"
+#include "dlfs/util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -46,14 +47,17 @@ static const char usage_text[] =
     "         Without --classes or --preset the classes are named 0..K-1, K = max label + 1.\n"
     "         --fashion-mnist takes the four standard files from DIR\n"
     "         (default " FMNIST_DEFAULT_DIR ") with the Fashion-MNIST class names.\n"
+    "         It refuses an -o that is one of its inputs, and train images with a\n"
+    "         (nearly) constant channel (std 0: normalising would divide by 0).\n"
     "info     prints a summary of a dlfs dataset: shapes, classes, per-class counts,\n"
     "         mean/std, source and license.\n"
+    "Limits on sizes: datasets/README.md.\n"
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n";
 
 /* One line on stderr, exit status 1. */
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
+static int fail_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail_(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -65,8 +69,8 @@ static int fail(const char *fmt, ...)
 }
 
 /* One line on stderr, exit status 2. */
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+static int usage_error_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error_(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -77,7 +81,7 @@ static int usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-static char *str_dup(const char *s)
+static char *str_dup_(const char *s)
 {
     size_t n = strlen(s) + 1;
     return memcpy(dlfs_malloc(n), s, n);
@@ -100,13 +104,13 @@ struct convert_opts {
 };
 
 /* Fill the four file names from a Fashion-MNIST directory (plain file preferred, else .gz). */
-static int fmnist_resolve(struct convert_opts *o)
+static int fmnist_resolve_(struct convert_opts *o)
 {
     struct stat sb;
     if (stat(o->fmnist_dir, &sb) != 0)
-        return fail("cannot open Fashion-MNIST directory %s: %s", o->fmnist_dir, strerror(errno));
+        return fail_("cannot open Fashion-MNIST directory %s: %s", o->fmnist_dir, strerror(errno));
     if (!S_ISDIR(sb.st_mode))
-        return fail("%s is not a directory; --fashion-mnist takes the directory holding the "
+        return fail_("%s is not a directory; --fashion-mnist takes the directory holding the "
                     "four IDX files", o->fmnist_dir);
     for (int k = 0; k < NFILES; k++) {
         size_t len = strlen(o->fmnist_dir) + strlen(fmnist_names[k]) + 8;
@@ -115,7 +119,7 @@ static int fmnist_resolve(struct convert_opts *o)
         if (stat(p, &sb) != 0) snprintf(p, len, "%s/%s.gz", o->fmnist_dir, fmnist_names[k]);
         if (stat(p, &sb) != 0) {
             free(p);
-            return fail("%s has no %s or %s.gz; give the directory holding the Fashion-MNIST "
+            return fail_("%s has no %s or %s.gz; give the directory holding the Fashion-MNIST "
                         "IDX files", o->fmnist_dir, fmnist_names[k], fmnist_names[k]);
         }
         o->files[k] = p;
@@ -124,7 +128,7 @@ static int fmnist_resolve(struct convert_opts *o)
 }
 
 /* Split "a,b,c" into names (surrounding blanks trimmed). Returns the count or -1. */
-static int classes_parse(const char *list, char ***out)
+static int classes_parse_(const char *list, char ***out)
 {
     int n = 1;
     for (const char *p = list; *p; p++) n += *p == ',';
@@ -146,39 +150,44 @@ static int classes_parse(const char *list, char ***out)
     return n;
 }
 
-static void classes_free(char **v, int n)
+static void classes_free_(char **v, int n)
 {
     for (int i = 0; v && i < n; i++) free(v[i]);
     free(v);
 }
 
 /* Check shapes and labels of the four IDX files and build the dataset (images and
- * labels point into the IDX buffers; classes are owned by the caller). */
-static int convert_check(const struct convert_opts *o, struct dlfs_idx *f, int have_names,
+ * labels point into the IDX buffers; classes are owned by the caller). Runs before
+ * any statistics: every size below is within the IDX reader's limits (an image
+ * of at most DLFS_IDX_MAX_ITEM values), so the products fit. */
+static int convert_check_(const struct convert_opts *o, struct dlfs_idx *f, int have_names,
                          int *num_classes, struct dlfs_dataset *ds)
 {
-    int shape[2][3];
+    uint32_t shape[2][3];
     for (int s = 0; s < 2; s++) {
         const struct dlfs_idx *im = &f[2 * s], *lb = &f[2 * s + 1];
         const char *imf = o->files[2 * s], *lbf = o->files[2 * s + 1];
         if (im->ndim != 3 && im->ndim != 4)
-            return fail("%s has %d dimensions; image files need 3 [N,H,W] or 4 [N,C,H,W]", imf,
+            return fail_("%s has %d dimensions; image files need 3 [N,H,W] or 4 [N,C,H,W]", imf,
                         im->ndim);
         if (lb->ndim != 1)
-            return fail("%s has %d dimensions; a labels file has 1 [N] (swapped %s and %s?)",
+            return fail_("%s has %d dimensions; a labels file has 1 [N] (swapped %s and %s?)",
                         lbf, lb->ndim, file_opt[2 * s], file_opt[2 * s + 1]);
         if (im->dims[0] != lb->dims[0])
-            return fail("%s has %u images but %s has %u labels; give the matching labels file",
+            return fail_("%s has %u images but %s has %u labels; give the matching labels file",
                         imf, im->dims[0], lbf, lb->dims[0]);
-        int c = im->ndim == 4 ? (int)im->dims[1] : 1;
+        if (im->dims[0] > DLFS_DATASET_MAX_N)
+            return fail_("%s has %u images; a dlfs dataset holds at most %u per split (datasets/README.md, "
+                        "limits)", imf, im->dims[0], DLFS_DATASET_MAX_N);
+        const uint32_t c = im->ndim == 4 ? im->dims[1] : 1;
         if (c > DLFS_MAX_CHANNELS)
-            return fail("%s has %d channels; dlfs supports at most %d", imf, c, DLFS_MAX_CHANNELS);
+            return fail_("%s has %u channels; dlfs supports at most %d", imf, c, DLFS_MAX_CHANNELS);
         shape[s][0] = c;
-        shape[s][1] = (int)im->dims[im->ndim - 2];  /* < 4 GiB total: fits an int */
-        shape[s][2] = (int)im->dims[im->ndim - 1];
+        shape[s][1] = im->dims[im->ndim - 2];
+        shape[s][2] = im->dims[im->ndim - 1];
     }
     if (memcmp(shape[0], shape[1], sizeof shape[0]) != 0)
-        return fail("%s has %dx%dx%d images but %s has %dx%dx%d; train and test need one shape",
+        return fail_("%s has %ux%ux%u images but %s has %ux%ux%u; train and test need one shape",
                     o->files[TRAIN_IMG], shape[0][0], shape[0][1], shape[0][2],
                     o->files[TEST_IMG], shape[1][0], shape[1][1], shape[1][2]);
     int maxl = 0;
@@ -186,50 +195,70 @@ static int convert_check(const struct convert_opts *o, struct dlfs_idx *f, int h
         const struct dlfs_idx *lb = &f[2 * s + 1];
         for (uint32_t i = 0; i < lb->dims[0]; i++) {
             if (have_names && lb->data[i] >= *num_classes)
-                return fail("%s: label %d at index %u is outside the %d classes named by "
+                return fail_("%s: label %d at index %u is outside the %d classes named by "
                             "--classes/--preset; give one name per class", o->files[2 * s + 1],
                             lb->data[i], i, *num_classes);
             if (lb->data[i] > maxl) maxl = lb->data[i];
         }
     }
     if (!have_names) *num_classes = maxl + 1;
-    ds->c = shape[0][0], ds->h = shape[0][1], ds->w = shape[0][2];
+    ds->c = (int)shape[0][0], ds->h = (int)shape[0][1], ds->w = (int)shape[0][2];
     ds->train = (struct dlfs_split){f[TRAIN_IMG].dims[0], f[TRAIN_IMG].data, f[TRAIN_LAB].data};
     ds->test = (struct dlfs_split){f[TEST_IMG].dims[0], f[TEST_IMG].data, f[TEST_LAB].data};
     return EXIT_SUCCESS;
 }
 
-static int convert_run(struct convert_opts *o)
+/* -o must not be one of the inputs (same file after links: it would be replaced). */
+static int output_check_(const struct convert_opts *o)
+{
+    for (int i = 0; i < NFILES; i++)
+        if (dlfs_path_same(o->files[i], o->out))
+            return usage_error_("-o %s is the same file as %s %s: converting would replace an input; write "
+                               "the dataset to another file", o->out, file_opt[i], o->files[i]);
+    return EXIT_SUCCESS;
+}
+
+/* The normalisation of the train images: finite and not degenerate. */
+static int stats_check_(const struct convert_opts *o, struct dlfs_dataset *ds)
+{
+    dlfs_dataset_stats(&ds->train, ds->c, ds->h, ds->w, ds->mean, ds->std);
+    if (dlfs_dataset_check_norm(o->files[TRAIN_IMG], ds->c, ds->mean, ds->std) != DLFS_OK)
+        return fail_("%s", dlfs_error_msg());
+    return EXIT_SUCCESS;
+}
+
+static int convert_run_(struct convert_opts *o)
 {
     char **names = NULL;
     int k = 0, have_names = 1, rc = EXIT_SUCCESS;
     struct dlfs_idx f[NFILES] = {{0}};
     struct dlfs_dataset ds = {0};
     if (o->classes) {
-        k = classes_parse(o->classes, &names);
-        if (k < 0) return usage_error("--classes names more than %d classes", DLFS_MAX_CLASSES);
+        k = classes_parse_(o->classes, &names);
+        if (k < 0) return usage_error_("--classes names more than %d classes", DLFS_MAX_CLASSES);
         for (int i = 0; i < k; i++)
             if (!names[i][0]) {
-                classes_free(names, k);
-                return usage_error("--classes: class name %d is empty", i);
+                classes_free_(names, k);
+                return usage_error_("--classes: class name %d is empty", i);
             }
     } else if (o->preset) {
         int fm = strcmp(o->preset, "fashion-mnist") == 0;
         if (!fm && strcmp(o->preset, "mnist") != 0)
-            return usage_error("unknown --preset '%s' (known: fashion-mnist, mnist)", o->preset);
+            return usage_error_("unknown --preset '%s' (known: fashion-mnist, mnist)", o->preset);
         const char *const *src = fm ? fmnist_classes : mnist_classes;
         k = 10;
         names = dlfs_calloc((size_t)k, sizeof *names);
-        for (int i = 0; i < k; i++) names[i] = str_dup(src[i]);
+        for (int i = 0; i < k; i++) names[i] = str_dup_(src[i]);
         if (!o->source) o->source = fm ? FMNIST_SOURCE : MNIST_SOURCE;
         if (!o->license) o->license = fm ? FMNIST_LICENSE : MNIST_LICENSE;
     } else {
         have_names = 0;
     }
-    if (o->fmnist) rc = fmnist_resolve(o);
+    if (o->fmnist) rc = fmnist_resolve_(o);
+    if (rc == EXIT_SUCCESS) rc = output_check_(o);
     for (int i = 0; i < NFILES && rc == EXIT_SUCCESS; i++)
-        if (dlfs_idx_read(o->files[i], &f[i]) != DLFS_OK) rc = fail("%s", dlfs_error_msg());
-    if (rc == EXIT_SUCCESS) rc = convert_check(o, f, have_names, &k, &ds);
+        if (dlfs_idx_read(o->files[i], &f[i]) != DLFS_OK) rc = fail_("%s", dlfs_error_msg());
+    if (rc == EXIT_SUCCESS) rc = convert_check_(o, f, have_names, &k, &ds);
     if (rc == EXIT_SUCCESS) {
         if (!have_names) {  /* classes named after their label: "0".."K-1" */
             names = dlfs_calloc((size_t)k, sizeof *names);
@@ -242,18 +271,18 @@ static int convert_run(struct convert_opts *o)
         ds.classes = names;
         ds.source = (char *)(o->source ? o->source : "");
         ds.license = (char *)(o->license ? o->license : "");
-        dlfs_dataset_stats(&ds.train, ds.c, ds.h, ds.w, ds.mean, ds.std);
-        if (dlfs_dataset_save(o->out, &ds) != DLFS_OK) rc = fail("%s", dlfs_error_msg());
-        else
+        rc = stats_check_(o, &ds);
+        if (rc == EXIT_SUCCESS && dlfs_dataset_save(o->out, &ds) != DLFS_OK) rc = fail_("%s", dlfs_error_msg());
+        else if (rc == EXIT_SUCCESS)
             printf("wrote %s: %zu train + %zu test images of %dx%dx%d, %d classes\n", o->out,
                    ds.train.n, ds.test.n, ds.c, ds.h, ds.w, k);
     }
     for (int i = 0; i < NFILES; i++) dlfs_idx_free(&f[i]);
-    classes_free(names, k);
+    classes_free_(names, k);
     return rc;
 }
 
-static int cmd_convert(int argc, char **argv)
+static int cmd_convert_(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"train-images", required_argument, NULL, 'A'}, {"train-labels", required_argument, NULL, 'B'},
@@ -283,39 +312,39 @@ static int cmd_convert(int argc, char **argv)
             if (optarg) o.fmnist_dir = optarg;
             break;
         case 'h': fputs(usage_text, stdout); return EXIT_SUCCESS;
-        case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return usage_error("unknown option '%s' for 'convert'", argv[optind - 1]);
+        case ':': return usage_error_("option '%s' needs a value", argv[optind - 1]);
+        default: return usage_error_("unknown option '%s' for 'convert'", argv[optind - 1]);
         }
     }
-    if (optind < argc) return usage_error("unexpected argument '%s' for 'convert'", argv[optind]);
-    if (!o.out) return usage_error("convert needs -o OUT.h5");
-    if (o.classes && o.preset) return usage_error("give --classes or --preset, not both");
+    if (optind < argc) return usage_error_("unexpected argument '%s' for 'convert'", argv[optind]);
+    if (!o.out) return usage_error_("convert needs -o OUT.h5");
+    if (o.classes && o.preset) return usage_error_("give --classes or --preset, not both");
     int nfiles = 0;
     for (int i = 0; i < NFILES; i++) nfiles += given[i] != NULL;
-    if (o.fmnist && nfiles) return usage_error("give --fashion-mnist or the four IDX files, not both");
+    if (o.fmnist && nfiles) return usage_error_("give --fashion-mnist or the four IDX files, not both");
     if (o.fmnist && !o.classes && !o.preset) o.preset = "fashion-mnist";
     if (!o.fmnist) {
         for (int i = 0; i < NFILES; i++)
-            if (!given[i]) return usage_error("convert needs %s (or --fashion-mnist DIR)", file_opt[i]);
-        for (int i = 0; i < NFILES; i++) o.files[i] = str_dup(given[i]);
+            if (!given[i]) return usage_error_("convert needs %s (or --fashion-mnist DIR)", file_opt[i]);
+        for (int i = 0; i < NFILES; i++) o.files[i] = str_dup_(given[i]);
     }
-    rc = convert_run(&o);
+    rc = convert_run_(&o);
     for (int i = 0; i < NFILES; i++) free(o.files[i]);
     return rc;
 }
 
 /* ---- info ---------------------------------------------------------------------- */
 
-static int cmd_info(int argc, char **argv)
+static int cmd_info_(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         fputs(usage_text, stdout);
         return EXIT_SUCCESS;
     }
     if (argc != 2 || argv[1][0] == '-')
-        return usage_error("info takes exactly one dataset FILE");
+        return usage_error_("info takes exactly one dataset FILE");
     struct dlfs_dataset ds;
-    if (dlfs_dataset_load(argv[1], &ds) != DLFS_OK) return fail("%s", dlfs_error_msg());
+    if (dlfs_dataset_load(argv[1], &ds) != DLFS_OK) return fail_("%s", dlfs_error_msg());
     size_t *count = dlfs_calloc(2 * (size_t)ds.num_classes, sizeof *count);
     for (size_t i = 0; i < ds.train.n; i++) count[ds.train.labels[i]]++;
     for (size_t i = 0; i < ds.test.n; i++) count[ds.num_classes + ds.test.labels[i]]++;
@@ -341,17 +370,17 @@ static int cmd_info(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) return usage_error("missing subcommand: convert or info");
+    if (argc < 2) return usage_error_("missing subcommand: convert or info");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         fputs(usage_text, stdout);
         return EXIT_SUCCESS;
     }
     int rc;
-    if (!strcmp(cmd, "convert")) rc = cmd_convert(argc - 1, argv + 1);
-    else if (!strcmp(cmd, "info")) rc = cmd_info(argc - 1, argv + 1);
-    else return usage_error("unknown subcommand '%s' (known: convert, info)", cmd);
+    if (!strcmp(cmd, "convert")) rc = cmd_convert_(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "info")) rc = cmd_info_(argc - 1, argv + 1);
+    else return usage_error_("unknown subcommand '%s' (known: convert, info)", cmd);
     /* A failed stdout (closed pipe, full disk) must not pass for success. */
-    if (fflush(stdout) != 0 && rc == EXIT_SUCCESS) rc = fail("cannot write output: %s", strerror(errno));
+    if (fflush(stdout) != 0 && rc == EXIT_SUCCESS) rc = fail_("cannot write output: %s", strerror(errno));
     return rc;
 }

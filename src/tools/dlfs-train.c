@@ -6,6 +6,7 @@
 #include <mpi.h>
 #include "dlfs/comm.h"
 #include "dlfs/train.h"
+#include "dlfs/util.h"
 
 int main(int argc, char **argv)
 {

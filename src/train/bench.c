@@ -50,6 +50,8 @@ static void report_(const struct dlfs_run *r, const double shares[3], const char
            dlfs_precision_name(o->precision), r->comm->size, dlfs_run_comm_name(r), B, r->local_batch,
            o->deterministic ? "deterministic" : "fast mode", dlfs_optim_name(o->optim));
     printf("bench: pipeline: %s; params_sha256 %s after the run\n", r->pipeline, hex);
+    const double mib = (double)dlfs_optim_state_bytes(&r->opt) / 1048576.0;
+    printf("bench: optimizer state %.1f MiB on rank 0%s\n", mib, r->gs.buckets.zero ? " (ZeRO-1 shard)" : "");
     printf("bench: %d steps after %d warm-up: median step %.3f ms, %.0f samples/s, %.1f GFLOP/s, "
            "comm-wait %.1f%%, data %.1f%%\n", o->steps, o->bench_warmup, med * 1e3, B / med,
            flops / med / 1e9, 100 * shares[0], 100 * shares[1]);
@@ -57,10 +59,12 @@ static void report_(const struct dlfs_run *r, const double shares[3], const char
         fprintf(r->metrics, "{\"event\": \"bench\", \"model\": \"%s\", \"params\": %zu, \"backend\": \"%s\", "
                 "\"ranks\": %d, \"batch\": %d, \"batch_per_rank\": %d, \"steps\": %d, \"step_ms\": %.4f, "
                 "\"samples_per_s\": %.1f, \"gflops\": %.2f, \"comm_wait_share\": %.4f, \"data_share\": %.4f, "
-                "\"deterministic\": %s, \"comm\": \"%s\", \"precision\": \"%s\", \"cuda_graph\": \"%s\"}\n",
+                "\"deterministic\": %s, \"comm\": \"%s\", \"precision\": \"%s\", \"cuda_graph\": \"%s\", "
+                "\"zero\": %d, \"optimizer_state_mib\": %.3f, \"accum_steps\": %d}\n",
                 r->model.spec, r->n, r->be->name, r->comm->size, B, r->local_batch, o->steps, med * 1e3, B / med,
                 flops / med / 1e9, shares[0], shares[1], o->deterministic ? "true" : "false",
-                dlfs_run_comm_name(r), dlfs_precision_name(o->precision), dlfs_pipeline_graph_state(&r->pipe));
+                dlfs_run_comm_name(r), dlfs_precision_name(o->precision), dlfs_pipeline_graph_state(&r->pipe),
+                r->gs.buckets.zero, mib, o->accum_steps);
     fflush(stdout);
 }
 
@@ -88,6 +92,7 @@ enum dlfs_status dlfs_bench_run(const struct dlfs_options *o, const struct dlfs_
     dlfs_run_digest(r, hex);
     if (comm->rank == 0) report_(r, shares, hex);
     free(idx);
+    st = dlfs_tracer_write(r);
     dlfs_run_free(r);
-    return DLFS_OK;
+    return st;
 }

@@ -42,12 +42,6 @@ static void defaults_(struct dlfs_options *o)
 #undef DEF_
 }
 
-const char *dlfs_optim_name(enum dlfs_optim o)
-{
-    static const char *const n[] = {DLFS_OPT_NAMES_OPTIM};
-    return (unsigned)o < sizeof n / sizeof n[0] ? n[o] : "?";
-}
-
 /* ---- reading and writing a field by its row ---------------------------------- */
 
 static long get_int_(const struct dlfs_options *o, const struct row_ *r)

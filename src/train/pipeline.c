@@ -41,7 +41,7 @@ enum dlfs_status dlfs_pipeline_init(struct dlfs_pipeline *pl, const struct dlfs_
     pl->graph_why = !be->graph_begin ? "not on this backend"
                     : !p->want_graph ? "off"
                     : p->ranks > 1 ? "off: several ranks"
-                    : p->passes > 1 ? "off: deterministic passes"
+                    : p->passes > 1 ? "off: several passes per step (deterministic shards, accumulation)"
                     : !p->gathered ? "off: data not gathered on the device"
                     : p->dropout ? "off: dropout draws per step" : NULL;
     pl->graph_on = pl->graph_why == NULL;

@@ -39,19 +39,41 @@ static enum dlfs_status batch_plan_(struct dlfs_run *r)
             return dlfs_error_set(DLFS_ERR_USAGE, "--threads %d: deterministic mode runs one BLAS thread "
                                   "per rank (its bit-identity needs the same GEMM code path on every rank "
                                   "count)", o->threads);
+        /* the passes already run one virtual shard at a time: micro-batches are groups
+         * of them, so every shard's gradient and the fixed tree stay as they are */
+        if ((V / P) % o->accum_steps)
+            return dlfs_error_set(DLFS_ERR_USAGE, "--accum-steps %d: in deterministic mode each rank's %d virtual "
+                                  "shard(s) (--virtual-shards %d / %d ranks) form the micro-batches, so N must "
+                                  "divide %d; use a larger --virtual-shards, or fewer ranks", o->accum_steps, V / P,
+                                  V, P, V / P);
         r->passes = V / P;
         r->pass_rows = r->global_batch / V;
         r->bn_group = r->pass_rows;
-    } else {
-        r->passes = 1;
-        r->pass_rows = r->local_batch;
-        /* batchnorm statistics per virtual shard here too, so that fast mode normalises
-         * like deterministic mode on any rank count; per rank where shards straddle ranks */
-        const int V = o->virtual_shards;
-        r->bn_group = V > 0 && r->global_batch % V == 0 && r->local_batch % (r->global_batch / V) == 0
-                          ? r->global_batch / V : r->local_batch;
+        return DLFS_OK;
     }
+    if (r->local_batch % o->accum_steps)
+        return dlfs_error_set(DLFS_ERR_USAGE, "--accum-steps %d does not divide the %d rows each rank takes of the "
+                              "global batch %d; use a divisor of %d", o->accum_steps, r->local_batch, r->global_batch,
+                              r->local_batch);
+    r->passes = o->accum_steps;
+    r->pass_rows = r->local_batch / o->accum_steps;
+    /* batchnorm statistics per virtual shard here too, so that fast mode normalises
+     * like deterministic mode on any rank count; per rank where shards straddle ranks */
+    const int V = o->virtual_shards;
+    r->bn_group = V > 0 && r->global_batch % V == 0 && r->local_batch % (r->global_batch / V) == 0
+                      ? r->global_batch / V : r->local_batch;
     return DLFS_OK;
+}
+
+/* Batch norm normalises over groups of bn_group rows: a micro-batch must hold
+ * whole groups, or accumulation would change what the model computes. */
+static enum dlfs_status micro_groups_(const struct dlfs_run *r)
+{
+    if (r->pass_rows % r->bn_group == 0 || !r->model.num_buffers) return DLFS_OK;
+    return dlfs_error_set(DLFS_ERR_USAGE, "--accum-steps %d: micro-batches of %d rows would split the batch-norm "
+                          "groups of %d rows (one virtual shard of the global batch %d); use --accum-steps %d or a "
+                          "divisor of it, or fewer --virtual-shards", r->o->accum_steps, r->pass_rows, r->bn_group,
+                          r->global_batch, r->local_batch / r->bn_group);
 }
 
 enum dlfs_status dlfs_run_check_data(struct dlfs_run *r)
@@ -158,6 +180,7 @@ enum dlfs_status dlfs_run_choose(struct dlfs_run *r)
     if (st == DLFS_OK) st = dlfs_model_check_backend(&r->model, r->be);
     if (st == DLFS_OK) st = precision_(r);
     if (st == DLFS_OK) st = batch_plan_(r);
+    if (st == DLFS_OK) st = micro_groups_(r);
     DLFS_TRY(dlfs_comm_agree(r->comm, st));
     int bad = 0;
     if (dlfs_comm_same_u64(r->comm, (uint64_t)r->path, &bad)) return DLFS_OK;

@@ -1,17 +1,36 @@
 /* The glue between a run and its checkpoints: saving the run state (rank 0
  * writes, everyone agrees on the outcome) and restoring it on any rank count. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "dlfs/checkpoint.h"
 #include "dlfs/util.h"
 #include "train/train-impl.h"
+
+/* The optimizer's moments in full on rank 0 (ZeRO-1: gathered from every rank's
+ * shard; every rank takes part). */
+static void moments_(struct dlfs_run *r, float **m, float **v)
+{
+    float *cm, *cv;
+    dlfs_optim_moments(&r->opt, &cm, &cv);
+    const size_t bytes = r->n * sizeof(float);
+    *m = cm && r->comm->rank == 0 ? dlfs_malloc(bytes) : NULL;
+    *v = cv && r->comm->rank == 0 ? dlfs_malloc(bytes) : NULL;
+    if (cm) dlfs_gsync_gather_state(&r->gs, cm, *m);
+    if (cv) dlfs_gsync_gather_state(&r->gs, cv, *v);
+    free(cm);
+    free(cv);
+}
 
 enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_epoch, char **path)
 {
     enum dlfs_status st = DLFS_OK;
     *path = NULL;
+    float *m, *v;
+    moments_(r, &m, &v);
     if (r->comm->rank == 0) {
         const struct dlfs_backend *be = r->be;
         char opts[4096];
@@ -28,20 +47,25 @@ enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_ep
             .deterministic = r->o->deterministic,
             .virtual_shards = r->o->virtual_shards,
             .world_size = r->comm->size,
+            .optimizer = (char *)dlfs_optim_name(r->o->optim), /* borrowed, as the other strings */
+            .m = m,
+            .v = v,
+            .run_id = r->run_id,
+            .parent = r->parent,
+            .parent_step = r->parent_step,
         };
         c.params = dlfs_malloc(r->n * sizeof(float));
         be->to_host(c.params, r->params, r->n * sizeof(float));
-        dlfs_optim_save(&r->opt, &c);
         if ((c.num_buffers = r->model.num_buffers)) {
             c.buffers = dlfs_malloc(c.num_buffers * sizeof(float));
             be->to_host(c.buffers, r->bufs, c.num_buffers * sizeof(float));
         }
         st = dlfs_ckpt_save(r->o->checkpoint_dir, &c, &r->model, r->o->keep, path);
         free(c.params);
-        free(c.m);
-        free(c.v);
         free(c.buffers);
     }
+    free(m);
+    free(v);
     return dlfs_comm_agree(r->comm, st);
 }
 
@@ -64,40 +88,82 @@ static void report_(const struct dlfs_run *r, const char *path, const struct dlf
     fflush(stdout);
 }
 
-enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch)
+/* The checkpoint --resume names (the newest one of --checkpoint-dir that
+ * verifies, for `latest`), loaded and checked against this run before anything is
+ * allocated. Every rank reads it. c->path NULL: nothing to resume. */
+static enum dlfs_status load_(struct dlfs_run *r, struct dlfs_ckpt *c, int *skipped)
 {
     const struct dlfs_options *o = r->o;
-    char *path = NULL;
-    enum dlfs_status st = DLFS_OK;
+    const int train = r->mode != DLFS_RUN_EVAL; /* --eval needs no optimizer state */
+    const struct dlfs_ckpt_expect e = {
+        .model_spec = r->model.spec, .model_arg = o->model, .optimizer = train ? dlfs_optim_name(o->optim) : NULL,
+        .need_m = train && r->opt.m, .need_v = train && r->opt.v, .params_only = !train,
+    };
+    char *report = NULL;
+    enum dlfs_status st;
+    memset(c, 0, sizeof *c);
+    if (strcmp(o->resume, "latest") == 0) st = dlfs_ckpt_latest_valid(o->checkpoint_dir, &e, c, &report);
+    else st = dlfs_ckpt_load_checked(o->resume, c, &e);
+    *skipped = report != NULL;
+    if (report && r->comm->rank == 0) { /* what --resume latest passed over, and why (also with --quiet) */
+        printf("%s%s", report, report[strlen(report) - 1] == '\n' ? "" : "\n");
+        fflush(stdout);
+    }
+    free(report);
+    /* the data position must lie within this dataset (a checkpoint of another one) */
+    if (st == DLFS_OK && c->path && r->have_ds && (size_t)c->samples_in_epoch > r->ds.train.n)
+        st = dlfs_error_set(DLFS_ERR_USAGE, "%s continues epoch %d at sample %ld, but %s has only %zu training "
+                            "samples: it was written for another dataset; resume with the --data it was trained on",
+                            c->path, c->epoch, c->samples_in_epoch, r->ds.path, r->ds.train.n);
+    return st;
+}
+
+enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch, char **path_out)
+{
+    const struct dlfs_options *o = r->o;
     *epoch = 0;
     *samples_in_epoch = 0;
-    if (strcmp(o->resume, "latest") == 0) st = dlfs_ckpt_latest(o->checkpoint_dir, &path);
-    else path = strdup(o->resume);
-    DLFS_TRY(dlfs_comm_agree(r->comm, st));
-    if (!path) {
-        if (r->comm->rank == 0 && !o->quiet)
-            printf("resume: no checkpoint in %s yet: starting from scratch\n", o->checkpoint_dir);
-        return DLFS_OK;
-    }
+    if (path_out) *path_out = NULL;
     struct dlfs_ckpt c;
-    st = dlfs_ckpt_load(path, &c);
-    if (st == DLFS_OK && strcmp(c.model_spec, r->model.spec) != 0)
-        st = dlfs_error_set(DLFS_ERR_SHAPE, "%s holds model %s but --model '%s' is %s; resume with --model '%s'",
-                            path, c.model_spec, o->model, r->model.spec, c.model_spec);
-    if (st == DLFS_OK) st = dlfs_optim_check(&r->opt, &c, path);
-    st = dlfs_comm_agree(r->comm, st);
-    if (st == DLFS_OK) {
+    int skipped = 0;
+    enum dlfs_status st = dlfs_comm_agree(r->comm, load_(r, &c, &skipped));
+    r->skipped_newer = skipped;
+    if (st == DLFS_OK && !c.path && r->comm->rank == 0 && !o->quiet)
+        printf("resume: no checkpoint in %s yet: starting from scratch\n", o->checkpoint_dir);
+    if (st == DLFS_OK && c.path) {
         r->be->to_device(r->params, c.params, r->n * sizeof(float));
-        dlfs_optim_load(&r->opt, &c);
+        if (r->mode != DLFS_RUN_EVAL) dlfs_optim_load(&r->opt, &c);
         if (r->model.num_buffers) /* same spec => same layout */
             r->be->to_device(r->bufs, c.buffers, r->model.num_buffers * sizeof(float));
         r->step = c.step;
         r->batcher.seed = c.seed; /* the data order continues the saved run's */
         *epoch = c.epoch;
         *samples_in_epoch = c.samples_in_epoch;
-        if (r->comm->rank == 0 && !o->quiet) report_(r, path, &c);
+        const char *slash = strrchr(c.path, '/');
+        r->parent = strdup(slash ? slash + 1 : c.path);
+        r->parent_path = strdup(c.path);
+        r->parent_step = c.step;
+        if (r->comm->rank == 0 && !o->quiet) report_(r, c.path, &c);
+        if (path_out) *path_out = strdup(c.path);
     }
-    free(path);
     dlfs_ckpt_free(&c);
     return st;
+}
+
+enum dlfs_status dlfs_run_lineage(struct dlfs_run *r, int archive)
+{
+    const struct dlfs_options *o = r->o;
+    enum dlfs_status st = DLFS_OK;
+    if (r->comm->rank == 0 && o->checkpoint_dir) {
+        char *msg = NULL;
+        /* newer files that latest passed over (damaged, non-finite) go aside too */
+        st = dlfs_ckpt_rollback_check(o->checkpoint_dir, r->parent_path, r->parent ? r->parent_step : -1,
+                                      archive || r->skipped_newer, &msg);
+        if (msg && !o->quiet) printf("%s%s", msg, msg[strlen(msg) - 1] == '\n' ? "" : "\n");
+        free(msg);
+    }
+    /* the run goes ahead: a fresh one starts its metrics afresh (a resumed one appends) */
+    if (st == DLFS_OK && r->metrics && !o->resume && ftruncate(fileno(r->metrics), 0) != 0)
+        st = dlfs_error_set(DLFS_ERR_IO, "--metrics %s: cannot truncate: %s", o->metrics, strerror(errno));
+    return dlfs_comm_agree(r->comm, st);
 }

@@ -6,60 +6,72 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/trace.h"
 #include "dlfs/checkpoint.h"
 #include "dlfs/util.h"
 #include "train/train-impl.h"
 
-#define DLFS_KEY_SYNTH 0x5917ULL
-
-/* Benchmarks: a train split of n random images/labels shaped for the model, the
- * same on every rank. */
-static void synth_(struct dlfs_run *r, size_t n)
-{
-    const size_t dim = (size_t)r->model.input_dim;
-    struct dlfs_dataset *ds = &r->ds;
-    memset(ds, 0, sizeof *ds);
-    ds->c = r->model.in_c;
-    ds->h = r->model.in_h;
-    ds->w = r->model.in_w;
-    ds->num_classes = r->model.num_classes;
-    for (int c = 0; c < ds->c && c < DLFS_MAX_CHANNELS; c++) {
-        ds->mean[c] = 0.5;
-        ds->std[c] = 0.29;
-    }
-    ds->train.n = n;
-    ds->train.images = dlfs_malloc(n * dim);
-    ds->train.labels = dlfs_malloc(n);
-    for (size_t i = 0; i < n; i++) {
-        const uint64_t key = dlfs_key(r->o->seed, DLFS_KEY_SYNTH, i);
-        for (size_t j = 0; j < dim; j++) ds->train.images[i * dim + j] = (uint8_t)(dlfs_hash64(key, j) >> 56);
-        ds->train.labels[i] = (uint8_t)(dlfs_hash64(key, dim) % (uint64_t)r->model.num_classes);
-    }
-    r->have_ds = 1;
-}
-
 /* The dataset: loaded (training, evaluation) or synthetic (benchmarks). */
 static enum dlfs_status data_(struct dlfs_run *r)
 {
-    if (r->mode == DLFS_RUN_BENCH) {
-        if (r->model.num_classes > 256)
-            return dlfs_error_set(DLFS_ERR_USAGE, "--bench: at most 256 classes (labels are bytes)");
-        synth_(r, (size_t)r->global_batch);
-        return DLFS_OK;
-    }
-    enum dlfs_status st = dlfs_dataset_load(r->o->data, &r->ds);
+    const struct dlfs_model *m = &r->model;
+    enum dlfs_status st = r->mode == DLFS_RUN_BENCH /* one global batch of random images, alike on every rank */
+                              ? dlfs_dataset_synthetic(&r->ds, m->in_c, m->in_h, m->in_w, m->num_classes,
+                                                       (size_t)r->global_batch, r->o->seed)
+                              : dlfs_dataset_load(r->o->data, &r->ds);
     r->have_ds = st == DLFS_OK;
-    return st == DLFS_OK ? dlfs_run_check_data(r) : st;
+    return st == DLFS_OK && r->mode != DLFS_RUN_BENCH ? dlfs_run_check_data(r) : st;
 }
 
-/* Outputs only rank 0 writes: the metrics file, the checkpoint directory. */
+/* An output that is one of the inputs (the same file through any spelling or
+ * link) would destroy it: refused before anything is written. */
+static enum dlfs_status over_input_(const struct dlfs_run *r, const char *opt, const char *out)
+{
+    const struct dlfs_options *o = r->o;
+    const char *in[2][2] = {{"--data", o->data}, {"--resume", o->resume}};
+    for (int i = 0; out && i < 2; i++)
+        if (in[i][1] && strcmp(in[i][1], "latest") != 0 && dlfs_path_same(out, in[i][1]))
+            return dlfs_error_set(DLFS_ERR_USAGE, "%s %s is the same file as %s %s: writing it would destroy that "
+                                  "input; give %s another path", opt, out, in[i][0], in[i][1], opt);
+    return DLFS_OK;
+}
+
+/* The inputs inside --checkpoint-dir under a checkpoint's name would be
+ * overwritten or pruned like checkpoints: refused. */
+static enum dlfs_status in_ckpt_dir_(const struct dlfs_run *r)
+{
+    const struct dlfs_options *o = r->o;
+    if (!o->checkpoint_dir || !o->data) return DLFS_OK;
+    const char *base = strrchr(o->data, '/');
+    base = base ? base + 1 : o->data;
+    char *in_dir = dlfs_malloc(strlen(o->checkpoint_dir) + strlen(base) + 2);
+    sprintf(in_dir, "%s/%s", o->checkpoint_dir, base);
+    const int clash = strncmp(base, "ckpt-", 5) == 0 && dlfs_path_same(in_dir, o->data);
+    free(in_dir);
+    return clash ? dlfs_error_set(DLFS_ERR_USAGE, "--data %s lies in --checkpoint-dir %s under a checkpoint's name: "
+                                  "it could be overwritten or pruned; move it, or use another --checkpoint-dir",
+                                  o->data, o->checkpoint_dir)
+                 : DLFS_OK;
+}
+
+/* Outputs only rank 0 writes: the metrics file, the timeline, the checkpoint directory. */
 static enum dlfs_status outputs_(struct dlfs_run *r)
 {
     const struct dlfs_options *o = r->o;
     if (r->comm->rank != 0) return DLFS_OK;
-    /* a resumed run appends: its metrics continue the interrupted run's */
-    if (o->metrics && !(r->metrics = fopen(o->metrics, o->resume ? "a" : "w")))
+    DLFS_TRY(over_input_(r, "--metrics", o->metrics));
+    DLFS_TRY(over_input_(r, "--trace", o->trace));
+    DLFS_TRY(in_ckpt_dir_(r));
+    if (o->metrics && o->trace && dlfs_path_same(o->metrics, o->trace))
+        return dlfs_error_set(DLFS_ERR_USAGE, "--metrics and --trace name the same file %s; give them two", o->trace);
+    /* opened without truncating: a run refused later (lineage) must not cost the old
+     * file its lines; a fresh run truncates it once it is under way (dlfs_run_start) */
+    if (o->metrics && !(r->metrics = fopen(o->metrics, r->mode == DLFS_RUN_BENCH ? "w" : "a")))
         return dlfs_error_set(DLFS_ERR_IO, "--metrics %s: cannot open for writing: %s", o->metrics, strerror(errno));
+    FILE *t = o->trace ? fopen(o->trace, "a") : NULL; /* written at the end: find out now */
+    if (o->trace && !t)
+        return dlfs_error_set(DLFS_ERR_IO, "--trace %s: cannot open for writing: %s", o->trace, strerror(errno));
+    if (t) fclose(t);
     if (o->checkpoint_dir && r->mode == DLFS_RUN_TRAIN) return dlfs_ckpt_dir_check(o->checkpoint_dir);
     return DLFS_OK;
 }
@@ -78,15 +90,15 @@ static enum dlfs_status objects_(struct dlfs_run *r)
     int rows = r->pass_rows;
     if (r->mode != DLFS_RUN_BENCH && o->eval_batch > rows) rows = o->eval_batch;
     DLFS_TRY(dlfs_workspace_init(&r->ws, &r->model, be, rows));
-    const struct dlfs_optim_config oc = dlfs_optim_config(o, r->global_batch);
-    DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n));
     const struct dlfs_transport_ops *tp = o->deterministic ? &dlfs_transport_det_tree
                                           : r->path == DLFS_COMM_PATH_NCCL ? &dlfs_transport_nccl
                                           : be->host_memory ? &dlfs_transport_mpi_host : &dlfs_transport_mpi_staged;
     void *ctx = r->nccl_ctx;
     r->nccl_ctx = NULL; /* the gradient sync owns it from here, also on failure */
     DLFS_TRY(dlfs_gsync_init(&r->gs, r->comm, be, &r->model, r->passes, (size_t)(o->bucket_mb * 1048576.0), tp,
-                             ctx));
+                             ctx, o->zero));
+    const struct dlfs_optim_config oc = dlfs_optim_config(o, r->global_batch);
+    DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n, &r->gs.shard)); /* ZeRO-1: this rank's part */
     return dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
                              r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip);
 }
@@ -133,6 +145,8 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     r->o = o;
     r->comm = comm;
     r->mode = mode;
+    r->parent_step = -1;
+    dlfs_ckpt_run_id(r->run_id);
     DLFS_TRY(dlfs_run_choose(r));
     if (r->path == DLFS_COMM_PATH_NCCL) DLFS_TRY(dlfs_nccl_open(comm, dlfs_backend_nccl(r->be), &r->nccl_ctx));
     dlfs_run_threads(r);
@@ -141,7 +155,9 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     if (st == DLFS_OK) st = objects_(r);
     DLFS_TRY(dlfs_comm_agree(comm, st));
     initial_state_(r);
-    return pipeline_(r);
+    DLFS_TRY(pipeline_(r));
+    dlfs_tracer_init(r);
+    return DLFS_OK;
 }
 
 void dlfs_run_plan(struct dlfs_run *r, long total_steps)
@@ -168,6 +184,9 @@ void dlfs_run_free(struct dlfs_run *r)
     dlfs_gsync_free(&r->gs);
     if (r->nccl_ctx) dlfs_backend_nccl(be)->abort(r->nccl_ctx); /* set up, never handed over */
     free(r->host);
+    if (r->tracer.on) dlfs_trace_init(0); /* not written (an error ended the run) */
+    free(r->parent);
+    free(r->parent_path);
     if (r->have_ds) dlfs_dataset_free(&r->ds);
     dlfs_model_free(&r->model);
     memset(r, 0, sizeof *r);

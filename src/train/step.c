@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/hooks.h"
+#include "core/trace.h"
 #include "dlfs/util.h"
 #include "train/train-impl.h"
 
@@ -14,16 +15,26 @@
 static void pass_(struct dlfs_run *r, const struct dlfs_batch *bt, int p)
 {
     const struct dlfs_backend *be = r->be;
+    int span = dlfs_trace_begin("step", "data", p);
     dlfs_batcher_load(&r->batcher, bt, p, &r->ws);
+    dlfs_trace_end(span);
     const double t0 = dlfs_now();
+    span = dlfs_trace_begin("step", "forward", p);
     r->ws.bn_stats = dlfs_gsync_bn_slot(&r->gs, p);
     if (r->ws.bn_stats) be->fill(r->ws.bn_stats, 0.0f, r->gs.nbuf);
     dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
     dlfs_model_loss(&r->model, &r->ws, r->pass_rows, 1.0f / (float)r->global_batch);
+    dlfs_trace_end(span);
+    dlfs_tracer_mark(r, "data, forward, loss");
     /* with buckets, each one's sum starts as soon as the backward pass has issued its
      * last gradient (on devices: ordered after it by events) */
-    dlfs_model_backward(&r->model, &r->ws, r->params, dlfs_gsync_slab(&r->gs, p), r->pass_rows,
+    span = dlfs_trace_begin("step", "backward", p);
+    dlfs_gsync_begin_pass(&r->gs, p);
+    dlfs_model_backward(&r->model, &r->ws, r->params, dlfs_gsync_slab(&r->gs), r->pass_rows,
                         dlfs_gsync_hook(&r->gs), &r->gs);
+    dlfs_gsync_end_pass(&r->gs);
+    dlfs_trace_end(span);
+    dlfs_tracer_mark(r, "backward");
     be->sync();
     r->t_compute += dlfs_now() - t0;
 }
@@ -49,7 +60,9 @@ static void graph_body_(void *ctx)
     if (r->ws.bn_stats) be->fill(r->ws.bn_stats, 0.0f, r->gs.nbuf);
     dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
     dlfs_model_loss(&r->model, &r->ws, r->pass_rows, 1.0f / (float)r->global_batch);
-    dlfs_model_backward(&r->model, &r->ws, r->params, dlfs_gsync_slab(&r->gs, 0), r->pass_rows, NULL, NULL);
+    dlfs_gsync_begin_pass(&r->gs, 0);
+    dlfs_model_backward(&r->model, &r->ws, r->params, dlfs_gsync_slab(&r->gs), r->pass_rows, NULL, NULL);
+    dlfs_gsync_end_pass(&r->gs);
     if (r->pipe.graph_update) { /* the order of the eager path: running statistics, then the update */
         if (r->gs.nbuf) dlfs_gsync_running_stats(&r->gs, r->bufs, r->global_batch, r->bn_group);
         dlfs_optim_update_dev(&r->opt, r->params, dlfs_gsync_grads(&r->gs), r->step, r->pipe.hp_dev);
@@ -66,7 +79,10 @@ static void graph_step_(struct dlfs_run *r, const struct dlfs_resident *res, con
     t0 = dlfs_now();
     struct graph_ctx_ g = {r, res};
     const int fallback = r->pipe.graph_fallback;
+    const int span = dlfs_trace_begin("step", r->pipe.graph ? "graph launch" : "graph body", 0);
     dlfs_pipeline_run(&r->pipe, graph_body_, &g);
+    dlfs_trace_end(span);
+    dlfs_tracer_mark(r, "the step's graph");
     if (r->pipe.graph_fallback && !fallback && !r->o->quiet)
         printf("pipeline: recording the CUDA graph failed at step %ld: the steps run eagerly from now on\n", r->step);
     r->t_compute += dlfs_now() - t0;
@@ -77,12 +93,34 @@ static void graph_step_(struct dlfs_run *r, const struct dlfs_resident *res, con
 static double finish_(struct dlfs_run *r, int async)
 {
     const double loss = dlfs_pipeline_finish(&r->pipe, r->step, r->ws.stats, async);
+    dlfs_tracer_step(r, 0);
     r->step++;
     return loss;
 }
 
+/* After the passes: the sum across ranks, running statistics, the update. */
+static void sum_and_update_(struct dlfs_run *r)
+{
+    int span = dlfs_trace_begin("step", "gradient sum (wait)", -1);
+    dlfs_gsync_reduce(&r->gs);
+    if (r->gs.nbuf) dlfs_gsync_running_stats(&r->gs, r->bufs, r->global_batch, r->bn_group);
+    dlfs_trace_end(span);
+    span = dlfs_trace_begin("step", "update", -1);
+    const double t0 = dlfs_now();
+    dlfs_optim_update(&r->opt, r->params, dlfs_gsync_grads(&r->gs), r->step);
+    r->t_compute += dlfs_now() - t0;
+    dlfs_trace_end(span);
+    if (r->gs.buckets.zero) { /* ZeRO-1: every rank's updated part to all */
+        span = dlfs_trace_begin("step", "parameter all-gather", -1);
+        dlfs_gsync_gather_params(&r->gs, r->params);
+        dlfs_trace_end(span);
+    }
+    dlfs_tracer_mark(r, "gradient sum, update");
+}
+
 double dlfs_run_step(struct dlfs_run *r, const struct dlfs_batch *bt)
 {
+    dlfs_tracer_step(r, 1);
     dlfs_hook_stall(DLFS_HOOK_COMM_STALL, r->comm->rank, r->step);
     r->ws.training = 1;
     r->ws.key = dlfs_key(r->batcher.seed, DLFS_KEY_DROPOUT, (uint64_t)r->step);
@@ -96,11 +134,7 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_batch *bt)
         r->be->fill((float *)r->ws.stats, 0.0f, 4);
     }
     for (int p = 0; p < passes; p++) pass_(r, bt, p);
-    dlfs_gsync_reduce(&r->gs);
-    if (r->gs.nbuf) dlfs_gsync_running_stats(&r->gs, r->bufs, r->global_batch, r->bn_group);
-    const double t0 = dlfs_now();
-    dlfs_optim_update(&r->opt, r->params, dlfs_gsync_grads(&r->gs), r->step);
-    r->t_compute += dlfs_now() - t0;
+    sum_and_update_(r);
     return finish_(r, 0);
 }
 

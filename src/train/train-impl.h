@@ -27,6 +27,18 @@
 
 enum dlfs_run_mode { DLFS_RUN_TRAIN = 0, DLFS_RUN_EVAL, DLFS_RUN_BENCH };
 
+/* --trace (timeline.c): the window of steps recorded and the clock of rank 0. */
+struct dlfs_tracer {
+    int on;                       /* --trace given */
+    long first, w0, w1;           /* the run's first step; steps [w0, w1) are recorded */
+    int span;                     /* the open "step" span */
+    double offset;                /* rank 0's clock minus this rank's (seconds) */
+    double origin;                /* time zero of the file, on rank 0's clock */
+    int nmarks;                   /* device marks of the step in flight (backends with timers) */
+    const char *mark_name[DLFS_TIMER_MARKS];
+    double h0;                    /* host time at which mark 0 was issued */
+};
+
 struct dlfs_run {
     const struct dlfs_options *o;
     const struct dlfs_comm *comm;
@@ -54,7 +66,13 @@ struct dlfs_run {
     struct dlfs_gradsync gs;
     struct dlfs_optimizer opt;
     struct dlfs_pipeline pipe;
+    struct dlfs_tracer tracer;
 
+    char run_id[33];              /* this invocation's, recorded in its checkpoints (lineage) */
+    char *parent;                 /* the checkpoint it resumed from (file name), NULL: a fresh start */
+    char *parent_path;            /* ... as --resume found it */
+    long parent_step;             /* ... and its step, -1 */
+    int skipped_newer;            /* --resume latest passed over newer files that did not verify */
     long step;                    /* optimizer steps done */
     long total_steps;             /* planned (the schedule's length) */
     double t_compute;             /* seconds, accumulated per epoch */
@@ -96,6 +114,16 @@ struct dlfs_times { double compute, comm, data; };
 struct dlfs_times dlfs_run_times(const struct dlfs_run *r);
 void dlfs_run_times_reset(struct dlfs_run *r);
 
+/* timeline.c: set up (collective: clock offsets; nothing without --trace); around each
+ * step (begin 1, then 0): records the steps of the window; a device mark after the
+ * work named (backends with timers: a span on the device track); a span of
+ * evaluation or checkpointing (handle for dlfs_trace_end); the file (collective). */
+void dlfs_tracer_init(struct dlfs_run *r);
+void dlfs_tracer_step(struct dlfs_run *r, int begin);
+void dlfs_tracer_mark(struct dlfs_run *r, const char *what);
+int dlfs_tracer_begin(struct dlfs_run *r, const char *name);
+enum dlfs_status dlfs_tracer_write(struct dlfs_run *r);
+
 /* Distributed evaluation over a split: every rank takes a contiguous slice, sums
  * are all-reduced. */
 void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, double *loss, double *acc);
@@ -109,7 +137,13 @@ enum dlfs_status dlfs_run_check_sync(struct dlfs_run *r);
  * collective; *path receives the file name on rank 0 (caller frees). */
 enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_epoch, char **path);
 /* Restore from --resume (latest or FILE) when given; sets the epoch and the
- * sample position to continue from (epoch 0: nothing to resume). Collective. */
-enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch);
+ * sample position to continue from (epoch 0: nothing to resume) and, when `path`
+ * is not NULL, the checkpoint's file name (malloc'd). Evaluation (--eval) restores
+ * the parameters and statistics only. Collective. */
+enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch, char **path);
+/* Before the first write into --checkpoint-dir: the run must continue the newest
+ * line there (src/io/README.md, Lineage); --rollback moves what is in the way
+ * aside. Collective. */
+enum dlfs_status dlfs_run_lineage(struct dlfs_run *r, int archive);
 
 #endif

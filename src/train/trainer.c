@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/hooks.h"
+#include "core/trace.h"
 #include "dlfs/util.h"
 #include "train/train-impl.h"
 
@@ -24,6 +25,7 @@ struct loop_ {
     long evaluated;               /* the step it was taken at (-1 none) */
     double t_start;               /* when training began (this invocation) */
     double best_acc;
+    char *last_path;              /* the newest checkpoint written or resumed from (finite by construction) */
     int reached;                  /* --target-acc reached */
     long reach_step;
     double reach_s;
@@ -48,13 +50,20 @@ static void banner_(const struct dlfs_run *r, long steps_per_epoch)
     printf("dlfs-train %s: %s backend (%s GEMMs), %d rank(s) on %s, gradients summed by %s; model %s (%zu "
            "parameters)\n", DLFS_VERSION, r->be->name, dlfs_precision_name(o->precision), r->comm->size,
            r->comm->host, dlfs_run_comm_name(r), r->model.spec, r->n);
-    printf("data %s: %zu train / %zu test samples; batch %d global (%d per rank%s), %ld steps/epoch\n",
-           r->ds.path, r->ds.train.n, r->ds.test.n, r->global_batch, r->local_batch,
+    char micro[64] = "";
+    if (o->accum_steps > 1)
+        snprintf(micro, sizeof micro, " in %d micro-batches of %d", o->accum_steps, r->local_batch / o->accum_steps);
+    printf("data %s: %zu train / %zu test samples; batch %d global (%d per rank%s%s), %ld steps/epoch\n",
+           r->ds.path, r->ds.train.n, r->ds.test.n, r->global_batch, r->local_batch, micro,
            o->deterministic ? ", deterministic" : "", steps_per_epoch);
     printf("optimizer %s, lr %g (%s%s), seed %llu\n", dlfs_optim_name(o->optim), r->opt.cfg.lr,
            o->schedule == DLFS_SCHED_COSINE ? "cosine" : "constant", o->warmup ? " after warm-up" : "",
            (unsigned long long)o->seed);
     printf("pipeline: %s\n", r->pipeline);
+    const double mib = (double)dlfs_optim_state_bytes(&r->opt) / 1048576.0;
+    if (o->zero && r->comm->size > 1)
+        printf("optimizer state: %.1f MiB on this rank (ZeRO-1: %zu of %zu parameters' moments)\n", mib,
+               r->opt.shard.total, r->n);
     if (o->target_acc > 0) printf("target: test accuracy %.2f%%\n", 100 * o->target_acc);
     fflush(stdout);
 }
@@ -74,25 +83,54 @@ static void progress_(const struct dlfs_run *r, const struct loop_ *L, int epoch
     fflush(stdout);
 }
 
+/* Training diverged (`what` became non-finite at step `step`, 1-based): one error
+ * naming the step and the newest finite checkpoint, which stays (nothing
+ * non-finite is ever written). */
+static enum dlfs_status diverged_(struct dlfs_run *r, const struct loop_ *L, const char *what, long step)
+{
+    dlfs_error_clear();
+    char where[600] = "no checkpoint was written: nothing to resume from";
+    if (L->last_path)
+        snprintf(where, sizeof where, "the newest finite checkpoint, %s, is kept: continue from it with --resume %s",
+                 L->last_path, L->last_path);
+    return dlfs_error_set(DLFS_ERR_NUMERIC, "training diverged: %s became non-finite (NaN or Inf) at step %ld; %s, "
+                          "and a lower --lr (now %g) or --warmup", what, step, where, r->opt.cfg.lr);
+}
+
 /* Save and report (rank 0). */
 static enum dlfs_status save_(struct dlfs_run *r, struct loop_ *L, char **path)
 {
     char *p = NULL;
-    DLFS_TRY(dlfs_run_save(r, L->pos_epoch, L->pos_samples, &p));
+    const int span = dlfs_tracer_begin(r, "checkpoint");
+    const enum dlfs_status st = dlfs_run_save(r, L->pos_epoch, L->pos_samples, &p);
+    dlfs_trace_end(span);
+    if (st == DLFS_ERR_NUMERIC) return diverged_(r, L, "the parameters to save", r->step);
+    DLFS_TRY(st);
     L->last_saved = r->step;
     if (p && !r->o->quiet) {
         printf("checkpoint %s (step %ld)\n", p, r->step);
         fflush(stdout);
+    }
+    if (p) {
+        free(L->last_path);
+        L->last_path = strdup(p);
     }
     if (path) *path = p;
     else free(p);
     return DLFS_OK;
 }
 
-static enum dlfs_status interrupted_(struct dlfs_run *r, struct loop_ *L)
+/* Per-step flags the ranks agree on (one bitwise OR): a stop signal, by name, and a
+ * non-finite loss. */
+#define FLAG_SIGTERM_ 1
+#define FLAG_SIGUSR1_ 2
+#define FLAG_OTHER_SIGNAL_ 4
+#define FLAG_NONFINITE_ 8
+
+static enum dlfs_status interrupted_(struct dlfs_run *r, struct loop_ *L, int flags)
 {
-    const int sig = dlfs_signal_pending();
-    const char *name = sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
+    /* the name of the signal any rank got (SIGTERM first), not just rank 0's */
+    const char *name = flags & FLAG_SIGTERM_ ? "SIGTERM" : flags & FLAG_SIGUSR1_ ? "SIGUSR1" : "a signal";
     if (!r->o->checkpoint_dir)
         return dlfs_error_set(DLFS_ERR_INTERRUPTED, "stopped by %s at step %ld; nothing saved (no "
                               "--checkpoint-dir)", name, r->step);
@@ -110,7 +148,9 @@ static enum dlfs_status interrupted_(struct dlfs_run *r, struct loop_ *L)
 static void evaluate_(struct dlfs_run *r, struct loop_ *L, int epoch)
 {
     const struct dlfs_options *o = r->o;
+    const int span = dlfs_tracer_begin(r, "evaluate");
     dlfs_run_evaluate(r, &r->ds.test, &L->test_loss, &L->test_acc);
+    dlfs_trace_end(span);
     L->evaluated = r->step;
     const double elapsed = dlfs_now() - L->t_start;
     if (L->test_acc > L->best_acc) L->best_acc = L->test_acc;
@@ -126,8 +166,10 @@ static void evaluate_(struct dlfs_run *r, struct loop_ *L, int epoch)
     }
 }
 
-/* After each step: position, checks, signals, checkpoints, evaluation, progress. */
-static enum dlfs_status after_step_(struct dlfs_run *r, struct loop_ *L, int epoch, long s)
+/* After each step: position, checks, signals and divergence, checkpoints,
+ * evaluation. `loss` is the loss sum the step returned (with the loss lag, the
+ * step before's). */
+static enum dlfs_status after_step_(struct dlfs_run *r, struct loop_ *L, int epoch, long s, double loss)
 {
     const struct dlfs_options *o = r->o;
     fault_perturb_(r);
@@ -139,7 +181,12 @@ static enum dlfs_status after_step_(struct dlfs_run *r, struct loop_ *L, int epo
         L->pos_samples = (s + 1) * r->global_batch;
     }
     if (o->check_sync && r->step % o->check_sync == 0) DLFS_TRY(dlfs_run_check_sync(r));
-    if (dlfs_comm_any(r->comm, dlfs_signal_pending())) return interrupted_(r, L);
+    const int sig = dlfs_signal_pending();
+    int flags = sig == SIGTERM ? FLAG_SIGTERM_ : sig == SIGUSR1 ? FLAG_SIGUSR1_ : sig ? FLAG_OTHER_SIGNAL_ : 0;
+    if (!isfinite(loss)) flags |= FLAG_NONFINITE_;
+    flags = dlfs_comm_or(r->comm, flags);
+    if (flags & FLAG_NONFINITE_) return diverged_(r, L, "the loss", r->step - r->pipe.loss_pending);
+    if (flags) return interrupted_(r, L, flags);
     if (o->checkpoint_every && r->step % o->checkpoint_every == 0) DLFS_TRY(save_(r, L, NULL));
     if (o->eval_every && r->step % o->eval_every == 0 && s + 1 < L->steps_per_epoch) evaluate_(r, L, epoch);
     return DLFS_OK;
@@ -157,8 +204,9 @@ static enum dlfs_status epoch_steps_(struct dlfs_run *r, struct loop_ *L, int ep
     dlfs_batcher_epoch(&r->batcher, epoch);
     for (s = s0; s < L->steps_per_epoch && r->step < r->total_steps && !L->reached; s++) {
         const struct dlfs_batch bt = dlfs_batcher_at(&r->batcher, s, r->step);
-        *loss_sum += dlfs_run_step(r, &bt);
-        if ((st = after_step_(r, L, epoch, s)) != DLFS_OK) {
+        const double loss = dlfs_run_step(r, &bt);
+        *loss_sum += loss;
+        if ((st = after_step_(r, L, epoch, s, loss)) != DLFS_OK) {
             s++;
             break;
         }
@@ -184,9 +232,7 @@ static enum dlfs_status end_epoch_(struct dlfs_run *r, struct loop_ *L, int epoc
     dlfs_comm_allreduce_f64(r->comm, sums, 1);
     const double samples = (double)steps * r->global_batch;
     const double train_loss = samples > 0 ? sums[0] / samples : NAN;
-    if (samples > 0 && !isfinite(train_loss))
-        return dlfs_error_set(DLFS_ERR_NUMERIC, "training diverged: the loss became %g in epoch %d (step %ld); "
-                              "lower --lr (now %g) or add --warmup", train_loss, epoch, r->step, r->opt.cfg.lr);
+    if (samples > 0 && !isfinite(train_loss)) return diverged_(r, L, "the epoch's loss", r->step);
     if (L->evaluated != r->step) evaluate_(r, L, epoch);
     const struct dlfs_times t = dlfs_run_times(r);
     const double sps = samples / train_time, tsum = t.compute + t.comm + t.data + 1e-30;
@@ -200,9 +246,10 @@ static enum dlfs_status end_epoch_(struct dlfs_run *r, struct loop_ *L, int epoc
     if (r->metrics) {
         fprintf(r->metrics, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"test_loss\": %.6f, "
                 "\"test_acc\": %.6f, \"samples_per_s\": %.1f, \"epoch_time_s\": %.4f, \"compute_s\": %.4f, "
-                "\"comm_wait_s\": %.4f, \"data_s\": %.4f, \"lr\": %.6g, \"ranks\": %d, \"prefetched\": %ld}\n", epoch,
-                r->step, train_loss, L->test_loss, L->test_acc, sps, train_time, t.compute, t.comm, t.data,
-                dlfs_optim_lr(&r->opt.cfg, r->step > 0 ? r->step - 1 : 0), r->comm->size, r->batcher.prefetch.hits);
+                "\"comm_wait_s\": %.4f, \"data_s\": %.4f, \"lr\": %.6g, \"ranks\": %d, \"prefetched\": %ld, "
+                "\"batch\": %d, \"steps\": %ld}\n", epoch, r->step, train_loss, L->test_loss, L->test_acc, sps, train_time,
+                t.compute, t.comm, t.data, dlfs_optim_lr(&r->opt.cfg, r->step > 0 ? r->step - 1 : 0), r->comm->size,
+                r->batcher.prefetch.hits, r->global_batch, steps);
         fflush(r->metrics);
     }
     if (o->checkpoint_every_epochs && epoch % o->checkpoint_every_epochs == 0 && L->last_saved != r->step)
@@ -217,6 +264,7 @@ static enum dlfs_status finish_(struct dlfs_run *r, struct loop_ *L)
     DLFS_TRY(dlfs_run_check_sync(r));
     if (o->checkpoint_dir && L->last_saved != r->step) DLFS_TRY(save_(r, L, NULL));
     if (L->evaluated != r->step) evaluate_(r, L, L->pos_epoch);
+    DLFS_TRY(dlfs_tracer_write(r));
     char hex[65], target[160] = "";
     dlfs_run_digest(r, hex);
     if (o->target_acc > 0)
@@ -274,7 +322,8 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
         if (o->max_steps && o->max_steps < total) total = o->max_steps;
         dlfs_run_plan(r, total);
         if (comm->rank == 0 && !o->quiet) banner_(r, L.steps_per_epoch);
-        if (o->resume) st = dlfs_run_resume(r, &L.epoch0, &L.sample0);
+        if (o->resume) st = dlfs_run_resume(r, &L.epoch0, &L.sample0, &L.last_path);
+        if (st == DLFS_OK) st = dlfs_run_lineage(r, o->rollback);
         if (L.epoch0 == 0) L.epoch0 = 1; /* nothing resumed */
         L.pos_epoch = L.epoch0;
         L.pos_samples = L.sample0;
@@ -286,6 +335,7 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
         L.t_start = dlfs_now();
         st = loop_(r, &L);
     }
+    free(L.last_path);
     dlfs_run_free(r);
     return st;
 }
@@ -296,7 +346,7 @@ enum dlfs_status dlfs_eval_run(const struct dlfs_options *o, const struct dlfs_c
     int epoch = 0;
     long samples = 0;
     enum dlfs_status st = dlfs_run_init(r, o, comm, DLFS_RUN_EVAL);
-    if (st == DLFS_OK) st = dlfs_run_resume(r, &epoch, &samples);
+    if (st == DLFS_OK) st = dlfs_run_resume(r, &epoch, &samples, NULL);
     if (st == DLFS_OK && epoch == 0)
         st = dlfs_error_set(DLFS_ERR_IO, "--eval --resume latest: no checkpoint in %s", o->checkpoint_dir);
     if (st == DLFS_OK) {

@@ -45,7 +45,9 @@ def symbols(libs):
 def source_of(obj, srcs):
     base = obj.rsplit(".o", 1)[0]          # "step.c" from "step.c.o"
     hits = [s for s in srcs if os.path.basename(s) == base]
-    return hits[0] if len(hits) == 1 else obj
+    if len(hits) != 1:                     # objects are named by file name alone
+        raise SystemExit("FAIL: two source files are called %s: name them apart" % base)
+    return hits[0]
 
 
 def cycles(edges):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bad input through the dlfs-data program: each case must exit with the given
 # status, print exactly one line "dlfs-data: ..." on stderr that names the file,
-# leave no output file, and trigger no sanitizer report.
+# leave no output file, trigger no sanitizer report, and end within 30 s.
 # usage: bad_input.sh DLFS_DATA DATA_TESTGEN WORKDIR
 set -u
 DATA=$1 GEN=$2 WORK=$3
@@ -15,7 +15,7 @@ expect() {
     local want=$1 phrase=$2
     shift 3
     rm -f out.h5 out.h5.tmp
-    "$DATA" "$@" >stdout.txt 2>stderr.txt
+    timeout 30 "$DATA" "$@" >stdout.txt 2>stderr.txt
     local rc=$? lines problem=""
     lines=$(wc -l <stderr.txt)
     if [ "$rc" -ne "$want" ]; then problem="exit status $rc, want $want"
@@ -66,6 +66,27 @@ expect 1 "nowhere"                 -- convert --fashion-mnist nowhere -o out.h5
 expect 1 "not-dlfs.h5 is not a dlfs dataset (no 'format' attribute = dlfs-dataset)" -- info not-dlfs.h5
 expect 1 "not-idx.txt is not an HDF5 file" -- info not-idx.txt
 expect 1 "missing.h5: No such file" -- info missing.h5
+expect 1 "const-images.idx: channel 0 of the train images is (nearly) constant" -- $(convert_with 0 const-images.idx)
+mkfifo fifo.h5 && expect 1 "fifo.h5: it is a FIFO (named pipe)" -- info fifo.h5
+expect 1 "fifo.h5: it is a FIFO (named pipe)" -- $(convert_with 2 fifo.h5)
+
+# -o naming one of the inputs (itself, a symbolic link to it, a hard link to it, or
+# another spelling of its path): refused before anything is written, input intact.
+in_sum=$(sha256sum train-images-idx3-ubyte | cut -d' ' -f1)
+ln -sf train-images-idx3-ubyte link-to-input.h5 && ln -f train-images-idx3-ubyte hard-link.h5
+for o in train-images-idx3-ubyte ./train-images-idx3-ubyte link-to-input.h5 hard-link.h5; do
+    rm -f out.h5
+    "$DATA" $(convert_with 0 train-images-idx3-ubyte) -o "$o" >stdout.txt 2>stderr.txt
+    rc=$?
+    if [ "$rc" -ne 2 ] || [ "$(wc -l <stderr.txt)" -ne 1 ] || ! grep -qF "is the same file as --train-images" stderr.txt \
+        || [ "$(sha256sum train-images-idx3-ubyte | cut -d' ' -f1)" != "$in_sum" ]; then
+        echo "FAIL: convert -o $o (an input): exit $rc, or the input changed" >&2
+        sed 's/^/    stderr: /' stderr.txt >&2
+        nfail=$((nfail + 1))
+    else
+        echo "ok   $(cat stderr.txt)"
+    fi
+done
 
 # Usage errors: status 2, one line.
 expect 2 "unknown subcommand 'frobnicate'" -- frobnicate

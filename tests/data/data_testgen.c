@@ -7,7 +7,8 @@
  *       rgb:  DIR/rgb-{train,test}-{images,labels}.idx, 4-D [N,3,4,6], labels 0..4
  *       bad:  not-idx.txt, cut-images.gz (truncated gzip), short-labels.idx
  *             (59 labels), label12.idx (a 12 among 60 labels), not-dlfs.h5 (HDF5
- *             without the dlfs attributes), float-images.idx (IDX type 0x0D)
+ *             without the dlfs attributes), float-images.idx (IDX type 0x0D),
+ *             const-images.idx (60 images of 7x5, every pixel 128: std 0)
  *   data_testgen compare OUT.h5 TRAIN_IMG TRAIN_LAB TEST_IMG TEST_LAB CLASS...
  *       loads OUT.h5 with the library and checks bytes, shapes, classes against
  *       the IDX files, and mean/std against a separate two-pass computation.
@@ -82,6 +83,9 @@ static int gen(void)
     rc |= tw_write_idx(at("label12.idx"), 0, 8, 1, (uint32_t[]){NTR}, lab12, NTR);
     rc |= tw_write_idx(at("float-images.idx"), 0, 0x0D, 3, (uint32_t[]){NTR, H, W}, img,
                        4 * NTR * H * W);
+    static uint8_t flat[NTR * H * W];
+    memset(flat, 128, sizeof flat);
+    rc |= tw_write_idx(at("const-images.idx"), 0, 8, 3, (uint32_t[]){NTR, H, W}, flat, sizeof flat);
     /* An HDF5 file that is not a dlfs dataset: right-looking datasets, no attributes. */
     hid_t f = H5Fcreate(at("not-dlfs.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t dims[1] = {NTR};

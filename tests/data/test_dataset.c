@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include "dlfs/util.h"
 
 #include "testutil.h" /* CHECK, t_failures_ */
 
@@ -87,6 +89,29 @@ static void put_int(hid_t f, const char *name, int v)
     H5Aclose(a), H5Sclose(sp);
 }
 
+/* Replace dataset `name` by a chunked uint8 one of shape dims that is never
+ * written: it declares dims but stores nothing (a tiny file). */
+static void put_unwritten(hid_t f, const char *name, int rank, const hsize_t *dims)
+{
+    if (H5Lexists(f, name, H5P_DEFAULT) > 0) H5Ldelete(f, name, H5P_DEFAULT);
+    hsize_t chunk[4] = {1, 1, 1, 1};
+    for (int i = 1; i < rank; i++) chunk[i] = dims[i] < 64 ? dims[i] : 64;
+    hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, rank, chunk);
+    H5Pset_deflate(dcpl, 4);
+    hid_t d = H5Dcreate2(f, name, H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dclose(d), H5Pclose(dcpl), H5Sclose(sp);
+}
+
+static void put_doubles(hid_t f, const char *name, const double *v, hsize_t n)
+{
+    if (H5Aexists(f, name) > 0) H5Adelete(f, name);
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t a = H5Acreate2(f, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_DOUBLE, v);
+    H5Aclose(a), H5Sclose(sp);
+}
+
 /* ---- checks ---------------------------------------------------------------------- */
 
 static void expect_no_open_objects(const char *when)
@@ -154,6 +179,88 @@ static void check_stats(void)
     CHECK(fabs(m[0] - 68.75 / 255.0) < 1e-12 && fabs(m[1] - 227.5 / 255.0) < 1e-12,
           "per-channel means %g %g", m[0], m[1]);
     CHECK(fabs(sd[0] - sqrt((65025.0 + 200) / 4 - 68.75 * 68.75) / 255) < 1e-12, "std0 %g", sd[0]);
+}
+
+/* Sizes a file declares but cannot hold, normalisations that divide by ~0, a
+ * FIFO: each refused with one message naming the file, before allocating. */
+static void check_hostile(void)
+{
+    hid_t f;
+    save_good(), f = open_rw();
+    put_unwritten(f, "/train/images", 4, (hsize_t[]){1, 1, 65536, 32768}), H5Fclose(f);
+    expect_load_fail("[1,1,65536,32768] in a tiny file", DLFS_ERR_FORMAT, "dlfs takes images of at most 1048576 values");
+    save_good(), f = open_rw();
+    put_unwritten(f, "/train/images", 4, (hsize_t[]){3000000000ull, 1, 28, 28});
+    put_unwritten(f, "/train/labels", 1, (hsize_t[]){3000000000ull}), H5Fclose(f);
+    expect_load_fail("3e9 images declared", DLFS_ERR_FORMAT, "dlfs reads at most 2147483647 images and 64 GiB");
+    save_good(), f = open_rw();
+    put_unwritten(f, "/train/images", 4, (hsize_t[]){NTR, C, H, W}), H5Fclose(f);
+    expect_load_fail("images declared, not stored", DLFS_ERR_FORMAT, "/train/images declares 12000 bytes but the file "
+                     "holds only 0 compressed bytes");
+    const double zero[C] = {0, 0}, tiny[C] = {0.2, 1e-300}, big[C] = {1e300, 0.2}, nan_[C] = {NAN, 0.2};
+    const double *bad[4] = {zero, tiny, big, nan_};
+    const char *want[4] = {"is (nearly) constant (std 0 <", "(std 1e-300 <", "not a usable normalisation",
+                           "has mean nan"};
+    for (int k = 0; k < 4; k++) {
+        save_good(), f = open_rw(), put_doubles(f, k >= 2 ? "mean" : "std", bad[k], C), H5Fclose(f);
+        expect_load_fail(want[k], DLFS_ERR_NUMERIC, want[k]);
+    }
+    struct dlfs_dataset flat = make_ds();
+    memset(tr_img, 7, sizeof tr_img); /* constant images: std 0 */
+    dlfs_dataset_stats(&flat.train, C, H, W, flat.mean, flat.std);
+    dlfs_error_clear();
+    CHECK(dlfs_dataset_save(path, &flat) == DLFS_ERR_NUMERIC && strstr(dlfs_error_msg(), "(nearly) constant"),
+          "save of constant images: %s", dlfs_error_msg());
+    unlink(path);
+    if (mkfifo(path, 0600) == 0) {
+        alarm(20); /* a loader that blocks on the FIFO fails here instead of hanging */
+        expect_load_fail("FIFO", DLFS_ERR_IO, "it is a FIFO (named pipe), not a regular file");
+        alarm(0);
+        unlink(path);
+    }
+}
+
+/* The image entry point reads what the file entry point reads. */
+static void check_image(void)
+{
+    save_good();
+    FILE *fp = fopen(path, "rb");
+    static uint8_t buf[1 << 20];
+    const size_t n = fp ? fread(buf, 1, sizeof buf, fp) : 0;
+    if (fp) fclose(fp);
+    struct dlfs_dataset a, b;
+    dlfs_error_clear();
+    CHECK(dlfs_dataset_load(path, &a) == DLFS_OK && dlfs_dataset_load_image(buf, n, "mem", &b) == DLFS_OK,
+          "image load: %s", dlfs_error_msg());
+    CHECK(a.train.n == b.train.n && b.train.images && !memcmp(a.train.images, b.train.images, a.train.n * C * H * W) &&
+          strcmp(b.path, "mem") == 0, "image load differs from file load");
+    dlfs_dataset_free(&a), dlfs_dataset_free(&b);
+    expect_no_open_objects("after image loads");
+}
+
+/* The synthetic dataset has the benchmark's bytes: the digest below was taken from
+ * bench.c's synth_ (commit 1d0af6e) for 64 images of 1x28x28, 10 classes, seed 1. */
+static void check_synthetic(void)
+{
+    struct dlfs_dataset ds;
+    dlfs_error_clear();
+    enum dlfs_status st = dlfs_dataset_synthetic(&ds, 1, 28, 28, 10, 64, 1);
+    CHECK(st == DLFS_OK, "synthetic: %s", dlfs_error_msg());
+    if (st != DLFS_OK) return;
+    struct dlfs_sha256 s;
+    uint8_t d[32];
+    char hex[65];
+    dlfs_sha256_init(&s);
+    dlfs_sha256_update(&s, ds.train.images, 64 * 784);
+    dlfs_sha256_update(&s, ds.train.labels, 64);
+    dlfs_sha256_final(&s, d);
+    dlfs_sha256_hex(d, hex);
+    CHECK(strcmp(hex, "a659b856b7c4545b58191d0d11b32f38221bfad5f590d7fdc66774d12a98b760") == 0,
+          "synthetic bytes moved: %s", hex);
+    CHECK(ds.num_classes == 10 && ds.mean[0] == 0.5 && ds.std[0] == 0.29 && ds.test.n == 0, "synthetic fields");
+    dlfs_dataset_free(&ds);
+    CHECK(dlfs_dataset_synthetic(&ds, 1, 2048, 1024, 10, 4, 1) == DLFS_ERR_USAGE, "synthetic: images too large");
+    CHECK(dlfs_dataset_synthetic(&ds, 1, 8, 8, 257, 4, 1) == DLFS_ERR_USAGE, "synthetic: 257 classes");
 }
 
 int main(void)
@@ -233,6 +340,10 @@ int main(void)
     expect_load_fail("truncated HDF5", DLFS_ERR_FORMAT, "truncated or damaged");
     unlink(path);
     expect_load_fail("missing file", DLFS_ERR_IO, "No such file or directory");
+
+    check_hostile();
+    check_image();
+    check_synthetic();
 
     /* Save into a directory that does not exist: IO error naming PATH.tmp. */
     struct dlfs_dataset good = make_ds();

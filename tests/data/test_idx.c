@@ -5,10 +5,13 @@
 #include "dlfs/dataset.h"
 #include "data/idx_write.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h" /* CHECK, t_failures_ */
@@ -62,6 +65,129 @@ static off_t file_size(const char *path)
 {
     struct stat sb;
     return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+static uint8_t *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *b = NULL;
+    long sz = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (sz = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (b = malloc((size_t)sz + 1)) && fread(b, 1, (size_t)sz, f) == (size_t)sz) *n = (size_t)sz;
+    else free(b), b = NULL;
+    if (f) fclose(f);
+    return b;
+}
+
+/* The in-memory reader gives what the file reader gives. */
+static void expect_mem_same(const char *path)
+{
+    size_t n = 0;
+    uint8_t *b = slurp(path, &n);
+    struct dlfs_idx a, m;
+    CHECK(b != NULL, "cannot read %s back", path);
+    if (!b) return;
+    enum dlfs_status s1 = dlfs_idx_read(path, &a), s2 = dlfs_idx_read_mem(b, n, path, &m);
+    CHECK(s1 == s2 && (s1 != DLFS_OK || (a.ndim == m.ndim && !memcmp(a.dims, m.dims, sizeof a.dims))),
+          "%s: file and memory readers disagree", path);
+    dlfs_idx_free(&a), dlfs_idx_free(&m);
+    free(b);
+}
+
+/* Append the bytes of `from` to `to`. */
+static void append_file(const char *to, const char *from)
+{
+    size_t n = 0;
+    uint8_t *b = slurp(from, &n);
+    FILE *f = fopen(to, "ab");
+    if (!b || !f || fwrite(b, 1, n, f) != n) perror("append");
+    if (f) fclose(f);
+    free(b);
+}
+
+/* A gzip file that declares 1 GiB but holds little must fail as truncated
+ * without ever allocating what it declares: read it in a child limited to
+ * 256 MiB of address space (not under ASan, which reserves terabytes). */
+static void check_declared_not_allocated(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    printf("note: the memory-bound check is skipped under AddressSanitizer\n");
+#else
+    static uint8_t zeros[1 << 20];
+    const uint32_t dims[3] = {4096, 512, 512}; /* 1 GiB declared, 1 MiB stored */
+    tw_write_idx(path_of("declares-1g.gz"), 1, 0x08, 3, dims, zeros, sizeof zeros);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {256u << 20, 256u << 20};
+        setrlimit(RLIMIT_AS, &rl);
+        struct dlfs_idx idx;
+        dlfs_error_clear();
+        enum dlfs_status st = dlfs_idx_read(path_of("declares-1g.gz"), &idx);
+        const char *m = dlfs_error_msg();
+        const int ok = st == DLFS_ERR_FORMAT && strstr(m, "is truncated: expected 1073741824 bytes of data");
+        if (!ok) fprintf(stderr, "child: %s\n", m);
+        _exit(ok ? 0 : 1);
+    }
+    int ws = 0;
+    waitpid(pid, &ws, 0);
+    CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "a gzip file declaring 1 GiB was not refused as truncated within "
+          "256 MiB of memory (status %d)", ws);
+    if (!t_failures_) printf("ok   declares-1g.gz: refused as truncated within 256 MiB\n");
+#endif
+}
+
+/* Hostile inputs: gzip without its trailer, trailing garbage, sizes out of the
+ * limits, a FIFO (must not block). */
+static void check_hostile(const uint8_t *data)
+{
+    enum { N = 3000 };
+    static uint8_t rnd[N * 28 * 28];
+    tw_fill(rnd, sizeof rnd, 99);
+    const uint32_t d[3] = {N, 28, 28};
+    for (int level = 0; level <= 6; level += 6) { /* stored blocks and deflate */
+        char name[64];
+        snprintf(name, sizeof name, "big%d-notrailer.gz", level);
+        FILE *raw = fopen(path_of("plain.tmp"), "wb");
+        const uint8_t head[16] = {0, 0, 8, 3, 0, 0, N >> 8, N & 255, 0, 0, 0, 28, 0, 0, 0, 28};
+        fwrite(head, 1, 16, raw), fwrite(rnd, 1, sizeof rnd, raw), fclose(raw);
+        size_t n = 0;
+        uint8_t *b = slurp(path_of("plain.tmp"), &n);
+        char mode[8];
+        snprintf(mode, sizeof mode, "wb%d", level);
+        gzFile g = gzopen(path_of(name), mode);
+        gzwrite(g, b, (unsigned)n), gzclose(g), free(b);
+        expect_mem_same(path_of(name));
+        if (truncate(path_of(name), file_size(path_of(name)) - 8) != 0) perror("truncate");
+        expect_fail(path_of(name), DLFS_ERR_FORMAT, "gzip stream ends early");
+        expect_mem_same(path_of(name));
+    }
+    tw_write_idx(path_of("garbage.gz"), 1, 0x08, 3, d, rnd, sizeof rnd);
+    FILE *g = fopen(path_of("garbage.gz"), "ab");
+    fputs("garbage!", g), fclose(g);
+    expect_fail(path_of("garbage.gz"), DLFS_ERR_FORMAT, "trailing data after its gzip stream");
+    /* concatenated members: one stream (what gunzip does) */
+    const uint32_t d3[3] = {5, 4, 3};
+    uint8_t whole[4 + 12 + 60];
+    memcpy(whole, "\0\0\x08\x03\0\0\0\x05\0\0\0\x04\0\0\0\x03", 16);
+    memcpy(whole + 16, data, 60);
+    tw_write_raw(path_of("concat.gz"), 1, whole, 30);
+    tw_write_raw(path_of("part2.gz"), 1, whole + 30, sizeof whole - 30);
+    append_file(path_of("concat.gz"), path_of("part2.gz"));
+    expect_ok(path_of("concat.gz"), 3, d3, data);
+    expect_mem_same(path_of("concat.gz"));
+    const uint32_t wide[3] = {2, 32768, 32768}; /* 2^31 bytes: items of 2^30 values */
+    tw_write_idx(path_of("wide.gz"), 1, 0x08, 3, wide, data, 16);
+    expect_fail(path_of("wide.gz"), DLFS_ERR_FORMAT, "items of more than 1048576 values");
+    check_declared_not_allocated();
+    if (mkfifo(path_of("fifo.idx"), 0600) == 0) {
+        alarm(20); /* a reader that blocks on the FIFO fails here instead of hanging */
+        expect_fail(path_of("fifo.idx"), DLFS_ERR_IO, "it is a FIFO (named pipe), not a regular file");
+        alarm(0);
+    }
+    const char *names[] = {"big0-notrailer.gz", "big6-notrailer.gz", "plain.tmp", "garbage.gz", "concat.gz",
+                           "part2.gz", "wide.gz", "declares-1g.gz", "fifo.idx"};
+    for (size_t i = 0; !t_failures_ && i < sizeof names / sizeof *names; i++) unlink(path_of(names[i]));
 }
 
 int main(void)
@@ -144,6 +270,7 @@ int main(void)
     /* Not there or not a file. */
     expect_fail(path_of("missing.idx"), DLFS_ERR_IO, "No such file or directory");
     expect_fail(dir, DLFS_ERR_IO, "directory");
+    check_hostile(data);
 
     if (t_failures_ == 0) {
         const char *names[] = {"img3.idx", "img3.idx.gz", "lab1.gz", "img4.idx", "big.gz",

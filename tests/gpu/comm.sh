@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # Gradient paths on a GPU (needs one; else skipped with 77). On ONE visible GPU:
 #   - 1 rank --comm nccl trains through NCCL, to the same bits as --comm mpi
 #     (one rank: NCCL's in-place sum must leave the gradients as they are);
 #   - 2 ranks --comm nccl: one clear error (NCCL refuses a shared GPU);
 #   - 2 ranks --comm mpi share the GPU (gradients staged through pinned host
 #     memory) and train; in deterministic mode to the same bits as 1 rank;
-#   - a stalled rank on the staged path ends the job after --comm-timeout.
+#   - a stalled rank on the staged path ends the job after --comm-timeout;
+#   - a hung NCCL set-up (test hook DLFS_FAULT_NCCL_INIT_STALL=RANK:SECONDS: the
+#     non-blocking ncclCommInitRankConfig never completes on that rank) ends the
+#     job within --comm-timeout, with one error line naming NCCL.
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$3
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
@@ -43,4 +47,10 @@ t0=$(date +%s)
 DLFS_FAULT_COMM_STALL=1:3:60 t_expect_error "stalled rank on the staged path" 1 "the gradient all-reduce (MPI" \
   mpirun -np 2 "$train" "${common[@]}" --comm mpi --comm-timeout 2
 el=$(( $(date +%s) - t0 )); [ "$el" -lt 40 ] && t_pass "stall ended after $el s" || t_fail "stall took $el s"
+
+t0=$(date +%s)
+DLFS_FAULT_NCCL_INIT_STALL=0:120 t_expect_error "hung NCCL set-up, --comm-timeout 3" nz "NCCL" \
+  mpirun -np 1 "$train" "${common[@]}" --comm nccl --comm-timeout 3
+el=$(( $(date +%s) - t0 )); [ "$el" -lt 30 ] && t_pass "hung NCCL set-up ended after $el s (timeout 3 s)" \
+  || t_fail "hung NCCL set-up took $el s with --comm-timeout 3"
 t_done

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # Device selection errors of dlfs-train (src/backend/registry.c):
 #   hidden          CUDA_VISIBLE_DEVICES=-1: --device cuda fails with one line,
 #                   --device auto trains on the CPU (any build, any machine)

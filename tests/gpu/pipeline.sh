@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # The step pipeline on a GPU: the same params_sha256 with the step replayed as a
 # CUDA graph with the optimizer update and the loss read one step late (default),
 # issued op by op (--cuda-graph off), with the batches
@@ -6,12 +7,20 @@
 # staged inline (--prefetch off). First --bench (synthetic data, no dataset
 # needed; it also prints both step times, which are benchmarks, not checked), then
 # Fashion-MNIST trainings across epochs with evaluation, and deterministic mode (8
-# passes, no graph) gathered vs staged, when the dataset is there. Skipped (77)
-# without a GPU.
+# passes, no graph) gathered vs staged, when the dataset is there. A run that asks
+# for the graph and falls back to eager steps (banner "CUDA graph fell back to
+# eager", metrics "cuda_graph": "fallback") fails. Skipped (77) without a GPU: the
+# probe's own verdict (dlfs-train says "no usable GPU"), never the absence of a
+# banner, so a probe that crashes is a failure.
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$3
-probe=$(timeout 120 mpirun -np 1 "$train" --bench --steps 1 --bench-warmup 0 --model 784-10 --device cuda 2>&1)
-if ! grep -q "cuda backend" <<<"$probe"; then echo "skipped: no GPU ($probe)"; exit 77; fi
+prc=0
+probe=$(timeout 120 mpirun -np 1 "$train" --bench --steps 1 --bench-warmup 0 --model 784-10 --device cuda 2>&1) || prc=$?
+if [ "$prc" -ne 0 ]; then
+  if grep -q "no usable GPU" <<<"$probe"; then echo "skipped: no GPU ($probe)"; exit 77; fi
+  t_fail "the GPU probe (dlfs-train --bench --device cuda) failed with exit $prc: $probe"; t_done
+fi
+grep -q "cuda backend" <<<"$probe" || { t_fail "the GPU probe ran but not on the cuda backend: $probe"; t_done; }
 
 # compare NAME DIGEST: the first one of a group sets the reference
 compare() {
@@ -26,7 +35,8 @@ bench() {
   local out; out=$(timeout 300 mpirun -np 1 "$train" --bench --device cuda --model mlp --batch 128 --steps 200 \
     --bench-warmup 5 "$@" 2>&1)
   grep "^bench: [0-9]* steps" <<<"$out" | sed "s/^/$name: /"
-  grep -q "^bench: pipeline: .*$want" <<<"$out" || t_fail "--bench $name: pipeline is not '$want': $out"
+  if grep -q "CUDA graph fell back to eager" <<<"$out"; then t_fail "--bench $name: $(grep -o 'CUDA graph fell back.*' <<<"$out")"
+  else grep -q "^bench: pipeline: .*$want" <<<"$out" || t_fail "--bench $name: pipeline is not '$want': $out"; fi
   compare "bench $name" "$(sed -n 's/^bench: pipeline: .*params_sha256 \([0-9a-f]*\).*/\1/p' <<<"$out")"
 }
 ref=""
@@ -36,6 +46,7 @@ bench staged "staged per batch, prefetch thread (pinned)" --data-on-device off
 # the update in the graph reading lr / bias corrections from device memory, with a
 # cosine schedule and warm-up (both change per step), Adam, AdamW and SGD (Nesterov):
 # the bits of the by-value update; with the loss read back at once (DLFS_STEP_LAG=0) too
+# shellcheck disable=SC2086 # $opt: several words on purpose
 for opt in "--optim adam" "--optim adamw --weight-decay 0.05" "--optim sgd --nesterov --lr 0.05"; do
   ref=""
   bench "graph $opt" "CUDA graph on.*with the update" $opt --schedule cosine --warmup 20
@@ -49,6 +60,12 @@ run_train() {
   timeout 300 mpirun -np 1 "$train" "$@" --metrics "$T_TMP/$name.jsonl" > "$T_TMP/$name.out" 2>&1 \
     || { cat "$T_TMP/$name.out"; t_fail "$name: run failed"; return; }
   grep -q "^pipeline: .*$want" "$T_TMP/$name.out" || { grep pipeline "$T_TMP/$name.out"; t_fail "$name: pipeline is not '$want'"; }
+  # the graph's actual state, as the final metrics report it
+  local g; g=$(sed -n 's/.*"event": "final".*"cuda_graph": "\([a-z]*\)".*/\1/p' "$T_TMP/$name.jsonl")
+  case $want in
+  *"CUDA graph on"*) [ "$g" = on ] || t_fail "$name: asked for the CUDA graph, final metrics say cuda_graph '$g'" ;;
+  *) [ "$g" != fallback ] || t_fail "$name: final metrics say cuda_graph 'fallback'" ;;
+  esac
   compare "$name" "$(t_digest "$T_TMP/$name.jsonl")"
 }
 if [ -f "$fm" ]; then

@@ -4,12 +4,32 @@
  * and on each element, the first few mismatches printed, and sentinel values
  * around every output buffer to catch out-of-bounds writes.
  *
- *   test_cuda_ops          CUDA vs CPU; exit 77 ("skipped") where there is no GPU
- *   test_cuda_ops --self   CPU vs CPU: checks this harness itself (runs anywhere)
+ *   test_cuda_ops [FAMILY...]          CUDA vs CPU; exit 77 ("skipped") where there is no GPU
+ *   test_cuda_ops --self [FAMILY...]   CPU vs CPU: checks this harness itself (runs anywhere)
+ *   test_cuda_ops --list               the op families, one a line
+ *   test_cuda_ops --no-fork FAMILY     one family in this process (for tools that follow
+ *                                      one process, e.g. compute-sanitizer)
+ *
+ * Each op family (memory, vec, gemm, ...; all of them by default) runs in a child
+ * process of its own, which sets up the backend itself (a CUDA context does not
+ * survive fork): a CUDA error, which aborts the process, or a hang (the child's
+ * alarm, DLFS_OPS_FAMILY_TIMEOUT seconds, default 300) ends that family only. Each
+ * family's result is printed ("family gemm: ok", "family pool: FAIL ...",
+ * "crashed (signal 6 ...)", "timed out ..."), then a summary line; exit 0 when every
+ * family passed, 77 when every one was skipped (no GPU), 1 otherwise. With
+ * DLFS_CUDA_SYNC=1 (the GPU check sets it) a faulting kernel is blamed on its
+ * own launch. Test hooks, honoured with --self only (the isolation test uses them):
+ * DLFS_TEST_OPS_BREAK=FAMILY makes every comparison of that family fail,
+ * DLFS_TEST_OPS_CRASH=FAMILY aborts it at its start.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "dlfs/backend.h"
 #include "dlfs/model.h"
 #include "testutil.h"
@@ -61,24 +81,26 @@ static float *rnd_(size_t n, double scale)
 
 /* ---- comparison ---- */
 struct tol { double nmse, atol, rtol; };
+static int broken_; /* DLFS_TEST_OPS_BREAK names this family (--self): every comparison fails */
 static void cmp_(const char *what, const float *got, const float *want, size_t n, struct tol t)
 {
     double num = 0, den = 0;
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
-        const double g = got[i], w = want[i], d = g - w;
+        const double g = got[i] + (broken_ ? 1.0 + fabs((double)want[i]) : 0.0), w = want[i], d = g - w;
         if (isnan(g) && isnan(w)) continue;
         num += d * d;
         den += w * w;
         if (!(fabs(d) <= t.atol + t.rtol * fabs(w))) {
-            if (bad < 5) fprintf(stderr, "  %s[%zu]: got %.9g, cpu %.9g (diff %.3g)\n", what, i, g, w, d);
+            if (bad < 5 && t_printed_ < 20) fprintf(stderr, "  %s[%zu]: got %.9g, cpu %.9g (diff %.3g)\n", what, i, g, w, d);
             bad++;
         }
     }
     const double nmse = den > 0 ? num / den : num;
     if (bad || !(nmse <= t.nmse)) {
-        fprintf(stderr, "FAIL %s: %zu of %zu values out of tolerance, NMSE %.3g (max %.3g)\n", what, bad, n, nmse,
-                t.nmse);
+        if (t_printed_++ < 40) /* the first mismatches of the first 20 comparisons, then 20 more names */
+            fprintf(stderr, "FAIL %s: %zu of %zu values out of tolerance, NMSE %.3g (max %.3g)\n", what, bad, n, nmse,
+                    t.nmse);
         t_failures_++;
     } else {
         printf("  ok  %-52s n=%-8zu NMSE %.2g\n", what, n, nmse);
@@ -783,26 +805,122 @@ static void test_model_cnn(void)
     free(p); free(x); free(lab); free(ids);
 }
 
-int main(int argc, char **argv)
+static const struct family {
+    const char *name;
+    void (*run)(void);
+} families_[] = {
+    {"memory", test_memory}, {"vec", test_vec}, {"normalize", test_normalize}, {"gemm", test_gemm},
+    {"act", test_act}, {"colsum", test_colsum}, {"loss", test_loss}, {"optim", test_optim},
+    {"model", test_model}, {"conv", test_conv}, {"pool", test_pool}, {"dropout", test_dropout},
+    {"batchnorm", test_batchnorm}, {"model_cnn", test_model_cnn},
+};
+enum { NFAM = sizeof families_ / sizeof families_[0] };
+
+static int env_is_(const char *var, const char *name)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0); /* "ok" lines and FAIL lines in order in the log */
+    const char *v = getenv(var);
+    return v && strcmp(v, name) == 0;
+}
+
+/* The child: its own backend, then one family. Exit 0 / 1 / 77. */
+static int run_family_(const struct family *f, int argc, char **argv)
+{
+    const char *to = getenv("DLFS_OPS_FAMILY_TIMEOUT");
+    alarm(to && atoi(to) > 0 ? (unsigned)atoi(to) : 300u); /* SIGALRM ends a hung family */
     ref_ = dlfs_backend_cpu();
     if (ref_->set_threads) ref_->set_threads(1);
     const int rc = t_device_backend_(argc, argv, &dev_, &self_);
     if (rc) return rc;
-    test_memory();
-    test_vec();
-    test_normalize();
-    test_gemm();
-    test_act();
-    test_colsum();
-    test_loss();
-    test_optim();
-    test_model();
-    test_conv();
-    test_pool();
-    test_dropout();
-    test_batchnorm();
-    test_model_cnn();
-    T_DONE();
+    if (self_ && env_is_("DLFS_TEST_OPS_CRASH", f->name)) {
+        fprintf(stderr, "DLFS_TEST_OPS_CRASH=%s: aborting (test hook)\n", f->name);
+        abort();
+    }
+    broken_ = self_ && env_is_("DLFS_TEST_OPS_BREAK", f->name);
+    f->run();
+    fflush(stdout);
+    if (t_failures_) fprintf(stderr, "%d check(s) failed\n", t_failures_);
+    return t_failures_ ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0); /* "ok" lines and FAIL lines in order in the log */
+    int self = 0, nsel = 0, nofork = 0;
+    const struct family *sel[NFAM];
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--self") == 0) { self = 1; continue; }
+        if (strcmp(argv[a], "--no-fork") == 0) { nofork = 1; continue; }
+        if (strcmp(argv[a], "--list") == 0) {
+            for (int k = 0; k < NFAM; k++) printf("%s\n", families_[k].name);
+            return 0;
+        }
+        int k = 0;
+        while (k < NFAM && strcmp(argv[a], families_[k].name) != 0) k++;
+        if (k == NFAM) {
+            fprintf(stderr, "test_cuda_ops: unknown op family '%s' (--list lists them)\n", argv[a]);
+            return 2;
+        }
+        if (nsel < NFAM) sel[nsel++] = &families_[k];
+    }
+    if (nsel == 0)
+        for (int k = 0; k < NFAM; k++) sel[nsel++] = &families_[k];
+    char *self_argv[] = {argv[0], "--self", NULL};
+    char **child_argv = self ? self_argv : argv;
+    const int child_argc = self ? 2 : 1;
+    if (nofork) {
+        if (nsel != 1) {
+            fprintf(stderr, "test_cuda_ops: --no-fork runs exactly one op family (--list lists them)\n");
+            return 2;
+        }
+        printf("--- family %s (in this process)\n", sel[0]->name);
+        const int rc = run_family_(sel[0], child_argc, child_argv);
+        printf("family %s: %s\n", sel[0]->name, rc == 0 ? "ok" : rc == 77 ? "skipped" : "FAIL (exit 1)");
+        return rc;
+    }
+
+    int ok = 0, skipped = 0, failed = 0;
+    char failed_names[512] = "";
+    for (int k = 0; k < nsel; k++) {
+        const struct family *f = sel[k];
+        printf("--- family %s\n", f->name);
+        fflush(stdout);
+        fflush(stderr);
+        const pid_t pid = fork();
+        if (pid < 0) { perror("test_cuda_ops: fork"); return 1; }
+        if (pid == 0) _exit(run_family_(f, child_argc, child_argv));
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        char what[160];
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            snprintf(what, sizeof what, "ok");
+            ok++;
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+            snprintf(what, sizeof what, "skipped");
+            skipped++;
+        } else {
+            if (WIFEXITED(status))
+                snprintf(what, sizeof what, "FAIL (exit %d)", WEXITSTATUS(status));
+            else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+                snprintf(what, sizeof what, "FAIL: timed out (DLFS_OPS_FAMILY_TIMEOUT)");
+            else
+                snprintf(what, sizeof what, "FAIL: crashed (signal %d, %s)", WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+                         WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "?");
+            failed++;
+            if (strlen(failed_names) + strlen(f->name) + 2 < sizeof failed_names) {
+                if (*failed_names) strcat(failed_names, " ");
+                strcat(failed_names, f->name);
+            }
+        }
+        printf("family %s: %s\n", f->name, what);
+    }
+    printf("op families: %d ok, %d failed%s%s%s, %d skipped, of %d\n", ok, failed, failed ? " (" : "", failed_names,
+           failed ? ")" : "", skipped, nsel);
+    if (failed) return 1;
+    if (skipped == nsel) return 77;
+    if (skipped) {
+        fprintf(stderr, "FAIL: %d of %d families skipped, the others ran\n", skipped, nsel);
+        return 1;
+    }
+    printf("all checks passed\n");
+    return 0;
 }

@@ -21,21 +21,12 @@ s_cluster_up
 run=$T_TMP/run
 out=$T_TMP/job.out
 id=$(DLFS_RUN_DIR=$run DLFS_TRAIN=$train DLFS_DEVICE=cpu DLFS_MODEL=mlp DLFS_EPOCHS=1 \
-  DLFS_ARGS="--checkpoint-every 50 --quiet" \
+  DLFS_ARGS="--checkpoint-every 50" \
   sbatch --parsable --time=10 --ntasks-per-node=2 --gpus-per-node=0 --cpus-per-task=1 \
   --output="$out" "$S_ROOT/slurm/train.sbatch" "${opts[@]}") || { t_fail "sbatch refused the job"; t_done; }
 
 # signal once training is under way: the first periodic checkpoint (step 50 of 400) exists
-t0=$SECONDS
-until compgen -G "$run/checkpoints/ckpt-*.h5" > /dev/null; do
-  if [ $((SECONDS - t0)) -ge 60 ] || [ -z "$(squeue -h -j "$id" 2>/dev/null)" ]; then
-    t_fail "no checkpoint appeared within 60 s"; cat "$out"; t_done
-  fi
-  sleep 0.1
-done
-echo "+ scancel --signal=USR1 --batch $id   (first checkpoint after $((SECONDS - t0)) s)"
-scancel --signal=USR1 --batch "$id" || t_fail "scancel --signal=USR1 failed"
-s_wait "$id" 150
+s_usr1_after_checkpoint "$run" "$id" "$out" 150
 cat "$out"
 
 [ "$S_STATE" = COMPLETED ] && [ "$S_EXIT" = 0:0 ] && t_pass "job $id completed" || t_fail "job $id ended $S_STATE $S_EXIT"
@@ -46,6 +37,10 @@ stop=$(grep -o "stopped by SIGUSR1 at step [0-9]*" "$out" | head -n 1)
 grep -q "exited with 3" "$out" && grep -q "+ scontrol requeue $id" "$out" &&
   t_pass "exit code 3 led to scontrol requeue" || t_fail "no exit-3-then-requeue in the job output"
 grep -q "restart 1," "$out" && t_pass "the requeued job started again (restart 1)" || t_fail "no second start"
+# a fresh start would reach the same digest: check that the second start resumed where the first stopped
+step=${stop##* }
+grep -q "^resume: .*/ckpt-0*$step.h5: step $step," "$out" &&
+  t_pass "the second start resumed from the checkpoint of step $step" || t_fail "no 'resume: …ckpt…: step $step' line"
 got=$(t_digest "$run/metrics.jsonl")
 grep -q '"step": 400' "$run/metrics.jsonl" 2>/dev/null && t_pass "the resumed run reached step 400" || t_fail "no step 400 in the metrics"
 [ -n "$got" ] && [ "$got" = "$ref" ] && t_pass "digest after interrupt + requeue + resume equals the uninterrupted run" ||

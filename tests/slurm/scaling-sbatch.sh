@@ -6,7 +6,7 @@
 . "$(dirname "$0")/slurm-lib.sh"
 train=$1
 s_need_slurm
-command -v gnuplot > /dev/null || { t_fail "gnuplot is not installed (apt-get install -y gnuplot-nox)"; t_done; }
+s_need_matplotlib
 s_cluster_up
 
 out=$T_TMP/study

@@ -3,11 +3,11 @@
 # launch/scaling-study on the CPU with mpirun, 1 2 4 ranks, weak and strong: the CSV has
 # every point with its columns, the PNG is a real image, the report explains the result
 # (oversubscription named when 4 ranks exceed the cores) and carries the 8 x H100 model
-# with its source.
+# with its source; scaling.json holds the same points and the machine.
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/slurm-lib.sh"   # s_png_ok only: no cluster here
+. "$(dirname "$0")/slurm-lib.sh"   # s_png_ok, s_need_matplotlib: no cluster here
 train=$1
-command -v gnuplot > /dev/null || { t_fail "gnuplot is not installed (apt-get install -y gnuplot-nox)"; t_done; }
+s_need_matplotlib
 out=$T_TMP/study
 python3 "$S_ROOT/launch/scaling-study" --train "$train" --launcher mpirun --device cpu --ranks "1 2 4" \
   --mode both --model mlp --batch-per-rank 32 --steps 10 --out "$out" > "$T_TMP/study.log" 2>&1
@@ -50,6 +50,35 @@ PY
 
 [ -f "$out/scaling.png" ] && s_png_ok "$out/scaling.png" && t_pass "scaling.png is a real PNG image" ||
   t_fail "scaling.png missing or not a plausible PNG"
+s_png_ok "$out/scaling-breakdown.png" && t_pass "scaling-breakdown.png is a real PNG image" ||
+  t_fail "scaling-breakdown.png missing or not a plausible PNG"
+grep -qF "](scaling.png)" "$out/report.md" && grep -qF "](scaling-breakdown.png)" "$out/report.md" &&
+  t_pass "report.md shows both plots" || t_fail "report.md does not link scaling.png and scaling-breakdown.png"
+
+# scaling.json: every point of the CSV and the machine it ran on
+check=$(python3 - "$out/scaling.json" "$csv" "$(nproc)" <<'PY'
+import csv, json, sys
+doc = json.load(open(sys.argv[1]))
+m, bad = doc["machine"], []
+for k in ("host", "cpu", "cores", "loadavg", "mpi", "commit", "date"):
+    if m.get(k) in (None, "", "?"):
+        bad.append(f"machine lacks {k}")
+if m.get("cores") != int(sys.argv[3]) or "Open MPI" not in (m.get("mpi") or ""):
+    bad.append(f"machine cores {m.get('cores')} / mpi {m.get('mpi')!r}")
+rows = list(csv.DictReader(open(sys.argv[2])))
+pts = doc["points"]
+if [(p["mode"], p["ranks"]) for p in pts] != [(r["mode"], int(r["ranks"])) for r in rows]:
+    bad.append("points differ from the CSV rows")
+for p, r in zip(pts, rows):
+    if abs(p["samples_per_s"] - float(r["samples_per_s"])) > 0.06 or r["host"] != m["host"]:
+        bad.append(f"{p['mode']} {p['ranks']}: samples/s or host differ")
+if not doc.get("calibration") or doc["calibration"]["one_bucket"]["ranks"] != 2:
+    bad.append("no one-bucket calibration at 2 ranks")
+print("; ".join(bad) if bad else "ok")
+PY
+)
+[ "$check" = ok ] && t_pass "scaling.json: the CSV's points, the calibration and the machine (CPU, cores, load, MPI, commit)" ||
+  t_fail "scaling.json: $check"
 
 rep=$out/report.md
 for section in "## Results" "## Where the time goes" "## What limits scaling" \

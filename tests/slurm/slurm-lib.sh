@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Helpers for the SLURM test drivers (sourced after ../lib.sh). s_cluster_up starts a
-# one-node cluster with launch/slurm-local in the test's scratch directory; an EXIT trap
-# stops its daemons by PID (also when a check fails or the driver is killed by ctest's
-# timeout: TERM/INT are turned into an exit) and then removes the scratch directory.
+# cluster with launch/slurm-local in the test's scratch directory (one node; with
+# --nodes 2 two nodes in network namespaces); an EXIT trap stops its daemons by PID and
+# removes its namespaces and links (also when a check fails or the driver gets TERM/INT,
+# which are turned into an exit) and then removes the scratch directory.
 S_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 S_LOCAL=$S_ROOT/launch/slurm-local
 S_RUN=""
@@ -25,7 +26,10 @@ s_cleanup() {
   if [ -n "$S_RUN" ]; then
     if [ "$T_FAILS" -gt 0 ] || [ "$rc" -ne 0 ]; then
       echo "--- slurmctld.log (tail)"; tail -n 15 "$S_RUN/slurm/log/slurmctld.log" 2>/dev/null
-      echo "--- slurmd.log (tail)"; tail -n 15 "$S_RUN/slurm/log/slurmd.log" 2>/dev/null
+      local f
+      for f in "$S_RUN"/slurm/log/slurmd*.log; do
+        [ -f "$f" ] && { echo "--- $(basename "$f") (tail)"; tail -n 15 "$f"; }
+      done
     fi
     "$S_LOCAL" down "$S_RUN" || true
   fi
@@ -33,15 +37,57 @@ s_cleanup() {
   exit "$rc"
 }
 
-# s_cluster_up: start the cluster, export SLURM_CONF
+# s_cluster_up [OPTION...]: start the cluster (options for launch/slurm-local up), export
+# SLURM_CONF; with --nodes N >= 2 also S_NET (10.77.K.0/24) and S_VETH1..N as S_VETH
+# (the root-namespace end of each node's link), and Open MPI's interface variables that
+# keep its traffic on the nodes' network (what `launch/slurm-local env` prints)
+S_NET="" S_VETH=()
+# shellcheck disable=SC2120 # the options are optional
 s_cluster_up() {
   S_RUN=$T_TMP/cluster
   chmod 711 "$T_TMP"   # munged wants o+x on every directory above its socket
   trap s_cleanup EXIT
   trap 'exit 143' TERM
   trap 'exit 130' INT
-  "$S_LOCAL" up "$S_RUN" || { t_fail "launch/slurm-local up"; exit 1; }
+  "$S_LOCAL" up "$S_RUN" "$@" || { t_fail "launch/slurm-local up $*"; exit 1; }
   export SLURM_CONF=$S_RUN/slurm.conf
+  if [ -s "$S_RUN/net.env" ]; then
+    local k n i
+    k=$(sed -n 's/^NET_K=//p' "$S_RUN/net.env")
+    n=$(sed -n 's/^NET_NODES=//p' "$S_RUN/net.env")
+    S_NET=10.77.$k.0/24
+    for ((i = 1; i <= n; i++)); do S_VETH+=("dlfs$k-v$i"); done
+    export OMPI_MCA_btl_tcp_if_include=$S_NET OMPI_MCA_oob_tcp_if_include=$S_NET
+  fi
+}
+
+# s_need_netns: exit 77 (skipped) when network namespaces, veth pairs or bridges cannot
+# be made here (no iproute2 or util-linux, no CAP_NET_ADMIN: an unprivileged container);
+# the probe works inside a namespace of its own and deletes it
+s_need_netns() {
+  local p probe=dlfs-probe-$$ why=""
+  for p in ip nsenter unshare; do
+    command -v "$p" >/dev/null || { echo "$p not installed (apt-get install -y iproute2 util-linux): skipped"; exit 77; }
+  done
+  if ! ip netns add "$probe" 2>"$T_TMP/netns.err"; then
+    why="ip netns add: $(head -n 1 "$T_TMP/netns.err")"
+  elif ! ip -n "$probe" link add name pa type veth peer name pb 2>"$T_TMP/netns.err"; then
+    why="veth pair: $(head -n 1 "$T_TMP/netns.err")"
+  elif ! ip -n "$probe" link add name pbr type bridge 2>"$T_TMP/netns.err"; then
+    why="bridge: $(head -n 1 "$T_TMP/netns.err")"
+  elif ! nsenter --net="/run/netns/$probe" unshare --uts --mount true 2>"$T_TMP/netns.err"; then
+    why="nsenter/unshare: $(head -n 1 "$T_TMP/netns.err")"
+  fi
+  ip netns del "$probe" 2>/dev/null
+  if [ -n "$why" ]; then
+    echo "cannot make the two nodes' network namespaces here ($why; needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN): skipped"
+    exit 77
+  fi
+}
+
+# s_bytes IFACE: bytes received + sent so far by IFACE (root namespace)
+s_bytes() {
+  echo $(($(cat "/sys/class/net/$1/statistics/rx_bytes") + $(cat "/sys/class/net/$1/statistics/tx_bytes")))
 }
 
 # s_wait JOBID SECONDS: poll until the job has left the queue (requeues included);
@@ -63,6 +109,18 @@ s_wait() {
   echo "job $id: state $S_STATE, exit code $S_EXIT, restarts $S_RESTARTS ($((SECONDS - t0)) s)"
 }
 
+# s_need_matplotlib: the scaling report's plots need matplotlib in python3 or /usr/bin/python3
+# (where launch/scaling-report looks: launch/perfmodel.py); a test that checks the plots fails
+# when neither has it
+s_need_matplotlib() {
+  local cand
+  for cand in python3 /usr/bin/python3; do
+    "$cand" -c 'import matplotlib' 2>/dev/null && return 0
+  done
+  t_fail "matplotlib is not installed (apt-get install -y python3-matplotlib)"
+  t_done
+}
+
 # s_png_ok FILE: an 8-byte PNG signature, an IHDR of a plausible size, > 5 kB
 s_png_ok() {
   local f=$1 sig w h size
@@ -73,4 +131,19 @@ s_png_ok() {
   h=$(od -An -tu4 --endian=big -j 20 -N 4 "$f" | tr -d ' ')
   echo "$f: signature $sig, ${w}x${h} pixels, $size bytes"
   [ "$sig" = 89504e470d0a1a0a ] && [ "$size" -gt 5000 ] && [ "$w" -ge 400 ] && [ "$h" -ge 200 ]
+}
+
+# s_usr1_after_checkpoint RUN_DIR JOB OUT WAIT_S: once the job's first checkpoint exists
+# (within 60 s), send SIGUSR1 to its batch shell, then wait for the job (s_wait).
+s_usr1_after_checkpoint() {
+  local run=$1 id=$2 out=$3 t0=$SECONDS
+  until compgen -G "$run/checkpoints/ckpt-*.h5" > /dev/null; do
+    if [ $((SECONDS - t0)) -ge 60 ] || [ -z "$(squeue -h -j "$id" 2>/dev/null)" ]; then
+      t_fail "no checkpoint appeared within 60 s"; cat "$out"; t_done
+    fi
+    sleep 0.1
+  done
+  echo "+ scancel --signal=USR1 --batch $id   (first checkpoint after $((SECONDS - t0)) s)"
+  scancel --signal=USR1 --batch "$id" || t_fail "scancel --signal=USR1 failed"
+  s_wait "$id" "$4"
 }

@@ -121,6 +121,8 @@ size_t cuda_mem_free(void);
 void cuda_to_host_async(void *dst, const void *src, size_t bytes);
 void cuda_mark_record(int k);
 void cuda_mark_wait(int k);
+void cuda_timer_mark(int k);
+double cuda_timer_read(int k);
 int cuda_graph_begin(void);
 void *cuda_graph_end(void);
 void cuda_graph_launch(void *graph);

@@ -182,6 +182,8 @@ static const struct dlfs_backend cuda_backend_ = {
     .to_host_async = cuda_to_host_async,
     .mark_record = cuda_mark_record,
     .mark_wait = cuda_mark_wait,
+    .timer_mark = cuda_timer_mark,
+    .timer_read = cuda_timer_read,
 };
 
 // The physical identity of this process's GPU (the same device seen through

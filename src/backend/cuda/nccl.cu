@@ -135,6 +135,27 @@ static int allreduce_(void *ctx, float *buf, size_t n, char *why, size_t why_len
                    why, why_len);
 }
 
+static int reduce_scatter_(void *ctx, float *buf, size_t count, char *why, size_t why_len)
+{
+    nccl_ctx_ *c = (nccl_ctx_ *)ctx;
+    if (!count) return 0;
+    CUDA_CHECK(cudaEventRecord(c->ready, cuda_ctx_.stream));
+    CUDA_CHECK(cudaStreamWaitEvent(c->stream, c->ready, 0));
+    // in place: the receive buffer is the rank's own part of the send buffer
+    return settle_(c, ncclReduceScatter(buf, buf + (size_t)c->rank * count, count, ncclFloat32, ncclSum, c->comm,
+                                        c->stream), "NCCL reduce-scatter", why, why_len);
+}
+
+static int all_gather_(void *ctx, float *buf, size_t count, char *why, size_t why_len)
+{
+    nccl_ctx_ *c = (nccl_ctx_ *)ctx;
+    if (!count) return 0;
+    CUDA_CHECK(cudaEventRecord(c->ready, cuda_ctx_.stream));
+    CUDA_CHECK(cudaStreamWaitEvent(c->stream, c->ready, 0));
+    return settle_(c, ncclAllGather(buf + (size_t)c->rank * count, buf, count, ncclFloat32, c->comm, c->stream),
+                   "NCCL all-gather", why, why_len);
+}
+
 static int wait_(void *ctx, char *why, size_t why_len)
 {
     nccl_ctx_ *c = (nccl_ctx_ *)ctx;
@@ -195,7 +216,8 @@ static void destroy_(void *ctx)
 }
 
 static const struct dlfs_nccl_api api_ = {
-    NCCL_UNIQUE_ID_BYTES, get_id_, init_start_, init_poll_, allreduce_, wait_, destroy_, abort_,
+    NCCL_UNIQUE_ID_BYTES, get_id_, init_start_, init_poll_, allreduce_, reduce_scatter_, all_gather_, wait_,
+    destroy_, abort_,
 };
 
 extern "C" const struct dlfs_nccl_api *dlfs_cuda_nccl_api_(void) { return &api_; }

@@ -4,6 +4,12 @@
 #include <string.h>
 #include "dlfs/optim.h"
 
+const char *dlfs_optim_name(enum dlfs_optim o)
+{
+    static const char *const n[] = {DLFS_OPT_NAMES_OPTIM};
+    return (unsigned)o < sizeof n / sizeof n[0] ? n[o] : "?";
+}
+
 struct dlfs_optim_config dlfs_optim_config(const struct dlfs_options *o, int global_batch)
 {
     struct dlfs_optim_config c = {
@@ -24,13 +30,19 @@ struct dlfs_optim_config dlfs_optim_config(const struct dlfs_options *o, int glo
 }
 
 enum dlfs_status dlfs_optim_init(struct dlfs_optimizer *op, const struct dlfs_optim_config *cfg,
-                                 const struct dlfs_backend *be, size_t n)
+                                 const struct dlfs_backend *be, size_t n, const struct dlfs_shard *shard)
 {
     memset(op, 0, sizeof *op);
     op->cfg = *cfg;
     op->be = be;
     op->n = n;
-    const size_t bytes = n * sizeof(float);
+    const struct dlfs_seg all = {0, n, false};
+    const struct dlfs_shard whole = {1, (struct dlfs_seg *)&all, n};
+    if (!shard) shard = &whole;
+    op->shard = *shard;
+    op->shard.seg = dlfs_malloc((size_t)(shard->count ? shard->count : 1) * sizeof *shard->seg);
+    memcpy(op->shard.seg, shard->seg, (size_t)shard->count * sizeof *shard->seg);
+    const size_t bytes = shard->total * sizeof(float);
     int ok = 1;
     if (cfg->kind != DLFS_OPTIM_SGD || cfg->momentum > 0) ok = (op->m = be->alloc(bytes)) != NULL;
     if (cfg->kind != DLFS_OPTIM_SGD) ok = ok && (op->v = be->alloc(bytes)) != NULL;
@@ -46,7 +58,13 @@ void dlfs_optim_free(struct dlfs_optimizer *op)
         op->be->free(op->m);
         op->be->free(op->v);
     }
+    free(op->shard.seg);
     memset(op, 0, sizeof *op);
+}
+
+size_t dlfs_optim_state_bytes(const struct dlfs_optimizer *op)
+{
+    return ((op->m != NULL) + (op->v != NULL)) * op->shard.total * sizeof(float);
 }
 
 double dlfs_optim_lr(const struct dlfs_optim_config *c, long step)
@@ -86,11 +104,19 @@ struct dlfs_optim_dyn dlfs_optim_dyn(const struct dlfs_optimizer *op, long step)
     return (struct dlfs_optim_dyn){.lr = hp.lr, .bias_c1 = hp.bias_c1, .bias_c2 = hp.bias_c2};
 }
 
+/* Segment after segment: element-wise arithmetic, so the same bits as one update
+ * over the whole slab. */
 void dlfs_optim_update(struct dlfs_optimizer *op, float *params, const float *grads, long step)
 {
     const struct dlfs_optim_hp hp = dlfs_optim_hp(op, step);
-    if (op->cfg.kind == DLFS_OPTIM_SGD) op->be->sgd_update(op->n, params, grads, op->m, &hp);
-    else op->be->adam_update(op->n, params, grads, op->m, op->v, &hp);
+    size_t at = 0;
+    for (int i = 0; i < op->shard.count; i++) {
+        const struct dlfs_seg *s = &op->shard.seg[i];
+        float *m = op->m ? op->m + at : NULL, *v = op->v ? op->v + at : NULL;
+        if (op->cfg.kind == DLFS_OPTIM_SGD) op->be->sgd_update(s->len, params + s->off, grads + s->off, m, &hp);
+        else op->be->adam_update(s->len, params + s->off, grads + s->off, m, v, &hp);
+        at += s->len;
+    }
 }
 
 bool dlfs_optim_has_dev(const struct dlfs_optimizer *op)
@@ -101,17 +127,18 @@ bool dlfs_optim_has_dev(const struct dlfs_optimizer *op)
 void dlfs_optim_update_dev(struct dlfs_optimizer *op, float *params, const float *grads, long step,
                            const struct dlfs_optim_dyn *dyn)
 {
+    DLFS_ASSERT(op->shard.count == 1 && op->shard.total == op->n); /* the graph runs one rank: no shards */
     const struct dlfs_optim_hp hp = dlfs_optim_hp(op, step);
     if (op->cfg.kind == DLFS_OPTIM_SGD) op->be->sgd_update_dev(op->n, params, grads, op->m, &hp, dyn);
     else op->be->adam_update_dev(op->n, params, grads, op->m, op->v, &hp, dyn);
 }
 
-void dlfs_optim_save(const struct dlfs_optimizer *op, struct dlfs_ckpt *c)
+void dlfs_optim_moments(const struct dlfs_optimizer *op, float **m, float **v)
 {
-    const size_t bytes = op->n * sizeof(float);
-    c->optimizer = (char *)dlfs_optim_name(op->cfg.kind); /* borrowed, as the writer's other strings */
-    if (op->m) op->be->to_host(c->m = dlfs_malloc(bytes), op->m, bytes);
-    if (op->v) op->be->to_host(c->v = dlfs_malloc(bytes), op->v, bytes);
+    const size_t bytes = op->shard.total * sizeof(float);
+    *m = *v = NULL;
+    if (op->m) op->be->to_host(*m = dlfs_malloc(bytes), op->m, bytes);
+    if (op->v) op->be->to_host(*v = dlfs_malloc(bytes), op->v, bytes);
 }
 
 enum dlfs_status dlfs_optim_check(const struct dlfs_optimizer *op, const struct dlfs_ckpt *c, const char *path)
@@ -129,7 +156,11 @@ enum dlfs_status dlfs_optim_check(const struct dlfs_optimizer *op, const struct 
 void dlfs_optim_load(struct dlfs_optimizer *op, const struct dlfs_ckpt *c)
 {
     DLFS_ASSERT(c->num_params == op->n);
-    const size_t bytes = op->n * sizeof(float);
-    if (op->m) op->be->to_device(op->m, c->m, bytes);
-    if (op->v) op->be->to_device(op->v, c->v, bytes);
+    size_t at = 0;
+    for (int i = 0; i < op->shard.count; i++) {
+        const struct dlfs_seg *s = &op->shard.seg[i];
+        if (op->m) op->be->to_device(op->m + at, c->m + s->off, s->len * sizeof(float));
+        if (op->v) op->be->to_device(op->v + at, c->v + s->off, s->len * sizeof(float));
+        at += s->len;
+    }
 }

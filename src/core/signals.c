@@ -5,7 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <string.h>
-#include "dlfs/train.h"
+#include "dlfs/util.h"
 
 static volatile sig_atomic_t pending_;
 
@@ -24,3 +24,8 @@ void dlfs_signals_install(void)
 }
 
 int dlfs_signal_pending(void) { return pending_; }
+
+const char *dlfs_signal_name(int sig)
+{
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : sig == SIGINT ? "SIGINT" : "a signal";
+}

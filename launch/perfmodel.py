@@ -1,0 +1,318 @@
+"""perfmodel — what launch/scaling-study, launch/scaling-report and launch/hardware-guide share:
+the model constants (launch/hardware-model.json, each with its source), the models built on
+them (all-reduce time, GPU step time), the description of the machine a measurement ran on,
+the study files (scaling.json, scaling.csv) and Markdown helpers. Standard library only."""
+import csv
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CONSTANTS_FILE = os.path.join(HERE, "hardware-model.json")
+STUDY_FORMAT = "dlfs-scaling-study/1"
+CSV_FIELDS = ["ranks", "mode", "device", "batch", "batch_per_rank", "samples_per_s", "step_ms",
+              "compute_share", "comm_wait_share", "data_share", "speedup", "efficiency",
+              "model", "params", "gflops", "threads", "launcher", "background_cpu_share",
+              "host", "cpu", "cores", "commit"]
+
+
+class InputError(Exception):
+    """Bad input file or option: the message names it and says what to do."""
+
+
+def load_constants(path=CONSTANTS_FILE):
+    try:
+        with open(path) as f:
+            table = json.load(f)["constants"]
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"{path}: cannot read the model constants ({e}); restore it from git") from e
+    return table
+
+
+CONSTANTS = load_constants()
+
+
+def const(name):
+    return CONSTANTS[name]["value"]
+
+
+def gemm_tflops(precision="fp32"):
+    key = "gemm_tflops_" + precision
+    if key not in CONSTANTS:
+        raise InputError(f"precision '{precision}': no GEMM ceiling in {CONSTANTS_FILE} "
+                         f"(known: fp32, tf32, bf16)")
+    return const(key)
+
+
+def busbw_range(p):
+    """(low, high) bus bandwidth in GB/s for p GPUs of the modelled board: ring, NVLink SHARP."""
+    nvls = const("busbw_nvls_gbs")
+    keys = sorted(int(k) for k in nvls)
+    near = max([k for k in keys if k <= p] or [keys[0]])
+    lo = const("busbw_ring_gbs")
+    return lo, max(lo, nvls[str(near)])
+
+
+def buckets(grad_bytes):
+    """All-reduce calls per step: one per bucket of bucket_mib."""
+    return max(1, -(-int(grad_bytes) // int(const("bucket_mib") * 2 ** 20)))
+
+
+def hideable_share(grad_bytes):
+    """The most of the all-reduce that can overlap the backward pass: every bucket but the last,
+    which is ready only when the backward pass ends."""
+    n = buckets(grad_bytes)
+    return (n - 1) / n
+
+
+def allreduce_ms(grad_bytes, p, busbw_gbs, latency_us=0.0):
+    """Time (ms) to all-reduce grad_bytes over p ranks: 2(p-1)/p x bytes / busbw, plus
+    latency_us for every bucket (one all-reduce call each)."""
+    if p <= 1:
+        return 0.0
+    return 2.0 * (p - 1) / p * grad_bytes / (busbw_gbs * 1e9) * 1e3 + buckets(grad_bytes) * latency_us / 1e3
+
+
+def exposed_ms(t_ar, overlap, t_compute):
+    """All-reduce time left after overlap: a share `overlap` of it hides behind the backward
+    pass, which is at most backward_share of the compute."""
+    return t_ar - min(overlap * t_ar, const("backward_share") * t_compute)
+
+
+def gpu_step_ms(flops_per_sample, batch, precision="fp32", efficiency=None):
+    """Modelled time of one training step on one GPU: the fixed overhead plus the arithmetic at
+    `efficiency` (default: the assumption in the constants) of the GEMM ceiling."""
+    eff = const("gpu_gemm_efficiency") if efficiency is None else efficiency
+    rate = gemm_tflops(precision) * 1e12 * eff
+    return const("gpu_step_overhead_ms") + flops_per_sample * batch / rate * 1e3
+
+
+def sources_md(names):
+    """Markdown list: each named constant with its value and source."""
+    out = []
+    for n in names:
+        c = CONSTANTS[n]
+        v = c["value"]
+        if isinstance(v, dict):
+            v = ", ".join(f"{k}: {x:g}" for k, x in v.items())
+        out.append(f"- `{n}` = {v} {c['unit']} ({c['kind']}): {c['source']}.")
+    return "\n".join(out)
+
+
+def find_train(given):
+    """dlfs-train: the given path (InputError when it is not a program), else $DLFS_TRAIN, the
+    PATH, build/src; None when none is there."""
+    if given:
+        if not (os.path.isfile(given) and os.access(given, os.X_OK)):
+            raise InputError(f"--train {given}: not an executable file (the dlfs-train program)")
+        return os.path.abspath(given)
+    for cand in (os.environ.get("DLFS_TRAIN"), shutil.which("dlfs-train"),
+                 os.path.join(ROOT, "build", "src", "dlfs-train")):
+        if cand and os.access(cand, os.X_OK):
+            return os.path.abspath(cand)
+    return None
+
+
+# --- the machine ----------------------------------------------------------------------------
+def usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _first_line(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = (p.stdout or p.stderr).strip().splitlines()
+    return lines[0].strip() if p.returncode == 0 and lines else None
+
+
+def gpus():
+    """Names of the visible NVIDIA GPUs (nvidia-smi -L), [] when there are none."""
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [l.split(":", 1)[1].split("(")[0].strip() for l in out.stdout.splitlines()
+            if l.startswith("GPU ")] if out.returncode == 0 else []
+
+
+def commit():
+    c = _first_line(["git", "-C", ROOT, "rev-parse", "--short=10", "HEAD"])
+    if c is None:
+        return "unknown"
+    dirty = _first_line(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"])
+    return c + ("+changes" if dirty else "")
+
+
+def machine():
+    """What a measurement ran on: host, CPU, cores, load, memory, MPI, GPUs, commit, date."""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    mem = None
+    try:
+        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1)
+    except (ValueError, OSError):
+        pass
+    return {"host": platform.node(), "cpu": cpu_name(), "cores": usable_cores(),
+            "logical_cpus": os.cpu_count(), "loadavg": load, "memory_gib": mem,
+            "os": f"{platform.system()} {platform.release()}",
+            "mpi": _first_line(["mpirun", "--version"]) or "not found", "gpus": gpus(),
+            "commit": commit(), "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+
+
+def machine_line(m):
+    load = m.get("loadavg")
+    return (f"`{m.get('host', '?')}`: {m.get('cpu', '?')}, {m.get('cores', '?')} usable core(s)"
+            + (f", load {load[0]:.2f} at the start" if load else "")
+            + (f", GPUs: {', '.join(m['gpus'])}" if m.get("gpus") else ", no GPU")
+            + f"; {m.get('mpi', 'MPI ?')}; commit {m.get('commit', '?')}")
+
+
+# --- study files ----------------------------------------------------------------------------
+def write_json(path, doc):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def study_rows(study):
+    """The main points of a study (no calibration or comparison runs), in mode, ranks order."""
+    return [p for p in study["points"] if not p.get("tag")]
+
+
+def write_csv(path, study):
+    m = study["machine"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_FIELDS)
+        for r in study_rows(study):
+            w.writerow([r["ranks"], r["mode"], r["device"], r["batch"], r["batch_per_rank"],
+                        f"{r['samples_per_s']:.1f}", f"{r['step_ms']:.3f}",
+                        f"{r['compute_share']:.4f}", f"{r['comm_wait_share']:.4f}",
+                        f"{r['data_share']:.4f}", f"{r['speedup']:.3f}", f"{r['efficiency']:.3f}",
+                        r["model"], r["params"], f"{r['gflops']:.2f}",
+                        "" if r.get("threads") is None else r["threads"], r.get("launcher", ""),
+                        "" if r.get("background") is None else f"{r['background']:.3f}",
+                        m.get("host", ""), m.get("cpu", ""), m.get("cores", ""), m.get("commit", "")])
+
+
+def _study_from_csv(path):
+    """A study from a scaling.csv: points and what the columns say about the machine."""
+    num = {"ranks": int, "batch": int, "batch_per_rank": int, "params": int}
+    points = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                p = {k: (num[k](v) if k in num else v) for k, v in row.items() if k}
+                for k in ("samples_per_s", "step_ms", "compute_share", "comm_wait_share",
+                          "data_share", "speedup", "efficiency", "gflops"):
+                    p[k] = float(row[k])
+            except (KeyError, ValueError, TypeError) as e:
+                raise InputError(f"{path}: not a scaling.csv of launch/scaling-study ({e})") from e
+            p["threads"] = int(row["threads"]) if row.get("threads") else None
+            p["background"] = float(row["background_cpu_share"]) if row.get("background_cpu_share") else None
+            points.append(p)
+    if not points:
+        raise InputError(f"{path}: no points (an empty scaling.csv)")
+    first = points[0]
+    m = {"host": first.get("host") or "unknown", "cpu": first.get("cpu") or "unknown CPU",
+         "cores": int(first["cores"]) if first.get("cores") else None, "commit": first.get("commit", "?")}
+    modes = list(dict.fromkeys(p["mode"] for p in points))
+    args = {"model": first["model"], "device": first["device"], "modes": modes,
+            "ranks": sorted({p["ranks"] for p in points}), "threads": first["threads"] or 1,
+            "launcher": first.get("launcher", "?"), "batch_per_rank": first["batch_per_rank"],
+            "batch": max(p["batch"] for p in points), "steps": None, "warmup": None}
+    return {"format": STUDY_FORMAT, "machine": m, "args": args, "cmdline": f"(from {path})",
+            "started": "?", "points": points, "calibration": None,
+            "compare": {"why": "not in a CSV file"}, "failures": [], "source": path}
+
+
+def load_study(path):
+    """A study from scaling.json, scaling.csv or a study directory holding scaling.json."""
+    if os.path.isdir(path):
+        cand = os.path.join(path, "scaling.json")
+        if not os.path.exists(cand):
+            raise InputError(f"{path}: no scaling.json in this directory (rerun launch/scaling-study, "
+                             f"or `launch/scaling-study --report-only --out {path}` for an older study)")
+        path = cand
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if path.endswith(".csv"):
+        return _study_from_csv(path)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not readable as JSON ({e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != STUDY_FORMAT:
+        raise InputError(f"{path}: not a scaling.json of launch/scaling-study "
+                         f"(want \"format\": \"{STUDY_FORMAT}\")")
+    if not study_rows(doc):
+        raise InputError(f"{path}: the study has no measured point")
+    doc["source"] = path
+    return doc
+
+
+# --- Markdown -------------------------------------------------------------------------------
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def fmt_ms(x):
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def pct(x):
+    return f"{100 * x:.0f}%"
+
+
+def span(lo, hi):
+    return f"{lo:.2f}" if abs(hi - lo) < 0.005 else f"{lo:.2f}–{hi:.2f}"
+
+
+def python_with_matplotlib():
+    """Make `import matplotlib` work: in this interpreter, or by running the program again
+    under a Python that has it (the PATH python3 may be a bare pyenv). Returns None when it
+    works here, else the reason there will be no plots."""
+    if importlib.util.find_spec("matplotlib") is not None:
+        return None
+    if os.environ.get("DLFS_PLOT_REEXEC") != "1":
+        for cand in ("/usr/bin/python3", shutil.which("python3")):
+            if cand and os.path.realpath(cand) != os.path.realpath(sys.executable) and \
+                    subprocess.run([cand, "-c", "import matplotlib"], capture_output=True).returncode == 0:
+                print(f"{os.path.basename(sys.argv[0])}: matplotlib is not importable in {sys.executable}; "
+                      f"running under {cand}", flush=True)
+                os.environ["DLFS_PLOT_REEXEC"] = "1"
+                os.execv(cand, [cand] + sys.argv)
+    return (f"matplotlib is not installed for {sys.executable} "
+            f"(Debian: apt-get install -y python3-matplotlib)")

@@ -1,0 +1,141 @@
+/* Checkpoint names, field ranges, digests and the non-finite scan (ckpt-impl.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "io/ckpt-impl.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "dlfs/util.h"
+
+void ckpt_name(long step, char *buf, size_t len) { snprintf(buf, len, "ckpt-%09ld.h5", step); }
+
+int ckpt_parse_name(const char *name, long *step, const char **why)
+{
+    const size_t n = strlen(name);
+    if (n < 9 || strncmp(name, "ckpt-", 5) != 0 || strcmp(name + n - 3, ".h5") != 0) return -1;
+    const size_t digits = n - 8;
+    long v = 0;
+    for (size_t i = 5; i < n - 3; i++)
+        if (name[i] < '0' || name[i] > '9') return *why = "not a step number", 0;
+    if (digits > 12) return *why = "step out of range (more than 12 digits)", 0;
+    for (size_t i = 5; i < n - 3; i++) v = v * 10 + (name[i] - '0'); /* < 10^12: no overflow */
+    char canon[32];
+    ckpt_name(v, canon, sizeof canon);
+    if (strcmp(canon, name) != 0) return *why = "not the name dlfs writes for that step (9 digits or more)", 0;
+    *step = v;
+    return 1;
+}
+
+const char *ckpt_fields_bad(const struct dlfs_ckpt *c)
+{
+    if (c->step < 0 || c->step > DLFS_CKPT_MAX_STEP) return "step";
+    if (c->epoch < 1) return "epoch";
+    if (c->samples_in_epoch < 0 || c->samples_in_epoch > (long)INT_MAX) return "samples_in_epoch";
+    if (c->global_batch < 1) return "global_batch";
+    if (c->seed > (uint64_t)DLFS_CKPT_MAX_SEED) return "seed";
+    if (c->deterministic != 0 && c->deterministic != 1) return "deterministic";
+    if (c->virtual_shards < 1 || c->virtual_shards > DLFS_CKPT_MAX_SHARDS) return "virtual_shards";
+    if (c->world_size < 1 || c->world_size > DLFS_CKPT_MAX_WORLD) return "world_size";
+    if (c->parent_step < -1 || c->parent_step > DLFS_CKPT_MAX_STEP) return "parent_step";
+    if (!c->optimizer || (strcmp(c->optimizer, "sgd") && strcmp(c->optimizer, "adam") && strcmp(c->optimizer, "adamw")))
+        return "optimizer";
+    if (!c->model_spec || !c->model_spec[0] || strlen(c->model_spec) > DLFS_CKPT_MAX_SPEC) return "model_spec";
+    return NULL;
+}
+
+/* "name=<length>:<bytes>\n": unambiguous whatever the bytes */
+static void hash_str_(struct dlfs_sha256 *s, const char *name, const char *v)
+{
+    char head[96];
+    v = v ? v : "";
+    const int n = snprintf(head, sizeof head, "%s=%zu:", name, strlen(v));
+    dlfs_sha256_update(s, head, (size_t)n);
+    dlfs_sha256_update(s, v, strlen(v));
+    dlfs_sha256_update(s, "\n", 1);
+}
+
+static void hash_int_(struct dlfs_sha256 *s, const char *name, long long v)
+{
+    char line[96];
+    const int n = snprintf(line, sizeof line, "%s=%lld\n", name, v);
+    dlfs_sha256_update(s, line, (size_t)n);
+}
+
+void ckpt_state_sha256(const struct dlfs_ckpt *c, char hex[65])
+{
+    struct dlfs_sha256 s;
+    uint8_t d[32];
+    dlfs_sha256_init(&s);
+    dlfs_sha256_update(&s, "dlfs-state-v2\n", 14);
+    hash_str_(&s, "model_spec", c->model_spec);
+    hash_str_(&s, "optimizer", c->optimizer);
+    hash_int_(&s, "num_params", (long long)c->num_params);
+    hash_int_(&s, "num_buffers", (long long)(c->buffers ? c->num_buffers : 0));
+    hash_int_(&s, "step", c->step);
+    hash_int_(&s, "epoch", c->epoch);
+    hash_int_(&s, "samples_in_epoch", c->samples_in_epoch);
+    hash_int_(&s, "global_batch", c->global_batch);
+    hash_int_(&s, "seed", (long long)c->seed);
+    hash_int_(&s, "deterministic", c->deterministic);
+    hash_int_(&s, "virtual_shards", c->virtual_shards);
+    hash_int_(&s, "world_size", c->world_size);
+    hash_str_(&s, "run_id", c->run_id);
+    hash_str_(&s, "parent", c->parent);
+    hash_int_(&s, "parent_step", c->parent_step);
+    hash_str_(&s, "moments", c->m ? (c->v ? "mv" : "m") : (c->v ? "v" : ""));
+    dlfs_sha256_update_f32le(&s, c->params, c->num_params);
+    if (c->buffers) dlfs_sha256_update_f32le(&s, c->buffers, c->num_buffers);
+    if (c->m) dlfs_sha256_update_f32le(&s, c->m, c->num_params);
+    if (c->v) dlfs_sha256_update_f32le(&s, c->v, c->num_params);
+    dlfs_sha256_final(&s, d);
+    dlfs_sha256_hex(d, hex);
+}
+
+int ckpt_weight_dims(const struct dlfs_layer *L, uint64_t wd[4], uint64_t bd[1])
+{
+    if (L->type == DLFS_LAYER_CONV) {
+        wd[0] = (uint64_t)L->g.oc, wd[1] = (uint64_t)L->g.c, wd[2] = (uint64_t)L->g.kh, wd[3] = (uint64_t)L->g.kw;
+        bd[0] = (uint64_t)L->g.oc;
+        return 4;
+    }
+    if (L->type == DLFS_LAYER_BATCHNORM) { /* gamma, beta */
+        wd[0] = bd[0] = (uint64_t)L->bn_c;
+        return 1;
+    }
+    wd[0] = (uint64_t)L->out, wd[1] = (uint64_t)L->in;
+    bd[0] = (uint64_t)L->out;
+    return 2;
+}
+
+static bool finite_(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return false;
+    return true;
+}
+
+bool ckpt_nonfinite(const struct dlfs_model *m, const char *group, const float *slab, char *buf, size_t len)
+{
+    const bool bufs = strcmp(group, "/buffers") == 0;
+    for (int l = 0; slab && l < m->num_layers; l++) {
+        const struct dlfs_layer *L = &m->layers[l];
+        if (bufs ? L->type != DLFS_LAYER_BATCHNORM : L->num_params == 0) continue;
+        const size_t off0 = bufs ? L->buf_off : L->w_off, n0 = bufs ? (size_t)L->bn_c : L->b_off - L->w_off;
+        const size_t off1 = bufs ? L->buf_off + (size_t)L->bn_c : L->b_off;
+        const size_t n1 = bufs ? (size_t)L->bn_c : L->num_params - (L->b_off - L->w_off);
+        const char *what = !finite_(slab + off0, n0) ? (bufs ? "running_mean" : "weight")
+                           : !finite_(slab + off1, n1) ? (bufs ? "running_var" : "bias") : NULL;
+        if (what) {
+            snprintf(buf, len, "%s/%s/%s", group, L->name, what);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool ckpt_state_nonfinite(const struct dlfs_model *m, const struct dlfs_ckpt *c, char *buf, size_t len)
+{
+    return ckpt_nonfinite(m, "/params", c->params, buf, len) || ckpt_nonfinite(m, "/buffers", c->buffers, buf, len) ||
+           ckpt_nonfinite(m, "/optimizer/m", c->m, buf, len) || ckpt_nonfinite(m, "/optimizer/v", c->v, buf, len);
+}

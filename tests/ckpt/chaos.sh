@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Chaos: 20 cycles of a 2-rank deterministic run with frequent checkpoints, each
+# killed with SIGKILL at a random moment on a random rank (every third cycle while
+# the checkpoint writer is paused inside a write), then `--resume latest`. At the end
+# the run completes and its digest equals the uninterrupted run's; no partial file
+# ever carries a checkpoint's name. Bounded: every cycle has a time limit.
+. "$(dirname "$0")/../lib.sh"
+train=$1 fm=$3
+[ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
+RANDOM=${DLFS_CHAOS_SEED:-7}   # the kills are random, but reproducible
+steps=1500
+common=(--data "$fm" --model 784-64-10 --batch 64 --epochs 1 --max-steps "$steps" --seed 11 --deterministic
+        --virtual-shards 4 --quiet --eval-batch 5000)
+mpirun -np 2 "$train" "${common[@]}" --metrics "$T_TMP/straight.jsonl" >/dev/null 2>&1
+want=$(t_digest "$T_TMP/straight.jsonl")
+[ -n "$want" ] || { t_fail "no reference digest"; t_done; }
+dir=$T_TMP/ck
+run=("${common[@]}" --checkpoint-dir "$dir" --checkpoint-every 10 --keep 3 --resume latest)
+kills=0 mid_write=0
+ranks_() { # the dlfs-train processes of this run
+  local p
+  for p in $(pgrep -f -- "--checkpoint-dir $dir"); do [ "$(cat /proc/"$p"/comm 2>/dev/null)" = dlfs-train ] && echo "$p"; done
+}
+for cycle in $(seq 1 20); do
+  pause=""
+  [ $((cycle % 3)) = 0 ] && pause="1:4"   # the first write of this run pauses 4 s half-way
+  DLFS_FAULT_CKPT_PAUSE=$pause timeout 60 mpirun -np 2 "$train" "${run[@]}" > "$T_TMP/c$cycle.out" 2>&1 &
+  job=$!
+  if [ -n "$pause" ]; then   # wait for the write to begin (the hook says so), then kill inside it
+    for _ in $(seq 1 300); do grep -q "pausing 4 s inside the checkpoint write" "$T_TMP/c$cycle.out" && break; sleep 0.1; done
+  else                       # once both ranks run (mpirun may be slow to start on a loaded machine), at random
+    for _ in $(seq 1 300); do [ "$(ranks_ | wc -l)" -ge 2 ] && break; sleep 0.1; done
+    sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", (r % 150) / 100 }')"
+  fi
+  mapfile -t victims < <(ranks_)
+  if [ ${#victims[@]} -gt 0 ]; then
+    [ -n "$pause" ] && grep -q "pausing 4 s" "$T_TMP/c$cycle.out" && ls "$dir"/*.tmp >/dev/null 2>&1 \
+      && mid_write=$((mid_write + 1))
+    kill -9 "${victims[$((RANDOM % ${#victims[@]}))]}" 2>/dev/null && kills=$((kills + 1))
+  fi
+  wait $job
+  rc=$?
+  [ $rc = 124 ] && t_fail "cycle $cycle: the job did not end within 60 s after the kill"
+  for f in "$dir"/ckpt-*.h5; do   # every checkpoint under a final name is whole
+    [ -e "$f" ] || continue
+    h5ls "$f" >/dev/null 2>&1 || t_fail "cycle $cycle: $f is not a whole HDF5 file"
+  done
+done
+t_pass "$kills kills in 20 cycles ($mid_write while a checkpoint write was paused half-way)"
+[ "$kills" -ge 15 ] || t_fail "only $kills kills: the cycles did not exercise the recovery"
+[ "$mid_write" -ge 4 ] || t_fail "only $mid_write kills inside a checkpoint write (want 4 or more)"
+timeout 120 mpirun -np 2 "$train" "${run[@]}" --metrics "$T_TMP/final.jsonl" > "$T_TMP/final.out" 2>&1 \
+  || { cat "$T_TMP/final.out"; t_fail "the last resume failed"; }
+got=$(t_digest "$T_TMP/final.jsonl")
+[ "$got" = "$want" ] && t_pass "after the chaos the run ends with the uninterrupted digest ${want:0:16}" \
+  || t_fail "digest after the chaos ${got:-none} != $want"
+t_done

@@ -1,0 +1,212 @@
+/* The checkpoint directory at the library level: names that do not parse are
+ * ignored (never an overflow), pruning never removes the newest checkpoint, the
+ * newest one that verifies is found and the skipped ones are reported, rolling
+ * back is refused or moves the newer line aside (never deletes), long paths are
+ * refused before anything is created, and the io/core helpers behave. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "ckpt/ckpt_edit.h"
+#include "dlfs/checkpoint.h"
+#include "dlfs/util.h"
+#include "testutil.h"
+
+static char dir[64];
+static struct dlfs_model model;
+static float params[64], m_[64], v_[64]; /* >= the model's 20 parameters */
+
+static int save_(long step, int keep)
+{
+    struct dlfs_ckpt c = {.model_spec = model.spec, .optimizer = "adam", .num_params = model.num_params,
+                          .params = params, .m = m_, .v = v_, .step = step, .epoch = 1, .global_batch = 4,
+                          .seed = 1, .virtual_shards = 8, .world_size = 1, .parent_step = -1};
+    for (size_t i = 0; i < model.num_params; i++) params[i] = (float)step + 0.1f * (float)i;
+    dlfs_error_clear();
+    const enum dlfs_status st = dlfs_ckpt_save(dir, &c, &model, keep, NULL);
+    CHECK(st == DLFS_OK, "save %ld: %s", step, dlfs_error_msg());
+    return st == DLFS_OK;
+}
+
+static const char *at_(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, 512, "%s/%s", dir, name);
+    return p;
+}
+
+static int exists_(const char *name) { return access(at_(name), F_OK) == 0; }
+
+/* The steps listed, as text "5 20". */
+static const char *steps_(void)
+{
+    static char out[256];
+    struct dlfs_ckpt_list l;
+    out[0] = '\0';
+    if (dlfs_ckpt_list(dir, &l) != DLFS_OK) return "error";
+    for (size_t i = 0; i < l.n; i++)
+        snprintf(out + strlen(out), sizeof out - strlen(out), "%s%ld", i ? " " : "", l.v[i].step);
+    dlfs_ckpt_list_free(&l);
+    return out;
+}
+
+static void check_names(void)
+{
+    CHECK(save_(10, 0), "save");
+    const char *junk[] = {"ckpt-12345678901234567890123.h5", "ckpt-5.h5", "ckpt-abc.h5", "ckpt-999999999999999.h5"};
+    for (int i = 0; i < 4; i++) fclose(fopen(at_(junk[i]), "w"));
+    mkdir(at_("ckpt-000000099.h5"), 0777); /* a directory under a checkpoint's name */
+    char *p = NULL;
+    CHECK(dlfs_ckpt_latest(dir, &p) == DLFS_OK && p && strstr(p, "ckpt-000000010.h5"), "latest: %s", p ? p : "none");
+    free(p);
+    struct dlfs_ckpt_list l;
+    CHECK(dlfs_ckpt_list(dir, &l) == DLFS_OK && l.n == 1 && l.ignored, "list");
+    for (int i = 0; l.ignored && i < 4; i++) CHECK(strstr(l.ignored, junk[i]) != NULL, "%s not reported", junk[i]);
+    CHECK(l.ignored && strstr(l.ignored, "ckpt-000000099.h5: not a regular file"), "directory not reported");
+    if (l.ignored) printf("ok   ignored:\n%s", l.ignored);
+    dlfs_ckpt_list_free(&l);
+    CHECK(save_(20, 1), "save with --keep 1");
+    for (int i = 0; i < 4; i++) CHECK(exists_(junk[i]), "pruning removed %s", junk[i]);
+    CHECK(strcmp(steps_(), "20") == 0, "after keep 1: %s", steps_());
+    for (int i = 0; i < 4; i++) unlink(at_(junk[i]));
+    rmdir(at_("ckpt-000000099.h5"));
+}
+
+/* --keep never removes the checkpoint just written nor a newer one; a NaN
+ * save is refused, so the newest finite one stays. */
+static void check_prune(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", at_("ckpt-000000020.h5"), at_("ckpt-000000099.h5"));
+    CHECK(system(cmd) == 0, "copy");
+    CHECK(save_(30, 1), "save 30");
+    CHECK(strcmp(steps_(), "30 99") == 0, "keep 1 with a newer file present: %s", steps_());
+    unlink(at_("ckpt-000000099.h5"));
+    CHECK(save_(40, 2) && save_(50, 2) && strcmp(steps_(), "40 50") == 0, "keep 2: %s", steps_());
+    struct dlfs_ckpt c = {.model_spec = model.spec, .optimizer = "adam", .num_params = model.num_params,
+                          .params = params, .m = m_, .v = v_, .step = 60, .epoch = 1, .global_batch = 4,
+                          .seed = 1, .virtual_shards = 8, .world_size = 1, .parent_step = -1};
+    params[0] = NAN;
+    CHECK(dlfs_ckpt_save(dir, &c, &model, 1, NULL) == DLFS_ERR_NUMERIC, "NaN saved");
+    CHECK(strcmp(steps_(), "40 50") == 0, "a refused save pruned: %s", steps_());
+}
+
+static void check_latest_valid(void)
+{
+    CHECK(save_(70, 0) && save_(80, 0), "saves");
+    /* 80: flipped parameter (corrupt); 70: NaN with matching digests */
+    CHECK(ckedit_put_float(at_("ckpt-000000080.h5"), "/params/0_dense/weight", 2, 77.0f) == 0, "flip");
+    struct dlfs_ckpt c;
+    CHECK(dlfs_ckpt_load(at_("ckpt-000000050.h5"), &c) == DLFS_OK, "load 50");
+    c.params[1] = NAN;
+    CHECK(ckedit_put_float(at_("ckpt-000000070.h5"), "/params/0_dense/weight", 1, NAN) == 0, "nan");
+    c.step = 70;
+    for (size_t i = 0; i < c.num_params; i++) if (i != 1) c.params[i] = 70.0f + 0.1f * (float)i;
+    CHECK(ckedit_redigest(at_("ckpt-000000070.h5"), &c) == 0, "redigest");
+    dlfs_ckpt_free(&c);
+    char *report = NULL;
+    dlfs_error_clear();
+    CHECK(dlfs_ckpt_latest_valid(dir, NULL, &c, &report) == DLFS_OK && c.path &&
+          strstr(c.path, "ckpt-000000050.h5"), "latest_valid: %s", c.path ? c.path : dlfs_error_msg());
+    CHECK(report && strstr(report, "skipped") && strstr(report, "ckpt-000000080.h5: checkpoint is corrupt") &&
+          strstr(report, "ckpt-000000070.h5: non-finite values"), "report: %s", report ? report : "none");
+    if (report) printf("ok   latest_valid -> %s, report:\n%s", c.path, report);
+    free(report);
+    dlfs_ckpt_free(&c);
+    struct dlfs_ckpt_expect other = {.model_spec = "in(3),dense(2)"};
+    CHECK(dlfs_ckpt_latest_valid(dir, &other, &c, &report) == DLFS_ERR_SHAPE, "a model mismatch is not skipped");
+    free(report);
+}
+
+static void check_rollback(void)
+{
+    char *msg = NULL;
+    char resume[512];
+    snprintf(resume, sizeof resume, "%s", at_("ckpt-000000050.h5"));
+    dlfs_error_clear();
+    CHECK(dlfs_ckpt_rollback_check(dir, resume, 50, 0, &msg) == DLFS_ERR_USAGE &&
+          strstr(dlfs_error_msg(), "--rollback") && strstr(dlfs_error_msg(), "goes back to step 50"),
+          "refusal: %s", dlfs_error_msg());
+    printf("ok   rollback refused -> %s\n", dlfs_error_msg());
+    CHECK(strcmp(steps_(), "40 50 70 80") == 0, "a refused rollback touched files: %s", steps_());
+    dlfs_error_clear();
+    CHECK(dlfs_ckpt_rollback_check(dir, NULL, -1, 0, &msg) == DLFS_ERR_USAGE &&
+          strstr(dlfs_error_msg(), "already holds 4 checkpoint(s)"), "fresh start: %s", dlfs_error_msg());
+    CHECK(dlfs_ckpt_rollback_check(dir, resume, 50, 1, &msg) == DLFS_OK && msg && strstr(msg, "moved 2"),
+          "archive: %s", msg ? msg : dlfs_error_msg());
+    if (msg) printf("ok   %s", msg);
+    free(msg);
+    CHECK(strcmp(steps_(), "40 50") == 0, "after the rollback: %s", steps_());
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    while (d && (e = readdir(d)))
+        if (strncmp(e->d_name, "abandoned-", 10) == 0) {
+            char sub[600];
+            snprintf(sub, sizeof sub, "%s/%s/ckpt-000000080.h5", dir, e->d_name);
+            found += access(sub, F_OK) == 0;
+        }
+    if (d) closedir(d);
+    CHECK(found == 1, "ckpt-80 not in abandoned-*/");
+    CHECK(dlfs_ckpt_rollback_check(dir, resume, 50, 0, &msg) == DLFS_OK && !msg, "no rollback needed now");
+}
+
+static void check_paths(void)
+{
+    char *longp = malloc(6000);
+    snprintf(longp, 6000, "%s/long", dir);
+    for (size_t n = strlen(longp); n < 5000; n += 10) memcpy(longp + n, "/aaaaaaaaa", 11);
+    dlfs_error_clear();
+    CHECK(dlfs_ckpt_dir_check(longp) == DLFS_ERR_USAGE && strstr(dlfs_error_msg(), "PATH_MAX"), "long dir: %s",
+          dlfs_error_msg());
+    CHECK(!exists_("long"), "a refused --checkpoint-dir created directories");
+    const char *m = dlfs_error_msg();
+    CHECK(strlen(m) < 1000 && strstr(m, "[...]") && strstr(m, "choose a shorter one"),
+          "a long path is shortened in the middle (%zu bytes): %s", strlen(m), m);
+    char big[6000];
+    memset(big, 'z', sizeof big - 1), big[sizeof big - 1] = '\0';
+    dlfs_error_clear();
+    dlfs_error_set(DLFS_ERR_IO, "start %s end: what to do", big);
+    m = dlfs_error_msg();
+    CHECK(strlen(m) == 4095 && strncmp(m, "start zz", 8) == 0 && strstr(m, " [...] ") &&
+          strcmp(m + strlen(m) - 15, "end: what to do") == 0,
+          "a message over 4096 bytes keeps its beginning and end: %.40s...", m);
+    free(longp);
+    CHECK(dlfs_path_same(at_("ckpt-000000050.h5"), at_("./ckpt-000000050.h5")), "another spelling");
+    symlink("ckpt-000000050.h5", at_("link.h5"));
+    CHECK(dlfs_path_same(at_("ckpt-000000050.h5"), at_("link.h5")), "link");
+    CHECK(!dlfs_path_same(at_("ckpt-000000050.h5"), at_("ckpt-000000040.h5")), "different files");
+    CHECK(!dlfs_path_same(at_("ckpt-000000050.h5"), at_("not-there.h5")), "missing output");
+    unlink(at_("link.h5"));
+    char id1[33], id2[33];
+    dlfs_ckpt_run_id(id1), dlfs_ckpt_run_id(id2);
+    CHECK(strlen(id1) == 32 && strspn(id1, "0123456789abcdef") == 32 && strcmp(id1, id2) != 0, "run ids");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "ckptdir-test-XXXXXX");
+    if (!mkdtemp(dir)) return perror("mkdtemp"), 1;
+    if (dlfs_model_parse("in(3),dense(3),dense(2)", &model) != DLFS_OK) return 1;
+    check_names();
+    check_prune();
+    check_latest_valid();
+    check_rollback();
+    check_paths();
+    dlfs_model_free(&model);
+    if (!t_failures_ && !getenv("KEEP")) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) perror("rm");
+    }
+    printf("%s: %d failure(s)\n", t_failures_ ? "FAILED" : "PASSED", t_failures_);
+    return t_failures_ ? 1 : 0;
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
+# launch/scaling-report, the reporting half of the scaling study: one short study (mlp, 1 and 2
+# ranks, measured with --no-report), then a copy of its scaling.json as if from a second
+# machine (other host and CPU, twice the throughput); one report from both: the machines
+# table, every point of both inputs with its own figures, both studies' sections, the plots,
+# and the modelled all-reduce recomputed from launch/hardware-model.json. --report-only
+# rebuilds the same CSV; bad inputs get one message naming them.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/slurm-lib.sh"   # s_png_ok, s_need_matplotlib: no cluster here
+train=$1
+s_need_matplotlib
+study=$S_ROOT/launch/scaling-study
+report=$S_ROOT/launch/scaling-report
+a=$T_TMP/a
+python3 "$study" --train "$train" --launcher mpirun --device cpu --ranks "1 2" --model mlp \
+  --batch-per-rank 16 --steps 3 --warmup 1 --out "$a" --no-report > "$T_TMP/study.log" 2>&1
+rc=$?
+cat "$T_TMP/study.log"
+[ $rc -eq 0 ] && [ -f "$a/scaling.json" ] && [ ! -e "$a/report.md" ] &&
+  t_pass "scaling-study --no-report: scaling.json, no report" || t_fail "scaling-study --no-report: exit $rc"
+
+mkdir -p "$T_TMP/b"
+python3 - "$a/scaling.json" "$T_TMP/b/scaling.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["machine"].update(host="second-machine", cpu="Other CPU 9000", cores=64)
+for p in d["points"] + [d["calibration"]["one_bucket"]]:
+    p["samples_per_s"] *= 2
+    for k in ("step_ms", "compute_ms", "comm_wait_ms", "data_ms"):
+        p[k] /= 2
+json.dump(d, open(sys.argv[2], "w"))
+PY
+
+m=$T_TMP/merged
+python3 "$report" "$a" "$T_TMP/b/scaling.json" -o "$m" > "$T_TMP/report.log" 2>&1
+rc=$?
+cat "$T_TMP/report.log"
+[ $rc -eq 0 ] && t_pass "scaling-report of two studies exited 0" || t_fail "scaling-report exited $rc"
+s_png_ok "$m/scaling.png" && s_png_ok "$m/scaling-breakdown.png" && t_pass "both plots are real PNG images" ||
+  t_fail "scaling.png or scaling-breakdown.png missing or not a plausible PNG"
+check=$(python3 - "$m/report.md" "$a/scaling.json" "$T_TMP/b/scaling.json" "$S_ROOT/launch/hardware-model.json" <<'PY'
+import json, math, re, sys
+rep = open(sys.argv[1]).read()
+studies = [json.load(open(f)) for f in sys.argv[2:4]]
+consts = {k: v["value"] for k, v in json.load(open(sys.argv[4]))["constants"].items()}
+bad = []
+if not rep.startswith("# Scaling report: 2 studies") or "## Machines" not in rep:
+    bad.append("no title or machines table")
+sec = lambda title: rep.split(title, 1)[1].split("\n## ", 1)[0] if title in rep else ""
+machines = sec("## Machines")
+for d in studies:
+    m = d["machine"]
+    if not re.search(rf"\| {re.escape(m['host'])} \| {re.escape(m['cpu'])} \| {m['cores']} \|", machines):
+        bad.append(f"machines table lacks {m['host']}, {m['cpu']}, {m['cores']} cores")
+# every point of both inputs, with its own throughput, in the merged results table
+got = {}
+for line in sec("## Results").splitlines():
+    c = [x.strip() for x in line.strip("|").split("|")]
+    if len(c) == 10 and c[4].isdigit():
+        got[(c[0].split(": ", 1)[1], c[3], int(c[4]))] = float(c[6])
+want = {(d["machine"]["host"], p["mode"], p["ranks"]): p["samples_per_s"] for d in studies for p in d["points"]}
+if set(got) != set(want):
+    bad.append(f"results rows {sorted(got)}, want {sorted(want)}")
+bad += [f"{k}: samples/s {got[k]} != {v:.1f}" for k, v in want.items() if k in got and abs(got[k] - v) > 0.06]
+for i, d in enumerate(studies):
+    s = sec(f"## Study {i + 1}: {d['machine']['host']}")
+    for sub in ("### Results", "### Where the time goes", "### The all-reduce, measured",
+                "### Modelled: 8 x H100", "### CPU vs GPU"):
+        if sub not in s:
+            bad.append(f"study {i + 1} lacks {sub}")
+    # the modelled 8-GPU all-reduce: 2(P-1)/P x bytes / busbw + latency per 4 MiB bucket
+    grad = 4.0 * d["points"][0]["params"]
+    calls = math.ceil(grad / (consts["bucket_mib"] * 2 ** 20))
+    for bw in (consts["busbw_ring_gbs"], consts["busbw_nvls_gbs"]["8"]):
+        t = 2 * 7 / 8 * grad / (bw * 1e9) * 1e3 + calls * consts["allreduce_latency_us"] / 1e3
+        if not re.search(rf"\| {bw:.0f} \| {t:.3f} \|", s):
+            bad.append(f"study {i + 1}: no busbw {bw:.0f} row with the all-reduce {t:.3f} ms")
+print("; ".join(bad) if bad else "ok")
+PY
+)
+[ "$check" = ok ] && t_pass "merged report: both machines, every point with its own figures, each study's sections, the all-reduce model" ||
+  t_fail "merged report: $check"
+
+# --report-only: the study's scaling.json and CSV rebuilt from raw/ alone
+cp -r "$a" "$T_TMP/again"
+rm "$T_TMP/again/scaling.json" "$T_TMP/again/scaling.csv"
+python3 "$study" --report-only --out "$T_TMP/again" > "$T_TMP/again.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] && cmp -s "$a/scaling.csv" "$T_TMP/again/scaling.csv" && [ -f "$T_TMP/again/report.md" ] &&
+  t_pass "--report-only rebuilt the same scaling.csv and the report" ||
+  { cat "$T_TMP/again.log"; t_fail "--report-only: exit $rc, or scaling.csv differs"; }
+
+# bad input: exit 2, one message naming the file or option
+echo '{"not": "a study"}' > "$T_TMP/other.json"
+for c in "missing:$T_TMP/nope.json" "other:$T_TMP/other.json" "two-no-o:-o DIR"; do
+  name=${c%%:*} needle=${c#*:}
+  case $name in
+    missing) args=("$T_TMP/nope.json" -o "$T_TMP/x") ;;
+    other) args=("$T_TMP/other.json" -o "$T_TMP/x") ;;
+    two-no-o) args=("$a" "$T_TMP/b/scaling.json") ;;
+  esac
+  python3 "$report" "${args[@]}" > /dev/null 2> "$T_TMP/err"
+  rc=$?
+  [ $rc -eq 2 ] && [ "$(grep -c '^scaling-report: error: ' "$T_TMP/err")" -eq 1 ] && grep -qF -- "$needle" "$T_TMP/err" &&
+    ! grep -q Traceback "$T_TMP/err" && t_pass "bad input ($name): exit 2, $(cat "$T_TMP/err")" ||
+    { cat "$T_TMP/err"; t_fail "bad input ($name): exit $rc, want 2 and one message naming '$needle'"; }
+done
+t_done
