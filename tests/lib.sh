@@ -67,3 +67,24 @@ t_expect_error() {
 # t_h5_raw FILE DATASET OUT: the dataset's values as raw little-endian bytes (h5dump,
 # hdf5-tools); non-zero when h5dump is missing or the dataset is not there
 t_h5_raw() { command -v h5dump >/dev/null && h5dump -d "$2" -b LE -o "$3" "$1" >/dev/null 2>&1 && [ -s "$3" ]; }
+
+# t_params FILE: every float of a checkpoint's /params (datasets in h5ls's order, each
+# row-major), one per line, through h5dump and od: no Python needed. Empty on failure.
+t_params() {
+  local d
+  h5ls -r "$1" 2>/dev/null | sed -n 's|^\(/params/[^ ]*\) *Dataset .*|\1|p' | while read -r d; do
+    h5dump -d "$d" -b LE -o "$T_TMP/param.raw" "$1" >/dev/null 2>&1 && od -An -v -tf4 -w4 "$T_TMP/param.raw"
+  done
+}
+# t_params_close NAME INIT REF GOT TOL: the checkpoints' parameters GOT agree with REF to
+# TOL of the largest update of REF (|REF - INIT|), element by element
+t_params_close() {
+  local name=$1 r
+  if ! command -v h5dump >/dev/null; then t_skip "$name: no h5dump (apt-get install hdf5-tools)"; return; fi
+  t_params "$2" > "$T_TMP/p0"; t_params "$3" > "$T_TMP/p1"; t_params "$4" > "$T_TMP/p2"
+  if r=$(paste "$T_TMP/p0" "$T_TMP/p1" "$T_TMP/p2" | awk -v tol="$5" '
+    NF != 3 { bad = 1; exit } { u = $2 - $1; if (u < 0) u = -u; if (u > s) s = u; d = $3 - $2; if (d < 0) d = -d; if (d > m) m = d; n++ }
+    END { if (bad || !n || !s) { print "unreadable"; exit 1 }
+          printf "%d parameters: max |got - ref| %.3g, largest update %.3g, ratio %.2g", n, m, s, m / s; exit !(m <= tol * s) }')
+  then t_pass "$name: $r (tolerance $5)"; else t_fail "$name: $r (tolerance $5)"; fi
+}
