@@ -2,8 +2,73 @@
 set(DLFS_TEST_ENV_SCRIPT ${PROJECT_SOURCE_DIR}/tests/mpi-env.sh)
 set(DLFS_FMNIST_DIR /usr/share/datasets/fashion-mnist CACHE PATH
   "Fashion-MNIST IDX files (Debian package dataset-fashion-mnist)")
-# Python for cross-checks (numpy, h5py)
-find_package(Python3 COMPONENTS Interpreter)
+# Python for the cross-checks (numpy, h5py): the first candidate that imports both —
+# the one given with -DPython3_EXECUTABLE=... (only that one, when given), else the
+# python3 on PATH, /usr/bin/python3, python3.N on PATH — so that a bare python3 first
+# on PATH (a pyenv shim, a venv) is passed over. None: configure stops and names the
+# packages, unless -DDLFS_PYTHON_CHECKS=OFF, where the checks that need them report
+# "skipped" (exit 77). The tests get the choice as PYTHON (empty: none).
+option(DLFS_PYTHON_CHECKS "require a Python with numpy and h5py for the cross-checks (OFF: they report skipped)" ON)
+function(dlfs_find_python out_good out_any)
+  if(Python3_EXECUTABLE)
+    set(cands "${Python3_EXECUTABLE}")
+  else()
+    set(cands "")
+    find_program(_dlfs_py_path NAMES python3 NO_CACHE)
+    foreach(c "${_dlfs_py_path}" /usr/bin/python3)
+      if(c AND EXISTS "${c}")
+        list(APPEND cands "${c}")
+      endif()
+    endforeach()
+    foreach(minor RANGE 20 8 -1)
+      find_program(_dlfs_py_minor NAMES python3.${minor} NO_CACHE)
+      if(_dlfs_py_minor)
+        list(APPEND cands "${_dlfs_py_minor}")
+      endif()
+      unset(_dlfs_py_minor)
+    endforeach()
+    list(REMOVE_DUPLICATES cands)
+  endif()
+  set(good "")
+  set(any "")
+  foreach(c IN LISTS cands)
+    execute_process(COMMAND "${c}" -c "import sys" RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+    if(NOT rc EQUAL 0)
+      continue()
+    endif()
+    if(NOT any)
+      set(any "${c}")
+    endif()
+    execute_process(COMMAND "${c}" -c "import numpy, h5py" RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+    if(rc EQUAL 0)
+      set(good "${c}")
+      break()
+    endif()
+    message(STATUS "dlfs tests: ${c} cannot import numpy and h5py: passed over")
+  endforeach()
+  set(${out_good} "${good}" PARENT_SCOPE)
+  set(${out_any} "${any}" PARENT_SCOPE)
+  set(_dlfs_py_cands "${cands}" PARENT_SCOPE)
+endfunction()
+dlfs_find_python(DLFS_PYTHON _dlfs_py_any)
+if(DLFS_PYTHON)
+  message(STATUS "dlfs tests: cross-checks with ${DLFS_PYTHON} (numpy, h5py)")
+elseif(DLFS_PYTHON_CHECKS)
+  string(REPLACE ";" ", " _c "${_dlfs_py_cands}")
+  message(FATAL_ERROR "dlfs tests: no Python with numpy and h5py (tried: ${_c}). Install them "
+    "(apt-get install python3-numpy python3-h5py), or name one with -DPython3_EXECUTABLE=PYTHON, "
+    "or configure with -DDLFS_PYTHON_CHECKS=OFF: the checks that need them then report skipped.")
+else()
+  message(STATUS "dlfs tests: no Python with numpy and h5py; DLFS_PYTHON_CHECKS=OFF: the checks that need "
+    "them report skipped")
+endif()
+# Python3_EXECUTABLE for the CMake files that run a Python script directly (their
+# scripts exit 77 without numpy/h5py): the good one, else any Python there is.
+if(DLFS_PYTHON)
+  set(Python3_EXECUTABLE "${DLFS_PYTHON}")
+elseif(_dlfs_py_any)
+  set(Python3_EXECUTABLE "${_dlfs_py_any}")
+endif()
 
 # dlfs_c_test(NAME SOURCES... LABELS l1 l2): a C test program linked with the library.
 function(dlfs_c_test name)

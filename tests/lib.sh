@@ -1,19 +1,45 @@
+# shellcheck shell=bash source-path=SCRIPTDIR
 # Shared helpers for the shell test drivers (sourced). Each driver gets the
 # build's program paths as arguments and a scratch directory from mktemp.
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/mpi-env.sh"
 T_FAILS=0
+T_SKIPS=0
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dlfs-test.XXXXXX")
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$T_TMP"' EXIT
 
 t_fail() { echo "FAIL: $*" >&2; T_FAILS=$((T_FAILS + 1)); }
 t_pass() { echo "ok: $*"; }
-t_done() { if [ "$T_FAILS" -eq 0 ]; then echo "all checks passed"; exit 0; else echo "$T_FAILS check(s) failed" >&2; exit 1; fi; }
+# t_skip WHY: a check that cannot run here. The driver then ends with 77 (ctest:
+# skipped) unless a check failed: a test with a check not run never reports a pass.
+t_skip() { echo "SKIPPED: $*"; T_SKIPS=$((T_SKIPS + 1)); }
+t_done() {
+  if [ "$T_FAILS" -ne 0 ]; then echo "$T_FAILS check(s) failed" >&2; exit 1; fi
+  if [ "$T_SKIPS" -ne 0 ]; then echo "$T_SKIPS check(s) skipped, the others passed: reported as skipped"; exit 77; fi
+  echo "all checks passed"; exit 0
+}
+
+# The Python the build found with numpy and h5py (tests/dlfs_tests.cmake passes it
+# as PYTHON; empty when configured with -DDLFS_PYTHON_CHECKS=OFF and none has them).
+# Run by hand without PYTHON: the python3 on PATH.
+T_PY=${PYTHON-python3}
+# t_have_h5py: whether $T_PY can import numpy and h5py
+t_have_h5py() { [ -n "$T_PY" ] && "$T_PY" -c 'import numpy, h5py' >/dev/null 2>&1; }
+if [ -n "$T_PY" ]; then T_NO_H5PY="$T_PY cannot import numpy and h5py"; else T_NO_H5PY="no Python with numpy and h5py was found at configure"; fi
+T_NO_H5PY="$T_NO_H5PY (apt-get install python3-numpy python3-h5py, or configure with -DPython3_EXECUTABLE=PYTHON)"
 
 # t_digest FILE: params_sha256 of the final metrics line
 t_digest() { sed -n 's/.*"params_sha256": "\([0-9a-f]*\)".*/\1/p' "$1" | tail -n 1; }
 # t_acc FILE: test_acc of the final metrics line
 t_acc() { sed -n 's/.*"event": "final".*"test_acc": \([0-9.]*\).*/\1/p' "$1" | tail -n 1; }
+# t_train_loss FILE: train_loss of the last epoch line
+t_train_loss() { sed -n 's/.*"train_loss": \([0-9.]*\).*/\1/p' "$1" | tail -n 1; }
+# t_within NAME VALUE LO HI: LO <= VALUE <= HI (VALUE a number)
+t_within() {
+  if [ -n "$2" ] && awk -v v="$2" -v lo="$3" -v hi="$4" 'BEGIN { exit !(v >= lo && v <= hi) }'; then
+    t_pass "$1 $2 in [$3, $4]"
+  else t_fail "$1 '$2' outside [$3, $4]"; fi
+}
 
 # t_expect_error NAME WANT_RC NEEDLE CMD...: CMD must exit WANT_RC (or any non-zero
 # if WANT_RC is "nz"), print exactly one "dlfs-…: " line on stderr containing
@@ -36,4 +62,29 @@ t_expect_error() {
   else
     t_pass "$name ($(grep '^dlfs-' "$out"))"
   fi
+}
+
+# t_h5_raw FILE DATASET OUT: the dataset's values as raw little-endian bytes (h5dump,
+# hdf5-tools); non-zero when h5dump is missing or the dataset is not there
+t_h5_raw() { command -v h5dump >/dev/null && h5dump -d "$2" -b LE -o "$3" "$1" >/dev/null 2>&1 && [ -s "$3" ]; }
+
+# t_params FILE: every float of a checkpoint's /params (datasets in h5ls's order, each
+# row-major), one per line, through h5dump and od: no Python needed. Empty on failure.
+t_params() {
+  local d
+  h5ls -r "$1" 2>/dev/null | sed -n 's|^\(/params/[^ ]*\) *Dataset .*|\1|p' | while read -r d; do
+    h5dump -d "$d" -b LE -o "$T_TMP/param.raw" "$1" >/dev/null 2>&1 && od -An -v -tf4 -w4 "$T_TMP/param.raw"
+  done
+}
+# t_params_close NAME INIT REF GOT TOL: the checkpoints' parameters GOT agree with REF to
+# TOL of the largest update of REF (|REF - INIT|), element by element
+t_params_close() {
+  local name=$1 r
+  if ! command -v h5dump >/dev/null; then t_skip "$name: no h5dump (apt-get install hdf5-tools)"; return; fi
+  t_params "$2" > "$T_TMP/p0"; t_params "$3" > "$T_TMP/p1"; t_params "$4" > "$T_TMP/p2"
+  if r=$(paste "$T_TMP/p0" "$T_TMP/p1" "$T_TMP/p2" | awk -v tol="$5" '
+    NF != 3 { bad = 1; exit } { u = $2 - $1; if (u < 0) u = -u; if (u > s) s = u; d = $3 - $2; if (d < 0) d = -d; if (d > m) m = d; n++ }
+    END { if (bad || !n || !s) { print "unreadable"; exit 1 }
+          printf "%d parameters: max |got - ref| %.3g, largest update %.3g, ratio %.2g", n, m, s, m / s; exit !(m <= tol * s) }')
+  then t_pass "$name: $r (tolerance $5)"; else t_fail "$name: $r (tolerance $5)"; fi
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash source-path=SCRIPTDIR
 # Sourced by the test drivers: launch/mpi-env.sh plus settings for small test
 # machines (2 cores, root, no InfiniBand, loopback only).
 . "$(dirname "${BASH_SOURCE[0]}")/../launch/mpi-env.sh"

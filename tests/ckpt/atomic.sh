@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # Atomicity: the writer dies inside a checkpoint write (SIGKILL while paused in
 # the write; abort() in the write; the other rank giving up on a writer stuck past
 # --comm-timeout) -> the previous checkpoint is intact, no half-written file
@@ -7,9 +8,11 @@
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$3
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
-common=(--data "$fm" --model 784-128-10 --batch 128 --epochs 1 --max-steps 90 --deterministic --seed 9 --quiet)
+loud=(--data "$fm" --model 784-128-10 --batch 128 --epochs 1 --max-steps 90 --deterministic --seed 9)
+common=("${loud[@]}" --quiet)
 mpirun -np 1 "$train" "${common[@]}" --metrics "$T_TMP/straight.jsonl" >/dev/null 2>&1 || t_fail "straight run"
 want=$(t_digest "$T_TMP/straight.jsonl")
+[ -n "$want" ] || { t_fail "the straight run left no digest: nothing to compare with"; t_done; }
 
 # 1. SIGKILL while the 2nd checkpoint (step 60) is being written
 DLFS_FAULT_CKPT_PAUSE=2:30 mpirun -np 2 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/k" --checkpoint-every 30 \
@@ -29,11 +32,17 @@ mpirun -np 2 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/k" --resume latest
 # 2. abort() inside the 3rd write
 DLFS_FAULT_CKPT_ABORT=3 mpirun -np 1 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/a" --checkpoint-every 20 \
   > "$T_TMP/a.out" 2>&1 && t_fail "the aborting run exited 0"
+# precondition: it died inside the 3rd write (the hook fired, its half-written .tmp is there)
+grep -q "DLFS_FAULT_CKPT_ABORT: aborting inside the checkpoint write" "$T_TMP/a.out" \
+  && [ -f "$T_TMP/a/ckpt-000000060.h5.tmp" ] && t_pass "abort: died inside the write of ckpt-60 (its .tmp left)" \
+  || { cat "$T_TMP/a.out"; ls "$T_TMP/a"; t_fail "abort: the run did not die inside the 3rd write"; }
 [ -f "$T_TMP/a/ckpt-000000040.h5" ] && [ ! -f "$T_TMP/a/ckpt-000000060.h5" ] && t_pass "abort: ckpt-40 kept, no ckpt-60" \
   || { ls "$T_TMP/a"; t_fail "abort left the wrong files"; }
-mpirun -np 1 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/a" --resume latest --metrics "$T_TMP/a2.jsonl" \
-  > "$T_TMP/a2.out" 2>&1 || { cat "$T_TMP/a2.out"; t_fail "resume after abort"; }
-grep -q "ckpt-000000040.h5" "$T_TMP/a2.out" || true
+# without --quiet: the resume names the checkpoint it continues from
+mpirun -np 1 "$train" "${loud[@]}" --checkpoint-dir "$T_TMP/a" --resume latest \
+  --metrics "$T_TMP/a2.jsonl" > "$T_TMP/a2.out" 2>&1 || { cat "$T_TMP/a2.out"; t_fail "resume after abort"; }
+grep -q "^resume: $T_TMP/a/ckpt-000000040.h5: step 40," "$T_TMP/a2.out" && t_pass "resume after abort: from ckpt-40" \
+  || { grep resume "$T_TMP/a2.out"; t_fail "resume after abort did not continue from ckpt-40"; }
 [ "$(t_digest "$T_TMP/a2.jsonl")" = "$want" ] && t_pass "resume after abort: same digest" || t_fail "digest after abort"
 
 # 3. the writer hangs (a stuck file system): rank 1 waits for the outcome of the

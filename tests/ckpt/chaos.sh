@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # Chaos: 20 cycles of a 2-rank deterministic run with frequent checkpoints, each
 # killed with SIGKILL at a random moment on a random rank (every third cycle while
 # the checkpoint writer is paused inside a write), then `--resume latest`. At the end
@@ -30,7 +31,7 @@ for cycle in $(seq 1 20); do
     for _ in $(seq 1 300); do grep -q "pausing 4 s inside the checkpoint write" "$T_TMP/c$cycle.out" && break; sleep 0.1; done
   else                       # once both ranks run (mpirun may be slow to start on a loaded machine), at random
     for _ in $(seq 1 300); do [ "$(ranks_ | wc -l)" -ge 2 ] && break; sleep 0.1; done
-    sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", (r % 150) / 100 }')"
+    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", (r % 150) / 100 }')"
   fi
   mapfile -t victims < <(ranks_)
   if [ ${#victims[@]} -gt 0 ]; then

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # The checkpoint opens in h5py with readable names, its parameters hash to the
 # params_sha256 that dlfs-train reports (float32 little-endian, layer order), and
 # state_sha256 is the digest src/io/README.md documents, recomputed here.
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$3
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
-py=${PYTHON:-python3}
-"$py" -c 'import h5py, numpy' 2>/dev/null || { echo "h5py/numpy not importable by $py: skipped"; exit 77; }
+t_have_h5py || { echo "skipped: $T_NO_H5PY"; exit 77; }
 mpirun -np 2 "$train" --data "$fm" --model 784-48-10:tanh --epochs 1 --max-steps 30 --quiet \
   --checkpoint-dir "$T_TMP/c" --metrics "$T_TMP/m.jsonl" > "$T_TMP/o" 2>&1 || { cat "$T_TMP/o"; t_fail "training"; t_done; }
 want=$(t_digest "$T_TMP/m.jsonl")
-"$py" - "$T_TMP/c/ckpt-000000030.h5" "$want" <<'PY' && t_pass "h5py reads it; digest matches" || t_fail "h5py check"
+"$T_PY" - "$T_TMP/c/ckpt-000000030.h5" "$want" <<'PY' && t_pass "h5py reads it; digest matches" || t_fail "h5py check"
 import hashlib, sys
 import h5py, numpy as np
 f = h5py.File(sys.argv[1], "r")

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # SIGUSR1 to a running mpirun job: every rank stops at a step boundary, a
 # checkpoint appears, the exit code is 3; a second signal during the write does
 # not corrupt it; the resumed run ends with the same digest as an uninterrupted one.
@@ -13,17 +14,31 @@ wait_training() { for _ in $(seq 1 600); do grep -q "  epoch 1  step" "$1" 2>/de
 live=(--progress-seconds 0.2)
 mpirun -np 1 "$train" "${common[@]}" --metrics "$T_TMP/straight.jsonl" >/dev/null 2>&1 || t_fail "straight run"
 want=$(t_digest "$T_TMP/straight.jsonl")
+[ -n "$want" ] || { t_fail "the straight run left no digest: nothing to compare with"; t_done; }
 
-# USR1 to mpirun, a second USR1 while the checkpoint is being written (paused 2 s)
-DLFS_FAULT_CKPT_PAUSE=1:2 mpirun -np 2 "$train" "${common[@]}" "${live[@]}" --checkpoint-dir "$T_TMP/c" > "$T_TMP/u.out" 2>&1 &
+# USR1 to mpirun, a second USR1 while the checkpoint is being written: the writer
+# pauses 5 s half-way through the file (DLFS_FAULT_CKPT_PAUSE); the second signal goes
+# only once its .tmp file is there (the write has begun), else the scenario did not happen
+DLFS_FAULT_CKPT_PAUSE=1:5 mpirun -np 2 "$train" "${common[@]}" "${live[@]}" --checkpoint-dir "$T_TMP/c" > "$T_TMP/u.out" 2>&1 &
 mp=$!
-wait_training "$T_TMP/u.out"; kill -USR1 $mp
-for _ in $(seq 1 100); do ls "$T_TMP"/c/*.tmp >/dev/null 2>&1 && break; sleep 0.05; done
-kill -USR1 $mp 2>/dev/null
+wait_training "$T_TMP/u.out" || t_fail "no progress line within 30 s"
+kill -USR1 $mp
+tmp=""
+for _ in $(seq 1 600); do
+  tmp=$(ls "$T_TMP"/c/ckpt-*.h5.tmp 2>/dev/null) && break
+  tmp=""; sleep 0.05
+done
+if [ -n "$tmp" ]; then
+  kill -USR1 $mp
+  [ -f "$tmp" ] && t_pass "second SIGUSR1 sent while $(basename "$tmp") was being written" \
+    || t_fail "the write ended before the second signal (the pause did not hold)"
+else
+  t_fail "no ckpt-*.h5.tmp within 30 s of the first SIGUSR1: the second signal was not sent during a write"
+fi
 wait $mp; rc=$?
 [ $rc -eq 3 ] && t_pass "exit code 3 after SIGUSR1" || { cat "$T_TMP/u.out"; t_fail "exit code $rc, want 3"; }
 grep -q "stopped by SIGUSR1 at step" "$T_TMP/u.out" && t_pass "says where it stopped" || t_fail "no stop message"
-n=$(ls "$T_TMP/c"/ckpt-*.h5 2>/dev/null | wc -l)
+n=$(find "$T_TMP/c" -name "ckpt-*.h5" | wc -l)
 [ "$n" -eq 1 ] && t_pass "one checkpoint written" || { ls "$T_TMP/c"; t_fail "$n checkpoints"; }
 mpirun -np 2 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/c" --resume latest --metrics "$T_TMP/r.jsonl" \
   > "$T_TMP/r.out" 2>&1 || { cat "$T_TMP/r.out"; t_fail "resume"; }
@@ -37,7 +52,8 @@ wait_training "$T_TMP/t.out"; pkill -TERM -f "^$train .*$T_TMP/t"  # the ranks, 
 wait $mp; rc=$?
 [ $rc -eq 3 ] && ls "$T_TMP/t"/ckpt-*.h5 >/dev/null 2>&1 && t_pass "SIGTERM: checkpoint and exit 3" \
   || { cat "$T_TMP/t.out"; t_fail "SIGTERM: exit $rc"; }
-mpirun -np 1 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/t" --resume latest --metrics "$T_TMP/t2.jsonl" >/dev/null 2>&1
+mpirun -np 1 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/t" --resume latest --metrics "$T_TMP/t2.jsonl" \
+  > "$T_TMP/t2.out" 2>&1 || { cat "$T_TMP/t2.out"; t_fail "SIGTERM: resume on 1 rank"; }
 [ "$(t_digest "$T_TMP/t2.jsonl")" = "$want" ] && t_pass "SIGTERM + resume on 1 rank == uninterrupted" || t_fail "SIGTERM resume digest"
 
 # no --checkpoint-dir: exit 4, nothing saved

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # --accum-steps N (gradient accumulation): deterministic mode gives the same
 # params_sha256 for N = 1, 2, 4 on 1, 2 and 4 ranks (micro-batches are groups of
 # virtual shards), also across a resume that changes N; fast mode agrees with N = 1

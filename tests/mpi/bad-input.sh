@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # Distributed bad input: every case ends the whole job with one message and
 # exit != 0, within the test's timeout (no hang).
 . "$(dirname "$0")/../lib.sh"

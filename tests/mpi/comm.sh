@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # --comm and --comm-timeout (src/comm, src/train/session.c), on the CPU:
 #   - bad values and impossible combinations end with one message;
 #   - --comm mpi trains to the same bits as the default path (deterministic and
@@ -39,6 +40,7 @@ mpirun -np 1 "$train" "${common[@]}" --deterministic --metrics "$T_TMP/det-np1.j
   || t_fail "det np=1 run failed"
 a=$(t_digest "$T_TMP/det-np1.jsonl") b=$(t_digest "$T_TMP/det-mpi.jsonl")
 [ -n "$a" ] && [ "$a" = "$b" ] && t_pass "det: --comm mpi on 2 ranks equals 1 rank" || t_fail "det: np=1 $a != np=2 --comm mpi $b"
+# shellcheck disable=SC2034 # read through ${!w}
 want_det=mpi-tree want_fast=mpi
 for mode in det fast; do
   w=want_$mode

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # A fatal error on a helper thread (src/core/status.c end_job_): the whole job ends,
 # every rank, with exit != 0, one message naming the rank, no crash, no hang.
 . "$(dirname "$0")/../lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # Bad input to dlfs-train: one clear message naming the file or option, exit != 0
 # (2 for usage errors, 1 for the rest), no crash, no sanitizer report, no hang.
 . "$(dirname "$0")/../lib.sh"
@@ -12,9 +13,9 @@ echo "not an hdf5 file" > "$T_TMP/text.h5"
 t_expect_error "not HDF5" 1 "text.h5" "${run[@]}" --data "$T_TMP/text.h5"
 head -c 300000 "$fm" > "$T_TMP/trunc.h5"
 t_expect_error "truncated HDF5" 1 "trunc.h5" "${run[@]}" --data "$T_TMP/trunc.h5"
-"$mkbad" not-dlfs "$T_TMP/other.h5"
+"$mkbad" not-dlfs "$T_TMP/other.h5" && [ -s "$T_TMP/other.h5" ] || t_fail "mkbad not-dlfs did not write other.h5"
 t_expect_error "HDF5 but not a dlfs dataset" 1 "other.h5" "${run[@]}" --data "$T_TMP/other.h5"
-cp "$fm" "$T_TMP/badlabel.h5" && "$mkbad" bad-label "$T_TMP/badlabel.h5" 12
+cp "$fm" "$T_TMP/badlabel.h5" && "$mkbad" bad-label "$T_TMP/badlabel.h5" 12 || t_fail "mkbad bad-label failed"
 t_expect_error "label outside the classes" 1 "badlabel.h5" "${run[@]}" --data "$T_TMP/badlabel.h5"
 
 t_expect_error "model input mismatch" 1 "start the spec with in(784)" "${run[@]}" --data "$fm" --model 100-10
@@ -30,5 +31,8 @@ t_expect_error "unknown precision" 2 "--precision 'fp16': expected one of: fp32 
 t_expect_error "unknown option" 2 "--bogus" "${run[@]}" --data "$fm" --bogus
 t_expect_error "missing --data" 2 "--data FILE is required" "${run[@]}" --epochs 1
 t_expect_error "cuda without GPU" 1 "--device cuda" "${run[@]}" --data "$fm" --device cuda
+# a loss that becomes NaN (SGD at lr 50) ends the run with exit 1, not a NaN model and exit 0
+t_expect_error "diverging loss" 1 "training diverged: the loss became" \
+  "${run[@]}" --data "$fm" --optim sgd --lr 50 --epochs 1 --max-steps 30
 t_expect_error "unwritable metrics" 1 "--metrics /nonexistent/m.jsonl" "${run[@]}" --data "$fm" --metrics /nonexistent/m.jsonl
 t_done

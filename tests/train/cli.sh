@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # --help and --version, and the benchmark on synthetic data (no dataset needed).
 . "$(dirname "$0")/../lib.sh"
 train=$1

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # The loss lag (dlfs_run_step returns the previous step's loss; on a GPU with the
 # step in a CUDA graph it is on by default: no host wait per step) changes no
 # number the user sees: DLFS_STEP_LAG=1 forces it on the CPU, where the loss is

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # --precision: bf16 GEMMs (fp32 master weights and optimizer state) reach the fp32
-# accuracy of Fashion-MNIST `mlp` within 0.5 points (same seed, same 5 epochs; a
-# cosine schedule so that the final accuracy is not one noisy epoch of a constant
-# lr; the CPU backend emulates the GPU's bf16 operand rounding exactly), every
-# precision reaches the backend (three different digests after a few steps), and
+# accuracy of Fashion-MNIST `mlp` within 0.4 points, and fp32 reaches >= 88.5 % (same
+# seed, same 5 epochs; a cosine schedule so that the final accuracy is not one noisy
+# epoch of a constant lr; the CPU backend emulates the GPU's bf16 operand rounding
+# exactly). Measured with this recipe on seeds 1-5 and 7 (2-core VM, 2026-12-01):
+# fp32 89.05-89.35 %, bf16 89.13-89.34 %, bf16 - fp32 from -0.22 to +0.24 points.
+# Every precision reaches the backend (three different digests after a few steps),
 # the run says which precision it ran (header line, metrics JSON, --bench), and
 # deterministic mode stays bit-identical across rank counts in bf16.
 . "$(dirname "$0")/../lib.sh"
@@ -47,7 +50,7 @@ for p in fp32 bf16; do
     "test_acc $(t_acc "$T_TMP/$p.jsonl")"
 done
 a32=$(t_acc "$T_TMP/fp32.jsonl") a16=$(t_acc "$T_TMP/bf16.jsonl")
-awk -v a="$a32" 'BEGIN { exit !(a >= 0.87) }' && t_pass "fp32 reaches $a32" || t_fail "fp32 only $a32"
-awk -v a="$a32" -v b="$a16" 'BEGIN { exit !(b >= a - 0.005) }' && t_pass "bf16 $a16 within 0.5 points of fp32 $a32" \
-  || t_fail "bf16 $a16 more than 0.5 points below fp32 $a32"
+t_within "fp32, 5 epochs: test_acc" "$a32" 0.885 1
+[ -n "$a16" ] && awk -v a="$a32" -v b="$a16" 'BEGIN { exit !(b >= a - 0.004) }' && t_pass "bf16 $a16 within 0.4 points of fp32 $a32" \
+  || t_fail "bf16 '$a16' more than 0.4 points below fp32 $a32"
 t_done

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # --target-acc / --eval-every (time to accuracy): a target within reach stops the run
 # at the evaluation that first reaches it, with the steps and time recorded; one out of
 # reach says so and records target_reached false; several ranks stop at the same step

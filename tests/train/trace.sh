@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # --trace FILE: Chrome trace JSON with every rank, spans nested per track, per-layer
 # forward/backward spans inside each step, each bucket's all-reduce on a track of its
 # own starting before the backward pass ends (the overlap), the --trace-steps window,
