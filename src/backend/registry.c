@@ -18,7 +18,9 @@ const struct dlfs_nccl_api *dlfs_cuda_nccl_api_(void);
 const struct dlfs_nccl_api *dlfs_backend_nccl(const struct dlfs_backend *be)
 {
 #ifdef DLFS_HAVE_CUDA
-    if (be == dlfs_backend_cuda_()) return dlfs_cuda_nccl_api_();
+    /* by name: dlfs_backend_cuda_() asserts that the device is initialised,
+     * and a CUDA build running on the CPU backend never initialises it */
+    if (be && strcmp(be->name, "cuda") == 0) return dlfs_cuda_nccl_api_();
 #endif
     (void)be;
     return NULL;
