@@ -116,14 +116,9 @@ static const struct fz_names names_ = {objs_, 4, attrs_, 19, dsets_, 12, specs_,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct fz s = {data, size};
-    const int k = (int)(fz_u8(&s) & 1);
-    hid_t f = fz_open_rw(tmpl_[k], tmpl_len_[k]);
-    void *image = NULL;
-    size_t len = 0;
-    if (f < 0) abort();
-    fz_run(f, &s, &names_, redigest_);
-    if (fz_image(f, &image, &len) != 0) return 0;
+    void *image;
+    size_t len;
+    if (fz_edit(data, size, tmpl_, tmpl_len_, &names_, redigest_, &image, &len) != 0) return 0;
     struct dlfs_ckpt c;
     dlfs_error_clear();
     const enum dlfs_status st = dlfs_ckpt_load_image(image, len, "fuzz-ckpt.h5", &c, NULL);

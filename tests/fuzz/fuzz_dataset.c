@@ -49,14 +49,9 @@ static const struct fz_names names_ = {objs_, 5, attrs_, 7, dsets_, 6, strs_, 5}
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct fz s = {data, size};
-    const int k = (int)(fz_u8(&s) & 1);
-    hid_t f = fz_open_rw(tmpl_[k], tmpl_len_[k]);
-    void *image = NULL;
-    size_t len = 0;
-    if (f < 0) abort();
-    fz_run(f, &s, &names_, NULL);
-    if (fz_image(f, &image, &len) != 0) return 0;
+    void *image;
+    size_t len;
+    if (fz_edit(data, size, tmpl_, tmpl_len_, &names_, NULL, &image, &len) != 0) return 0;
     struct dlfs_dataset ds;
     dlfs_error_clear();
     const enum dlfs_status st = dlfs_dataset_load_image(image, len, "fuzz.h5", &ds);

@@ -237,4 +237,19 @@ static void fz_run(hid_t f, struct fz *s, const struct fz_names *nm, void (*extr
     }
 }
 
+/* One input: its first byte picks one of the two templates, the rest is the edit script;
+ * *image is the edited file's bytes (the caller frees it). -1: the edits left no file. */
+static int fz_edit(const uint8_t *data, size_t size, void *const tmpl[2], const size_t tmpl_len[2],
+                   const struct fz_names *nm, void (*extra)(hid_t, struct fz *), void **image, size_t *len)
+{
+    struct fz s = {data, size};
+    const int k = (int)(fz_u8(&s) & 1);
+    hid_t f = fz_open_rw(tmpl[k], tmpl_len[k]);
+    *image = NULL;
+    *len = 0;
+    if (f < 0) abort();
+    fz_run(f, &s, nm, extra);
+    return fz_image(f, image, len);
+}
+
 #endif
