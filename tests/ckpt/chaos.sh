@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # Chaos: 20 cycles of a 2-rank deterministic run with frequent checkpoints, each
-# killed with SIGKILL at a random moment on a random rank (every third cycle while
-# the checkpoint writer is paused inside a write), then `--resume latest`. At the end
-# the run completes and its digest equals the uninterrupted run's; no partial file
-# ever carries a checkpoint's name. Bounded: every cycle has a time limit.
+# killed with SIGKILL on a random rank (every third cycle while the checkpoint writer
+# is paused inside a write), then `--resume latest`. The other kills come once the run
+# has written a random 1 to 8 checkpoints past where it resumed, after a random extra
+# 0-40 ms: a kill lands anywhere in a step or a write, and every cycle moves the run on
+# without finishing it, however fast or slow the machine. At the end the run completes
+# and its digest equals the uninterrupted run's; no partial file ever carries a
+# checkpoint's name. Bounded: every cycle has a time limit.
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$3
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 RANDOM=${DLFS_CHAOS_SEED:-7}   # the kills are random, but reproducible
-steps=1500
-common=(--data "$fm" --model 784-64-10 --batch 64 --epochs 1 --max-steps "$steps" --seed 11 --deterministic
+steps=3000   # 20 cycles move it on by at most 20 x 80 steps, plus what a poll overshoots
+common=(--data "$fm" --model 784-64-10 --batch 64 --epochs 4 --max-steps "$steps" --seed 11 --deterministic
         --virtual-shards 4 --quiet --eval-batch 5000)
 mpirun -np 2 "$train" "${common[@]}" --metrics "$T_TMP/straight.jsonl" >/dev/null 2>&1
 want=$(t_digest "$T_TMP/straight.jsonl")
@@ -18,6 +21,11 @@ want=$(t_digest "$T_TMP/straight.jsonl")
 dir=$T_TMP/ck
 run=("${common[@]}" --checkpoint-dir "$dir" --checkpoint-every 10 --keep 3 --resume latest)
 kills=0 mid_write=0
+newest_() { # the step of the newest checkpoint (0: none)
+  local f n=0
+  for f in "$dir"/ckpt-*.h5; do [ -e "$f" ] && n=$((10#$(basename "$f" .h5 | cut -d- -f2))); done
+  echo "$n"
+}
 ranks_() { # the dlfs-train processes of this run
   local p
   for p in $(pgrep -f -- "--checkpoint-dir $dir"); do [ "$(cat /proc/"$p"/comm 2>/dev/null)" = dlfs-train ] && echo "$p"; done
@@ -29,9 +37,10 @@ for cycle in $(seq 1 20); do
   job=$!
   if [ -n "$pause" ]; then   # wait for the write to begin (the hook says so), then kill inside it
     for _ in $(seq 1 300); do grep -q "pausing 4 s inside the checkpoint write" "$T_TMP/c$cycle.out" && break; sleep 0.1; done
-  else                       # once both ranks run (mpirun may be slow to start on a loaded machine), at random
-    for _ in $(seq 1 300); do [ "$(ranks_ | wc -l)" -ge 2 ] && break; sleep 0.1; done
-    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", (r % 150) / 100 }')"
+  else                       # once it has written 1-8 checkpoints past its start, then 0-40 ms more
+    target=$(( $(newest_) + 10 * (1 + RANDOM % 8) ))
+    for _ in $(seq 1 3000); do [ "$(newest_)" -ge "$target" ] && break; sleep 0.01; done
+    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", (r % 41) / 1000 }')"
   fi
   mapfile -t victims < <(ranks_)
   if [ ${#victims[@]} -gt 0 ]; then
