@@ -147,3 +147,25 @@ s_usr1_after_checkpoint() {
   scancel --signal=USR1 --batch "$id" || t_fail "scancel --signal=USR1 failed"
   s_wait "$id" "$4"
 }
+
+# s_check_requeue JOB OUT RUN_DIR STEPS: after s_usr1_after_checkpoint, the checks of one
+# SIGUSR1 -> checkpoint -> exit 3 -> requeue -> resume cycle: the job completed after one
+# requeue, the batch shell trapped the signal, the ranks stopped at a checkpoint, the
+# second start resumed from exactly that checkpoint, and the run reached step STEPS.
+s_check_requeue() {
+  local id=$1 out=$2 run=$3 steps=$4 stop step
+  [ "$S_STATE" = COMPLETED ] && [ "$S_EXIT" = 0:0 ] && t_pass "job $id completed" || t_fail "job $id ended $S_STATE $S_EXIT"
+  [ "$S_RESTARTS" = 1 ] && t_pass "the job was requeued once" || t_fail "restarts: '$S_RESTARTS', want 1"
+  grep -q "SIGUSR1 at" "$out" && t_pass "the batch shell trapped SIGUSR1" || t_fail "no SIGUSR1 line from the batch shell"
+  stop=$(grep -o "stopped by SIGUSR1 at step [0-9]*" "$out" | head -n 1)
+  [ -n "$stop" ] && t_pass "the ranks checkpointed and stopped: $stop" || t_fail "no 'stopped by SIGUSR1' from dlfs-train"
+  grep -q "exited with 3" "$out" && grep -q "+ scontrol requeue $id" "$out" &&
+    t_pass "exit code 3 led to scontrol requeue" || t_fail "no exit-3-then-requeue in the job output"
+  grep -q "restart 1," "$out" && t_pass "the requeued job started again (restart 1)" || t_fail "no second start"
+  # a fresh start would reach the same digest: check that the second start resumed where the first stopped
+  step=${stop##* }
+  grep -q "^resume: .*/ckpt-0*$step.h5: step $step," "$out" &&
+    t_pass "the second start resumed from the checkpoint of step $step" || t_fail "no 'resume: …ckpt…: step $step' line"
+  grep -q "\"step\": $steps" "$run/metrics.jsonl" 2>/dev/null && t_pass "the resumed run reached step $steps" ||
+    t_fail "no step $steps in the metrics"
+}

@@ -32,21 +32,9 @@ id=$(DLFS_RUN_DIR=$run DLFS_TRAIN=$train DLFS_DEVICE=cpu DLFS_MODEL=mlp DLFS_EPO
 s_usr1_after_checkpoint "$run" "$id" "$out" 100
 cat "$out"
 
-[ "$S_STATE" = COMPLETED ] && [ "$S_EXIT" = 0:0 ] && t_pass "job $id completed" || t_fail "job $id ended $S_STATE $S_EXIT"
-[ "$S_RESTARTS" = 1 ] && t_pass "the job was requeued once" || t_fail "restarts: '$S_RESTARTS', want 1"
+s_check_requeue "$id" "$out" "$run" 200
 [ "$(grep -c "train-multinode.sbatch: 2 node(s) node\[1-2\], 4 ranks" "$out")" = 2 ] &&
   t_pass "both starts ran 4 ranks on node[1-2]" || t_fail "the two starts did not both get 2 nodes and 4 ranks"
-grep -q "SIGUSR1 at" "$out" && t_pass "the batch shell trapped SIGUSR1" || t_fail "no SIGUSR1 line from the batch shell"
-stop=$(grep -o "stopped by SIGUSR1 at step [0-9]*" "$out" | head -n 1)
-[ -n "$stop" ] && t_pass "the ranks checkpointed and stopped: $stop" || t_fail "no 'stopped by SIGUSR1' from dlfs-train"
-grep -q "exited with 3" "$out" && grep -q "+ scontrol requeue $id" "$out" &&
-  t_pass "exit code 3 led to scontrol requeue" || t_fail "no exit-3-then-requeue in the job output"
-grep -q "restart 1," "$out" && t_pass "the requeued job started again (restart 1)" || t_fail "no second start"
-# a fresh start would reach the same digest: check that the second start resumed where the first stopped
-step=${stop##* }
-grep -q "^resume: .*/ckpt-0*$step.h5: step $step," "$out" &&
-  t_pass "the second start resumed from the checkpoint of step $step" || t_fail "no 'resume: …ckpt…: step $step' line"
-grep -q '"step": 200' "$run/metrics.jsonl" 2>/dev/null && t_pass "the resumed run reached step 200" || t_fail "no step 200 in the metrics"
 got=$(t_digest "$run/metrics.jsonl")
 [ -n "$got" ] && [ "$got" = "$ref" ] &&
   t_pass "digest after interrupt + requeue + resume on 2 nodes equals the uninterrupted one-node run" ||
