@@ -28,6 +28,10 @@ t_have_h5py() { [ -n "$T_PY" ] && "$T_PY" -c 'import numpy, h5py' >/dev/null 2>&
 if [ -n "$T_PY" ]; then T_NO_H5PY="$T_PY cannot import numpy and h5py"; else T_NO_H5PY="no Python with numpy and h5py was found at configure"; fi
 T_NO_H5PY="$T_NO_H5PY (apt-get install python3-numpy python3-h5py, or configure with -DPython3_EXECUTABLE=PYTHON)"
 
+# t_small FM: the small slice of the Fashion-MNIST fixture FM (12800 train, 2000 test
+# images; tests/fmnist-convert.sh), for checks of bits, messages and files
+t_small() { echo "${1%.h5}-small.h5"; }
+
 # t_digest FILE: params_sha256 of the final metrics line
 t_digest() { sed -n 's/.*"params_sha256": "\([0-9a-f]*\)".*/\1/p' "$1" | tail -n 1; }
 # t_acc FILE: test_acc of the final metrics line

@@ -2,8 +2,8 @@
  *
  *   dlfs-data convert --train-images F --train-labels F --test-images F --test-labels F
  *                     [--classes "a,b,..." | --preset fashion-mnist|mnist]
- *                     [--source S] [--license L] -o OUT.h5
- *   dlfs-data convert --fashion-mnist [DIR] -o OUT.h5
+ *                     [--source S] [--license L] [--train-limit N] [--test-limit N] -o OUT.h5
+ *   dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] -o OUT.h5
  *   dlfs-data info FILE
  *
  * Exit status: 0 success, 1 failure (one line "dlfs-data: <message>" on stderr),
@@ -36,8 +36,8 @@ static const char *const mnist_classes[] = {"0", "1", "2", "3", "4", "5", "6", "
 static const char usage_text[] =
     "usage: dlfs-data convert --train-images F --train-labels F --test-images F --test-labels F\n"
     "                         [--classes \"a,b,...\" | --preset fashion-mnist|mnist]\n"
-    "                         [--source TEXT] [--license TEXT] -o OUT.h5\n"
-    "       dlfs-data convert --fashion-mnist [DIR] -o OUT.h5\n"
+    "                         [--source TEXT] [--license TEXT] [--train-limit N] [--test-limit N] -o OUT.h5\n"
+    "       dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] -o OUT.h5\n"
     "       dlfs-data info FILE\n"
     "\n"
     "convert  reads IDX files (MNIST format, gzipped or plain, uint8) and writes a dlfs\n"
@@ -47,6 +47,8 @@ static const char usage_text[] =
     "         Without --classes or --preset the classes are named 0..K-1, K = max label + 1.\n"
     "         --fashion-mnist takes the four standard files from DIR\n"
     "         (default " FMNIST_DEFAULT_DIR ") with the Fashion-MNIST class names.\n"
+    "         --train-limit N / --test-limit N keep only the first N samples of that\n"
+    "         split (a slice for quick runs and tests; mean/std are the slice's own).\n"
     "         It refuses an -o that is one of its inputs, and train images with a\n"
     "         (nearly) constant channel (std 0: normalising would divide by 0).\n"
     "info     prints a summary of a dlfs dataset: shapes, classes, per-class counts,\n"
@@ -101,6 +103,7 @@ struct convert_opts {
     char *files[NFILES];   /* owned */
     const char *classes, *preset, *source, *license, *out, *fmnist_dir;
     int fmnist;
+    size_t limit[2];   /* --train-limit, --test-limit: the first N samples of the split (0: all) */
 };
 
 /* Fill the four file names from a Fashion-MNIST directory (plain file preferred, else .gz). */
@@ -205,6 +208,8 @@ static int convert_check_(const struct convert_opts *o, struct dlfs_idx *f, int 
     ds->c = (int)shape[0][0], ds->h = (int)shape[0][1], ds->w = (int)shape[0][2];
     ds->train = (struct dlfs_split){f[TRAIN_IMG].dims[0], f[TRAIN_IMG].data, f[TRAIN_LAB].data};
     ds->test = (struct dlfs_split){f[TEST_IMG].dims[0], f[TEST_IMG].data, f[TEST_LAB].data};
+    if (o->limit[0] && ds->train.n > o->limit[0]) ds->train.n = o->limit[0];
+    if (o->limit[1] && ds->test.n > o->limit[1]) ds->test.n = o->limit[1];
     return EXIT_SUCCESS;
 }
 
@@ -282,6 +287,18 @@ static int convert_run_(struct convert_opts *o)
     return rc;
 }
 
+/* --train-limit/--test-limit N: a whole number from 1 to the most samples a split holds. */
+static int limit_parse_(const char *opt, const char *arg, size_t *out)
+{
+    char *end;
+    errno = 0;
+    const long long v = strtoll(arg, &end, 10);
+    if (errno || end == arg || *end || v < 1 || v > DLFS_DATASET_MAX_N)
+        return usage_error_("%s '%s': give a whole number of samples from 1 to %u", opt, arg, DLFS_DATASET_MAX_N);
+    *out = (size_t)v;
+    return EXIT_SUCCESS;
+}
+
 static int cmd_convert_(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -290,8 +307,9 @@ static int cmd_convert_(int argc, char **argv)
         {"classes", required_argument, NULL, 'k'},      {"preset", required_argument, NULL, 'p'},
         {"source", required_argument, NULL, 's'},       {"license", required_argument, NULL, 'l'},
         {"output", required_argument, NULL, 'o'},       {"fashion-mnist", optional_argument, NULL, 'F'},
+        {"train-limit", required_argument, NULL, 'T'},  {"test-limit", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
-    struct convert_opts o = {{NULL}, NULL, NULL, NULL, NULL, NULL, FMNIST_DEFAULT_DIR, 0};
+    struct convert_opts o = {{NULL}, NULL, NULL, NULL, NULL, NULL, FMNIST_DEFAULT_DIR, 0, {0, 0}};
     const char *given[NFILES] = {NULL};
     int c, rc = EXIT_SUCCESS;
     opterr = 0;  /* we print our own one-line messages */
@@ -305,6 +323,10 @@ static int cmd_convert_(int argc, char **argv)
         case 's': o.source = optarg; break;
         case 'l': o.license = optarg; break;
         case 'o': o.out = optarg; break;
+        case 'T': case 't':
+            if (limit_parse_(c == 'T' ? "--train-limit" : "--test-limit", optarg, &o.limit[c == 't']) != EXIT_SUCCESS)
+                return EXIT_USAGE;
+            break;
         case 'F':
             o.fmnist = 1;
             /* Accept "--fashion-mnist DIR" as well as "--fashion-mnist=DIR". */

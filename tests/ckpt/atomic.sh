@@ -6,7 +6,7 @@
 # carries a final name, and --resume latest continues from the previous one to the
 # same digest as an uninterrupted run.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 loud=(--data "$fm" --model 784-128-10 --batch 128 --epochs 1 --max-steps 90 --deterministic --seed 9)
 common=("${loud[@]}" --quiet)

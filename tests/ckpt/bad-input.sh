@@ -2,7 +2,7 @@
 # Bad checkpoints and checkpoint directories: one clear message, exit != 0, and
 # the previous checkpoint survives a failed write.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3 mkbad=$4
+train=$1 fm=$(t_small "$3") mkbad=$4
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 common=(--data "$fm" --model 784-64-10 --epochs 1 --max-steps 10 --quiet)
 mpirun -np 1 "$train" "${common[@]}" --checkpoint-dir "$T_TMP/ok" >/dev/null 2>&1 || t_fail "making a checkpoint"

@@ -4,7 +4,7 @@
 # params_sha256 that dlfs-train reports (float32 little-endian, layer order), and
 # state_sha256 is the digest src/io/README.md documents, recomputed here.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 t_have_h5py || { echo "skipped: $T_NO_H5PY"; exit 77; }
 mpirun -np 2 "$train" --data "$fm" --model 784-48-10:tanh --epochs 1 --max-steps 30 --quiet \

@@ -6,7 +6,7 @@
 # file that existed before byte-identical (tests/hostile/hostile-lib.sh).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/hostile-lib.sh"
-train=$1 fm=$3 mk=$4
+train=$1 fm=$(t_small "$3") mk=$4
 H_WATCH+=("$fm")
 cd "$T_TMP" || exit 1
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }

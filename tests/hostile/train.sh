@@ -10,7 +10,7 @@
 # while a wait for a stuck rank lasts; --eval of a checkpoint without optimizer state.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/hostile-lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 cd "$T_TMP" || exit 1
 cp "$fm" data.h5   # a dataset of the test's own: the cases must leave it byte-identical
@@ -80,7 +80,8 @@ DLFS_FAULT_COMM_STALL=1:3:120 mpirun -np 2 "$train" "${common[@]}" --max-steps 2
 job=$!
 for _ in $(seq 1 100); do grep -q "stalls" sig.out && break; sleep 0.1; done
 sleep 1
-for p in $(pgrep -x dlfs-train); do   # rank 0, which waits for the stalled rank 1
+for p in $(pgrep -x dlfs-train); do   # rank 0 of this test's job (its cwd), which waits for the stalled rank 1
+  [ "$(readlink /proc/"$p"/cwd)" = "$(realpath "$T_TMP")" ] || continue   # another test's trainer (ctest -j)
   tr '\0' '\n' < /proc/"$p"/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=0 && grep -q -- "--comm-timeout" /proc/"$p"/cmdline \
     && kill -TERM "$p"
 done

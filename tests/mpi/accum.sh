@@ -5,7 +5,7 @@
 # virtual shards), also across a resume that changes N; fast mode agrees with N = 1
 # within float tolerance; a batch N does not divide is one clear error.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 det=(--data "$fm" --model mlp --batch 128 --epochs 1 --max-steps 30 --seed 3 --eval-batch 2000 --quiet
      --deterministic --virtual-shards 16)

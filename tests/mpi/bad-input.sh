@@ -3,7 +3,7 @@
 # Distributed bad input: every case ends the whole job with one message and
 # exit != 0, within the test's timeout (no hang).
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 t_expect_error "batch not divisible by ranks" 2 "not divisible by the 3 ranks" \
   mpirun -np 3 "$train" --data "$fm" --batch 128

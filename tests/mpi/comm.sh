@@ -7,7 +7,7 @@
 #   - a rank that stalls before its reduction ends the whole job after
 #     --comm-timeout, with a message naming the stuck wait (no hang).
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 short=(--data "$fm" --model mlp --batch 128 --epochs 1 --max-steps 2)
 t_expect_error "--comm bogus" 2 "--comm 'bogus': expected one of: auto mpi nccl" \

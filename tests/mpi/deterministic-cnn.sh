@@ -6,7 +6,7 @@
 # the same params_sha256, the same test accuracy (running statistics) and the
 # same checkpointed running statistics on np = 1, 2 and 4.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 common=(--data "$fm" --model cnn-bn --batch 32 --epochs 1 --max-steps 12 --seed 5 --optim adamw --deterministic
         --virtual-shards 4 --quiet --augment-crop 2 --augment-flip)

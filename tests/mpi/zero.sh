@@ -6,7 +6,7 @@
 # keep the full state, so a ZeRO run resumes without ZeRO on another rank count and
 # the reverse; each rank holds about 1/P of the optimizer state.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 det=(--data "$fm" --model mlp --batch 128 --epochs 1 --max-steps 30 --seed 3 --eval-batch 2000
      --deterministic --virtual-shards 8 --check-sync 10 --bucket-mb 0.5)

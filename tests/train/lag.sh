@@ -8,7 +8,7 @@
 # over a full epoch and one cut short by --max-steps, on 1 and 2 ranks; the
 # progress lines trail by exactly one step.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 common=(--data "$fm" --model mlp --batch 1024 --epochs 2 --max-steps 70 --seed 11 --eval-batch 2500
         --progress-seconds 0.000001)

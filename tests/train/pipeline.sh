@@ -8,7 +8,7 @@
 # the batches (counted in the metrics), across an epoch boundary and a resume;
 # SIGTERM while it runs still checkpoints and exits 3.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 common=(--data "$fm" --model mlp --batch 128 --epochs 1 --max-steps 60 --seed 5 --eval-batch 2500)
 modes=("--data-on-device auto" "--data-on-device off --prefetch off" "--data-on-device off --prefetch on")
@@ -44,17 +44,17 @@ done
 n=$(prefetched fast-1-2)
 [ "$n" = 59 ] && t_pass "--data-on-device off: 59 of 60 batches from the thread" || t_fail "$n batches from the thread, want 59"
 
-# augmentation: staged (host code), across an epoch boundary (58 steps per epoch at
-# batch 1024): the thread delivers every batch but the first of each epoch
-aug=(--data "$fm" --model mlp --batch 1024 --epochs 2 --max-steps 70 --seed 6 --eval-batch 2500
+# augmentation: staged (host code), across an epoch boundary (25 steps per epoch of the
+# 12800-image slice at batch 512): the thread delivers every batch but the first of each epoch
+aug=(--data "$fm" --model mlp --batch 512 --epochs 2 --max-steps 40 --seed 6 --eval-batch 2000
      --augment-crop 2 --augment-flip)
 a_on=$(run aug-on 1 "${aug[@]}")
 a_off=$(run aug-off 1 "${aug[@]}" --prefetch off)
 [ -n "${a_on%% *}" ] && [ "$a_on" = "$a_off" ] && t_pass "augmentation: prefetch on == off ($a_on)" \
   || t_fail "augmentation: prefetch on $a_on != off $a_off"
 n=$(prefetched aug-on)
-[ "$n" = 68 ] && t_pass "augmentation: 68 of 70 batches from the thread (2 epoch starts)" \
-  || t_fail "augmentation: $n batches from the thread, want 68"
+[ "$n" = 38 ] && t_pass "augmentation: 38 of 40 batches from the thread (2 epoch starts)" \
+  || t_fail "augmentation: $n batches from the thread, want 38"
 [ "$(prefetched aug-off)" = 0 ] || t_fail "--prefetch off: the thread delivered batches"
 a_det=$(run aug-det2 2 "${aug[@]}" --deterministic --virtual-shards 4)
 a_det1=$(run aug-det1 1 "${aug[@]}" --deterministic --virtual-shards 4 --prefetch off)
@@ -62,9 +62,9 @@ a_det1=$(run aug-det1 1 "${aug[@]}" --deterministic --virtual-shards 4 --prefetc
   || t_fail "augmentation, deterministic: $a_det != $a_det1"
 
 # resume in the middle of an epoch: the thread starts cold, the bits stay
-run aug-part 1 "${aug[@]}" --max-steps 40 --checkpoint-dir "$T_TMP/ck" > /dev/null
+run aug-part 1 "${aug[@]}" --max-steps 30 --checkpoint-dir "$T_TMP/ck" > /dev/null
 a_res=$(run aug-res 1 "${aug[@]}" --checkpoint-dir "$T_TMP/ck" --resume latest)
-[ -n "${a_res%% *}" ] && [ "$a_res" = "$a_on" ] && t_pass "augmentation: stop at 40 + resume == straight" || t_fail "resume: $a_res != $a_on"
+[ -n "${a_res%% *}" ] && [ "$a_res" = "$a_on" ] && t_pass "augmentation: stop at 30 + resume == straight" || t_fail "resume: $a_res != $a_on"
 
 # --cuda-graph on the CPU backend: accepted, and the banner says it does not apply;
 # --bench takes the same path and names it

@@ -7,7 +7,7 @@
 # is checked exactly in tests/unit/test_optim.c; this checks what the trainer hands it
 # (the schedule's length, the step) and what it prints.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 base=(--data "$fm" --model 784-32-10 --batch 128 --epochs 1 --optim sgd --lr 0.1 --seed 2 --eval-batch 2500)
 # lr_of FILE: the lr field of the last epoch line

@@ -6,7 +6,7 @@
 # evaluation; the trace changes no bits; a path that cannot be written is refused at
 # the start.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 py=${PYTHON:-python3}
 "$py" -c 'import json' 2>/dev/null || { echo "no python3: skipped"; exit 77; }
