@@ -79,4 +79,38 @@ function(dlfs_c_test name)
   target_link_libraries(${name} PRIVATE dlfs)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}")
+  dlfs_schedule(${name})
+endfunction()
+
+# Scheduling for ctest -j (launch/test runs the suites in parallel), in one table so
+# that a test's needs are declared in one place. dlfs_schedule(NAME) is called where a
+# test is made (dlfs_c_test, dlfs_sh_test and the add_test calls of the folders):
+#  - label `threads`: the suites that start threads of their own (conv's workers, the
+#    prefetch thread), which launch/test --full runs under ThreadSanitizer;
+#  - RESOURCE_LOCK slurm: the tests that start the machine's one local SLURM cluster
+#    (fixed ports and names) run one at a time;
+#  - PROCESSORS: about the most ranks a test runs at once, capped at 4: ctest -jN starts a
+#    test only when that many of its N slots are free (all N when it asks for more), so
+#    the multi-rank tests do not pile up on a small machine, while one-rank tests and
+#    those that mostly wait (process starts, sleeps, timeouts) overlap.
+set(DLFS_SCHED_THREADS test_ops test_conv_ops train_threads train_pipeline train_lag pipeline_ops_cpu)
+set(DLFS_SCHED_SLURM slurm_train slurm_requeue slurm_scaling slurm_2node_train slurm_2node_requeue slurm_2node_mpirun)
+set(DLFS_SCHED_P4 mpi_deterministic mpi_zero mpi_accum mpi_deterministic_cnn ckpt_resume mpi_allreduce_np4
+  mpi_allreduce_np8 mpi_sharding scaling_study slurm_train slurm_2node_train slurm_2node_requeue slurm_2node_mpirun
+  slurm_scaling notebook_course)
+set(DLFS_SCHED_P2 train_pipeline train_lag train_trace train_target mpi_comm mpi_bad_input ckpt_atomic ckpt_signal
+  ckpt_chaos ckpt_h5py hostile_train hostile_ckpt train_learn train_learn_cnn train_learn_precision mpi_allreduce_np2
+  mpi_allreduce_np3 scaling_report scaling_hardware_guide slurm_requeue train_threads)
+function(dlfs_schedule name)
+  if(name IN_LIST DLFS_SCHED_THREADS)
+    set_property(TEST ${name} APPEND PROPERTY LABELS threads)
+  endif()
+  if(name IN_LIST DLFS_SCHED_SLURM)
+    set_tests_properties(${name} PROPERTIES RESOURCE_LOCK slurm)
+  endif()
+  if(name IN_LIST DLFS_SCHED_P4)
+    set_tests_properties(${name} PROPERTIES PROCESSORS 4)
+  elseif(name IN_LIST DLFS_SCHED_P2)
+    set_tests_properties(${name} PROPERTIES PROCESSORS 2)
+  endif()
 endfunction()

@@ -6,9 +6,9 @@
 # SIGTERM sent to the ranks directly (what slurmstepd does) behaves the same; without --checkpoint-dir
 # the exit code is 4.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
-common=(--data "$fm" --model mlp --batch 128 --epochs 1 --max-steps 400 --deterministic --seed 4)
+common=(--data "$fm" --model mlp --batch 128 --epochs 2 --max-steps 200 --deterministic --seed 4)
 # wait_training FILE: until the job prints its first progress line (it is past start-up)
 wait_training() { for _ in $(seq 1 600); do grep -q "  epoch 1  step" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 live=(--progress-seconds 0.2)
