@@ -89,18 +89,20 @@ endfunction()
 #    prefetch thread), which launch/test --full runs under ThreadSanitizer;
 #  - RESOURCE_LOCK slurm: the tests that start the machine's one local SLURM cluster
 #    (fixed ports and names) run one at a time;
-#  - PROCESSORS: about the most ranks a test runs at once, capped at 4: ctest -jN starts a
-#    test only when that many of its N slots are free (all N when it asks for more), so
-#    the multi-rank tests do not pile up on a small machine, while one-rank tests and
-#    those that mostly wait (process starts, sleeps, timeouts) overlap.
+#  - PROCESSORS: the cores a test keeps busy, in slots of half a core (launch/test runs
+#    ctest -j with twice the cores): 4 for the tests that compute on 4 to 8 ranks (they run
+#    alone on 2 cores), 2 for those that compute on 1 or 2 ranks, 1 (the default) for the
+#    tests that mostly wait (process starts, error paths, sleeps, a SLURM queue). ctest
+#    -jN starts a test only when that many of its N slots are free (all N when it asks
+#    for more), so the multi-rank tests do not pile up while the waiting ones overlap.
 set(DLFS_SCHED_THREADS test_ops test_conv_ops train_threads train_pipeline train_lag pipeline_ops_cpu)
 set(DLFS_SCHED_SLURM slurm_train slurm_requeue slurm_scaling slurm_2node_train slurm_2node_requeue slurm_2node_mpirun)
-set(DLFS_SCHED_P4 mpi_deterministic mpi_zero mpi_accum mpi_deterministic_cnn ckpt_resume mpi_allreduce_np4
-  mpi_allreduce_np8 mpi_sharding scaling_study slurm_train slurm_2node_train slurm_2node_requeue slurm_2node_mpirun
+set(DLFS_SCHED_P4 mpi_deterministic mpi_zero mpi_accum mpi_deterministic_cnn mpi_allreduce_np8 scaling_study
   slurm_scaling notebook_course)
-set(DLFS_SCHED_P2 train_pipeline train_lag train_trace train_target mpi_comm mpi_bad_input ckpt_atomic ckpt_signal
-  ckpt_chaos ckpt_h5py hostile_train hostile_ckpt train_learn train_learn_cnn train_learn_precision mpi_allreduce_np2
-  mpi_allreduce_np3 scaling_report scaling_hardware_guide slurm_requeue train_threads)
+set(DLFS_SCHED_P2 ckpt_resume train_pipeline train_lag train_trace train_target train_threads train_learn
+  train_learn_cnn train_learn_precision mpi_comm mpi_sharding mpi_allreduce_np4 ckpt_atomic ckpt_signal ckpt_chaos
+  hostile_train hostile_ckpt hostile_data slurm_train slurm_requeue slurm_2node_train slurm_2node_requeue
+  slurm_2node_mpirun scaling_report scaling_hardware_guide)
 function(dlfs_schedule name)
   if(name IN_LIST DLFS_SCHED_THREADS)
     set_property(TEST ${name} APPEND PROPERTY LABELS threads)

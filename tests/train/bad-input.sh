@@ -3,7 +3,7 @@
 # Bad input to dlfs-train: one clear message naming the file or option, exit != 0
 # (2 for usage errors, 1 for the rest), no crash, no sanitizer report, no hang.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3 mkbad=$4
+train=$1 fm=$(t_small "$3") mkbad=$4
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 run=(mpirun -np 1 "$train")
 
@@ -26,7 +26,7 @@ for spec in "784-" "784-abc-10" "784-10:swish" "in(784),relu,dense(10)" "in(784)
 done
 t_expect_error "negative lr" 2 "--lr '-0.1'" "${run[@]}" --data "$fm" --lr -0.1
 t_expect_error "batch 0" 2 "--batch '0'" "${run[@]}" --data "$fm" --batch 0
-t_expect_error "batch larger than the dataset" 2 "larger than the 60000 training samples" "${run[@]}" --data "$fm" --batch 70000
+t_expect_error "batch larger than the dataset" 2 "larger than the 12800 training samples" "${run[@]}" --data "$fm" --batch 12801
 t_expect_error "unknown precision" 2 "--precision 'fp16': expected one of: fp32 tf32 bf16" "${run[@]}" --data "$fm" --precision fp16
 t_expect_error "unknown option" 2 "--bogus" "${run[@]}" --data "$fm" --bogus
 t_expect_error "missing --data" 2 "--data FILE is required" "${run[@]}" --epochs 1
