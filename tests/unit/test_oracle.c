@@ -252,16 +252,20 @@ struct range_ {
     {name, kind, offsetof(struct dlfs_options, field), sizeof(type), (double)(lo), (double)(hi)},
 static const struct range_ ranges_[] = {DLFS_OPTIONS(RANGE_, DLFS_OPT_NONE_)};
 
+/* dlfs-train --data x.h5 --NAME VAL [EXTRA...]: EXTRA is a space-separated option list */
 static enum dlfs_status parse_(struct dlfs_options *o, const char *name, const char *val, const char *extra)
 {
-    char opt[64], v[64], ex[64];
+    static char opt[64], v[64], ex[64];
     snprintf(opt, sizeof opt, "--%s", name);
     snprintf(v, sizeof v, "%s", val);
     snprintf(ex, sizeof ex, "%s", extra);
-    char *argv[] = {"dlfs-train", "--data", "x.h5", opt, v, ex[0] ? ex : NULL, ex[0] ? "d" : NULL, NULL};
+    char *argv[12] = {"dlfs-train", "--data", "x.h5", opt, v};
+    int argc = 5;
+    for (char *t = strtok(ex, " "); t && argc < 11; t = strtok(NULL, " ")) argv[argc++] = t;
+    argv[argc] = NULL;
     bool exit_now;
     dlfs_error_clear();
-    return dlfs_options_parse(o, ex[0] ? 7 : 5, argv, 1, &exit_now);
+    return dlfs_options_parse(o, argc, argv, 1, &exit_now);
 }
 
 static double field_(const struct dlfs_options *o, const struct range_ *r, bool epochs_field)
@@ -327,7 +331,7 @@ static void test_option_bounds(void)
         if (!integer && r->kind != DLFS_OPT_REAL) continue;
         /* --accum-steps: its limit is being changed elsewhere (a gradsync rule) */
         if (strcmp(r->name, "accum-steps") == 0) continue;
-        const char *extra = r->kind == DLFS_OPT_EVERY ? "--checkpoint-dir" : "";
+        const char *extra = r->kind == DLFS_OPT_EVERY ? "--checkpoint-dir d" : "";
         numeric++;
         accepts_(r, r->lo, "", extra);
         accepts_(r, r->hi, "", extra);
@@ -343,6 +347,17 @@ static void test_option_bounds(void)
             snprintf(v, sizeof v, "%.0fe", r->hi + 1);
             CHECK(parse_(&o, r->name, v, extra) == DLFS_ERR_USAGE, "--%s %s accepted", r->name, v);
         }
+    }
+    /* the rule between options: deterministic mode wants a power of two, up to the row's hi */
+    for (int v = 1; v <= 4096; v++) {
+        char val[16];
+        snprintf(val, sizeof val, "%d", v);
+        struct dlfs_options o;
+        const enum dlfs_status st = parse_(&o, "virtual-shards", val, "--deterministic");
+        const bool pow2 = (v & (v - 1)) == 0;
+        if (pow2 || v == 3 || v == 4095)
+            CHECK(st == (pow2 ? DLFS_OK : DLFS_ERR_USAGE), "--deterministic --virtual-shards %d: status %d (%s)", v,
+                  (int)st, dlfs_error_msg());
     }
     CHECK(numeric >= 25, "only %d numeric options found in the table", numeric);
     printf("option bounds: %d numeric options, each at lo, hi, and just outside both\n", numeric);
