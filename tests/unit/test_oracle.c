@@ -187,6 +187,17 @@ static void augment_case_(int crop, bool flip, int n, uint64_t key)
     const double x = chi2_(count, used, (double)n / used), crit = chi2_crit_(used - 1);
     CHECK(x < crit, "crop %d flip %d: the (dy, dx%s) draws are not uniform: chi2 %.1f > %.1f (df %d)", crop, flip,
           flip ? ", mirror" : "", x, crit, used - 1);
+    /* another key (another step or seed): other draws for the same samples, as often as
+     * independent draws agree (1/used), within 6 standard deviations */
+    uint8_t *img2 = malloc((size_t)n * ADIM);
+    dlfs_assemble(&a, &split, idx, n, key + 1, img2, got_lab);
+    long same = 0;
+    for (int i = 0; i < n; i++)
+        same += which_(src, img2 + (size_t)i * ADIM, crop) == which_(src, img + (size_t)i * ADIM, crop);
+    const double p = 1.0 / used, lim = n * p + 6 * sqrt(n * p * (1 - p));
+    CHECK(used == 1 || same < lim, "crop %d flip %d: another key repeats %ld of %d draws (independent: %.0f)", crop,
+          flip, same, n, n * p);
+    free(img2);
     /* the same sample in another row, in a batch of one: the same image */
     uint8_t one[ADIM];
     int32_t l1;
@@ -201,7 +212,7 @@ static void test_augment(void)
     augment_case_(2, true, 20000, dlfs_key(7, 3, 11));  /* 50 cells, 400 each */
     augment_case_(1, false, 9000, dlfs_key(9, 3, 1));   /* 9 cells, 1000 each */
     augment_case_(0, true, 4000, dlfs_key(5, 3, 2));    /* mirror or not, 2000 each */
-    /* hand-worked: a 1x2x3 image shifted by one row down (dy = -1) keeps row 0 as zeros */
+    /* the oracle itself, by hand: dy = -1 takes the row above (row 0 becomes zeros) */
     uint8_t s[ADIM], o[ADIM];
     for (int i = 0; i < ADIM; i++) s[i] = (uint8_t)(1 + i);
     expect_(s, -1, 0, 0, o);
@@ -314,10 +325,8 @@ static void refuses_(const struct range_ *r, double v, const char *suffix, const
  * strtod reports as a range error rather than as a number */
 static double beyond_(double x, double dir)
 {
-    const double step = fmax(fabs(x) * DBL_EPSILON, DBL_MIN);
-    double y = nextafter(x, dir * INFINITY);
-    if (fabs(y - x) < step && fabs(y) < DBL_MIN) y = x + dir * DBL_MIN;
-    return y;
+    const double y = nextafter(x, dir * INFINITY);
+    return fabs(y) < DBL_MIN ? x + dir * DBL_MIN : y;
 }
 
 static void test_option_bounds(void)
