@@ -5,7 +5,8 @@
 #  - batch norm's running mean and variance after one and after two steps equal
 #    0.9 * before + 0.1 * (the batch mean, the unbiased batch variance) worked out by
 #    numpy from the checkpoint's weights and the same batch (the whole training set:
-#    --batch 12, --virtual-shards 1, one group);
+#    --batch 12, --virtual-shards 1, one group); and with two groups of 6 rows
+#    (--virtual-shards 2), the average of the groups' statistics;
 #  - --eval of the checkpoint on 1, 2 and 3 ranks (11 test samples: the rank counts do
 #    not divide them, nor does --eval-batch 4 divide the ranks' parts) gives the loss and
 #    accuracy of numpy's forward pass with the running statistics;
@@ -41,6 +42,12 @@ mpirun -np 1 "$train" --data d.h5 --model "$model" --batch 12 --epochs 2 --virtu
   --metrics m.jsonl > tr.out 2>&1 && [ -f c/ckpt-000000001.h5 ] && [ -f c/ckpt-000000002.h5 ] \
   && t_pass "--batch 12 = the 12 training samples: trained 2 steps, a checkpoint after each" \
   || { cat tr.out; t_fail "training with --batch 12 on 12 samples"; t_done; }
+# two batch-norm groups of 6 rows (--virtual-shards 2): the running statistics average the
+# groups' statistics; the rows of each group from the sample trace
+DLFS_TRACE_SAMPLES=rows mpirun -np 1 "$train" --data d.h5 --model "$model" --batch 12 --epochs 1 \
+  --virtual-shards 2 --optim sgd --momentum 0 --lr 1e-12 --seed 5 --device cpu --checkpoint-dir g --quiet \
+  > g.out 2>&1 && [ -f g/ckpt-000000001.h5 ] && [ "$(wc -l < rows.0)" = 12 ] \
+  && t_pass "--virtual-shards 2: one step, its 12 rows traced" || { cat g.out; t_fail "two-group training"; }
 mpirun -np 1 "$train" --data d.h5 --model "$model" --batch 13 --epochs 1 --device cpu --quiet > b13.out 2>&1
 rc=$?
 [ $rc = 2 ] && grep -q "global batch 13 is larger than the 12 training samples" b13.out \
@@ -60,7 +67,7 @@ for np in 2 3; do
 done
 
 if ! t_have_h5py; then t_skip "numpy cross-checks: $T_NO_H5PY"; t_done; fi
-"$T_PY" - d.h5 c/ckpt-000000001.h5 c/ckpt-000000002.h5 r1 r2 r3 <<'PY' && t_pass "numpy: running statistics after steps 1 and 2, --eval on 1, 2, 3 ranks" || t_fail "numpy cross-check"
+"$T_PY" - d.h5 c/ckpt-000000001.h5 c/ckpt-000000002.h5 g/ckpt-000000001.h5 rows.0 r1 r2 r3 <<'PY' && t_pass "numpy: running statistics after steps 1 and 2 and of two groups, --eval on 1, 2, 3 ranks" || t_fail "numpy cross-check"
 import sys
 import h5py, numpy as np
 d = h5py.File(sys.argv[1], "r")
@@ -96,6 +103,13 @@ close("running_var after 1 step", rv1, 0.9 * 1 + 0.1 * var)
 mu, var = batch_stats(p1)
 close("running_mean after 2 steps", rm2, 0.9 * rm1 + 0.1 * mu)
 close("running_var after 2 steps", rv2, 0.9 * rv1 + 0.1 * var)
+# two groups: the average of the groups' means and unbiased variances (rows in batch order)
+pg, rmg, rvg = layers(sys.argv[4])
+rows = [int(l) for l in open(sys.argv[5])]
+h = xtr @ pg["0_dense"][0].T + pg["0_dense"][1]
+groups = [h[rows[:6]], h[rows[6:]]]
+close("running_mean, 2 groups", rmg, 0.1 * np.mean([g.mean(0) for g in groups], 0))
+close("running_var, 2 groups", rvg, 0.9 + 0.1 * np.mean([g.var(0, ddof=1) for g in groups], 0))
 # evaluation: the running statistics (eps 1e-5), ReLU, the last dense layer
 h = xte @ p2["0_dense"][0].T + p2["0_dense"][1]
 h = np.maximum(p2["1_batchnorm"][0] * (h - rm2) / np.sqrt(rv2 + 1e-5) + p2["1_batchnorm"][1], 0)
@@ -103,7 +117,7 @@ z = h @ p2["2_dense"][0].T + p2["2_dense"][1]
 zmax = z.max(1, keepdims=True)
 loss = np.mean(np.log(np.exp(z - zmax).sum(1)) + zmax[:, 0] - z[np.arange(len(yte)), yte])
 acc = np.mean(z.argmax(1) == yte)
-for r in sys.argv[4:]:
+for r in sys.argv[6:]:
     l, a = map(float, open(r).read().split())
     close(f"{r}: test loss", l, loss, 1e-5)
     close(f"{r}: test accuracy", a, acc, 1e-6)
