@@ -57,6 +57,13 @@ expect 1 "unsupported IDX element type 0x0d in float-images.idx" -- $(convert_wi
 expect 1 "short-labels.idx has 59 labels" -- $(convert_with 1 short-labels.idx)
 expect 1 "label12.idx: label 12 at index 37 is outside the 10 classes" -- $(convert_with 1 label12.idx $TEN)
 expect 1 "label12.idx: label 12 at index 37 is outside the 10 classes" -- $(convert_with 1 label12.idx --preset=mnist)
+# the exact boundary: 12 named classes refuse label 12, 13 take it (12 = K - 1)
+expect 1 "label12.idx: label 12 at index 37 is outside the 12 classes" -- \
+    $(convert_with 1 label12.idx --classes=a,b,c,d,e,f,g,h,i,j,k,l)
+"$DATA" $(convert_with 1 label12.idx --classes=a,b,c,d,e,f,g,h,i,j,k,l,m) >/dev/null \
+    && echo "ok   label 12 with 13 named classes converts" \
+    || { echo "FAIL: label 12 with 13 named classes refused" >&2; nfail=$((nfail + 1)); }
+rm -f out.h5
 expect 1 "train-labels-idx1-ubyte.gz has 1 dimensions" -- $(convert_with 0 train-labels-idx1-ubyte.gz)
 expect 1 "has 1x7x5 images but rgb-test-images.idx has 3x4x6" -- convert \
     --train-images train-images-idx3-ubyte --train-labels train-labels-idx1-ubyte.gz \

@@ -332,6 +332,19 @@ int main(void)
     }
     expect_load_fail("label 12", DLFS_ERR_FORMAT,
                      ": label 12 of /train/labels[345] is outside the 10 classes");
+    /* the exact boundary: K - 1 is the last legal label (the good file has it), K the first
+     * illegal one, also in the last entry of the other split */
+    CHECK(memchr(tr_lab, K - 1, NTR) && memchr(te_lab, K - 1, NTE), "the good file lacks label %d", K - 1);
+    {
+        struct dlfs_dataset bad = make_ds();
+        te_lab[NTE - 1] = K;
+        CHECK(dlfs_dataset_save(path, &bad) == DLFS_OK, "save: %s", dlfs_error_msg());
+    }
+    {
+        char want[96];
+        snprintf(want, sizeof want, ": label %d of /test/labels[%d] is outside the %d classes", K, NTE - 1, K);
+        expect_load_fail("label = classes", DLFS_ERR_FORMAT, want);
+    }
     FILE *t = fopen(path, "w");
     if (t) fputs("not hdf5\n", t), fclose(t);
     expect_load_fail("text file", DLFS_ERR_FORMAT, "is not an HDF5 file");

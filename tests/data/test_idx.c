@@ -179,6 +179,15 @@ static void check_hostile(const uint8_t *data)
     const uint32_t wide[3] = {2, 32768, 32768}; /* 2^31 bytes: items of 2^30 values */
     tw_write_idx(path_of("wide.gz"), 1, 0x08, 3, wide, data, 16);
     expect_fail(path_of("wide.gz"), DLFS_ERR_FORMAT, "items of more than 1048576 values");
+    { /* the exact bound: items of 1048576 values are read, 1048577 refused */
+        static uint8_t big[(1 << 20) + 1024];
+        for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)(i * 7);
+        const uint32_t at_max[3] = {1, 1024, 1024}, over[3] = {1, 1024, 1025};
+        tw_write_idx(path_of("max-item.gz"), 1, 0x08, 3, at_max, big, 1 << 20);
+        expect_ok(path_of("max-item.gz"), 3, at_max, big);
+        tw_write_idx(path_of("over-item.idx"), 0, 0x08, 3, over, big, 1024 * 1025);
+        expect_fail(path_of("over-item.idx"), DLFS_ERR_FORMAT, "items of more than 1048576 values");
+    }
     check_declared_not_allocated();
     if (mkfifo(path_of("fifo.idx"), 0600) == 0) {
         alarm(20); /* a reader that blocks on the FIFO fails here instead of hanging */
@@ -186,7 +195,7 @@ static void check_hostile(const uint8_t *data)
         alarm(0);
     }
     const char *names[] = {"big0-notrailer.gz", "big6-notrailer.gz", "plain.tmp", "garbage.gz", "concat.gz",
-                           "part2.gz", "wide.gz", "declares-1g.gz", "fifo.idx"};
+                           "part2.gz", "wide.gz", "declares-1g.gz", "fifo.idx", "max-item.gz", "over-item.idx"};
     for (size_t i = 0; !t_failures_ && i < sizeof names / sizeof *names; i++) unlink(path_of(names[i]));
 }
 
