@@ -169,6 +169,21 @@ void dlfs_run_plan(struct dlfs_run *r, long total_steps)
 
 const char *dlfs_run_comm_name(const struct dlfs_run *r) { return dlfs_gsync_name(&r->gs); }
 
+enum dlfs_status dlfs_run_close(struct dlfs_run *r, enum dlfs_status st)
+{
+    if (r->metrics) {
+        const int bad = fflush(r->metrics) != 0 || ferror(r->metrics);
+        const int err = errno;
+        if (fclose(r->metrics) != 0 || bad)
+            if (st == DLFS_OK)
+                st = dlfs_error_set(DLFS_ERR_IO, "--metrics %s: write failed: %s; its lines are incomplete",
+                                    r->o->metrics, strerror(bad ? err : errno));
+        r->metrics = NULL;
+    }
+    dlfs_run_free(r);
+    return st;
+}
+
 void dlfs_run_free(struct dlfs_run *r)
 {
     const struct dlfs_backend *be = r->be;
