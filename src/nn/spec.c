@@ -439,6 +439,10 @@ enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m)
     }
     m->num_params = off;
     canonical_(m);
+    if (off > DLFS_MAX_PARAMS) /* before anything is allocated for them */
+        return dlfs_error_set(DLFS_ERR_USAGE, "--model '%.200s': %zu parameters, more than the %zu dlfs supports "
+                              "(gradients are summed with MPI's int counts); use narrower or fewer layers", text, off,
+                              DLFS_MAX_PARAMS);
     return DLFS_OK;
 }
 

@@ -15,6 +15,10 @@
 static enum dlfs_status data_(struct dlfs_run *r)
 {
     const struct dlfs_model *m = &r->model;
+    const double synthetic = r->mode == DLFS_RUN_BENCH ? (double)r->global_batch * ((double)m->input_dim + 1) : 0.0;
+    const int batch = r->o->batch_per_rank ? r->o->batch_per_rank : r->global_batch;
+    DLFS_TRY(dlfs_run_check_memory(r, r->pass_rows, r->o->batch_per_rank ? "--batch-per-rank" : "--batch", batch,
+                                   synthetic));
     enum dlfs_status st = r->mode == DLFS_RUN_BENCH /* one global batch of random images, alike on every rank */
                               ? dlfs_dataset_synthetic(&r->ds, m->in_c, m->in_h, m->in_w, m->num_classes,
                                                        (size_t)r->global_batch, r->o->seed)
@@ -87,8 +91,14 @@ static enum dlfs_status objects_(struct dlfs_run *r)
         return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for %zu parameters (model '%s')", be->name, r->n,
                               o->model);
     r->host = dlfs_malloc((r->n > nbuf ? r->n : nbuf) * sizeof(float));
+    /* evaluation chunks: --eval-batch rows, but never more than a rank's share of the test split */
+    const size_t share = (r->ds.test.n + (size_t)r->comm->size - 1) / (size_t)r->comm->size;
+    const int eval_rows = (size_t)o->eval_batch < share ? o->eval_batch : (int)share;
     int rows = r->pass_rows;
-    if (r->mode != DLFS_RUN_BENCH && o->eval_batch > rows) rows = o->eval_batch;
+    if (r->mode != DLFS_RUN_BENCH && eval_rows > rows) rows = eval_rows;
+    const int by_eval = rows > r->pass_rows, batch = o->batch_per_rank ? o->batch_per_rank : r->global_batch;
+    DLFS_TRY(dlfs_run_check_memory(r, rows, by_eval ? "--eval-batch" : o->batch_per_rank ? "--batch-per-rank" : "--batch",
+                                   by_eval ? o->eval_batch : batch, 0.0));
     DLFS_TRY(dlfs_workspace_init(&r->ws, &r->model, be, rows));
     const struct dlfs_transport_ops *tp = o->deterministic ? &dlfs_transport_det_tree
                                           : r->path == DLFS_COMM_PATH_NCCL ? &dlfs_transport_nccl

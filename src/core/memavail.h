@@ -1,0 +1,16 @@
+/* How much host memory this process may still take (src/README.md, "Memory
+ * estimate"): the least of MemAvailable (/proc/meminfo), the cgroup's limit less
+ * its usage (cgroup v2 memory.max/memory.current, or v1 memory.limit_in_bytes/
+ * memory.usage_in_bytes) and RLIMIT_AS less the address space already mapped
+ * (/proc/self/statm). */
+#ifndef DLFS_CORE_MEMAVAIL_H
+#define DLFS_CORE_MEMAVAIL_H
+
+#include <stddef.h>
+
+/* Bytes available; `which` gets the name of the bound that gave it ("MemAvailable",
+ * "the cgroup's memory limit", "RLIMIT_AS (ulimit -v)"). A negative value when no
+ * bound could be read (no /proc): the caller checks nothing then. */
+double dlfs_host_mem_available(char *which, size_t len);
+
+#endif
