@@ -73,7 +73,8 @@ for c in "external /train/images fifo" "external /test/labels /dev/zero" "virtua
 done
 
 # outputs that cannot be written: a non-zero exit naming them, never a silent loss
-h_expect "--trace /dev/full" 1 "--trace /dev/full: write failed" 30 "$train" "${common[@]}" --batch 20 --max-steps 2 --trace /dev/full
+# 10 steps: a timeline over stdio's 4 KiB buffer, whose failed writes fclose alone does not report
+h_expect "--trace /dev/full" 1 "--trace /dev/full: write failed" 30 "$train" "${common[@]}" --batch 20 --max-steps 10 --trace /dev/full
 h_expect "--bench --metrics /dev/full" 1 "--metrics /dev/full: write failed" 30 "$train" "${bench[@]}" --batch 16 --metrics /dev/full
 h_expect "--eval --metrics /dev/full" 1 "--metrics /dev/full: write failed" 30 "$train" "${common[@]}" --eval --resume "$ck" --metrics /dev/full
 h_expect "dlfs-train > /dev/full" 1 "cannot write the standard output" 30 \
