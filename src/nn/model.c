@@ -121,6 +121,12 @@ enum dlfs_status dlfs_workspace_init(struct dlfs_workspace *ws, const struct dlf
     return DLFS_OK;
 }
 
+void dlfs_model_free(struct dlfs_model *m)
+{
+    free(m->spec);
+    m->spec = NULL;
+}
+
 double dlfs_workspace_bytes(const struct dlfs_model *m, int max_rows)
 {
     /* per row, as dlfs_workspace_init allocates: x, ids, labels, d0, d1, then each layer */

@@ -24,6 +24,7 @@ ck=ck/ckpt-000000002.h5
 bench=(--bench --model 784-16-10 --device cpu --steps 1 --bench-warmup 0)
 # lim KB CMD...: CMD with its address space limited to KB KiB (a regression that allocates
 # first fails fast instead of taking the machine's memory)
+# shellcheck disable=SC2016 # expanded by that bash
 lim=(bash -c 'ulimit -v "$0" && exec "$@"')
 
 # --accum-steps: the documented range 1..4096 works (64 was an internal limit: exit 70)
