@@ -87,10 +87,6 @@ static enum dlfs_status objects_(struct dlfs_run *r)
     const struct dlfs_backend *be = r->be;
     const size_t nbuf = r->model.num_buffers;
     r->n = r->model.num_params;
-    if (!(r->params = be->alloc(r->n * sizeof(float))) || (nbuf && !(r->bufs = be->alloc(nbuf * sizeof(float)))))
-        return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for %zu parameters (model '%s')", be->name, r->n,
-                              o->model);
-    r->host = dlfs_malloc((r->n > nbuf ? r->n : nbuf) * sizeof(float));
     /* evaluation chunks: --eval-batch rows, but never more than a rank's share of the test split */
     const size_t share = (r->ds.test.n + (size_t)r->comm->size - 1) / (size_t)r->comm->size;
     const int eval_rows = (size_t)o->eval_batch < share ? o->eval_batch : (int)share;
@@ -99,6 +95,10 @@ static enum dlfs_status objects_(struct dlfs_run *r)
     const int by_eval = rows > r->pass_rows, batch = o->batch_per_rank ? o->batch_per_rank : r->global_batch;
     DLFS_TRY(dlfs_run_check_memory(r, rows, by_eval ? "--eval-batch" : o->batch_per_rank ? "--batch-per-rank" : "--batch",
                                    by_eval ? o->eval_batch : batch, 0.0));
+    if (!(r->params = be->alloc(r->n * sizeof(float))) || (nbuf && !(r->bufs = be->alloc(nbuf * sizeof(float)))))
+        return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for %zu parameters (model '%s')", be->name, r->n,
+                              o->model);
+    r->host = dlfs_malloc((r->n > nbuf ? r->n : nbuf) * sizeof(float));
     DLFS_TRY(dlfs_workspace_init(&r->ws, &r->model, be, rows));
     const struct dlfs_transport_ops *tp = o->deterministic ? &dlfs_transport_det_tree
                                           : r->path == DLFS_COMM_PATH_NCCL ? &dlfs_transport_nccl
