@@ -38,7 +38,7 @@ for n in 1 64 65 4096; do
 done
 out=$(mpirun -np 2 "$train" "${bench[@]}" --batch 130 --accum-steps 65 2>&1) && grep -q "^bench: 1 steps" <<<"$out" \
   && t_pass "--accum-steps 65 on 2 ranks" || t_fail "--accum-steps 65 on 2 ranks: $out"
-h_expect "--accum-steps 4097" 2 "--accum-steps '4097': must be between 1 and 4096" 20 "$train" "${bench[@]}" --batch 4097 --accum-steps 4097
+h_expect "--accum-steps 4097" 2 "--accum-steps '4097': must be between 1 and 4096" 60 "$train" "${bench[@]}" --batch 4097 --accum-steps 4097
 
 # memory: refused from the estimate, before the allocation (fast, under a 4 GiB address space)
 h_expect "--bench --batch 16777216" 1 "--batch 16777216: this run needs an estimated" 30 \
@@ -52,7 +52,7 @@ if out=$("${lim[@]}" 4194304 "$train" "${common[@]}" --batch 20 --max-steps 2 --
   && grep -q "^test_acc" <<<"$out"; then
   t_pass "--eval-batch 1048576 on a 50-sample test split: sized by the split (under 4 GiB)"
 else t_fail "--eval-batch 1048576: $out"; fi
-h_expect "a model spec of 2^40 parameters" 2 "parameters, more than the 1073741824 dlfs supports" 20 \
+h_expect "a model spec of 2^40 parameters" 2 "parameters, more than the 1073741824 dlfs supports" 60 \
   "${lim[@]}" 4194304 "$train" "${bench[@]}" --batch 16 --model 784-1048576-1048576-10
 
 # HDF5 values outside the file: in a checkpoint and in a dataset file
@@ -63,7 +63,7 @@ for c in "external /params/0_dense/weight /dev/zero" "external /params/1_dense/b
   read -r kind dset src <<<"$c"
   f=out/ck-$kind-${src//\//_}.h5
   cp "$ck" "$f" && "$mk" outside "$kind" "$f" "$dset" "$src" || t_fail "making $f"
-  h_expect "checkpoint: $dset $kind ($src)" 1 "$f: $dset keeps its values outside the file" 20 \
+  h_expect "checkpoint: $dset $kind ($src)" 1 "$f: $dset keeps its values outside the file" 60 \
     "$train" "${common[@]}" --batch 20 --max-steps 4 --resume "$f"
 done
 for c in "external /train/images fifo" "external /test/labels /dev/zero" "virtual /train/labels d.h5" \
@@ -72,10 +72,10 @@ for c in "external /train/images fifo" "external /test/labels /dev/zero" "virtua
   f=out/ds-$kind-${src//\//_}.h5
   cp d.h5 "$f" && "$mk" outside "$kind" "$f" "$dset" "$src" || t_fail "making $f"
   if [ "$src" = fifo ]; then
-    h_mpi 2 "dataset: $dset $kind ($src)" 1 "$f: $dset keeps its values outside the file" 20 \
+    h_mpi 2 "dataset: $dset $kind ($src)" 1 "$f: $dset keeps its values outside the file" 60 \
       "$train" --data "$f" --model 784-16-10 --device cpu --max-steps 2
   fi
-  h_expect "dlfs-data info: $dset $kind ($src)" 1 "$f: $dset keeps its values outside the file" 20 "$data" info "$f"
+  h_expect "dlfs-data info: $dset $kind ($src)" 1 "$f: $dset keeps its values outside the file" 60 "$data" info "$f"
 done
 
 # outputs that cannot be written: a non-zero exit naming them, never a silent loss
@@ -86,7 +86,7 @@ h_expect "--eval --metrics /dev/full" 1 "--metrics /dev/full: write failed" 30 "
 h_expect "dlfs-train > /dev/full" 1 "cannot write the standard output" 30 \
   bash -c 'exec "$@" > /dev/full' out "$train" "${common[@]}" --batch 20 --max-steps 2
 h_expect "dlfs-data info > /dev/full" 1 "cannot write output" 30 bash -c 'exec "$@" > /dev/full' out "$data" info d.h5
-h_expect "--rollback without --checkpoint-dir" 2 "--rollback moves checkpoints within --checkpoint-dir" 20 \
+h_expect "--rollback without --checkpoint-dir" 2 "--rollback moves checkpoints within --checkpoint-dir" 60 \
   "$train" "${common[@]}" --max-steps 2 --rollback
 
 # dlfs-data info: control bytes of names stored in the file are escaped, never sent raw
