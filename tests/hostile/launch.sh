@@ -66,6 +66,8 @@ py_expect "scaling-report, an option missing" 2 "no-device.json: not a study thi
 py_expect "scaling-report, JSON not an object" 2 "array.json: not a scaling.json" "$report" array.json -o r
 touch afile
 py_expect "scaling-report -o FILE" 2 "-o afile: cannot make the output directory" "$report" ok.json -o afile
+py_expect "scaling-study --out FILE" 1 "--out $T_TMP/afile: cannot write: Not a directory" "$study" --out afile --train "$train" --ranks 1 --steps 1
+py_expect "hardware-guide -o FILE/x.md" 1 "-o afile/x.md: cannot write" "$guide" ok.json -o afile/x.md
 printf '{"event": "bench"}\n[1]\n' > bad.jsonl
 py_expect "hardware-guide, a line that is no object" 2 "bad.jsonl:2: not a JSON object" "$guide" bad.jsonl -o g/guide.md
 printf '{"event": "bench", "model": "m"}\n' > nobackend.jsonl
