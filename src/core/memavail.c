@@ -30,9 +30,9 @@ static void take_(double v, const char *name, double *best, char *which, size_t 
     snprintf(which, len, "%s", name);
 }
 
-double dlfs_host_mem_available(char *which, size_t len)
+double dlfs_host_mem_available(double *node, char *which, size_t len)
 {
-    double best = -1.0;
+    double best = -1.0, own = -1.0;
     snprintf(which, len, "unknown");
     take_(read_num_("/proc/meminfo", "MemAvailable:", 1024.0), "MemAvailable", &best, which, len);
     /* "max" (no limit) does not parse as a number: skipped */
@@ -43,11 +43,12 @@ double dlfs_host_mem_available(char *which, size_t len)
         use = read_num_("/sys/fs/cgroup/memory/memory.usage_in_bytes", NULL, 1.0);
     }
     if (lim >= 0 && use >= 0) take_(lim > use ? lim - use : 0.0, "the cgroup's memory limit", &best, which, len);
+    *node = best;
     struct rlimit rl;
     if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
         const double mapped = read_num_("/proc/self/statm", NULL, (double)sysconf(_SC_PAGESIZE));
-        const double cap = (double)rl.rlim_cur, left = mapped >= 0 && mapped < cap ? cap - mapped : 0.0;
-        take_(left, "RLIMIT_AS (ulimit -v)", &best, which, len);
+        const double cap = (double)rl.rlim_cur;
+        own = mapped >= 0 && mapped < cap ? cap - mapped : 0.0;
     }
-    return best;
+    return own;
 }

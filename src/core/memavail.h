@@ -8,9 +8,11 @@
 
 #include <stddef.h>
 
-/* Bytes available; `which` gets the name of the bound that gave it ("MemAvailable",
- * "the cgroup's memory limit", "RLIMIT_AS (ulimit -v)"). A negative value when no
- * bound could be read (no /proc): the caller checks nothing then. */
-double dlfs_host_mem_available(char *which, size_t len);
+/* Bytes available. *node: what the processes of this node (or cgroup) share, the
+ * least of MemAvailable and the cgroup's room, `which` naming it ("MemAvailable",
+ * "the cgroup's memory limit"); the return value: what this process alone may
+ * still map (RLIMIT_AS less its mapped address space). Each is negative when no
+ * bound could be read (no /proc, no limit): the caller checks nothing then. */
+double dlfs_host_mem_available(double *node, char *which, size_t len);
 
 #endif

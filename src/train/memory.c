@@ -35,18 +35,27 @@ static void estimate_(const struct dlfs_run *r, int rows, double data, double es
     est[2] = 4.0 * n * (2 + moments) + hrows * (dim + 4) + data;
 }
 
-/* Refused when the estimate exceeds what is available: host memory (MemAvailable,
- * the cgroup's limit, RLIMIT_AS), and on a device its free memory. `opt` names the
+/* Refused when the estimate exceeds what is available: this process's address space
+ * (RLIMIT_AS); the node's memory (MemAvailable, the cgroup's limit) shared by the
+ * ranks on the node, each taking as much; on a device its free memory. `opt` names the
  * option that sized `rows`; `data` the bytes of a synthetic dataset still to make. */
 enum dlfs_status dlfs_run_check_memory(const struct dlfs_run *r, int rows, const char *opt, int value, double data)
 {
     double est[3];
     estimate_(r, rows, data, est);
     const double dev = est[0] + est[1], host = est[2] + (r->be->host_memory ? dev : 0.0);
-    char which[64], where[96];
-    const double avail = dlfs_host_mem_available(which, sizeof which);
-    double need = host, have = avail;
-    snprintf(where, sizeof where, "host memory (%s)", which);
+    const int local = r->comm->local_size > 1 ? r->comm->local_size : 1;
+    char which[64], where[160];
+    double node = -1.0, need = -1.0, have = -1.0;
+    const double own = dlfs_host_mem_available(&node, which, sizeof which);
+    if (own >= 0 && host > own) { /* this process's address space */
+        need = host, have = own;
+        snprintf(where, sizeof where, "host memory (RLIMIT_AS (ulimit -v))");
+    } else if (node >= 0 && host * local > node) { /* the ranks of this node share its memory */
+        need = host, have = node / local;
+        if (local > 1) snprintf(where, sizeof where, "host memory (%s, shared by this node's %d ranks)", which, local);
+        else snprintf(where, sizeof where, "host memory (%s)", which);
+    }
     if (!r->be->host_memory && r->be->mem_free) {
         const double free_dev = (double)r->be->mem_free();
         if (dev > free_dev) need = dev, have = free_dev, snprintf(where, sizeof where, "free %s memory", r->be->name);

@@ -40,8 +40,12 @@ out=$(mpirun -np 2 "$train" "${bench[@]}" --batch 130 --accum-steps 65 2>&1) && 
   && t_pass "--accum-steps 65 on 2 ranks" || t_fail "--accum-steps 65 on 2 ranks: $out"
 h_expect "--accum-steps 4097" 2 "--accum-steps '4097': must be between 1 and 4096" 60 "$train" "${bench[@]}" --batch 4097 --accum-steps 4097
 
-# memory: refused from the estimate, before the allocation (fast, under a 4 GiB address space)
-h_expect "--bench --batch 16777216" 1 "--batch 16777216: this run needs an estimated" 30 \
+# memory: refused from the estimate, before the allocation (fast, under a 4 GiB address space).
+# The estimate by hand for 784-16-10, per row: activations x 784*4, ids and labels 8, d0 and d1
+# 2*784*4, dense(16) z and a 2*16*4, dense(10) z 40, the batch of images 784 = 10368 bytes;
+# host staging 784 + 4 and the synthetic image and label 785 = 1573 bytes; 16777216 rows x
+# 11941 bytes = 186.58 GiB (the parameters, 12730 x 4 bytes a copy, do not show).
+h_expect "--bench --batch 16777216" 1 "--batch 16777216: this run needs an estimated 186.58 GiB" 30 \
   "${lim[@]}" 4194304 "$train" "${bench[@]}" --batch 16777216
 # ~2.9 GiB estimated: fits this machine's memory, not a 2 GiB address space; the bound is named
 if [ $asan = 0 ]; then
