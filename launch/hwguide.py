@@ -44,16 +44,14 @@ class Inputs:
 
     @staticmethod
     def _manifest_files(path):
-        with open(path) as f:
-            doc = json.load(f)
-        return {os.path.join(os.path.dirname(path), r["file"]) for r in doc.get("runs", [])}
+        doc = perfmodel.load_json(path, "a manifest of launch/hardware-guide --measure")
+        runs = doc.get("runs", [])
+        if not isinstance(runs, list) or not all(isinstance(r, dict) and isinstance(r.get("file"), str) for r in runs):
+            raise InputError(f"{path}: \"runs\" is not a list of objects with a \"file\"")
+        return {os.path.join(os.path.dirname(path), r["file"]) for r in runs}
 
     def _add_manifest(self, path):
-        try:
-            with open(path) as f:
-                doc = json.load(f)
-        except (OSError, ValueError) as e:
-            raise InputError(f"{path}: not readable as JSON ({e})") from e
+        doc = perfmodel.load_json(path, "a manifest of launch/hardware-guide --measure")
         if doc.get("format") != MANIFEST_FORMAT:
             raise InputError(f"{path}: not a manifest of launch/hardware-guide --measure")
         m = dict(doc["machine"], loadavg_end=doc.get("loadavg_end"))
@@ -79,21 +77,23 @@ class Inputs:
 
     def _add_metrics(self, path, meta):
         epochs, evals, final, benches = [], [], None, []
-        with open(path) as f:
-            for n, line in enumerate(f, 1):
-                try:
-                    o = json.loads(line)
-                except ValueError as e:
-                    raise InputError(f"{path}:{n}: not a JSON line of dlfs-train --metrics ({e})") from e
-                ev = o.get("event")
-                if ev == "bench":
-                    benches.append(o)
-                elif ev == "final":
-                    final = o
-                elif ev == "eval" and "elapsed_s" in o:
-                    evals.append(o)
-                elif ev is None and "epoch_time_s" in o:
-                    epochs.append(o)
+        # the lines of a bounded read (perfmodel.read_input): no FIFO, no /dev/zero
+        for n, line in enumerate(perfmodel.read_input(path).splitlines(), 1):
+            try:
+                o = json.loads(line)
+            except (ValueError, RecursionError) as e:
+                raise InputError(f"{path}:{n}: not a JSON line of dlfs-train --metrics ({e})") from e
+            if not isinstance(o, dict):
+                raise InputError(f"{path}:{n}: not a JSON object of dlfs-train --metrics")
+            ev = o.get("event")
+            if ev == "bench":
+                benches.append(o)
+            elif ev == "final":
+                final = o
+            elif ev == "eval" and "elapsed_s" in o:
+                evals.append(o)
+            elif ev is None and "epoch_time_s" in o:
+                epochs.append(o)
         # a file without a manifest: its machine is unknown, named by its directory
         host = meta.get("host") or f"another machine ({os.path.basename(os.path.dirname(os.path.abspath(path)))})"
         for b in benches:

@@ -4,10 +4,13 @@ them (all-reduce time, GPU step time), the description of the machine a measurem
 the study files (scaling.json, scaling.csv) and Markdown helpers. Standard library only."""
 import csv
 import importlib.util
+import io
 import json
+import math
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -24,6 +27,60 @@ CSV_FIELDS = ["ranks", "mode", "device", "batch", "batch_per_rank", "samples_per
 
 class InputError(Exception):
     """Bad input file or option: the message names it and says what to do."""
+
+
+MAX_INPUT_BYTES = 64 << 20   # a study, manifest or metrics file is kilobytes; this bounds a hostile one
+
+
+def read_input(path, limit=MAX_INPUT_BYTES):
+    """The text of an input file, read with a bound: a regular file only (a FIFO, /dev/zero or
+    another device is refused without waiting for a writer), at most `limit` bytes, UTF-8."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise InputError(f"{path}: cannot open: {e.strerror}") from e
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path}: not a regular file (a FIFO, device or directory); give a file "
+                             f"written by launch/scaling-study, hardware-guide or dlfs-train --metrics")
+        chunks, size = [], 0
+        while size <= limit:
+            b = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not b:
+                break
+            chunks.append(b)
+            size += len(b)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise InputError(f"{path}: larger than {limit >> 20} MiB: not an input of these tools")
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from e
+
+
+def load_json(path, what):
+    """A JSON object from an input file (read_input's bounds), or InputError naming it."""
+    try:
+        doc = json.loads(read_input(path))
+    except (ValueError, RecursionError) as e:
+        raise InputError(f"{path}: not readable as JSON ({e})") from e
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: not {what} (a JSON object expected)")
+    return doc
+
+
+def output_dir(path, opt="--out"):
+    """Make the output directory `path`, or InputError naming the option (a file in the way,
+    no permission)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{opt} {path}: cannot make the output directory: "
+                         f"{e.strerror or e}; give a directory") from e
 
 
 def load_constants(path=CONSTANTS_FILE):
@@ -228,7 +285,7 @@ def _study_from_csv(path):
     """A study from a scaling.csv: points and what the columns say about the machine."""
     num = {"ranks": int, "batch": int, "batch_per_rank": int, "params": int}
     points = []
-    with open(path, newline="") as f:
+    with io.StringIO(read_input(path), newline="") as f:
         for row in csv.DictReader(f):
             try:
                 p = {k: (num[k](v) if k in num else v) for k, v in row.items() if k}
@@ -267,18 +324,45 @@ def load_study(path):
         raise InputError(f"{path}: no such file")
     if path.endswith(".csv"):
         return _study_from_csv(path)
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: not readable as JSON ({e})") from e
-    if not isinstance(doc, dict) or doc.get("format") != STUDY_FORMAT:
+    doc = load_json(path, "a scaling.json of launch/scaling-study")
+    if doc.get("format") != STUDY_FORMAT:
         raise InputError(f"{path}: not a scaling.json of launch/scaling-study "
                          f"(want \"format\": \"{STUDY_FORMAT}\")")
+    check_study(path, doc)
     if not study_rows(doc):
         raise InputError(f"{path}: the study has no measured point")
     doc["source"] = path
     return doc
+
+
+POINT_NUMBERS = ("ranks", "batch", "batch_per_rank", "samples_per_s", "step_ms", "compute_share",
+                 "comm_wait_share", "data_share", "speedup", "efficiency", "params", "gflops")
+POINT_TEXTS = ("mode", "device", "model")
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_study(path, doc):
+    """The shape a scaling.json must have before anything reads it: objects where objects
+    are read, finite numbers and strings in the fields of every point."""
+    for key in ("machine", "args"):
+        if not isinstance(doc.get(key), dict):
+            raise InputError(f"{path}: \"{key}\" is not an object; not a scaling.json of launch/scaling-study")
+    pts = doc.get("points")
+    if not isinstance(pts, list):
+        raise InputError(f"{path}: \"points\" is not a list; not a scaling.json of launch/scaling-study")
+    for i, p in enumerate(pts):
+        if not isinstance(p, dict):
+            raise InputError(f"{path}: points[{i}] is not an object")
+        bad = [k for k in POINT_NUMBERS if not _number(p.get(k))] + \
+              [k for k in POINT_TEXTS if not isinstance(p.get(k), str)]
+        if bad:
+            raise InputError(f"{path}: points[{i}]: {', '.join(bad)} missing or not "
+                             f"{'a finite number' if bad[0] in POINT_NUMBERS else 'a string'}")
+        if p["ranks"] < 1:
+            raise InputError(f"{path}: points[{i}]: ranks {p['ranks']} is not a rank count")
 
 
 # --- Markdown -------------------------------------------------------------------------------

@@ -29,7 +29,8 @@
 extern "C" {
 #endif
 
-#define DLFS_MAX_PASSES 64
+#define DLFS_MAX_PASSES 64    /* virtual shards per rank (deterministic mode: the tree's passes) */
+#define DLFS_MAX_ACCUM 4096   /* micro-batches per step (--accum-steps) */
 
 struct dlfs_gradsync {
     const struct dlfs_comm *comm;
@@ -38,7 +39,7 @@ struct dlfs_gradsync {
     int passes;                          /* per step: V/P virtual shards (deterministic) or micro-batches */
     bool tree;                           /* deterministic: a gradient per pass, summed in the fixed tree */
     int slabs;                           /* of grads[]: log2(passes) + 1 (tree), 2 (accumulation) or 1 */
-    float *grads[DLFS_MAX_PASSES];       /* (n) each, backend memory; grads[0] ends summed */
+    float *grads[8];                     /* (n) each, backend memory; grads[0] ends summed */
     int pass;                            /* the pass under way (dlfs_gsync_begin_pass) */
     int depth;                           /* tree: partial sums held, grads[0 .. depth) */
     size_t layer_off[DLFS_MAX_LAYERS];   /* where each layer's parameters start (the hook's bucket bound) */
@@ -47,7 +48,7 @@ struct dlfs_gradsync {
     struct dlfs_buckets buckets;
     struct dlfs_shard shard;             /* the parameters this rank updates (ZeRO-1; else all) */
     size_t nbuf;                         /* batch-norm running statistics (model.num_buffers) */
-    float *bstats[DLFS_MAX_PASSES];      /* (nbuf) per pass: sums of its groups' batch statistics */
+    float **bstats;                      /* [passes] of (nbuf): per pass, sums of its groups' batch statistics */
     float *bhost;                        /* (nbuf + (nbuf + 1) / 2) host staging and scratch */
     double t_comm;                       /* seconds summing, accumulated (the caller resets it) */
 };

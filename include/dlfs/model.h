@@ -45,6 +45,8 @@ extern "C" {
 
 #define DLFS_MAX_LAYERS 64
 #define DLFS_MAX_WIDTH (1 << 20)
+/* Parameters of a model at most (2^30: 4 GiB of fp32 per copy; MPI's counts are ints) */
+#define DLFS_MAX_PARAMS ((size_t)1 << 30)
 
 enum dlfs_layer_type {
     DLFS_LAYER_DENSE = 0,
@@ -130,6 +132,9 @@ struct dlfs_workspace {
 enum dlfs_status dlfs_workspace_init(struct dlfs_workspace *ws, const struct dlfs_model *m,
                                      const struct dlfs_backend *be, int max_rows);
 void dlfs_workspace_free(struct dlfs_workspace *ws, const struct dlfs_model *m);
+/* The bytes dlfs_workspace_init takes for max_rows rows (computed in double: no
+ * overflow, nothing allocated), for the memory estimate made before it. */
+double dlfs_workspace_bytes(const struct dlfs_model *m, int max_rows);
 
 /* Forward pass of `rows` samples from ws->x; returns the logits (rows, classes).
  * When ws->training, dropout layer l keeps element j of row r by the draw keyed by

@@ -172,7 +172,7 @@ enum dlfs_opt_kind {
     X(rollback, bool, DLFS_OPT_FLAG, "rollback", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                           \
       "continue an older line of --checkpoint-dir: the checkpoints in the way\n"                                 \
       "(newer ones, or another run's) are moved into DIR/abandoned-<time>/,\n"                                   \
-      "never deleted (src/io/README.md, Lineage)")                                                               \
+      "never deleted (src/io/README.md, Lineage); needs --checkpoint-dir")                                       \
     X(eval_only, bool, DLFS_OPT_FLAG, "eval", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                              \
       "evaluate the --resume checkpoint on --data's test split, no training")                                    \
     H("Devices and output:")                                                                                     \
@@ -199,7 +199,7 @@ enum dlfs_opt_kind {
       "across them (default: cores / ranks on the node; 1 in\n"                                                  \
       "deterministic mode)")                                                                                     \
     X(eval_batch, int, DLFS_OPT_INT, "eval-batch", "N", 1000, 1, 1 << 20, (""), DLFS_OPT_DIGEST,                 \
-      "evaluation chunk size")                                                                                   \
+      "evaluation chunk size (at most a rank's share of the test split)")                                        \
     X(metrics, const char *, DLFS_OPT_STR, "metrics", "FILE", NULL, 0, 0, (""), DLFS_OPT_PRESENCE,               \
       "JSON lines: one object per epoch and a final one")                                                        \
     X(progress_s, double, DLFS_OPT_REAL, "progress-seconds", "X", 0.0, 0.0, 1e6, (""),                           \

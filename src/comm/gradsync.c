@@ -21,7 +21,9 @@ enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm
         g->slabs = 2;
     g->nbuf = m->num_buffers;
     g->num_layers = m->num_layers;
-    DLFS_ASSERT(passes >= 1 && passes <= DLFS_MAX_PASSES && (!g->tree || (passes & (passes - 1)) == 0));
+    DLFS_ASSERT(passes >= 1 && passes <= (g->tree ? DLFS_MAX_PASSES : DLFS_MAX_ACCUM) &&
+                (!g->tree || (passes & (passes - 1)) == 0));
+    DLFS_ASSERT(g->slabs <= (int)(sizeof g->grads / sizeof g->grads[0]));
     for (int l = 0; l < m->num_layers; l++) {
         g->layer_off[l] = m->layers[l].w_off;
         g->layer_len[l] = m->layers[l].num_params;
@@ -29,6 +31,7 @@ enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm
     const size_t bytes = g->n * sizeof(float);
     int ok = 1;
     for (int i = 0; i < g->slabs; i++) ok = ok && (g->grads[i] = be->alloc(bytes)) != NULL;
+    if (g->nbuf) g->bstats = dlfs_calloc((size_t)passes, sizeof *g->bstats);
     for (int i = 0; g->nbuf && i < passes; i++) ok = ok && (g->bstats[i] = be->alloc(g->nbuf * sizeof(float))) != NULL;
     if (g->nbuf) g->bhost = dlfs_malloc((g->nbuf + (g->nbuf + 1) / 2) * sizeof(float));
     enum dlfs_status st = ok ? DLFS_OK
@@ -50,10 +53,9 @@ enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm
 void dlfs_gsync_free(struct dlfs_gradsync *g)
 {
     if (g->buckets.tp) dlfs_buckets_free(&g->buckets);
-    for (int i = 0; g->be && i < g->passes; i++) {
-        if (i < g->slabs) g->be->free(g->grads[i]);
-        g->be->free(g->bstats[i]);
-    }
+    for (int i = 0; g->be && i < g->slabs; i++) g->be->free(g->grads[i]);
+    for (int i = 0; g->be && g->bstats && i < g->passes; i++) g->be->free(g->bstats[i]);
+    free(g->bstats);
     free(g->bhost);
     free(g->shard.seg);
     memset(g, 0, sizeof *g);

@@ -225,6 +225,11 @@ static enum dlfs_status check_(hid_t f, const char *path, struct dlfs_dataset *d
 static enum dlfs_status load_hid_(hid_t f, const char *path, struct dlfs_dataset *ds)
 {
     struct split_h_ tr = {-1, -1, {0}, 0}, te = {-1, -1, {0}, 0};
+    char obj[256];
+    if (h5_find_outside(f, obj, sizeof obj) == 1) /* before anything is read: a FIFO or /dev/zero behind it */
+        return dlfs_error_set(DLFS_ERR_FORMAT, "%s: %s keeps its values outside the file (external storage, a virtual "
+                              "dataset or a link into another file); dlfs reads only data stored in the file itself: "
+                              "re-create it with 'dlfs-data convert'", path, obj);
     enum dlfs_status st = attrs_(f, path, ds);
     if (st == DLFS_OK) st = check_(f, path, ds, &tr, &te);
     if (st == DLFS_OK) st = split_read_(path, "train", &tr, ds->num_classes, &ds->train);

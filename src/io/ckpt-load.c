@@ -192,7 +192,11 @@ static enum dlfs_status verify_(const char *path, const struct dlfs_ckpt *c, con
 static enum dlfs_status load_hid_(hid_t f, const char *path, uint64_t file_size, struct dlfs_ckpt *c,
                                   const struct dlfs_ckpt_expect *e)
 {
-    char digests[2][65] = {"", ""};
+    char digests[2][65] = {"", ""}, obj[256];
+    if (h5_find_outside(f, obj, sizeof obj) == 1) /* before anything is read: a FIFO or /dev/zero behind it */
+        return dlfs_error_set(DLFS_ERR_FORMAT, "%s: %s keeps its values outside the file (external storage, a virtual "
+                              "dataset or a link into another file); a dlfs checkpoint holds its arrays in the file "
+                              "itself: use a checkpoint written by dlfs-train", path, obj);
     DLFS_TRY(attrs_(f, path, c, digests));
     const int has_m = exists_(f, "/optimizer", "m"), has_v = exists_(f, "/optimizer", "v");
     const int adam = strcmp(c->optimizer, "sgd") != 0;

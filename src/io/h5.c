@@ -242,6 +242,34 @@ int h5_read_f32(hid_t f, const char *path, int rank, const uint64_t *dims, float
     return ok ? 0 : -1;
 }
 
+struct outside_ {
+    char *name;
+    size_t len;
+};
+
+static herr_t outside_cb_(hid_t g, const char *name, const H5L_info_t *info, void *data)
+{
+    struct outside_ *o = data;
+    int bad = info->type != H5L_TYPE_HARD && info->type != H5L_TYPE_SOFT;
+    if (info->type == H5L_TYPE_HARD) {
+        hid_t obj = H5Oopen(g, name, H5P_DEFAULT), dcpl = -1;
+        if (obj >= 0 && H5Iget_type(obj) == H5I_DATASET && (dcpl = H5Dget_create_plist(obj)) >= 0) {
+            const H5D_layout_t l = H5Pget_layout(dcpl);
+            bad = !(l == H5D_CHUNKED || l == H5D_COMPACT || (l == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0));
+        }
+        h5_close(dcpl), h5_close(obj);
+    }
+    if (bad) snprintf(o->name, o->len, "/%s", name);
+    return bad ? 1 : 0;
+}
+
+int h5_find_outside(hid_t f, char *name, size_t len)
+{
+    struct outside_ o = {name, len};
+    const herr_t r = H5Lvisit(f, H5_INDEX_NAME, H5_ITER_INC, outside_cb_, &o);
+    return r < 0 ? -1 : r > 0;
+}
+
 #define H5_CHUNK_ROWS 1024
 #define H5_CHUNK_MAX_BYTES ((size_t)4 << 20) /* small enough to cache */
 #define H5_GZIP_LEVEL 4

@@ -34,6 +34,14 @@ int h5_get_image(hid_t f, void **buf, size_t *len);
 /* Size of the file behind `f` in bytes (0 when unknown). */
 uint64_t h5_file_size(hid_t f);
 
+/* The first object of `f` whose values do not live in the file itself: a dataset
+ * with external storage (raw data in other files) or of virtual layout (mapped
+ * from other datasets and files), or a link of another kind than hard or soft (an
+ * external link into another file). 1 with its path in `name`, 0 when there is
+ * none, -1 when the file cannot be walked. Reading such an object would read
+ * whatever the named files are (a FIFO hangs, /dev/zero never ends). */
+int h5_find_outside(hid_t f, char *name, size_t len);
+
 /* Attributes. Strings are written as variable-length UTF-8 (h5py returns str).
  * h5_attr_strs_read: a scalar or 1-D string attribute of 1..max_count strings
  * (fixed or variable length) of at most max_len bytes each -> *out (count in

@@ -121,6 +121,30 @@ enum dlfs_status dlfs_workspace_init(struct dlfs_workspace *ws, const struct dlf
     return DLFS_OK;
 }
 
+void dlfs_model_free(struct dlfs_model *m)
+{
+    free(m->spec);
+    m->spec = NULL;
+}
+
+double dlfs_workspace_bytes(const struct dlfs_model *m, int max_rows)
+{
+    /* per row, as dlfs_workspace_init allocates: x, ids, labels, d0, d1, then each layer */
+    double row = 4.0 * m->input_dim + 4 + 4 + 2 * 4.0 * m->max_width, col = 0;
+    for (int l = 0; l < m->num_layers; l++) {
+        const struct dlfs_layer *L = &m->layers[l];
+        if (L->type == DLFS_LAYER_FLATTEN) continue;
+        const int extra = (L->act != DLFS_ACT_NONE) + (L->type == DLFS_LAYER_MAXPOOL) +
+                          (L->type == DLFS_LAYER_DROPOUT || L->type == DLFS_LAYER_BATCHNORM);
+        row += 4.0 * L->out * (1 + extra) + (L->type == DLFS_LAYER_BATCHNORM ? 4.0 * L->bn_c : 0.0);
+        if (L->type == DLFS_LAYER_CONV) {
+            const double c = 4.0 * (double)dlfs_conv_col_floats(&L->g, max_rows);
+            col = c > col ? c : col;
+        }
+    }
+    return row * max_rows + col + 2 * sizeof(double);
+}
+
 void dlfs_workspace_free(struct dlfs_workspace *ws, const struct dlfs_model *m)
 {
     const struct dlfs_backend *be = ws->be;

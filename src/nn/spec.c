@@ -438,12 +438,9 @@ enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m)
         off += L->num_params;
     }
     m->num_params = off;
+    if (off > DLFS_MAX_PARAMS) /* before anything is allocated (MPI's counts are ints) */
+        return dlfs_error_set(DLFS_ERR_USAGE, "--model '%.200s': %zu parameters, more than the %zu dlfs supports; "
+                              "use narrower or fewer layers", text, off, DLFS_MAX_PARAMS);
     canonical_(m);
     return DLFS_OK;
-}
-
-void dlfs_model_free(struct dlfs_model *m)
-{
-    free(m->spec);
-    m->spec = NULL;
 }

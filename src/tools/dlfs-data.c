@@ -357,6 +357,34 @@ static int cmd_convert_(int argc, char **argv)
 
 /* ---- info ---------------------------------------------------------------------- */
 
+/* s for a terminal (a malloc'd copy): control bytes (C0, DEL, the C1 range as UTF-8),
+ * bytes that are no valid UTF-8 and the backslash as \xNN / \\, so that a name
+ * stored in a dataset cannot move the cursor, recolour or retitle the terminal. */
+static char *printable_(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    const size_t n = strlen(s);
+    char *out = dlfs_malloc(4 * n + 1), *o = out;
+    for (size_t i = 0; i < n;) {
+        int len = u[i] < 0x80 ? 1 : u[i] >= 0xc2 && u[i] < 0xe0 ? 2 : u[i] >= 0xe0 && u[i] < 0xf0 ? 3
+                                  : u[i] >= 0xf0 && u[i] < 0xf5 ? 4 : 0;
+        for (int k = 1; k < len; k++)
+            if (i + (size_t)k >= n || (u[i + k] & 0xc0) != 0x80) len = 0;
+        if (len == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0) len = 0; /* U+0080..U+009F: C1 controls */
+        if (len == 1 && (u[i] < 0x20 || u[i] == 0x7f || u[i] == '\\')) len = 0;
+        if (len == 0) {
+            if (u[i] == '\\') *o++ = '\\', *o++ = '\\';
+            else o += sprintf(o, "\\x%02x", u[i]);
+            i++;
+            continue;
+        }
+        memcpy(o, u + i, (size_t)len);
+        o += len, i += (size_t)len;
+    }
+    *o = '\0';
+    return out;
+}
+
 static int cmd_info_(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
@@ -370,21 +398,31 @@ static int cmd_info_(int argc, char **argv)
     size_t *count = dlfs_calloc(2 * (size_t)ds.num_classes, sizeof *count);
     for (size_t i = 0; i < ds.train.n; i++) count[ds.train.labels[i]]++;
     for (size_t i = 0; i < ds.test.n; i++) count[ds.num_classes + ds.test.labels[i]]++;
-    printf("file:     %s\n", ds.path);
+    char *esc = printable_(ds.path);
+    printf("file:     %s\n", esc);
+    free(esc);
     printf("format:   %s, version %d\n", DLFS_DATASET_FORMAT, DLFS_DATASET_VERSION);
     printf("images:   %d x %d x %d (C x H x W), uint8\n", ds.c, ds.h, ds.w);
     printf("train:    %zu samples\n", ds.train.n);
     printf("test:     %zu samples\n", ds.test.n);
     printf("classes:  %d\n", ds.num_classes);
     printf("  %5s  %-20s %8s %8s\n", "label", "name", "train", "test");
-    for (int i = 0; i < ds.num_classes; i++)
-        printf("  %5d  %-20s %8zu %8zu\n", i, ds.classes[i], count[i], count[ds.num_classes + i]);
+    for (int i = 0; i < ds.num_classes; i++) {
+        esc = printable_(ds.classes[i]);
+        printf("  %5d  %-20s %8zu %8zu\n", i, esc, count[i], count[ds.num_classes + i]);
+        free(esc);
+    }
     printf("mean:    ");
     for (int i = 0; i < ds.c; i++) printf(" %.6f", ds.mean[i]);
     printf("\nstd:     ");
     for (int i = 0; i < ds.c; i++) printf(" %.6f", ds.std[i]);
-    printf("\nsource:   %s\n", ds.source[0] ? ds.source : "(not given)");
-    printf("license:  %s\n", ds.license[0] ? ds.license : "(not given)");
+    const char *text[2][2] = {{"source: ", ds.source}, {"license:", ds.license}};
+    printf("\n");
+    for (int i = 0; i < 2; i++) {
+        esc = printable_(text[i][1]);
+        printf("%s  %s\n", text[i][0], esc[0] ? esc : "(not given)");
+        free(esc);
+    }
     free(count);
     dlfs_dataset_free(&ds);
     return EXIT_SUCCESS;
@@ -403,6 +441,6 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "info")) rc = cmd_info_(argc - 1, argv + 1);
     else return usage_error_("unknown subcommand '%s' (known: convert, info)", cmd);
     /* A failed stdout (closed pipe, full disk) must not pass for success. */
-    if (fflush(stdout) != 0 && rc == EXIT_SUCCESS) rc = fail_("cannot write output: %s", strerror(errno));
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == EXIT_SUCCESS) rc = fail_("cannot write output: %s", strerror(errno));
     return rc;
 }

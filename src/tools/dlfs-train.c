@@ -2,7 +2,9 @@
  * Exit codes: 0 done, 1 runtime error, 2 usage error, 3 stopped by a signal with a
  * checkpoint written, 4 stopped by a signal without --checkpoint-dir (every rank
  * exits the same). */
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <mpi.h>
 #include "dlfs/comm.h"
 #include "dlfs/train.h"
@@ -32,6 +34,9 @@ int main(int argc, char **argv)
         else
             st = o.bench ? dlfs_bench_run(&o, &comm) : o.eval_only ? dlfs_eval_run(&o, &comm)
                                                                    : dlfs_train_run(&o, &comm);
+        /* a failed standard output (full disk, closed pipe) must not pass for success */
+        if (st == DLFS_OK && (fflush(stdout) != 0 || ferror(stdout)))
+            st = dlfs_error_set(DLFS_ERR_IO, "cannot write the standard output: %s", strerror(errno));
         st = dlfs_comm_agree(&comm, st);
     }
     if (st != DLFS_OK && comm.rank == 0) {

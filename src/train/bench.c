@@ -93,6 +93,5 @@ enum dlfs_status dlfs_bench_run(const struct dlfs_options *o, const struct dlfs_
     if (comm->rank == 0) report_(r, shares, hex);
     free(idx);
     st = dlfs_tracer_write(r);
-    dlfs_run_free(r);
-    return st;
+    return dlfs_run_close(r, st);
 }

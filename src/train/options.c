@@ -187,6 +187,9 @@ static enum dlfs_status rules_(struct dlfs_options *o)
         return dlfs_error_set(DLFS_ERR_USAGE, "--resume latest needs --checkpoint-dir DIR to look in");
     if ((o->checkpoint_every || o->checkpoint_every_epochs) && !o->checkpoint_dir)
         return dlfs_error_set(DLFS_ERR_USAGE, "--checkpoint-every needs --checkpoint-dir DIR");
+    if (o->rollback && !o->checkpoint_dir)
+        return dlfs_error_set(DLFS_ERR_USAGE, "--rollback moves checkpoints within --checkpoint-dir DIR; give "
+                              "--checkpoint-dir (with --resume FILE|latest), or drop --rollback");
     if (o->eval_only && !o->resume)
         return dlfs_error_set(DLFS_ERR_USAGE, "--eval needs --resume FILE (the checkpoint to evaluate)");
     if (!o->bench && !o->data)

@@ -15,6 +15,10 @@
 static enum dlfs_status data_(struct dlfs_run *r)
 {
     const struct dlfs_model *m = &r->model;
+    const double synthetic = r->mode == DLFS_RUN_BENCH ? (double)r->global_batch * ((double)m->input_dim + 1) : 0.0;
+    const int batch = r->o->batch_per_rank ? r->o->batch_per_rank : r->global_batch;
+    DLFS_TRY(dlfs_run_check_memory(r, r->pass_rows, r->o->batch_per_rank ? "--batch-per-rank" : "--batch", batch,
+                                   synthetic));
     enum dlfs_status st = r->mode == DLFS_RUN_BENCH /* one global batch of random images, alike on every rank */
                               ? dlfs_dataset_synthetic(&r->ds, m->in_c, m->in_h, m->in_w, m->num_classes,
                                                        (size_t)r->global_batch, r->o->seed)
@@ -83,12 +87,18 @@ static enum dlfs_status objects_(struct dlfs_run *r)
     const struct dlfs_backend *be = r->be;
     const size_t nbuf = r->model.num_buffers;
     r->n = r->model.num_params;
+    /* evaluation chunks: --eval-batch rows, but never more than a rank's share of the test split */
+    const size_t share = (r->ds.test.n + (size_t)r->comm->size - 1) / (size_t)r->comm->size;
+    const int eval_rows = (size_t)o->eval_batch < share ? o->eval_batch : (int)share;
+    int rows = r->pass_rows;
+    if (r->mode != DLFS_RUN_BENCH && eval_rows > rows) rows = eval_rows;
+    const int by_eval = rows > r->pass_rows, batch = o->batch_per_rank ? o->batch_per_rank : r->global_batch;
+    DLFS_TRY(dlfs_run_check_memory(r, rows, by_eval ? "--eval-batch" : o->batch_per_rank ? "--batch-per-rank" : "--batch",
+                                   by_eval ? o->eval_batch : batch, 0.0));
     if (!(r->params = be->alloc(r->n * sizeof(float))) || (nbuf && !(r->bufs = be->alloc(nbuf * sizeof(float)))))
         return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for %zu parameters (model '%s')", be->name, r->n,
                               o->model);
     r->host = dlfs_malloc((r->n > nbuf ? r->n : nbuf) * sizeof(float));
-    int rows = r->pass_rows;
-    if (r->mode != DLFS_RUN_BENCH && o->eval_batch > rows) rows = o->eval_batch;
     DLFS_TRY(dlfs_workspace_init(&r->ws, &r->model, be, rows));
     const struct dlfs_transport_ops *tp = o->deterministic ? &dlfs_transport_det_tree
                                           : r->path == DLFS_COMM_PATH_NCCL ? &dlfs_transport_nccl
@@ -168,6 +178,21 @@ void dlfs_run_plan(struct dlfs_run *r, long total_steps)
 }
 
 const char *dlfs_run_comm_name(const struct dlfs_run *r) { return dlfs_gsync_name(&r->gs); }
+
+enum dlfs_status dlfs_run_close(struct dlfs_run *r, enum dlfs_status st)
+{
+    if (r->metrics) {
+        const int bad = fflush(r->metrics) != 0 || ferror(r->metrics);
+        const int err = errno;
+        if (fclose(r->metrics) != 0 || bad)
+            if (st == DLFS_OK)
+                st = dlfs_error_set(DLFS_ERR_IO, "--metrics %s: write failed: %s; its lines are incomplete",
+                                    r->o->metrics, strerror(bad ? err : errno));
+        r->metrics = NULL;
+    }
+    dlfs_run_free(r);
+    return st;
+}
 
 void dlfs_run_free(struct dlfs_run *r)
 {

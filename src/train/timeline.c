@@ -187,7 +187,12 @@ static enum dlfs_status file_(const struct dlfs_run *r, const char *all, size_t 
     json_str_(f, opts);
     fprintf(f, "},\n\"traceEvents\": [\n{\"name\": \"dlfs\", \"ph\": \"M\", \"pid\": 0, \"tid\": 0, \"args\": {}}%s\n]}\n",
             all);
-    return fclose(f) == 0 ? DLFS_OK : dlfs_error_set(DLFS_ERR_IO, "--trace %s: write failed", r->o->trace);
+    const int bad = fflush(f) != 0 || ferror(f);
+    const int err = errno;
+    if (fclose(f) != 0 || bad)
+        return dlfs_error_set(DLFS_ERR_IO, "--trace %s: write failed: %s; the timeline is incomplete", r->o->trace,
+                              strerror(bad ? err : errno));
+    return DLFS_OK;
 }
 
 enum dlfs_status dlfs_tracer_write(struct dlfs_run *r)

@@ -86,6 +86,15 @@ struct dlfs_run {
 enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o, const struct dlfs_comm *comm,
                                enum dlfs_run_mode mode);
 void dlfs_run_free(struct dlfs_run *r);
+/* memory.c: refuses, before anything is allocated for them, `rows` rows of
+ * activations with the model's state (and `data` bytes of a dataset still to be
+ * made) when the estimate exceeds the memory available; `opt` (given `value`)
+ * is the option that sized rows. The estimate is in the message. Not collective. */
+enum dlfs_status dlfs_run_check_memory(const struct dlfs_run *r, int rows, const char *opt, int value, double data);
+/* The end of a run that got as far as `st`: the metrics file flushed and closed
+ * (a failed write — a full disk, /dev/full — becomes the run's error when st was
+ * DLFS_OK), then dlfs_run_free. Returns the run's status. */
+enum dlfs_status dlfs_run_close(struct dlfs_run *r, enum dlfs_status st);
 /* plan.c: the choices every rank makes alike (backend, gradient path, model,
  * precision, batch arithmetic), agreed; whether the dataset fits the model; the
  * CPU threads per rank. */

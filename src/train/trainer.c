@@ -336,8 +336,7 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
         st = loop_(r, &L);
     }
     free(L.last_path);
-    dlfs_run_free(r);
-    return st;
+    return dlfs_run_close(r, st);
 }
 
 enum dlfs_status dlfs_eval_run(const struct dlfs_options *o, const struct dlfs_comm *comm)
@@ -366,6 +365,5 @@ enum dlfs_status dlfs_eval_run(const struct dlfs_options *o, const struct dlfs_c
             fflush(stdout);
         }
     }
-    dlfs_run_free(r);
-    return st;
+    return dlfs_run_close(r, st);
 }

@@ -9,7 +9,11 @@
  *   mkhostile ckpt-str FILE.h5 NAME LEN    set the string root attribute NAME to LEN 'x's
  *   mkhostile ckpt-float FILE.h5 DSET I V  set element I of float dataset DSET (digests kept)
  *   mkhostile ckpt-nan FILE.h5             a NaN in /params/0_dense/weight, digests recomputed
- *                                          so that they match: only the finiteness check can tell */
+ *                                          so that they match: only the finiteness check can tell
+ *   mkhostile outside KIND FILE.h5 DSET SRC   DSET replaced by one of the same type and shape whose
+ *                                          values live outside FILE: KIND external (raw storage in
+ *                                          the file SRC, e.g. a FIFO or /dev/zero), virtual (a VDS
+ *                                          mapping SRC's DSET) or link (an external link to SRC's DSET) */
 #define _POSIX_C_SOURCE 200809L
 #include <hdf5.h>
 #include <math.h>
@@ -98,6 +102,37 @@ static int ckpt_nan_(const char *path)
     return rc;
 }
 
+/* The dataset-creation list of one kind of storage outside the file. */
+static hid_t outside_dcpl_(const char *kind, const char *src, const char *dset, hid_t sp, hid_t t)
+{
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    const hssize_t n = H5Sget_simple_extent_npoints(sp);
+    int ok = dcpl >= 0 && n >= 0;
+    if (ok && !strcmp(kind, "external")) ok = H5Pset_external(dcpl, src, 0, (hsize_t)n * H5Tget_size(t)) >= 0;
+    else if (ok && !strcmp(kind, "virtual")) ok = H5Sselect_all(sp) >= 0 && H5Pset_virtual(dcpl, sp, src, dset, sp) >= 0;
+    else ok = 0;
+    if (!ok && dcpl >= 0) H5Pclose(dcpl);
+    return ok ? dcpl : -1;
+}
+
+static int outside_(char **a)
+{
+    const char *kind = a[0], *path = a[1], *dset = a[2], *src = a[3];
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), d = f < 0 ? -1 : H5Dopen2(f, dset, H5P_DEFAULT);
+    if (d < 0) return fprintf(stderr, "mkhostile: no dataset %s in %s\n", dset, path), 1;
+    hid_t sp = H5Dget_space(d), t = H5Dget_type(d), dcpl = -1;
+    H5Dclose(d);
+    int ok = H5Ldelete(f, dset, H5P_DEFAULT) >= 0;
+    if (ok && !strcmp(kind, "link")) ok = H5Lcreate_external(src, dset, f, dset, H5P_DEFAULT, H5P_DEFAULT) >= 0;
+    else if (ok) {
+        ok = (dcpl = outside_dcpl_(kind, src, dset, sp, t)) >= 0 &&
+             (d = H5Dcreate2(f, dset, t, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) >= 0 && H5Dclose(d) >= 0;
+        if (dcpl >= 0) H5Pclose(dcpl);
+    }
+    H5Sclose(sp), H5Tclose(t);
+    return (H5Fclose(f) < 0) || !ok;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "";
@@ -119,6 +154,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "ckpt-float") && argc == 6)
         return ckedit_put_float(a[0], a[1], strtoull(a[2], NULL, 10), strtof(a[3], NULL)) != 0;
     if (!strcmp(cmd, "ckpt-nan") && argc == 3) return ckpt_nan_(a[0]);
+    if (!strcmp(cmd, "outside") && argc == 6) return outside_(a);
     fprintf(stderr, "usage: see the comment at the top of tests/hostile/mkhostile.c\n");
     return 2;
 }
