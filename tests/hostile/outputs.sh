@@ -8,7 +8,7 @@
 # refused naming the first, the first's checkpoints intact; DLFS_CKPT_LOCK=off);
 # a stop signal reaching rank 1 alone while rank 0 writes a slow checkpoint (the
 # write completes, every rank exits 3); a format-1 checkpoint says what was not
-# verified.
+# verified; launch/hardware-guide and launch/scaling-report refuse -o over an input.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/hostile-lib.sh"
 train=$1 data=$2 mk=$4 gen=$5
@@ -128,6 +128,35 @@ rc=$?
   && grep -q "stopped by SIGTERM at step 6: checkpoint sigone/ckpt-000000006.h5 written" sig.out \
   && [ -f sigone/ckpt-000000005.h5 ] && t_pass "SIGTERM to rank 1 during a slow write: written, every rank exits 3" \
   || { t_fail "SIGTERM to rank 1 during a slow write: rc $rc, ranks $(cat "$H_RANKS"/* 2>/dev/null | xargs)"; cat sig.out; }
+
+# the launch tools' -o over one of their inputs (a file, one an input directory holds,
+# through a link, what --measure writes, the guide's .json companion): exit 2, one line
+launch=$(cd "$(dirname "$0")/../../launch" && pwd)
+mkdir -p py/g py/m py/in && echo '{}' > py/g/scaling.json && echo '{}' > py/x.jsonl && ln -s x.jsonl py/link.md \
+  && echo '# old' > py/in/report.md
+H_WATCH=(py)
+tool() { # tool NAME NEEDLE PROGRAM ARGS...
+  local name=$1 needle=$2 prog=$3 rc=0 before; shift 3
+  before=$(h_snapshot)
+  (cd py && timeout 60 python3 "$launch/$prog" "$@" > "$H_OUT/out" 2> "$H_OUT/err") || rc=$?
+  if [ $rc = 2 ] && [ "$(grep -c . "$H_OUT/err")" = 1 ] && grep -q "^$prog: error: " "$H_OUT/err" \
+     && grep -qF -- "$needle" "$H_OUT/err" && [ "$before" = "$(h_snapshot)" ]; then
+    t_pass "$prog $name: $(cat "$H_OUT/err")"
+  else t_fail "$prog $name: exit $rc, or not one line with '$needle', or files changed"; cat "$H_OUT/err"; fi
+}
+tool "-o naming the input" "-o x.jsonl: writing x.jsonl would destroy the input x.jsonl" hardware-guide x.jsonl -o x.jsonl
+tool "-o through a link to the input" "-o link.md: writing link.md would destroy the input x.jsonl" hardware-guide \
+  x.jsonl -o link.md
+tool "-o whose .json companion is an input" "-o g/scaling.md: writing g/scaling.json would destroy the input" \
+  hardware-guide g -o g/scaling.md
+tool "-o naming what --measure writes" "-o m/train-cpu-mlp.jsonl: writing m/train-cpu-mlp.jsonl would destroy" \
+  hardware-guide --measure m -o m/train-cpu-mlp.jsonl
+tool "-o FILE.json (the guide is its own companion)" "-o y.json: the guide and its .json companion would be one file" \
+  hardware-guide x.jsonl -o y.json
+tool "-o naming the input" "-o g/scaling.json: writing g/scaling.json would destroy the input g/scaling.json" \
+  scaling-report g/scaling.json -o g/scaling.json
+tool "-o DIR holding an input under an output's name" "-o in: writing in/report.md would destroy the input" \
+  scaling-report in/report.md -o in
 
 # a format-1 checkpoint (no state digest) is read, and says what was not verified
 cp other/ckpt-000000005.h5 v1.h5 && "$mk" ckpt-int v1.h5 format_version 1
