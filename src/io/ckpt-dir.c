@@ -56,9 +56,14 @@ static int entry_(const char *dir, const char *name, long *step, char **ignored)
     if (rc <= 0) return rc;
     char *p = join_(dir, name);
     struct stat sb;
-    const int reg = p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+    /* lstat: dlfs writes regular files only, so a link under a checkpoint's name is
+     * someone else's (the directory may be shared): never read, pruned or moved.
+     * HDF5 then opens the listed file by name; a file swapped in between must still
+     * verify its digests, and who can swap it could as well write a checkpoint. */
+    const int ok = p && lstat(p, &sb) == 0, reg = ok && S_ISREG(sb.st_mode);
     free(p);
-    if (!reg) note_(ignored, "ignored %s/%s: not a regular file", dir, name);
+    if (!reg) note_(ignored, "ignored %s/%s: %s", dir, name, ok && S_ISLNK(sb.st_mode) ? "a symbolic link, not a "
+                    "file dlfs wrote" : "not a regular file");
     return reg ? 1 : 0;
 }
 

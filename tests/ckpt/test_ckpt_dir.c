@@ -257,6 +257,15 @@ static void check_planted_links(void)
     CHECK(strcmp(slurp_(victim), "precious\n") == 0 && access(stale, F_OK) != 0 && access(victim, F_OK) == 0,
           "the stale .tmp link is removed, never its target");
     if (fd >= 0) close(fd);
+    /* a link under a checkpoint's name is no checkpoint: never listed (so never read as
+     * latest, pruned or moved), noted as ignored */
+    CHECK(symlink("ckpt-000000080.h5", at_("ckpt-000000090.h5")) == 0, "planting a link ckpt-90");
+    struct dlfs_ckpt_list l;
+    CHECK(dlfs_ckpt_list(dir, &l) == DLFS_OK && l.n && l.v[l.n - 1].step == 80 && l.ignored &&
+          strstr(l.ignored, "ckpt-000000090.h5: a symbolic link"), "a link as the newest checkpoint: %s",
+          l.ignored ? l.ignored : "(nothing ignored)");
+    dlfs_ckpt_list_free(&l);
+    unlink(at_("ckpt-000000090.h5"));
     /* two outputs not there yet are the same file under two spellings, also through a dangling link */
     CHECK(dlfs_path_same(at_("new.json"), at_("locked/../new.json")), "a file to be created, two spellings");
     symlink("future.json", at_("dangling"));
