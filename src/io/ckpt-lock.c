@@ -5,8 +5,9 @@
  * file would otherwise be truncated); rank 0 takes a POSIX record lock on it
  * (fcntl F_SETLK: also on NFS, where flock() may be local to one client) and
  * keeps it open for the whole run, so the kernel releases the lock when the
- * process ends, however it ends. The holder writes "pid P on host H, started
- * T" into it, for the message the next run prints. DLFS_CKPT_LOCK=off skips
+ * process ends, however it ends; a run that ends (not one that is killed) also
+ * removes the file. The holder writes "pid P on host H, started T" into it, for
+ * the message the next run prints. DLFS_CKPT_LOCK=off skips
  * the lock (src/README.md): for a file system without working locks, or a
  * stale lock there that outlives its holder. */
 #define _POSIX_C_SOURCE 200809L
@@ -55,41 +56,80 @@ static enum dlfs_status fail_(int fd, enum dlfs_status st)
     return st;
 }
 
-enum dlfs_status ckpt_dir_lock(const char *dir, int *fd_out)
+/* One try: 1 locked (*fd set), 0 the file was unlinked under us (try again), -1 refused. */
+static int try_lock_(const char *dir, const char *p, int *fd_out, enum dlfs_status *st)
 {
-    *fd_out = -1;
-    const char *env = getenv("DLFS_CKPT_LOCK");
-    if (env && strcmp(env, "off") == 0) return DLFS_OK;
-    char *p = dlfs_malloc(strlen(dir) + sizeof LOCK_NAME_ + 1);
-    sprintf(p, "%s/%s", dir, LOCK_NAME_);
     const int fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
     const int err = errno;
-    free(p);
-    if (fd < 0)
-        return dlfs_error_set(DLFS_ERR_IO, "--checkpoint-dir %s: cannot open its lock file %s: %s%s", dir, LOCK_NAME_,
-                              strerror(err), err == ELOOP ? " (a symbolic link: remove it)" : "");
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1)
-        return fail_(fd, dlfs_error_set(DLFS_ERR_IO, "--checkpoint-dir %s: its lock file %s is not a regular file "
-                                        "with one name (a link to another file?): remove it", dir, LOCK_NAME_));
+    if (fd < 0) {
+        *st = dlfs_error_set(DLFS_ERR_IO, "--checkpoint-dir %s: cannot open its lock file %s: %s%s", dir, LOCK_NAME_,
+                             strerror(err), err == ELOOP ? " (a symbolic link: remove it)" : "");
+        return -1;
+    }
+    struct stat sb, now;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
+        *st = fail_(fd, dlfs_error_set(DLFS_ERR_IO, "--checkpoint-dir %s: its lock file %s is not a regular file "
+                                       "with one name (a link to another file?): remove it", dir, LOCK_NAME_));
+        return -1;
+    }
     struct flock fl;
     memset(&fl, 0, sizeof fl);
     fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;
     if (fcntl(fd, F_SETLK, &fl) == 0) {
+        /* the holder before us unlinks the file as it ends (dlfs_ckpt_dir_unlock): a
+         * lock on a file no longer under the name locks nothing */
+        if (lstat(p, &now) != 0 || now.st_dev != sb.st_dev || now.st_ino != sb.st_ino) return close(fd), 0;
         stamp_(fd);
         *fd_out = fd;
-        return DLFS_OK;
+        return 1;
     }
     const int e = errno;
     if (e == EAGAIN || e == EACCES) {
         char who[256];
         holder_(fd, who, sizeof who);
-        return fail_(fd, dlfs_error_set(DLFS_ERR_USAGE, "--checkpoint-dir %s is in use by another run (%s): two runs "
-                                        "would replace each other's checkpoints; wait for it to end or give another "
-                                        "--checkpoint-dir (%s, e.g. a stale lock of a file system whose locks "
-                                        "outlive their holder)", dir, who, OFF_HINT_));
+        *st = fail_(fd, dlfs_error_set(DLFS_ERR_USAGE, "--checkpoint-dir %s is in use by another run (%s): two runs "
+                                       "would replace each other's checkpoints; wait for it to end or give another "
+                                       "--checkpoint-dir (%s, e.g. a stale lock of a file system whose locks "
+                                       "outlive their holder)", dir, who, OFF_HINT_));
+        return -1;
     }
-    return fail_(fd, dlfs_error_set(DLFS_ERR_IO, "--checkpoint-dir %s: cannot lock %s: %s (a file system without "
-                                    "working locks?); %s", dir, LOCK_NAME_, strerror(e), OFF_HINT_));
+    *st = fail_(fd, dlfs_error_set(DLFS_ERR_IO, "--checkpoint-dir %s: cannot lock %s: %s (a file system without "
+                                   "working locks?); %s", dir, LOCK_NAME_, strerror(e), OFF_HINT_));
+    return -1;
+}
+
+static char *lock_path_(const char *dir)
+{
+    char *p = dlfs_malloc(strlen(dir) + sizeof LOCK_NAME_ + 1);
+    sprintf(p, "%s/%s", dir, LOCK_NAME_);
+    return p;
+}
+
+enum dlfs_status ckpt_dir_lock(const char *dir, int *fd_out)
+{
+    *fd_out = -1;
+    const char *env = getenv("DLFS_CKPT_LOCK");
+    if (env && strcmp(env, "off") == 0) return DLFS_OK;
+    char *p = lock_path_(dir);
+    enum dlfs_status st = DLFS_OK;
+    int rc = 0;
+    for (int k = 0; k < 8 && rc == 0; k++) rc = try_lock_(dir, p, fd_out, &st);
+    free(p);
+    if (rc == 0) /* unlinked under us again and again */
+        st = dlfs_error_set(DLFS_ERR_IO, "--checkpoint-dir %s: its lock file %s keeps disappearing (another run "
+                            "ending and starting?); try again", dir, LOCK_NAME_);
+    return st;
+}
+
+void dlfs_ckpt_dir_unlock(const char *dir, int fd)
+{
+    if (fd < 0) return;
+    /* unlinked while still locked: a run that opened it before sees it gone once it
+     * gets the lock, and tries again with a new file */
+    char *p = lock_path_(dir);
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && lstat(p, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) unlink(p);
+    free(p);
+    close(fd);
 }

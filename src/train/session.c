@@ -212,7 +212,7 @@ void dlfs_run_free(struct dlfs_run *r)
 {
     const struct dlfs_backend *be = r->be;
     if (r->metrics) fclose(r->metrics);
-    if (r->ckpt_lock > 0) close(r->ckpt_lock - 1); /* releases --checkpoint-dir's lock */
+    if (r->ckpt_lock > 0) dlfs_ckpt_dir_unlock(r->o->checkpoint_dir, r->ckpt_lock - 1);
     dlfs_batcher_free(&r->batcher); /* joins the prefetch thread: before the dataset goes */
     dlfs_pipeline_free(&r->pipe);
     if (be) {

@@ -256,7 +256,8 @@ static void check_planted_links(void)
     CHECK(strncmp(slurp_(lock), want, strlen(want)) == 0, "the lock file names its holder: '%s'", slurp_(lock));
     CHECK(strcmp(slurp_(victim), "precious\n") == 0 && access(stale, F_OK) != 0 && access(victim, F_OK) == 0,
           "the stale .tmp link is removed, never its target");
-    if (fd >= 0) close(fd);
+    dlfs_ckpt_dir_unlock(sub, fd);
+    CHECK(access(lock, F_OK) != 0 && access(victim, F_OK) == 0, "the lock file goes with the lock");
     /* a link under a checkpoint's name is no checkpoint: never listed (so never read as
      * latest, pruned or moved), noted as ignored */
     CHECK(symlink("ckpt-000000080.h5", at_("ckpt-000000090.h5")) == 0, "planting a link ckpt-90");
