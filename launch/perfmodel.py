@@ -400,3 +400,19 @@ def python_with_matplotlib():
                 os.execv(cand, [cand] + sys.argv)
     return (f"matplotlib is not installed for {sys.executable} "
             f"(Debian: apt-get install -y python3-matplotlib)")
+
+
+def output_over_input(outputs, inputs):
+    """The first (output, input) pair that names one file, else None: the same resolved
+    path (os.path.realpath, also for a file not there yet and through links) or, both
+    there, the same device and inode (hard links)."""
+    for o in outputs:
+        for i in inputs:
+            try:
+                same = os.path.realpath(o) == os.path.realpath(i) or (
+                    os.path.exists(o) and os.path.exists(i) and os.path.samefile(o, i))
+            except OSError:
+                same = False
+            if same:
+                return o, i
+    return None

@@ -158,10 +158,15 @@ enum dlfs_status dlfs_ckpt_rollback_check(const char *dir, const char *resume_pa
 void dlfs_ckpt_run_id(char out[33]);
 
 /* Create DIR if needed (path length checked before creating anything) and prove
- * it writable (before hours of training rather than after); removes stale
- * ckpt-*.h5.tmp left by a killed writer; warns on stderr (one line each) about
- * ckpt-*.h5 names it will ignore. */
-enum dlfs_status dlfs_ckpt_dir_check(const char *dir);
+ * it writable (before hours of training rather than after); take its lock, so
+ * that no second run writes there at the same time (*lock_fd: the lock file,
+ * to close at the end of the run, -1 when none: DLFS_CKPT_LOCK=off); removes
+ * stale ckpt-*.h5.tmp left by a killed writer; warns on stderr (one line each)
+ * about ckpt-*.h5 names it will ignore. */
+enum dlfs_status dlfs_ckpt_dir_check(const char *dir, int *lock_fd);
+/* Release DIR's lock taken by dlfs_ckpt_dir_check: the lock file is removed (while
+ * still locked, and only when it is still the one locked) and closed. fd -1: nothing. */
+void dlfs_ckpt_dir_unlock(const char *dir, int fd);
 
 /* Test hooks (environment): DLFS_FAULT_CKPT_ABORT=N aborts the process in the
  * middle of the N-th checkpoint write, DLFS_FAULT_CKPT_PAUSE=N:S sleeps S

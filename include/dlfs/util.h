@@ -46,14 +46,25 @@ void dlfs_signals_install(void);
 /* The signal received (0 if none), and its name ("SIGTERM", ...). */
 int dlfs_signal_pending(void);
 const char *dlfs_signal_name(int sig);
+/* While on (around a checkpoint write the ranks have started together), a
+ * pending signal does not end a wait for the other ranks early
+ * (dlfs_comm_wait): the write finishes (bounded by --comm-timeout only) and
+ * the signal is handled at the next step boundary, alike on every rank. */
+void dlfs_signal_defer(int on);
+int dlfs_signal_deferred(void);
 
 /* Monotonic wall-clock seconds. */
 double dlfs_now(void);
 
-/* True when a and b name the same existing file (same device and inode after
- * following symbolic links: hard links, links and other spellings included).
- * False when either does not exist (an output not yet written is no input). */
+/* True when a and b name the same file: the same device and inode when both
+ * exist (following symbolic links: hard links, links and other spellings
+ * included), else the same resolved path (dlfs_path_resolve: two outputs not
+ * yet written, an output that the run will create). */
 bool dlfs_path_same(const char *a, const char *b);
+/* The absolute path `path` names (malloc'ed; NULL for NULL, "" or no memory):
+ * realpath() when it exists, else (dangling links followed) the real path of
+ * its directory and its last name; as given when the directory is missing too. */
+char *dlfs_path_resolve(const char *path);
 
 /* `path` for a message: itself when shorter than len, else its beginning and
  * end around "[...]" written into buf[len] (the end names the file). */

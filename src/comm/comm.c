@@ -34,8 +34,10 @@ void dlfs_comm_wait(const struct dlfs_comm *c, int n, MPI_Request *req, const ch
             dlfs_fatal(1, "%s did not complete within %g s (--comm-timeout): a peer rank is stuck or dead; "
                        "ending the job", what, c->timeout_s);
         /* SIGTERM/SIGUSR1 are for the step boundary, where a checkpoint is written;
-         * a wait that has already lasted SIGNAL_GRACE_ s will not get there soon */
-        if (dlfs_signal_pending() && now - t0 > SIGNAL_GRACE_)
+         * a wait that has already lasted SIGNAL_GRACE_ s will not get there soon.
+         * Not inside a checkpoint write (dlfs_signal_defer): rank 0 is writing, and
+         * the time that takes is the I/O's, bounded by --comm-timeout alone */
+        if (dlfs_signal_pending() && !dlfs_signal_deferred() && now - t0 > SIGNAL_GRACE_)
             dlfs_fatal(DLFS_EXIT_SIGNAL_IN_WAIT, "stopped by %s while %s had been waiting %.0f s for the other ranks "
                        "(one is stuck or dead); the checkpoints written so far are kept",
                        dlfs_signal_name(dlfs_signal_pending()), what, now - t0);

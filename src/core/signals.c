@@ -8,6 +8,7 @@
 #include "dlfs/util.h"
 
 static volatile sig_atomic_t pending_;
+static int deferred_; /* set by the main thread only */
 
 static void on_signal_(int sig) { pending_ = sig; }
 
@@ -24,6 +25,10 @@ void dlfs_signals_install(void)
 }
 
 int dlfs_signal_pending(void) { return pending_; }
+
+void dlfs_signal_defer(int on) { deferred_ = on; }
+
+int dlfs_signal_deferred(void) { return deferred_; }
 
 const char *dlfs_signal_name(int sig)
 {

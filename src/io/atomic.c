@@ -1,5 +1,5 @@
 /* The one atomic writer (src/io/io.h), used by dataset and checkpoint files:
- * PATH.tmp, write, fsync, close, rename, fsync the directory. */
+ * PATH.tmp created exclusively, write, fsync, close, rename, fsync the directory. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/io.h"
 #include "core/hooks.h"
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int write_all_(int fd, const char *p, size_t n)
@@ -47,6 +48,40 @@ static int fail_(struct io_atomic_err *e, const char *stage, int fd)
     return -1;
 }
 
+/* Create PATH.tmp as a new file of ours, never through what another user put
+ * there. The directory may be writable by others (a shared scratch or project
+ * directory), who can plant a symbolic link or a hard link at the temporary
+ * name ahead of us, aimed at any file we can write:
+ *  - O_CREAT|O_EXCL never follows a symbolic link (not even a dangling one) and
+ *    fails on any existing name, so neither link can make us open its target;
+ *    O_NOFOLLOW says the same for kernels and file systems where it matters;
+ *  - an existing name is removed and the create tried again: unlink() removes
+ *    the link or the stale file of a killed writer (a name), never the file it
+ *    points at; one that comes back at once (someone racing us) is an error;
+ *  - before the rename, the name must still be the file we wrote (same device
+ *    and inode as our descriptor): we rename only what we created. In a sticky
+ *    directory (mode 1777) nobody else can then swap it; in one where others may
+ *    rename our files they could as well replace the checkpoint itself.
+ * HDF5 never creates these files: the checkpoint is built in memory and its
+ * bytes written here (src/io/checkpoint.c). */
+static int create_tmp_(const char *tmp)
+{
+    const int fl = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = open(tmp, fl, 0644);
+    if (fd < 0 && errno == EEXIST && unlink(tmp) == 0) fd = open(tmp, fl, 0644);
+    return fd;
+}
+
+/* The name `tmp` is still the file open as fd. */
+static int still_ours_(const char *tmp, int fd)
+{
+    struct stat a, b;
+    if (fstat(fd, &a) != 0 || lstat(tmp, &b) != 0) return 0;
+    if (a.st_dev == b.st_dev && a.st_ino == b.st_ino) return 1;
+    errno = EEXIST; /* "File exists": someone else's file took the name */
+    return 0;
+}
+
 int io_atomic_write(const char *path, const void *buf, size_t len, unsigned flags, struct io_atomic_err *e)
 {
     const size_t n = strlen(path);
@@ -55,10 +90,10 @@ int io_atomic_write(const char *path, const void *buf, size_t len, unsigned flag
     if (!(e->tmp = malloc(n + 5))) return -1;
     memcpy(e->tmp, path, n);
     memcpy(e->tmp + n, ".tmp", 5);
-    const int fd = open(e->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int fd = create_tmp_(e->tmp);
     if (fd < 0) {
         e->err = errno;
-        return -1; /* nothing to remove */
+        return -1; /* nothing of ours to remove */
     }
     const size_t half = len / 2;
     if (write_all_(fd, buf, half) != 0) return fail_(e, "write", fd);
@@ -66,6 +101,12 @@ int io_atomic_write(const char *path, const void *buf, size_t len, unsigned flag
     if (write_all_(fd, (const char *)buf + half, len - half) != 0) return fail_(e, "write", fd);
     /* the bytes must be on disk before the rename makes them "the" file */
     if (fsync(fd) != 0) return fail_(e, "fsync", fd);
+    if (!still_ours_(e->tmp, fd)) {
+        e->err = errno;
+        e->stage = "rename";
+        close(fd);
+        return -1; /* not ours: neither renamed nor removed */
+    }
     if (close(fd) != 0) return fail_(e, "close", -1);
     if (rename(e->tmp, path) != 0) return fail_(e, "rename", -1);
     sync_dir_(path); /* make the rename itself durable */

@@ -56,9 +56,14 @@ static int entry_(const char *dir, const char *name, long *step, char **ignored)
     if (rc <= 0) return rc;
     char *p = join_(dir, name);
     struct stat sb;
-    const int reg = p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+    /* lstat: dlfs writes regular files only, so a link under a checkpoint's name is
+     * someone else's (the directory may be shared): never read, pruned or moved.
+     * HDF5 then opens the listed file by name; a file swapped in between must still
+     * verify its digests, and who can swap it could as well write a checkpoint. */
+    const int ok = p && lstat(p, &sb) == 0, reg = ok && S_ISREG(sb.st_mode);
     free(p);
-    if (!reg) note_(ignored, "ignored %s/%s: not a regular file", dir, name);
+    if (!reg) note_(ignored, "ignored %s/%s: %s", dir, name, ok && S_ISLNK(sb.st_mode) ? "a symbolic link, not a "
+                    "file dlfs wrote" : "not a regular file");
     return reg ? 1 : 0;
 }
 
@@ -274,18 +279,34 @@ void dlfs_ckpt_run_id(char out[33])
     for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-enum dlfs_status dlfs_ckpt_dir_check(const char *dir)
+/* Prove DIR writable with a probe file of our own: created exclusively under a
+ * name nobody holds (O_EXCL|O_NOFOLLOW: a link planted at the name is never
+ * followed, the next name is tried), removed only when we created it. */
+static enum dlfs_status probe_(const char *dir)
 {
+    int err = EEXIST;
+    for (int k = 0; k < 16 && err == EEXIST; k++) {
+        char probe[64];
+        snprintf(probe, sizeof probe, ".dlfs-write-test.%ld.%d", (long)getpid(), k);
+        char *p = join_(dir, probe);
+        const int fd = p ? open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+        err = p ? errno : ENOMEM;
+        if (fd >= 0) close(fd), unlink(p);
+        free(p);
+        if (fd >= 0) return DLFS_OK;
+    }
+    return dlfs_error_set(DLFS_ERR_IO, "--checkpoint-dir %s: cannot write there: %s", dir, strerror(err));
+}
+
+enum dlfs_status dlfs_ckpt_dir_check(const char *dir, int *lock_fd)
+{
+    *lock_fd = -1;
     DLFS_TRY(io_mkdirs("--checkpoint-dir", dir, CKPT_NAME_ROOM));
-    char probe[64];
-    snprintf(probe, sizeof probe, ".dlfs-write-test.%ld", (long)getpid());
-    char *p = join_(dir, probe);
-    const int fd = p ? open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666) : -1;
-    const int err = errno;
-    if (fd >= 0) close(fd), unlink(p);
-    free(p);
-    if (fd < 0) return dlfs_error_set(DLFS_ERR_IO, "--checkpoint-dir %s: cannot write there: %s", dir, strerror(err));
-    /* stale NAME.tmp files are what a killed writer leaves: never checkpoints */
+    DLFS_TRY(probe_(dir));
+    /* before anything in the directory is touched: another run's files are its own */
+    DLFS_TRY(ckpt_dir_lock(dir, lock_fd));
+    /* stale NAME.tmp files are what a killed writer leaves: never checkpoints
+     * (unlink removes a name, a link planted there included, never its target) */
     DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d))) {

@@ -37,6 +37,11 @@ bool ckpt_state_nonfinite(const struct dlfs_model *m, const struct dlfs_ckpt *c,
  * the one just written at `step`; never that one or a higher step. */
 void ckpt_prune(const char *dir, int keep, long step);
 
+/* Take DIR's lock (DIR/.dlfs-lock, src/io/ckpt-lock.c): *fd is the lock file,
+ * held open for the run (the kernel releases the lock when the process ends);
+ * -1 when DLFS_CKPT_LOCK=off. Another run holding it: DLFS_ERR_USAGE naming it. */
+enum dlfs_status ckpt_dir_lock(const char *dir, int *fd);
+
 /* Shapes of a layer's weight (its rank returned) and bias as the file stores them. */
 int ckpt_weight_dims(const struct dlfs_layer *L, uint64_t wd[4], uint64_t bd[1]);
 

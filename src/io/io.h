@@ -27,8 +27,11 @@ int io_read_full(int fd, void *buf, size_t n);
 enum dlfs_status io_mkdirs(const char *what, const char *dir, size_t extra);
 
 /* The one atomic writer: `len` bytes of `buf` become the file `path` all at
- * once or not at all. PATH.tmp in the same directory is written, fsync'ed,
- * closed and renamed over `path`, then the directory is fsync'ed (best effort:
+ * once or not at all. PATH.tmp in the same directory is created exclusively
+ * (O_EXCL|O_NOFOLLOW: never through a planted link; an existing PATH.tmp, a
+ * killed writer's or a link, is unlinked first), written, fsync'ed, checked to
+ * be still the file created, closed and renamed over `path`, then the
+ * directory is fsync'ed (best effort:
  * some file systems refuse). On failure PATH.tmp is removed, `path` untouched,
  * and -1 is returned with e->err (errno, 0 when none) and e->stage ("create",
  * "write", "fsync", "close", "rename") set; e->tmp names the temporary file.

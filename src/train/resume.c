@@ -110,6 +110,12 @@ static enum dlfs_status load_(struct dlfs_run *r, struct dlfs_ckpt *c, int *skip
         fflush(stdout);
     }
     free(report);
+    if (st == DLFS_OK && c->path && c->format_version < 2 && r->comm->rank == 0) { /* also with --quiet */
+        fprintf(stderr, "dlfs: warning: %s is a format-%d checkpoint (no state_sha256): its parameters were "
+                "verified, its optimizer state and position (step %ld, epoch %d, +%ld samples) were not\n", c->path,
+                c->format_version, c->step, c->epoch, c->samples_in_epoch);
+        fflush(stderr);
+    }
     /* the data position must lie within this dataset (a checkpoint of another one) */
     if (st == DLFS_OK && c->path && r->have_ds && (size_t)c->samples_in_epoch > r->ds.train.n)
         st = dlfs_error_set(DLFS_ERR_USAGE, "%s continues epoch %d at sample %ld, but %s has only %zu training "

@@ -2,10 +2,12 @@
  * objects (batcher, gradient sync, optimizer, pipeline), the initial parameters.
  * Every failure is agreed across ranks so that all of them stop with one message. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "core/trace.h"
 #include "dlfs/checkpoint.h"
 #include "dlfs/util.h"
@@ -40,22 +42,55 @@ static enum dlfs_status over_input_(const struct dlfs_run *r, const char *opt, c
     return DLFS_OK;
 }
 
-/* The inputs inside --checkpoint-dir under a checkpoint's name would be
- * overwritten or pruned like checkpoints: refused. */
-static enum dlfs_status in_ckpt_dir_(const struct dlfs_run *r)
+/* A name the checkpoint directory's own files have: checkpoints (ckpt-*.h5),
+ * their temporary files (ckpt-*.h5.tmp), the lock and the write probe (.dlfs-*). */
+static int ckpt_dir_name_(const char *base)
 {
-    const struct dlfs_options *o = r->o;
-    if (!o->checkpoint_dir || !o->data) return DLFS_OK;
-    const char *base = strrchr(o->data, '/');
-    base = base ? base + 1 : o->data;
-    char *in_dir = dlfs_malloc(strlen(o->checkpoint_dir) + strlen(base) + 2);
-    sprintf(in_dir, "%s/%s", o->checkpoint_dir, base);
-    const int clash = strncmp(base, "ckpt-", 5) == 0 && dlfs_path_same(in_dir, o->data);
-    free(in_dir);
-    return clash ? dlfs_error_set(DLFS_ERR_USAGE, "--data %s lies in --checkpoint-dir %s under a checkpoint's name: "
-                                  "it could be overwritten or pruned; move it, or use another --checkpoint-dir",
-                                  o->data, o->checkpoint_dir)
-                 : DLFS_OK;
+    return strncmp(base, "ckpt-", 5) == 0 || strncmp(base, ".dlfs-", 6) == 0;
+}
+
+/* `path` (an option's file) is one of --checkpoint-dir's own files: under the
+ * directory (by resolved path, also when not there yet) with such a name, or
+ * the same file as one of the directory's entries with such a name (a link). */
+static int in_ckpt_dir_(const char *dir, const char *path)
+{
+    char *rd = dlfs_path_resolve(dir), *rp = dlfs_path_resolve(path);
+    const size_t n = rd ? strlen(rd) : 0;
+    const char *base = rp ? strrchr(rp, '/') : NULL;
+    int clash = rd && rp && base && strncmp(rp, rd, n) == 0 && (rp[n] == '/' || strcmp(rd, "/") == 0) &&
+                ckpt_dir_name_(base + 1);
+    free(rd);
+    free(rp);
+    DIR *d = clash ? NULL : opendir(dir);
+    struct dirent *e;
+    while (d && !clash && (e = readdir(d))) {
+        if (!ckpt_dir_name_(e->d_name)) continue;
+        char *p = dlfs_malloc(strlen(dir) + strlen(e->d_name) + 2);
+        sprintf(p, "%s/%s", dir, e->d_name);
+        clash = dlfs_path_same(p, path);
+        free(p);
+    }
+    if (d) closedir(d);
+    return clash;
+}
+
+/* The files of --checkpoint-dir (written, pruned, moved and renamed over by the
+ * run) must be no input and no other output: refused before anything is written. */
+static enum dlfs_status ckpt_dir_clash_(const struct dlfs_options *o)
+{
+    if (!o->checkpoint_dir) return DLFS_OK;
+    if (o->data && in_ckpt_dir_(o->checkpoint_dir, o->data))
+        return dlfs_error_set(DLFS_ERR_USAGE, "--data %s lies in --checkpoint-dir %s under a checkpoint's name: it "
+                              "could be overwritten or pruned; move it, or use another --checkpoint-dir", o->data,
+                              o->checkpoint_dir);
+    const char *out[2][2] = {{"--metrics", o->metrics}, {"--trace", o->trace}};
+    for (int i = 0; i < 2; i++)
+        if (out[i][1] && in_ckpt_dir_(o->checkpoint_dir, out[i][1]))
+            return dlfs_error_set(DLFS_ERR_USAGE, "%s %s is a file of --checkpoint-dir %s (a checkpoint ckpt-*.h5, "
+                                  "its temporary file or the directory's lock): writing it would destroy a "
+                                  "checkpoint, or a checkpoint would replace it; give %s another path", out[i][0],
+                                  out[i][1], o->checkpoint_dir, out[i][0]);
+    return DLFS_OK;
 }
 
 /* Outputs only rank 0 writes: the metrics file, the timeline, the checkpoint directory. */
@@ -65,9 +100,10 @@ static enum dlfs_status outputs_(struct dlfs_run *r)
     if (r->comm->rank != 0) return DLFS_OK;
     DLFS_TRY(over_input_(r, "--metrics", o->metrics));
     DLFS_TRY(over_input_(r, "--trace", o->trace));
-    DLFS_TRY(in_ckpt_dir_(r));
-    if (o->metrics && o->trace && dlfs_path_same(o->metrics, o->trace))
-        return dlfs_error_set(DLFS_ERR_USAGE, "--metrics and --trace name the same file %s; give them two", o->trace);
+    DLFS_TRY(ckpt_dir_clash_(o));
+    if (o->metrics && o->trace && dlfs_path_same(o->metrics, o->trace)) /* also when neither is there yet */
+        return dlfs_error_set(DLFS_ERR_USAGE, "--metrics %s and --trace %s name the same file; give them two",
+                              o->metrics, o->trace);
     /* opened without truncating: a run refused later (lineage) must not cost the old
      * file its lines; a fresh run truncates it once it is under way (dlfs_run_start) */
     if (o->metrics && !(r->metrics = fopen(o->metrics, r->mode == DLFS_RUN_BENCH ? "w" : "a")))
@@ -76,8 +112,11 @@ static enum dlfs_status outputs_(struct dlfs_run *r)
     if (o->trace && !t)
         return dlfs_error_set(DLFS_ERR_IO, "--trace %s: cannot open for writing: %s", o->trace, strerror(errno));
     if (t) fclose(t);
-    if (o->checkpoint_dir && r->mode == DLFS_RUN_TRAIN) return dlfs_ckpt_dir_check(o->checkpoint_dir);
-    return DLFS_OK;
+    if (!o->checkpoint_dir || r->mode != DLFS_RUN_TRAIN) return DLFS_OK;
+    int lock = -1; /* held until dlfs_run_free (or the process ends) */
+    const enum dlfs_status st = dlfs_ckpt_dir_check(o->checkpoint_dir, &lock);
+    r->ckpt_lock = lock + 1;
+    return st;
 }
 
 /* Parameters, running statistics, workspace and the objects, in backend memory. */
@@ -198,6 +237,7 @@ void dlfs_run_free(struct dlfs_run *r)
 {
     const struct dlfs_backend *be = r->be;
     if (r->metrics) fclose(r->metrics);
+    if (r->ckpt_lock > 0) dlfs_ckpt_dir_unlock(r->o->checkpoint_dir, r->ckpt_lock - 1);
     dlfs_batcher_free(&r->batcher); /* joins the prefetch thread: before the dataset goes */
     dlfs_pipeline_free(&r->pipe);
     if (be) {

@@ -47,6 +47,7 @@ struct dlfs_run {
     struct dlfs_model model;
     struct dlfs_dataset ds;       /* loaded; in benchmarks one synthetic batch */
     int have_ds;
+    int ckpt_lock;                /* --checkpoint-dir's lock file descriptor + 1 (rank 0; 0: none) */
 
     int global_batch;             /* B */
     int local_batch;              /* B / P rows per rank per step */

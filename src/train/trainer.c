@@ -102,7 +102,9 @@ static enum dlfs_status save_(struct dlfs_run *r, struct loop_ *L, char **path)
 {
     char *p = NULL;
     const int span = dlfs_tracer_begin(r, "checkpoint");
+    dlfs_signal_defer(1); /* a signal now must not end the others' wait for rank 0's write */
     const enum dlfs_status st = dlfs_run_save(r, L->pos_epoch, L->pos_samples, &p);
+    dlfs_signal_defer(0);
     dlfs_trace_end(span);
     if (st == DLFS_ERR_NUMERIC) return diverged_(r, L, "the parameters to save", r->step);
     DLFS_TRY(st);

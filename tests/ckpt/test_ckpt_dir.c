@@ -165,7 +165,8 @@ static void check_paths(void)
     snprintf(longp, 6000, "%s/long", dir);
     for (size_t n = strlen(longp); n < 5000; n += 10) memcpy(longp + n, "/aaaaaaaaa", 11);
     dlfs_error_clear();
-    CHECK(dlfs_ckpt_dir_check(longp) == DLFS_ERR_USAGE && strstr(dlfs_error_msg(), "PATH_MAX"), "long dir: %s",
+    int lock_fd = -1;
+    CHECK(dlfs_ckpt_dir_check(longp, &lock_fd) == DLFS_ERR_USAGE && strstr(dlfs_error_msg(), "PATH_MAX"), "long dir: %s",
           dlfs_error_msg());
     CHECK(!exists_("long"), "a refused --checkpoint-dir created directories");
     const char *m = dlfs_error_msg();
@@ -191,6 +192,88 @@ static void check_paths(void)
     CHECK(strlen(id1) == 32 && strspn(id1, "0123456789abcdef") == 32 && strcmp(id1, id2) != 0, "run ids");
 }
 
+/* The contents of a file (up to 255 bytes), "" when unreadable. */
+static const char *slurp_(const char *path)
+{
+    static char buf[256];
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return buf;
+    buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int is_regular_(const char *path)
+{
+    struct stat sb;
+    return lstat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* Links planted at every temporary name the directory code creates (the atomic
+ * writer's PATH.tmp, the write probe, the lock) aimed at a victim file: the
+ * victim stays byte-identical, and what was written is a file of our own. */
+static void check_planted_links(void)
+{
+    const char *victim = at_("victim.txt");
+    FILE *f = fopen(victim, "w");
+    if (f) fputs("precious\n", f), fclose(f);
+    CHECK(symlink("victim.txt", at_("ckpt-000000070.h5.tmp")) == 0, "planting a symlink");
+    if (save_(70, 0)) {
+        CHECK(strcmp(slurp_(victim), "precious\n") == 0, "a symlink at PATH.tmp: the victim was written");
+        CHECK(is_regular_(at_("ckpt-000000070.h5")), "a symlink at PATH.tmp: the checkpoint is not a file of ours");
+    }
+    CHECK(link(victim, at_("ckpt-000000080.h5.tmp")) == 0, "planting a hard link");
+    if (save_(80, 0)) {
+        struct stat sb;
+        CHECK(strcmp(slurp_(victim), "precious\n") == 0, "a hard link at PATH.tmp: the victim was truncated");
+        CHECK(stat(victim, &sb) == 0 && sb.st_nlink == 1, "the hard link's name still holds the victim");
+    }
+    char sub[128], probe[160], lock[160], stale[160];
+    snprintf(sub, sizeof sub, "%s/locked", dir);
+    snprintf(probe, sizeof probe, "%s/.dlfs-write-test.%ld.0", sub, (long)getpid());
+    snprintf(lock, sizeof lock, "%s/.dlfs-lock", sub);
+    snprintf(stale, sizeof stale, "%s/ckpt-000000001.h5.tmp", sub);
+    mkdir(sub, 0777);
+    char target[160];
+    snprintf(target, sizeof target, "../victim.txt");
+    symlink(target, probe), symlink(target, stale), symlink(target, lock);
+    int fd = -1;
+    dlfs_error_clear();
+    CHECK(dlfs_ckpt_dir_check(sub, &fd) == DLFS_ERR_IO && strstr(dlfs_error_msg(), ".dlfs-lock") && fd == -1,
+          "a symlink at the lock: %s", dlfs_error_msg());
+    unlink(lock);
+    CHECK(link(victim, lock) == 0, "planting a hard link at the lock");
+    dlfs_error_clear();
+    CHECK(dlfs_ckpt_dir_check(sub, &fd) == DLFS_ERR_IO && strstr(dlfs_error_msg(), "one name") && fd == -1,
+          "a hard link at the lock: %s", dlfs_error_msg());
+    unlink(lock);
+    CHECK(strcmp(slurp_(victim), "precious\n") == 0, "a link at the probe or the lock: the victim was written");
+    dlfs_error_clear();
+    CHECK(dlfs_ckpt_dir_check(sub, &fd) == DLFS_OK && fd >= 0, "the lock: %s", dlfs_error_msg());
+    char want[64];
+    snprintf(want, sizeof want, "pid %ld on host ", (long)getpid());
+    CHECK(strncmp(slurp_(lock), want, strlen(want)) == 0, "the lock file names its holder: '%s'", slurp_(lock));
+    CHECK(strcmp(slurp_(victim), "precious\n") == 0 && access(stale, F_OK) != 0 && access(victim, F_OK) == 0,
+          "the stale .tmp link is removed, never its target");
+    dlfs_ckpt_dir_unlock(sub, fd);
+    CHECK(access(lock, F_OK) != 0 && access(victim, F_OK) == 0, "the lock file goes with the lock");
+    /* a link under a checkpoint's name is no checkpoint: never listed (so never read as
+     * latest, pruned or moved), noted as ignored */
+    CHECK(symlink("ckpt-000000080.h5", at_("ckpt-000000090.h5")) == 0, "planting a link ckpt-90");
+    struct dlfs_ckpt_list l;
+    CHECK(dlfs_ckpt_list(dir, &l) == DLFS_OK && l.n && l.v[l.n - 1].step == 80 && l.ignored &&
+          strstr(l.ignored, "ckpt-000000090.h5: a symbolic link"), "a link as the newest checkpoint: %s",
+          l.ignored ? l.ignored : "(nothing ignored)");
+    dlfs_ckpt_list_free(&l);
+    unlink(at_("ckpt-000000090.h5"));
+    /* two outputs not there yet are the same file under two spellings, also through a dangling link */
+    CHECK(dlfs_path_same(at_("new.json"), at_("locked/../new.json")), "a file to be created, two spellings");
+    symlink("future.json", at_("dangling"));
+    CHECK(dlfs_path_same(at_("dangling"), at_("future.json")), "a dangling link and the file it will create");
+    CHECK(!dlfs_path_same(at_("new.json"), at_("newer.json")), "two files to be created");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "ckptdir-test-XXXXXX");
@@ -201,6 +284,7 @@ int main(void)
     check_latest_valid();
     check_rollback();
     check_paths();
+    check_planted_links();
     dlfs_model_free(&model);
     if (!t_failures_ && !getenv("KEEP")) {
         char cmd[128];

@@ -17,8 +17,12 @@ H_RANKS="$H_OUT/ranks"
 export H_RANKS
 mkdir -p "$H_OUT"
 
-# sha256 of every file under the watched paths, one line each, sorted
-h_snapshot() { find "${H_WATCH[@]}" -path "$H_OUT" -prune -o -type f -print0 2>/dev/null | xargs -0 -r sha256sum | LC_ALL=C sort; }
+# sha256 of every file under the watched paths, one line each, sorted (not the checkpoint
+# directories' lock files .dlfs-lock: each run that takes the lock writes its pid into it)
+h_snapshot() {
+  find "${H_WATCH[@]}" -path "$H_OUT" -prune -o -name .dlfs-lock -prune -o -type f -print0 2>/dev/null \
+    | xargs -0 -r sha256sum | LC_ALL=C sort
+}
 
 # h_check NAME WANT_RC NEEDLE NP ERR RC SECONDS BEFORE: the verdict on one run.
 h_check() {
