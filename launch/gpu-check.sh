@@ -224,6 +224,10 @@ nccl_look() { # ROOT...: sets nccl_h, nccl_l from the first root that has both
   return 1
 }
 PY=$(command -v python3 || true)
+if [ -n "$PY" ] && [ -n "${KIT_DIR:-}" ]; then  # the image's Python with the image's libraries, not the kit's
+  printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "${KIT_ORIG_LD_LIBRARY_PATH:-}" "$PY" >"$WORK/python3"
+  chmod +x "$WORK/python3" && PY=$WORK/python3
+fi
 wheel_nccl=""
 [ -n "$PY" ] && wheel_nccl=$(timeout 15 "$PY" -c "import importlib.util as u; s = u.find_spec('nvidia.nccl'); print(list(s.submodule_search_locations)[0] if s else '')" 2>/dev/null)
 if nccl_look ${NCCL_ROOT:+"$NCCL_ROOT"} /usr/local/cuda /usr ${wheel_nccl:+"$wheel_nccl"}; then
@@ -242,9 +246,13 @@ FMNIST_DIR=${FMNIST_DIR:-${KIT_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}}
 if [ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ] || [ -f "$FMNIST_DIR/train-images-idx3-ubyte" ]; then
   pf "Fashion-MNIST" "found: $FMNIST_DIR"
 else miss "Fashion-MNIST" "no IDX files in $FMNIST_DIR (dataset-fashion-mnist; the kit has it; or FMNIST_DIR=...)"; fi
-if [ -n "$PY" ] && out=$(timeout 10 "$PY" -c 'import numpy, h5py; print(numpy.__version__, h5py.__version__)' 2>/dev/null); then
-  PYCHECKS=ON; pf "Python numpy/h5py" "found: $PY (numpy/h5py $out; optional)"
-else PYCHECKS=OFF; pf "Python numpy/h5py" "missing: configured with -DDLFS_PYTHON_CHECKS=OFF (optional: only the CPU suites' cross-checks use them)"; fi
+PYCHECKS=OFF
+for p_ in ${PY:+"$PY"} /usr/bin/python3; do
+  if out=$(timeout 10 "$p_" -c 'import numpy, h5py; print(numpy.__version__, h5py.__version__)' 2>/dev/null); then
+    PYCHECKS=ON; pf "Python numpy/h5py" "found: $p_ (numpy/h5py $out; optional)"; break
+  fi
+done
+if [ $PYCHECKS = OFF ]; then pf "Python numpy/h5py" "missing: configured with -DDLFS_PYTHON_CHECKS=OFF (optional: only the CPU suites' cross-checks use them)"; fi
 TORCH=0
 if [ -n "$PY" ] && out=$(timeout 20 "$PY" -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available())' 2>/dev/null); then
   case $out in *True) TORCH=1; pf "PyTorch" "found: $out (CUDA; the reference column)" ;;
@@ -288,20 +296,23 @@ cuda=ON nccl=ON
 # Ninja for a new tree when there is one; a configured tree keeps its generator (reused as it is)
 gen=()
 [ ! -f "$BUILD/CMakeCache.txt" ] && command -v ninja >/dev/null && gen=(-G Ninja)
-cargs=(-S "$SRC" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "-DDLFS_CUDA=$cuda" "-DDLFS_NCCL=$nccl" "-DDLFS_PYTHON_CHECKS=$PYCHECKS"
+cargs=(-S "$SRC" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "-DDLFS_CUDA=$cuda" "-DDLFS_NCCL=$nccl"
        -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DDLFS_FMNIST_DIR="$FMNIST_DIR" ${KIT_CMAKE_ARGS[@]+"${KIT_CMAKE_ARGS[@]}"})
 [ -n "$NCCL_ROOT_ARG" ] && cargs+=(-DNCCL_ROOT="$NCCL_ROOT_ARG")
+[ $PYCHECKS = OFF ] && cargs+=(-DDLFS_PYTHON_CHECKS=OFF)   # else configure stops: no Python with numpy and h5py
+# with a kit, the image's compiler and CMake run without the kit's copies of base libraries
+BENV=(); [ -n "${KIT_DIR:-}" ] && BENV=(env "LD_LIBRARY_PATH=$KIT_BUILD_LD_LIBRARY_PATH")
 targets=(dlfs-train dlfs-data test_pipeline_ops)
 [ $cuda = ON ] && targets+=(test_cuda_ops)
 BUILT=0
 rc=0
 if ! b=$(budget 30 180); then no_time "configure"
-elif run configure "$b" cmake "${cargs[@]}" || { rc=$?; false; }; [ $rc -ne 0 ]; then
+elif run configure "$b" ${BENV[@]+"${BENV[@]}"} cmake "${cargs[@]}" || { rc=$?; false; }; [ $rc -ne 0 ]; then
   row "configure (CUDA $cuda, NCCL $nccl, sm_$ARCH)" "FAIL: $(why $rc "$STEP_S" 180)" "" "" "" "$STEP_S"; tail_of configure 30
 else
   cs=$STEP_S
   if ! b=$(budget 60 480); then no_time "build"
-  elif run build "$b" cmake --build "$BUILD" -j "$NCPU" --target "${targets[@]}" || { rc=$?; false; }; [ $rc -ne 0 ]; then
+  elif run build "$b" ${BENV[@]+"${BENV[@]}"} cmake --build "$BUILD" -j "$NCPU" --target "${targets[@]}" || { rc=$?; false; }; [ $rc -ne 0 ]; then
     row "build (${targets[*]})" "FAIL: $(why $rc "$STEP_S" 480)" "" "" "" "$((cs + STEP_S))"
     grep -E "error|Error" "$LOGS/build.log" | head -n 30
   else

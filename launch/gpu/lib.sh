@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2015 # `test && echo || echo`: echo never fails
+# shellcheck disable=SC2015,SC2034 # `test && echo || echo`: echo never fails; STEP_S is for the caller
 # Sourced by launch/gpu-check.sh: its helpers (time budget, table rows, logged steps,
 # the log tarball, reading metrics). They use the check's T0, DEADLINE, RESERVE, MD,
 # LOGS, WORK, OUT and counters.

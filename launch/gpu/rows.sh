@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2015 # `test && row || row`: row never fails
 # Sourced by launch/gpu-check.sh: the rows for the features the GPU runs besides plain
 # training. They use the check's own helpers (train, row, budget, no_time, mval,
 # tail_of, why) and variables (DEV, DRY, LOGS, PY, DL, PT).
@@ -8,7 +9,7 @@
 gc_feature_rows() {
   local det=(--model mlp --batch 128 --epochs 1 --max-steps 40 --seed 9 --deterministic --virtual-shards 8)
   local ref="" d b t0
-  [ $DRY = 1 ] && det=(--model mlp --batch 128 --epochs 1 --max-steps 10 --seed 9 --deterministic --virtual-shards 8)
+  [ "$DRY" = 1 ] && det=(--model mlp --batch 128 --epochs 1 --max-steps 10 --seed 9 --deterministic --virtual-shards 8)
   if b=$(budget 30 90); then
     t0=$SECONDS
     if train feat-ref "$b" 1 "$DEV" "${det[@]}"; then ref=$(mval "$LOGS/feat-ref.jsonl" final params_sha256)
@@ -48,7 +49,7 @@ ev = json.load(open(sys.argv[1]))["traceEvents"]
 x = [e for e in ev if e.get("ph") == "X"]
 print(len(x), sum(1 for e in x if e.get("cat") == "device"))' "$LOGS/feat-trace.json" 2>>"$LOGS/feat-trace.log"); then
     read -r spans dev <<<"$n"
-    if [ $DRY = 1 ]; then row "--trace on the CPU (dry run): valid JSON" pass "$spans spans, $dev on the device track (none on the CPU)" "" "" "$STEP_S"
+    if [ "$DRY" = 1 ]; then row "--trace on the CPU (dry run): valid JSON" pass "$spans spans, $dev on the device track (none on the CPU)" "" "" "$STEP_S"
     elif [ "$dev" -gt 0 ]; then row "--trace on the GPU: valid JSON with device spans (CUDA events)" pass "$spans spans, $dev device" "" "device spans > 0" "$STEP_S"
     else row "--trace on the GPU" "FAIL: no span on the device track ($spans spans)" "" "" "device spans > 0" "$STEP_S"; fi
   elif [ -n "$py" ]; then row "--trace" "FAIL: not valid JSON ($(tail -n 1 "$LOGS/feat-trace.log"))" "" "" "" "$STEP_S"

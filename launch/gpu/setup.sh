@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2015 # `a && b || { message; return 1; }`: the message never fails
 # Sourced by launch/gpu-check.sh: the checks of its set-up that come before any work
 # (build directory, deadline, kit archive, commit, environment report). Each function
 # prints one line on stderr and returns non-zero when it refuses.

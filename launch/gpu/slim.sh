@@ -16,7 +16,9 @@
 #   - then, until nothing is added, every shared library one of those ELF files names in
 #     DT_NEEDED that is not glibc, libgcc_s or libstdc++: from the full prefix when it is
 #     there, else this machine's copy (the kit's base packages, e.g. libz.so.1: absent
-#     from the debs, and not on every image), put into usr/lib/MULTIARCH under its soname.
+#     from the debs, and not on every image), put into usr/lib/MULTIARCH/kit-base under
+#     its soname: a directory of its own, which launch/kit-env.sh puts on the library
+#     path of the runs only, never of the image's compiler and CMake.
 # Links: an absolute one, or one whose target did not come along, is made relative to
 # the library of the same soname in the kit (libz.so -> libz.so.1), else dropped with a
 # line in LOG. Returns 1 with a reason on stderr when a needed library is nowhere.
@@ -69,7 +71,7 @@ kit_slim() {
     kit_add "$full" "$slim" "${g#"$full"/}"
   done
   # the DT_NEEDED closure
-  mkdir -p "$slim/$lib"
+  mkdir -p "$slim/$lib/kit-base"
   for ((n = 0; n < 20; n++)); do
     added=0
     while IFS= read -r soname; do
@@ -78,8 +80,9 @@ kit_slim() {
       hit=$(find "$full" -name "$soname" \( -type f -o -type l \) -print -quit)
       if [ -n "$hit" ] && [ -e "$hit" ]; then
         kit_add "$full" "$slim" "${hit#"$full"/}"; echo "closure: $soname from the full kit (${hit#"$full"/})" >>"$log"
-      elif sys=$(ldconfig -p 2>/dev/null | awk -v s="$soname" '$1 == s && /x86-64|AArch64|64bit/ { print $NF; exit }') && [ -n "$sys" ]; then
-        cp -L "$sys" "$slim/$lib/$soname"; echo "closure: $soname from this machine ($sys)" >>"$log"
+      elif sys=$(ldconfig -p 2>/dev/null | awk -v s="$soname" '$1 == s && /x86-64|AArch64|64bit/ && !n++ { print $NF }') \
+           && [ -n "$sys" ]; then
+        cp -L "$sys" "$slim/$lib/kit-base/$soname"; echo "closure: $soname from this machine ($sys)" >>"$log"
       else
         echo "gpu-kit: no $soname anywhere (needed by the kit's libraries)" >&2; return 1
       fi
@@ -101,7 +104,7 @@ kit_fix_links() {
     so=$(sed -n 's/^\(lib.*\.so\.[0-9]*\).*/\1/p' <<<"$base")
     [ -n "$so" ] || so=$(basename "$t" | sed -n 's/^\(lib.*\.so\.[0-9]*\).*/\1/p')
     hit=""
-    [ -n "$so" ] && [ "$so" != "$base" ] && hit=$(find "$slim/$lib" "$slim/lib" -maxdepth 1 -name "$so" 2>/dev/null | head -n 1)
+    [ -n "$so" ] && [ "$so" != "$base" ] && hit=$(find "$slim/$lib" "$slim/$lib/kit-base" "$slim/lib" -maxdepth 1 -name "$so" -print -quit 2>/dev/null)
     if [ -n "$hit" ]; then
       ln -sfn "$(realpath -s --relative-to="$(dirname "$l")" "$hit")" "$l"
       echo "link: ${l#"$slim"/} -> $(readlink "$l") (was $t)" >>"$log"

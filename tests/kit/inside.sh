@@ -35,7 +35,11 @@ gone() { # NAME PATH: PATH is no longer usable
 [ -n "${inst[zlib1g-dev]:-}" ] && gone "the system's zlib.h" /usr/include/zlib.h
 [ -n "${inst[libopenblas-dev]:-}" ] && gone "the system's cblas.h" "/usr/include/$ma/cblas.h"
 [ -n "${inst[dataset-fashion-mnist]:-}" ] && gone "the system's Fashion-MNIST" /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-gone "the system's libz.so.1 (a base library the kit carries)" "/lib/$ma/libz.so.1"
+# a base library the kit copied from this machine (kit-base/) is hidden here too
+for b in "$kit"/prefix/usr/lib/"$ma"/kit-base/*; do
+  [ -e "/lib/$ma/$(basename "$b")" ] && grep -qxF "$(realpath "/lib/$ma/$(basename "$b")")" "$hide_files" || continue
+  gone "the system's $(basename "$b") (a base library the kit carries)" "/lib/$ma/$(basename "$b")"; break
+done
 if [ -n "${inst[openmpi-bin]:-}" ]; then
   /usr/bin/mpirun --version >/dev/null 2>&1 && t_fail "the system's mpirun still runs" || t_pass "the system's mpirun no longer runs"
 fi
@@ -47,7 +51,9 @@ dlfs_kit_env "$kit" || { t_fail "dlfs_kit_env $kit"; t_done; }
 cmake --version >/dev/null 2>&1 && t_pass "cmake runs ($(command -v cmake), not in the kit)" || t_fail "cmake does not run with the kit's libraries"
 [ "$(command -v mpirun)" = "$KIT_PREFIX/usr/bin/mpirun" ] && t_pass "mpirun from the kit" || t_fail "mpirun is $(command -v mpirun)"
 b=$work/build
-if ! cmake -S "$src" -B "$b" -DCMAKE_BUILD_TYPE=Release -DDLFS_CUDA=OFF -DDLFS_TESTS=OFF "${KIT_CMAKE_ARGS[@]}" \
+# configure and build as gpu-check.sh does: without the kit's copies of base libraries on
+# the library path (the linker finds them through -rpath-link)
+if ! LD_LIBRARY_PATH=$KIT_BUILD_LD_LIBRARY_PATH cmake -S "$src" -B "$b" -DCMAKE_BUILD_TYPE=Release -DDLFS_CUDA=OFF -DDLFS_TESTS=OFF "${KIT_CMAKE_ARGS[@]}" \
      >"$work/configure.log" 2>&1; then
   tail -n 30 "$work/configure.log"; t_fail "configure with the kit"; t_done
 fi
@@ -59,7 +65,7 @@ for v in MPI_C_HEADER_DIR HDF5_C_INCLUDE_DIR HDF5_C_LIBRARY_hdf5 BLAS_openblas_L
   [ -n "$val" ] || continue
   case $val in "$KIT_PREFIX"/*) t_pass "$v in the kit" ;; *) t_fail "$v = $val, outside the kit" ;; esac
 done
-if ! cmake --build "$b" -j "$(nproc)" --target dlfs-train dlfs-data >"$work/build.log" 2>&1; then
+if ! LD_LIBRARY_PATH=$KIT_BUILD_LD_LIBRARY_PATH cmake --build "$b" -j "$(nproc)" --target dlfs-train dlfs-data >"$work/build.log" 2>&1; then
   grep -E "error|Error" "$work/build.log" | head -n 20; t_fail "build with the kit"; t_done
 fi
 t_pass "built dlfs-train and dlfs-data"

@@ -86,7 +86,13 @@ done < <(find "$x" -type f -print0)
   || t_fail "${#unresolved[@]} DT_NEEDED entries unresolved: ${unresolved[*]:0:5}"
 
 # ---- what to hide: this machine's copy of every file the kit holds ---------------------
+# but the libraries the toolchain itself loads (compiler, linker, CMake, make, ninja):
+# every image that builds has its own, and gpu-check builds without the kit's kit-base
 : >"$T_TMP/hide-dirs"
+for prog in "$(gcc -print-prog-name=cc1)" "$(gcc -print-prog-name=collect2)" "$(command -v ld)" "$(command -v as)" \
+            "$(command -v cmake)" "$(command -v ctest)" "$(command -v make)" "$(command -v ninja)" "$(command -v gcc)"; do
+  [ -n "$prog" ] && [ -x "$prog" ] && ldd "$prog" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'
+done | xargs -r realpath | sort -u >"$T_TMP/toolchain-libs"
 while IFS= read -r -d '' f; do
   rel=${f#"$x/prefix/"}
   for c in "/$rel" "/${rel/#usr\/lib\//lib/}"; do
@@ -94,8 +100,8 @@ while IFS= read -r -d '' f; do
     r=$(realpath "$c")
     [ -f "$r" ] && echo "$r"
   done
-done < <(find "$x/prefix" \( -type f -o -type l \) -print0) | sort -u >"$T_TMP/hide-files"
-echo "hiding this machine's copies of $(wc -l <"$T_TMP/hide-files") files the kit holds"
+done < <(find "$x/prefix" \( -type f -o -type l \) -print0) | sort -u | comm -23 - "$T_TMP/toolchain-libs" >"$T_TMP/hide-files"
+echo "hiding this machine's copies of $(wc -l <"$T_TMP/hide-files") files the kit holds (not the $(wc -l <"$T_TMP/toolchain-libs") libraries the toolchain loads)"
 kit=$x
 
 t1=$(date +%s)
@@ -103,5 +109,12 @@ if unshare -m bash "$here/inside.sh" "$src" "$kit" "$T_TMP/hide-dirs" "$T_TMP/hi
   t_pass "build and training with only the kit ($(( $(date +%s) - t1 )) s)"
 else
   t_fail "inside the namespace (exit $?)"
+fi
+# the device recipe's command (launch/README.md), as written, in a namespace of its own
+t1=$(date +%s)
+if unshare -m bash "$here/recipe.sh" "$src" "$arc" "$T_TMP/hide-files" "$T_TMP/recipe"; then
+  t_pass "the device recipe, dry run with only the kit ($(( $(date +%s) - t1 )) s)"
+else
+  t_fail "the device recipe (exit $?)"
 fi
 t_done
