@@ -66,13 +66,14 @@ gc_kit_dir() {
 gc_image_lacks() {
   local ma miss=() d found
   ma=$(gcc -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")
-  command -v mpicc >/dev/null && command -v mpirun >/dev/null || miss+=("Open MPI")
-  found=0; for d in /usr/include/hdf5/serial/hdf5.h /usr/include/hdf5.h; do [ -f "$d" ] && found=1; done
+  # (working programs and non-empty files: not merely names)
+  timeout 10 mpicc --showme:version >/dev/null 2>&1 && timeout 10 mpirun --version >/dev/null 2>&1 || miss+=("Open MPI")
+  found=0; for d in /usr/include/hdf5/serial/hdf5.h /usr/include/hdf5.h; do [ -s "$d" ] && found=1; done
   [ $found = 1 ] || miss+=(HDF5)
-  found=0; for d in "/usr/include/$ma/cblas.h" /usr/include/cblas.h /usr/include/openblas/cblas.h; do [ -f "$d" ] && found=1; done
+  found=0; for d in "/usr/include/$ma/cblas.h" /usr/include/cblas.h /usr/include/openblas/cblas.h; do [ -s "$d" ] && found=1; done
   [ $found = 1 ] || miss+=(OpenBLAS)
-  [ -f /usr/include/zlib.h ] || miss+=(zlib)
-  [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || [ -n "${FMNIST_DIR:-}" ] || miss+=(Fashion-MNIST)
+  [ -s /usr/include/zlib.h ] || miss+=(zlib)
+  [ -s /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || [ -n "${FMNIST_DIR:-}" ] || miss+=(Fashion-MNIST)
   echo "${miss[*]}"
 }
 

@@ -58,7 +58,7 @@ kit_slim() {
   local seeds=(usr/bin/mpirun usr/bin/mpiexec usr/bin/mpirun.openmpi usr/bin/mpiexec.openmpi
     usr/bin/orterun usr/bin/orted usr/bin/mpicc usr/bin/mpicc.openmpi usr/bin/opal_wrapper usr/bin/ompi_info
     usr/share/openmpi etc/openmpi "$lib/openmpi/include" "$lib/openmpi/lib/libmpi.so" "$lib/libmpi.so"
-    "$lib/pmix2/share" usr/include/hdf5/serial "$lib/hdf5/serial/libhdf5.so" "$lib/hdf5/serial/libhdf5_hl.so"
+    "$lib/pmix2/share" usr/include/hdf5/serial "$lib/hdf5/serial/libhdf5.so" "$lib/hdf5/serial/libhdf5_hl.so" "$lib/hdf5/serial/include" "$lib/hdf5/serial/lib"
     "$lib/hdf5/serial/libhdf5.settings" "usr/include/$ma/openblas-pthread" "$lib/openblas-pthread/libopenblas.so"
     "$lib/openblas-pthread/libopenblas.so.0" "$lib/libopenblas.so" "$lib/libopenblas.so.0" "usr/include/$ma/cblas.h"
     usr/include/zlib.h usr/include/zconf.h "$lib/libz.so" usr/share/datasets/fashion-mnist)

@@ -4,7 +4,7 @@
 # recipe of launch/README.md, its command exactly as written there, on a copy of the tree
 # as a device call gets it (what git does not ignore, no .git) plus .gpu-kit/ (the slim
 # archive and commit.txt, as launch/gpu/prepare makes them), with this machine's copies
-# of what the kit holds hidden and, to keep the build CPU-only here, /usr/local/cuda
+# of what the kit holds hidden and, to keep the build CPU-only here, the CUDA toolkit
 # too. Without a GPU the command is a dry run: GPU rows skipped, the CPU parts run.
 # Arguments: SOURCE_DIR ARCHIVE HIDE_FILES_FILE WORK_DIR.
 . "$(dirname "$0")/../lib.sh"
@@ -25,8 +25,13 @@ want_commit=$(git -C "$src" rev-parse --short HEAD)
 mount --make-rprivate / || { t_fail "mount --make-rprivate /"; t_done; }
 bad=0
 while read -r f; do [ -L "$f" ] || mount --bind "$work/empty" "$f" || bad=$((bad + 1)); done <"$hide_files"
-[ -d /usr/local/cuda ] && { mount -t tmpfs -o size=1m none /usr/local/cuda || bad=$((bad + 1)); }
-[ $bad -eq 0 ] && t_pass "the system's copies hidden, and /usr/local/cuda" || t_fail "$bad mounts failed"
+for d in /usr/local/cuda /usr/local/cuda-*; do
+  [ -d "$d" ] && ! [ -L "$d" ] && { mount -t tmpfs -o size=1m none "$d" || bad=$((bad + 1)); }
+done
+nv=$(command -v nvcc || true)   # a wrapper elsewhere on PATH: an empty, non-executable file
+[ -n "$nv" ] && { mount --bind "$work/empty" "$nv" || bad=$((bad + 1)); }
+command -v nvcc >/dev/null && bad=$((bad + 1))
+[ $bad -eq 0 ] && t_pass "the system's copies hidden, and the CUDA toolkit" || t_fail "$bad mounts failed (or nvcc still found)"
 export PATH=${PATH//\/usr\/local\/cuda\/bin:/}
 t0=$(date +%s) rc=0
 (cd "$work/tree" && OUT=$work/out TMPDIR=$work timeout 590 bash -c "$cmd") >"$work/cmd.log" 2>&1 || rc=$?
