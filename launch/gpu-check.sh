@@ -181,7 +181,7 @@ if cm=$(command -v cmake); then
   else pf "CMake" "found: $cm ($v)"; fi
 else miss "CMake" "not on PATH (the kit has one)"; fi
 HAVE_NVCC=0
-if nv=$(command -v nvcc); then
+if nv=$(command -v nvcc) && timeout 20 "$nv" --version >/dev/null 2>&1; then  # (one that runs)
   HAVE_NVCC=1
   pf "nvcc" "found: $nv ($(timeout 5 nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/CUDA \1/p'))"
 elif [ $DRY = 1 ]; then pf "nvcc" "missing: the dry run builds without CUDA (listed as skipped)"

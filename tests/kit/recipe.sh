@@ -30,7 +30,7 @@ for d in /usr/local/cuda /usr/local/cuda-*; do
 done
 nv=$(command -v nvcc || true)   # a wrapper elsewhere on PATH: an empty, non-executable file
 [ -n "$nv" ] && { mount --bind "$work/empty" "$nv" || bad=$((bad + 1)); }
-command -v nvcc >/dev/null && bad=$((bad + 1))
+nvcc --version >/dev/null 2>&1 && bad=$((bad + 1))
 [ $bad -eq 0 ] && t_pass "the system's copies hidden, and the CUDA toolkit" || t_fail "$bad mounts failed (or nvcc still found)"
 export PATH=${PATH//\/usr\/local\/cuda\/bin:/}
 t0=$(date +%s) rc=0
