@@ -48,8 +48,15 @@ dlfs_kit_env() {
   [ -d "$KIT_PREFIX/etc/openmpi" ] && export OPAL_SYSCONFDIR=$KIT_PREFIX/etc/openmpi
   local pmix
   for pmix in "$p/lib/$ma"/pmix*; do [ -d "$pmix/lib" ] && export PMIX_INSTALL_PREFIX=$pmix; done
+  # mpicc is a kit program: it runs with the kit's library path (kit-base too), also when
+  # CMake runs it from a build without kit-base on its path
+  local mpicc=$p/bin/mpicc w
+  if [ -d "$base" ] && w=$(mktemp -d "${TMPDIR:-/tmp}/dlfs-kit-mpicc.XXXXXX"); then
+    printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$LD_LIBRARY_PATH" "$p/bin/mpicc" >"$w/mpicc"
+    chmod +x "$w/mpicc" && mpicc=$w/mpicc
+  fi
   KIT_CMAKE_ARGS=(
-    "-DMPI_C_COMPILER=$p/bin/mpicc"
+    "-DMPI_C_COMPILER=$mpicc"
     "-DHDF5_ROOT=$p/lib/$ma/hdf5/serial"
     "-DBLAS_openblas_LIBRARY=$p/lib/$ma/openblas-pthread/libopenblas.so"
     "-DDLFS_CBLAS_INCLUDE_DIR=$p/include/$ma/openblas-pthread"

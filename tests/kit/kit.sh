@@ -95,6 +95,7 @@ for prog in "$(gcc -print-prog-name=cc1)" "$(gcc -print-prog-name=collect2)" "$(
 done | xargs -r realpath | sort -u >"$T_TMP/toolchain-libs"
 while IFS= read -r -d '' f; do
   rel=${f#"$x/prefix/"}
+  case $rel in */kit-base/*) rel=${rel%%/kit-base/*}/$(basename "$rel") ;; esac  # copied from /usr/lib/MA
   for c in "/$rel" "/${rel/#usr\/lib\//lib/}"; do
     [ -e "$c" ] || continue
     r=$(realpath "$c")

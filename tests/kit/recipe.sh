@@ -55,4 +55,5 @@ nf=$(grep -c '^| .* | FAIL' "$md")
 [ "$nf" -eq 0 ] && t_pass "no row failed" || { grep '^| .* | FAIL' "$md"; t_fail "$nf rows failed"; }
 grep -q '^gpus: ' "$work/out/env.txt" && grep -q '^nvcc: ' "$work/out/env.txt" && t_pass "env.txt: $(grep '^os: ' "$work/out/env.txt")" \
   || t_fail "env.txt incomplete"
+grep "^| " "$md"   # the table, for the log
 t_done
