@@ -59,13 +59,13 @@ print(len(x), sum(1 for e in x if e.get("cat") == "device"))' "$LOGS/feat-trace.
 # bench-vs-torch: one row per model, dlfs and PyTorch on the same GPU in the same run
 # (dlfs: the --bench medians of section 4; PyTorch: launch/torch-ref.py's, eager and graph)
 gc_torch_rows() {
-  local m key pt batch prec d e g best ratio
-  for m in "mlp mlp-fp32 128 fp32" "cnn cnn-fp32 128 fp32" "mlp-large-bf16 mlp-large-bf16 8192 bf16"; do
-    read -r key pt batch prec <<<"$m"
+  local m key model pt batch prec d e g best ratio
+  for m in "mlp mlp mlp-fp32 128 fp32" "cnn cnn cnn-fp32 128 fp32" "mlp-large-bf16 mlp-large mlp-large-bf16 8192 bf16"; do
+    read -r key model pt batch prec <<<"$m"
     d=${DL[$key]:-} e=${PT[$pt-eager]:-} g=${PT[$pt-graph]:-}
     best=$g; [ -n "$best" ] || best=$e
     ratio=$(awk -v a="$d" -v b="$best" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", b / a; else print "n/a" }')
-    row "bench-vs-torch ${key%%-*}${prec:+ $prec}, batch $batch, same GPU, same run (ms per step)" info \
+    row "bench-vs-torch $model $prec, batch $batch, same GPU, same run (ms per step)" info \
       "${d:-?}" "${e:-n/a} / ${g:-n/a}" "PyTorch best / dlfs: $ratio"
   done
 }
