@@ -51,7 +51,9 @@ dlfs_kit_env() {
   # mpicc is a kit program: it runs with the kit's library path (kit-base too), also when
   # CMake runs it from a build without kit-base on its path
   local mpicc=$p/bin/mpicc w
-  if [ -d "$base" ] && w=$(mktemp -d "${TMPDIR:-/tmp}/dlfs-kit-mpicc.XXXXXX"); then
+  w=$KIT_DIR/.run   # next to the kit when it is writable, else a temporary folder
+  mkdir -p "$w" 2>/dev/null && [ -w "$w" ] || w=$(mktemp -d "${TMPDIR:-/tmp}/dlfs-kit-mpicc.XXXXXX") || w=""
+  if [ -d "$base" ] && [ -n "$w" ]; then
     printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$LD_LIBRARY_PATH" "$p/bin/mpicc" >"$w/mpicc"
     chmod +x "$w/mpicc" && mpicc=$w/mpicc
   fi
