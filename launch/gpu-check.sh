@@ -3,12 +3,13 @@
 # gpu-check.sh — the GPU check: one call on a GPU machine, within a deadline, leaving
 # one Markdown table and one tarball of logs.
 #
-#   launch/gpu-check.sh [--kit DIR] [--deadline S] [--out DIR] [--build-dir DIR]
-#                       [--arch SM] [--quick] [--dry-run] [--preflight-only]
+#   launch/gpu-check.sh [--kit DIR|ARCHIVE] [--kit-fallback DIR|ARCHIVE] [--deadline S]
+#                       [--out DIR] [--build-dir DIR] [--arch SM] [--quick] [--dry-run]
+#                       [--dry-run-if-no-gpu] [--preflight-only]
 #
 # In this order, each step with a time budget cut from what is left of the deadline
-# (default 540 s; a step that does not fit is listed as "skipped: no time", never
-# dropped silently):
+# (default 420 s: with the start, the whole call fits 8 minutes; a step that does not
+# fit is listed as "skipped: no time", never dropped silently):
 #   1. preflight (<= 20 s): one line per dependency, found where or missing; a missing
 #      one stops the check with the list and how to bring it (launch/gpu-kit);
 #   2. configure (CUDA on, NCCL required: -DDLFS_NCCL=ON) and build, all cores, only
@@ -22,12 +23,16 @@
 #   5. the trainings with gates: mlp, the quickstart recipe (Adam 1e-3, cosine, seed 1,
 #      batch 128, 10 epochs) in fp32 and bf16 on the GPU and in fp32 on the CPU (in
 #      the background, same recipe); the cnn recipe;
-#   6. the rest: ctest -L gpu (none may skip), a hung NCCL set-up ending within
-#      --comm-timeout, checkpoints (GPU write + resume to the same bits, GPU -> CPU and
+#   6. the rest: a hung NCCL set-up ending within --comm-timeout (first: every other
+#      NCCL run has --comm-timeout 20 or the tests' own), ctest -L gpu (none may skip),
+#      checkpoints (GPU write + resume to the same bits, GPU -> CPU and
 #      CPU -> GPU), 1 rank over NCCL, the 8-rank rehearsal (--comm mpi, 8 ranks sharing
 #      the GPU, deterministic: the bits of 1 rank), cnn-bn and tf32 trainings,
 #      compute-sanitizer memcheck over the op families and racecheck over the kernels
-#      that use shared memory (colsum, loss, conv, batchnorm) where the tool exists.
+#      that use shared memory (colsum, loss, conv, batchnorm) where the tool exists;
+#      --accum-steps 4 and --zero 1 (2 ranks, --comm mpi) give the bits of the plain run
+#      (deterministic), --trace writes valid JSON with device spans; a bench-vs-torch
+#      row per model where the image's Python has torch (launch/gpu/rows.sh).
 #
 # The targets (one H100 80GB; PyTorch measured there, same models and step):
 #   mlp, batch 128, fp32, Adam step        <= 0.06 ms  (PyTorch: 0.172 ms as a CUDA
@@ -43,22 +48,32 @@
 #
 # Output (small: it may have to come back from a remote machine): $OUT/gpu-check.md,
 # the table, written row by row as the steps end (a run cut short keeps what it
-# measured), and $OUT/logs.tar.gz, every log, refreshed after each phase. The tail
+# measured), $OUT/env.txt, the machine (driver, toolkit, versions), and
+# $OUT/logs.tar.gz, every log, refreshed after each phase. The tail
 # of every failing step goes to stdout.
 #
 # Options:
-#   --kit DIR          use a kit made by launch/gpu-kit on a networked twin (Open MPI,
-#                      HDF5, OpenBLAS, zlib, CMake, Fashion-MNIST, optional NCCL wheel)
-#   --deadline S       overall time limit in seconds (default 540)
+#   --kit DIR|ARCHIVE  use a kit made by launch/gpu-kit (Open MPI, HDF5, OpenBLAS, zlib,
+#                      Fashion-MNIST): its slim archive dlfs-gpu-kit.tar.xz (unpacked
+#                      into the build tree) or a kit directory
+#   --kit-fallback K   the same, but only when the image lacks one of them (else the
+#                      image's own packages are used)
+#   --deadline S       overall time limit in seconds, at least 60 (default 420)
 #   --out DIR          where the table and the tarball go (default ./gpu-check-out; env OUT)
-#   --build-dir DIR    the build tree (default $TMPDIR/dlfs-gpu-check-build; env BUILD_DIR)
+#   --build-dir DIR    the build tree: absent, empty or a dlfs build tree of this source
+#                      (default $TMPDIR/dlfs-gpu-check-build-N, N from this checkout's
+#                      path; env BUILD_DIR)
 #   --arch SM          CUDA architecture (default 90: H100/H200; env CUDA_ARCH)
 #   --quick            fewer epochs and steps; accuracy gates not applied (env GPU_CHECK_QUICK=1)
 #   --dry-run          every step that needs no GPU: preflight, kit handling, the build
 #                      with CUDA on, the CPU halves of the gates at tiny sizes, the op
 #                      harness CPU against CPU, table and tarball; GPU steps are listed
 #                      as skipped (CI runs this)
+#   --dry-run-if-no-gpu  a dry run where nvidia-smi lists no GPU (the device recipe's
+#                      command run here: launch/README.md)
 #   --preflight-only   stop after the preflight
+# The commit comes from git, else from .gpu-kit/commit.txt (launch/gpu/prepare writes it:
+# .git does not travel to a device machine).
 # Environment: FMNIST_DIR (default: the kit's, else /usr/share/datasets/fashion-mnist).
 # Exit: 0 every check passed (skips for lack of time allowed), 1 a check failed,
 # 2 usage, 3 a dependency is missing (preflight).
@@ -66,18 +81,25 @@ set -uo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 usage() { sed -n '3,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
+# shellcheck source=launch/gpu/setup.sh
+. "$SRC/launch/gpu/setup.sh"
+# shellcheck source=launch/gpu/rows.sh
+. "$SRC/launch/gpu/rows.sh"
 OUT=${OUT:-$PWD/gpu-check-out}
-BUILD=${BUILD_DIR:-${TMPDIR:-/tmp}/dlfs-gpu-check-build}
+BUILD=${BUILD_DIR:-} BUILD_DEF=0
+[ -n "$BUILD" ] || { BUILD=$(gc_default_build "$SRC"); BUILD_DEF=1; }
 ARCH=${CUDA_ARCH:-90}
 QUICK=${GPU_CHECK_QUICK:-0}
-DEADLINE=540 KIT="" DRY=0 PREFLIGHT_ONLY=0
+DEADLINE=420 KIT="" KIT_FALLBACK="" DRY=0 DRY_NOGPU=0 PREFLIGHT_ONLY=0
 while [ $# -gt 0 ]; do
   case $1 in
   -h | --help) usage 0 ;;
   --kit) KIT=${2:?--kit DIR}; shift ;;
+  --kit-fallback) KIT_FALLBACK=${2:?--kit-fallback DIR}; shift ;;
+  --dry-run-if-no-gpu) DRY_NOGPU=1 ;;
   --deadline) DEADLINE=${2:?--deadline S}; shift ;;
   --out) OUT=${2:?--out DIR}; shift ;;
-  --build-dir) BUILD=${2:?--build-dir DIR}; shift ;;
+  --build-dir) BUILD=${2:?--build-dir DIR}; BUILD_DEF=0; shift ;;
   --arch) ARCH=${2:?--arch SM}; shift ;;
   --quick) QUICK=1 ;;
   --dry-run) DRY=1 ;;
@@ -86,9 +108,21 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-case $DEADLINE in '' | *[!0-9]*) echo "gpu-check: --deadline '$DEADLINE': a number of seconds" >&2; exit 2 ;; esac
+gc_deadline_ok "$DEADLINE" || exit 2
+gc_build_dir_ok "$BUILD" "$SRC" "$BUILD_DEF" || exit 2
+if [ $DRY_NOGPU = 1 ] && ! { timeout 10 nvidia-smi -L 2>/dev/null | grep -q "^GPU"; }; then
+  DRY=1; echo "gpu-check: nvidia-smi lists no GPU: a dry run (--dry-run-if-no-gpu)"
+fi
 mkdir -p "$OUT" "$BUILD" || { echo "gpu-check: cannot create $OUT or $BUILD" >&2; exit 2; }
 OUT=$(cd "$OUT" && pwd) BUILD=$(cd "$BUILD" && pwd)
+: >"$BUILD/.dlfs-gpu-check"   # a tree this check may reuse
+if [ -n "$KIT_FALLBACK" ] && [ -z "$KIT" ]; then
+  lacks=$(gc_image_lacks)
+  if [ -n "$lacks" ]; then KIT=$KIT_FALLBACK; echo "gpu-check: the image lacks $lacks: the kit $KIT is used"
+  else echo "gpu-check: the image has Open MPI, HDF5, OpenBLAS, zlib and Fashion-MNIST: no kit"; fi
+fi
+if [ -n "$KIT" ]; then KIT=$(gc_kit_dir "$KIT" "$BUILD") || exit 2; fi
+gc_env_report >"$OUT/env.txt" 2>&1
 WORK=$BUILD/gpu-check          # logs/ (into the tarball), runs/ (checkpoints: not)
 LOGS=$WORK/logs RUNS=$WORK/runs
 rm -rf "$WORK" && mkdir -p "$LOGS" "$RUNS"
@@ -101,63 +135,13 @@ N_PASS=0 N_FAIL=0 N_SKIP=0 N_INFO=0
 declare -a FAILED=() SKIPPED=()
 export NCCL_DEBUG=WARN         # NCCL's warnings in the logs, not its chatter
 
-say() { printf '[%3ds] %s\n' $((SECONDS - T0)) "$*"; }
-left() { echo $((T0 + DEADLINE - RESERVE - SECONDS)); }
-# budget NEED MAX: seconds for a step, min(MAX, what is left); fails when less than NEED is left
-budget() { local l; l=$(left); [ "$l" -ge "$1" ] || return 1; [ "$l" -lt "$2" ] && echo "$l" || echo "$2"; }
-# row CHECK STATUS DLFS PYTORCH TARGET SECONDS: one table row, written at once
-row() {
-  local st=$2
-  case $st in
-  pass* | met* | missed*) N_PASS=$((N_PASS + 1)) ;;
-  FAIL*) N_FAIL=$((N_FAIL + 1)); FAILED+=("$1: $st") ;;
-  skipped*) N_SKIP=$((N_SKIP + 1)); SKIPPED+=("$1: $st") ;;
-  *) N_INFO=$((N_INFO + 1)) ;;
-  esac
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$st" "${3:-—}" "${4:-—}" "${5:-—}" "${6:-—}" >>"$MD"
-  say "$1: $st${3:+ — $3}"
-}
-# no_time CHECK NEED: the row of a step the deadline left no room for
-no_time() { row "$1" "skipped: no time (needs ≥ $2 s, $(left) s left of --deadline $DEADLINE)"; }
-# tail_of NAME: the end of a failing step's log, on stdout
-tail_of() { echo "----- tail of $1.log -----"; tail -n "${2:-25}" "$LOGS/$1.log" 2>/dev/null; echo "-----"; }
-# run NAME SECONDS CMD...: log to $LOGS/NAME.log; STEP_S = seconds taken; the status
-run() {
-  local name=$1 t=$2 s=$SECONDS rc=0; shift 2
-  echo "+ $*" >"$LOGS/$name.log"
-  timeout -k 10 "$t" "$@" >>"$LOGS/$name.log" 2>&1 || rc=$?
-  STEP_S=$((SECONDS - s))
-  [ $rc -eq 124 ] || [ $rc -eq 137 ] && echo "gpu-check: timed out after $t s" >>"$LOGS/$name.log"
-  return $rc
-}
-# why RC SECONDS MAX: the reason of a failed step, in words
-why() { if [ "$1" -eq 124 ] || [ "$1" -eq 137 ]; then
-          if [ "$2" -lt "$3" ]; then echo "cut by the deadline after $2 s"; else echo "timed out after $2 s"; fi
-        else echo "exit $1"; fi; }
-# pack: every log into $OUT/logs.tar.gz (refreshed after each phase); big logs cut to their end
-pack() {
-  local tmp=$OUT/.logs.tar.gz.tmp
-  tar -czf "$tmp" -C "$WORK" logs 2>/dev/null
-  if [ "$(stat -c %s "$tmp" 2>/dev/null || echo 0)" -gt $((15 * 1024 * 1024)) ]; then
-    local f; while IFS= read -r -d '' f; do tail -c 1048576 "$f" >"$f.cut" && mv "$f.cut" "$f"; done \
-      < <(find "$LOGS" -type f -size +1M -print0)
-    tar -czf "$tmp" -C "$WORK" logs 2>/dev/null
-  fi
-  mv -f "$tmp" "$OUT/logs.tar.gz"
-}
-# metrics: KEY of the last EVENT object of a --metrics file (numbers and strings)
-mval() { sed -n "s/.*\"event\": \"$2\".*\"$3\": \"\\{0,1\\}\\([^,\"}]*\\).*/\\1/p" "$1" 2>/dev/null | tail -n 1; }
-# mean epoch time without the first epoch (warm-up), in seconds
-epoch_s() { awk -F'"epoch_time_s": ' 'NF > 1 { split($2, a, ","); n++; if (n > 1) { s += a[1]; k++ } else f = a[1] }
-  END { if (k) printf "%.3f", s / k; else if (n) printf "%.3f", f }' "$1" 2>/dev/null; }
-within() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { if (a == "" || b == "") exit 1; x = (a - b) * 100; exit !(x <= d && x >= -d) }'; }
-atleast() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 >= b) }'; }
-atmost() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 <= b) }'; }
-pct() { awk -v a="$1" 'BEGIN { if (a == "") print "?"; else printf "%.2f %%", 100 * a }'; }
+# the helpers: say, left, budget, row, no_time, tail_of, run, why, pack, mval, epoch_s,
+# within, atleast, atmost, pct
+# shellcheck source=launch/gpu/lib.sh
+. "$SRC/launch/gpu/lib.sh"
 
 host=$(hostname 2>/dev/null || echo "?")
-commit=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo "?")
-[ -n "$(git -C "$SRC" status --porcelain --untracked-files=no 2>/dev/null)" ] && commit="$commit (with local changes)"
+commit=$(gc_commit "$SRC")
 {
   echo "# dlfs GPU check — $host, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
@@ -197,7 +181,7 @@ if cm=$(command -v cmake); then
   else pf "CMake" "found: $cm ($v)"; fi
 else miss "CMake" "not on PATH (the kit has one)"; fi
 HAVE_NVCC=0
-if nv=$(command -v nvcc); then
+if nv=$(command -v nvcc) && timeout 20 "$nv" --version >/dev/null 2>&1; then  # (one that runs)
   HAVE_NVCC=1
   pf "nvcc" "found: $nv ($(timeout 5 nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/CUDA \1/p'))"
 elif [ $DRY = 1 ]; then pf "nvcc" "missing: the dry run builds without CUDA (listed as skipped)"
@@ -240,6 +224,10 @@ nccl_look() { # ROOT...: sets nccl_h, nccl_l from the first root that has both
   return 1
 }
 PY=$(command -v python3 || true)
+if [ -n "$PY" ] && [ -n "${KIT_DIR:-}" ]; then  # the image's Python with the image's libraries, not the kit's
+  printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "${KIT_ORIG_LD_LIBRARY_PATH:-}" "$PY" >"$WORK/python3"
+  chmod +x "$WORK/python3" && PY=$WORK/python3
+fi
 wheel_nccl=""
 [ -n "$PY" ] && wheel_nccl=$(timeout 15 "$PY" -c "import importlib.util as u; s = u.find_spec('nvidia.nccl'); print(list(s.submodule_search_locations)[0] if s else '')" 2>/dev/null)
 if nccl_look ${NCCL_ROOT:+"$NCCL_ROOT"} /usr/local/cuda /usr ${wheel_nccl:+"$wheel_nccl"}; then
@@ -258,9 +246,13 @@ FMNIST_DIR=${FMNIST_DIR:-${KIT_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}}
 if [ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ] || [ -f "$FMNIST_DIR/train-images-idx3-ubyte" ]; then
   pf "Fashion-MNIST" "found: $FMNIST_DIR"
 else miss "Fashion-MNIST" "no IDX files in $FMNIST_DIR (dataset-fashion-mnist; the kit has it; or FMNIST_DIR=...)"; fi
-if [ -n "$PY" ] && out=$(timeout 10 "$PY" -c 'import numpy, h5py; print(numpy.__version__, h5py.__version__)' 2>/dev/null); then
-  pf "Python numpy/h5py" "found: $PY (numpy/h5py $out; optional)"
-else pf "Python numpy/h5py" "missing (optional: only the CPU suites' cross-checks use them)"; fi
+PYCHECKS=OFF
+for p_ in ${PY:+"$PY"} /usr/bin/python3; do
+  if out=$(timeout 10 "$p_" -c 'import numpy, h5py; print(numpy.__version__, h5py.__version__)' 2>/dev/null); then
+    PYCHECKS=ON; pf "Python numpy/h5py" "found: $p_ (numpy/h5py $out; optional)"; break
+  fi
+done
+if [ $PYCHECKS = OFF ]; then pf "Python numpy/h5py" "missing: configured with -DDLFS_PYTHON_CHECKS=OFF (optional: only the CPU suites' cross-checks use them)"; fi
 TORCH=0
 if [ -n "$PY" ] && out=$(timeout 20 "$PY" -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available())' 2>/dev/null); then
   case $out in *True) TORCH=1; pf "PyTorch" "found: $out (CUDA; the reference column)" ;;
@@ -307,17 +299,20 @@ gen=()
 cargs=(-S "$SRC" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "-DDLFS_CUDA=$cuda" "-DDLFS_NCCL=$nccl"
        -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DDLFS_FMNIST_DIR="$FMNIST_DIR" ${KIT_CMAKE_ARGS[@]+"${KIT_CMAKE_ARGS[@]}"})
 [ -n "$NCCL_ROOT_ARG" ] && cargs+=(-DNCCL_ROOT="$NCCL_ROOT_ARG")
+[ $PYCHECKS = OFF ] && cargs+=(-DDLFS_PYTHON_CHECKS=OFF)   # else configure stops: no Python with numpy and h5py
+# with a kit, the image's compiler and CMake run without the kit's copies of base libraries
+BENV=(); [ -n "${KIT_DIR:-}" ] && BENV=(env "LD_LIBRARY_PATH=$KIT_BUILD_LD_LIBRARY_PATH")
 targets=(dlfs-train dlfs-data test_pipeline_ops)
 [ $cuda = ON ] && targets+=(test_cuda_ops)
 BUILT=0
 rc=0
 if ! b=$(budget 30 180); then no_time "configure"
-elif run configure "$b" cmake "${cargs[@]}" || { rc=$?; false; }; [ $rc -ne 0 ]; then
+elif run configure "$b" ${BENV[@]+"${BENV[@]}"} cmake "${cargs[@]}" || { rc=$?; false; }; [ $rc -ne 0 ]; then
   row "configure (CUDA $cuda, NCCL $nccl, sm_$ARCH)" "FAIL: $(why $rc "$STEP_S" 180)" "" "" "" "$STEP_S"; tail_of configure 30
 else
   cs=$STEP_S
   if ! b=$(budget 60 480); then no_time "build"
-  elif run build "$b" cmake --build "$BUILD" -j "$NCPU" --target "${targets[@]}" || { rc=$?; false; }; [ $rc -ne 0 ]; then
+  elif run build "$b" ${BENV[@]+"${BENV[@]}"} cmake --build "$BUILD" -j "$NCPU" --target "${targets[@]}" || { rc=$?; false; }; [ $rc -ne 0 ]; then
     row "build (${targets[*]})" "FAIL: $(why $rc "$STEP_S" 480)" "" "" "" "$((cs + STEP_S))"
     grep -E "error|Error" "$LOGS/build.log" | head -n 30
   else
@@ -325,7 +320,7 @@ else
     nw=$(grep -c "warning" "$LOGS/build.log")
     ncl=$(sed -n 's/.*dlfs: NCCL \([0-9.]*\):.*/\1/p' "$LOGS/configure.log" | head -n 1)
     st=pass; [ "$nw" -eq 0 ] || st="pass ($nw warning lines)"
-    row "configure + build: CUDA $cuda (sm_$ARCH), NCCL ${ncl:-off} ($nccl), ${targets[*]}, -j $NCPU" "$st" "" "" "" "$((cs + STEP_S))"
+    row "configure + build: CUDA $cuda (sm_$ARCH), NCCL ${ncl:-off} ($nccl), Python checks $PYCHECKS, ${targets[*]}, -j $NCPU" "$st" "" "" "" "$((cs + STEP_S))"
     [ $cuda = ON ] || row "build with the CUDA backend" "skipped: no nvcc here (dry run)"
   fi
 fi
@@ -437,6 +432,8 @@ else
   row "mlp-large, batch 8192, bf16, fp32 master weights (ms)" "$(perf "${DL[mlp-large-bf16]:-}" 3.2)" "${DL[mlp-large-bf16]:-?}" "$(pt mlp-large-bf16)" "≤ 3.2 (PyTorch 3.53)"
   row "mlp-large, batch 8192, --precision tf32 (ms)" info "${DL[mlp-large-tf32]:-?}" "" ""
   row "cnn, batch 128, fp32, Adam step (ms)" info "${DL[cnn]:-?}" "$(pt cnn-fp32)" "469 steps ≤ 0.4 s"
+  if [ $TORCH = 1 ]; then gc_torch_rows
+  else row "bench-vs-torch (dlfs and PyTorch on the same GPU)" "skipped: the image's Python has no torch with CUDA"; fi
 fi
 pack
 
@@ -520,7 +517,20 @@ fi
 pack
 
 # ==== 6. the rest ============================================================================
-# 6a. ctest -L gpu: the drivers in tests/gpu (graph on/off digests, NCCL/MPI paths, device selection)
+# 6a. a hung NCCL set-up ends within --comm-timeout (test hook: one rank never completes init):
+# first, so that a real NCCL hang shows here in seconds before the longer NCCL tests
+common=(--model mlp --batch 128 --epochs 1 --seed 5)
+if [ $DRY = 1 ] || [ $cuda = OFF ]; then row "hung NCCL set-up ends within --comm-timeout" "skipped: dry run (needs a GPU)"
+elif [ -z "$FM" ]; then row "hung NCCL set-up" "FAIL: no Fashion-MNIST in the build tree"
+elif b=$(budget 40 90); then
+  DLFS_FAULT_NCCL_INIT_STALL=0:600 train nccl-stall "$b" 1 cuda "${common[@]}" --max-steps 20 --comm nccl --comm-timeout 5; rc=$?
+  msg=$(grep -m1 '^dlfs-train: ' "$LOGS/nccl-stall.log")
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $rc -ne 137 ] && [ "$STEP_S" -le 35 ] && grep -q "NCCL" <<<"$msg" \
+     && ! grep -q "no usable GPU" <<<"$msg"; then
+    row "hung NCCL set-up (DLFS_FAULT_NCCL_INIT_STALL), --comm-timeout 5" pass "ended after $STEP_S s: $msg" "" "ends within the timeout" "$STEP_S"
+  else row "hung NCCL set-up, --comm-timeout 5" "FAIL: exit $rc after $STEP_S s${msg:+: $msg}" "" "" "ends within the timeout" "$STEP_S"; tail_of nccl-stall; fi
+else no_time "hung NCCL set-up"; fi
+# 6b. ctest -L gpu: the drivers in tests/gpu (graph on/off digests, NCCL/MPI paths, device selection)
 if b=$(budget 60 240); then
   (cd "$BUILD" && run ctest-gpu "$b" ctest -L gpu -E '^(test_cuda_ops|test_pipeline_ops)$' --output-on-failure \
      --timeout "$b"); rc=$?
@@ -538,16 +548,6 @@ pack
 
 common=(--model mlp --batch 128 --epochs 1 --seed 5)
 if [ -z "$FM" ]; then row "checkpoints, NCCL, rehearsal, cnn-bn, tf32" "FAIL: no Fashion-MNIST in the build tree"; else
-# 6b. a hung NCCL set-up ends within --comm-timeout (test hook: one rank never completes init)
-if [ $DRY = 1 ] || [ $cuda = OFF ]; then row "hung NCCL set-up ends within --comm-timeout" "skipped: dry run (needs a GPU)"
-elif b=$(budget 40 90); then
-  DLFS_FAULT_NCCL_INIT_STALL=0:600 train nccl-stall "$b" 1 cuda "${common[@]}" --max-steps 20 --comm nccl --comm-timeout 5; rc=$?
-  msg=$(grep -m1 '^dlfs-train: ' "$LOGS/nccl-stall.log")
-  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $rc -ne 137 ] && [ "$STEP_S" -le 35 ] && grep -q "NCCL" <<<"$msg" \
-     && ! grep -q "no usable GPU" <<<"$msg"; then
-    row "hung NCCL set-up (DLFS_FAULT_NCCL_INIT_STALL), --comm-timeout 5" pass "ended after $STEP_S s: $msg" "" "ends within the timeout" "$STEP_S"
-  else row "hung NCCL set-up, --comm-timeout 5" "FAIL: exit $rc after $STEP_S s${msg:+: $msg}" "" "" "ends within the timeout" "$STEP_S"; tail_of nccl-stall; fi
-else no_time "hung NCCL set-up"; fi
 
 # 6c. checkpoints: GPU write + resume (same bits, deterministic mode), GPU -> CPU and CPU -> GPU
 full=200; [ $DRY = 1 ] && full=40
@@ -594,7 +594,7 @@ pack
 # 6d. 1 rank over NCCL; the 8-rank rehearsal: 8 ranks share the one GPU over MPI, deterministic
 if [ $DRY = 0 ] && [ -n "$nccl_h" ]; then
   if ! b=$(budget 20 90); then no_time "1 rank --comm nccl"
-  elif rc=0; train nccl-np1 "$b" 1 cuda "${common[@]}" --max-steps 200 --comm nccl || rc=$?; [ $rc -eq 0 ]; then
+  elif rc=0; train nccl-np1 "$b" 1 cuda "${common[@]}" --max-steps 200 --comm nccl --comm-timeout 20 || rc=$?; [ $rc -eq 0 ]; then
     if grep -q "gradients summed by nccl" "$LOGS/nccl-np1.log"; then
       row "1 rank --comm nccl (200 steps)" pass "$(pct "$(mval "$LOGS/nccl-np1.jsonl" final test_acc)")" "" "" "$STEP_S"
     else row "1 rank --comm nccl" "FAIL: the banner does not say 'gradients summed by nccl'" "" "" "" "$STEP_S"; fi
@@ -613,6 +613,9 @@ if b=$(budget 40 180); then
       || row "$lab" "FAIL: digests differ (${a:0:12} vs ${b8:0:12})" "" "" "the same params_sha256" "$((SECONDS - t_r))"
   else row "rehearsal: $np ranks, --comm mpi" "FAIL: a run failed" "" "" "" "$((SECONDS - t_r))"; tail_of "rehearsal-np$np"; fi
 else no_time "8-rank rehearsal"; fi
+
+# 6d'. --accum-steps 4, --zero 1, --trace (launch/gpu/rows.sh)
+gc_feature_rows
 
 # 6e. cnn-bn (batch norm, dropout: no graph) on the GPU against the CPU, the same 300 steps
 nb=300; [ $DRY = 1 ] && nb=10

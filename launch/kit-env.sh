@@ -5,8 +5,9 @@
 #
 #   . launch/kit-env.sh && dlfs_kit_env DIR || exit 1
 #
-# Puts the kit's prefix first: PATH (cmake, mpirun, mpicc), LD_LIBRARY_PATH (Open MPI,
-# HDF5, OpenBLAS and what they load), CMAKE_PREFIX_PATH and PKG_CONFIG_PATH, and tells
+# Puts the kit's prefix first: PATH (cmake in a full kit, mpirun, mpicc), LD_LIBRARY_PATH
+# (Open MPI, HDF5, OpenBLAS and what they load; last, a slim kit's copies of base
+# libraries, lib/MULTIARCH/kit-base), CMAKE_PREFIX_PATH and PKG_CONFIG_PATH, and tells
 # the unpacked Open MPI and PMIx where they now live (OPAL_PREFIX, OPAL_SYSCONFDIR,
 # PMIX_INSTALL_PREFIX: they were built for /usr and relocate by these). Sets, without
 # exporting:
@@ -16,6 +17,9 @@
 #                    cblas.h, zlib and mpicc
 #   KIT_FMNIST_DIR   the kit's Fashion-MNIST IDX files ("" when it has none)
 #   KIT_NCCL_WHEEL   an nvidia-nccl wheel in DIR/wheels ("" when none)
+#   KIT_BUILD_LD_LIBRARY_PATH  LD_LIBRARY_PATH without kit-base: for configure and build,
+#                    so that the image's compiler and CMake load the image's own libraries
+#   KIT_ORIG_LD_LIBRARY_PATH   LD_LIBRARY_PATH before (for the image's Python)
 # Returns 1 with one line on stderr when DIR is not such a kit.
 dlfs_kit_env() {
   local dir=$1
@@ -33,21 +37,38 @@ dlfs_kit_env() {
     return 1
   fi
   export PATH="$p/bin${PATH:+:$PATH}"
-  export LD_LIBRARY_PATH="$p/lib/$ma:$KIT_PREFIX/lib/$ma:$p/lib/$ma/openblas-pthread:$p/lib/$ma/openmpi/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  KIT_ORIG_LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
+  KIT_BUILD_LD_LIBRARY_PATH="$p/lib/$ma:$KIT_PREFIX/lib/$ma:$p/lib/$ma/openblas-pthread:$p/lib/$ma/openmpi/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  local base=$p/lib/$ma/kit-base
+  if [ -d "$base" ]; then export LD_LIBRARY_PATH="$KIT_BUILD_LD_LIBRARY_PATH:$base"
+  else export LD_LIBRARY_PATH=$KIT_BUILD_LD_LIBRARY_PATH; fi
   export CMAKE_PREFIX_PATH="$p${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
   export PKG_CONFIG_PATH="$p/lib/$ma/pkgconfig:$p/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   export OPAL_PREFIX=$p
   [ -d "$KIT_PREFIX/etc/openmpi" ] && export OPAL_SYSCONFDIR=$KIT_PREFIX/etc/openmpi
   local pmix
   for pmix in "$p/lib/$ma"/pmix*; do [ -d "$pmix/lib" ] && export PMIX_INSTALL_PREFIX=$pmix; done
+  # mpicc is a kit program: it runs with the kit's library path (kit-base too), also when
+  # CMake runs it from a build without kit-base on its path
+  local mpicc=$p/bin/mpicc w
+  w=$KIT_DIR/.run   # next to the kit when it is writable, else a temporary folder
+  mkdir -p "$w" 2>/dev/null && [ -w "$w" ] || w=$(mktemp -d "${TMPDIR:-/tmp}/dlfs-kit-mpicc.XXXXXX") || w=""
+  if [ -d "$base" ] && [ -n "$w" ]; then
+    printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$LD_LIBRARY_PATH" "$p/bin/mpicc" >"$w/mpicc"
+    chmod +x "$w/mpicc" && mpicc=$w/mpicc
+  fi
   KIT_CMAKE_ARGS=(
-    "-DMPI_C_COMPILER=$p/bin/mpicc"
+    "-DMPI_C_COMPILER=$mpicc"
     "-DHDF5_ROOT=$p/lib/$ma/hdf5/serial"
     "-DBLAS_openblas_LIBRARY=$p/lib/$ma/openblas-pthread/libopenblas.so"
     "-DDLFS_CBLAS_INCLUDE_DIR=$p/include/$ma/openblas-pthread"
     "-DZLIB_INCLUDE_DIR=$p/include"
     "-DZLIB_LIBRARY=$p/lib/$ma/libz.so"
   )
+  # the slim kit's copies of base libraries: found by the linker (-rpath-link: for the
+  # kit's own libraries' DT_NEEDED), not loaded by the image's compiler or CMake
+  [ -d "$base" ] && KIT_CMAKE_ARGS+=("-DCMAKE_EXE_LINKER_FLAGS=-Wl,-rpath-link,$base"
+                                     "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,-rpath-link,$base")
   KIT_FMNIST_DIR=""
   [ -d "$p/share/datasets/fashion-mnist" ] && KIT_FMNIST_DIR=$p/share/datasets/fashion-mnist
   KIT_NCCL_WHEEL=""

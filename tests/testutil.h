@@ -108,7 +108,7 @@ static inline int t_device_backend_(int argc, char **argv, const struct dlfs_bac
         printf("skipped: no GPU (%s)\n", why);
         return 77;
     }
-    if (dlfs_backend_select(DLFS_DEVICE_CUDA, 0, dev) != DLFS_OK) {
+    if (dlfs_backend_select(DLFS_DEVICE_CUDA, 0, dev, NULL, 0) != DLFS_OK) {
         fprintf(stderr, "FAIL: a GPU is visible but the CUDA backend did not start: %s\n", dlfs_error_msg());
         return 1;
     }

@@ -269,7 +269,9 @@ struct dlfs_nccl_api {
      * the others; the context, or NULL with a reason when it cannot start.
      * `timeout_s` bounds every later wait on this context. */
     void *(*init_start)(const void *id, int nranks, int rank, double timeout_s, char *why, size_t why_len);
-    /* 1 when set up, 0 while in progress, -1 failed (with a reason). */
+    /* 1 when set up, 0 while in progress, -1 failed (with a reason). Cheap and
+     * idempotent: once up, later calls return 1 and create nothing; the caller
+     * sleeps between polls. */
     int (*init_poll)(void *ctx, char *why, size_t why_len);
     /* In-place sum of n device floats, ordered after every op issued so far on the
      * backend's stream; returns once issued (0), or -1 with a reason. */
@@ -294,11 +296,16 @@ enum dlfs_device { DLFS_DEVICE_CPU = 0, DLFS_DEVICE_CUDA, DLFS_DEVICE_AUTO };
 const struct dlfs_backend *dlfs_backend_cpu(void);
 
 /* Pick a backend for `dev`. CUDA returns DLFS_ERR_DEVICE with a message saying
- * whether it was not built or no GPU is visible; AUTO falls back to CPU. The
- * local rank selects the GPU: node-local rank r takes visible GPU r mod n. Whether
- * two ranks then share one physical GPU is for the caller to check (dlfs_gpu_uuid
- * across the node: NCCL refuses two ranks on one GPU). */
-enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, const struct dlfs_backend **out);
+ * whether it was not built or no GPU is visible. AUTO without a usable GPU falls
+ * back to the CPU and says why in `note` (may be NULL; empty otherwise), but
+ * refuses with DLFS_ERR_DEVICE when GPUs are visible and unusable
+ * (CUDA_VISIBLE_DEVICES naming devices, SLURM's GPU variables, the NVIDIA
+ * driver's devices; CUDA_VISIBLE_DEVICES=-1 hides them all). The local rank
+ * selects the GPU: node-local rank r takes visible GPU r mod n. Whether two ranks
+ * then share one physical GPU is for the caller to check (dlfs_gpu_uuid across
+ * the node: NCCL refuses two ranks on one GPU). */
+enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, const struct dlfs_backend **out,
+                                     char *note, size_t note_len);
 
 /* Number of visible CUDA devices (0 when CUDA is not built or there is no GPU or
  * driver); `why` (may be NULL) receives a short reason when it is 0. */

@@ -177,7 +177,9 @@ enum dlfs_opt_kind {
       "evaluate the --resume checkpoint on --data's test split, no training")                                    \
     H("Devices and output:")                                                                                     \
     X(device, enum dlfs_device, DLFS_OPT_CHOICE, "device", "cpu|cuda|auto", 2, 0, 0, (DLFS_OPT_NAMES_DEVICE),    \
-      DLFS_OPT_DIGEST, "auto: CUDA when built and a GPU is visible, else CPU")                                   \
+      DLFS_OPT_DIGEST, "auto: CUDA when built and a GPU works, else the CPU (saying why);\n"                    \
+      "refused when GPUs are visible but unusable (CUDA_VISIBLE_DEVICES=-1\n"                                   \
+      "hides them)")                                                                                             \
     X(precision, enum dlfs_precision, DLFS_OPT_CHOICE, "precision", "fp32|tf32|bf16", 0, 0, 0,                   \
       (DLFS_OPT_NAMES_PRECISION), DLFS_OPT_DIGEST,                                                               \
       "GEMM arithmetic. tf32/bf16 round the GEMM operands (10-/7-bit\n"                                          \

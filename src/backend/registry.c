@@ -1,6 +1,9 @@
 /* Backend registry: the one place that knows which backends were built
  * (DLFS_HAVE_CUDA comes from CMake), and the only place in the library, outside
  * the CUDA backend itself, where that is an #ifdef. */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,17 +49,73 @@ int dlfs_cuda_device_count(char *why, size_t why_len)
 #endif
 }
 
-enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, const struct dlfs_backend **out)
+/* Whether this process was meant to see GPUs (for --device auto): 1 with the
+ * evidence in `what`, or 0. CUDA_VISIBLE_DEVICES hiding every GPU (-1, empty,
+ * NoDevFiles) wins over everything else: the user asked for none (the test
+ * suites do so to stay on the CPU on a GPU machine). Otherwise any of: that
+ * variable naming devices, SLURM's GPU variables, the driver's device files
+ * (/dev/nvidia0...) or its list of GPUs (/proc/driver/nvidia/gpus, what
+ * nvidia-smi reads). */
+static int gpus_visible_(char *what, size_t len)
+{
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+    if (cvd) {
+        if (!*cvd || strcmp(cvd, "-1") == 0 || strncmp(cvd, "-1,", 3) == 0 || strcmp(cvd, "NoDevFiles") == 0)
+            return 0;
+        snprintf(what, len, "CUDA_VISIBLE_DEVICES=%.64s", cvd);
+        return 1;
+    }
+    static const char *const slurm[] = {"SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "SLURM_GPUS_ON_NODE"};
+    for (size_t i = 0; i < sizeof slurm / sizeof slurm[0]; i++) {
+        const char *v = getenv(slurm[i]);
+        if (v && *v && (i < 2 || strcmp(v, "0") != 0)) { /* GPU indices; a count: 0 is none */
+            snprintf(what, len, "SLURM gave this job GPUs: %s=%.64s", slurm[i], v);
+            return 1;
+        }
+    }
+    static const char *const dirs[][2] = {{"/dev", "nvidia"}, {"/proc/driver/nvidia/gpus", ""}};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        DIR *d = opendir(dirs[i][0]);
+        const size_t k = strlen(dirs[i][1]);
+        for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+            if (strncmp(e->d_name, dirs[i][1], k) == 0 && isdigit((unsigned char)e->d_name[k])) {
+                snprintf(what, len, "the NVIDIA driver shows a GPU: %s/%.32s", dirs[i][0], e->d_name);
+                closedir(d);
+                return 1;
+            }
+        if (d) closedir(d);
+    }
+    return 0;
+}
+
+/* No usable GPU: --device cuda fails; --device auto falls back to the CPU with
+ * the reason in `note`, unless GPUs are visible (then it refuses: a job meant
+ * for GPUs must not train for hours on the CPU). */
+static enum dlfs_status no_gpu_(enum dlfs_device dev, const char *why, char *note, size_t note_len)
+{
+    if (dev != DLFS_DEVICE_AUTO)
+        return dlfs_error_set(DLFS_ERR_DEVICE, "--device cuda: no usable GPU: %s; use --device cpu "
+                              "(or --device auto to fall back to the CPU)", why);
+    char what[200];
+    if (gpus_visible_(what, sizeof what))
+        return dlfs_error_set(DLFS_ERR_DEVICE, "--device auto: GPUs are visible (%s) but none is usable: %s; "
+                              "fix the GPU set-up (nvidia-smi, the driver, the build), or give --device cpu to "
+                              "train on the CPU", what, why);
+    if (note) snprintf(note, note_len, "no GPU visible (%s), so the CPU: %s", getenv("CUDA_VISIBLE_DEVICES") ?
+                       "CUDA_VISIBLE_DEVICES hides them" : "no NVIDIA device, no CUDA_VISIBLE_DEVICES or SLURM GPUs",
+                       why);
+    return DLFS_OK;
+}
+
+enum dlfs_status dlfs_backend_select(enum dlfs_device dev, int local_rank, const struct dlfs_backend **out,
+                                     char *note, size_t note_len)
 {
     *out = dlfs_backend_cpu();
+    if (note && note_len) note[0] = '\0';
     if (dev == DLFS_DEVICE_CPU) return DLFS_OK;
     char why[256] = "";
     int n = dlfs_cuda_device_count(why, sizeof why);
-    if (n == 0) {
-        if (dev == DLFS_DEVICE_AUTO) return DLFS_OK;
-        return dlfs_error_set(DLFS_ERR_DEVICE, "--device cuda: no usable GPU: %s; use --device cpu "
-                              "(or --device auto to fall back to the CPU)", why);
-    }
+    if (n == 0) return no_gpu_(dev, why, note, note_len);
 #ifdef DLFS_HAVE_CUDA
     /* One GPU per rank: the node-local rank picks among the VISIBLE devices (the
      * CUDA runtime has applied CUDA_VISIBLE_DEVICES), modulo their number, so that

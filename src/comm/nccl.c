@@ -1,13 +1,38 @@
 /* The NCCL gradient transport and NCCL's bounded set-up over MPI. NCCL itself
  * comes from the backend (struct dlfs_nccl_api, dlfs_backend_nccl): this file
  * sees no CUDA or NCCL type and no #ifdef. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include "core/hooks.h"
 #include "dlfs/comm.h"
 #include "dlfs/util.h"
 
 #define WHY_ 512
+
+/* One poll of the set-up every millisecond until it is up (1) or failed (-1); it
+ * is never polled again once up. Test hook DLFS_FAULT_NCCL_INIT_STALL=RANK:S: on
+ * that rank the set-up looks unfinished for S seconds (as when a peer never
+ * joins). Past --comm-timeout the job ends from here: a peer that never joins
+ * cannot agree either. */
+static int wait_up_(const struct dlfs_comm *c, const struct dlfs_nccl_api *api, void *x, char *why)
+{
+    const double stall = dlfs_hook_seconds(DLFS_HOOK_NCCL_INIT_STALL, c->rank);
+    const double t0 = dlfs_now(), deadline = t0 + (c->timeout_s > 0 ? c->timeout_s : 1e9);
+    int up = 0;
+    for (;;) {
+        if (up == 0) up = api->init_poll(x, why, WHY_);
+        if (up < 0 || (up == 1 && dlfs_now() >= t0 + stall)) return up;
+        if (dlfs_now() > deadline) {
+            api->abort(x);
+            dlfs_fatal(1, "NCCL set-up did not finish within %g s (--comm-timeout): a peer rank is stuck or dead "
+                       "(or its network unreachable: NCCL_SOCKET_IFNAME)", c->timeout_s);
+        }
+        const struct timespec nap = {0, 1000000}; /* 1 ms: set-up takes hundreds */
+        nanosleep(&nap, NULL);
+    }
+}
 
 enum dlfs_status dlfs_nccl_open(const struct dlfs_comm *c, const struct dlfs_nccl_api *api, void **ctx)
 {
@@ -28,21 +53,7 @@ enum dlfs_status dlfs_nccl_open(const struct dlfs_comm *c, const struct dlfs_ncc
     DLFS_TRY(dlfs_comm_agree(c, st));
     dlfs_comm_bcast(c, id, api->id_bytes, 0, "handing out NCCL's id (NCCL set-up)");
     void *x = api->init_start(id, c->size, c->rank, c->timeout_s, why, sizeof why);
-    int up = x ? 0 : -1;
-    /* test hook DLFS_FAULT_NCCL_INIT_STALL=RANK:S: on that rank the set-up looks
-     * unfinished for S seconds (as when a peer never joins) */
-    const double stall = dlfs_hook_seconds(DLFS_HOOK_NCCL_INIT_STALL, c->rank);
-    const double t0 = dlfs_now(), deadline = t0 + (c->timeout_s > 0 ? c->timeout_s : 1e9);
-    while (up == 0) {
-        up = api->init_poll(x, why, sizeof why);
-        if (up == 1 && dlfs_now() < t0 + stall) up = 0;
-        if (up == 0 && dlfs_now() > deadline) {
-            /* a peer that never joins cannot agree either: end the job from here */
-            api->abort(x);
-            dlfs_fatal(1, "NCCL set-up did not finish within %g s (--comm-timeout): a peer rank is stuck or dead "
-                       "(or its network unreachable: NCCL_SOCKET_IFNAME)", c->timeout_s);
-        }
-    }
+    const int up = x ? wait_up_(c, api, x, why) : -1;
     if (up < 0) st = dlfs_error_set(DLFS_ERR_COMM, "%s", why);
     st = dlfs_comm_agree(c, st);
     /* ranks whose set-up succeeded while another's failed: tear down locally

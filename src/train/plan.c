@@ -173,7 +173,9 @@ static enum dlfs_status gpu_unique_(struct dlfs_run *r, enum dlfs_status st)
 enum dlfs_status dlfs_run_choose(struct dlfs_run *r)
 {
     const struct dlfs_options *o = r->o;
-    enum dlfs_status st = dlfs_backend_select(o->device, r->comm->local_rank, &r->be);
+    char note[512];
+    enum dlfs_status st = dlfs_backend_select(o->device, r->comm->local_rank, &r->be, note, sizeof note);
+    if (st == DLFS_OK && note[0] && r->comm->rank == 0 && !o->quiet) printf("--device auto: %s\n", note);
     st = gpu_unique_(r, st);
     if (st == DLFS_OK) st = comm_path_(r);
     if (st == DLFS_OK) st = dlfs_model_parse(o->model, &r->model);

@@ -8,6 +8,11 @@
 src=$1 kit=$2 hide_dirs=$3 hide_files=$4 work=$5
 mkdir -p "$work"
 : >"$work/empty"
+ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+declare -A inst=()
+for p in libopenmpi-dev libhdf5-dev zlib1g-dev libopenblas-dev dataset-fashion-mnist openmpi-bin; do
+  dpkg-query -W "$p" >/dev/null 2>&1 && inst[$p]=1
+done
 mount --make-rprivate / || { t_fail "mount --make-rprivate /"; t_done; }
 nd=0 nf=0 bad=0
 while read -r d; do mount -t tmpfs -o size=1m,mode=755 none "$d" && nd=$((nd + 1)) || bad=$((bad + 1)); done <"$hide_dirs"
@@ -25,26 +30,30 @@ gone() { # NAME PATH: PATH is no longer usable
   if [ -s "$2" ] || { [ -d "$2" ] && [ -n "$(ls -A "$2" 2>/dev/null)" ]; }; then t_fail "$1 still visible: $2"
   else t_pass "$1 hidden"; fi
 }
-ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
-dpkg-query -W libopenmpi-dev >/dev/null 2>&1 && gone "the system's mpi.h" "/usr/lib/$ma/openmpi/include/mpi.h"
-dpkg-query -W libhdf5-dev >/dev/null 2>&1 && gone "the system's hdf5.h" /usr/include/hdf5/serial/hdf5.h
-dpkg-query -W zlib1g-dev >/dev/null 2>&1 && gone "the system's zlib.h" /usr/include/zlib.h
-dpkg-query -W libopenblas-dev >/dev/null 2>&1 && gone "the system's cblas.h" "/usr/include/$ma/cblas.h"
-dpkg-query -W dataset-fashion-mnist >/dev/null 2>&1 && gone "the system's Fashion-MNIST" /usr/share/datasets/fashion-mnist
-if dpkg-query -W openmpi-bin >/dev/null 2>&1; then
+[ -n "${inst[libopenmpi-dev]:-}" ] && gone "the system's mpi.h" "/usr/lib/$ma/openmpi/include/mpi.h"
+[ -n "${inst[libhdf5-dev]:-}" ] && gone "the system's hdf5.h" /usr/include/hdf5/serial/hdf5.h
+[ -n "${inst[zlib1g-dev]:-}" ] && gone "the system's zlib.h" /usr/include/zlib.h
+[ -n "${inst[libopenblas-dev]:-}" ] && gone "the system's cblas.h" "/usr/include/$ma/cblas.h"
+[ -n "${inst[dataset-fashion-mnist]:-}" ] && gone "the system's Fashion-MNIST" /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+# a base library the kit copied from this machine (kit-base/) is hidden here too
+for b in "$kit"/prefix/usr/lib/"$ma"/kit-base/*; do
+  [ -e "/lib/$ma/$(basename "$b")" ] && grep -qxF "$(realpath "/lib/$ma/$(basename "$b")")" "$hide_files" || continue
+  gone "the system's $(basename "$b") (a base library the kit carries)" "/lib/$ma/$(basename "$b")"; break
+done
+if [ -n "${inst[openmpi-bin]:-}" ]; then
   /usr/bin/mpirun --version >/dev/null 2>&1 && t_fail "the system's mpirun still runs" || t_pass "the system's mpirun no longer runs"
-fi
-if dpkg-query -W cmake >/dev/null 2>&1; then
-  /usr/bin/cmake --version >/dev/null 2>&1 && t_fail "the system's cmake still runs" || t_pass "the system's cmake no longer runs"
 fi
 
 # the kit's environment, as the GPU check sets it
 . "$src/launch/kit-env.sh"
 dlfs_kit_env "$kit" || { t_fail "dlfs_kit_env $kit"; t_done; }
-[ "$(command -v cmake)" = "$KIT_PREFIX/usr/bin/cmake" ] && t_pass "cmake from the kit" || t_fail "cmake is $(command -v cmake)"
+# CMake is the machine's (the slim kit has none: the GPU image brings CMake 4)
+cmake --version >/dev/null 2>&1 && t_pass "cmake runs ($(command -v cmake), not in the kit)" || t_fail "cmake does not run with the kit's libraries"
 [ "$(command -v mpirun)" = "$KIT_PREFIX/usr/bin/mpirun" ] && t_pass "mpirun from the kit" || t_fail "mpirun is $(command -v mpirun)"
 b=$work/build
-if ! cmake -S "$src" -B "$b" -DCMAKE_BUILD_TYPE=Release -DDLFS_CUDA=OFF -DDLFS_TESTS=OFF "${KIT_CMAKE_ARGS[@]}" \
+# configure and build as gpu-check.sh does: without the kit's copies of base libraries on
+# the library path (the linker finds them through -rpath-link)
+if ! LD_LIBRARY_PATH=$KIT_BUILD_LD_LIBRARY_PATH cmake -S "$src" -B "$b" -DCMAKE_BUILD_TYPE=Release -DDLFS_CUDA=OFF -DDLFS_TESTS=OFF "${KIT_CMAKE_ARGS[@]}" \
      >"$work/configure.log" 2>&1; then
   tail -n 30 "$work/configure.log"; t_fail "configure with the kit"; t_done
 fi
@@ -56,7 +65,7 @@ for v in MPI_C_HEADER_DIR HDF5_C_INCLUDE_DIR HDF5_C_LIBRARY_hdf5 BLAS_openblas_L
   [ -n "$val" ] || continue
   case $val in "$KIT_PREFIX"/*) t_pass "$v in the kit" ;; *) t_fail "$v = $val, outside the kit" ;; esac
 done
-if ! cmake --build "$b" -j "$(nproc)" --target dlfs-train dlfs-data >"$work/build.log" 2>&1; then
+if ! LD_LIBRARY_PATH=$KIT_BUILD_LD_LIBRARY_PATH cmake --build "$b" -j "$(nproc)" --target dlfs-train dlfs-data >"$work/build.log" 2>&1; then
   grep -E "error|Error" "$work/build.log" | head -n 20; t_fail "build with the kit"; t_done
 fi
 t_pass "built dlfs-train and dlfs-data"

@@ -1,6 +1,8 @@
 /* The all-reduces on awkward sizes (1 element, primes, not divisible by P,
  * larger than a bucket) against exact references; every rank agrees on the
- * verdict before anyone exits (the failure count is summed). */
+ * verdict before anyone exits (the failure count is summed). Also: how often
+ * dlfs_nccl_open polls a set-up (a stand-in for NCCL). */
+#define _POSIX_C_SOURCE 200809L
 #include <mpi.h>
 #include <string.h>
 #include "dlfs/comm.h"
@@ -60,6 +62,55 @@ static float tree_ref_(int P, size_t i)
     for (int d = 1; d < P; d *= 2)
         for (int r = 0; r + d < P; r += 2 * d) v[r] = v[r] + v[r + d];
     return v[0];
+}
+
+/* A stand-in for NCCL's set-up (struct dlfs_nccl_api): up after `up_after_s`,
+ * counting the polls, and the polls made after it reported up. */
+static struct { double t0, up_after_s; int polls, polls_when_up, aborted; } ninit_;
+static int nfake_id_(void *id, char *why, size_t why_len)
+{
+    (void)why, (void)why_len;
+    memset(id, 7, 16);
+    return 0;
+}
+static void *nfake_start_(const void *id, int nranks, int rank, double timeout_s, char *why, size_t why_len)
+{
+    (void)id, (void)nranks, (void)rank, (void)timeout_s, (void)why, (void)why_len;
+    ninit_.t0 = dlfs_now();
+    return &ninit_;
+}
+static int nfake_poll_(void *ctx, char *why, size_t why_len)
+{
+    (void)ctx, (void)why, (void)why_len;
+    if (ninit_.polls_when_up) ninit_.polls_when_up++;
+    ninit_.polls++;
+    if (dlfs_now() < ninit_.t0 + ninit_.up_after_s) return 0;
+    if (!ninit_.polls_when_up) ninit_.polls_when_up = 1;
+    return 1;
+}
+static void nfake_abort_(void *ctx) { (void)ctx, ninit_.aborted++; }
+static const struct dlfs_nccl_api nfake_ = {
+    .id_bytes = 16, .get_id = nfake_id_, .init_start = nfake_start_, .init_poll = nfake_poll_,
+    .destroy = nfake_abort_, .abort = nfake_abort_,
+};
+
+/* dlfs_nccl_open polls a set-up that takes 0.3 s about once a millisecond (a
+ * tight loop polls hundreds of thousands of times), and never again once it is
+ * up, also while the stall hook holds rank 0 for 1 s more. */
+static void nccl_setup_polls_(struct dlfs_comm *c)
+{
+    setenv("DLFS_FAULT_NCCL_INIT_STALL", "0:1", 1);
+    ninit_.up_after_s = 0.3;
+    void *ctx = NULL;
+    const double t0 = dlfs_now();
+    CHECK(dlfs_nccl_open(c, &nfake_, &ctx) == DLFS_OK && ctx == &ninit_, "fake NCCL set-up: %s", dlfs_error_msg());
+    const double took = dlfs_now() - t0;
+    CHECK(ninit_.polls >= 2 && ninit_.polls <= 1000, "NCCL set-up polled %d times in %.2f s (want one a ms)",
+          ninit_.polls, took);
+    CHECK(ninit_.polls_when_up == 1, "NCCL set-up polled %d more times after it was up", ninit_.polls_when_up - 1);
+    if (c->rank == 0) CHECK(took >= 1.0, "the stall hook held rank 0 only %.2f s", took);
+    CHECK(ninit_.aborted == 0, "set-up aborted");
+    unsetenv("DLFS_FAULT_NCCL_INIT_STALL");
 }
 
 int main(int argc, char **argv)
@@ -164,6 +215,8 @@ int main(int argc, char **argv)
         CHECK(none == 0, "a NULL key made rank %d a duplicate", c.rank);
         CHECK(dlfs_comm_node_duplicate(&c, NULL, sizeof key, &other) == 0 && other == -1, "all NULL");
     }
+
+    nccl_setup_polls_(&c);
 
     int total = 0;
     MPI_Allreduce(&t_failures_, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);

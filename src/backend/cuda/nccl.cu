@@ -108,6 +108,7 @@ static void *init_start_(const void *id, int nranks, int rank, double timeout_s,
 static int init_poll_(void *ctx, char *why, size_t why_len)
 {
     nccl_ctx_ *c = (nccl_ctx_ *)ctx;
+    if (c->up) return 1; // idempotent: the stream and events exist once
     ncclResult_t st = ncclSuccess;
     const ncclResult_t r = ncclCommGetAsyncError(c->comm, &st);
     if (r == ncclSuccess && st == ncclInProgress) return 0;
