@@ -94,16 +94,29 @@ endfunction()
 #    alone on 2 cores), 2 for those that compute on 1 or 2 ranks, 1 (the default) for the
 #    tests that mostly wait (process starts, error paths, sleeps, a SLURM queue). ctest
 #    -jN starts a test only when that many of its N slots are free (all N when it asks
-#    for more), so the multi-rank tests do not pile up while the waiting ones overlap.
+#    for more), so the multi-rank tests do not pile up while the waiting ones overlap;
+#  - COST (below).
 set(DLFS_SCHED_THREADS test_ops test_conv_ops train_threads train_pipeline train_lag pipeline_ops_cpu)
 set(DLFS_SCHED_SLURM slurm_train slurm_requeue slurm_scaling slurm_2node_train slurm_2node_requeue slurm_2node_mpirun)
 set(DLFS_SCHED_P4 mpi_deterministic mpi_zero mpi_accum mpi_deterministic_cnn mpi_allreduce_np8 scaling_study
   slurm_scaling notebook_course)
 set(DLFS_SCHED_P2 ckpt_resume train_pipeline train_lag train_trace train_target train_threads train_learn
   train_learn_cnn train_learn_precision train_oracle mpi_comm mpi_sharding mpi_allreduce_np4 ckpt_atomic ckpt_signal ckpt_chaos
-  hostile_train hostile_ckpt hostile_data hostile_resources slurm_train slurm_requeue slurm_2node_train slurm_2node_requeue
+  hostile_train hostile_ckpt hostile_data hostile_resources hostile_outputs hostile_ckptdir slurm_train slurm_requeue slurm_2node_train slurm_2node_requeue
   slurm_2node_mpirun scaling_report scaling_hardware_guide)
+# COST: seconds a test took in a measured run (launch/RESULTS.md, idle 2-core machine),
+# for the tests over 15 s: ctest starts the costliest first, so that a fresh build tree
+# (no CTestCostData yet, as in CI) does not end on a queue of long tests run one by one.
+set(DLFS_SCHED_COST ckpt_chaos:51 train_learn_precision:40 train_pipeline:38 slurm_requeue:36 mpi_deterministic:34
+  hostile_ckpt:31 train_learn_cnn:26 notebook_course:26 slurm_2node_requeue:22 mpi_accum:22 hostile_outputs:20
+  hostile_train:20 mpi_zero:20 hostile_ckptdir:20 mpi_deterministic_cnn:18 hostile_data:17 tests_shellcheck:17
+  mpi_comm:15 train_bad_input:15)
 function(dlfs_schedule name)
+  foreach(pair IN LISTS DLFS_SCHED_COST)
+    if(pair MATCHES "^${name}:([0-9]+)$")
+      set_tests_properties(${name} PROPERTIES COST ${CMAKE_MATCH_1})
+    endif()
+  endforeach()
   if(name IN_LIST DLFS_SCHED_THREADS)
     set_property(TEST ${name} APPEND PROPERTY LABELS threads)
   endif()

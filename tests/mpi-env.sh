@@ -5,9 +5,3 @@
 export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_pml=ob1              # no UCX/IB probing
 export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 export OMPI_MCA_orte_execute_quiet=1                             # no mpirun banner after our one-line errors
-# When one rank exits non-zero, mpirun stops the others: SIGCONT, SIGTERM, then SIGKILL,
-# with odls_base_sigkill_timeout seconds (default 1) slept after each signal — 2 s of
-# sleeping in every test run that ends on an error (hundreds in the bad-input and
-# hostile suites). The tests' ranks have all exited or are stuck by the time mpirun
-# gets there, so no grace period is needed; users keep Open MPI's default.
-export OMPI_MCA_odls_base_sigkill_timeout=0

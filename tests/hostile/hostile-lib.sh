@@ -58,7 +58,7 @@ h_expect() {
   local name=$1 want=$2 needle=$3 bound=$4 rc=0 before t0; shift 4
   before=$(h_snapshot)
   t0=$SECONDS
-  timeout -k 5 "$bound" "$@" >"$H_OUT/out" 2>"$H_OUT/err" </dev/null || rc=$?
+  timeout -k 5 "$bound" "${T_FAST_ABORT[@]}" "$@" >"$H_OUT/out" 2>"$H_OUT/err" </dev/null || rc=$?
   h_check "$name" "$want" "$needle" 0 "$H_OUT/err" "$rc" $((SECONDS - t0)) "$before"
 }
 
@@ -70,7 +70,7 @@ h_mpi() {
   before=$(h_snapshot)
   t0=$SECONDS
   # shellcheck disable=SC2016 # expanded by the rank's shell
-  timeout -k 5 "$bound" mpirun -np "$np" bash -c '"$@"; rc=$?; echo $rc > "$H_RANKS/$OMPI_COMM_WORLD_RANK"; exit $rc' \
+  timeout -k 5 "$bound" "${T_FAST_ABORT[@]}" mpirun -np "$np" bash -c '"$@"; rc=$?; echo $rc > "$H_RANKS/$OMPI_COMM_WORLD_RANK"; exit $rc' \
     rank "$@" >"$H_OUT/out" 2>"$H_OUT/err" </dev/null || rc=$?
   h_check "$name" "$want" "$needle" "$np" "$H_OUT/err" "$rc" $((SECONDS - t0)) "$before"
 }
