@@ -9,12 +9,12 @@
 # and its digest equals the uninterrupted run's; no partial file ever carries a
 # checkpoint's name. Bounded: every cycle has a time limit.
 . "$(dirname "$0")/../lib.sh"
-train=$1 fm=$3
+train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 RANDOM=${DLFS_CHAOS_SEED:-7}   # the kills are random, but reproducible
 steps=3000   # 20 cycles move it on by at most 20 x 80 steps, plus what a poll overshoots
-common=(--data "$fm" --model 784-64-10 --batch 64 --epochs 4 --max-steps "$steps" --seed 11 --deterministic
-        --virtual-shards 4 --quiet --eval-batch 5000)
+common=(--data "$fm" --model 784-64-10 --batch 64 --epochs 15 --max-steps "$steps" --seed 11 --deterministic
+        --virtual-shards 4 --quiet --eval-batch 2000)
 mpirun -np 2 "$train" "${common[@]}" --metrics "$T_TMP/straight.jsonl" >/dev/null 2>&1
 want=$(t_digest "$T_TMP/straight.jsonl")
 [ -n "$want" ] || { t_fail "no reference digest"; t_done; }
