@@ -30,8 +30,11 @@ echo "+ ${mpi[*]} …"
 # where the ranks run: host name, node-local rank (what MPI_Comm_split_type gives dlfs)
 # and the address of the node's eth0
 # shellcheck disable=SC2016 # expanded by the ranks' shell
-where=$(timeout 60 "${mpi[@]}" sh -c 'echo "$OMPI_COMM_WORLD_RANK $(hostname) local $OMPI_COMM_WORLD_LOCAL_RANK $(ip -o -4 addr show eth0 | awk "{print \$4}")"' 2>&1 | sort)
+# (stdout only: Open MPI's rsh launcher may warn on stderr, e.g. "setpgid(...) failed in
+# parent", when a child has already exec'd: a race, not a placement)
+where=$(timeout 60 "${mpi[@]}" sh -c 'echo "$OMPI_COMM_WORLD_RANK $(hostname) local $OMPI_COMM_WORLD_LOCAL_RANK $(ip -o -4 addr show eth0 | awk "{print \$4}")"' 2>"$T_TMP/where.err" | sort)
 echo "$where"
+cat "$T_TMP/where.err"
 k=${S_NET#10.77.}
 k=${k%%.*}
 want="0 node1 local 0 10.77.$k.2/24
