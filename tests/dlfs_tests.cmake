@@ -5,10 +5,14 @@ set(DLFS_FMNIST_DIR /usr/share/datasets/fashion-mnist CACHE PATH
 # Python for the cross-checks (numpy, h5py): the first candidate that imports both —
 # the one given with -DPython3_EXECUTABLE=... (only that one, when given), else the
 # python3 on PATH, /usr/bin/python3, python3.N on PATH — so that a bare python3 first
-# on PATH (a pyenv shim, a venv) is passed over. None: configure stops and names the
-# packages, unless -DDLFS_PYTHON_CHECKS=OFF, where the checks that need them report
-# "skipped" (exit 77). The tests get the choice as PYTHON (empty: none).
-option(DLFS_PYTHON_CHECKS "require a Python with numpy and h5py for the cross-checks (OFF: they report skipped)" ON)
+# on PATH (a pyenv shim, a venv) is passed over. DLFS_PYTHON_CHECKS: AUTO (default)
+# takes one when there is one and otherwise goes on, saying so, with the checks that
+# need it reporting "skipped" (exit 77), so that a machine set up by launch/quickstart
+# (no numpy) configures the tests; ON stops the configure without one (launch/test
+# gives its Python); OFF never looks. The tests get the choice as PYTHON (empty: none).
+set(DLFS_PYTHON_CHECKS AUTO CACHE STRING
+  "the cross-checks' Python (numpy, h5py): AUTO (skipped without one), ON (required), OFF (not used)")
+set_property(CACHE DLFS_PYTHON_CHECKS PROPERTY STRINGS AUTO ON OFF)
 function(dlfs_find_python out_good out_any)
   if(Python3_EXECUTABLE)
     set(cands "${Python3_EXECUTABLE}")
@@ -50,17 +54,26 @@ function(dlfs_find_python out_good out_any)
   set(${out_any} "${any}" PARENT_SCOPE)
   set(_dlfs_py_cands "${cands}" PARENT_SCOPE)
 endfunction()
-dlfs_find_python(DLFS_PYTHON _dlfs_py_any)
+if(NOT DLFS_PYTHON_CHECKS MATCHES "^(AUTO|ON|OFF)$")
+  message(FATAL_ERROR "DLFS_PYTHON_CHECKS=${DLFS_PYTHON_CHECKS}: give AUTO, ON or OFF")
+endif()
+set(DLFS_PYTHON "")
+set(_dlfs_py_any "")
+if(NOT DLFS_PYTHON_CHECKS STREQUAL "OFF")
+  dlfs_find_python(DLFS_PYTHON _dlfs_py_any)
+endif()
+string(REPLACE ";" ", " _c "${_dlfs_py_cands}")
 if(DLFS_PYTHON)
   message(STATUS "dlfs tests: cross-checks with ${DLFS_PYTHON} (numpy, h5py)")
-elseif(DLFS_PYTHON_CHECKS)
-  string(REPLACE ";" ", " _c "${_dlfs_py_cands}")
+elseif(DLFS_PYTHON_CHECKS STREQUAL "ON")
   message(FATAL_ERROR "dlfs tests: no Python with numpy and h5py (tried: ${_c}). Install them "
     "(apt-get install python3-numpy python3-h5py), or name one with -DPython3_EXECUTABLE=PYTHON, "
-    "or configure with -DDLFS_PYTHON_CHECKS=OFF: the checks that need them then report skipped.")
+    "or configure with -DDLFS_PYTHON_CHECKS=AUTO: the checks that need them then report skipped.")
+elseif(DLFS_PYTHON_CHECKS STREQUAL "AUTO")
+  message(STATUS "dlfs tests: no Python with numpy and h5py (tried: ${_c}): the cross-checks that need them "
+    "will report skipped (apt-get install python3-numpy python3-h5py to run them)")
 else()
-  message(STATUS "dlfs tests: no Python with numpy and h5py; DLFS_PYTHON_CHECKS=OFF: the checks that need "
-    "them report skipped")
+  message(STATUS "dlfs tests: DLFS_PYTHON_CHECKS=OFF: the cross-checks that need numpy and h5py report skipped")
 endif()
 # Python3_EXECUTABLE for the CMake files that run a Python script directly (their
 # scripts exit 77 without numpy/h5py): the good one, else any Python there is.
