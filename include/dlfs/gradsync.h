@@ -31,6 +31,7 @@ extern "C" {
 
 #define DLFS_MAX_PASSES 64    /* virtual shards per rank (deterministic mode: the tree's passes) */
 #define DLFS_MAX_ACCUM 4096   /* micro-batches per step (--accum-steps) */
+#define DLFS_MAX_SLABS 8      /* gradient slabs: log2(DLFS_MAX_PASSES) + 1 for the tree, 2 otherwise */
 
 struct dlfs_gradsync {
     const struct dlfs_comm *comm;
@@ -39,7 +40,7 @@ struct dlfs_gradsync {
     int passes;                          /* per step: V/P virtual shards (deterministic) or micro-batches */
     bool tree;                           /* deterministic: a gradient per pass, summed in the fixed tree */
     int slabs;                           /* of grads[]: log2(passes) + 1 (tree), 2 (accumulation) or 1 */
-    float *grads[8];                     /* (n) each, backend memory; grads[0] ends summed */
+    float *grads[DLFS_MAX_SLABS];        /* (n) each, backend memory; grads[0] ends summed */
     int pass;                            /* the pass under way (dlfs_gsync_begin_pass) */
     int depth;                           /* tree: partial sums held, grads[0 .. depth) */
     size_t layer_off[DLFS_MAX_LAYERS];   /* where each layer's parameters start (the hook's bucket bound) */

@@ -23,7 +23,7 @@ enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm
     g->num_layers = m->num_layers;
     DLFS_ASSERT(passes >= 1 && passes <= (g->tree ? DLFS_MAX_PASSES : DLFS_MAX_ACCUM) &&
                 (!g->tree || (passes & (passes - 1)) == 0));
-    DLFS_ASSERT(g->slabs <= (int)(sizeof g->grads / sizeof g->grads[0]));
+    DLFS_ASSERT(g->slabs <= DLFS_MAX_SLABS);
     for (int l = 0; l < m->num_layers; l++) {
         g->layer_off[l] = m->layers[l].w_off;
         g->layer_len[l] = m->layers[l].num_params;

@@ -37,7 +37,7 @@ static void holder_(int fd, char *buf, size_t len)
     if (k == 0) snprintf(buf, len, "a run that wrote nothing into the lock file yet");
 }
 
-/* "pid P host H started T run R" into the lock file (best effort: the lock is what counts). */
+/* "pid P on host H, started T" into the lock file (best effort: the lock is what counts). */
 static void stamp_(int fd)
 {
     char host[256] = "?", when[32] = "?", line[400];
