@@ -311,6 +311,8 @@ static void test_skips(void)
     check_model("in(2x3x3),conv(2,k3,p1),flatten,dense(18),add(1),tanh,dropout(0.3),dense(3)", 3);
     check_model("in(6),dense(6),gelu,dense(6),add(in),dense(6),tanh,add(2),dense(3)", 4);
     check_model("in(3x2x2),gap,dense(5),dense(3)", 2);
+    /* layer 0's output read by 1, add (2) and from(0) (3): the add accumulates into it */
+    check_model("in(4),dense(4),tanh,dense(4),add(0),from(0),dense(4),add(2),dense(3)", 3);
     struct dlfs_model m;
     const char *canon = "in(2x4x4),conv(4,k3,s2,p1),relu,conv(4,k3,p1),from(in),conv(4,k1,s2),add(1),relu,gap,"
                         "dense(3)";
