@@ -21,9 +21,27 @@
  *               batchnorm                per channel (per feature after dense): batch
  *                                        statistics while training, running ones in
  *                                        evaluation; weight = gamma, bias = beta
+ *               gap                      global average pooling (C,H,W) -> C
+ *               add(K)                   y = x + the output of layer K (K: a layer's
+ *                                        index, as in its name "K_type", or `in` for
+ *                                        the model input); same shapes; the residual add
+ *               from(K)                  not a layer: the next layer reads layer K's
+ *                                        output instead of the previous one's
  *             an activation (relu|tanh|sigmoid|gelu) may follow a hidden dense,
- *             conv or batchnorm layer (it is fused into it); the last layer is a dense layer
- *             whose width is the number of classes.
+ *             conv, batchnorm or add layer (it is fused into it); the last layer is a dense
+ *             layer whose width is the number of classes. A residual block, e.g.
+ *               conv(16,k3,p1),batchnorm,relu,conv(16,k3,p1),batchnorm,add(K),relu
+ *             with K the index of the layer before the block (from(K),conv(..,k1,s2),...
+ *             for a projection shortcut); block items expand into such flat lists.
+ *
+ * Skip connections (the contract for layers with other inputs than the previous
+ * layer's output): layer l reads the outputs of layers src[0..nsrc) (-1: the model
+ * input; every src < l), so forward runs in index order. Backward runs in reverse;
+ * the gradient of an output read once, by the next layer, lives in the d0/d1
+ * ping-pong (plain chains: as before, same memory and bits); an output read more
+ * than once or by a later layer gets its own buffer ws->g[l]: its last reader
+ * (last_use) writes it and every other reader adds into it, so a skip and its main
+ * branch both send their gradient back. Every output but the logits must be read.
  *
  * Parameters, gradients and optimizer state each live in ONE slab of
  * `num_params` floats; layer l's weight starts at layers[l].w_off (dense (out,
