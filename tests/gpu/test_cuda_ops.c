@@ -766,14 +766,13 @@ static void test_batchnorm(void)
 }
 
 /* the CNN model through both backends: conv, batchnorm (groups), pool, dropout */
-static void test_model_cnn(void)
+/* A training step of `spec` (10 classes) on both backends: logits, loss, gradients. */
+static void model_case_(const char *what, const char *spec)
 {
-    const char *spec = "in(2x12x12),conv(4,k3,p1),batchnorm,relu,maxpool(2),conv(6,k3,s2),relu,flatten,"
-                       "dense(16),relu,dropout(0.3),dense(10)";
     const int rows = 12;
     struct dlfs_model m;
     CHECK(dlfs_model_parse(spec, &m) == DLFS_OK, "parse: %s", dlfs_error_msg());
-    CHECK(dlfs_model_check_backend(&m, dev_) == DLFS_OK, "%s refuses the cnn: %s", dev_->name, dlfs_error_msg());
+    CHECK(dlfs_model_check_backend(&m, dev_) == DLFS_OK, "%s refuses %s: %s", dev_->name, what, dlfs_error_msg());
     const size_t np = m.num_params, nx = (size_t)rows * m.input_dim;
     float *p = malloc(np * sizeof *p), *x = rnd_(nx, 1);
     dlfs_model_init_params(&m, 5, p);
@@ -801,8 +800,21 @@ static void test_model_cnn(void)
         dlfs_model_backward(&m, &ws[b], par[b], grad[b], rows, NULL, NULL);
         be->to_host(st[b], ws[b].stats, sizeof st[b]);
     }
-    model_pair_done_("cnn model", &m, bes, ws, par, grad, st, rows);
+    model_pair_done_(what, &m, bes, ws, par, grad, st, rows);
     free(p); free(x); free(lab); free(ids);
+}
+
+static void test_model_cnn(void)
+{
+    model_case_("cnn model", "in(2x12x12),conv(4,k3,p1),batchnorm,relu,maxpool(2),conv(6,k3,s2),relu,flatten,"
+                             "dense(16),relu,dropout(0.3),dense(10)");
+}
+
+/* A residual stage: an identity block, then a strided block with a projection shortcut. */
+static void test_model_skip(void)
+{
+    model_case_("residual model", "in(2x12x12),conv(4,k3,p1),batchnorm,relu,conv(4,k3,p1),batchnorm,add(1),relu,"
+                                  "from(4),conv(8,k1,s2),from(4),conv(8,k3,s2,p1),add(5),relu,gap,dense(10)");
 }
 
 /* The residual ops: gap (sums in the CPU's order) and add, bit for bit. */
@@ -842,6 +854,7 @@ static const struct family {
     {"act", test_act}, {"colsum", test_colsum}, {"loss", test_loss}, {"optim", test_optim},
     {"model", test_model}, {"conv", test_conv}, {"pool", test_pool}, {"dropout", test_dropout},
     {"batchnorm", test_batchnorm}, {"model_cnn", test_model_cnn}, {"gap_add", test_gap_add},
+    {"model_skip", test_model_skip},
 };
 enum { NFAM = sizeof families_ / sizeof families_[0] };
 

@@ -311,6 +311,10 @@ static void test_skips(void)
     check_model("in(2x3x3),conv(2,k3,p1),flatten,dense(18),add(1),tanh,dropout(0.3),dense(3)", 3);
     check_model("in(6),dense(6),gelu,dense(6),add(in),dense(6),tanh,add(2),dense(3)", 4);
     check_model("in(3x2x2),gap,dense(5),dense(3)", 2);
+    /* the GPU check's model_skip, with tanh for relu: finite differences across relu's kink
+       (a float32 pre-activation on the other side of 0 than float64's) would fail it */
+    check_model("in(2x6x6),conv(4,k3,p1),batchnorm,tanh,conv(4,k3,p1),batchnorm,add(1),tanh,from(4),conv(8,k1,s2),"
+                "from(4),conv(8,k3,s2,p1),add(5),tanh,gap,dense(10)", 3);
     /* layer 0's output read by 1, add (2) and from(0) (3): the add accumulates into it */
     check_model("in(4),dense(4),tanh,dense(4),add(0),from(0),dense(4),add(2),dense(3)", 3);
     struct dlfs_model m;
