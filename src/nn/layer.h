@@ -60,7 +60,8 @@ enum nn_flags {
     NN_VIEW = 2,        /* the output is the input itself (no buffer, no computation) */
     NN_BWD_INPLACE = 4, /* backward turns dy into dx in place (dx[0] == dy) */
     NN_RANDOM = 8,      /* draws random numbers while training (dropout) */
-    NN_BWD_ACC = 16,    /* backward honours acc[] (adds into dx instead of overwriting) */
+    NN_BWD_ACC = 16,    /* backward honours acc[] (adds into dx instead of overwriting);
+                           required of a layer with two inputs */
     NN_LAST = 32,       /* may be the last layer (produces the logits) */
 };
 

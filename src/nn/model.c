@@ -117,6 +117,7 @@ static void backward_layer_(const struct dlfs_model *m, struct dlfs_workspace *w
     const struct dlfs_backend *be = ws->be;
     const struct dlfs_layer *L = &m->layers[l];
     const struct nn_layer_desc *d = nn_layer_desc(L->type);
+    DLFS_ASSERT(L->nsrc == 1 || (d->flags & NN_BWD_ACC)); /* one scratch buffer: one input to add later */
     float *dy = ws->g[l];
     if (L->act != DLFS_ACT_NONE) /* in place: dy becomes dL/dz */
         be->act_bwd(dy, dy, ws->z[l], ws->a[l], (size_t)rows * L->out, L->act);

@@ -315,6 +315,10 @@ static void test_skips(void)
        (a float32 pre-activation on the other side of 0 than float64's) would fail it */
     check_model("in(2x6x6),conv(4,k3,p1),batchnorm,tanh,conv(4,k3,p1),batchnorm,add(1),tanh,from(4),conv(8,k1,s2),"
                 "from(4),conv(8,k3,s2,p1),add(5),tanh,gap,dense(10)", 3);
+    /* an in-place layer (dropout) sending its gradient to an output with its own buffer: adding
+       into it (its reader add(0) comes later), and writing it (the last of three readers) */
+    check_model("in(5),dense(5),tanh,dropout(0.3),dense(5),add(0),dense(3)", 3);
+    check_model("in(5),dense(5),tanh,dense(5),add(0),from(0),dropout(0.3),dense(5),add(2),dense(3)", 3);
     /* layer 0's output read by 1, add (2) and from(0) (3): the add accumulates into it */
     check_model("in(4),dense(4),tanh,dense(4),add(0),from(0),dense(4),add(2),dense(3)", 3);
     struct dlfs_model m;
@@ -353,7 +357,8 @@ static void test_workspace_bytes(void)
     struct dlfs_backend be = *dlfs_backend_cpu();
     be.alloc = count_alloc_;
     const char *specs[] = {"in(4),dense(3),relu,dense(2)", "cnn-bn", "in(2x5x5),conv(3,k3,p1),relu,dropout(0.3),"
-                           "flatten,dense(6),tanh,maxpool(1),dense(3)"};
+                           "flatten,dense(6),tanh,maxpool(1),dense(3)",
+                           "in(2x4x4),conv(4,k3,s2,p1),relu,conv(4,k3,p1),from(in),conv(4,k1,s2),add(1),relu,gap,dense(3)"};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         struct dlfs_model m;
         struct dlfs_workspace ws;
