@@ -37,12 +37,12 @@ struct nn_ws_need {
 };
 
 /* The arguments of a forward or backward call. x[i] is input i (the output of
- * layer src[i], or the model input); y the layer's output buffer (z: before the
- * fused activation, which the layer applies itself, or the model applies after
- * it for NN_ACT_AFTER layers). Backward: dy is dL/d(output) after the fused
- * activation's backward (dL/dz); dx[i] is where dL/dx[i] goes, NULL when nobody
- * needs it (the model input). It is overwritten, except that acc[i] != 0 asks
- * NN_BWD_ACC layers to add to it. */
+ * layer src[i], or the model input); y the layer's output buffer, z its value
+ * before the fused activation (the layer applies L->act itself; z == y without
+ * one). Backward: dy is dL/dz (the model has run the activation's backward);
+ * dx[i] is where dL/dx[i] goes, NULL when nobody needs it (the model input). It is
+ * overwritten, except that acc[i] != 0 asks NN_BWD_ACC layers to add to it.
+ * NN_BWD_INPLACE layers get dx[0] == dy and turn it into dL/dx in place. */
 struct nn_call {
     const struct dlfs_layer *L;
     int l, rows;

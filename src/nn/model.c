@@ -132,10 +132,9 @@ static void backward_layer_(const struct dlfs_model *m, struct dlfs_workspace *w
         c.dx[i] = dx_(m, ws, l, i, scratch, &c.acc[i], &add_after[i]);
     if (d->flags & NN_BWD_INPLACE) { /* dx = f(dy) in dy's buffer, then moved where it belongs */
         const int k = L->src[0];
-        if (k < 0) return;
         c.dx[0] = dy;
-        c.acc[0] = 0;
         if (d->backward) d->backward(&c);
+        if (k < 0) return;
         const size_t n = (size_t)rows * L->in;
         if (ws->g[k] == dy) return; /* the plain chain: the gradient stays where it is */
         if (m->layers[k].last_use == l) be->copy(ws->g[k], dy, n * sizeof(float));
