@@ -62,7 +62,7 @@
 extern "C" {
 #endif
 
-#define DLFS_MAX_LAYERS 64
+#define DLFS_MAX_LAYERS 256 /* ResNet-50 and GPT-2 expand into ~170 and ~100 layers */
 #define DLFS_MAX_WIDTH (1 << 20)
 /* Parameters of a model at most (2^30: 4 GiB of fp32 per copy; MPI's counts are ints) */
 #define DLFS_MAX_PARAMS ((size_t)1 << 30)

@@ -343,6 +343,28 @@ static void test_skips(void)
     }
 }
 
+/* DLFS_MAX_LAYERS layers parse and train; one more is refused, naming the limit. */
+static void test_layer_limit(void)
+{
+    char *spec = malloc(16 * (DLFS_MAX_LAYERS + 2) + 16);
+    for (int extra = 0; extra < 2; extra++) {
+        size_t len = (size_t)sprintf(spec, "in(3)");
+        for (int l = 0; l < DLFS_MAX_LAYERS - 1 + extra; l++) len += (size_t)sprintf(spec + len, ",dense(3)");
+        len += (size_t)sprintf(spec + len, ",dense(2)");
+        struct dlfs_model m;
+        dlfs_error_clear();
+        const enum dlfs_status st = dlfs_model_parse(spec, &m);
+        if (extra) {
+            CHECK(st == DLFS_ERR_USAGE && strstr(dlfs_error_msg(), "too many layers"), "%d layers: %s",
+                  DLFS_MAX_LAYERS + 1, dlfs_error_msg());
+            continue;
+        }
+        CHECK(st == DLFS_OK && m.num_layers == DLFS_MAX_LAYERS, "%d layers: %s", DLFS_MAX_LAYERS, dlfs_error_msg());
+        dlfs_model_free(&m);
+    }
+    free(spec);
+}
+
 /* dlfs_workspace_bytes is what dlfs_workspace_init takes: a CPU backend whose
  * alloc counts, and one model's bytes worked out by hand. */
 static double counted_;
@@ -382,6 +404,7 @@ int main(void)
     test_layer_done_order();
     test_missing_op();
     test_workspace_bytes();
+    test_layer_limit();
     check_model("7-5-3:relu", 1);
     check_model("7-5-3:relu", 4);
     check_model("in(11),dense(6),tanh,dense(5),sigmoid,dense(4)", 3);
