@@ -76,6 +76,7 @@ enum dlfs_opt_kind {
       "cnn: in(1x28x28),conv(32,k5,p2),relu,maxpool(2),conv(64,k5,p2),\n"                                        \
       "relu,maxpool(2),flatten,dense(1024),relu,dense(10); layers\n"                                             \
       "conv(C,kK[,sS][,pP]) maxpool(K[,sS]) flatten dropout(P) batchnorm\n"                                      \
+      "gap; skips: add(K) from(K), K an earlier layer's index or in\n"                                         \
       "(src/README.md, Models); cnn-bn: cnn with batchnorm after\n"                                         \
       "each conv and dropout(0.5) before the last layer")                                                        \
     H("Training:")                                                                                               \
