@@ -199,9 +199,12 @@ static enum dlfs_status load_hid_(hid_t f, const char *path, uint64_t file_size,
                               "itself: use a checkpoint written by dlfs-train", path, obj);
     DLFS_TRY(attrs_(f, path, c, digests));
     const int has_m = exists_(f, "/optimizer", "m"), has_v = exists_(f, "/optimizer", "v");
-    const int adam = strcmp(c->optimizer, "sgd") != 0;
-    if (adam ? !(has_m && has_v) : has_v)
-        return damaged_(path, adam ? "Adam state without both moments" : "SGD state with a second moment");
+    const char *moments = ckpt_moments_bad(c->optimizer, has_m, has_v);
+    if (moments) {
+        char what[128];
+        snprintf(what, sizeof what, "%s state with %s", c->optimizer, moments);
+        return damaged_(path, what);
+    }
     struct dlfs_model m; /* a spec that does not even parse is damage, not another model */
     if (dlfs_model_parse(c->model_spec, &m) != DLFS_OK) {
         dlfs_error_clear();

@@ -146,7 +146,7 @@ static enum dlfs_status objects_(struct dlfs_run *r)
     r->nccl_ctx = NULL; /* the gradient sync owns it from here, also on failure */
     DLFS_TRY(dlfs_gsync_init(&r->gs, r->comm, be, &r->model, r->passes, (size_t)(o->bucket_mb * 1048576.0), tp,
                              ctx, o->zero));
-    const struct dlfs_optim_config oc = dlfs_optim_config(o, r->global_batch);
+    const struct dlfs_optim_config oc = dlfs_options_optim(o, r->global_batch);
     DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n, &r->gs.shard)); /* ZeRO-1: this rank's part */
     return dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
                              r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip);
