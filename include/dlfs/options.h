@@ -57,7 +57,7 @@ enum dlfs_opt_kind {
 #define DLFS_OPT_NAMES_SCHED "constant", "cosine"
 #define DLFS_OPT_NAMES_SCALING "none", "linear"
 #define DLFS_OPT_NAMES_DEVICE "cpu", "cuda", "auto"
-#define DLFS_OPT_NAMES_COMM "auto", "mpi", "nccl"
+#define DLFS_OPT_NAMES_COMM DLFS_COMM_PATH_NAMES /* dlfs/comm.h's transport rows */
 #define DLFS_OPT_NAMES_PRECISION "fp32", "tf32", "bf16"
 #define DLFS_OPT_NAMES_AUTOOFF "off", "auto"
 #define DLFS_OPT_NAMES_ONOFF "off", "on"
@@ -141,7 +141,7 @@ enum dlfs_opt_kind {
       "which are then all-gathered (deterministic mode: the same bits as 0)")                                    \
     X(bucket_mb, double, DLFS_OPT_REAL, "bucket-mb", "X", 4.0, 0.0, 65536.0, (""), DLFS_OPT_DIGEST,              \
       "gradient all-reduce bucket size in MiB")                                                                  \
-    X(comm, enum dlfs_comm_path, DLFS_OPT_CHOICE, "comm", "auto|nccl|mpi", 0, 0, 0, (DLFS_OPT_NAMES_COMM),       \
+    X(comm, enum dlfs_comm_path, DLFS_OPT_CHOICE, "comm", NULL, 0, 0, 0, (DLFS_OPT_NAMES_COMM),       \
       DLFS_OPT_DIGEST,                                                                                           \
       "how GPU ranks sum gradients (auto: NCCL with the cuda backend on\n"                                       \
       "several ranks when built with it, else MPI; one rank sums\n"                                              \

@@ -30,7 +30,7 @@ struct dlfs_pipeline_plan {
     int ranks, passes, pass_rows;
     bool gathered;                /* training batches gathered from backend memory */
     bool dropout;                 /* a per-step key, passed by value: not replayable */
-    bool nccl;                    /* NCCL sums even one rank's gradients, outside the graph */
+    bool nccl;                    /* the transport sums even one rank's gradients (NCCL), outside the graph */
     bool update_dev;              /* the optimizer can read its per-step values from device memory */
 };
 

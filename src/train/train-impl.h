@@ -54,8 +54,9 @@ struct dlfs_run {
     int passes;                   /* forward/backward passes per step: V/P (deterministic) or 1 */
     int pass_rows;                /* rows per pass: B/V or B/P */
     int bn_group;                 /* rows per batch-norm statistics group: one virtual shard */
-    enum dlfs_comm_path path;     /* --comm resolved: MPI or NCCL */
-    void *nccl_ctx;               /* NCCL set up, until the gradient sync takes it over */
+    enum dlfs_comm_path path;     /* --comm resolved: the path of tp */
+    const struct dlfs_transport_ops *tp; /* the gradient transport (plan.c) */
+    void *tp_arg;                 /* what tp->prepare made, until the gradient sync takes it over */
 
     size_t n;                     /* parameters */
     float *params;                /* (n) backend memory */
