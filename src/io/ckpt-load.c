@@ -243,7 +243,6 @@ enum dlfs_status dlfs_ckpt_load_checked(const char *path, struct dlfs_ckpt *c, c
     return st;
 }
 
-enum dlfs_status dlfs_ckpt_load(const char *path, struct dlfs_ckpt *c) { return dlfs_ckpt_load_checked(path, c, NULL); }
 
 enum dlfs_status dlfs_ckpt_load_image(const void *buf, size_t len, const char *name, struct dlfs_ckpt *c,
                                       const struct dlfs_ckpt_expect *e)

@@ -68,7 +68,7 @@ static void check_round_trip(void)
     struct dlfs_ckpt w = state_(12), r;
     const char *p = save_(&w, 0);
     dlfs_error_clear();
-    CHECK(dlfs_ckpt_load(p, &r) == DLFS_OK, "load: %s", dlfs_error_msg());
+    CHECK(dlfs_ckpt_load_checked(p, &r, NULL) == DLFS_OK, "load: %s", dlfs_error_msg());
     CHECK(r.format_version == 2 && r.step == 12 && r.epoch == 2 && r.samples_in_epoch == 40 && r.global_batch == 8 &&
           r.seed == 7 && r.deterministic == 1 && r.virtual_shards == 4 && r.world_size == 2 &&
           strcmp(r.run_id, "run-a") == 0 && strcmp(r.parent, "") == 0 && r.parent_step == -1, "fields differ");
@@ -171,7 +171,7 @@ static void check_integrity(void)
           !ckedit_set_str(p, "run_id", NULL) && !ckedit_set_str(p, "parent", NULL) &&
           !ckedit_set_str(p, "parent_step", NULL), "make v1");
     dlfs_error_clear();
-    CHECK(dlfs_ckpt_load(p, &r) == DLFS_OK && r.format_version == 1 && r.parent_step == -1 && r.run_id &&
+    CHECK(dlfs_ckpt_load_checked(p, &r, NULL) == DLFS_OK && r.format_version == 1 && r.parent_step == -1 && r.run_id &&
           !r.run_id[0], "version 1: %s", dlfs_error_msg());
     dlfs_ckpt_free(&r);
     unlink(p);

@@ -129,9 +129,10 @@ static void test_options(void)
         CHECK(parse_(line, &b) == DLFS_OK && (int)b.precision == p, "%s", line);
         CHECK(dlfs_options_digest(&a) != dlfs_options_digest(&b), "digest sees --precision %s",
               dlfs_precision_name(p));
-        CHECK((int)dlfs_precision_parse(dlfs_precision_name(p)) == p, "name/parse round trip %d", p);
     }
-    CHECK(dlfs_precision_parse("fp16") == DLFS_PRECISION_COUNT, "fp16 is not a precision");
+    CHECK(parse_("--data x.h5 --precision fp16", &b) == DLFS_ERR_USAGE &&
+          strstr(dlfs_error_msg(), "--precision 'fp16': expected one of: fp32 tf32 bf16"), "fp16 is not a precision: %s",
+          dlfs_error_msg());
 }
 
 static void test_buckets(void)
