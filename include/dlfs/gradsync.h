@@ -91,6 +91,9 @@ void dlfs_gsync_gather_params(struct dlfs_gradsync *g, float *params);
  * shard's values, host memory) into `full` (n values) on rank 0. Collective,
  * bounded; without ZeRO a copy. */
 void dlfs_gsync_gather_state(struct dlfs_gradsync *g, const float *compact, float *full);
+/* Whether ZeRO-1 is in effect (asked for, on several ranks): the optimizer updates
+ * g->shard only and dlfs_gsync_gather_params must follow each update. */
+bool dlfs_gsync_zero(const struct dlfs_gradsync *g);
 /* The path that ran, for banners and metrics: the transport's name, or "none"
  * when one rank sums nothing over MPI. */
 const char *dlfs_gsync_name(const struct dlfs_gradsync *g);

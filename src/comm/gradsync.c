@@ -190,6 +190,8 @@ void dlfs_gsync_gather_state(struct dlfs_gradsync *g, const float *compact, floa
     free(recv);
 }
 
+bool dlfs_gsync_zero(const struct dlfs_gradsync *g) { return g->buckets.zero != 0; }
+
 const char *dlfs_gsync_name(const struct dlfs_gradsync *g)
 {
     if (g->comm->size == 1 && !(g->buckets.tp->flags & DLFS_TP_ALWAYS_SUMS)) return "none";

@@ -133,9 +133,7 @@ static enum dlfs_status comm_path_(struct dlfs_run *r)
         .be = r->be, .comm = o->comm, .deterministic = o->deterministic, .ranks = r->comm->size,
         .device = o->device == DLFS_DEVICE_AUTO ? "auto" : "cuda", .nccl = dlfs_backend_nccl(r->be),
     };
-    DLFS_TRY(dlfs_transport_choose(&w, &r->tp));
-    r->path = dlfs_transport_path(r->tp);
-    return DLFS_OK;
+    return dlfs_transport_choose(&w, &r->tp);
 }
 
 /* One rank per physical GPU unless --comm mpi: compare the GPUs' UUIDs across the
@@ -176,11 +174,12 @@ enum dlfs_status dlfs_run_choose(struct dlfs_run *r)
     if (st == DLFS_OK) st = micro_groups_(r);
     DLFS_TRY(dlfs_comm_agree(r->comm, st));
     int bad = 0;
-    if (dlfs_comm_same_u64(r->comm, (uint64_t)r->path, &bad)) return DLFS_OK;
+    const enum dlfs_comm_path path = dlfs_transport_path(r->tp);
+    if (dlfs_comm_same_u64(r->comm, (uint64_t)path, &bad)) return DLFS_OK;
     /* two choices only: rank `bad` took the one rank 0 did not */
-    const enum dlfs_comm_path other = r->path == DLFS_COMM_PATH_NCCL ? DLFS_COMM_PATH_MPI : DLFS_COMM_PATH_NCCL;
+    const enum dlfs_comm_path other = path == DLFS_COMM_PATH_NCCL ? DLFS_COMM_PATH_MPI : DLFS_COMM_PATH_NCCL;
     return dlfs_error_set(DLFS_ERR_COMM, "--comm %s: rank %d chose %s for its gradients but rank 0 chose %s "
                           "(nodes with different GPUs or builds?); give --comm mpi",
                           dlfs_comm_path_name(o->comm), bad, dlfs_comm_path_name(other),
-                          dlfs_comm_path_name(r->path));
+                          dlfs_comm_path_name(path));
 }

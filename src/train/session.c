@@ -119,8 +119,10 @@ static enum dlfs_status outputs_(struct dlfs_run *r)
     return st;
 }
 
-/* Parameters, running statistics, workspace and the objects, in backend memory. */
-static enum dlfs_status objects_(struct dlfs_run *r)
+/* Parameters, running statistics, workspace and the objects, in backend memory.
+ * *tp_arg (the transport's prepare) goes to the gradient sync, which owns it from
+ * then on (*tp_arg NULL), also when that fails. */
+static enum dlfs_status objects_(struct dlfs_run *r, void **tp_arg)
 {
     const struct dlfs_options *o = r->o;
     const struct dlfs_backend *be = r->be;
@@ -139,8 +141,8 @@ static enum dlfs_status objects_(struct dlfs_run *r)
                               o->model);
     r->host = dlfs_malloc((r->n > nbuf ? r->n : nbuf) * sizeof(float));
     DLFS_TRY(dlfs_workspace_init(&r->ws, &r->model, be, rows));
-    void *arg = r->tp_arg;
-    r->tp_arg = NULL; /* the gradient sync owns it from here, also on failure */
+    void *arg = *tp_arg;
+    *tp_arg = NULL;
     DLFS_TRY(dlfs_gsync_init(&r->gs, r->comm, be, &r->model, r->passes, (size_t)(o->bucket_mb * 1048576.0), r->tp,
                              arg, o->zero));
     const struct dlfs_optim_config oc = dlfs_options_optim(o, r->global_batch);
@@ -191,15 +193,19 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     r->o = o;
     r->comm = comm;
     r->mode = mode;
-    r->parent_step = -1;
-    dlfs_ckpt_run_id(r->run_id);
+    dlfs_lineage_init(&r->lineage);
     DLFS_TRY(dlfs_run_choose(r));
-    if (r->tp->prepare) DLFS_TRY(r->tp->prepare(comm, r->be, &r->tp_arg)); /* collective (NCCL's set-up) */
+    void *tp_arg = NULL; /* what the transport's prepare made (NCCL's communicator), until handed over */
+    if (r->tp->prepare) DLFS_TRY(r->tp->prepare(comm, r->be, &tp_arg)); /* collective */
     dlfs_run_threads(r);
-    DLFS_TRY(dlfs_comm_agree(comm, data_(r)));
-    enum dlfs_status st = outputs_(r);
-    if (st == DLFS_OK) st = objects_(r);
-    DLFS_TRY(dlfs_comm_agree(comm, st));
+    enum dlfs_status st = dlfs_comm_agree(comm, data_(r));
+    if (st == DLFS_OK) {
+        st = outputs_(r);
+        if (st == DLFS_OK) st = objects_(r, &tp_arg);
+        st = dlfs_comm_agree(comm, st);
+    }
+    if (tp_arg && r->tp->discard) r->tp->discard(r->be, tp_arg); /* set up, never handed over */
+    DLFS_TRY(st);
     initial_state_(r);
     DLFS_TRY(pipeline_(r));
     dlfs_tracer_init(r);
@@ -244,11 +250,9 @@ void dlfs_run_free(struct dlfs_run *r)
     }
     dlfs_optim_free(&r->opt);
     dlfs_gsync_free(&r->gs);
-    if (r->tp_arg && r->tp->discard) r->tp->discard(be, r->tp_arg); /* set up, never handed over */
     free(r->host);
     if (r->tracer.on) dlfs_trace_init(0); /* not written (an error ended the run) */
-    free(r->parent);
-    free(r->parent_path);
+    dlfs_lineage_free(&r->lineage);
     if (r->have_ds) dlfs_dataset_free(&r->ds);
     dlfs_model_free(&r->model);
     memset(r, 0, sizeof *r);
