@@ -1,5 +1,6 @@
 /* Core pieces: SHA-256 vectors, the counter RNG, the epoch sampler, option
  * parsing and validation, gradient bucket layout, the transport registry's choice. */
+#include <stdio.h>
 #include <string.h>
 #include "dlfs/comm.h"
 #include "dlfs/sampler.h"
@@ -206,6 +207,18 @@ static void test_transports(void)
         if (got) CHECK(t[i].comm == DLFS_COMM_PATH_AUTO || dlfs_transport_path(got) == w.comm, "row %zu's path", i);
     }
     /* --comm's words, in the order --help and the error list show them */
+    /* ... and --help's arguments of the two table-made choices */
+    char help[16384] = "";
+    FILE *f = tmpfile();
+    CHECK(f != NULL, "tmpfile");
+    if (f) {
+        dlfs_options_usage(f);
+        rewind(f);
+        help[fread(help, 1, sizeof help - 1, f)] = '\0';
+        fclose(f);
+    }
+    CHECK(strstr(help, "  --comm auto|mpi|nccl ") && strstr(help, "  --optim sgd|adam|adamw "),
+          "--help's --comm and --optim arguments");
     CHECK(DLFS_COMM_PATH_COUNT == 3 && !strcmp(dlfs_comm_path_name(DLFS_COMM_PATH_AUTO), "auto") &&
           !strcmp(dlfs_comm_path_name(DLFS_COMM_PATH_MPI), "mpi") &&
           !strcmp(dlfs_comm_path_name(DLFS_COMM_PATH_NCCL), "nccl"), "--comm's names");
