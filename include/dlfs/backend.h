@@ -50,8 +50,6 @@ enum dlfs_precision {
     DLFS_PRECISION_COUNT
 };
 const char *dlfs_precision_name(enum dlfs_precision p);
-/* Parse "fp32"/"tf32"/"bf16"; returns DLFS_PRECISION_COUNT when unknown. */
-enum dlfs_precision dlfs_precision_parse(const char *s);
 
 /* Geometry of a 2-D convolution or pooling window over NCHW images (square
  * windows are what the spec language offers, the ops take kh != kw too). */
@@ -66,13 +64,9 @@ int dlfs_conv_chunk(const struct dlfs_conv_geom *g, int n);
 size_t dlfs_conv_col_floats(const struct dlfs_conv_geom *g, int n);
 /* A backend's own, smaller chunk: at most `floats` unfolded at once (the CPU keeps
  * a chunk in its caches), never more than dlfs_conv_chunk (so the scratch fits).
- * A budget set by dlfs_conv_set_col_budget overrides it: then every backend
- * chunks alike, as the tests comparing them bit for bit need. */
+ * A budget set by the tests (src/backend/test-support.h) overrides it: then every
+ * backend chunks alike, as the tests comparing them bit for bit need. */
 int dlfs_conv_chunk_within(const struct dlfs_conv_geom *g, int n, size_t floats);
-/* Tests: unfold at most `floats` at once (0 restores the defaults: 4 Mi floats,
- * or a backend's own), so that small cases run through several chunks. Not
- * thread-safe. */
-void dlfs_conv_set_col_budget(size_t floats);
 
 /* Adam/AdamW/SGD hyper-parameters for one update over a slab. */
 struct dlfs_optim_hp {

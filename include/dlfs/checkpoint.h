@@ -103,8 +103,6 @@ enum dlfs_status dlfs_ckpt_save(const char *dir, const struct dlfs_ckpt *c, cons
  * diverged before this checkpoint", DLFS_ERR_NUMERIC). A damaged file is
  * DLFS_ERR_FORMAT; every message names the file. `e` may be NULL. */
 enum dlfs_status dlfs_ckpt_load_checked(const char *path, struct dlfs_ckpt *c, const struct dlfs_ckpt_expect *e);
-/* dlfs_ckpt_load_checked(path, c, NULL) */
-enum dlfs_status dlfs_ckpt_load(const char *path, struct dlfs_ckpt *c);
 /* The same from an HDF5 file image in memory (`name` for messages; for tests and fuzzing). */
 enum dlfs_status dlfs_ckpt_load_image(const void *buf, size_t len, const char *name, struct dlfs_ckpt *c,
                                       const struct dlfs_ckpt_expect *e);
@@ -123,11 +121,6 @@ struct dlfs_ckpt_list {
 };
 enum dlfs_status dlfs_ckpt_list(const char *dir, struct dlfs_ckpt_list *l);
 void dlfs_ckpt_list_free(struct dlfs_ckpt_list *l);
-
-/* Newest checkpoint of DIR by name (highest step; ignored names as in
- * dlfs_ckpt_list), or *path = NULL when there is none (not an error: a first
- * start with --resume latest). Nothing is verified: see dlfs_ckpt_latest_valid. */
-enum dlfs_status dlfs_ckpt_latest(const char *dir, char **path);
 
 /* The newest checkpoint of DIR that loads and verifies (dlfs_ckpt_load_checked
  * with `e`), loaded into *c (c->path NULL when DIR holds none: not an error).

@@ -39,10 +39,33 @@ extern "C" {
 
 enum dlfs_comm_kind { DLFS_COMM_SELF = 0, DLFS_COMM_MPI, DLFS_COMM_KIND_COUNT };
 
-/* How gradient buckets are summed (--comm). AUTO is an option value only: the
- * run resolves it (NCCL for CUDA buffers when NCCL is built and the run is not
- * deterministic, else MPI). */
-enum dlfs_comm_path { DLFS_COMM_PATH_AUTO = 0, DLFS_COMM_PATH_MPI, DLFS_COMM_PATH_NCCL, DLFS_COMM_PATH_COUNT };
+/* The gradient transports, ONE row each, in order of preference:
+ *   X(NAMES|JOINS, path, word, ops)
+ * NAMES: the row gives --comm the choice `word` (and the enum constant `path`);
+ * JOINS: the row is one more transport under the word of `path`, named by another
+ * row (word ""). `ops` is the table its own file defines (struct dlfs_transport_ops:
+ * what it does, its flags, whether it applies to a run). --comm's names, its --help
+ * argument, the enum below and the choice (dlfs_transport_choose: the first row of
+ * the asked path that applies) are all generated from these rows, so a new
+ * transport is its file and one row (src/README.md, Adding a transport). */
+#define DLFS_TRANSPORTS(X)                                             \
+    X(NAMES, DLFS_COMM_PATH_MPI, "mpi", dlfs_transport_mpi_host)       \
+    X(NAMES, DLFS_COMM_PATH_NCCL, "nccl", dlfs_transport_nccl)         \
+    X(JOINS, DLFS_COMM_PATH_MPI, "", dlfs_transport_det_tree)          \
+    X(JOINS, DLFS_COMM_PATH_MPI, "", dlfs_transport_mpi_staged)
+
+#define DLFS_TP_ENUM_NAMES(path, word) path,
+#define DLFS_TP_ENUM_JOINS(path, word)
+#define DLFS_TP_WORD_NAMES(path, word) word,
+#define DLFS_TP_WORD_JOINS(path, word)
+#define DLFS_TP_ENUM_(kind, path, word, ops) DLFS_TP_ENUM_##kind(path, word)
+#define DLFS_TP_WORD_(kind, path, word, ops) DLFS_TP_WORD_##kind(path, word)
+
+/* How gradient buckets are summed (--comm). AUTO is an option value only: the run
+ * resolves it to the first transport that applies (dlfs_transport_choose). */
+enum dlfs_comm_path { DLFS_COMM_PATH_AUTO = 0, DLFS_TRANSPORTS(DLFS_TP_ENUM_) DLFS_COMM_PATH_COUNT };
+/* --comm's names, in enum order (options.h) */
+#define DLFS_COMM_PATH_NAMES "auto", DLFS_TRANSPORTS(DLFS_TP_WORD_)
 const char *dlfs_comm_path_name(enum dlfs_comm_path p);
 
 struct dlfs_comm {
@@ -134,18 +157,22 @@ struct dlfs_shard {
  * wholly at or after slab offset `off`; dlfs_buckets_wait() starts the rest and
  * completes them all, bounded by comm->timeout_s.
  *
- * How a bucket travels is a transport, one table per path, chosen once when the
- * run is set up (as nccl-tests keeps one table per collective):
+ * How a bucket travels is a transport, one table each (as nccl-tests keeps one
+ * table per collective), chosen once when the run is set up from the rows of
+ * DLFS_TRANSPORTS (above):
  *   dlfs_transport_mpi_host    MPI_Iallreduce on host memory (the CPU backend);
- *   dlfs_transport_mpi_staged  device memory MPI cannot read: each ready bucket is
- *                              copied to pinned host memory on the backend's copy
- *                              stream, MPI_Iallreduce'd once the copy has landed,
- *                              and the sums go back to the device in wait;
  *   dlfs_transport_nccl        ncclAllReduce on the device, on NCCL's own stream
  *                              (also on one rank: the path the tests run is real);
  *   dlfs_transport_det_tree    deterministic mode: one bucket, the whole slab,
- *                              summed by dlfs_comm_allreduce_det on host memory.
- * On one rank (DLFS_COMM_SELF) the MPI transports sum nothing.
+ *                              summed by dlfs_comm_allreduce_det on host memory;
+ *   dlfs_transport_mpi_staged  device memory MPI cannot read: each ready bucket is
+ *                              copied to pinned host memory on the backend's copy
+ *                              stream, MPI_Iallreduce'd once the copy has landed,
+ *                              and the sums go back to the device in wait.
+ * Only NCCL and mpi_staged both apply to one run (fast mode on several GPU ranks
+ * with NCCL built, --comm auto): NCCL, the earlier row, carries it.
+ * On one rank (DLFS_COMM_SELF) the MPI transports sum nothing. Each keeps its
+ * state private, behind b->ctx (open allocates it, free releases it).
  *
  * ZeRO-1 (b->zero, set before the first bucket starts): a bucket of L values is
  * reduce-scattered instead: rank r receives the sums of its part, the r-th of P
@@ -156,18 +183,50 @@ struct dlfs_shard {
  * slab (dlfs_comm_det_segment): the same additions as its all-reduce, so the same
  * bits. */
 struct dlfs_buckets;
+
+/* What a run asks of its transport: the choice is made from this alone. */
+struct dlfs_transport_want {
+    const struct dlfs_backend *be;   /* the backend holding the gradients */
+    enum dlfs_comm_path comm;        /* --comm */
+    bool deterministic;              /* --deterministic: the fixed-order sum */
+    int ranks;
+    const char *device;              /* --device as given, for messages */
+    const struct dlfs_nccl_api *nccl; /* the backend's NCCL, NULL without */
+};
+
+/* Row flags. */
+#define DLFS_TP_DETERMINISTIC 1u /* the fixed-order sum of deterministic mode: one bucket, the whole slab */
+#define DLFS_TP_ALWAYS_SUMS 2u   /* sums on one rank too (outside a recorded graph; its name, not "none") */
+
 struct dlfs_transport_ops {
     const char *name;                                   /* "mpi", "mpi-staged", "nccl", "mpi-tree" */
-    enum dlfs_status (*open)(struct dlfs_buckets *b);   /* resources (not collective; the caller agrees) */
+    unsigned flags;                                     /* DLFS_TP_* */
+    /* 1: it carries the gradients of a run asking `w`; 0: not; -1 (message set):
+     * --comm names it, but it cannot run here. */
+    int (*applies)(const struct dlfs_transport_want *w);
+    /* optional, collective, before the objects are made: what open takes over
+     * (NCCL: the communicator, dlfs_nccl_open); `discard` frees one never opened */
+    enum dlfs_status (*prepare)(const struct dlfs_comm *c, const struct dlfs_backend *be, void **arg);
+    void (*discard)(const struct dlfs_backend *be, void *arg);
+    /* resources, b->ctx (not collective; the caller agrees); takes `arg` over, also
+     * when it fails (dlfs_buckets_free then releases what it holds) */
+    enum dlfs_status (*open)(struct dlfs_buckets *b, void *arg);
     void (*start)(struct dlfs_buckets *b, int i);       /* bucket i's gradients are final: start its sum */
     void (*progress)(struct dlfs_buckets *b);           /* let started sums move on; never blocks */
     int (*test)(struct dlfs_buckets *b, int i);         /* optional: 1 once bucket i's sum is done (timelines) */
     void (*wait)(struct dlfs_buckets *b);               /* every started sum complete (bounded) */
     void (*gather)(struct dlfs_buckets *b, float *params); /* ZeRO-1: every rank's part of params to all */
-    void (*free)(struct dlfs_buckets *b);
+    void (*free)(struct dlfs_buckets *b);               /* releases b->ctx */
 };
-extern const struct dlfs_transport_ops dlfs_transport_mpi_host, dlfs_transport_mpi_staged, dlfs_transport_nccl,
-    dlfs_transport_det_tree;
+#define DLFS_TP_DECL_(kind, path, word, ops) extern const struct dlfs_transport_ops ops;
+DLFS_TRANSPORTS(DLFS_TP_DECL_)
+
+/* The transport of a run asking `w`: the first row of DLFS_TRANSPORTS whose path
+ * is w->comm (any, for auto) and that applies. DLFS_ERR_DEVICE with the row's
+ * message when the asked one cannot run here. Not collective. */
+enum dlfs_status dlfs_transport_choose(const struct dlfs_transport_want *w, const struct dlfs_transport_ops **out);
+/* The path (--comm word) a transport belongs to. */
+enum dlfs_comm_path dlfs_transport_path(const struct dlfs_transport_ops *tp);
 
 struct dlfs_buckets {
     const struct dlfs_comm *comm;
@@ -179,23 +238,17 @@ struct dlfs_buckets {
     const struct dlfs_backend *be; /* the backend owning `grads` */
     int zero;                      /* ZeRO-1: sums are reduce-scattered (dlfs_buckets_shard) */
     double *t_start;               /* timelines: when each bucket's sum started (0: done or not traced) */
-    /* transport state */
-    MPI_Request *req;              /* MPI: two requests per bucket (ZeRO: the part, the remainder) */
-    float *host;                   /* mpi_staged: (n) pinned; det_tree: (n) host copy (device backends) */
-    float *scratch;                /* det_tree: (n + 1) / 2 */
-    int sent;                      /* mpi_staged: buckets whose MPI sum has started */
-    const struct dlfs_nccl_api *nccl;
-    void *nccl_ctx;                /* nccl: the communicator's context (owned; see dlfs_nccl_open) */
+    void *ctx;                     /* the transport's own state (its open/free) */
 };
 
 /* The layout over `grads` (n floats of backend `be` memory), with transport `tp`
- * (NULL: mpi_host). det_tree takes one bucket whatever the boundaries. For the
- * nccl transport set b->nccl / b->nccl_ctx (dlfs_nccl_open) before the first
- * bucket starts. DLFS_ERR_NOMEM / DLFS_ERR_USAGE with a message when the
- * transport cannot get its resources; not collective. */
+ * (NULL: mpi_host), opened with `arg` (tp->prepare's; NULL without). A
+ * DLFS_TP_DETERMINISTIC transport takes one bucket whatever the boundaries.
+ * DLFS_ERR_NOMEM / DLFS_ERR_USAGE with a message when the transport cannot get
+ * its resources; not collective. */
 enum dlfs_status dlfs_buckets_init(struct dlfs_buckets *b, const struct dlfs_comm *c, const struct dlfs_backend *be,
                                    float *grads, const size_t *boundaries, int num_boundaries, size_t n,
-                                   size_t bucket_bytes, const struct dlfs_transport_ops *tp);
+                                   size_t bucket_bytes, const struct dlfs_transport_ops *tp, void *arg);
 void dlfs_buckets_free(struct dlfs_buckets *b);
 void dlfs_buckets_ready(struct dlfs_buckets *b, size_t off);
 /* Let the started sums progress (cheap, never blocks; call between layers). */
@@ -211,12 +264,13 @@ void dlfs_buckets_shard(const struct dlfs_buckets *b, int rank, struct dlfs_shar
  * slab's backend memory) to every rank; bounded like the sums. */
 void dlfs_buckets_gather(struct dlfs_buckets *b, float *params);
 
-/* NCCL's set-up over MPI, every wait bounded by c->timeout_s: rank 0 makes the id,
- * a bounded broadcast hands it out, every rank starts joining and polls until the
- * communicator is up. A peer that never joins makes the others give up after the
- * timeout (their contexts aborted) instead of hanging. Collective; every rank
- * returns the same status (DLFS_ERR_COMM with NCCL's reason). *ctx is for
- * b->nccl_ctx; dlfs_buckets_free releases it. */
+/* NCCL's set-up over MPI (the nccl transport's prepare), every wait bounded by
+ * c->timeout_s: rank 0 makes the id, a bounded broadcast hands it out, every rank
+ * starts joining and polls until the communicator is up. A peer that never joins
+ * makes the others give up after the timeout (their contexts aborted) instead of
+ * hanging. Collective; every rank returns the same status (DLFS_ERR_COMM with
+ * NCCL's reason). *ctx is for the transport's open (dlfs_buckets_init), which
+ * takes it over; dlfs_buckets_free releases it. */
 enum dlfs_status dlfs_nccl_open(const struct dlfs_comm *c, const struct dlfs_nccl_api *api, void **ctx);
 
 #ifdef __cplusplus

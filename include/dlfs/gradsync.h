@@ -12,7 +12,7 @@
  * tree over shards) as they come: after pass p, while p + 1 is even, the two
  * newest partial sums are added — the same additions, operand for operand, as a
  * tree over all of them at the end, with log2(passes) + 1 slabs instead of one per
- * pass. The det_tree transport finishes the tree across ranks.
+ * pass. The deterministic transport (det_tree) finishes the tree across ranks.
  *
  * Either way the summed gradients end in dlfs_gsync_grads(). */
 #ifndef DLFS_GRADSYNC_H
@@ -55,14 +55,14 @@ struct dlfs_gradsync {
 };
 
 /* Slabs for `passes` passes of model m per step, buckets of bucket_bytes, summed
- * by transport tp (dlfs_transport_det_tree, for the tree of deterministic mode:
- * `passes` is then a power of two); with `zero` (ZeRO-1, on several ranks) the
- * sums are reduce-scattered and g->shard is this rank's part. For the NCCL
- * transport pass the context from dlfs_nccl_open (owned from here on, also when
- * this fails). Not collective: the caller agrees on the status. */
+ * by transport tp (dlfs_transport_choose; a DLFS_TP_DETERMINISTIC one for the tree
+ * of deterministic mode: `passes` is then a power of two); with `zero` (ZeRO-1, on
+ * several ranks) the sums are reduce-scattered and g->shard is this rank's part.
+ * tp_arg: what tp->prepare made (NULL without), owned from here on, also when this
+ * fails. Not collective: the caller agrees on the status. */
 enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm *c, const struct dlfs_backend *be,
                                  const struct dlfs_model *m, int passes, size_t bucket_bytes,
-                                 const struct dlfs_transport_ops *tp, void *nccl_ctx, bool zero);
+                                 const struct dlfs_transport_ops *tp, void *tp_arg, bool zero);
 void dlfs_gsync_free(struct dlfs_gradsync *g);
 
 /* Around each pass p = 0 .. passes-1 of a step, in order: begin names the pass
@@ -91,6 +91,9 @@ void dlfs_gsync_gather_params(struct dlfs_gradsync *g, float *params);
  * shard's values, host memory) into `full` (n values) on rank 0. Collective,
  * bounded; without ZeRO a copy. */
 void dlfs_gsync_gather_state(struct dlfs_gradsync *g, const float *compact, float *full);
+/* Whether ZeRO-1 is in effect (asked for, on several ranks): the optimizer updates
+ * g->shard only and dlfs_gsync_gather_params must follow each update. */
+bool dlfs_gsync_zero(const struct dlfs_gradsync *g);
 /* The path that ran, for banners and metrics: the transport's name, or "none"
  * when one rank sums nothing over MPI. */
 const char *dlfs_gsync_name(const struct dlfs_gradsync *g);

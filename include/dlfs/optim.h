@@ -23,12 +23,25 @@
 #include "dlfs/backend.h"
 #include "dlfs/checkpoint.h"
 #include "dlfs/comm.h"
-#include "dlfs/options.h"
 #include "dlfs/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The optimizers, ONE row each: its enum constant, its name (as --optim spells it
+ * and checkpoints record it) and the descriptor its file in src/optim/ defines. The
+ * enum, --optim's choices and the table the rest asks are generated from it, so a
+ * new optimizer is its file and one row here (src/README.md, Adding an optimizer). */
+#define DLFS_OPTIMIZERS(X)                     \
+    X(DLFS_OPTIM_SGD, "sgd", dlfs_optim_sgd)   \
+    X(DLFS_OPTIM_ADAM, "adam", dlfs_optim_adam) \
+    X(DLFS_OPTIM_ADAMW, "adamw", dlfs_optim_adamw)
+
+#define DLFS_OPTIM_ENUM_(e, name, desc) e,
+#define DLFS_OPTIM_NAME_(e, name, desc) name,
+enum dlfs_optim { DLFS_OPTIMIZERS(DLFS_OPTIM_ENUM_) DLFS_OPTIM_COUNT };
+enum dlfs_schedule { DLFS_SCHED_CONSTANT = 0, DLFS_SCHED_COSINE };
 
 struct dlfs_optim_config {
     enum dlfs_optim kind;
@@ -41,8 +54,37 @@ struct dlfs_optim_config {
     long total_steps;            /* the schedule's length (cosine) */
 };
 
+/* What one optimizer is (its name is its row's), for everyone who must know: the optimizer object (the
+ * update), the options (defaults, rules), the memory estimate and the checkpoint
+ * code (how many moment slabs a checkpoint of it holds). */
+struct dlfs_optim_desc {
+    /* Moment slabs (m, then v) a checkpoint of this optimizer holds: at least
+     * moments_min, at most moments_max (SGD: m only with momentum). */
+    int moments_min, moments_max;
+    double lr;                  /* the default --lr */
+    double weight_decay;        /* the default --weight-decay */
+    bool nesterov;              /* --nesterov applies */
+    /* The moment slabs this configuration keeps (moments_min..moments_max). */
+    int (*moments)(const struct dlfs_optim_config *c);
+    /* Its fields of the step's hyper-parameters (the shared ones are set). */
+    void (*hp)(const struct dlfs_optim_config *c, long step, struct dlfs_optim_hp *hp);
+    /* One update of n parameters with the backend's op (m, v: NULL where not kept). */
+    void (*update)(const struct dlfs_backend *be, size_t n, float *p, const float *g, float *m, float *v,
+                   const struct dlfs_optim_hp *hp);
+    /* The same with the step's values read from backend memory (NULL: the backend
+     * has no such op); whether the backend has it. */
+    void (*update_dev)(const struct dlfs_backend *be, size_t n, float *p, const float *g, float *m, float *v,
+                       const struct dlfs_optim_hp *hp, const struct dlfs_optim_dyn *dyn);
+    bool (*has_dev)(const struct dlfs_backend *be);
+};
+
+/* The row of `o` (DLFS_ASSERT on an out-of-range value). */
+const struct dlfs_optim_desc *dlfs_optim_desc(enum dlfs_optim o);
+/* The row named `name` (as a checkpoint records it); NULL for none. */
+const struct dlfs_optim_desc *dlfs_optim_find(const char *name);
+
 struct dlfs_optimizer {
-    struct dlfs_optim_config cfg;
+    struct dlfs_optim_config cfg; /* cfg.kind: its row of the table (dlfs_optim_desc) */
     const struct dlfs_backend *be;
     size_t n;                    /* parameters of the slab */
     struct dlfs_shard shard;     /* the ones this optimizer updates (owned copy) */
@@ -52,9 +94,6 @@ struct dlfs_optimizer {
 
 /* "sgd", "adam", "adamw" (as --optim spells them and checkpoints record them). */
 const char *dlfs_optim_name(enum dlfs_optim o);
-
-/* The configuration from the options and the global batch (for --lr-scaling). */
-struct dlfs_optim_config dlfs_optim_config(const struct dlfs_options *o, int global_batch);
 
 /* Allocate the state (zeroed) for the parameters of `shard` of a slab of n (NULL:
  * all n). DLFS_ERR_NOMEM with a message when the backend is out of memory;
@@ -78,7 +117,7 @@ struct dlfs_optim_dyn dlfs_optim_dyn(const struct dlfs_optimizer *op, long step)
 void dlfs_optim_update(struct dlfs_optimizer *op, float *params, const float *grads, long step);
 /* The same, bit for bit, with the per-step values read from `dyn` (backend memory)
  * when it runs: a recorded CUDA graph replays it every step. Available when the
- * backend has both *_update_dev ops (dlfs_optim_has_dev). */
+ * backend has the optimizer's *_update_dev op (dlfs_optim_has_dev). */
 void dlfs_optim_update_dev(struct dlfs_optimizer *op, float *params, const float *grads, long step,
                            const struct dlfs_optim_dyn *dyn);
 bool dlfs_optim_has_dev(const struct dlfs_optimizer *op);

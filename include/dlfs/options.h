@@ -25,14 +25,13 @@
 #include <stdio.h>
 #include "dlfs/backend.h"
 #include "dlfs/comm.h"
+#include "dlfs/optim.h"
 #include "dlfs/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-enum dlfs_optim { DLFS_OPTIM_SGD = 0, DLFS_OPTIM_ADAM, DLFS_OPTIM_ADAMW };
-enum dlfs_schedule { DLFS_SCHED_CONSTANT = 0, DLFS_SCHED_COSINE };
 enum dlfs_lr_scaling { DLFS_LR_SCALING_NONE = 0, DLFS_LR_SCALING_LINEAR };
 
 /* How a row's argument is read. */
@@ -54,11 +53,11 @@ enum dlfs_opt_kind {
 #define DLFS_OPT_NODEF 4    /* --help shows no "(default …)" */
 
 /* Choice lists: names in enum order. */
-#define DLFS_OPT_NAMES_OPTIM "sgd", "adam", "adamw"
+#define DLFS_OPT_NAMES_OPTIM DLFS_OPTIMIZERS(DLFS_OPTIM_NAME_) /* dlfs/optim.h's table */
 #define DLFS_OPT_NAMES_SCHED "constant", "cosine"
 #define DLFS_OPT_NAMES_SCALING "none", "linear"
 #define DLFS_OPT_NAMES_DEVICE "cpu", "cuda", "auto"
-#define DLFS_OPT_NAMES_COMM "auto", "mpi", "nccl"
+#define DLFS_OPT_NAMES_COMM DLFS_COMM_PATH_NAMES /* dlfs/comm.h's transport rows */
 #define DLFS_OPT_NAMES_PRECISION "fp32", "tf32", "bf16"
 #define DLFS_OPT_NAMES_AUTOOFF "off", "auto"
 #define DLFS_OPT_NAMES_ONOFF "off", "on"
@@ -92,7 +91,7 @@ enum dlfs_opt_kind {
       (DLFS_OPT_NAMES_SCALING), DLFS_OPT_DIGEST, "linear: lr x global_batch / --lr-ref-batch")                   \
     X(lr_ref_batch, int, DLFS_OPT_INT, "lr-ref-batch", "B", 128, 1, 1 << 24, (""), DLFS_OPT_DIGEST,              \
       "batch the --lr is meant for under linear scaling")                                                        \
-    X(optim, enum dlfs_optim, DLFS_OPT_CHOICE, "optim", "sgd|adam|adamw", 1, 0, 0, (DLFS_OPT_NAMES_OPTIM),       \
+    X(optim, enum dlfs_optim, DLFS_OPT_CHOICE, "optim", NULL, 1, 0, 0, (DLFS_OPT_NAMES_OPTIM),       \
       DLFS_OPT_DIGEST, "optimizer")                                                                              \
     X(momentum, double, DLFS_OPT_REAL, "momentum", "X", 0.9, 0.0, 0.9999, (""), DLFS_OPT_DIGEST,                 \
       "SGD momentum")                                                                                            \
@@ -143,7 +142,7 @@ enum dlfs_opt_kind {
       "which are then all-gathered (deterministic mode: the same bits as 0)")                                    \
     X(bucket_mb, double, DLFS_OPT_REAL, "bucket-mb", "X", 4.0, 0.0, 65536.0, (""), DLFS_OPT_DIGEST,              \
       "gradient all-reduce bucket size in MiB")                                                                  \
-    X(comm, enum dlfs_comm_path, DLFS_OPT_CHOICE, "comm", "auto|nccl|mpi", 0, 0, 0, (DLFS_OPT_NAMES_COMM),       \
+    X(comm, enum dlfs_comm_path, DLFS_OPT_CHOICE, "comm", NULL, 0, 0, 0, (DLFS_OPT_NAMES_COMM),       \
       DLFS_OPT_DIGEST,                                                                                           \
       "how GPU ranks sum gradients (auto: NCCL with the cuda backend on\n"                                       \
       "several ranks when built with it, else MPI; one rank sums\n"                                              \
@@ -232,6 +231,9 @@ struct dlfs_options {
 /* Defaults, then argv. Returns DLFS_OK, DLFS_ERR_USAGE (message set), or sets
  * *exit_now (for --help / --version, after printing on rank 0). */
 enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **argv, int rank, bool *exit_now);
+/* The optimizer's configuration from the options and the global batch (for
+ * --lr-scaling); total_steps is left 0 for the trainer's plan to set. */
+struct dlfs_optim_config dlfs_options_optim(const struct dlfs_options *o, int global_batch);
 /* A digest of every option that must agree across ranks. */
 uint64_t dlfs_options_digest(const struct dlfs_options *o);
 /* The digested options as one line of text "name=value;..." (recorded in

@@ -1,4 +1,5 @@
 /* Backend-independent helpers of the op table. */
+#include "backend/test-support.h"
 #include "dlfs/backend.h"
 
 /* Unfold at most this many floats at once: 16 MB keeps the scratch modest while

@@ -156,13 +156,6 @@ const char *dlfs_precision_name(enum dlfs_precision p)
     return (unsigned)p < DLFS_PRECISION_COUNT ? names[p] : "?";
 }
 
-enum dlfs_precision dlfs_precision_parse(const char *s)
-{
-    for (int p = 0; p < DLFS_PRECISION_COUNT; p++)
-        if (strcmp(s, dlfs_precision_name((enum dlfs_precision)p)) == 0) return (enum dlfs_precision)p;
-    return DLFS_PRECISION_COUNT;
-}
-
 enum dlfs_act dlfs_act_parse(const char *s)
 {
     for (int a = 0; a < DLFS_ACT_COUNT; a++)

@@ -30,7 +30,7 @@ static int layout_(struct dlfs_buckets *b, const size_t *boundaries, int nb, siz
 
 enum dlfs_status dlfs_buckets_init(struct dlfs_buckets *b, const struct dlfs_comm *c, const struct dlfs_backend *be,
                                    float *grads, const size_t *boundaries, int num_boundaries, size_t n,
-                                   size_t bucket_bytes, const struct dlfs_transport_ops *tp)
+                                   size_t bucket_bytes, const struct dlfs_transport_ops *tp, void *arg)
 {
     memset(b, 0, sizeof *b);
     b->comm = c;
@@ -40,16 +40,15 @@ enum dlfs_status dlfs_buckets_init(struct dlfs_buckets *b, const struct dlfs_com
     b->tp = tp ? tp : &dlfs_transport_mpi_host;
     b->begin = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->begin);
     b->end = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->end);
-    b->req = dlfs_calloc(2 * ((size_t)num_boundaries + 1), sizeof *b->req);
     b->t_start = dlfs_calloc((size_t)num_boundaries + 1, sizeof *b->t_start);
     const size_t zero = 0;
-    b->count = b->tp == &dlfs_transport_det_tree ? layout_(b, &zero, 1, 0) /* the whole slab */
-                                                 : layout_(b, boundaries, num_boundaries, bucket_bytes);
-    for (int i = 0; i < 2 * b->count; i++) b->req[i] = MPI_REQUEST_NULL;
+    const bool whole = b->tp->flags & DLFS_TP_DETERMINISTIC;
+    b->count = whole ? layout_(b, &zero, 1, 0) /* the whole slab */
+                     : layout_(b, boundaries, num_boundaries, bucket_bytes);
     for (int i = 0; i < b->count; i++) {
-        DLFS_ASSERT(b->tp == &dlfs_transport_det_tree || b->end[i] - b->begin[i] < ((size_t)1 << 31));
+        DLFS_ASSERT(whole || b->end[i] - b->begin[i] < ((size_t)1 << 31));
     }
-    return b->tp->open ? b->tp->open(b) : DLFS_OK;
+    return b->tp->open(b, arg);
 }
 
 void dlfs_buckets_free(struct dlfs_buckets *b)
@@ -57,7 +56,6 @@ void dlfs_buckets_free(struct dlfs_buckets *b)
     if (b->tp && b->tp->free) b->tp->free(b);
     free(b->begin);
     free(b->end);
-    free(b->req);
     free(b->t_start);
     memset(b, 0, sizeof *b);
 }
@@ -93,7 +91,7 @@ void dlfs_buckets_shard(const struct dlfs_buckets *b, int rank, struct dlfs_shar
     out->total = 0;
     if (!b->zero || P == 1) {
         out->seg[out->count++] = (struct dlfs_seg){0, b->n, false};
-    } else if (b->tp == &dlfs_transport_det_tree) {
+    } else if (b->tp->flags & DLFS_TP_DETERMINISTIC) {
         size_t lo, hi;
         dlfs_comm_det_segment(P, rank, b->n, &lo, &hi);
         out->seg[out->count++] = (struct dlfs_seg){lo, hi - lo, false};

@@ -9,9 +9,7 @@
 
 const char *dlfs_comm_path_name(enum dlfs_comm_path p)
 {
-    static const char *names[DLFS_COMM_PATH_COUNT] = {
-        [DLFS_COMM_PATH_AUTO] = "auto", [DLFS_COMM_PATH_MPI] = "mpi", [DLFS_COMM_PATH_NCCL] = "nccl",
-    };
+    static const char *names[DLFS_COMM_PATH_COUNT] = {DLFS_COMM_PATH_NAMES};
     return (unsigned)p < DLFS_COMM_PATH_COUNT ? names[p] : "?";
 }
 

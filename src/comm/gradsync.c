@@ -6,14 +6,14 @@
 
 enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm *c, const struct dlfs_backend *be,
                                  const struct dlfs_model *m, int passes, size_t bucket_bytes,
-                                 const struct dlfs_transport_ops *tp, void *nccl_ctx, bool zero)
+                                 const struct dlfs_transport_ops *tp, void *tp_arg, bool zero)
 {
     memset(g, 0, sizeof *g);
     g->comm = c;
     g->be = be;
     g->n = m->num_params;
     g->passes = passes;
-    g->tree = tp == &dlfs_transport_det_tree;
+    g->tree = tp->flags & DLFS_TP_DETERMINISTIC;
     g->slabs = 1;
     if (g->tree) /* a power of two: the tree holds at most log2(passes) + 1 partial sums */
         for (int p = passes; p > 1; p /= 2) g->slabs++;
@@ -37,14 +37,11 @@ enum dlfs_status dlfs_gsync_init(struct dlfs_gradsync *g, const struct dlfs_comm
     enum dlfs_status st = ok ? DLFS_OK
                              : dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for the gradients of %zu parameters",
                                               be->name, g->n);
-    if (st == DLFS_OK)
-        st = dlfs_buckets_init(&g->buckets, c, be, g->grads[0], g->layer_off, m->num_layers, g->n, bucket_bytes, tp);
-    if (st != DLFS_OK && nccl_ctx) { /* never set up for use: a local teardown */
-        dlfs_backend_nccl(be)->abort(nccl_ctx);
-        nccl_ctx = NULL;
-    }
-    g->buckets.nccl = dlfs_backend_nccl(be);
-    g->buckets.nccl_ctx = nccl_ctx; /* owned: freed with the buckets */
+    if (st == DLFS_OK) /* the transport takes tp_arg over */
+        st = dlfs_buckets_init(&g->buckets, c, be, g->grads[0], g->layer_off, m->num_layers, g->n, bucket_bytes, tp,
+                               tp_arg);
+    else if (tp_arg && tp->discard) /* never set up for use */
+        tp->discard(be, tp_arg);
     g->buckets.zero = zero && c->size > 1;
     if (st == DLFS_OK) dlfs_buckets_shard(&g->buckets, c->rank, &g->shard);
     return st;
@@ -193,9 +190,10 @@ void dlfs_gsync_gather_state(struct dlfs_gradsync *g, const float *compact, floa
     free(recv);
 }
 
+bool dlfs_gsync_zero(const struct dlfs_gradsync *g) { return g->buckets.zero != 0; }
+
 const char *dlfs_gsync_name(const struct dlfs_gradsync *g)
 {
-    if (g->buckets.tp == &dlfs_transport_nccl) return "nccl";
-    if (g->comm->size == 1) return "none";
+    if (g->comm->size == 1 && !(g->buckets.tp->flags & DLFS_TP_ALWAYS_SUMS)) return "none";
     return g->buckets.tp->name;
 }

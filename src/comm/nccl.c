@@ -65,10 +65,54 @@ enum dlfs_status dlfs_nccl_open(const struct dlfs_comm *c, const struct dlfs_ncc
 
 /* ---- the transport ------------------------------------------------------------------ */
 
+/* Its own state (b->ctx): the backend's NCCL and the communicator's context. */
+struct nccl_ctx_ {
+    const struct dlfs_nccl_api *api;
+    void *x;
+};
+#define CTX_(b) ((struct nccl_ctx_ *)(b)->ctx)
+
+/* --comm nccl where it can run (else -1 with the way out); auto: fast mode on several
+ * ranks of device memory, with a build that has NCCL (one rank sums nothing; --comm
+ * nccl still runs it there, for tests). --comm nccl --deterministic is refused with
+ * the options. */
+static int nccl_applies_(const struct dlfs_transport_want *w)
+{
+    const bool device = !w->be->host_memory;
+    if (w->comm != DLFS_COMM_PATH_NCCL) return device && !w->deterministic && w->nccl && w->ranks > 1;
+    if (!device)
+        dlfs_error_set(DLFS_ERR_DEVICE, "--comm nccl sums GPU buffers, but this rank runs on the %s backend (--device "
+                       "%s found no usable GPU); use --comm mpi or auto", w->be->name, w->device);
+    else if (!w->nccl)
+        dlfs_error_set(DLFS_ERR_DEVICE, "--comm nccl: this dlfs was built without NCCL (install libnccl-dev and "
+                       "reconfigure), or use --comm mpi");
+    return device && w->nccl ? 1 : -1;
+}
+
+static enum dlfs_status nccl_prepare_(const struct dlfs_comm *c, const struct dlfs_backend *be, void **arg)
+{
+    return dlfs_nccl_open(c, dlfs_backend_nccl(be), arg);
+}
+
+/* Set up, never used (a failed set-up elsewhere): a local teardown. */
+static void nccl_discard_(const struct dlfs_backend *be, void *arg)
+{
+    if (arg) dlfs_backend_nccl(be)->abort(arg);
+}
+
+static enum dlfs_status nccl_topen_(struct dlfs_buckets *b, void *arg)
+{
+    struct nccl_ctx_ *x = dlfs_calloc(1, sizeof *x);
+    x->api = dlfs_backend_nccl(b->be);
+    x->x = arg; /* owned: freed with the buckets */
+    b->ctx = x;
+    return DLFS_OK;
+}
+
 static void fail_(struct dlfs_buckets *b, const char *why)
 {
-    b->nccl->abort(b->nccl_ctx); /* unblocks the comm stream before the job ends */
-    b->nccl_ctx = NULL;
+    CTX_(b)->api->abort(CTX_(b)->x); /* unblocks the comm stream before the job ends */
+    CTX_(b)->x = NULL;
     dlfs_fatal(1, "the gradient all-reduce (NCCL): %s; ending the job", why);
 }
 
@@ -77,18 +121,19 @@ static void fail_(struct dlfs_buckets *b, const char *why)
 static void nccl_start_(struct dlfs_buckets *b, int i)
 {
     char why[WHY_];
+    const struct nccl_ctx_ *x = CTX_(b);
     const size_t len = b->end[i] - b->begin[i], P = (size_t)b->comm->size, q = b->zero ? len / P : 0;
     int rc = 0;
-    if (q) rc = b->nccl->reduce_scatter(b->nccl_ctx, b->grads + b->begin[i], q, why, sizeof why);
+    if (q) rc = x->api->reduce_scatter(x->x, b->grads + b->begin[i], q, why, sizeof why);
     if (rc == 0 && len > P * q)
-        rc = b->nccl->allreduce(b->nccl_ctx, b->grads + b->begin[i] + P * q, len - P * q, why, sizeof why);
+        rc = x->api->allreduce(x->x, b->grads + b->begin[i] + P * q, len - P * q, why, sizeof why);
     if (rc != 0) fail_(b, why);
 }
 
 static void nccl_wait_(struct dlfs_buckets *b)
 {
     char why[WHY_];
-    if (b->nccl->wait(b->nccl_ctx, why, sizeof why) != 0) fail_(b, why);
+    if (CTX_(b)->api->wait(CTX_(b)->x, why, sizeof why) != 0) fail_(b, why);
 }
 
 static void nccl_gather_(struct dlfs_buckets *b, float *params)
@@ -97,17 +142,21 @@ static void nccl_gather_(struct dlfs_buckets *b, float *params)
     const size_t P = (size_t)b->comm->size;
     for (int i = 0; i < b->count; i++) {
         const size_t q = (b->end[i] - b->begin[i]) / P;
-        if (q && b->nccl->all_gather(b->nccl_ctx, params + b->begin[i], q, why, sizeof why) != 0) fail_(b, why);
+        if (q && CTX_(b)->api->all_gather(CTX_(b)->x, params + b->begin[i], q, why, sizeof why) != 0) fail_(b, why);
     }
     nccl_wait_(b);
 }
 
 static void nccl_free_(struct dlfs_buckets *b)
 {
-    if (b->nccl_ctx) b->nccl->destroy(b->nccl_ctx);
-    b->nccl_ctx = NULL;
+    struct nccl_ctx_ *x = CTX_(b);
+    if (x && x->x) x->api->destroy(x->x);
+    free(x);
+    b->ctx = NULL;
 }
 
 const struct dlfs_transport_ops dlfs_transport_nccl = {
-    .name = "nccl", .start = nccl_start_, .wait = nccl_wait_, .gather = nccl_gather_, .free = nccl_free_,
+    .name = "nccl", .flags = DLFS_TP_ALWAYS_SUMS, .applies = nccl_applies_, .prepare = nccl_prepare_,
+    .discard = nccl_discard_, .open = nccl_topen_, .start = nccl_start_, .wait = nccl_wait_, .gather = nccl_gather_,
+    .free = nccl_free_,
 };

@@ -122,9 +122,8 @@ static enum dlfs_status save_check_(const char *path, const struct dlfs_ckpt *c,
     if (bad)
         return dlfs_error_set(DLFS_ERR_FORMAT, "cannot write checkpoint %s: its %s is out of range (a bug: please "
                               "report it); the previous checkpoints are untouched", path, bad);
-    const int adam = strcmp(c->optimizer, "sgd") != 0;
     const int bufs_ok = !m->num_buffers || (c->buffers && c->num_buffers == m->num_buffers);
-    if (c->num_params != m->num_params || !c->params || !bufs_ok || (adam ? !(c->m && c->v) : c->v != NULL))
+    if (c->num_params != m->num_params || !c->params || !bufs_ok || ckpt_moments_bad(c->optimizer, !!c->m, !!c->v))
         return dlfs_error_set(DLFS_ERR_FORMAT, "cannot write checkpoint %s: the state does not match the model "
                               "(a bug: please report it); the previous checkpoints are untouched", path);
     char where[320];

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include "dlfs/optim.h"
 #include "dlfs/util.h"
 
 void ckpt_name(long step, char *buf, size_t len) { snprintf(buf, len, "ckpt-%09ld.h5", step); }
@@ -38,9 +39,19 @@ const char *ckpt_fields_bad(const struct dlfs_ckpt *c)
     if (c->virtual_shards < 1 || c->virtual_shards > DLFS_CKPT_MAX_SHARDS) return "virtual_shards";
     if (c->world_size < 1 || c->world_size > DLFS_CKPT_MAX_WORLD) return "world_size";
     if (c->parent_step < -1 || c->parent_step > DLFS_CKPT_MAX_STEP) return "parent_step";
-    if (!c->optimizer || (strcmp(c->optimizer, "sgd") && strcmp(c->optimizer, "adam") && strcmp(c->optimizer, "adamw")))
-        return "optimizer";
+    if (!dlfs_optim_find(c->optimizer)) return "optimizer";
     if (!c->model_spec || !c->model_spec[0] || strlen(c->model_spec) > DLFS_CKPT_MAX_SPEC) return "model_spec";
+    return NULL;
+}
+
+const char *ckpt_moments_bad(const char *name, int has_m, int has_v)
+{
+    const struct dlfs_optim_desc *d = dlfs_optim_find(name);
+    const int n = (has_m != 0) + (has_v != 0);
+    if (!d) return "an unknown optimizer";
+    if (has_v && !has_m) return "a second moment without a first";
+    if (n < d->moments_min) return "fewer moments than its optimizer keeps";
+    if (n > d->moments_max) return "more moments than its optimizer keeps";
     return NULL;
 }
 

@@ -104,17 +104,6 @@ void dlfs_ckpt_list_free(struct dlfs_ckpt_list *l)
     memset(l, 0, sizeof *l);
 }
 
-enum dlfs_status dlfs_ckpt_latest(const char *dir, char **path)
-{
-    *path = NULL;
-    struct dlfs_ckpt_list l;
-    DLFS_TRY(dlfs_ckpt_list(dir, &l));
-    enum dlfs_status st = DLFS_OK;
-    if (l.n && !(*path = join_(dir, l.v[l.n - 1].name))) st = dlfs_error_set(DLFS_ERR_NOMEM, "out of memory");
-    dlfs_ckpt_list_free(&l);
-    return st;
-}
-
 enum dlfs_status dlfs_ckpt_latest_valid(const char *dir, const struct dlfs_ckpt_expect *e, struct dlfs_ckpt *c,
                                         char **report)
 {

@@ -22,6 +22,10 @@ int ckpt_parse_name(const char *name, long *step, const char **why);
 
 /* The attributes in their documented ranges: NULL, else the first field out of range. */
 const char *ckpt_fields_bad(const struct dlfs_ckpt *c);
+/* Whether moment slabs m (has_m) and v (has_v) are what a checkpoint of optimizer
+ * `name` holds (its row of the optimizer table: between moments_min and
+ * moments_max of them, v only with m): NULL if so, else what is wrong. */
+const char *ckpt_moments_bad(const char *name, int has_m, int has_v);
 
 /* Hex digests of the parameters (as dlfs-train prints them) and of the whole state. */
 void ckpt_state_sha256(const struct dlfs_ckpt *c, char hex[65]);

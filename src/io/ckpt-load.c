@@ -198,9 +198,12 @@ static enum dlfs_status load_hid_(hid_t f, const char *path, uint64_t file_size,
                               "itself: use a checkpoint written by dlfs-train", path, obj);
     DLFS_TRY(attrs_(f, path, c, digests));
     const int has_m = exists_(f, "/optimizer", "m"), has_v = exists_(f, "/optimizer", "v");
-    const int adam = strcmp(c->optimizer, "sgd") != 0;
-    if (adam ? !(has_m && has_v) : has_v)
-        return damaged_(path, adam ? "Adam state without both moments" : "SGD state with a second moment");
+    const char *moments = ckpt_moments_bad(c->optimizer, has_m, has_v);
+    if (moments) {
+        char what[128];
+        snprintf(what, sizeof what, "%s state with %s", c->optimizer, moments);
+        return damaged_(path, what);
+    }
     struct dlfs_model m; /* a spec that does not even parse is damage, not another model */
     if (dlfs_model_parse(c->model_spec, &m) != DLFS_OK) {
         dlfs_error_clear();
@@ -239,7 +242,6 @@ enum dlfs_status dlfs_ckpt_load_checked(const char *path, struct dlfs_ckpt *c, c
     return st;
 }
 
-enum dlfs_status dlfs_ckpt_load(const char *path, struct dlfs_ckpt *c) { return dlfs_ckpt_load_checked(path, c, NULL); }
 
 enum dlfs_status dlfs_ckpt_load_image(const void *buf, size_t len, const char *name, struct dlfs_ckpt *c,
                                       const struct dlfs_ckpt_expect *e)

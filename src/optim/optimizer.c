@@ -2,31 +2,28 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "dlfs/optim.h"
+#include "optim/optim-impl.h"
+
+#define OPTIM_ROW_(e, name, desc) &desc,
+static const struct dlfs_optim_desc *const table_[] = {DLFS_OPTIMIZERS(OPTIM_ROW_)};
+static const char *const names_[] = {DLFS_OPTIMIZERS(DLFS_OPTIM_NAME_)};
+
+const struct dlfs_optim_desc *dlfs_optim_desc(enum dlfs_optim o)
+{
+    DLFS_ASSERT((unsigned)o < DLFS_OPTIM_COUNT);
+    return table_[o];
+}
+
+const struct dlfs_optim_desc *dlfs_optim_find(const char *name)
+{
+    for (int i = 0; name && i < DLFS_OPTIM_COUNT; i++)
+        if (strcmp(name, names_[i]) == 0) return table_[i];
+    return NULL;
+}
 
 const char *dlfs_optim_name(enum dlfs_optim o)
 {
-    static const char *const n[] = {DLFS_OPT_NAMES_OPTIM};
-    return (unsigned)o < sizeof n / sizeof n[0] ? n[o] : "?";
-}
-
-struct dlfs_optim_config dlfs_optim_config(const struct dlfs_options *o, int global_batch)
-{
-    struct dlfs_optim_config c = {
-        .kind = o->optim,
-        .lr = o->lr,
-        .momentum = o->momentum,
-        .weight_decay = o->weight_decay,
-        .beta1 = o->beta1,
-        .beta2 = o->beta2,
-        .eps = o->eps,
-        .nesterov = o->nesterov,
-        .schedule = o->schedule,
-        .warmup = o->warmup,
-        .lr_min = o->lr_min,
-    };
-    if (o->lr_scaling == DLFS_LR_SCALING_LINEAR) c.lr = o->lr * global_batch / o->lr_ref_batch;
-    return c;
+    return (unsigned)o < DLFS_OPTIM_COUNT ? names_[o] : "?";
 }
 
 enum dlfs_status dlfs_optim_init(struct dlfs_optimizer *op, const struct dlfs_optim_config *cfg,
@@ -43,9 +40,10 @@ enum dlfs_status dlfs_optim_init(struct dlfs_optimizer *op, const struct dlfs_op
     op->shard.seg = dlfs_malloc((size_t)(shard->count ? shard->count : 1) * sizeof *shard->seg);
     memcpy(op->shard.seg, shard->seg, (size_t)shard->count * sizeof *shard->seg);
     const size_t bytes = shard->total * sizeof(float);
+    const int moments = dlfs_optim_desc(cfg->kind)->moments(cfg);
     int ok = 1;
-    if (cfg->kind != DLFS_OPTIM_SGD || cfg->momentum > 0) ok = (op->m = be->alloc(bytes)) != NULL;
-    if (cfg->kind != DLFS_OPTIM_SGD) ok = ok && (op->v = be->alloc(bytes)) != NULL;
+    if (moments >= 1) ok = (op->m = be->alloc(bytes)) != NULL;
+    if (moments >= 2) ok = ok && (op->v = be->alloc(bytes)) != NULL;
     if (!ok)
         return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for the %s optimizer state of %zu parameters",
                               be->name, dlfs_optim_name(cfg->kind), n);
@@ -88,13 +86,8 @@ struct dlfs_optim_hp dlfs_optim_hp(const struct dlfs_optimizer *op, long step)
         .beta2 = (float)c->beta2,
         .eps = (float)c->eps,
         .weight_decay = (float)c->weight_decay,
-        .decoupled = c->kind == DLFS_OPTIM_ADAMW,
     };
-    if (c->kind != DLFS_OPTIM_SGD) {
-        const double t = (double)(step + 1);
-        hp.bias_c1 = (float)(1.0 - pow(c->beta1, t));
-        hp.bias_c2 = (float)(1.0 - pow(c->beta2, t));
-    }
+    dlfs_optim_desc(c->kind)->hp(c, step, &hp);
     return hp;
 }
 
@@ -113,15 +106,14 @@ void dlfs_optim_update(struct dlfs_optimizer *op, float *params, const float *gr
     for (int i = 0; i < op->shard.count; i++) {
         const struct dlfs_seg *s = &op->shard.seg[i];
         float *m = op->m ? op->m + at : NULL, *v = op->v ? op->v + at : NULL;
-        if (op->cfg.kind == DLFS_OPTIM_SGD) op->be->sgd_update(s->len, params + s->off, grads + s->off, m, &hp);
-        else op->be->adam_update(s->len, params + s->off, grads + s->off, m, v, &hp);
+        dlfs_optim_desc(op->cfg.kind)->update(op->be, s->len, params + s->off, grads + s->off, m, v, &hp);
         at += s->len;
     }
 }
 
 bool dlfs_optim_has_dev(const struct dlfs_optimizer *op)
 {
-    return op->be->sgd_update_dev && op->be->adam_update_dev;
+    return dlfs_optim_desc(op->cfg.kind)->has_dev(op->be);
 }
 
 void dlfs_optim_update_dev(struct dlfs_optimizer *op, float *params, const float *grads, long step,
@@ -129,8 +121,7 @@ void dlfs_optim_update_dev(struct dlfs_optimizer *op, float *params, const float
 {
     DLFS_ASSERT(op->shard.count == 1 && op->shard.total == op->n); /* the graph runs one rank: no shards */
     const struct dlfs_optim_hp hp = dlfs_optim_hp(op, step);
-    if (op->cfg.kind == DLFS_OPTIM_SGD) op->be->sgd_update_dev(op->n, params, grads, op->m, &hp, dyn);
-    else op->be->adam_update_dev(op->n, params, grads, op->m, op->v, &hp, dyn);
+    dlfs_optim_desc(op->cfg.kind)->update_dev(op->be, op->n, params, grads, op->m, op->v, &hp, dyn);
 }
 
 void dlfs_optim_moments(const struct dlfs_optimizer *op, float **m, float **v)

@@ -162,6 +162,11 @@ const struct dlfs_resident *dlfs_batcher_resident(const struct dlfs_batcher *b, 
     return NULL;
 }
 
+bool dlfs_batcher_is_train(const struct dlfs_batcher *b, const struct dlfs_resident *res)
+{
+    return res && res == &b->res[0];
+}
+
 void dlfs_batcher_gather(const struct dlfs_batcher *b, const struct dlfs_resident *res, const uint32_t *ids, int rows,
                          struct dlfs_workspace *ws)
 {

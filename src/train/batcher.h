@@ -134,6 +134,8 @@ void dlfs_batcher_load_rows(struct dlfs_batcher *b, const struct dlfs_split *spl
                             struct dlfs_workspace *ws);
 /* The resident copy of bt's split when bt can be gathered there (unaugmented), else NULL. */
 const struct dlfs_resident *dlfs_batcher_resident(const struct dlfs_batcher *b, const struct dlfs_batch *bt);
+/* Whether `res` is the resident training split (what a recorded step gathers from). */
+bool dlfs_batcher_is_train(const struct dlfs_batcher *b, const struct dlfs_resident *res);
 /* Gather `rows` rows named by ids (backend memory) from a resident split into ws:
  * only backend ops (a CUDA graph can hold it). */
 void dlfs_batcher_gather(const struct dlfs_batcher *b, const struct dlfs_resident *res, const uint32_t *ids, int rows,

@@ -51,7 +51,7 @@ static void report_(const struct dlfs_run *r, const double shares[3], const char
            o->deterministic ? "deterministic" : "fast mode", dlfs_optim_name(o->optim));
     printf("bench: pipeline: %s; params_sha256 %s after the run\n", r->pipeline, hex);
     const double mib = (double)dlfs_optim_state_bytes(&r->opt) / 1048576.0;
-    printf("bench: optimizer state %.1f MiB on rank 0%s\n", mib, r->gs.buckets.zero ? " (ZeRO-1 shard)" : "");
+    printf("bench: optimizer state %.1f MiB on rank 0%s\n", mib, dlfs_gsync_zero(&r->gs) ? " (ZeRO-1 shard)" : "");
     printf("bench: %d steps after %d warm-up: median step %.3f ms, %.0f samples/s, %.1f GFLOP/s, "
            "comm-wait %.1f%%, data %.1f%%\n", o->steps, o->bench_warmup, med * 1e3, B / med,
            flops / med / 1e9, 100 * shares[0], 100 * shares[1]);
@@ -64,7 +64,7 @@ static void report_(const struct dlfs_run *r, const double shares[3], const char
                 r->model.spec, r->n, r->be->name, r->comm->size, B, r->local_batch, o->steps, med * 1e3, B / med,
                 flops / med / 1e9, shares[0], shares[1], o->deterministic ? "true" : "false",
                 dlfs_run_comm_name(r), dlfs_precision_name(o->precision), dlfs_pipeline_graph_state(&r->pipe),
-                r->gs.buckets.zero, mib, o->accum_steps);
+                (int)dlfs_gsync_zero(&r->gs), mib, o->accum_steps);
     fflush(stdout);
 }
 

@@ -28,7 +28,8 @@ static void estimate_(const struct dlfs_run *r, int rows, double data, double es
 {
     const struct dlfs_options *o = r->o;
     const double n = (double)r->model.num_params, nbuf = (double)r->model.num_buffers;
-    const int moments = o->optim == DLFS_OPTIM_SGD ? o->momentum > 0 : 2;
+    const struct dlfs_optim_config oc = dlfs_options_optim(o, r->global_batch);
+    const int moments = dlfs_optim_desc(o->optim)->moments(&oc);
     const double hrows = rows > r->local_batch ? rows : r->local_batch, dim = r->model.input_dim;
     est[0] = 4.0 * (n * (1 + slabs_(r) + moments) + nbuf * (1 + r->passes));
     est[1] = dlfs_workspace_bytes(&r->model, rows) + (double)rows * dim;

@@ -179,9 +179,10 @@ static enum dlfs_status rules_(struct dlfs_options *o)
     if (o->batch && o->batch_per_rank)
         return dlfs_error_set(DLFS_ERR_USAGE, "give either --batch (global) or --batch-per-rank, not both");
     if (!o->batch && !o->batch_per_rank) o->batch = 128;
-    if (o->lr < 0) o->lr = o->optim == DLFS_OPTIM_SGD ? 0.05 : 1e-3;
-    if (o->weight_decay < 0) o->weight_decay = o->optim == DLFS_OPTIM_ADAMW ? 0.01 : 0.0;
-    if (o->nesterov && o->optim != DLFS_OPTIM_SGD)
+    const struct dlfs_optim_desc *opt = dlfs_optim_desc(o->optim);
+    if (o->lr < 0) o->lr = opt->lr;
+    if (o->weight_decay < 0) o->weight_decay = opt->weight_decay;
+    if (o->nesterov && !opt->nesterov)
         return dlfs_error_set(DLFS_ERR_USAGE, "--nesterov applies to --optim sgd only");
     if (o->resume && strcmp(o->resume, "latest") == 0 && !o->checkpoint_dir)
         return dlfs_error_set(DLFS_ERR_USAGE, "--resume latest needs --checkpoint-dir DIR to look in");
@@ -268,6 +269,21 @@ static void default_text_(const struct dlfs_options *d, const struct row_ *r, ch
     }
 }
 
+/* The argument --help shows: the row's, or for a choice without one its names
+ * joined by '|' (a table's choices, as --optim's, stay in step by themselves). */
+static void arg_text_(const struct row_ *r, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (r->arg || r->kind != DLFS_OPT_CHOICE) {
+        snprintf(buf, len, "%s", r->arg ? r->arg : "");
+        return;
+    }
+    for (int i = 0; i < r->nchoices; i++) {
+        if (i) strncat(buf, "|", len - strlen(buf) - 1);
+        strncat(buf, r->choices[i], len - strlen(buf) - 1);
+    }
+}
+
 void dlfs_options_usage(FILE *f)
 {
     struct dlfs_options d;
@@ -280,8 +296,9 @@ void dlfs_options_usage(FILE *f)
         const struct row_ *r = &rows_[i];
         if (r->heading) fprintf(f, "\n%s\n", r->heading);
         if (!r->name) continue;
-        char head[64], def[64];
-        snprintf(head, sizeof head, "--%s%s%s", r->name, r->arg ? " " : "", r->arg ? r->arg : "");
+        char head[64], def[64], arg[40];
+        arg_text_(r, arg, sizeof arg);
+        snprintf(head, sizeof head, "--%s%s%s", r->name, arg[0] ? " " : "", arg);
         default_text_(&d, r, def, sizeof def);
         fprintf(f, "  %-22s%s", head, strlen(head) >= 22 ? "  " : " ");
         for (const char *p = r->help; *p;) { /* continuation lines line up under the first */
@@ -327,6 +344,25 @@ static size_t describe_(const struct dlfs_options *o, char *buf, size_t len)
 void dlfs_options_describe(const struct dlfs_options *o, char *buf, size_t len)
 {
     describe_(o, buf, len);
+}
+
+struct dlfs_optim_config dlfs_options_optim(const struct dlfs_options *o, int global_batch)
+{
+    struct dlfs_optim_config c = {
+        .kind = o->optim,
+        .lr = o->lr,
+        .momentum = o->momentum,
+        .weight_decay = o->weight_decay,
+        .beta1 = o->beta1,
+        .beta2 = o->beta2,
+        .eps = o->eps,
+        .nesterov = o->nesterov,
+        .schedule = o->schedule,
+        .warmup = o->warmup,
+        .lr_min = o->lr_min,
+    };
+    if (o->lr_scaling == DLFS_LR_SCALING_LINEAR) c.lr = o->lr * global_batch / o->lr_ref_batch;
+    return c;
 }
 
 uint64_t dlfs_options_digest(const struct dlfs_options *o)

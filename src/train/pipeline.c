@@ -82,6 +82,9 @@ const char *dlfs_pipeline_graph_state(const struct dlfs_pipeline *pl)
     return pl->graph_fallback ? "fallback" : pl->graph_on ? "on" : "off";
 }
 
+bool dlfs_pipeline_graph_on(const struct dlfs_pipeline *pl) { return pl->graph_on; }
+bool dlfs_pipeline_graph_updates(const struct dlfs_pipeline *pl) { return pl->graph_update; }
+
 void dlfs_pipeline_describe(const struct dlfs_pipeline *pl, char *buf, size_t len)
 {
     snprintf(buf, len, "CUDA graph %s%s%s",

@@ -30,7 +30,7 @@ struct dlfs_pipeline_plan {
     int ranks, passes, pass_rows;
     bool gathered;                /* training batches gathered from backend memory */
     bool dropout;                 /* a per-step key, passed by value: not replayable */
-    bool nccl;                    /* NCCL sums even one rank's gradients, outside the graph */
+    bool nccl;                    /* the transport sums even one rank's gradients (NCCL), outside the graph */
     bool update_dev;              /* the optimizer can read its per-step values from device memory */
 };
 
@@ -61,6 +61,10 @@ void dlfs_pipeline_free(struct dlfs_pipeline *pl);
 void dlfs_pipeline_describe(const struct dlfs_pipeline *pl, char *buf, size_t len);
 /* "on", "off" or "fallback" (recording failed; the steps ran eagerly). */
 const char *dlfs_pipeline_graph_state(const struct dlfs_pipeline *pl);
+/* Whether the next step runs as the graph; whether the graph holds the update too
+ * (planned so: then a graph step, recorded or fallen back to eager, ends with it). */
+bool dlfs_pipeline_graph_on(const struct dlfs_pipeline *pl);
+bool dlfs_pipeline_graph_updates(const struct dlfs_pipeline *pl);
 
 /* Graph steps: upload step `step`'s per-step values (sample ids[0..rows), and
  * with graph_update the optimizer's `dyn`) from its ring slot into the buffers the

@@ -123,28 +123,17 @@ static enum dlfs_status precision_(struct dlfs_run *r)
     return DLFS_OK;
 }
 
-/* --comm: how this run sums its gradients (dlfs_comm_path). Deterministic mode
- * always takes the fixed-order MPI reduction on host copies (its bit-identical
- * guarantee); NCCL needs device buffers and a build with NCCL. */
+/* --comm: the transport that sums this run's gradients, from the rows of
+ * DLFS_TRANSPORTS (dlfs/comm.h; deterministic mode takes the fixed-order tree, its
+ * bit-identical guarantee; NCCL needs device buffers and a build with NCCL). */
 static enum dlfs_status comm_path_(struct dlfs_run *r)
 {
     const struct dlfs_options *o = r->o;
-    const bool device = !r->be->host_memory;
-    r->path = DLFS_COMM_PATH_MPI;
-    if (o->comm == DLFS_COMM_PATH_NCCL) {
-        if (!device)
-            return dlfs_error_set(DLFS_ERR_DEVICE, "--comm nccl sums GPU buffers, but this rank runs on the %s "
-                                  "backend (--device %s found no usable GPU); use --comm mpi or auto",
-                                  r->be->name, o->device == DLFS_DEVICE_AUTO ? "auto" : "cuda");
-        if (!dlfs_backend_nccl(r->be))
-            return dlfs_error_set(DLFS_ERR_DEVICE, "--comm nccl: this dlfs was built without NCCL (install "
-                                  "libnccl-dev and reconfigure), or use --comm mpi");
-        r->path = DLFS_COMM_PATH_NCCL;
-    } else if (o->comm == DLFS_COMM_PATH_AUTO && device && !o->deterministic && dlfs_backend_nccl(r->be) &&
-               r->comm->size > 1) { /* one rank: nothing to sum (--comm nccl still runs it, for tests) */
-        r->path = DLFS_COMM_PATH_NCCL;
-    }
-    return DLFS_OK;
+    const struct dlfs_transport_want w = {
+        .be = r->be, .comm = o->comm, .deterministic = o->deterministic, .ranks = r->comm->size,
+        .device = o->device == DLFS_DEVICE_AUTO ? "auto" : "cuda", .nccl = dlfs_backend_nccl(r->be),
+    };
+    return dlfs_transport_choose(&w, &r->tp);
 }
 
 /* One rank per physical GPU unless --comm mpi: compare the GPUs' UUIDs across the
@@ -185,11 +174,12 @@ enum dlfs_status dlfs_run_choose(struct dlfs_run *r)
     if (st == DLFS_OK) st = micro_groups_(r);
     DLFS_TRY(dlfs_comm_agree(r->comm, st));
     int bad = 0;
-    if (dlfs_comm_same_u64(r->comm, (uint64_t)r->path, &bad)) return DLFS_OK;
+    const enum dlfs_comm_path path = dlfs_transport_path(r->tp);
+    if (dlfs_comm_same_u64(r->comm, (uint64_t)path, &bad)) return DLFS_OK;
     /* two choices only: rank `bad` took the one rank 0 did not */
-    const enum dlfs_comm_path other = r->path == DLFS_COMM_PATH_NCCL ? DLFS_COMM_PATH_MPI : DLFS_COMM_PATH_NCCL;
+    const enum dlfs_comm_path other = path == DLFS_COMM_PATH_NCCL ? DLFS_COMM_PATH_MPI : DLFS_COMM_PATH_NCCL;
     return dlfs_error_set(DLFS_ERR_COMM, "--comm %s: rank %d chose %s for its gradients but rank 0 chose %s "
                           "(nodes with different GPUs or builds?); give --comm mpi",
                           dlfs_comm_path_name(o->comm), bad, dlfs_comm_path_name(other),
-                          dlfs_comm_path_name(r->path));
+                          dlfs_comm_path_name(path));
 }

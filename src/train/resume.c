@@ -50,9 +50,9 @@ enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_ep
             .optimizer = (char *)dlfs_optim_name(r->o->optim), /* borrowed, as the other strings */
             .m = m,
             .v = v,
-            .run_id = r->run_id,
-            .parent = r->parent,
-            .parent_step = r->parent_step,
+            .run_id = r->lineage.run_id,
+            .parent = r->lineage.parent,
+            .parent_step = r->lineage.parent_step,
         };
         c.params = dlfs_malloc(r->n * sizeof(float));
         be->to_host(c.params, r->params, r->n * sizeof(float));
@@ -133,7 +133,7 @@ enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_i
     struct dlfs_ckpt c;
     int skipped = 0;
     enum dlfs_status st = dlfs_comm_agree(r->comm, load_(r, &c, &skipped));
-    r->skipped_newer = skipped;
+    r->lineage.skipped_newer = skipped;
     if (st == DLFS_OK && !c.path && r->comm->rank == 0 && !o->quiet)
         printf("resume: no checkpoint in %s yet: starting from scratch\n", o->checkpoint_dir);
     if (st == DLFS_OK && c.path) {
@@ -146,14 +146,28 @@ enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_i
         *epoch = c.epoch;
         *samples_in_epoch = c.samples_in_epoch;
         const char *slash = strrchr(c.path, '/');
-        r->parent = strdup(slash ? slash + 1 : c.path);
-        r->parent_path = strdup(c.path);
-        r->parent_step = c.step;
+        r->lineage.parent = strdup(slash ? slash + 1 : c.path);
+        r->lineage.parent_path = strdup(c.path);
+        r->lineage.parent_step = c.step;
         if (r->comm->rank == 0 && !o->quiet) report_(r, c.path, &c);
         if (path_out) *path_out = strdup(c.path);
     }
     dlfs_ckpt_free(&c);
     return st;
+}
+
+void dlfs_lineage_init(struct dlfs_lineage *l)
+{
+    memset(l, 0, sizeof *l);
+    l->parent_step = -1;
+    dlfs_ckpt_run_id(l->run_id);
+}
+
+void dlfs_lineage_free(struct dlfs_lineage *l)
+{
+    free(l->parent);
+    free(l->parent_path);
+    memset(l, 0, sizeof *l);
 }
 
 enum dlfs_status dlfs_run_lineage(struct dlfs_run *r, int archive)
@@ -163,8 +177,9 @@ enum dlfs_status dlfs_run_lineage(struct dlfs_run *r, int archive)
     if (r->comm->rank == 0 && o->checkpoint_dir) {
         char *msg = NULL;
         /* newer files that latest passed over (damaged, non-finite) go aside too */
-        st = dlfs_ckpt_rollback_check(o->checkpoint_dir, r->parent_path, r->parent ? r->parent_step : -1,
-                                      archive || r->skipped_newer, &msg);
+        const struct dlfs_lineage *l = &r->lineage;
+        st = dlfs_ckpt_rollback_check(o->checkpoint_dir, l->parent_path, l->parent ? l->parent_step : -1,
+                                      archive || l->skipped_newer, &msg);
         if (msg && !o->quiet) printf("%s%s", msg, msg[strlen(msg) - 1] == '\n' ? "" : "\n");
         free(msg);
     }

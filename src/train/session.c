@@ -119,8 +119,10 @@ static enum dlfs_status outputs_(struct dlfs_run *r)
     return st;
 }
 
-/* Parameters, running statistics, workspace and the objects, in backend memory. */
-static enum dlfs_status objects_(struct dlfs_run *r)
+/* Parameters, running statistics, workspace and the objects, in backend memory.
+ * *tp_arg (the transport's prepare) goes to the gradient sync, which owns it from
+ * then on (*tp_arg NULL), also when that fails. */
+static enum dlfs_status objects_(struct dlfs_run *r, void **tp_arg)
 {
     const struct dlfs_options *o = r->o;
     const struct dlfs_backend *be = r->be;
@@ -139,14 +141,11 @@ static enum dlfs_status objects_(struct dlfs_run *r)
                               o->model);
     r->host = dlfs_malloc((r->n > nbuf ? r->n : nbuf) * sizeof(float));
     DLFS_TRY(dlfs_workspace_init(&r->ws, &r->model, be, rows));
-    const struct dlfs_transport_ops *tp = o->deterministic ? &dlfs_transport_det_tree
-                                          : r->path == DLFS_COMM_PATH_NCCL ? &dlfs_transport_nccl
-                                          : be->host_memory ? &dlfs_transport_mpi_host : &dlfs_transport_mpi_staged;
-    void *ctx = r->nccl_ctx;
-    r->nccl_ctx = NULL; /* the gradient sync owns it from here, also on failure */
-    DLFS_TRY(dlfs_gsync_init(&r->gs, r->comm, be, &r->model, r->passes, (size_t)(o->bucket_mb * 1048576.0), tp,
-                             ctx, o->zero));
-    const struct dlfs_optim_config oc = dlfs_optim_config(o, r->global_batch);
+    void *arg = *tp_arg;
+    *tp_arg = NULL;
+    DLFS_TRY(dlfs_gsync_init(&r->gs, r->comm, be, &r->model, r->passes, (size_t)(o->bucket_mb * 1048576.0), r->tp,
+                             arg, o->zero));
+    const struct dlfs_optim_config oc = dlfs_options_optim(o, r->global_batch);
     DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n, &r->gs.shard)); /* ZeRO-1: this rank's part */
     return dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
                              r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip);
@@ -177,7 +176,7 @@ static enum dlfs_status pipeline_(struct dlfs_run *r)
     const int dropout = dlfs_model_draws_random(&r->model);
     const struct dlfs_pipeline_plan plan = {
         .want_graph = o->cuda_graph, .ranks = r->comm->size, .passes = r->passes, .pass_rows = r->pass_rows,
-        .gathered = gathered, .dropout = dropout, .nccl = r->path == DLFS_COMM_PATH_NCCL,
+        .gathered = gathered, .dropout = dropout, .nccl = (r->tp->flags & DLFS_TP_ALWAYS_SUMS) != 0,
         .update_dev = dlfs_optim_has_dev(&r->opt),
     };
     DLFS_TRY(dlfs_pipeline_init(&r->pipe, r->be, &plan));
@@ -193,15 +192,19 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     r->o = o;
     r->comm = comm;
     r->mode = mode;
-    r->parent_step = -1;
-    dlfs_ckpt_run_id(r->run_id);
+    dlfs_lineage_init(&r->lineage);
     DLFS_TRY(dlfs_run_choose(r));
-    if (r->path == DLFS_COMM_PATH_NCCL) DLFS_TRY(dlfs_nccl_open(comm, dlfs_backend_nccl(r->be), &r->nccl_ctx));
+    void *tp_arg = NULL; /* what the transport's prepare made (NCCL's communicator), until handed over */
+    if (r->tp->prepare) DLFS_TRY(r->tp->prepare(comm, r->be, &tp_arg)); /* collective */
     dlfs_run_threads(r);
-    DLFS_TRY(dlfs_comm_agree(comm, data_(r)));
-    enum dlfs_status st = outputs_(r);
-    if (st == DLFS_OK) st = objects_(r);
-    DLFS_TRY(dlfs_comm_agree(comm, st));
+    enum dlfs_status st = dlfs_comm_agree(comm, data_(r));
+    if (st == DLFS_OK) {
+        st = outputs_(r);
+        if (st == DLFS_OK) st = objects_(r, &tp_arg);
+        st = dlfs_comm_agree(comm, st);
+    }
+    if (tp_arg && r->tp->discard) r->tp->discard(r->be, tp_arg); /* set up, never handed over */
+    DLFS_TRY(st);
     initial_state_(r);
     DLFS_TRY(pipeline_(r));
     dlfs_tracer_init(r);
@@ -246,11 +249,9 @@ void dlfs_run_free(struct dlfs_run *r)
     }
     dlfs_optim_free(&r->opt);
     dlfs_gsync_free(&r->gs);
-    if (r->nccl_ctx) dlfs_backend_nccl(be)->abort(r->nccl_ctx); /* set up, never handed over */
     free(r->host);
     if (r->tracer.on) dlfs_trace_init(0); /* not written (an error ended the run) */
-    free(r->parent);
-    free(r->parent_path);
+    dlfs_lineage_free(&r->lineage);
     if (r->have_ds) dlfs_dataset_free(&r->ds);
     dlfs_model_free(&r->model);
     memset(r, 0, sizeof *r);

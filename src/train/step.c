@@ -109,7 +109,7 @@ static void sum_and_update_(struct dlfs_run *r)
     dlfs_optim_update(&r->opt, r->params, dlfs_gsync_grads(&r->gs), r->step);
     r->t_compute += dlfs_now() - t0;
     dlfs_trace_end(span);
-    if (r->gs.buckets.zero) { /* ZeRO-1: every rank's updated part to all */
+    if (dlfs_gsync_zero(&r->gs)) { /* ZeRO-1: every rank's updated part to all */
         span = dlfs_trace_begin("step", "parameter all-gather", -1);
         dlfs_gsync_gather_params(&r->gs, r->params);
         dlfs_trace_end(span);
@@ -125,9 +125,9 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_batch *bt)
     r->ws.key = dlfs_key(r->batcher.seed, DLFS_KEY_DROPOUT, (uint64_t)r->step);
     const struct dlfs_resident *res = dlfs_batcher_resident(&r->batcher, bt);
     int passes = r->passes;
-    if (r->pipe.graph_on && res == &r->batcher.res[0]) {
+    if (dlfs_pipeline_graph_on(&r->pipe) && dlfs_batcher_is_train(&r->batcher, res)) {
         graph_step_(r, res, bt);
-        if (r->pipe.graph_update) return finish_(r, r->pipe.lag_async); /* the graph did the rest */
+        if (dlfs_pipeline_graph_updates(&r->pipe)) return finish_(r, r->pipe.lag_async); /* the graph did the rest */
         passes = 0; /* the graph ran the one pass */
     } else {
         r->be->fill((float *)r->ws.stats, 0.0f, 4);

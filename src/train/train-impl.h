@@ -39,6 +39,17 @@ struct dlfs_tracer {
     double h0;                    /* host time at which mark 0 was issued */
 };
 
+/* The run's place in the history of its checkpoint directory (src/io/README.md,
+ * Lineage), owned by resume.c: what its checkpoints record and what --rollback
+ * checks. */
+struct dlfs_lineage {
+    char run_id[33];              /* this invocation's, recorded in its checkpoints */
+    char *parent;                 /* the checkpoint it resumed from (file name), NULL: a fresh start */
+    char *parent_path;            /* ... as --resume found it */
+    long parent_step;             /* ... and its step, -1 */
+    int skipped_newer;            /* --resume latest passed over newer files that did not verify */
+};
+
 struct dlfs_run {
     const struct dlfs_options *o;
     const struct dlfs_comm *comm;
@@ -54,8 +65,7 @@ struct dlfs_run {
     int passes;                   /* forward/backward passes per step: V/P (deterministic) or 1 */
     int pass_rows;                /* rows per pass: B/V or B/P */
     int bn_group;                 /* rows per batch-norm statistics group: one virtual shard */
-    enum dlfs_comm_path path;     /* --comm resolved: MPI or NCCL */
-    void *nccl_ctx;               /* NCCL set up, until the gradient sync takes it over */
+    const struct dlfs_transport_ops *tp; /* the gradient transport (plan.c) */
 
     size_t n;                     /* parameters */
     float *params;                /* (n) backend memory */
@@ -69,11 +79,7 @@ struct dlfs_run {
     struct dlfs_pipeline pipe;
     struct dlfs_tracer tracer;
 
-    char run_id[33];              /* this invocation's, recorded in its checkpoints (lineage) */
-    char *parent;                 /* the checkpoint it resumed from (file name), NULL: a fresh start */
-    char *parent_path;            /* ... as --resume found it */
-    long parent_step;             /* ... and its step, -1 */
-    int skipped_newer;            /* --resume latest passed over newer files that did not verify */
+    struct dlfs_lineage lineage;  /* resume.c */
     long step;                    /* optimizer steps done */
     long total_steps;             /* planned (the schedule's length) */
     double t_compute;             /* seconds, accumulated per epoch */
@@ -151,6 +157,9 @@ enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_ep
  * is not NULL, the checkpoint's file name (malloc'd). Evaluation (--eval) restores
  * the parameters and statistics only. Collective. */
 enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_in_epoch, char **path);
+/* A fresh run's lineage (a new run id, no parent); its strings freed. */
+void dlfs_lineage_init(struct dlfs_lineage *l);
+void dlfs_lineage_free(struct dlfs_lineage *l);
 /* Before the first write into --checkpoint-dir: the run must continue the newest
  * line there (src/io/README.md, Lineage); --rollback moves what is in the way
  * aside. Collective. */

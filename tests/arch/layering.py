@@ -7,7 +7,10 @@
 2. the layers: a file of a lower layer never depends on a higher one
    (core -> backend -> nn, comm, data, io, optim -> train -> tools);
 3. source files stay under 450 lines and functions under 60, unless the line
-   before the function says why ("/* long: ... */").
+   before the function says why ("/* long: ... */");
+4. the layers again on the #include lines of every source file and header
+   (include/dlfs/ too): no file includes a header of a higher layer, so an
+   inversion that costs no symbol (a type, a macro) is caught as well.
 
 usage: layering.py SRC_DIR LIB.a [LIB.a ...]
 """
@@ -83,6 +86,45 @@ def cycles(edges):
     return out
 
 
+# The module each public header belongs to (a new header: add its row).
+HEADER_MODULE = {"status": "core", "util": "core", "backend": "backend", "model": "nn", "comm": "comm",
+                 "gradsync": "comm", "optim": "optim", "dataset": "data", "sampler": "data",
+                 "checkpoint": "io", "options": "train", "train": "train"}
+
+
+def includes(src_dir):
+    """Problems of rule 4: (file, its module) includes a header of a higher module."""
+    inc_dir = os.path.join(os.path.dirname(os.path.abspath(src_dir)), "include", "dlfs")
+    files = [(os.path.join(dp, f), module(os.path.relpath(os.path.join(dp, f), src_dir)))
+             for dp, _, fs in os.walk(src_dir) for f in fs if f.endswith((".c", ".cu", ".h", ".cuh"))]
+    if os.path.isdir(inc_dir):
+        files += [(os.path.join(inc_dir, f), HEADER_MODULE.get(f[:-2], "?")) for f in sorted(os.listdir(inc_dir))
+                  if f.endswith(".h")]
+    bad = []
+    for path, mod in files:
+        if mod == "?":
+            bad.append("%s: a public header no module owns (add it to HEADER_MODULE in %s)"
+                       % (path, os.path.basename(__file__)))
+            continue
+        for n, line in enumerate(open(path, errors="replace"), 1):
+            m = re.match(r'\s*#\s*include\s+"([^"]+)"', line)
+            if not m:
+                continue
+            inc = m.group(1)
+            if inc.startswith("dlfs/"):
+                other = HEADER_MODULE.get(os.path.basename(inc)[:-2], "?")
+            elif "/" in inc and inc.split("/")[0] in LAYER:
+                other = inc.split("/")[0]
+            else:
+                other = mod                    # a header next to the file: its own module
+            if other == "?":
+                bad.append("%s:%d: includes %s, a public header no module owns" % (path, n, inc))
+            elif LAYER.get(other, -1) > LAYER.get(mod, 99):
+                bad.append("layering: %s:%d (%s) includes %s (%s), a higher layer"
+                           % (os.path.relpath(path, os.path.dirname(os.path.abspath(src_dir))), n, mod, inc, other))
+    return bad
+
+
 def lengths(src_dir):
     bad = []
     for dp, _, files in os.walk(src_dir):
@@ -134,7 +176,7 @@ def main():
             if la is not None and lb is not None and lb > la:
                 problems.append("layering: %s (%s) uses %s (%s), a higher layer"
                                 % (os.path.relpath(a, src_dir), module(a), os.path.relpath(b, src_dir), module(b)))
-    problems += lengths(src_dir)
+    problems += lengths(src_dir) + includes(src_dir)
     nedges = sum(len(v) for v in edges.values())
     for p in problems:
         print("FAIL:", p)

@@ -1,7 +1,8 @@
 /* Checkpoint files at the library level: round trip of format 2, every
  * attribute's range, the whole-state digest, non-finite state refused on save
  * and on load (also with matching digests), the caller's expectation checked
- * before allocating, version 1 still read, a FIFO refused without blocking. */
+ * before allocating, version 1 still read, the moment slabs each optimizer keeps,
+ * a FIFO refused without blocking. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -67,7 +68,7 @@ static void check_round_trip(void)
     struct dlfs_ckpt w = state_(12), r;
     const char *p = save_(&w, 0);
     dlfs_error_clear();
-    CHECK(dlfs_ckpt_load(p, &r) == DLFS_OK, "load: %s", dlfs_error_msg());
+    CHECK(dlfs_ckpt_load_checked(p, &r, NULL) == DLFS_OK, "load: %s", dlfs_error_msg());
     CHECK(r.format_version == 2 && r.step == 12 && r.epoch == 2 && r.samples_in_epoch == 40 && r.global_batch == 8 &&
           r.seed == 7 && r.deterministic == 1 && r.virtual_shards == 4 && r.world_size == 2 &&
           strcmp(r.run_id, "run-a") == 0 && strcmp(r.parent, "") == 0 && r.parent_step == -1, "fields differ");
@@ -170,10 +171,45 @@ static void check_integrity(void)
           !ckedit_set_str(p, "run_id", NULL) && !ckedit_set_str(p, "parent", NULL) &&
           !ckedit_set_str(p, "parent_step", NULL), "make v1");
     dlfs_error_clear();
-    CHECK(dlfs_ckpt_load(p, &r) == DLFS_OK && r.format_version == 1 && r.parent_step == -1 && r.run_id &&
+    CHECK(dlfs_ckpt_load_checked(p, &r, NULL) == DLFS_OK && r.format_version == 1 && r.parent_step == -1 && r.run_id &&
           !r.run_id[0], "version 1: %s", dlfs_error_msg());
     dlfs_ckpt_free(&r);
     unlink(p);
+    state_free_(&w);
+}
+
+/* The moment slabs a checkpoint holds, against what each optimizer keeps by its
+ * definition (SGD: none, or the momentum buffer; Adam and AdamW: m and v): a write
+ * with the wrong ones is refused, and so is a file whose optimizer does not match
+ * its slabs. */
+static void check_moments(void)
+{
+    static const struct { const char *opt; int m, v, ok; } w_[] = {
+        {"adam", 1, 1, 1}, {"adam", 1, 0, 0}, {"adam", 0, 0, 0}, {"adamw", 1, 0, 0}, {"adamw", 1, 1, 1},
+        {"sgd", 0, 0, 1},  {"sgd", 1, 0, 1},  {"sgd", 1, 1, 0},  {"sgd", 0, 1, 0},
+    };
+    struct dlfs_ckpt w = state_(30);
+    float *m = w.m, *v = w.v;
+    for (size_t i = 0; i < sizeof w_ / sizeof w_[0]; i++) {
+        w.optimizer = (char *)w_[i].opt, w.m = w_[i].m ? m : NULL, w.v = w_[i].v ? v : NULL, w.step = 30 + (long)i;
+        dlfs_error_clear();
+        const enum dlfs_status st = dlfs_ckpt_save(dir, &w, &model, 0, NULL);
+        CHECK(w_[i].ok ? st == DLFS_OK : st == DLFS_ERR_FORMAT && strstr(dlfs_error_msg(), "does not match the model"),
+              "save %s with m %d v %d: %s (%s)", w_[i].opt, w_[i].m, w_[i].v, dlfs_status_name(st), dlfs_error_msg());
+    }
+    /* SGD with momentum on disk, relabelled Adam / AdamW with digests that match */
+    const char *relabel[] = {"adam", "adamw"};
+    for (int k = 0; k < 2; k++) {
+        w.optimizer = "sgd", w.m = m, w.v = NULL, w.step = 50 + k;
+        const char *p = save_(&w, 0);
+        w.optimizer = (char *)relabel[k];
+        CHECK(ckedit_set_str(p, "optimizer", relabel[k]) == 0 && ckedit_redigest(p, &w) == 0, "relabel");
+        char want[96];
+        snprintf(want, sizeof want, "(%s state with fewer moments than its optimizer keeps)", relabel[k]);
+        expect_load_fail_("Adam label on SGD state", p, NULL, DLFS_ERR_FORMAT, want);
+        unlink(p);
+    }
+    w.m = m, w.v = v;
     state_free_(&w);
 }
 
@@ -196,6 +232,7 @@ int main(void)
     check_round_trip();
     check_fields();
     check_integrity();
+    check_moments();
     check_fifo();
     dlfs_model_free(&model);
     if (!t_failures_) {

@@ -64,9 +64,12 @@ static void check_names(void)
     const char *junk[] = {"ckpt-12345678901234567890123.h5", "ckpt-5.h5", "ckpt-abc.h5", "ckpt-999999999999999.h5"};
     for (int i = 0; i < 4; i++) fclose(fopen(at_(junk[i]), "w"));
     mkdir(at_("ckpt-000000099.h5"), 0777); /* a directory under a checkpoint's name */
-    char *p = NULL;
-    CHECK(dlfs_ckpt_latest(dir, &p) == DLFS_OK && p && strstr(p, "ckpt-000000010.h5"), "latest: %s", p ? p : "none");
-    free(p);
+    struct dlfs_ckpt c;
+    char *report = NULL;
+    CHECK(dlfs_ckpt_latest_valid(dir, NULL, &c, &report) == DLFS_OK && c.path && strstr(c.path, "ckpt-000000010.h5"),
+          "latest: %s", c.path ? c.path : "none");
+    dlfs_ckpt_free(&c);
+    free(report);
     struct dlfs_ckpt_list l;
     CHECK(dlfs_ckpt_list(dir, &l) == DLFS_OK && l.n == 1 && l.ignored, "list");
     for (int i = 0; l.ignored && i < 4; i++) CHECK(strstr(l.ignored, junk[i]) != NULL, "%s not reported", junk[i]);
@@ -105,7 +108,7 @@ static void check_latest_valid(void)
     /* 80: flipped parameter (corrupt); 70: NaN with matching digests */
     CHECK(ckedit_put_float(at_("ckpt-000000080.h5"), "/params/0_dense/weight", 2, 77.0f) == 0, "flip");
     struct dlfs_ckpt c;
-    CHECK(dlfs_ckpt_load(at_("ckpt-000000050.h5"), &c) == DLFS_OK, "load 50");
+    CHECK(dlfs_ckpt_load_checked(at_("ckpt-000000050.h5"), &c, NULL) == DLFS_OK, "load 50");
     c.params[1] = NAN;
     CHECK(ckedit_put_float(at_("ckpt-000000070.h5"), "/params/0_dense/weight", 1, NAN) == 0, "nan");
     c.step = 70;

@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include "dlfs/backend.h"
 #include "dlfs/model.h"
+#include "backend/test-support.h"
 #include "testutil.h"
 
 static const struct dlfs_backend *ref_, *dev_; /* CPU, and the backend under test */

@@ -95,7 +95,7 @@ static int ds_attr_(char **a)
 static int ckpt_nan_(const char *path)
 {
     struct dlfs_ckpt c;
-    if (dlfs_ckpt_load(path, &c) != DLFS_OK) return fprintf(stderr, "mkhostile: %s\n", dlfs_error_msg()), 1;
+    if (dlfs_ckpt_load_checked(path, &c, NULL) != DLFS_OK) return fprintf(stderr, "mkhostile: %s\n", dlfs_error_msg()), 1;
     c.params[3] = NAN;
     const int rc = ckedit_put_float(path, "/params/0_dense/weight", 3, NAN) || ckedit_redigest(path, &c);
     dlfs_ckpt_free(&c);

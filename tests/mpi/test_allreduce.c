@@ -153,7 +153,7 @@ int main(int argc, char **argv)
         int nb = n >= 5 ? 5 : 1;
         for (size_t i = 0; i < n; i++) buf[i] = input_(c.rank, i, 1);
         struct dlfs_buckets b;
-        dlfs_buckets_init(&b, &c, dlfs_backend_cpu(), buf, bnd, nb, n, 64 * sizeof(float), NULL);
+        dlfs_buckets_init(&b, &c, dlfs_backend_cpu(), buf, bnd, nb, n, 64 * sizeof(float), NULL, NULL);
         for (int l = nb - 1; l >= 0; l--) {
             dlfs_buckets_ready(&b, bnd[l]);
             dlfs_buckets_poke(&b);
@@ -166,7 +166,7 @@ int main(int argc, char **argv)
         /* the same through the staging path (device buffers, --comm mpi) */
         for (size_t i = 0; i < n; i++) buf[i] = input_(c.rank, i, 1);
         CHECK(dlfs_buckets_init(&b, &c, &fake_device_, buf, bnd, nb, n, 64 * sizeof(float),
-                                &dlfs_transport_mpi_staged) == DLFS_OK, "staging set-up");
+                                &dlfs_transport_mpi_staged, NULL) == DLFS_OK, "staging set-up");
         staged_ = 0;
         for (int l = nb - 1; l >= 0; l--) {
             dlfs_buckets_ready(&b, bnd[l]);

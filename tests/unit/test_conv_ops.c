@@ -7,6 +7,7 @@
 #include <string.h>
 #include "dlfs/backend.h"
 #include "dlfs/util.h"
+#include "backend/test-support.h"
 #include "testutil.h"
 
 static unsigned long long seed_ = 1234;

@@ -1,5 +1,6 @@
 /* Core pieces: SHA-256 vectors, the counter RNG, the epoch sampler, option
- * parsing and validation, gradient bucket layout. */
+ * parsing and validation, gradient bucket layout, the transport registry's choice. */
+#include <stdio.h>
 #include <string.h>
 #include "dlfs/comm.h"
 #include "dlfs/sampler.h"
@@ -129,9 +130,10 @@ static void test_options(void)
         CHECK(parse_(line, &b) == DLFS_OK && (int)b.precision == p, "%s", line);
         CHECK(dlfs_options_digest(&a) != dlfs_options_digest(&b), "digest sees --precision %s",
               dlfs_precision_name(p));
-        CHECK((int)dlfs_precision_parse(dlfs_precision_name(p)) == p, "name/parse round trip %d", p);
     }
-    CHECK(dlfs_precision_parse("fp16") == DLFS_PRECISION_COUNT, "fp16 is not a precision");
+    CHECK(parse_("--data x.h5 --precision fp16", &b) == DLFS_ERR_USAGE &&
+          strstr(dlfs_error_msg(), "--precision 'fp16': expected one of: fp32 tf32 bf16"), "fp16 is not a precision: %s",
+          dlfs_error_msg());
 }
 
 static void test_buckets(void)
@@ -142,7 +144,7 @@ static void test_buckets(void)
     size_t bnd[4] = {0, 100, 150, 160};
     float g[200];
     struct dlfs_buckets b;
-    dlfs_buckets_init(&b, &c, dlfs_backend_cpu(), g, bnd, 4, 200, 40 * sizeof(float), NULL);
+    dlfs_buckets_init(&b, &c, dlfs_backend_cpu(), g, bnd, 4, 200, 40 * sizeof(float), NULL, NULL);
     CHECK(b.count == 3, "bucket count %d", b.count);
     CHECK(b.begin[0] == 160 && b.end[0] == 200, "bucket 0 [%zu,%zu)", b.begin[0], b.end[0]);
     CHECK(b.begin[1] == 100 && b.end[1] == 160, "bucket 1 [%zu,%zu)", b.begin[1], b.end[1]);
@@ -153,9 +155,75 @@ static void test_buckets(void)
     CHECK(b.started == 2, "second bucket starts (%d)", b.started);
     dlfs_buckets_wait(&b);
     dlfs_buckets_free(&b);
-    dlfs_buckets_init(&b, &c, dlfs_backend_cpu(), g, bnd, 4, 200, 0, NULL);
+    dlfs_buckets_init(&b, &c, dlfs_backend_cpu(), g, bnd, 4, 200, 0, NULL, NULL);
     CHECK(b.count == 4, "bucket per layer with size 0 (%d)", b.count);
     dlfs_buckets_free(&b);
+}
+
+/* The transport registry's choice against a table worked out from the rules by
+ * hand (dlfs/comm.h, --comm in src/README.md): deterministic mode always takes the
+ * tree; NCCL only for device memory, fast mode and a build with it (auto: on
+ * several ranks); MPI staged for device memory otherwise, MPI on host memory; and
+ * the two ways --comm nccl cannot run. "device" is the CPU backend's op table
+ * marked as memory MPI cannot read (the choice looks at nothing else of it). */
+static void test_transports(void)
+{
+    struct dlfs_backend dev = *dlfs_backend_cpu();
+    dev.host_memory = false;
+    static const struct dlfs_nccl_api built; /* the choice only asks whether there is one */
+    enum { CPU_, DEV_ };
+    static const struct {
+        int be, comm, det, ranks, nccl;
+        const struct dlfs_transport_ops *want; /* NULL: refused with `why` */
+        const char *why;
+    } t[] = {
+        {CPU_, DLFS_COMM_PATH_AUTO, 0, 2, 0, &dlfs_transport_mpi_host, NULL},
+        {CPU_, DLFS_COMM_PATH_MPI, 0, 1, 0, &dlfs_transport_mpi_host, NULL},
+        {CPU_, DLFS_COMM_PATH_AUTO, 1, 2, 0, &dlfs_transport_det_tree, NULL},
+        {CPU_, DLFS_COMM_PATH_MPI, 1, 1, 0, &dlfs_transport_det_tree, NULL},
+        {CPU_, DLFS_COMM_PATH_NCCL, 0, 2, 1, NULL, "--comm nccl sums GPU buffers, but this rank runs on the cpu"},
+        {DEV_, DLFS_COMM_PATH_AUTO, 0, 2, 1, &dlfs_transport_nccl, NULL},
+        {DEV_, DLFS_COMM_PATH_AUTO, 0, 1, 1, &dlfs_transport_mpi_staged, NULL},
+        {DEV_, DLFS_COMM_PATH_AUTO, 0, 2, 0, &dlfs_transport_mpi_staged, NULL},
+        {DEV_, DLFS_COMM_PATH_AUTO, 1, 2, 1, &dlfs_transport_det_tree, NULL},
+        {DEV_, DLFS_COMM_PATH_MPI, 0, 2, 1, &dlfs_transport_mpi_staged, NULL},
+        {DEV_, DLFS_COMM_PATH_MPI, 1, 4, 1, &dlfs_transport_det_tree, NULL},
+        {DEV_, DLFS_COMM_PATH_NCCL, 0, 1, 1, &dlfs_transport_nccl, NULL},
+        {DEV_, DLFS_COMM_PATH_NCCL, 0, 2, 0, NULL, "--comm nccl: this dlfs was built without NCCL"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        const struct dlfs_transport_want w = {
+            .be = t[i].be == DEV_ ? &dev : dlfs_backend_cpu(), .comm = (enum dlfs_comm_path)t[i].comm,
+            .deterministic = t[i].det, .ranks = t[i].ranks, .device = "auto", .nccl = t[i].nccl ? &built : NULL,
+        };
+        const struct dlfs_transport_ops *got = NULL;
+        dlfs_error_clear();
+        const enum dlfs_status st = dlfs_transport_choose(&w, &got);
+        CHECK(got == t[i].want && (t[i].want ? st == DLFS_OK : st == DLFS_ERR_DEVICE && strstr(dlfs_error_msg(),
+                                                                                              t[i].why)),
+              "row %zu (%s, --comm %s%s, %d ranks): got %s (%s), want %s", i, w.be->host_memory ? "host" : "device",
+              dlfs_comm_path_name(w.comm), w.deterministic ? " --deterministic" : "", w.ranks, got ? got->name : "none",
+              dlfs_error_msg(), t[i].want ? t[i].want->name : t[i].why);
+        if (got) CHECK(t[i].comm == DLFS_COMM_PATH_AUTO || dlfs_transport_path(got) == w.comm, "row %zu's path", i);
+    }
+    /* --comm's words, in the order --help and the error list show them */
+    /* ... and --help's arguments of the two table-made choices */
+    char help[16384] = "";
+    FILE *f = tmpfile();
+    CHECK(f != NULL, "tmpfile");
+    if (f) {
+        dlfs_options_usage(f);
+        rewind(f);
+        help[fread(help, 1, sizeof help - 1, f)] = '\0';
+        fclose(f);
+    }
+    CHECK(strstr(help, "  --comm auto|mpi|nccl ") && strstr(help, "  --optim sgd|adam|adamw "),
+          "--help's --comm and --optim arguments");
+    CHECK(DLFS_COMM_PATH_COUNT == 3 && !strcmp(dlfs_comm_path_name(DLFS_COMM_PATH_AUTO), "auto") &&
+          !strcmp(dlfs_comm_path_name(DLFS_COMM_PATH_MPI), "mpi") &&
+          !strcmp(dlfs_comm_path_name(DLFS_COMM_PATH_NCCL), "nccl"), "--comm's names");
+    CHECK(dlfs_transport_det_tree.flags == DLFS_TP_DETERMINISTIC && dlfs_transport_nccl.flags == DLFS_TP_ALWAYS_SUMS &&
+          !dlfs_transport_mpi_host.flags && !dlfs_transport_mpi_staged.flags, "the rows' flags");
 }
 
 int main(void)
@@ -164,5 +232,6 @@ int main(void)
     test_rng_sampler();
     test_options();
     test_buckets();
+    test_transports();
     T_DONE();
 }

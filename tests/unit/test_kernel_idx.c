@@ -10,6 +10,7 @@
 #include "dlfs/backend.h"
 #include "dlfs/util.h"
 #include "backend/kernels/conv-idx.h"
+#include "backend/test-support.h"
 #include "testutil.h"
 
 static unsigned long long seed_ = 77;

@@ -1,8 +1,9 @@
-/* The learning-rate schedule and Adam's bias corrections (src/optim/optim.c), against
+/* The learning-rate schedule and Adam's bias corrections (src/optim/), and the optimizer
+ * table's moment counts and defaults, against
  * values worked out independently: literals computed in float64 outside dlfs (the
  * formula of include/dlfs/optim.h written out in Python, printed with repr), or the
  * arithmetic written out here. The configuration comes from parsed command lines
- * through dlfs_optim_config, so --lr-scaling is checked where it happens. */
+ * through dlfs_options_optim, so --lr-scaling is checked where it happens. */
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
@@ -33,7 +34,7 @@ static struct dlfs_options parse_(const char *line)
 static struct dlfs_optim_config cfg_(const char *line, int B, long total)
 {
     const struct dlfs_options o = parse_(line);
-    struct dlfs_optim_config c = dlfs_optim_config(&o, B);
+    struct dlfs_optim_config c = dlfs_options_optim(&o, B);
     c.total_steps = total;
     return c;
 }
@@ -186,6 +187,45 @@ static void test_bias_corrections(void)
           "adamw hp at step 9: lr %.9g", (double)dlfs_optim_hp(&op, 9).lr);
 }
 
+/* The optimizer table against what each optimizer is by definition: SGD keeps no
+ * moment, or its momentum buffer with --momentum > 0; Adam and AdamW keep two
+ * (m, v). The state an optimizer allocates, the range a checkpoint may hold, the
+ * defaults and rules the options take from the table, and the look-up by name. */
+static void test_table(void)
+{
+    static const struct { const char *line; int moments, lo, hi; double lr, wd; } want[] = {
+        {"--optim sgd --momentum 0", 0, 0, 1, 0.05, 0.0},
+        {"--optim sgd --momentum 0.9 --nesterov", 1, 0, 1, 0.05, 0.0},
+        {"--optim adam", 2, 2, 2, 1e-3, 0.0},
+        {"--optim adamw", 2, 2, 2, 1e-3, 0.01},
+    };
+    const size_t n = 37;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const struct dlfs_options o = parse_(want[i].line);
+        const struct dlfs_optim_config c = dlfs_options_optim(&o, 128);
+        struct dlfs_optimizer op;
+        CHECK(dlfs_optim_init(&op, &c, dlfs_backend_cpu(), n, NULL) == DLFS_OK, "%s: init", want[i].line);
+        CHECK(dlfs_optim_state_bytes(&op) == want[i].moments * n * sizeof(float), "%s: %zu bytes of state, want %d "
+              "moments of %zu floats", want[i].line, dlfs_optim_state_bytes(&op), want[i].moments, n);
+        const struct dlfs_optim_desc *d = dlfs_optim_desc(o.optim);
+        CHECK(d->moments_min == want[i].lo && d->moments_max == want[i].hi && d->moments(&c) == want[i].moments,
+              "%s: moments %d..%d (%d), want %d..%d (%d)", want[i].line, d->moments_min, d->moments_max,
+              d->moments(&c), want[i].lo, want[i].hi, want[i].moments);
+        CHECK(o.lr == want[i].lr && o.weight_decay == want[i].wd, "%s: default lr %g wd %g", want[i].line, o.lr,
+              o.weight_decay);
+        CHECK(dlfs_optim_find(dlfs_optim_name(o.optim)) == d, "%s: found by its name", want[i].line);
+        dlfs_optim_free(&op);
+    }
+    CHECK(!dlfs_optim_find("Adam") && !dlfs_optim_find("") && !dlfs_optim_find(NULL), "unknown names found");
+    CHECK(DLFS_OPTIM_COUNT == 3 && !strcmp(dlfs_optim_name(DLFS_OPTIM_COUNT), "?"), "the table's end");
+    const char *argv[] = {"dlfs-train", "--data", "x.h5", "--optim", "adam", "--nesterov", NULL};
+    struct dlfs_options o;
+    bool exit_now = false;
+    dlfs_error_clear();
+    CHECK(dlfs_options_parse(&o, 6, (char **)argv, 1, &exit_now) == DLFS_ERR_USAGE &&
+          strstr(dlfs_error_msg(), "--nesterov applies to --optim sgd only"), "adam --nesterov: %s", dlfs_error_msg());
+}
+
 int main(void)
 {
     test_constant();
@@ -195,5 +235,6 @@ int main(void)
     test_linear_scaling();
     test_resume();
     test_bias_corrections();
+    test_table();
     T_DONE();
 }
