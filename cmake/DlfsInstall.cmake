@@ -58,9 +58,8 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 if(DLFS_HAVE_CUDA)
-  set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "${CPACK_PACKAGE_DESCRIPTION_SUMMARY}
- Built with the CUDA backend: the CUDA ${CUDAToolkit_VERSION} runtime and cuBLAS (and NCCL
- when found) come from NVIDIA's installation, which this package does not declare.")
+  set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "Built with the CUDA backend: the CUDA ${CUDAToolkit_VERSION} runtime and cuBLAS
+(and NCCL when found) come from NVIDIA's installation, which this package does not declare.")
 endif()
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "openmpi-bin")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3")
