@@ -19,8 +19,18 @@ install(PROGRAMS slurm/train.sbatch slurm/train-multinode.sbatch slurm/scaling.s
 install(FILES slurm/README.md DESTINATION ${DLFS_SHARE}/slurm)
 install(FILES README.md DESTINATION ${DLFS_SHARE})
 install(FILES datasets/README.md DESTINATION ${DLFS_SHARE}/datasets)
-install(PROGRAMS launch/mpi-env.sh DESTINATION ${DLFS_SHARE}/launch)
+# The launch tools that work outside a checkout (the others build, test or package the
+# checkout itself), with their package launch/study; on PATH as dlfs-<tool>.
+install(PROGRAMS launch/mpi-env.sh launch/scaling-study launch/scaling-report launch/hardware-guide
+  DESTINATION ${DLFS_SHARE}/launch)
 install(FILES launch/README.md DESTINATION ${DLFS_SHARE}/launch)
+install(DIRECTORY launch/study DESTINATION ${DLFS_SHARE}/launch FILES_MATCHING PATTERN "*.py" PATTERN "*.json"
+  PATTERN __pycache__ EXCLUDE)
+foreach(tool scaling-study scaling-report hardware-guide)
+  install(CODE "file(MAKE_DIRECTORY \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\")
+    file(CREATE_LINK ../${DLFS_SHARE}/launch/${tool}
+      \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/dlfs-${tool}\" SYMBOLIC)")
+endforeach()
 
 # Man pages from the programs' own --help and --version, so that they never drift.
 # help2man (Debian's help2man) runs the built programs: not in cross or sanitizer builds.

@@ -18,7 +18,11 @@ import time
 STUDY_DIR = os.path.dirname(os.path.abspath(__file__))       # launch/study
 HERE = os.path.dirname(STUDY_DIR)                             # launch/: the entry scripts
 ROOT = os.path.dirname(HERE)                                  # the repository
-RESULTS_DIR = os.path.join(ROOT, "results")                   # measured figures, generated guides
+# Installed (cmake --install, the .deb, EasyBuild), the tree is PREFIX/share/dlfs: the programs
+# are in PREFIX/bin, and results go under the working directory, not the installation.
+INSTALLED = ROOT.endswith(os.sep + os.path.join("share", "dlfs"))
+PREFIX_BIN = os.path.join(os.path.dirname(os.path.dirname(ROOT)), "bin") if INSTALLED else None
+RESULTS_DIR = os.path.join(os.getcwd() if INSTALLED else ROOT, "results")  # measured figures, guides
 CONSTANTS_FILE = os.path.join(STUDY_DIR, "hardware-model.json")
 STUDY_FORMAT = "dlfs-scaling-study/1"
 CSV_FIELDS = ["ranks", "mode", "device", "batch", "batch_per_rank", "samples_per_s", "step_ms",
@@ -166,13 +170,14 @@ def sources_md(names):
 
 def find_train(given):
     """dlfs-train: the given path (InputError when it is not a program), else $DLFS_TRAIN, the
-    PATH, build/src; None when none is there."""
+    PATH, build/src, an installation's bin/; None when none is there."""
     if given:
         if not (os.path.isfile(given) and os.access(given, os.X_OK)):
             raise InputError(f"--train {given}: not an executable file (the dlfs-train program)")
         return os.path.abspath(given)
     for cand in (os.environ.get("DLFS_TRAIN"), shutil.which("dlfs-train"),
-                 os.path.join(ROOT, "build", "src", "dlfs-train")):
+                 os.path.join(ROOT, "build", "src", "dlfs-train"),
+                 PREFIX_BIN and os.path.join(PREFIX_BIN, "dlfs-train")):
         if cand and os.access(cand, os.X_OK):
             return os.path.abspath(cand)
     return None

@@ -8,7 +8,8 @@
 #    it on 2 ranks, to the same parameters as the build tree's dlfs-train;
 #  - each man page documents every long option of its program's --help;
 #  - the installed slurm/train.sbatch (dry run, dlfs-train on no PATH) runs the installed
-#    dlfs-train, not a checkout's.
+#    dlfs-train, not a checkout's; so does the installed dlfs-scaling-study (on PATH as a link
+#    to PREFIX/share/dlfs/launch, with its package launch/study), and it writes its report.
 # usage: tree.sh TRAIN DATA FMNIST BUILD_DIR MAN(ON|OFF)
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/install-lib.sh"
@@ -19,7 +20,9 @@ cmake --install "$build" --prefix "$p" > "$T_TMP/install.out" 2>&1 \
   || { cat "$T_TMP/install.out"; t_fail "cmake --install"; t_done; }
 missing=""
 for f in bin/dlfs-train bin/dlfs-data share/dlfs/slurm/train.sbatch share/dlfs/slurm/train-multinode.sbatch \
-    share/dlfs/slurm/scaling.sbatch share/dlfs/slurm/README.md share/dlfs/README.md share/dlfs/launch/mpi-env.sh; do
+    share/dlfs/slurm/scaling.sbatch share/dlfs/slurm/README.md share/dlfs/README.md share/dlfs/launch/mpi-env.sh \
+    share/dlfs/launch/study/perfmodel.py share/dlfs/launch/study/hardware-model.json bin/dlfs-scaling-study \
+    bin/dlfs-scaling-report bin/dlfs-hardware-guide; do
   [ -e "$p/$f" ] || missing="$missing $f"
 done
 [ -z "$missing" ] && t_pass "the programs, the SLURM scripts and the docs are installed" \
@@ -62,4 +65,9 @@ out=$(cd "$T_TMP" && env -u DLFS_TRAIN -u DLFS_ROOT -u SLURM_JOB_ID PATH=/usr/bi
 grep -qF "mpirun -np 1 $p/bin/dlfs-train " <<<"$out" \
   && t_pass "the installed train.sbatch runs the installed dlfs-train" \
   || { echo "$out"; t_fail "the installed train.sbatch does not run $p/bin/dlfs-train"; }
+out=$(cd "$T_TMP" && env -u DLFS_TRAIN PATH=/usr/bin:/bin "$p/bin/dlfs-scaling-study" --ranks 1 --mode weak \
+  --device cpu --model "in(12),dense(8),relu,dense(3)" --batch-per-rank 8 --steps 2 --warmup 1 --out study 2>&1)
+grep -qF "mpirun -np 1 --bind-to none $p/bin/dlfs-train " <<<"$out" && [ -s "$T_TMP/study/report.md" ] \
+  && t_pass "the installed dlfs-scaling-study runs the installed dlfs-train and writes its report" \
+  || { echo "$out"; t_fail "the installed dlfs-scaling-study"; }
 t_done
