@@ -29,7 +29,7 @@ root=$T_TMP/root
 dpkg -x "$deb" "$root" || { t_fail "dpkg -x"; t_done; }
 
 # the packages of Depends (any alternative), and the packages they depend on in turn
-names() { tr ',|' '\n\n' | sed 's/(.*)//; s/:.*//; s/[[:space:]]//g' | grep . | sort -u; }
+names() { tr ',|' '\n' | sed 's/(.*)//; s/:.*//; s/[[:space:]]//g' | grep . | sort -u; }
 dep_pkgs=$(names <<<"$depends")
 uninstalled=""
 for alts in $(tr -d ' ' <<<"$depends" | tr ',' ' '); do

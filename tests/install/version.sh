@@ -78,7 +78,7 @@ for prog in "$train" "$data"; do
   [ "$(sed -n 1p <<<"$out")" = "$name $ver" ] && t_pass "$name --version: '$name $ver'" \
     || t_fail "$name --version's first line: '$(sed -n 1p <<<"$out")', want '$name $ver'"
   c=$(sed -n 's/^commit: //p' <<<"$out")
-  [ "${c%+changes}" = "$want_commit" ] && t_pass "$name: commit $c" || t_fail "$name: commit '$c', want $want_commit[+changes]"
+  [ "${c%+changes}" = "$want_commit" ] && t_pass "$name: commit $c" || t_fail "$name: commit '$c', want ${want_commit}[+changes]"
   b=$(sed -n 's/^backends: //p' <<<"$out")
   has=no
   [[ $b == *cuda* ]] && has=yes
