@@ -224,6 +224,13 @@ def gpus():
 
 
 def commit():
+    if INSTALLED:   # no checkout here (nor the one PREFIX may sit in): the installed trainer's --version
+        train = os.path.join(PREFIX_BIN, "dlfs-train")
+        try:
+            out = subprocess.run([train, "--version"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return "unknown"
+        return next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("commit:")), "unknown")
     c = _first_line(["git", "-C", ROOT, "rev-parse", "--short=10", "HEAD"])
     if c is None:
         return "unknown"

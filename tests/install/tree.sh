@@ -9,7 +9,8 @@
 #  - each man page documents every long option of its program's --help;
 #  - the installed slurm/train.sbatch (dry run, dlfs-train on no PATH) runs the installed
 #    dlfs-train, not a checkout's; so does the installed dlfs-scaling-study (on PATH as a link
-#    to PREFIX/share/dlfs/launch, with its package launch/study), and it writes its report.
+#    to PREFIX/share/dlfs/launch, with its package launch/study), and it writes its report,
+#    with the commit of the installed dlfs-train's --version.
 # usage: tree.sh TRAIN DATA FMNIST BUILD_DIR MAN(ON|NOTMADE|OFF: tests/install/CMakeLists.txt)
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/install-lib.sh"
@@ -72,4 +73,7 @@ out=$(cd "$T_TMP" && env -u DLFS_TRAIN PATH=/usr/bin:/bin "$p/bin/dlfs-scaling-s
 grep -qF "mpirun -np 1 --bind-to none $p/bin/dlfs-train " <<<"$out" && [ -s "$T_TMP/study/report.md" ] \
   && t_pass "the installed dlfs-scaling-study runs the installed dlfs-train and writes its report" \
   || { echo "$out"; t_fail "the installed dlfs-scaling-study"; }
+want=$("$p/bin/dlfs-train" --version | sed -n 's/^commit: //p')
+grep -qF "\"commit\": \"$want\"" "$T_TMP/study/scaling.json" && t_pass "the study records the installed trainer's commit ($want)" \
+  || { grep -o '"commit": "[^"]*"' "$T_TMP/study/scaling.json"; t_fail "scaling.json's commit is not the trainer's $want"; }
 t_done
