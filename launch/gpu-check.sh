@@ -17,7 +17,7 @@
 #      the build tree (never into --out);
 #   3. the op tests: every CUDA op family against the CPU backend, each in a process of
 #      its own, DLFS_CUDA_SYNC=1 (a faulting kernel is blamed on its own launch);
-#   4. benchmarks, dlfs and PyTorch (launch/torch-ref.py) on the same models in the
+#   4. benchmarks, dlfs and PyTorch (launch/study/torch_ref.py) on the same models in the
 #      same run: mlp/128 (CUDA graph on and off), mlp-large/8192 (fp32, bf16, tf32),
 #      cnn/128;
 #   5. the trainings with gates: mlp, the quickstart recipe (Adam 1e-3, cosine, seed 1,
@@ -158,7 +158,7 @@ pf() { printf '  %-22s %s\n' "$1" "$2" | tee -a "$MD" >>"$LOGS/preflight.log"; p
 miss() { PF_MISSING+=("$1 ($2)"); pf "$1" "MISSING: $2"; }
 # first FILE... : the first that exists
 first() { local f; for f in "$@"; do [ -e "$f" ] && { echo "$f"; return 0; }; done; return 1; }
-. "$SRC/launch/kit-env.sh"
+. "$SRC/launch/gpu/kit-env.sh"
 if [ -n "$KIT" ]; then
   if dlfs_kit_env "$KIT" 2>>"$LOGS/preflight.log"; then
     # shellcheck disable=SC1091 # the machine's own file
@@ -403,7 +403,7 @@ if [ $TORCH = 1 ] && [ $DRY = 0 ]; then
               "large $bl 3 mlp-large:8192 mlp-large:8192:bf16 mlp-large:8192:bf16:graph"; do
     read -r -a w <<<"$part"
     if b=$(budget 30 150); then
-      run "torch-${w[0]}" "$b" "$PY" "$SRC/launch/torch-ref.py" --device cuda --steps "${w[1]}" --warmup "${w[2]}" "${w[@]:3}" \
+      run "torch-${w[0]}" "$b" "$PY" "$SRC/launch/study/torch_ref.py" --device cuda --steps "${w[1]}" --warmup "${w[2]}" "${w[@]:3}" \
         || { rc=$?; row "PyTorch reference (${w[0]})" "FAIL: $(why $rc "$STEP_S" 150)"; tail_of "torch-${w[0]}"; }
     else no_time "PyTorch reference (${w[0]})"; fi
   done
@@ -419,7 +419,7 @@ perf() { # MEASURED TARGET_MS: met / missed / why there is no number (a row of i
 if [ $DRY = 1 ]; then
   row "bench mlp/128 on the CPU, graph on / off (dry run: the parsing, not a figure)" info "${DL[mlp]:-?} / ${DL[mlp-nograph]:-?} ms"
   if [ $TORCH != 0 ] && b=$(budget 30 90); then  # PyTorch on the CPU, to exercise the parsing
-    rc=0; run torch-cpu "$b" "$PY" "$SRC/launch/torch-ref.py" --device cpu --steps 3 --warmup 1 mlp:128 || rc=$?
+    rc=0; run torch-cpu "$b" "$PY" "$SRC/launch/study/torch_ref.py" --device cpu --steps 3 --warmup 1 mlp:128 || rc=$?
     if [ $rc -eq 0 ]; then
       ms=$(grep -E '^torch mlp 128 fp32 eager [0-9.]+$' "$LOGS/torch-cpu.log" | cut -d' ' -f6)
       row "PyTorch reference on the CPU, mlp/128 (dry run: the parsing)" info "" "${ms:-?} ms" "" "$STEP_S"

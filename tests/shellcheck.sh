@@ -2,7 +2,7 @@
 # shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # The test drivers and the mutation kit pass `bash -n` and `shellcheck -x` (ctest
 # tests_shellcheck, label unit; a few seconds). Covered: tests/*.sh and the drivers of
-# tests/train, tests/mpi, tests/ckpt (but bad-input.sh, not yet clean), tests/mutants, and
+# tests/train, tests/mpi, tests/ckpt (but bad-input.sh, not yet clean), tests/mutants, tests/install, and
 # launch/mutants. The other folders' scripts are to join as they are made clean.
 # usage: shellcheck.sh SOURCE_DIR
 . "$(dirname "$0")/lib.sh"
@@ -10,7 +10,7 @@ root=$1
 command -v shellcheck >/dev/null || { echo "skipped: no shellcheck (apt-get install shellcheck)"; exit 77; }
 cd "$root" || exit 1
 n=0
-for f in tests/*.sh tests/train/*.sh tests/mpi/*.sh tests/ckpt/*.sh tests/mutants/*.sh launch/mutants; do
+for f in tests/*.sh tests/train/*.sh tests/mpi/*.sh tests/ckpt/*.sh tests/mutants/*.sh tests/install/*.sh launch/mutants; do
   [ "$f" = tests/ckpt/bad-input.sh ] && continue
   n=$((n + 1))
   if ! out=$(bash -n "$f" 2>&1); then t_fail "$f: bash -n: $out"; continue; fi

@@ -75,6 +75,11 @@ const char *dlfs_path_short(const char *path, char *buf, size_t len);
  * component longer than NAME_MAX. DLFS_ERR_USAGE with a message "WHAT PATH: …". */
 enum dlfs_status dlfs_path_check(const char *what, const char *path, size_t extra);
 
+/* --version: "PROGRAM VERSION", the commit the build was configured from
+ * ("+changes" when it had uncommitted edits, "unknown" outside git) and the
+ * backends compiled in, one per line on stdout. */
+void dlfs_version_print(const char *program);
+
 /* qsort-based median of n doubles (reorders v). */
 double dlfs_median(double *v, size_t n);
 

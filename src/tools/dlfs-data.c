@@ -39,6 +39,7 @@ static const char usage_text[] =
     "                         [--source TEXT] [--license TEXT] [--train-limit N] [--test-limit N] -o OUT.h5\n"
     "       dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] -o OUT.h5\n"
     "       dlfs-data info FILE\n"
+    "       dlfs-data --version   (the version, the commit, the backends built in)\n"
     "\n"
     "convert  reads IDX files (MNIST format, gzipped or plain, uint8) and writes a dlfs\n"
     "         dataset (HDF5): /train/images [N,C,H,W], /train/labels [N], /test/...,\n"
@@ -436,6 +437,7 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return EXIT_SUCCESS;
     }
+    if (!strcmp(cmd, "--version")) return dlfs_version_print("dlfs-data"), EXIT_SUCCESS;
     int rc;
     if (!strcmp(cmd, "convert")) rc = cmd_convert_(argc - 1, argv + 1);
     else if (!strcmp(cmd, "info")) rc = cmd_info_(argc - 1, argv + 1);

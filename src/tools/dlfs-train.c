@@ -4,14 +4,37 @@
  * exits the same). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <mpi.h>
 #include "dlfs/comm.h"
 #include "dlfs/train.h"
 #include "dlfs/util.h"
 
+/* `dlfs-train --help` and `--version` alone answer before MPI starts: on a login node,
+ * in a package build (help2man makes the man page from them) and wherever MPI cannot
+ * start. Under a launcher only rank 0 (by the launcher's variables) prints. */
+static int info_only_(int argc, char **argv)
+{
+    if (argc != 2) return 0;
+    const bool help = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h");
+    if (!help && strcmp(argv[1], "--version") != 0) return 0;
+    static const char *const rank_vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof rank_vars / sizeof rank_vars[0]; i++) {
+        const char *v = getenv(rank_vars[i]);
+        if (v && *v) {
+            if (atoi(v) != 0) return 1;
+            break;
+        }
+    }
+    if (help) dlfs_options_usage(stdout);
+    else dlfs_version_print("dlfs-train");
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (info_only_(argc, argv)) return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
     /* FUNNELED, not MPI_Init's SINGLE: the process has other threads (the prefetch
      * thread, CUDA's and NCCL's), though only this one calls MPI */
     int provided = 0;

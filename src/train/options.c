@@ -235,7 +235,7 @@ enum dlfs_status dlfs_options_parse(struct dlfs_options *o, int argc, char **arg
     while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
         if (c == 'h' || c == VERSION_) {
             if (rank == 0 && c == 'h') dlfs_options_usage(stdout);
-            if (rank == 0 && c == VERSION_) printf("dlfs-train %s\n", DLFS_VERSION);
+            if (rank == 0 && c == VERSION_) dlfs_version_print("dlfs-train");
             *exit_now = true;
             return DLFS_OK;
         }

@@ -1,5 +1,5 @@
 """perfmodel — what launch/scaling-study, launch/scaling-report and launch/hardware-guide share:
-the model constants (launch/hardware-model.json, each with its source), the models built on
+the model constants (launch/study/hardware-model.json, each with its source), the models built on
 them (all-reduce time, GPU step time), the description of the machine a measurement ran on,
 the study files (scaling.json, scaling.csv) and Markdown helpers. Standard library only."""
 import csv
@@ -15,9 +15,15 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-CONSTANTS_FILE = os.path.join(HERE, "hardware-model.json")
+STUDY_DIR = os.path.dirname(os.path.abspath(__file__))       # launch/study
+HERE = os.path.dirname(STUDY_DIR)                             # launch/: the entry scripts
+ROOT = os.path.dirname(HERE)                                  # the repository
+# Installed (cmake --install, the .deb, EasyBuild), the tree is PREFIX/share/dlfs: the programs
+# are in PREFIX/bin, and results go under the working directory, not the installation.
+INSTALLED = ROOT.endswith(os.sep + os.path.join("share", "dlfs"))
+PREFIX_BIN = os.path.join(os.path.dirname(os.path.dirname(ROOT)), "bin") if INSTALLED else None
+RESULTS_DIR = os.path.join(os.getcwd() if INSTALLED else ROOT, "results")  # measured figures, guides
+CONSTANTS_FILE = os.path.join(STUDY_DIR, "hardware-model.json")
 STUDY_FORMAT = "dlfs-scaling-study/1"
 CSV_FIELDS = ["ranks", "mode", "device", "batch", "batch_per_rank", "samples_per_s", "step_ms",
               "compute_share", "comm_wait_share", "data_share", "speedup", "efficiency",
@@ -164,13 +170,14 @@ def sources_md(names):
 
 def find_train(given):
     """dlfs-train: the given path (InputError when it is not a program), else $DLFS_TRAIN, the
-    PATH, build/src; None when none is there."""
+    PATH, build/src, an installation's bin/; None when none is there."""
     if given:
         if not (os.path.isfile(given) and os.access(given, os.X_OK)):
             raise InputError(f"--train {given}: not an executable file (the dlfs-train program)")
         return os.path.abspath(given)
     for cand in (os.environ.get("DLFS_TRAIN"), shutil.which("dlfs-train"),
-                 os.path.join(ROOT, "build", "src", "dlfs-train")):
+                 os.path.join(ROOT, "build", "src", "dlfs-train"),
+                 PREFIX_BIN and os.path.join(PREFIX_BIN, "dlfs-train")):
         if cand and os.access(cand, os.X_OK):
             return os.path.abspath(cand)
     return None
@@ -217,6 +224,13 @@ def gpus():
 
 
 def commit():
+    if INSTALLED:   # no checkout here (nor the one PREFIX may sit in): the installed trainer's --version
+        train = os.path.join(PREFIX_BIN, "dlfs-train")
+        try:
+            out = subprocess.run([train, "--version"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return "unknown"
+        return next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("commit:")), "unknown")
     c = _first_line(["git", "-C", ROOT, "rev-parse", "--short=10", "HEAD"])
     if c is None:
         return "unknown"
