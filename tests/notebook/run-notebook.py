@@ -115,6 +115,7 @@ def png_ok(data):
     return None
 
 
+# long: the run in sequence: options, the kernel, execute, check the results, write them
 def main():
     ensure_python()
     a = options()

@@ -60,6 +60,7 @@ python3 "$guide" "$g" "$gpu" --models mlp --target-acc 0.80 -o "$T_TMP/both.md" 
   { cat "$T_TMP/both.log"; t_fail "hardware-guide of both inputs exited non-zero"; }
 
 # check_guide MD MODE: recompute the figures of the guide MD (and MD's .json) from the inputs
+# (long: one Python heredoc, the oracle)
 check_guide() {
   python3 - "$1" "$2" "$g" "$root/launch/study/hardware-model.json" <<'PY'
 import json, math, os, re, sys
