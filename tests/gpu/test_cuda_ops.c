@@ -608,10 +608,10 @@ static void test_conv(void)
     conv_case_(32, 14, 14, 64, 5, 1, 2, 64, 0, DLFS_ACT_RELU);
 }
 
-static void pool_case_(int c, int h, int w, int k, int stride, int n)
+static void pool_case_(int c, int h, int w, int k, int stride, int pad, int n)
 {
     struct dlfs_conv_geom g;
-    t_conv_geom_(&g, c, h, w, c, k, stride, 0);
+    t_conv_geom_(&g, c, h, w, c, k, stride, pad);
     const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * g.oh * g.ow;
     float *x = malloc(nx * sizeof *x), *dy = rnd_(ny, 1);
     for (size_t i = 0; i < nx; i++) x[i] = (float)(int)(3.0 * t_rand_(&seed_)); /* ties: first maximum wins */
@@ -627,12 +627,12 @@ static void pool_case_(int c, int h, int w, int k, int stride, int n)
         bes[i]->to_host(harg[i], arg[i], ny * sizeof(int32_t));
     }
     char what[96];
-    snprintf(what, sizeof what, "maxpool_fwd c%d %dx%d k%d s%d n%d (bit-exact)", c, h, w, k, stride, n);
+    snprintf(what, sizeof what, "maxpool_fwd c%d %dx%d k%d s%d p%d n%d (bit-exact)", c, h, w, k, stride, pad, n);
     cmp_dev_(what, y[0], y[1], ny, T_EXACT);
     size_t bad = 0;
     for (size_t i = 0; i < ny; i++) bad += harg[0][i] != harg[1][i];
     CHECK(bad == 0, "%s: %zu window maxima at another position than the CPU's", what, bad);
-    snprintf(what, sizeof what, "maxpool_bwd c%d %dx%d k%d s%d n%d (bit-exact)", c, h, w, k, stride, n);
+    snprintf(what, sizeof what, "maxpool_bwd c%d %dx%d k%d s%d p%d n%d (bit-exact)", c, h, w, k, stride, pad, n);
     cmp_dev_(what, gx[0], gx[1], nx, T_EXACT);
     for (int i = 0; i < 2; i++) {
         gfree_(bes[i], dx_[i], nx, "pool x"); gfree_(bes[i], y[i], ny, "pool y");
@@ -644,12 +644,15 @@ static void pool_case_(int c, int h, int w, int k, int stride, int n)
 
 static void test_pool(void)
 {
-    pool_case_(3, 6, 6, 2, 2, 2);
-    pool_case_(2, 7, 5, 2, 2, 1);   /* odd sizes */
-    pool_case_(2, 7, 7, 3, 2, 3);   /* overlapping windows */
-    pool_case_(2, 8, 9, 3, 1, 2);   /* stride 1 */
-    pool_case_(1, 9, 10, 2, 3, 2);  /* stride > kernel */
-    pool_case_(32, 28, 28, 2, 2, 64);
+    pool_case_(3, 6, 6, 2, 2, 0, 2);
+    pool_case_(2, 7, 5, 2, 2, 0, 1);   /* odd sizes */
+    pool_case_(2, 7, 7, 3, 2, 0, 3);   /* overlapping windows */
+    pool_case_(2, 8, 9, 3, 1, 0, 2);   /* stride 1 */
+    pool_case_(1, 9, 10, 2, 3, 0, 2);  /* stride > kernel */
+    pool_case_(32, 28, 28, 2, 2, 0, 64);
+    pool_case_(3, 9, 8, 3, 2, 1, 2);   /* padded: resnet50's stem pool 3x3/2 pad 1 */
+    pool_case_(2, 7, 7, 3, 1, 1, 2);   /* padded, stride 1 */
+    pool_case_(8, 112, 112, 3, 2, 1, 4);
 }
 
 static void test_dropout(void)

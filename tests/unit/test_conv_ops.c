@@ -139,26 +139,28 @@ static void pool_ref_(const struct dlfs_conv_geom *g, int n, const double *x, do
     for (int q = 0; q < n * g->c; q++)
         for (int oy = 0; oy < g->oh; oy++)
             for (int ox = 0; ox < g->ow; ox++) {
-                double m = -INFINITY;
+                double m = -INFINITY; /* the padding: -inf, as PyTorch's max_pool2d */
                 for (int i = 0; i < g->kh; i++)
                     for (int j = 0; j < g->kw; j++) {
-                        double v = x[((size_t)q * g->h + oy * g->stride + i) * g->w + ox * g->stride + j];
+                        const int iy = oy * g->stride - g->pad + i, ix = ox * g->stride - g->pad + j;
+                        if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
+                        const double v = x[((size_t)q * g->h + iy) * g->w + ix];
                         if (v > m) m = v;
                     }
                 y[((size_t)q * g->oh + oy) * g->ow + ox] = m;
             }
 }
 
-static void test_pool(const struct dlfs_backend *be, int c, int h, int w, int k, int stride, int n)
+static void test_pool(const struct dlfs_backend *be, int c, int h, int w, int k, int stride, int pad, int n)
 {
     struct dlfs_conv_geom g;
-    t_conv_geom_(&g, c, h, w, c, k, stride, 0);
+    t_conv_geom_(&g, c, h, w, c, k, stride, pad);
     const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * g.oh * g.ow;
     float *x = t_rand_floats_(&seed_, nx, 1), *r = t_rand_floats_(&seed_, ny, 1);
     double *xd = to_d_(x, nx), *rd = to_d_(r, ny), *yref = malloc(ny * sizeof *yref);
     pool_ref_(&g, n, xd, yref);
     char what[96], m[160];
-    snprintf(what, sizeof what, "maxpool c%d %dx%d k%d s%d n%d", c, h, w, k, stride, n);
+    snprintf(what, sizeof what, "maxpool c%d %dx%d k%d s%d p%d n%d", c, h, w, k, stride, pad, n);
     float *dx = t_upload_(be, x, nx), *dy = be->alloc(ny * sizeof(float));
     int32_t *arg = be->alloc(ny * sizeof(int32_t));
     be->maxpool_fwd(&g, n, dx, dy, arg);
@@ -334,9 +336,11 @@ int main(void)
                       openblas_get_num_threads(), threads);
         }
         if (be->set_threads) be->set_threads(1);
-        test_pool(be, 3, 6, 6, 2, 2, 2);
-        test_pool(be, 2, 7, 5, 2, 2, 1);         /* odd sizes: the last row/column is dropped */
-        test_pool(be, 2, 7, 7, 3, 2, 3);         /* overlapping windows */
+        test_pool(be, 3, 6, 6, 2, 2, 0, 2);
+        test_pool(be, 2, 7, 5, 2, 2, 0, 1);      /* odd sizes: the last row/column is dropped */
+        test_pool(be, 2, 7, 7, 3, 2, 0, 3);      /* overlapping windows */
+        test_pool(be, 3, 9, 8, 3, 2, 1, 2);      /* padding: resnet50's stem pool 3x3/2 pad 1 */
+        test_pool(be, 2, 6, 7, 2, 2, 1, 1);      /* padding, even kernel: windows half outside */
         test_dropout(be);
         test_bn_groups(be);
     }
