@@ -603,6 +603,7 @@ static void test_conv(void)
     conv_case_(1, 3, 3, 2, 5, 1, 2, 1, 0, DLFS_ACT_RELU);   /* kernel larger than the image */
     conv_case_(2, 13, 11, 3, 5, 2, 0, 3, 0, DLFS_ACT_SIGMOID);
     conv_case_(3, 7, 6, 4, 3, 2, 2, 3, 1, DLFS_ACT_RELU);   /* one image per chunk */
+    conv_case_(4, 6, 5, 3, 1, 1, 0, 3, 1, DLFS_ACT_RELU);   /* 1x1 one image a chunk (the CPU's direct GEMMs) */
     conv_case_(2, 9, 9, 3, 5, 1, 2, 7, 2 * 50 * 81, DLFS_ACT_RELU); /* chunks 2, 2, 2, 1 */
     conv_case_(1, 28, 28, 32, 5, 1, 2, 64, 0, DLFS_ACT_RELU);       /* the cnn's layers */
     conv_case_(32, 14, 14, 64, 5, 1, 2, 64, 0, DLFS_ACT_RELU);

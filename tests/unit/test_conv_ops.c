@@ -157,6 +157,15 @@ static void test_pool(const struct dlfs_backend *be, int c, int h, int w, int k,
     t_conv_geom_(&g, c, h, w, c, k, stride, pad);
     const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * g.oh * g.ow;
     float *x = t_rand_floats_(&seed_, nx, 1), *r = t_rand_floats_(&seed_, ny, 1);
+    /* distinct values at least 2/nx apart (a shuffled ladder): no two in a window are
+     * within the finite differences' step, which would split the gradient */
+    for (size_t i = 0; i < nx; i++) x[i] = (float)(2.0 * (double)i / (double)nx - 1.0);
+    for (size_t i = nx - 1; i > 0; i--) {
+        const size_t j = (size_t)((t_rand_(&seed_) + 1.0) / 2.0 * (double)(i + 1)); /* t_rand_: [-1, 1) */
+        const float t = x[i];
+        x[i] = x[j];
+        x[j] = t;
+    }
     double *xd = to_d_(x, nx), *rd = to_d_(r, ny), *yref = malloc(ny * sizeof *yref);
     pool_ref_(&g, n, xd, yref);
     char what[96], m[160];
@@ -302,6 +311,7 @@ static void conv_cases_(const struct dlfs_backend *be)
     /* several chunks: one image per chunk, then 2 + 1 (a partial last chunk) */
     dlfs_conv_set_col_budget(1);
     test_conv(be, 3, 7, 6, 4, 3, 2, 2, 3);
+    test_conv(be, 4, 6, 5, 3, 1, 1, 0, 3);  /* 1x1 one image a chunk: x and dx straight in the GEMMs */
     dlfs_conv_set_col_budget(2 * 27 * 5 * 4); /* k = 27, plane = 5 x 4 */
     test_conv(be, 3, 7, 6, 4, 3, 2, 2, 3);
     dlfs_conv_set_col_budget(0);

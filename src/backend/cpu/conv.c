@@ -17,6 +17,7 @@
  * BLAS (below, conv_job_): cnn step on 2 cores 98 -> 77..87 ms, where two BLAS
  * threads per GEMM left the second core idle in the unfolding between GEMMs. */
 #include <cblas.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include "backend/cpu/cpu-impl.h"
@@ -127,6 +128,16 @@ static float sum_(const float *x, int n)
     return sum;
 }
 
+/* A 1x1 convolution at stride 1 without padding is a plain GEMM: an image unfolded
+ * is the image itself, (c, plane). Chunks of one image (the planes of 28x28 and up in
+ * resnet50) then multiply x in place (no copy) and the backward writes dx straight
+ * from its GEMM (no fold-back into a zeroed dx). The same GEMMs on the same values:
+ * the same bits as the unfolded path, but for the sign of a zero in dx. */
+static bool pointwise_(const struct dlfs_conv_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad == 0;
+}
+
 /* One call of the op, split by images across the rank's threads (workers.c):
  * thread `id` of T takes images [n id / T, n (id+1) / T) with one-thread BLAS and
  * its own scratch; the weight and bias gradients of threads 1.. are partial sums
@@ -176,9 +187,12 @@ static void fwd_part_(void *arg, int id, int threads)
         const size_t ld = (size_t)s * plane;
         /* (oc, s*plane); for one image that is its NCHW place in z already */
         float *out = s == 1 ? j->z + (size_t)i0 * out_sz : col + (size_t)k * ld;
-        for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
+        const bool direct = s == 1 && pointwise_(g);
+        const float *unf = direct ? j->x + (size_t)i0 * in_sz : col;
+        if (!direct)
+            for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
         /* out (oc, s*plane) = W (oc, k) * col (k, s*plane) */
-        cpu_gemm(false, false, g->oc, (int)ld, k, 1.0f, j->w, k, col, (int)ld, 0.0f, out, (int)ld);
+        cpu_gemm(false, false, g->oc, (int)ld, k, 1.0f, j->w, k, unf, (int)ld, 0.0f, out, (int)ld);
         for (int q = 0; q < s; q++)
             for (int o = 0; o < g->oc; o++) { /* bias per channel, activation, into NCHW */
                 const float *src = out + (size_t)o * ld + (size_t)q * plane;
@@ -225,7 +239,8 @@ static void bwd_part_(void *arg, int id, int threads)
         j->part[id] = dw;
     }
     memset(db, 0, (size_t)g->oc * sizeof *db);
-    if (j->dx) memset(j->dx + (size_t)first * in_sz, 0, (size_t)(end - first) * in_sz * sizeof *j->dx);
+    if (j->dx && !(S == 1 && pointwise_(g))) /* (direct: every dx written by a GEMM) */
+        memset(j->dx + (size_t)first * in_sz, 0, (size_t)(end - first) * in_sz * sizeof *j->dx);
     for (int i0 = first; i0 < end; i0 += S) {
         const int s = end - i0 < S ? end - i0 : S;
         const size_t ld = (size_t)s * plane;
@@ -238,10 +253,16 @@ static void bwd_part_(void *arg, int id, int threads)
                                   (size_t)plane * sizeof *src);
                 db[o] += sum_(src, plane);
             }
-        for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
+        const bool direct = s == 1 && pointwise_(g);
+        const float *unf = direct ? j->x + (size_t)i0 * in_sz : col;
+        if (!direct)
+            for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
         /* dW (oc, k) (+)= dz (oc, s*plane) * col^T (s*plane, k) */
-        cpu_gemm(false, true, g->oc, k, (int)ld, 1.0f, dzt, (int)ld, col, (int)ld, i0 > first ? 1.0f : 0.0f, dw, k);
-        if (j->dx) {
+        cpu_gemm(false, true, g->oc, k, (int)ld, 1.0f, dzt, (int)ld, unf, (int)ld, i0 > first ? 1.0f : 0.0f, dw, k);
+        if (j->dx && direct) /* dx (c, plane) = W^T (c, oc) * dz (oc, plane) */
+            cpu_gemm(true, false, k, (int)ld, g->oc, 1.0f, j->w, k, dzt, (int)ld, 0.0f, j->dx + (size_t)i0 * in_sz,
+                     (int)ld);
+        else if (j->dx) {
             /* col (k, s*plane) = W^T (k, oc) * dz (oc, s*plane), folded back into dx */
             cpu_gemm(true, false, k, (int)ld, g->oc, 1.0f, j->w, k, dzt, (int)ld, 0.0f, col, (int)ld);
             for (int q = 0; q < s; q++) col2im_(g, col + (size_t)q * plane, ld, j->dx + (size_t)(i0 + q) * in_sz);
