@@ -14,7 +14,8 @@
  *               dense(N)                 fully connected, flattens its input
  *               conv(C,kK[,sS][,pP])     C output channels, KxK kernel, stride S
  *                                        (default 1), zero padding P (default 0)
- *               maxpool(K[,sS])          KxK windows, stride S (default K)
+ *               maxpool(K[,sS][,pP])     KxK windows, stride S (default K), padding
+ *                                        P <= K/2 that is never the maximum (-inf)
  *               flatten                  (C,H,W) -> C*H*W; no computation (NCHW)
  *               dropout(P)               zero each value with probability P (0 <= P < 1)
  *                                        while training, scaling the rest by 1/(1-P)

@@ -234,6 +234,14 @@ static void test_specs(void)
     CHECK(dlfs_model_parse(m.spec, &m2) == DLFS_OK && strcmp(m.spec, m2.spec) == 0, "conv canonical round trip");
     dlfs_model_free(&m2);
     dlfs_model_free(&m);
+    /* padded max pooling (resnet50's stem: 112x112 -> 56x56), (h + 2p - k) / s + 1 */
+    CHECK(dlfs_model_parse("in(2x112x112),maxpool(3, s2, p1),maxpool(2,p1),maxpool(3,p1,s3),dense(3)", &m) == DLFS_OK &&
+          m.layers[0].g.oh == 56 && m.layers[0].g.ow == 56 && m.layers[0].g.pad == 1 && m.layers[1].g.oh == 29 &&
+          m.layers[1].g.stride == 2 && m.layers[2].g.oh == 10 && m.layers[2].g.stride == 3,
+          "maxpool padding: %s", dlfs_error_msg());
+    CHECK(strcmp(m.spec, "in(2x112x112),maxpool(3,s2,p1),maxpool(2,p1),maxpool(3,p1),dense(3)") == 0,
+          "canonical %s", m.spec);
+    dlfs_model_free(&m);
     CHECK(dlfs_model_parse("in(9),dense(5),relu,dropout(0.25),dense(3)", &m) == DLFS_OK &&
           m.layers[1].type == DLFS_LAYER_DROPOUT && m.layers[1].rate == 0.25f && m.layers[1].num_params == 0 &&
           strcmp(m.spec, "in(9),dense(5),relu,dropout(0.25),dense(3)") == 0, "dropout: %s", dlfs_error_msg());
@@ -247,7 +255,7 @@ static void test_specs(void)
                          "in(1x8x8),conv(2,k3,p-1),dense(3)", "in(1x8x8),conv(2,k0),dense(3)",
                          "in(1x8x8),conv(2,k3,s0),dense(3)", "in(1x8x8),conv(2),dense(3)",
                          "in(1x8x8),conv(2,k3,q1),dense(3)", "in(1x3x3),maxpool(4),dense(3)",
-                         "in(1x8x8),maxpool(2,p1),dense(3)", "in(1x8x8),maxpool(2),relu,dense(3)",
+                         "in(1x8x8),maxpool(3,p2),dense(3)", "in(1x8x8),maxpool(2),relu,dense(3)",
                          "in(1x8x8),conv(2,k3),flatten", "in(1x8x8),conv(2,k3,p1,dense(3)",
                          "in(1x8x8),flatten(2),dense(3)", "in(9),dropout(1),dense(3)",
                          "in(9),dropout(-0.1),dense(3)", "in(9),dropout,dense(3)", "in(9),dropout(0.5x),dense(3)",
@@ -328,6 +336,7 @@ int main(void)
     check_model("in(2x7x6),conv(3,k3,s2,p2),tanh,maxpool(2),flatten,dense(4),relu,dense(3)", 3);
     check_model("in(1x9x9),conv(3,k5,p2),relu,maxpool(2),conv(4,k3),gelu,maxpool(2,s1),flatten,dense(3)", 2);
     check_model("in(1x6x6),maxpool(3,s2),conv(2,k2),dense(2)", 2);
+    check_model("in(2x7x6),conv(3,k3,p1),maxpool(3,s2,p1),dense(3)", 2);
     check_model("in(12),dense(9),relu,dropout(0.5),dense(3)", 4);
     check_model("in(2x5x5),conv(3,k3,p1),batchnorm,relu,maxpool(2),flatten,dense(3)", 3);
     check_model("in(1x4x3),conv(2,k2),batchnorm,dense(4),batchnorm,tanh,dense(3)", 5);

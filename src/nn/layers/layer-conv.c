@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 /* The window layers: conv(C,kK[,sS][,pP]) (C output channels, KxK kernel,
- * stride S, zero padding P; weight (C, c, K, K)) and maxpool(K[,sS]). */
+ * stride S, zero padding P; weight (C, c, K, K)) and maxpool(K[,sS][,pP]) (padding
+ * P <= K/2 of -inf). */
 #include <ctype.h>
 #include <string.h>
 #include "nn/layer.h"
@@ -37,14 +38,19 @@ static const char *window_args_(char *args, const char *keys, int *k, int *strid
 static const char *window_(const struct nn_tok *k, struct dlfs_layer *L, struct nn_shape *s, int conv)
 {
     char *comma = k->arg ? strchr(k->arg, ',') : NULL;
-    int first, win = 0, stride = 1, pad = 0;
+    int first, win = 0, stride = conv ? 1 : 0, pad = 0; /* maxpool's stride: its window unless given */
     if (!k->arg || !nn_parse_pos(k->arg, comma ? (size_t)(comma - k->arg) : k->alen, &first))
         return conv ? "conv(C,kK[,sS][,pP]) needs a positive number of output channels"
-                    : "maxpool(K[,sS]) needs a positive window size";
-    const char *why = comma ? window_args_(comma + 1, conv ? "ksp" : "s", &win, &stride, &pad) : NULL;
+                    : "maxpool(K[,sS][,pP]) needs a positive window size";
+    const char *why = comma ? window_args_(comma + 1, conv ? "ksp" : "sp", &win, &stride, &pad) : NULL;
     if (why) return why;
     if (conv && win == 0) return "conv needs a kernel size, e.g. conv(32,k5,p2)";
-    if (!conv) { win = first; if (!comma) stride = first; }
+    if (!conv) {
+        win = first;
+        if (stride == 0) stride = first;
+        /* the padding is -inf: a window must keep a pixel of the plane (as PyTorch) */
+        if (2 * pad > win) return "maxpool's padding must be at most half its window (maxpool(3,s2,p1))";
+    }
     if (win > s->h + 2 * pad || win > s->w + 2 * pad) {
         snprintf(s->why, sizeof s->why, "the %dx%d window is larger than its %dx%d input%s", win, win, s->h, s->w,
                  pad ? " plus padding" : "");
@@ -79,8 +85,10 @@ static int conv_print_(const struct dlfs_layer *L, char *o, size_t room)
 
 static int pool_print_(const struct dlfs_layer *L, char *o, size_t room)
 {
-    if (L->g.stride == L->g.kh) return snprintf(o, room, "maxpool(%d)", L->g.kh);
-    return snprintf(o, room, "maxpool(%d,s%d)", L->g.kh, L->g.stride);
+    char s[16] = "", p[16] = "";
+    if (L->g.stride != L->g.kh) snprintf(s, sizeof s, ",s%d", L->g.stride);
+    if (L->g.pad) snprintf(p, sizeof p, ",p%d", L->g.pad);
+    return snprintf(o, room, "maxpool(%d%s%s)", L->g.kh, s, p);
 }
 
 static void conv_sizes_(struct dlfs_layer *L, size_t *nw, size_t *nb)
