@@ -12,8 +12,9 @@
  *   layers    in(784),dense(256),gelu,dense(10)   comma-separated; in(CxHxW) or in(N)
  *             first, then
  *               dense(N)                 fully connected, flattens its input
- *               conv(C,kK[,sS][,pP])     C output channels, KxK kernel, stride S
- *                                        (default 1), zero padding P (default 0)
+ *               conv(C,kK[,sS][,pP][,b0]) C output channels, KxK kernel, stride S
+ *                                        (default 1), zero padding P (default 0);
+ *                                        b0: no bias (before a batchnorm, as ResNets)
  *               maxpool(K[,sS][,pP])     KxK windows, stride S (default K), padding
  *                                        P <= K/2 that is never the maximum (-inf)
  *               flatten                  (C,H,W) -> C*H*W; no computation (NCHW)
@@ -68,6 +69,7 @@ struct dlfs_layer {
                                layer; window (kh, kw, stride, pad) of conv/maxpool */
     enum dlfs_act act;      /* fused activation after the layer (dense, conv, batchnorm) */
     float rate;             /* dropout: probability of zeroing an element */
+    int no_bias;            /* conv: without bias (b0), as before a batch norm */
     int bn_c, bn_plane;     /* batchnorm: channels, values per channel per sample */
     size_t w_off, b_off;    /* offsets into the slab: weight, bias */
     size_t num_params;      /* 0 for layers without parameters */

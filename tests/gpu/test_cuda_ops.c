@@ -537,6 +537,8 @@ static void test_model(void)
 }
 
 /* ---- CNN ops: convolution, max pooling, dropout, mul, batch normalisation ---- */
+static int conv_nobias_; /* 1: the conv without bias (b, db NULL) */
+
 static void conv_case_(int c, int h, int w, int oc, int k, int stride, int pad, int n, size_t budget,
                        enum dlfs_act act)
 {
@@ -553,13 +555,13 @@ static void conv_case_(int c, int h, int w, int oc, int k, int stride, int pad, 
         dx_[i] = gup_(be, x, nx); dw_[i] = gup_(be, wt, nw); db_[i] = gup_(be, b, (size_t)oc); dz_[i] = gup_(be, dz, nz);
         col[i] = gnew_(be, ncol); z[i] = gnew_(be, nz); a[i] = act == DLFS_ACT_NONE ? z[i] : gnew_(be, nz);
         gw[i] = gnew_(be, nw); gb[i] = gnew_(be, (size_t)oc); gx[i] = gnew_(be, nx);
-        be->conv2d_fwd(&g, n, dx_[i], dw_[i], db_[i], col[i], z[i], a[i], act);
+        be->conv2d_fwd(&g, n, dx_[i], dw_[i], conv_nobias_ ? NULL : db_[i], col[i], z[i], a[i], act);
     }
     char what[128];
     const int kk = c * k * k;
     const struct tol t = {1e-9, 2e-5 * sqrt((double)kk), 1e-4}; /* k products summed in another order */
-    snprintf(what, sizeof what, "conv2d_fwd c%d %dx%d oc%d k%d s%d p%d n%d %s chunk %d: z", c, h, w, oc, k, stride,
-             pad, n, dlfs_act_name(act), dlfs_conv_chunk(&g, n));
+    snprintf(what, sizeof what, "conv2d_fwd c%d %dx%d oc%d k%d s%d p%d n%d %s chunk %d%s: z", c, h, w, oc, k, stride,
+             pad, n, dlfs_act_name(act), dlfs_conv_chunk(&g, n), conv_nobias_ ? " no bias" : "");
     cmp_dev_(what, z[0], z[1], nz, t);
     if (act != DLFS_ACT_NONE) {
         snprintf(what, sizeof what, "conv2d_fwd c%d %dx%d oc%d k%d s%d p%d n%d %s: act", c, h, w, oc, k, stride, pad,
@@ -568,7 +570,8 @@ static void conv_case_(int c, int h, int w, int oc, int k, int stride, int pad, 
     }
     for (int withdx = 1; withdx >= 0; withdx--) {
         for (int i = 0; i < 2; i++)
-            bes[i]->conv2d_bwd(&g, n, dx_[i], dw_[i], dz_[i], col[i], gw[i], gb[i], withdx ? gx[i] : NULL);
+            bes[i]->conv2d_bwd(&g, n, dx_[i], dw_[i], dz_[i], col[i], gw[i], conv_nobias_ ? NULL : gb[i],
+                               withdx ? gx[i] : NULL);
         const double m = (double)n * g.oh * g.ow; /* dw, db: sums over images and pixels */
         const struct tol tw = {1e-9, 2e-5 * sqrt(m), 1e-4}, tx = {1e-9, 2e-5 * sqrt((double)oc * k * k), 1e-4};
         snprintf(what, sizeof what, "conv2d_bwd c%d %dx%d oc%d k%d s%d p%d n%d dx=%d: dw", c, h, w, oc, k, stride,
@@ -576,7 +579,7 @@ static void conv_case_(int c, int h, int w, int oc, int k, int stride, int pad, 
         cmp_dev_(what, gw[0], gw[1], nw, tw);
         snprintf(what, sizeof what, "conv2d_bwd c%d %dx%d oc%d k%d s%d p%d n%d dx=%d: db", c, h, w, oc, k, stride,
                  pad, n, withdx);
-        cmp_dev_(what, gb[0], gb[1], (size_t)oc, tw);
+        if (!conv_nobias_) cmp_dev_(what, gb[0], gb[1], (size_t)oc, tw);
         if (withdx) {
             snprintf(what, sizeof what, "conv2d_bwd c%d %dx%d oc%d k%d s%d p%d n%d: dx", c, h, w, oc, k, stride, pad, n);
             cmp_dev_(what, gx[0], gx[1], nx, tx);
@@ -604,6 +607,10 @@ static void test_conv(void)
     conv_case_(2, 13, 11, 3, 5, 2, 0, 3, 0, DLFS_ACT_SIGMOID);
     conv_case_(3, 7, 6, 4, 3, 2, 2, 3, 1, DLFS_ACT_RELU);   /* one image per chunk */
     conv_case_(4, 6, 5, 3, 1, 1, 0, 3, 1, DLFS_ACT_RELU);   /* 1x1 one image a chunk (the CPU's direct GEMMs) */
+    conv_nobias_ = 1;                                        /* without bias (ResNets' convs before batch norm) */
+    conv_case_(3, 9, 8, 5, 3, 2, 1, 4, 0, DLFS_ACT_NONE);
+    conv_case_(8, 7, 7, 16, 1, 2, 0, 3, 0, DLFS_ACT_RELU);  /* the 1x1 stride-2 projection */
+    conv_nobias_ = 0;
     conv_case_(2, 9, 9, 3, 5, 1, 2, 7, 2 * 50 * 81, DLFS_ACT_RELU); /* chunks 2, 2, 2, 1 */
     conv_case_(1, 28, 28, 32, 5, 1, 2, 64, 0, DLFS_ACT_RELU);       /* the cnn's layers */
     conv_case_(32, 14, 14, 64, 5, 1, 2, 64, 0, DLFS_ACT_RELU);

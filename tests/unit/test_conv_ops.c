@@ -66,21 +66,24 @@ static double conv_loss_(const struct dlfs_conv_geom *g, int n, const double *x,
         (out)[i_] = (lp_ - lm_) / (2 * h_);                      \
     }
 
-static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc, int k, int stride, int pad,
-                      int n)
+/* bias 0: the conv without one (b and db NULL), against the reference with b = 0 */
+static void test_conv_b(const struct dlfs_backend *be, int c, int h, int w, int oc, int k, int stride, int pad,
+                        int n, int bias)
 {
     struct dlfs_conv_geom g;
     t_conv_geom_(&g, c, h, w, oc, k, stride, pad);
     const size_t nx = (size_t)n * c * h * w, nw = (size_t)oc * c * k * k, nz = (size_t)n * oc * g.oh * g.ow;
     float *x = t_rand_floats_(&seed_, nx, 1), *wt = t_rand_floats_(&seed_, nw, 0.5), *b = t_rand_floats_(&seed_, (size_t)oc, 0.5), *r = t_rand_floats_(&seed_, nz, 1);
+    if (!bias) memset(b, 0, (size_t)oc * sizeof *b);
     double *xd = to_d_(x, nx), *wd = to_d_(wt, nw), *bd = to_d_(b, (size_t)oc), *rd = to_d_(r, nz);
     double *zref = malloc(nz * sizeof *zref), *aref = malloc(nz * sizeof *aref), *tmp = malloc(nz * sizeof *tmp);
     conv_ref_(&g, n, xd, wd, bd, zref);
     for (size_t i = 0; i < nz; i++) aref[i] = zref[i] > 0 ? zref[i] : 0;
     char what[128];
-    snprintf(what, sizeof what, "conv c%d %dx%d oc%d k%d s%d p%d n%d", c, h, w, oc, k, stride, pad, n);
+    snprintf(what, sizeof what, "conv c%d %dx%d oc%d k%d s%d p%d n%d%s", c, h, w, oc, k, stride, pad, n,
+             bias ? "" : " no bias");
 
-    float *dx = t_upload_(be, x, nx), *dw = t_upload_(be, wt, nw), *db = t_upload_(be, b, (size_t)oc);
+    float *dx = t_upload_(be, x, nx), *dw = t_upload_(be, wt, nw), *db = bias ? t_upload_(be, b, (size_t)oc) : NULL;
     float *col = be->alloc(dlfs_conv_col_floats(&g, n) * sizeof(float));
     float *dz = be->alloc(nz * sizeof(float)), *da = be->alloc(nz * sizeof(float));
     float *hz = t_guarded_(nz), *ha = t_guarded_(nz);
@@ -100,14 +103,14 @@ static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc
 
     /* backward with dz = r: gradients of L = sum(r * z) */
     be->to_device(dz, r, nz * sizeof(float));
-    float *gw = be->alloc(nw * sizeof(float)), *gb = be->alloc((size_t)oc * sizeof(float));
+    float *gw = be->alloc(nw * sizeof(float)), *gb = bias ? be->alloc((size_t)oc * sizeof(float)) : NULL;
     float *gx = be->alloc(nx * sizeof(float));
     be->fill(gw, 7.0f, nw); /* must be overwritten, not accumulated */
     be->fill(gx, 7.0f, nx);
     be->conv2d_bwd(&g, n, dx, dw, dz, col, gw, gb, gx);
     float *hgw = t_guarded_(nw), *hgb = t_guarded_((size_t)oc), *hgx = t_guarded_(nx);
     t_download_(be, hgw, gw, nw);
-    t_download_(be, hgb, gb, (size_t)oc);
+    if (bias) t_download_(be, hgb, gb, (size_t)oc);
     t_download_(be, hgx, gx, nx);
     double *fw = malloc(nw * sizeof *fw), *fb = malloc((size_t)oc * sizeof *fb), *fx = malloc(nx * sizeof *fx);
     FD_(wd, nw, fw, conv_loss_(&g, n, xd, wd, bd, rd, tmp));
@@ -116,7 +119,7 @@ static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc
     snprintf(m, sizeof m, "%s bwd dw vs finite differences", what);
     t_close_(m, hgw, fw, nw, 1e-4, 1e-4);
     snprintf(m, sizeof m, "%s bwd db vs finite differences", what);
-    t_close_(m, hgb, fb, (size_t)oc, 1e-4, 1e-4);
+    if (bias) t_close_(m, hgb, fb, (size_t)oc, 1e-4, 1e-4);
     snprintf(m, sizeof m, "%s bwd dx vs finite differences", what);
     t_close_(m, hgx, fx, nx, 1e-4, 1e-4);
     CHECK(t_guard_ok_(hgw, nw) && t_guard_ok_(hgb, (size_t)oc) && t_guard_ok_(hgx, nx), "%s bwd guard", what);
@@ -127,11 +130,17 @@ static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc
     snprintf(m, sizeof m, "%s bwd dw without dx", what);
     t_close_(m, hgw, fw, nw, 1e-4, 1e-4);
 
-    be->free(dx); be->free(dw); be->free(db); be->free(col); be->free(dz); be->free(da);
-    be->free(gw); be->free(gb); be->free(gx);
+    be->free(dx); be->free(dw); if (db) be->free(db); be->free(col); be->free(dz); be->free(da);
+    be->free(gw); if (gb) be->free(gb); be->free(gx);
     t_guarded_free_(hz); t_guarded_free_(ha); t_guarded_free_(hgw); t_guarded_free_(hgb); t_guarded_free_(hgx);
     free(x); free(wt); free(b); free(r); free(xd); free(wd); free(bd); free(rd);
     free(zref); free(aref); free(tmp); free(fw); free(fb); free(fx);
+}
+
+static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc, int k, int stride, int pad,
+                      int n)
+{
+    test_conv_b(be, c, h, w, oc, k, stride, pad, n, 1);
 }
 
 static void pool_ref_(const struct dlfs_conv_geom *g, int n, const double *x, double *y)
@@ -316,6 +325,8 @@ static void conv_cases_(const struct dlfs_backend *be)
     test_conv(be, 3, 7, 6, 4, 3, 2, 2, 3);
     dlfs_conv_set_col_budget(0);
     test_conv(be, 2, 6, 5, 3, 3, 1, 1, 7);  /* 7 images: 2 + 2 + 3 on three threads */
+    test_conv_b(be, 2, 6, 5, 3, 3, 2, 1, 7, 0); /* without bias (b, db NULL), threads' partial sums */
+    test_conv_b(be, 3, 5, 4, 4, 1, 1, 0, 2, 0);
     dlfs_conv_set_col_budget(2 * 18 * 30);  /* k = 18, plane = 6 x 5: two images a chunk */
     test_conv(be, 2, 6, 5, 3, 3, 1, 1, 7);
     dlfs_conv_set_col_budget(0);

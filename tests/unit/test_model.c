@@ -36,7 +36,7 @@ static void ref_layer_(const struct dlfs_layer *L, int l, const double *p, const
         for (int o = 0; o < g->oc; o++)
             for (int oy = 0; oy < g->oh; oy++)
                 for (int ox = 0; ox < g->ow; ox++) {
-                    double acc = L->type == DLFS_LAYER_CONV ? p[L->b_off + o] : -INFINITY;
+                    double acc = L->type != DLFS_LAYER_CONV ? -INFINITY : L->no_bias ? 0.0 : p[L->b_off + o];
                     for (int c = 0; c < g->c; c++)
                         for (int ki = 0; ki < g->kh; ki++)
                             for (int kj = 0; kj < g->kw; kj++) {
@@ -242,6 +242,13 @@ static void test_specs(void)
     CHECK(strcmp(m.spec, "in(2x112x112),maxpool(3,s2,p1),maxpool(2,p1),maxpool(3,p1),dense(3)") == 0,
           "canonical %s", m.spec);
     dlfs_model_free(&m);
+    /* a conv without bias: weights only, the bias group absent */
+    CHECK(dlfs_model_parse("in(3x8x8),conv(4,k3,b0,p1),batchnorm,conv(2,k1,b1),dense(3)", &m) == DLFS_OK &&
+          m.layers[0].no_bias && m.layers[0].num_params == 4 * 3 * 9 && m.layers[0].b_off == m.layers[0].w_off + 108 &&
+          !m.layers[2].no_bias && m.layers[2].num_params == 2 * 4 + 2,
+          "conv b0: %s", dlfs_error_msg());
+    CHECK(strcmp(m.spec, "in(3x8x8),conv(4,k3,p1,b0),batchnorm,conv(2,k1),dense(3)") == 0, "canonical %s", m.spec);
+    dlfs_model_free(&m);
     CHECK(dlfs_model_parse("in(9),dense(5),relu,dropout(0.25),dense(3)", &m) == DLFS_OK &&
           m.layers[1].type == DLFS_LAYER_DROPOUT && m.layers[1].rate == 0.25f && m.layers[1].num_params == 0 &&
           strcmp(m.spec, "in(9),dense(5),relu,dropout(0.25),dense(3)") == 0, "dropout: %s", dlfs_error_msg());
@@ -260,7 +267,9 @@ static void test_specs(void)
                          "in(1x8x8),flatten(2),dense(3)", "in(9),dropout(1),dense(3)",
                          "in(9),dropout(-0.1),dense(3)", "in(9),dropout,dense(3)", "in(9),dropout(0.5x),dense(3)",
                          "in(1x8x8),conv(8,k5,k3),dense(3)", "in(1x8x8),conv(8,k3,s1,s2),dense(3)",
-                         "in(1x8x8),conv(8,k3,p1,p0),dense(3)", "in(1x8x8),maxpool(2,s2,s1),dense(3)"};
+                         "in(1x8x8),conv(8,k3,p1,p0),dense(3)", "in(1x8x8),maxpool(2,s2,s1),dense(3)",
+                         "in(1x8x8),conv(2,k3,b2),dense(3)", "in(1x8x8),conv(2,k3,b0,b0),dense(3)",
+                         "in(1x8x8),maxpool(2,b0),dense(3)", "in(1x8x8),conv(2,k3,b),dense(3)"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dlfs_error_clear();
         enum dlfs_status st = dlfs_model_parse(bad[i], &m);
@@ -336,7 +345,7 @@ int main(void)
     check_model("in(2x7x6),conv(3,k3,s2,p2),tanh,maxpool(2),flatten,dense(4),relu,dense(3)", 3);
     check_model("in(1x9x9),conv(3,k5,p2),relu,maxpool(2),conv(4,k3),gelu,maxpool(2,s1),flatten,dense(3)", 2);
     check_model("in(1x6x6),maxpool(3,s2),conv(2,k2),dense(2)", 2);
-    check_model("in(2x7x6),conv(3,k3,p1),maxpool(3,s2,p1),dense(3)", 2);
+    check_model("in(2x7x6),conv(3,k3,p1,b0),maxpool(3,s2,p1),dense(3)", 2);
     check_model("in(12),dense(9),relu,dropout(0.5),dense(3)", 4);
     check_model("in(2x5x5),conv(3,k3,p1),batchnorm,relu,maxpool(2),flatten,dense(3)", 3);
     check_model("in(1x4x3),conv(2,k2),batchnorm,dense(4),batchnorm,tanh,dense(3)", 5);

@@ -174,6 +174,8 @@ static int run_(struct conv_job_ *j, void (*fn)(void *, int, int))
     return ran;
 }
 
+static const float zero_ = 0.0f; /* the bias of a conv without one */
+
 static void fwd_part_(void *arg, int id, int threads)
 {
     const struct conv_job_ *j = arg;
@@ -198,7 +200,7 @@ static void fwd_part_(void *arg, int id, int threads)
                 const float *src = out + (size_t)o * ld + (size_t)q * plane;
                 const size_t at = (size_t)(i0 + q) * out_sz + (size_t)o * plane;
                 float *zr = j->z + at, *ar = j->a + at;
-                const float bo = j->b[o];
+                const float bo = j->b ? j->b[o] : 0.0f;
                 if (j->act == DLFS_ACT_RELU) {
                     for (int p = 0; p < plane; p++) {
                         const float v = src[p] + bo;
@@ -208,7 +210,7 @@ static void fwd_part_(void *arg, int id, int threads)
                 } else {
                     if (zr != src) memcpy(zr, src, (size_t)plane * sizeof *zr);
                     /* (plane, 1): the dense op's bias broadcast over one column */
-                    cpu_bias_act_fwd(zr, ar, j->b + o, plane, 1, j->act);
+                    cpu_bias_act_fwd(zr, ar, j->b ? j->b + o : &zero_, plane, 1, j->act);
                 }
             }
     }
@@ -235,10 +237,10 @@ static void bwd_part_(void *arg, int id, int threads)
         const size_t col_n = (size_t)S * plane * (size_t)(k + g->oc);
         col = grow_(&scratch_, &scratch_cap_, col_n + (size_t)g->oc * k + g->oc);
         dw = col + col_n;
-        db = dw + (size_t)g->oc * k;
+        db = j->db ? dw + (size_t)g->oc * k : NULL;
         j->part[id] = dw;
     }
-    memset(db, 0, (size_t)g->oc * sizeof *db);
+    if (db) memset(db, 0, (size_t)g->oc * sizeof *db);
     if (j->dx && !(S == 1 && pointwise_(g))) /* (direct: every dx written by a GEMM) */
         memset(j->dx + (size_t)first * in_sz, 0, (size_t)(end - first) * in_sz * sizeof *j->dx);
     for (int i0 = first; i0 < end; i0 += S) {
@@ -251,7 +253,7 @@ static void bwd_part_(void *arg, int id, int threads)
                 const float *src = j->dz + (size_t)(i0 + q) * out_sz + (size_t)o * plane;
                 if (s > 1) memcpy(col + (size_t)k * ld + (size_t)o * ld + (size_t)q * plane, src,
                                   (size_t)plane * sizeof *src);
-                db[o] += sum_(src, plane);
+                if (db) db[o] += sum_(src, plane);
             }
         const bool direct = s == 1 && pointwise_(g);
         const float *unf = direct ? j->x + (size_t)i0 * in_sz : col;
@@ -276,7 +278,7 @@ void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const
     const int k = g->c * g->kh * g->kw;
     if (n <= 0) {
         memset(dw, 0, (size_t)g->oc * k * sizeof *dw);
-        memset(db, 0, (size_t)g->oc * sizeof *db);
+        if (db) memset(db, 0, (size_t)g->oc * sizeof *db);
         return;
     }
     struct conv_job_ j = {.g = g, .n = n, .S = dlfs_conv_chunk_within(g, n, CHUNK_FLOATS_),
@@ -285,6 +287,7 @@ void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const
     for (int t = 1; t < threads; t++) { /* the other threads' sums, in thread order */
         const float *pw = j.part[t], *pb = pw + (size_t)g->oc * k;
         for (size_t i = 0; i < (size_t)g->oc * k; i++) dw[i] += pw[i];
-        for (int o = 0; o < g->oc; o++) db[o] += pb[o];
+        if (db)
+            for (int o = 0; o < g->oc; o++) db[o] += pb[o];
     }
 }
