@@ -177,6 +177,12 @@ struct dlfs_backend {
                         const uint32_t *ids);
     /* y *= x elementwise (dropout's backward: dx = dy * mask) */
     void (*mul)(size_t n, const float *x, float *y);
+    /* y = a + b elementwise, y may be a or b (the residual add; its backward is copy/axpy). */
+    void (*add)(size_t n, const float *a, const float *b, float *y);
+    /* Global average pooling of x(n, c, plane): y(n, c) = each plane's values summed in
+     * order, then divided by plane; bwd overwrites dx(n, c, plane) = dy(n, c) / plane. */
+    void (*gap_fwd)(int n, int c, int plane, const float *x, float *y);
+    void (*gap_bwd)(int n, int c, int plane, const float *dy, float *dx);
 
     /* Batch normalisation of x(n, c, plane), per channel. Training (run_mean NULL):
      * statistics over each group of `group` consecutive rows (the last may be

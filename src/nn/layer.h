@@ -19,10 +19,12 @@ struct nn_tok {
 };
 
 /* The shape (c, h, w) of the layer's input on entry to parse, of its output on
- * return; why: room for a reason the parser formats. */
+ * return; why: room for a reason the parser formats; m: the layers parsed so far
+ * (the new one is m->layers[m->num_layers]), for layers that read earlier outputs. */
 struct nn_shape {
     int c, h, w;
     char why[160];
+    const struct dlfs_model *m;
 };
 
 /* What a layer needs in the workspace beyond its output (rows * out floats, and
@@ -93,6 +95,11 @@ const struct nn_layer_desc *nn_layer_desc(enum dlfs_layer_type t);
 const struct nn_layer_desc *nn_layer_find(const char *name, enum dlfs_layer_type *t);
 /* "dense, conv, ..." (the item names, table order) into buf. */
 void nn_layer_names(char *buf, size_t len);
+
+/* The output shape of layer k of m (-1: the model input). */
+void nn_out_shape(const struct dlfs_model *m, int k, int *c, int *h, int *w);
+/* Parse a layer reference ("in" or an index below `below`) into *k; 0 if bad. */
+int nn_parse_ref(const char *s, size_t n, int below, int *k);
 
 /* Helpers for the layers' files (src/nn/layers/layer-args.c). */
 int nn_parse_pos(const char *s, size_t n, int *out);                /* [1, DLFS_MAX_WIDTH] */

@@ -126,20 +126,36 @@ static const char *in_(const struct nn_tok *k, struct dlfs_model *m, struct nn_s
     return NULL;
 }
 
+#define NO_FROM_ (-2) /* no from(K) pending */
+
 /* An activation, fused into the layer before it. */
-static const char *act_(struct dlfs_model *m, enum dlfs_act a)
+static const char *act_(struct dlfs_model *m, enum dlfs_act a, int from)
 {
     if (m->num_layers == 0) return "an activation must follow a dense or conv layer";
+    if (from != NO_FROM_) return "from(K) must be followed by a layer";
     struct dlfs_layer *L = &m->layers[m->num_layers - 1];
     if (!(nn_layer_desc(L->type)->flags & NN_ACT))
-        return "an activation must follow a dense, conv or batchnorm layer (put it before pooling and dropout)";
+        return "an activation must follow a dense, conv, batchnorm or add layer (put it before pooling and dropout)";
     if (L->act != DLFS_ACT_NONE) return "two activations in a row";
     L->act = a;
     return NULL;
 }
 
-/* A layer item: a new layer appended to m, reading the previous layer's output. */
-static const char *layer_(const struct nn_tok *k, struct dlfs_model *m, struct nn_shape *s)
+/* from(K): the next layer reads the output of layer K (or the model input). */
+static const char *from_(const struct nn_tok *k, struct dlfs_model *m, struct nn_shape *s, int *from)
+{
+    int src;
+    if (*from != NO_FROM_) return "from(K) must be followed by a layer";
+    if (!k->arg || !nn_parse_ref(k->arg, k->alen, m->num_layers, &src))
+        return "from(K) needs an earlier layer's index K (its name's number) or 'in'";
+    *from = src;
+    nn_out_shape(m, src, &s->c, &s->h, &s->w);
+    return NULL;
+}
+
+/* A layer item: a new layer appended to m, reading the previous layer's output
+ * (or the one a from(K) before it names). */
+static const char *layer_(const struct nn_tok *k, struct dlfs_model *m, struct nn_shape *s, int *from)
 {
     if (m->num_layers == DLFS_MAX_LAYERS) return "too many layers";
     struct dlfs_layer *L = &m->layers[m->num_layers];
@@ -147,7 +163,8 @@ static const char *layer_(const struct nn_tok *k, struct dlfs_model *m, struct n
     L->g.c = s->c; L->g.h = s->h; L->g.w = s->w;
     L->in = s->c * s->h * s->w;
     L->nsrc = 1;
-    L->src[0] = L->src[1] = m->num_layers - 1;
+    L->src[0] = L->src[1] = *from != NO_FROM_ ? *from : m->num_layers - 1;
+    *from = NO_FROM_;
     enum dlfs_layer_type t = DLFS_LAYER_COUNT;
     const struct nn_layer_desc *d = nn_layer_find(k->name, &t);
     const char *why = d ? d->parse(k, L, s) : NN_UNKNOWN;
@@ -198,20 +215,28 @@ static const char *link_(struct dlfs_model *m, struct nn_shape *s)
     return NULL;
 }
 
+/* One item after in(): an activation, from(K) or a layer. NULL, or the reason. */
+static const char *item_(const struct nn_tok *k, struct dlfs_model *m, struct nn_shape *s, int *from)
+{
+    const enum dlfs_act a = dlfs_act_parse(k->name);
+    if (a != DLFS_ACT_COUNT && a != DLFS_ACT_NONE && !k->arg) return act_(m, a, *from);
+    if (strcmp(k->name, "from") == 0) return from_(k, m, s, from);
+    return layer_(k, m, s, from);
+}
+
 static enum dlfs_status parse_list_(const char *text, const char *list, struct dlfs_model *m)
 {
     char *copy = dlfs_malloc(strlen(list) + 1);
     strcpy(copy, list);
     char *toks[4 * DLFS_MAX_LAYERS];
     const int ntok = split_top_(copy, toks, 4 * DLFS_MAX_LAYERS);
-    struct nn_shape s = {1, 1, 1, ""};
-    int have_in = 0;
-    const char *why = NULL, *at = NULL; /* the reason a token is bad, and the text to name */
+    struct nn_shape s = {1, 1, 1, "", m};
+    int have_in = 0, from = NO_FROM_;
+    const char *why = NULL;
     for (int ti = 0; ti < ntok; ti++) {
         struct nn_tok k;
-        at = k.full;
+        const char *at = k.full; /* the text to name with the reason */
         why = tok_split_(toks[ti], &k);
-        const enum dlfs_act a = why ? DLFS_ACT_COUNT : dlfs_act_parse(k.name);
         if (why) {
             /* the token itself is malformed: named as written */
         } else if (!have_in && (strcmp(k.name, "in") != 0 || !k.arg)) {
@@ -220,17 +245,15 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
             why = in_(&k, m, &s);
             if (why) at = k.arg; /* in()'s errors name its argument */
             have_in = 1;
-        } else if (a != DLFS_ACT_COUNT && a != DLFS_ACT_NONE && !k.arg) {
-            why = act_(m, a);
         } else {
-            why = layer_(&k, m, &s);
+            why = item_(&k, m, &s, &from);
         }
         if (why && strcmp(why, NN_UNKNOWN) == 0) {
             nn_layer_names(s.why, sizeof s.why);
             const enum dlfs_status st = dlfs_error_set(DLFS_ERR_USAGE, "--model '%s': unknown layer (known: in, %s, "
-                                                       "relu, tanh, sigmoid, gelu) at '%s' (see 'dlfs-train --help' "
-                                                       "for the spec syntax, e.g. 784-256-10 or in(784),dense(256),"
-                                                       "gelu,dense(10))", text, s.why, at);
+                                                       "from, relu, tanh, sigmoid, gelu) at '%s' (see 'dlfs-train "
+                                                       "--help' for the spec syntax, e.g. 784-256-10 or in(784),"
+                                                       "dense(256),gelu,dense(10))", text, s.why, at);
             free(copy);
             return st;
         }
@@ -241,6 +264,7 @@ static enum dlfs_status parse_list_(const char *text, const char *list, struct d
         }
     }
     free(copy);
+    if (from != NO_FROM_) return bad_(text, "from", "from(K) must be followed by a layer");
     DLFS_TRY(finish_(text, have_in, m));
     why = link_(m, &s);
     return why ? bad_(text, text, why) : DLFS_OK;
@@ -256,6 +280,8 @@ static void canonical_(struct dlfs_model *m)
         const struct dlfs_layer *L = &m->layers[l];
         const struct nn_layer_desc *d = nn_layer_desc(L->type);
         len += (size_t)snprintf(m->spec + len, cap - len, ",");
+        if (L->src[0] != l - 1 && L->src[0] < 0) len += (size_t)snprintf(m->spec + len, cap - len, "from(in),");
+        else if (L->src[0] != l - 1) len += (size_t)snprintf(m->spec + len, cap - len, "from(%d),", L->src[0]);
         if (d->print) len += (size_t)d->print(L, m->spec + len, cap - len);
         else len += (size_t)snprintf(m->spec + len, cap - len, "%s", d->name);
         if (L->act != DLFS_ACT_NONE)

@@ -54,6 +54,7 @@ static void layout_(const struct dlfs_model *m, int max_rows, struct dlfs_worksp
     for (int l = 0; l < m->num_layers; l++) {
         const struct dlfs_layer *L = &m->layers[l];
         const struct nn_layer_desc *d = nn_layer_desc(L->type);
+        if (own_grad_(m, l)) take_(p, &ws->g[l], rows * L->out * sizeof(float));
         if (d->flags & NN_VIEW) { /* a view of its input */
             ws->z[l] = ws->a[l] = L->src[0] < 0 ? ws->x : ws->a[L->src[0]];
             continue;
@@ -66,7 +67,6 @@ static void layout_(const struct dlfs_model *m, int max_rows, struct dlfs_worksp
         take_(p, &ws->arg[l], (double)n.arg * sizeof(int32_t));
         take_(p, &ws->aux[l], (double)n.aux * sizeof(float));
         take_(p, &ws->invstd[l], (double)n.stat * sizeof(float));
-        if (own_grad_(m, l)) take_(p, &ws->g[l], rows * L->out * sizeof(float));
         if (n.col > col) col = n.col;
     }
     take_(p, &ws->col, (double)col * sizeof(float));
@@ -109,13 +109,13 @@ void dlfs_workspace_free(struct dlfs_workspace *ws, const struct dlfs_model *m)
     if (!be) return;
     be->free(ws->x);
     for (int l = 0; l < m->num_layers; l++) {
+        if (own_grad_(m, l)) be->free(ws->g[l]);
         if (nn_layer_desc(m->layers[l].type)->flags & NN_VIEW) continue; /* views, not owned */
         if (ws->a[l] != ws->z[l]) be->free(ws->a[l]);
         be->free(ws->z[l]);
         be->free(ws->arg[l]);
         be->free(ws->aux[l]);
         be->free(ws->invstd[l]);
-        if (own_grad_(m, l)) be->free(ws->g[l]);
     }
     be->free(ws->col);
     be->free(ws->ids);

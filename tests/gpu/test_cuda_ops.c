@@ -816,6 +816,35 @@ static void test_model_cnn(void)
     free(p); free(x); free(lab); free(ids);
 }
 
+/* The residual ops: gap (sums in the CPU's order) and add, bit for bit. */
+static void test_gap_add(void)
+{
+    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {32, 64, 64}, {8, 2048, 49}}; /* n, c, plane */
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int n = shapes[s][0], c = shapes[s][1], plane = shapes[s][2];
+        const size_t nc = (size_t)n * c, total = nc * plane;
+        float *x = rnd_(total, 2), *g = rnd_(nc, 1);
+        float *dx = gup_(dev_, x, total), *rx = gup_(ref_, x, total), *dg = gup_(dev_, g, nc), *rg = gup_(ref_, g, nc);
+        float *dy = gnew_(dev_, nc), *ry = gnew_(ref_, nc);
+        char what[64];
+        dev_->gap_fwd(n, c, plane, dx, dy); ref_->gap_fwd(n, c, plane, rx, ry);
+        snprintf(what, sizeof what, "gap_fwd n%d c%d plane%d", n, c, plane);
+        cmp_dev_(what, dy, ry, nc, T_EXACT);
+        dev_->gap_bwd(n, c, plane, dg, dx); ref_->gap_bwd(n, c, plane, rg, rx);
+        snprintf(what, sizeof what, "gap_bwd n%d c%d plane%d", n, c, plane);
+        cmp_dev_(what, dx, rx, total, T_EXACT);
+        dev_->to_device(dx, x, total * sizeof *x); ref_->to_device(rx, x, total * sizeof *x);
+        float *da = gup_(dev_, x + total / 2, total / 2), *ra = gup_(ref_, x + total / 2, total / 2);
+        dev_->add(total / 2, dx, da, da); ref_->add(total / 2, rx, ra, ra); /* in place: y is b */
+        snprintf(what, sizeof what, "add n=%zu", total / 2);
+        cmp_dev_(what, da, ra, total / 2, T_EXACT);
+        gfree_(dev_, dx, total, "gap x"); gfree_(ref_, rx, total, "gap x"); gfree_(dev_, dg, nc, "gap dy");
+        gfree_(ref_, rg, nc, "gap dy"); gfree_(dev_, dy, nc, "gap y"); gfree_(ref_, ry, nc, "gap y");
+        gfree_(dev_, da, total / 2, "add"); gfree_(ref_, ra, total / 2, "add");
+        free(x); free(g);
+    }
+}
+
 static const struct family {
     const char *name;
     void (*run)(void);
@@ -823,7 +852,7 @@ static const struct family {
     {"memory", test_memory}, {"vec", test_vec}, {"normalize", test_normalize}, {"gemm", test_gemm},
     {"act", test_act}, {"colsum", test_colsum}, {"loss", test_loss}, {"optim", test_optim},
     {"model", test_model}, {"conv", test_conv}, {"pool", test_pool}, {"dropout", test_dropout},
-    {"batchnorm", test_batchnorm}, {"model_cnn", test_model_cnn},
+    {"batchnorm", test_batchnorm}, {"model_cnn", test_model_cnn}, {"gap_add", test_gap_add},
 };
 enum { NFAM = sizeof families_ / sizeof families_[0] };
 

@@ -83,18 +83,39 @@ static void ref_bn_(const struct dlfs_layer *L, const double *p, const double *c
     }
 }
 
+/* one layer after the table's generic ones: add (two inputs) and gap */
+static void ref_extra_(const struct dlfs_layer *L, const double *cur, const double *cur2, double *next)
+{
+    if (L->type == DLFS_LAYER_ADD) {
+        for (int j = 0; j < L->out; j++) next[j] = act_d(cur[j] + cur2[j], L->act);
+        return;
+    }
+    const int P = L->g.h * L->g.w; /* gap */
+    for (int c = 0; c < L->g.c; c++) {
+        double sum = 0;
+        for (int q = 0; q < P; q++) sum += cur[c * P + q];
+        next[c] = sum / P;
+    }
+}
+
 static double ref_loss(const struct dlfs_model *m, const double *p, const double *x, const int32_t *y,
                        int rows, double *logits_out)
 {
+    /* every layer's output kept (out[l + 1]; out[0]: the input): layers read any earlier one */
     const size_t W = (size_t)m->max_width;
-    double *cur = malloc(sizeof(double) * W * rows), *next = malloc(sizeof(double) * W * rows);
-    for (int r = 0; r < rows; r++) memcpy(cur + r * W, x + (size_t)r * m->input_dim, sizeof(double) * m->input_dim);
+    double *out[DLFS_MAX_LAYERS + 1];
+    for (int l = 0; l <= m->num_layers; l++) out[l] = malloc(sizeof(double) * W * rows);
+    for (int r = 0; r < rows; r++) memcpy(out[0] + r * W, x + (size_t)r * m->input_dim, sizeof(double) * m->input_dim);
     for (int l = 0; l < m->num_layers; l++) {
         const struct dlfs_layer *L = &m->layers[l];
+        const double *cur = out[L->src[0] + 1], *cur2 = out[L->src[1] + 1];
+        double *next = out[l + 1];
         if (L->type == DLFS_LAYER_BATCHNORM) ref_bn_(L, p, cur, next, rows, W);
+        else if (L->type == DLFS_LAYER_ADD || L->type == DLFS_LAYER_GAP)
+            for (int r = 0; r < rows; r++) ref_extra_(L, cur + r * W, cur2 + r * W, next + r * W);
         else for (int r = 0; r < rows; r++) ref_layer_(L, l, p, cur + r * W, next + r * W, r);
-        double *t = cur; cur = next; next = t;
     }
+    const double *cur = out[m->num_layers];
     double loss = 0;
     for (int r = 0; r < rows; r++) {
         const double *o = cur + r * W;
@@ -104,8 +125,7 @@ static double ref_loss(const struct dlfs_model *m, const double *p, const double
         loss += log(s) + mx - o[y[r]];
         if (logits_out) memcpy(logits_out + (size_t)r * m->num_classes, o, sizeof(double) * (size_t)m->num_classes);
     }
-    free(cur);
-    free(next);
+    for (int l = 0; l <= m->num_layers; l++) free(out[l]);
     return loss / rows;
 }
 
@@ -298,6 +318,40 @@ static void test_missing_op(void)
     dlfs_model_free(&m);
 }
 
+/* Skip connections: a residual block (the skip's gradient accumulated into an
+ * output read twice), a projection shortcut from(), skips over in-place layers
+ * and to the input, gap; whole-model gradients by finite differences. */
+static void test_skips(void)
+{
+    check_model("in(2x4x4),conv(3,k3,p1),relu,conv(3,k3,p1),batchnorm,add(0),relu,gap,dense(3)", 3);
+    check_model("in(2x4x4),conv(4,k3,s2,p1),relu,conv(4,k3,p1),from(in),conv(4,k1,s2),add(1),relu,gap,dense(3)", 2);
+    check_model("in(2x3x3),conv(2,k3,p1),flatten,dense(18),add(1),tanh,dropout(0.3),dense(3)", 3);
+    check_model("in(6),dense(6),gelu,dense(6),add(in),dense(6),tanh,add(2),dense(3)", 4);
+    check_model("in(3x2x2),gap,dense(5),dense(3)", 2);
+    /* layer 0's output read by 1, add (2) and from(0) (3): the add accumulates into it */
+    check_model("in(4),dense(4),tanh,dense(4),add(0),from(0),dense(4),add(2),dense(3)", 3);
+    struct dlfs_model m;
+    const char *canon = "in(2x4x4),conv(4,k3,s2,p1),relu,conv(4,k3,p1),from(in),conv(4,k1,s2),add(1),relu,gap,"
+                        "dense(3)";
+    CHECK(dlfs_model_parse(canon, &m) == DLFS_OK && strcmp(m.spec, canon) == 0, "canonical: %s", m.spec);
+    CHECK(m.layers[3].nsrc == 2 && m.layers[3].src[0] == 2 && m.layers[3].src[1] == 1 && m.layers[2].src[0] == -1 &&
+          m.layers[1].uses == 1 && m.layers[1].last_use == 3 && m.layers[4].in == 16 && m.layers[4].out == 4,
+          "sources and uses");
+    dlfs_model_free(&m);
+    const char *bad[] = {"in(4),dense(4),from(in),dense(3)", "in(4),dense(4),add(0),dense(3)",
+                         "in(4),dense(4),dense(5),add(0),dense(3)", "in(4),dense(4),add(7),dense(3)",
+                         "in(4),dense(4),from(0),relu,dense(3)", "in(4),dense(4),dense(3),from(0)",
+                         "in(4),dense(4),from(-1),dense(3)", "in(4),gap,dense(3)", "in(4),dense(4),add(x),dense(3)",
+                         "in(4),dense(4),add,dense(3)", "in(4),from(0),dense(3)", "in(1x2x2),gap(2),dense(3)"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dlfs_error_clear();
+        const enum dlfs_status st = dlfs_model_parse(bad[i], &m);
+        CHECK(st == DLFS_ERR_USAGE && strstr(dlfs_error_msg(), "--model"), "bad spec '%s': %s", bad[i],
+              dlfs_error_msg());
+        if (st == DLFS_OK) dlfs_model_free(&m);
+    }
+}
+
 /* dlfs_workspace_bytes is what dlfs_workspace_init takes: a CPU backend whose
  * alloc counts, and one model's bytes worked out by hand. */
 static double counted_;
@@ -351,5 +405,6 @@ int main(void)
     check_model("in(1x4x3),conv(2,k2),batchnorm,dense(4),batchnorm,tanh,dense(3)", 5);
     check_model("in(3x5x5),batchnorm,conv(2,k3,s2,p2),gelu,batchnorm,flatten,dropout(0.2),dense(3)", 2);
     check_model("in(2x5x5),conv(3,k3,p1),relu,dropout(0.3),flatten,dense(6),tanh,dropout(0),dense(3)", 3);
+    test_skips();
     T_DONE();
 }

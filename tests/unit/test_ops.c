@@ -295,6 +295,58 @@ static void test_misc(const struct dlfs_backend *be)
     be->free(dx); be->free(dy);
 }
 
+/* L(x) = sum of w * gap(x) in float64: the function whose gradient gap_bwd gives for dy = w */
+static double gap_loss_(const double *x, const float *w, int nc, int plane)
+{
+    double l = 0;
+    for (int q = 0; q < nc; q++) {
+        double s = 0;
+        for (int i = 0; i < plane; i++) s += x[(size_t)q * plane + i];
+        l += w[q] * (s / plane);
+    }
+    return l;
+}
+
+/* gap forward against the float64 mean, backward against central differences of
+ * gap_loss_; the residual add against a + b (in place too) */
+static void test_gap_add(const struct dlfs_backend *be)
+{
+    const int n = 3, c = 4, plane = 5, nc = n * c;
+    const size_t total = (size_t)nc * plane;
+    float *x = t_rand_floats_(&seed_, total, 2), *w = t_rand_floats_(&seed_, (size_t)nc, 1);
+    float *got = malloc(total * sizeof *got);
+    double *xd = malloc(total * sizeof *xd), *want = malloc(total * sizeof *want);
+    for (size_t i = 0; i < total; i++) xd[i] = x[i];
+    for (int q = 0; q < nc; q++) {
+        want[q] = 0;
+        for (int i = 0; i < plane; i++) want[q] += xd[(size_t)q * plane + i] / plane;
+    }
+    float *dx = t_upload_(be, x, total), *dw = t_upload_(be, w, (size_t)nc), *dy = be->alloc((size_t)nc * 4);
+    be->gap_fwd(n, c, plane, dx, dy);
+    t_download_(be, got, dy, (size_t)nc);
+    t_close_("gap forward vs the float64 mean", got, want, (size_t)nc, 1e-6, 1e-6);
+    for (size_t i = 0; i < total; i++) {
+        const double h = 1e-3, keep = xd[i];
+        xd[i] = keep + h;
+        const double lp = gap_loss_(xd, w, nc, plane);
+        xd[i] = keep - h;
+        want[i] = (lp - gap_loss_(xd, w, nc, plane)) / (2 * h);
+        xd[i] = keep;
+    }
+    be->gap_bwd(n, c, plane, dw, dx);
+    t_download_(be, got, dx, total);
+    t_close_("gap backward vs finite differences", got, want, total, 1e-6, 1e-5);
+    float *a = t_rand_floats_(&seed_, total, 3);
+    for (size_t i = 0; i < total; i++) want[i] = (double)a[i] + (double)x[i];
+    float *da = t_upload_(be, a, total);
+    be->to_device(dx, x, total * sizeof(float));
+    be->add(total, da, dx, da); /* in place: y is a */
+    t_download_(be, got, da, total);
+    t_close_("add", got, want, total, 1e-6, 1e-6);
+    be->free(dx); be->free(dw); be->free(dy); be->free(da);
+    free(x); free(w); free(a); free(got); free(xd); free(want);
+}
+
 int main(void)
 {
     const struct dlfs_backend *backends[] = {dlfs_backend_cpu()};
@@ -309,6 +361,7 @@ int main(void)
         test_normalize(be);
         test_optim(be);
         test_misc(be);
+        test_gap_add(be);
     }
     T_DONE();
 }

@@ -53,6 +53,8 @@ void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const
                     float *col, float *dw, float *db, float *dx);
 void cpu_maxpool_fwd(const struct dlfs_conv_geom *g, int n, const float *x, float *y, int32_t *arg);
 void cpu_maxpool_bwd(const struct dlfs_conv_geom *g, int n, const float *dy, const int32_t *arg, float *dx);
+void cpu_gap_fwd(int n, int c, int plane, const float *x, float *y);
+void cpu_gap_bwd(int n, int c, int plane, const float *dy, float *dx);
 void cpu_batchnorm_fwd(int n, int c, int plane, int group, const float *x, const float *gamma, const float *beta,
                        const float *run_mean, const float *run_var, float eps, float *xhat, float *invstd,
                        float *z, float *a, enum dlfs_act act, float *stats);

@@ -32,6 +32,10 @@ static void mul_(size_t n, const float *x, float *y)
 {
     for (size_t i = 0; i < n; i++) y[i] *= x[i];
 }
+static void add_(size_t n, const float *a, const float *b, float *y)
+{
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
 static void dropout_fwd_(const float *x, float *y, float *mask, int rows, int cols, float rate, uint64_t key,
                             const uint32_t *ids)
 {
@@ -80,6 +84,9 @@ static const struct dlfs_backend cpu_backend_ = {
     .maxpool_bwd = cpu_maxpool_bwd,
     .dropout_fwd = dropout_fwd_,
     .mul = mul_,
+    .add = add_,
+    .gap_fwd = cpu_gap_fwd,
+    .gap_bwd = cpu_gap_bwd,
     .batchnorm_fwd = cpu_batchnorm_fwd,
     .batchnorm_bwd = cpu_batchnorm_bwd,
     .set_precision = cpu_set_precision,

@@ -5,7 +5,8 @@
  * and branch per input (a maximum lands anywhere: the branches mispredict), and a
  * backward that writes each input pixel once instead of a memset and a scatter.
  * Both give the general loops' bits: the same comparisons in the same order, and
- * 0.0f + dy where the scatter added dy to a zeroed pixel. */
+ * 0.0f + dy where the scatter added dy to a zeroed pixel. Global average pooling
+ * (gap) is at the end. */
 #include <stdbool.h>
 #include <string.h>
 #include "backend/cpu/cpu-impl.h"
@@ -108,5 +109,25 @@ void cpu_maxpool_bwd(const struct dlfs_conv_geom *g, int n, const float *dy, con
     for (size_t q = 0; q < (size_t)n * g->c; q++) {
         float *dp = dx + q * in_plane;
         for (size_t o = 0; o < out_plane; o++) dp[arg[q * out_plane + o]] += dy[q * out_plane + o];
+    }
+}
+
+/* Global average pooling: each (sample, channel) plane summed in order and divided
+ * by its size (the CUDA kernel sums in the same order: the same bits). */
+void cpu_gap_fwd(int n, int c, int plane, const float *x, float *y)
+{
+    for (size_t q = 0; q < (size_t)n * c; q++) {
+        const float *xp = x + q * (size_t)plane;
+        float s = 0.0f;
+        for (int i = 0; i < plane; i++) s += xp[i];
+        y[q] = s / (float)plane;
+    }
+}
+
+void cpu_gap_bwd(int n, int c, int plane, const float *dy, float *dx)
+{
+    for (size_t q = 0; q < (size_t)n * c; q++) {
+        const float d = dy[q] / (float)plane;
+        for (int i = 0; i < plane; i++) dx[q * (size_t)plane + i] = d;
     }
 }

@@ -86,6 +86,9 @@ void cuda_scale(size_t n, float alpha, float *x);
 void cuda_normalize_u8(float *dst, const uint8_t *src, size_t n, int channels, size_t plane,
                        const double *mean, const double *std);
 void cuda_mul(size_t n, const float *x, float *y);
+void cuda_add(size_t n, const float *a, const float *b, float *y);
+void cuda_gap_fwd(int n, int c, int plane, const float *x, float *y);
+void cuda_gap_bwd(int n, int c, int plane, const float *dy, float *dx);
 void cuda_dropout_fwd(const float *x, float *y, float *mask, int rows, int cols, float rate, uint64_t key,
                       const uint32_t *ids);
 void cuda_conv2d_fwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *b,

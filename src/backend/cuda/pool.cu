@@ -36,3 +36,38 @@ void cuda_maxpool_bwd(const struct dlfs_conv_geom *g, int n, const float *dy, co
     maxpool_bwd_k<<<cuda_grid_(total, POOL_THREADS), POOL_THREADS, 0, cuda_ctx_.stream>>>(*g, dy, arg, dx, total);
     CUDA_LAUNCH_CHECK();
 }
+
+// Global average pooling: one thread per (sample, channel) plane, summed in the
+// CPU's order and divided by the plane size (__fadd_rn/__fdiv_rn: its bits).
+__global__ void gap_fwd_k(const float *__restrict__ x, float *__restrict__ y, int plane, size_t total)
+{
+    CUDA_GRID_STRIDE(q, total) {
+        const float *xp = x + q * (size_t)plane;
+        float s = 0.0f;
+        for (int i = 0; i < plane; i++) s = __fadd_rn(s, xp[i]);
+        y[q] = __fdiv_rn(s, (float)plane);
+    }
+}
+
+__global__ void gap_bwd_k(const float *__restrict__ dy, float *__restrict__ dx, int plane, size_t total)
+{
+    CUDA_GRID_STRIDE(i, total) dx[i] = __fdiv_rn(dy[i / (size_t)plane], (float)plane);
+}
+
+void cuda_gap_fwd(int n, int c, int plane, const float *x, float *y)
+{
+    DLFS_ASSERT(n >= 0 && c >= 0 && plane > 0);
+    const size_t total = (size_t)n * c;
+    if (!total) return;
+    gap_fwd_k<<<cuda_grid_(total, POOL_THREADS), POOL_THREADS, 0, cuda_ctx_.stream>>>(x, y, plane, total);
+    CUDA_LAUNCH_CHECK();
+}
+
+void cuda_gap_bwd(int n, int c, int plane, const float *dy, float *dx)
+{
+    DLFS_ASSERT(n >= 0 && c >= 0 && plane > 0);
+    const size_t total = (size_t)n * c * plane;
+    if (!total) return;
+    gap_bwd_k<<<cuda_grid_(total, POOL_THREADS), POOL_THREADS, 0, cuda_ctx_.stream>>>(dy, dx, plane, total);
+    CUDA_LAUNCH_CHECK();
+}

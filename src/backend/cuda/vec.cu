@@ -26,6 +26,11 @@ __global__ void mul_k(size_t n, const float *x, float *y) // x may equal y
     CUDA_GRID_STRIDE(i, n) y[i] *= x[i];
 }
 
+__global__ void add_k(size_t n, const float *a, const float *b, float *y) // y may equal a or b
+{
+    CUDA_GRID_STRIDE(i, n) y[i] = __fadd_rn(a[i], b[i]);
+}
+
 // One thread per element; the row's key is rehashed per element (two 64-bit
 // mixes: cheaper than a second pass). y may equal x. The draw is the shared
 // host/device code of core/rng-hd.h, so masks are the CPU's bit for bit.
@@ -66,6 +71,13 @@ void cuda_mul(size_t n, const float *x, float *y)
 {
     if (!n) return;
     mul_k<<<cuda_grid_(n, VEC_THREADS), VEC_THREADS, 0, cuda_ctx_.stream>>>(n, x, y);
+    CUDA_LAUNCH_CHECK();
+}
+
+void cuda_add(size_t n, const float *a, const float *b, float *y)
+{
+    if (!n) return;
+    add_k<<<cuda_grid_(n, VEC_THREADS), VEC_THREADS, 0, cuda_ctx_.stream>>>(n, a, b, y);
     CUDA_LAUNCH_CHECK();
 }
 

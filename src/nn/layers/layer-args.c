@@ -47,3 +47,18 @@ void nn_init_uniform(uint64_t seed, int l, int fan_in, float *p, size_t n)
     for (size_t i = 0; i < n; i++)
         p[i] = (2.0f * dlfs_uniform01(key, i) - 1.0f) * bound;
 }
+
+void nn_out_shape(const struct dlfs_model *m, int k, int *c, int *h, int *w)
+{
+    if (k < 0) { *c = m->in_c; *h = m->in_h; *w = m->in_w; return; }
+    *c = m->layers[k].g.oc; *h = m->layers[k].g.oh; *w = m->layers[k].g.ow;
+}
+
+int nn_parse_ref(const char *s, size_t n, int below, int *k)
+{
+    if (n == 2 && s[0] == 'i' && s[1] == 'n') {
+        *k = -1;
+        return 1;
+    }
+    return below > 0 && nn_parse_int(s, n, 0, below - 1, k);
+}
