@@ -46,7 +46,7 @@
 extern "C" {
 #endif
 
-#define DLFS_MAX_LAYERS 64
+#define DLFS_MAX_LAYERS 256 /* resnet50 is 125 layers */
 #define DLFS_MAX_WIDTH (1 << 20)
 /* Parameters of a model at most (2^30: 4 GiB of fp32 per copy; MPI's counts are ints) */
 #define DLFS_MAX_PARAMS ((size_t)1 << 30)

@@ -352,6 +352,41 @@ static void test_skips(void)
     }
 }
 
+/* Block items: res/bottleneck expand into the layers written out by hand here
+ * (projection when the shape changes), the presets have torchvision's parameter
+ * counts (resnet50: 25,557,032; resnet20 on one channel: 272,474 - 2 * 144), and
+ * a small ResNet's gradients match finite differences. */
+static void test_blocks(void)
+{
+    const char *spec = "in(2x6x6),conv(4,k3,p1,b0),batchnorm,relu,res(4),res(6, s2),bottleneck(2),gap,dense(3)";
+    const char *want = "in(2x6x6),conv(4,k3,p1,b0),batchnorm,relu,conv(4,k3,p1,b0),batchnorm,relu,conv(4,k3,p1,b0),"
+                       "batchnorm,add(1),relu,conv(6,k3,s2,p1,b0),batchnorm,relu,conv(6,k3,p1,b0),batchnorm,from(6),"
+                       "conv(6,k1,s2,b0),batchnorm,add(10),relu,conv(2,k1,b0),batchnorm,relu,conv(2,k3,p1,b0),"
+                       "batchnorm,relu,conv(8,k1,b0),batchnorm,from(13),conv(8,k1,b0),batchnorm,add(19),relu,gap,dense(3)";
+    struct dlfs_model m, m2;
+    CHECK(dlfs_model_parse(spec, &m) == DLFS_OK && strcmp(m.spec, want) == 0, "blocks: %s %s", m.spec, dlfs_error_msg());
+    CHECK(dlfs_model_parse(m.spec, &m2) == DLFS_OK && m2.num_params == m.num_params, "blocks round trip");
+    dlfs_model_free(&m2);
+    dlfs_model_free(&m);
+    check_model(spec, 3);
+    CHECK(dlfs_model_parse("resnet20", &m) == DLFS_OK && m.num_params == 272474 - 2 * 144 && m.num_layers == 53 &&
+          m.layers[52].out == 10, "resnet20: %zu parameters, %d layers", m.num_params, m.num_layers);
+    dlfs_model_free(&m);
+    CHECK(dlfs_model_parse("resnet50", &m) == DLFS_OK && m.num_params == 25557032 && m.num_layers == 125 &&
+          m.layers[3].g.oh == 56 && m.layers[123].g.c == 2048 && m.layers[123].g.h == 7 && m.num_classes == 1000,
+          "resnet50: %zu parameters, %d layers", m.num_params, m.num_layers);
+    dlfs_model_free(&m);
+    const char *bad[] = {"in(2x6x6),res(0),gap,dense(3)", "in(2x6x6),res(4,s0),gap,dense(3)",
+                         "in(2x6x6),res(4,k3),gap,dense(3)", "in(2x6x6),bottleneck,gap,dense(3)",
+                         "in(2x6x6),res(4,s2,s2),gap,dense(3)", "in(2x6x6),res(4,s2x),gap,dense(3)"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dlfs_error_clear();
+        const enum dlfs_status st = dlfs_model_parse(bad[i], &m);
+        CHECK(st == DLFS_ERR_USAGE && strstr(dlfs_error_msg(), "--model"), "bad '%s': %s", bad[i], dlfs_error_msg());
+        if (st == DLFS_OK) dlfs_model_free(&m);
+    }
+}
+
 /* dlfs_workspace_bytes is what dlfs_workspace_init takes: a CPU backend whose
  * alloc counts, and one model's bytes worked out by hand. */
 static double counted_;
@@ -406,5 +441,6 @@ int main(void)
     check_model("in(3x5x5),batchnorm,conv(2,k3,s2,p2),gelu,batchnorm,flatten,dropout(0.2),dense(3)", 2);
     check_model("in(2x5x5),conv(3,k3,p1),relu,dropout(0.3),flatten,dense(6),tanh,dropout(0),dense(3)", 3);
     test_skips();
+    test_blocks();
     T_DONE();
 }
