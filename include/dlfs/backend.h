@@ -148,12 +148,15 @@ struct dlfs_backend {
      * the trainer refuses models that need it). Weights are (oc, c, kh, kw), bias (oc).
      * fwd: z(n, oc, oh, ow) = conv(x(n, c, h, w), w) + b; a = act(z) (`a` may equal
      * `z` only for DLFS_ACT_NONE). col: dlfs_conv_col_floats(g, n) floats of scratch.
-     * bwd: from dz(n, oc, oh, ow) overwrite dw and db, and dx(n, c, h, w) unless NULL. */
+     * bwd: from dz(n, oc, oh, ow) overwrite dw and db, and dx(n, c, h, w) unless NULL.
+     * A conv without bias (before batch norm, as in ResNets): b and db NULL. */
     void (*conv2d_fwd)(const struct dlfs_conv_geom *g, int n, const float *x, const float *w,
                        const float *b, float *col, float *z, float *a, enum dlfs_act act);
     void (*conv2d_bwd)(const struct dlfs_conv_geom *g, int n, const float *x, const float *w,
                        const float *dz, float *col, float *dw, float *db, float *dx);
-    /* Max pooling (kh x kw windows, stride, no padding; oc == c). fwd writes y and the
+    /* Max pooling (kh x kw windows, stride, padding pad <= kh/2, kw/2; oc == c; the
+     * padding counts as -inf, so a window's maximum is always a pixel of its input
+     * plane, as PyTorch's max_pool2d). fwd writes y and the
      * index of each window's first maximum within its input plane (arg); bwd
      * overwrites dx(n, c, h, w) with dy routed to those maxima. */
     void (*maxpool_fwd)(const struct dlfs_conv_geom *g, int n, const float *x, float *y, int32_t *arg);

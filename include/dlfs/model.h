@@ -9,12 +9,23 @@
  *                          maxpool(2),flatten,dense(1024),relu,dense(10)
  *   shorthand 784-256-128-10[:act]   widths from input to classes; act (default relu)
  *                                    after every hidden layer
+ *             resnet20   = in(1x28x28),conv(16,k3,p1,b0),batchnorm,relu,res(16) x3,
+ *                          res(32,s2),res(32) x2,res(64,s2),res(64) x2,gap,dense(10)
+ *             resnet50   = in(3x224x224),conv(64,k7,s2,p3,b0),batchnorm,relu,
+ *                          maxpool(3,s2,p1),bottleneck(64) x3,bottleneck(128,s2),
+ *                          bottleneck(128) x3,bottleneck(256,s2),bottleneck(256) x5,
+ *                          bottleneck(512,s2),bottleneck(512) x2,gap,dense(1000)
+ *   blocks    res(C[,sS])  bottleneck(C[,sS])   expand into flat layer lists
+ *             (src/nn/blocks.c): the basic block and the bottleneck (width C, 4C
+ *             out, stride on the 3x3), convs b0, a projection when the shape changes
  *   layers    in(784),dense(256),gelu,dense(10)   comma-separated; in(CxHxW) or in(N)
  *             first, then
  *               dense(N)                 fully connected, flattens its input
- *               conv(C,kK[,sS][,pP])     C output channels, KxK kernel, stride S
- *                                        (default 1), zero padding P (default 0)
- *               maxpool(K[,sS])          KxK windows, stride S (default K)
+ *               conv(C,kK[,sS][,pP][,b0]) C output channels, KxK kernel, stride S
+ *                                        (default 1), zero padding P (default 0);
+ *                                        b0: no bias (before a batchnorm, as ResNets)
+ *               maxpool(K[,sS][,pP])     KxK windows, stride S (default K), padding
+ *                                        P <= K/2 that is never the maximum (-inf)
  *               flatten                  (C,H,W) -> C*H*W; no computation (NCHW)
  *               dropout(P)               zero each value with probability P (0 <= P < 1)
  *                                        while training, scaling the rest by 1/(1-P)
@@ -85,6 +96,7 @@ struct dlfs_layer {
                                layer; window (kh, kw, stride, pad) of conv/maxpool */
     enum dlfs_act act;      /* fused activation after the layer (dense, conv, batchnorm) */
     float rate;             /* dropout: probability of zeroing an element */
+    int no_bias;            /* conv: without bias (b0), as before a batch norm */
     int bn_c, bn_plane;     /* batchnorm: channels, values per channel per sample */
     size_t w_off, b_off;    /* offsets into the slab: weight, bias */
     size_t num_params;      /* 0 for layers without parameters */

@@ -74,10 +74,13 @@ enum dlfs_opt_kind {
       "in(784),dense(256),gelu,dense(10); ACT: relu tanh sigmoid gelu\n"                                         \
       "cnn: in(1x28x28),conv(32,k5,p2),relu,maxpool(2),conv(64,k5,p2),\n"                                        \
       "relu,maxpool(2),flatten,dense(1024),relu,dense(10); layers\n"                                             \
-      "conv(C,kK[,sS][,pP]) maxpool(K[,sS]) flatten dropout(P) batchnorm\n"                                      \
-      "gap; skips: add(K) from(K), K an earlier layer's index or in\n"                                         \
-      "(src/README.md, Models); cnn-bn: cnn with batchnorm after\n"                                         \
-      "each conv and dropout(0.5) before the last layer")                                                        \
+      "conv(C,kK[,sS][,pP][,b0]) (b0: no bias) maxpool(K[,sS][,pP])\n"                                          \
+      "flatten dropout(P) batchnorm gap; skips: add(K) from(K), K an\n"                                          \
+      "earlier layer's index or in; blocks res(C[,sS]) (basic)\n"                                               \
+      "bottleneck(C[,sS]) (src/README.md, Models); cnn-bn: cnn with\n"                                          \
+      "batchnorm after each conv and dropout(0.5) before the last layer;\n"                                     \
+      "resnet20 (1x28x28: 3 stages x 3 res, 16/32/64 channels),\n"                                              \
+      "resnet50 (3x224x224: bottlenecks 3-4-6-3, 1000 classes)")                                                 \
     H("Training:")                                                                                               \
     X(epochs, int, DLFS_OPT_INT, "epochs", "N", 10, 1, 100000, (""), DLFS_OPT_DIGEST,                            \
       "passes over the training set")                                                                            \

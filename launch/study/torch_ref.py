@@ -5,6 +5,7 @@
                         CASE [CASE ...]
 
 A CASE is MODEL:BATCH[:PRECISION[:MODE]] with MODEL in mlp, mlp-large, cnn, cnn-bn,
+resnet20, resnet50 (3x224x224 inputs, 1000 classes; the others 1x28x28, 10),
 PRECISION fp32 (default; TF32 off, as dlfs's default math) or bf16 (autocast,
 fp32 master weights, as dlfs's --precision bf16) and MODE eager (default) or
 graph (the whole step captured in one CUDA graph; CUDA only).
@@ -43,7 +44,48 @@ def build(name):
                              nn.Conv2d(32, 64, 5, padding=2), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Flatten(), nn.Linear(64 * 7 * 7, 1024), nn.ReLU(), nn.Dropout(0.5),
                              nn.Linear(1024, 10))
-    raise SystemExit(f"torch-ref: unknown model '{name}' (mlp, mlp-large, cnn, cnn-bn)")
+    if name == "resnet20":  # dlfs's `resnet20`: 3 stages of 3 basic blocks on 1x28x28
+        layers = [nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+        c = 16
+        for oc, s in ((16, 1), (16, 1), (16, 1), (32, 2), (32, 1), (32, 1), (64, 2), (64, 1), (64, 1)):
+            layers.append(Block(c, oc, s, bottleneck=False))
+            c = oc
+        return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+    if name == "resnet50":  # dlfs's `resnet50` = torchvision's resnet50 (stride on the 3x3)
+        layers = [nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                  nn.MaxPool2d(3, 2, 1)]
+        c = 64
+        for width, n, s in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+            for i in range(n):
+                layers.append(Block(c, width, s if i == 0 else 1, bottleneck=True))
+                c = 4 * width
+        return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000))
+    raise SystemExit(f"torch-ref: unknown model '{name}' (mlp, mlp-large, cnn, cnn-bn, resnet20, resnet50)")
+
+
+class Block(torch.nn.Module):
+    """dlfs's res(C,sS) (bottleneck=False) and bottleneck(C,sS): convs without bias,
+    batch norm, the projection shortcut when the shape changes, relu after the add."""
+
+    def __init__(self, c, width, stride, bottleneck):
+        super().__init__()
+        nn = torch.nn
+        oc = 4 * width if bottleneck else width
+        if bottleneck:
+            self.main = nn.Sequential(nn.Conv2d(c, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                                      nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width),
+                                      nn.ReLU(), nn.Conv2d(width, oc, 1, bias=False), nn.BatchNorm2d(oc))
+        else:
+            self.main = nn.Sequential(nn.Conv2d(c, oc, 3, stride, 1, bias=False), nn.BatchNorm2d(oc), nn.ReLU(),
+                                      nn.Conv2d(oc, oc, 3, 1, 1, bias=False), nn.BatchNorm2d(oc))
+        self.short = (nn.Sequential(nn.Conv2d(c, oc, 1, stride, bias=False), nn.BatchNorm2d(oc))
+                      if stride != 1 or c != oc else nn.Identity())
+
+    def forward(self, x):
+        return torch.relu(self.main(x) + self.short(x))
+
+
+SHAPES = {"resnet50": ((3, 224, 224), 1000)}  # input shape and classes; the others 1x28x28, 10
 
 
 def bench(dev, name, batch, precision, mode, steps, warmup):
@@ -52,8 +94,9 @@ def bench(dev, name, batch, precision, mode, steps, warmup):
     graph = mode == "graph"
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=graph)
     lossf = torch.nn.CrossEntropyLoss()
-    x = torch.rand(batch, 1, 28, 28, device=dev)
-    y = torch.randint(0, 10, (batch,), device=dev)
+    shape, classes = SHAPES.get(name, ((1, 28, 28), 10))
+    x = torch.rand(batch, *shape, device=dev)
+    y = torch.randint(0, classes, (batch,), device=dev)
     cast = torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     def step():

@@ -110,6 +110,10 @@ void dlfs_dataset_stats(const struct dlfs_split *s, int c, int h, int w, double 
 
 /* ---- the synthetic dataset ---------------------------------------------------------- */
 
+/* Labels are bytes: a synthetic set of more classes (resnet50's 1000, for --bench)
+ * draws its labels from the first 256; the model's layers are the same. */
+#define DLFS_SYNTH_MAX_CLASSES 4096
+
 static enum dlfs_status synth_names_(struct dlfs_dataset *ds, int classes)
 {
     ds->classes = calloc((size_t)classes, sizeof *ds->classes);
@@ -132,10 +136,10 @@ enum dlfs_status dlfs_dataset_synthetic(struct dlfs_dataset *ds, int c, int h, i
     memset(ds, 0, sizeof *ds);
     uint64_t chw[3] = {(uint64_t)c, (uint64_t)h, (uint64_t)w}, dim64 = 0, bytes = 0;
     if (c < 1 || c > DLFS_MAX_CHANNELS || h < 1 || w < 1 || dlfs_prod_exceeds(chw, 3, DLFS_DATASET_MAX_IMAGE, &dim64) ||
-        classes < 2 || classes > 256 || n < 1 || n > DLFS_DATASET_MAX_N ||
+        classes < 2 || classes > DLFS_SYNTH_MAX_CLASSES || n < 1 || n > DLFS_DATASET_MAX_N ||
         dlfs_mul_overflow_u64(n, dim64, &bytes) || bytes > DLFS_DATASET_MAX_BYTES)
         return dlfs_error_set(DLFS_ERR_USAGE, "synthetic dataset: %zu images of %dx%dx%d with %d classes is outside "
-                              "the limits (datasets/README.md; 2 to 256 classes: labels are bytes)", n, c, h, w,
+                              "the limits (datasets/README.md; 2 to 4096 classes)", n, c, h, w,
                               classes);
     const size_t dim = (size_t)dim64;
     ds->c = c, ds->h = h, ds->w = w;
@@ -153,7 +157,7 @@ enum dlfs_status dlfs_dataset_synthetic(struct dlfs_dataset *ds, int c, int h, i
     for (size_t i = 0; i < n; i++) {
         const uint64_t key = dlfs_key(seed, DS_KEY_SYNTH, i);
         for (size_t j = 0; j < dim; j++) ds->train.images[i * dim + j] = (uint8_t)(dlfs_hash64(key, j) >> 56);
-        ds->train.labels[i] = (uint8_t)(dlfs_hash64(key, dim) % (uint64_t)classes);
+        ds->train.labels[i] = (uint8_t)(dlfs_hash64(key, dim) % (uint64_t)(classes < 256 ? classes : 256));
     }
     ds->train.n = n;
     return DLFS_OK;

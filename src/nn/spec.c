@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dlfs/model.h"
+#include "nn/blocks.h"
 #include "nn/layer.h"
 
 static const struct { const char *name, *spec; } presets_[] = {
@@ -16,6 +17,14 @@ static const struct { const char *name, *spec; } presets_[] = {
             "dense(1024),relu,dense(10)"},
     {"cnn-bn", "in(1x28x28),conv(32,k5,p2),batchnorm,relu,maxpool(2),conv(64,k5,p2),batchnorm,relu,maxpool(2),"
                "flatten,dense(1024),relu,dropout(0.5),dense(10)"},
+    /* the CIFAR-style ResNet-20 (He et al. 2016, 4.2) for 28x28: 3 stages of 3 basic blocks */
+    {"resnet20", "in(1x28x28),conv(16,k3,p1,b0),batchnorm,relu,res(16),res(16),res(16),res(32,s2),res(32),"
+                 "res(32),res(64,s2),res(64),res(64),gap,dense(10)"},
+    /* ResNet-50 (torchvision's resnet50: the stride on the 3x3 of the bottleneck) */
+    {"resnet50", "in(3x224x224),conv(64,k7,s2,p3,b0),batchnorm,relu,maxpool(3,s2,p1),bottleneck(64),"
+                 "bottleneck(64),bottleneck(64),bottleneck(128,s2),bottleneck(128),bottleneck(128),bottleneck(128),"
+                 "bottleneck(256,s2),bottleneck(256),bottleneck(256),bottleneck(256),bottleneck(256),"
+                 "bottleneck(256),bottleneck(512,s2),bottleneck(512),bottleneck(512),gap,dense(1000)"},
 };
 
 /* Errors in the spec text are usage errors (the text is --model's value): exit 2. */
@@ -215,12 +224,40 @@ static const char *link_(struct dlfs_model *m, struct nn_shape *s)
     return NULL;
 }
 
-/* One item after in(): an activation, from(K) or a layer. NULL, or the reason. */
+static const char *item_(const struct nn_tok *k, struct dlfs_model *m, struct nn_shape *s, int *from);
+
+/* A block item (res, bottleneck: src/nn/blocks.c) parsed as the flat list it
+ * expands into, item by item. NULL, or the reason (naming the generated item). */
+static const char *block_(const char *list, struct dlfs_model *m, struct nn_shape *s, int *from)
+{
+    char copy[512], *toks[32];
+    strcpy(copy, list); /* (nn_block_expand wrote at most sizeof copy) */
+    const int n = split_top_(copy, toks, 32);
+    for (int i = 0; i < n; i++) {
+        struct nn_tok k;
+        const char *why = tok_split_(toks[i], &k);
+        if (!why) why = item_(&k, m, s, from);
+        if (why) {
+            char r[80]; /* (why may be s->why) */
+            snprintf(r, sizeof r, "%s", why);
+            snprintf(s->why, sizeof s->why, "%.79s (in the block: '%.50s')", r, k.full);
+            return s->why;
+        }
+    }
+    return NULL;
+}
+
+/* One item after in(): an activation, from(K), a block or a layer. NULL, or the reason. */
 static const char *item_(const struct nn_tok *k, struct dlfs_model *m, struct nn_shape *s, int *from)
 {
     const enum dlfs_act a = dlfs_act_parse(k->name);
     if (a != DLFS_ACT_COUNT && a != DLFS_ACT_NONE && !k->arg) return act_(m, a, *from);
     if (strcmp(k->name, "from") == 0) return from_(k, m, s, from);
+    char list[512];
+    const int src = *from != NO_FROM_ ? *from : m->num_layers - 1;
+    const char *why = nn_block_expand(k, m->num_layers, src, s->c, list, sizeof list);
+    if (why) return why;
+    if (list[0]) return block_(list, m, s, from);
     return layer_(k, m, s, from);
 }
 

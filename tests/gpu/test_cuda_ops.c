@@ -83,10 +83,13 @@ static const struct ops_case cases_[] = {
     {"optim", optim_sweep_, {.name = "adam L2", .flag = 1, .hp = {HP_ADAM, .weight_decay = 0.1f}}},
     {"optim", optim_sweep_, {.name = "adamw", .flag = 1, .hp = {HP_ADAM, .weight_decay = 0.01f, .decoupled = true}}},
     {"model", model_case_, {0}},
-    /* c h w oc kernel stride pad n [budget] act */
+    /* c h w oc kernel stride pad n [budget] act; CONV_NB_: without bias */
 #define CONV_(c_, h_, w_, oc_, k_, s_, p_, n_, budget_, act_)                                                   \
     {"conv", conv_case_, {.c = c_, .h = h_, .w = w_, .oc = oc_, .kernel = k_, .stride = s_, .pad = p_, .n = n_, \
                           .budget = budget_, .act = act_}}
+#define CONV_NB_(c_, h_, w_, oc_, k_, s_, p_, n_, act_)                                                         \
+    {"conv", conv_case_, {.c = c_, .h = h_, .w = w_, .oc = oc_, .kernel = k_, .stride = s_, .pad = p_, .n = n_, \
+                          .act = act_, .flag = 1}}
     CONV_(1, 5, 5, 2, 3, 1, 0, 1, 0, DLFS_ACT_NONE),
     CONV_(3, 7, 6, 4, 3, 2, 2, 3, 0, DLFS_ACT_RELU),
     CONV_(2, 9, 9, 3, 5, 1, 2, 2, 0, DLFS_ACT_GELU),
@@ -94,17 +97,24 @@ static const struct ops_case cases_[] = {
     CONV_(1, 3, 3, 2, 5, 1, 2, 1, 0, DLFS_ACT_RELU),                /* kernel larger than the image */
     CONV_(2, 13, 11, 3, 5, 2, 0, 3, 0, DLFS_ACT_SIGMOID),
     CONV_(3, 7, 6, 4, 3, 2, 2, 3, 1, DLFS_ACT_RELU),                /* one image per chunk */
+    CONV_(4, 6, 5, 3, 1, 1, 0, 3, 1, DLFS_ACT_RELU),                /* 1x1 one image a chunk (CPU: direct GEMMs) */
+    CONV_NB_(3, 9, 8, 5, 3, 2, 1, 4, DLFS_ACT_NONE),                /* without bias (before batch norm) */
+    CONV_NB_(8, 7, 7, 16, 1, 2, 0, 3, DLFS_ACT_RELU),               /* the 1x1 stride-2 projection */
     CONV_(2, 9, 9, 3, 5, 1, 2, 7, 2 * 50 * 81, DLFS_ACT_RELU),      /* chunks 2, 2, 2, 1 */
     CONV_(1, 28, 28, 32, 5, 1, 2, 64, 0, DLFS_ACT_RELU),            /* the cnn's layers */
     CONV_(32, 14, 14, 64, 5, 1, 2, 64, 0, DLFS_ACT_RELU),
 #undef CONV_
-    /* c h w kernel stride n */
+#undef CONV_NB_
+    /* c h w kernel stride [pad] n */
     {"pool", pool_case_, {.c = 3, .h = 6, .w = 6, .kernel = 2, .stride = 2, .n = 2}},
     {"pool", pool_case_, {.c = 2, .h = 7, .w = 5, .kernel = 2, .stride = 2, .n = 1}},   /* odd sizes */
     {"pool", pool_case_, {.c = 2, .h = 7, .w = 7, .kernel = 3, .stride = 2, .n = 3}},   /* overlapping windows */
     {"pool", pool_case_, {.c = 2, .h = 8, .w = 9, .kernel = 3, .stride = 1, .n = 2}},   /* stride 1 */
     {"pool", pool_case_, {.c = 1, .h = 9, .w = 10, .kernel = 2, .stride = 3, .n = 2}},  /* stride > kernel */
     {"pool", pool_case_, {.c = 32, .h = 28, .w = 28, .kernel = 2, .stride = 2, .n = 64}},
+    {"pool", pool_case_, {.c = 3, .h = 9, .w = 8, .kernel = 3, .stride = 2, .pad = 1, .n = 2}}, /* resnet50's stem pool */
+    {"pool", pool_case_, {.c = 2, .h = 7, .w = 7, .kernel = 3, .stride = 1, .pad = 1, .n = 2}}, /* padded, stride 1 */
+    {"pool", pool_case_, {.c = 8, .h = 112, .w = 112, .kernel = 3, .stride = 2, .pad = 1, .n = 4}},
     /* rows x cols, rate, key offset */
     {"dropout", dropout_case_, {.n = 1, .w = 1, .rate = 0.0f, .seed = 0}},
     {"dropout", dropout_case_, {.n = 7, .w = 1000, .rate = 0.3f, .seed = 1}},

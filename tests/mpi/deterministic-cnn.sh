@@ -4,7 +4,8 @@
 # steps of batch 32 (4 virtual shards of 8 rows: statistics per shard; dropout,
 # random crop and flip keyed by sample index) gives
 # the same params_sha256, the same test accuracy (running statistics) and the
-# same checkpointed running statistics on np = 1, 2 and 4.
+# same checkpointed running statistics on np = 1, 2 and 4; a small ResNet keeps its
+# bits across rank counts, --zero 1, --accum-steps and a resume.
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
@@ -61,4 +62,30 @@ for p in sys.argv[2:]:
     assert np.array_equal(bufs(p).view(np.uint32), a.view(np.uint32)), p
 PY
 fi
+# A small ResNet (a basic block and a bottleneck: convs without bias, batch norm in
+# every block, residual adds, a projection shortcut, gap): the same digest and test
+# accuracy (running statistics) on np = 1 and 2, and through a resume on another rank
+# count that changes the mechanisms: 3 steps with --zero 1 on 4 ranks, then 3 more with
+# --accum-steps 2 on 2 ranks.
+rn=(--data "$fm" --model "in(1x28x28),conv(8,k3,s2,p1,b0),batchnorm,relu,res(8),bottleneck(4,s2),gap,dense(10)"
+    --batch 32 --epochs 1 --max-steps 6 --seed 7 --optim sgd --lr 0.05 --deterministic --virtual-shards 4 --quiet)
+run_rn() { # NAME NP ARGS...: one run, its digest and accuracy in rn_d[NAME], rn_a[NAME]
+  local name=$1 np=$2; shift 2
+  mpirun -np "$np" "$train" "${rn[@]}" --metrics "$T_TMP/rn-$name.jsonl" "$@" > "$T_TMP/rn-$name.out" 2>&1 \
+    || { cat "$T_TMP/rn-$name.out"; t_fail "resnet $name: run failed"; }
+  rn_d[$name]=$(t_digest "$T_TMP/rn-$name.jsonl"); rn_a[$name]=$(t_acc "$T_TMP/rn-$name.jsonl")
+  echo "resnet $name: digest ${rn_d[$name]} test_acc ${rn_a[$name]}"
+}
+declare -A rn_d rn_a
+run_rn np1 1
+run_rn np2 2
+run_rn half 4 --max-steps 3 --zero 1 --checkpoint-dir "$T_TMP/rnck"
+run_rn resumed 2 --accum-steps 2 --checkpoint-dir "$T_TMP/rnck" --resume latest
+[ -n "${rn_d[np1]}" ] && [ -n "${rn_a[np1]}" ] || t_fail "resnet: no digest or accuracy on np=1"
+for k in np2 resumed; do
+  [ "${rn_d[$k]}" = "${rn_d[np1]}" ] && [ "${rn_a[$k]}" = "${rn_a[np1]}" ] && t_pass "resnet $k: digest and accuracy equal np=1" \
+    || t_fail "resnet $k: ${rn_d[$k]} ${rn_a[$k]} != ${rn_d[np1]} ${rn_a[np1]}"
+done
+[ -n "${rn_d[half]}" ] && [ "${rn_d[half]}" != "${rn_d[np1]}" ] && t_pass "resnet: the resumed run started from step 3" \
+  || t_fail "resnet: the 3-step run's digest '${rn_d[half]}' (should differ from the 6-step one)"
 t_done

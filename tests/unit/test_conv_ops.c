@@ -67,22 +67,25 @@ static double conv_loss_(const struct dlfs_conv_geom *g, int n, const double *x,
         (out)[i_] = (lp_ - lm_) / (2 * h_);                      \
     }
 
+/* bias 0: the conv without one (b and db NULL), against the reference with b = 0 */
 /* long: forward and backward of one geometry against float64 and finite differences, in sequence */
-static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc, int k, int stride, int pad,
-                      int n)
+static void test_conv_b(const struct dlfs_backend *be, int c, int h, int w, int oc, int k, int stride, int pad,
+                        int n, int bias)
 {
     struct dlfs_conv_geom g;
     t_conv_geom_(&g, c, h, w, oc, k, stride, pad);
     const size_t nx = (size_t)n * c * h * w, nw = (size_t)oc * c * k * k, nz = (size_t)n * oc * g.oh * g.ow;
     float *x = t_rand_floats_(&seed_, nx, 1), *wt = t_rand_floats_(&seed_, nw, 0.5), *b = t_rand_floats_(&seed_, (size_t)oc, 0.5), *r = t_rand_floats_(&seed_, nz, 1);
+    if (!bias) memset(b, 0, (size_t)oc * sizeof *b);
     double *xd = to_d_(x, nx), *wd = to_d_(wt, nw), *bd = to_d_(b, (size_t)oc), *rd = to_d_(r, nz);
     double *zref = malloc(nz * sizeof *zref), *aref = malloc(nz * sizeof *aref), *tmp = malloc(nz * sizeof *tmp);
     conv_ref_(&g, n, xd, wd, bd, zref);
     for (size_t i = 0; i < nz; i++) aref[i] = zref[i] > 0 ? zref[i] : 0;
     char what[128];
-    snprintf(what, sizeof what, "conv c%d %dx%d oc%d k%d s%d p%d n%d", c, h, w, oc, k, stride, pad, n);
+    snprintf(what, sizeof what, "conv c%d %dx%d oc%d k%d s%d p%d n%d%s", c, h, w, oc, k, stride, pad, n,
+             bias ? "" : " no bias");
 
-    float *dx = t_upload_(be, x, nx), *dw = t_upload_(be, wt, nw), *db = t_upload_(be, b, (size_t)oc);
+    float *dx = t_upload_(be, x, nx), *dw = t_upload_(be, wt, nw), *db = bias ? t_upload_(be, b, (size_t)oc) : NULL;
     float *col = be->alloc(dlfs_conv_col_floats(&g, n) * sizeof(float));
     float *dz = be->alloc(nz * sizeof(float)), *da = be->alloc(nz * sizeof(float));
     float *hz = t_guarded_(nz), *ha = t_guarded_(nz);
@@ -102,14 +105,14 @@ static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc
 
     /* backward with dz = r: gradients of L = sum(r * z) */
     be->to_device(dz, r, nz * sizeof(float));
-    float *gw = be->alloc(nw * sizeof(float)), *gb = be->alloc((size_t)oc * sizeof(float));
+    float *gw = be->alloc(nw * sizeof(float)), *gb = bias ? be->alloc((size_t)oc * sizeof(float)) : NULL;
     float *gx = be->alloc(nx * sizeof(float));
     be->fill(gw, 7.0f, nw); /* must be overwritten, not accumulated */
     be->fill(gx, 7.0f, nx);
     be->conv2d_bwd(&g, n, dx, dw, dz, col, gw, gb, gx);
     float *hgw = t_guarded_(nw), *hgb = t_guarded_((size_t)oc), *hgx = t_guarded_(nx);
     t_download_(be, hgw, gw, nw);
-    t_download_(be, hgb, gb, (size_t)oc);
+    if (bias) t_download_(be, hgb, gb, (size_t)oc);
     t_download_(be, hgx, gx, nx);
     double *fw = malloc(nw * sizeof *fw), *fb = malloc((size_t)oc * sizeof *fb), *fx = malloc(nx * sizeof *fx);
     FD_(wd, nw, fw, conv_loss_(&g, n, xd, wd, bd, rd, tmp));
@@ -118,7 +121,7 @@ static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc
     snprintf(m, sizeof m, "%s bwd dw vs finite differences", what);
     t_close_(m, hgw, fw, nw, 1e-4, 1e-4);
     snprintf(m, sizeof m, "%s bwd db vs finite differences", what);
-    t_close_(m, hgb, fb, (size_t)oc, 1e-4, 1e-4);
+    if (bias) t_close_(m, hgb, fb, (size_t)oc, 1e-4, 1e-4);
     snprintf(m, sizeof m, "%s bwd dx vs finite differences", what);
     t_close_(m, hgx, fx, nx, 1e-4, 1e-4);
     CHECK(t_guard_ok_(hgw, nw) && t_guard_ok_(hgb, (size_t)oc) && t_guard_ok_(hgx, nx), "%s bwd guard", what);
@@ -129,11 +132,17 @@ static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc
     snprintf(m, sizeof m, "%s bwd dw without dx", what);
     t_close_(m, hgw, fw, nw, 1e-4, 1e-4);
 
-    be->free(dx); be->free(dw); be->free(db); be->free(col); be->free(dz); be->free(da);
-    be->free(gw); be->free(gb); be->free(gx);
+    be->free(dx); be->free(dw); if (db) be->free(db); be->free(col); be->free(dz); be->free(da);
+    be->free(gw); if (gb) be->free(gb); be->free(gx);
     t_guarded_free_(hz); t_guarded_free_(ha); t_guarded_free_(hgw); t_guarded_free_(hgb); t_guarded_free_(hgx);
     free(x); free(wt); free(b); free(r); free(xd); free(wd); free(bd); free(rd);
     free(zref); free(aref); free(tmp); free(fw); free(fb); free(fx);
+}
+
+static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc, int k, int stride, int pad,
+                      int n)
+{
+    test_conv_b(be, c, h, w, oc, k, stride, pad, n, 1);
 }
 
 static void pool_ref_(const struct dlfs_conv_geom *g, int n, const double *x, double *y)
@@ -141,26 +150,37 @@ static void pool_ref_(const struct dlfs_conv_geom *g, int n, const double *x, do
     for (int q = 0; q < n * g->c; q++)
         for (int oy = 0; oy < g->oh; oy++)
             for (int ox = 0; ox < g->ow; ox++) {
-                double m = -INFINITY;
+                double m = -INFINITY; /* the padding: -inf, as PyTorch's max_pool2d */
                 for (int i = 0; i < g->kh; i++)
                     for (int j = 0; j < g->kw; j++) {
-                        double v = x[((size_t)q * g->h + oy * g->stride + i) * g->w + ox * g->stride + j];
+                        const int iy = oy * g->stride - g->pad + i, ix = ox * g->stride - g->pad + j;
+                        if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
+                        const double v = x[((size_t)q * g->h + iy) * g->w + ix];
                         if (v > m) m = v;
                     }
                 y[((size_t)q * g->oh + oy) * g->ow + ox] = m;
             }
 }
 
-static void test_pool(const struct dlfs_backend *be, int c, int h, int w, int k, int stride, int n)
+static void test_pool(const struct dlfs_backend *be, int c, int h, int w, int k, int stride, int pad, int n)
 {
     struct dlfs_conv_geom g;
-    t_conv_geom_(&g, c, h, w, c, k, stride, 0);
+    t_conv_geom_(&g, c, h, w, c, k, stride, pad);
     const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * g.oh * g.ow;
     float *x = t_rand_floats_(&seed_, nx, 1), *r = t_rand_floats_(&seed_, ny, 1);
+    /* distinct values at least 2/nx apart (a shuffled ladder): no two in a window are
+     * within the finite differences' step, which would split the gradient */
+    for (size_t i = 0; i < nx; i++) x[i] = (float)(2.0 * (double)i / (double)nx - 1.0);
+    for (size_t i = nx - 1; i > 0; i--) {
+        const size_t j = (size_t)((t_rand_(&seed_) + 1.0) / 2.0 * (double)(i + 1)); /* t_rand_: [-1, 1) */
+        const float t = x[i];
+        x[i] = x[j];
+        x[j] = t;
+    }
     double *xd = to_d_(x, nx), *rd = to_d_(r, ny), *yref = malloc(ny * sizeof *yref);
     pool_ref_(&g, n, xd, yref);
     char what[96], m[160];
-    snprintf(what, sizeof what, "maxpool c%d %dx%d k%d s%d n%d", c, h, w, k, stride, n);
+    snprintf(what, sizeof what, "maxpool c%d %dx%d k%d s%d p%d n%d", c, h, w, k, stride, pad, n);
     float *dx = t_upload_(be, x, nx), *dy = be->alloc(ny * sizeof(float));
     int32_t *arg = be->alloc(ny * sizeof(int32_t));
     be->maxpool_fwd(&g, n, dx, dy, arg);
@@ -302,10 +322,13 @@ static void conv_cases_(const struct dlfs_backend *be)
     /* several chunks: one image per chunk, then 2 + 1 (a partial last chunk) */
     dlfs_conv_set_col_budget(1);
     test_conv(be, 3, 7, 6, 4, 3, 2, 2, 3);
+    test_conv(be, 4, 6, 5, 3, 1, 1, 0, 3);  /* 1x1 one image a chunk: x and dx straight in the GEMMs */
     dlfs_conv_set_col_budget(2 * 27 * 5 * 4); /* k = 27, plane = 5 x 4 */
     test_conv(be, 3, 7, 6, 4, 3, 2, 2, 3);
     dlfs_conv_set_col_budget(0);
     test_conv(be, 2, 6, 5, 3, 3, 1, 1, 7);  /* 7 images: 2 + 2 + 3 on three threads */
+    test_conv_b(be, 2, 6, 5, 3, 3, 2, 1, 7, 0); /* without bias (b, db NULL), threads' partial sums */
+    test_conv_b(be, 3, 5, 4, 4, 1, 1, 0, 2, 0);
     dlfs_conv_set_col_budget(2 * 18 * 30);  /* k = 18, plane = 6 x 5: two images a chunk */
     test_conv(be, 2, 6, 5, 3, 3, 1, 1, 7);
     dlfs_conv_set_col_budget(0);
@@ -336,9 +359,11 @@ int main(void)
                       openblas_get_num_threads(), threads);
         }
         if (be->set_threads) be->set_threads(1);
-        test_pool(be, 3, 6, 6, 2, 2, 2);
-        test_pool(be, 2, 7, 5, 2, 2, 1);         /* odd sizes: the last row/column is dropped */
-        test_pool(be, 2, 7, 7, 3, 2, 3);         /* overlapping windows */
+        test_pool(be, 3, 6, 6, 2, 2, 0, 2);
+        test_pool(be, 2, 7, 5, 2, 2, 0, 1);      /* odd sizes: the last row/column is dropped */
+        test_pool(be, 2, 7, 7, 3, 2, 0, 3);      /* overlapping windows */
+        test_pool(be, 3, 9, 8, 3, 2, 1, 2);      /* padding: resnet50's stem pool 3x3/2 pad 1 */
+        test_pool(be, 2, 6, 7, 2, 2, 1, 1);      /* padding, even kernel: windows half outside */
         test_dropout(be);
         test_bn_groups(be);
     }

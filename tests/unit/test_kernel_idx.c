@@ -132,10 +132,10 @@ static void conv_case_(int c, int h, int w, int oc, int k, int stride, int pad, 
 
 /* pool.cu: one call per output (fwd) and per input pixel (bwd). Inputs from a
  * few integer values, so windows have ties (the first maximum must win). */
-static void pool_case_(int c, int h, int w, int k, int stride, int n)
+static void pool_case_(int c, int h, int w, int k, int stride, int pad, int n)
 {
     struct dlfs_conv_geom g;
-    t_conv_geom_(&g, c, h, w, c, k, stride, 0);
+    t_conv_geom_(&g, c, h, w, c, k, stride, pad);
     const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * g.oh * g.ow;
     float *x = malloc(nx * sizeof *x), *dy = rnd_(ny, 1);
     for (size_t i = 0; i < nx; i++) x[i] = (float)(int)(3.0 * t_rand_(&seed_));
@@ -146,7 +146,7 @@ static void pool_case_(int c, int h, int w, int k, int stride, int n)
     for (size_t i = 0; i < nx; i++) dx[i] = dlfs_maxpool_bwd_at(&g, dy, arg, i);
     cpu_->maxpool_bwd(&g, n, dy, carg, cdx);
     char what[96];
-    snprintf(what, sizeof what, "maxpool c%d %dx%d k%d s%d n%d", c, h, w, k, stride, n);
+    snprintf(what, sizeof what, "maxpool c%d %dx%d k%d s%d p%d n%d", c, h, w, k, stride, pad, n);
     CHECK(diff_bits_("y", y, cy, ny, sizeof *y) == 0, "%s: y differs", what);
     CHECK(diff_bits_("arg", arg, carg, ny, sizeof *arg) == 0, "%s: arg differs (first maximum?)", what);
     CHECK(diff_bits_("dx", dx, cdx, nx, sizeof *dx) == 0, "%s: dx (gather) differs from the CPU's scatter", what);
@@ -211,13 +211,16 @@ int main(void)
     conv_case_(2, 9, 9, 3, 5, 1, 2, 7, 2 * 50 * 81);    /* chunks of 2, 2, 2, 1 */
     conv_case_(1, 28, 28, 8, 5, 1, 2, 4, 0); /* the cnn's first layer, narrower */
     /*         c  h  w  k  s  n */
-    pool_case_(3, 6, 6, 2, 2, 2);
-    pool_case_(2, 7, 5, 2, 2, 1);            /* odd sizes: last row/column dropped */
-    pool_case_(2, 7, 7, 3, 2, 3);            /* overlapping windows */
-    pool_case_(2, 8, 9, 3, 1, 2);            /* stride 1: up to 9 windows per pixel */
-    pool_case_(1, 9, 10, 2, 3, 2);           /* stride > kernel: pixels in no window */
-    pool_case_(2, 5, 5, 1, 1, 1);            /* 1x1 */
-    pool_case_(4, 28, 28, 2, 2, 3);
+    pool_case_(3, 6, 6, 2, 2, 0, 2);
+    pool_case_(2, 7, 5, 2, 2, 0, 1);         /* odd sizes: last row/column dropped */
+    pool_case_(2, 7, 7, 3, 2, 0, 3);         /* overlapping windows */
+    pool_case_(2, 8, 9, 3, 1, 0, 2);         /* stride 1: up to 9 windows per pixel */
+    pool_case_(1, 9, 10, 2, 3, 0, 2);        /* stride > kernel: pixels in no window */
+    pool_case_(2, 5, 5, 1, 1, 0, 1);         /* 1x1 */
+    pool_case_(4, 28, 28, 2, 2, 0, 3);
+    pool_case_(3, 9, 8, 3, 2, 1, 2);         /* padding: resnet50's stem pool 3x3/2 pad 1 */
+    pool_case_(2, 7, 7, 3, 1, 1, 2);         /* padding, stride 1 */
+    pool_case_(2, 6, 7, 2, 2, 1, 1);         /* padding, even kernel */
     dropout_case_(1, 1, 0.5f, 1);
     dropout_case_(7, 1000, 0.3f, 99);
     dropout_case_(5, 33, 0.0f, 12345);

@@ -6,128 +6,7 @@
 #include "dlfs/util.h"
 #include "testutil.h"
 
-/* dropout in the reference: the training key and the rows' sample indices */
-static uint64_t ref_key_ = 0x5eed;
-static uint32_t ref_id_(int r) { return (uint32_t)(1000 + 7 * r); }
-
-/* float64 reference of the model: mean softmax cross-entropy over rows */
-static double act_d(double z, enum dlfs_act a)
-{
-    switch (a) {
-    case DLFS_ACT_RELU: return z > 0 ? z : 0;
-    case DLFS_ACT_TANH: return tanh(z);
-    case DLFS_ACT_SIGMOID: return 1 / (1 + exp(-z));
-    case DLFS_ACT_GELU: return 0.5 * z * (1 + tanh(0.7978845608028654 * (z + 0.044715 * z * z * z)));
-    default: return z;
-    }
-}
-
-/* one layer for one sample (all but batchnorm) */
-static void ref_layer_(const struct dlfs_layer *L, int l, const double *p, const double *cur, double *next, int r)
-{
-    if (L->type == DLFS_LAYER_DENSE) {
-        for (int o = 0; o < L->out; o++) {
-            double z = p[L->b_off + o];
-            for (int i = 0; i < L->in; i++) z += p[L->w_off + (size_t)o * L->in + i] * cur[i];
-            next[o] = act_d(z, L->act);
-        }
-    } else if (L->type == DLFS_LAYER_CONV || L->type == DLFS_LAYER_MAXPOOL) {
-        const struct dlfs_conv_geom *g = &L->g;
-        for (int o = 0; o < g->oc; o++)
-            for (int oy = 0; oy < g->oh; oy++)
-                for (int ox = 0; ox < g->ow; ox++) {
-                    double acc = L->type == DLFS_LAYER_CONV ? p[L->b_off + o] : -INFINITY;
-                    for (int c = 0; c < g->c; c++)
-                        for (int ki = 0; ki < g->kh; ki++)
-                            for (int kj = 0; kj < g->kw; kj++) {
-                                int iy = oy * g->stride - g->pad + ki, ix = ox * g->stride - g->pad + kj;
-                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) continue;
-                                double v = cur[(c * g->h + iy) * g->w + ix];
-                                if (L->type == DLFS_LAYER_CONV)
-                                    acc += p[L->w_off + (size_t)((o * g->c + c) * g->kh + ki) * g->kw + kj] * v;
-                                else if (c == o && v > acc)
-                                    acc = v;
-                            }
-                    next[(o * g->oh + oy) * g->ow + ox] = act_d(acc, L->act);
-                }
-    } else if (L->type == DLFS_LAYER_DROPOUT) {
-        const uint64_t rk = dlfs_hash64(dlfs_hash64(ref_key_, (uint64_t)l), ref_id_(r));
-        for (int j = 0; j < L->out; j++)
-            next[j] = dlfs_uniform01(rk, (uint64_t)j) >= L->rate ? cur[j] / (1.0 - L->rate) : 0.0;
-    } else { /* flatten */
-        memcpy(next, cur, sizeof(double) * (size_t)L->out);
-    }
-}
-
-/* batchnorm over all rows (training statistics, biased variance) */
-static void ref_bn_(const struct dlfs_layer *L, const double *p, const double *cur, double *next, int rows,
-                    size_t stride)
-{
-    const int C = L->bn_c, P = L->bn_plane;
-    for (int c = 0; c < C; c++) {
-        double s = 0, s2 = 0, cnt = (double)rows * P;
-        for (int r = 0; r < rows; r++)
-            for (int q = 0; q < P; q++) s += cur[r * stride + (size_t)c * P + q];
-        const double mean = s / cnt;
-        for (int r = 0; r < rows; r++)
-            for (int q = 0; q < P; q++) {
-                const double d = cur[r * stride + (size_t)c * P + q] - mean;
-                s2 += d * d;
-            }
-        const double is = 1.0 / sqrt(s2 / cnt + 1e-5);
-        for (int r = 0; r < rows; r++)
-            for (int q = 0; q < P; q++) {
-                const size_t i = r * stride + (size_t)c * P + q;
-                next[i] = act_d(p[L->w_off + c] * (cur[i] - mean) * is + p[L->b_off + c], L->act);
-            }
-    }
-}
-
-/* one layer after the table's generic ones: add (two inputs) and gap */
-static void ref_extra_(const struct dlfs_layer *L, const double *cur, const double *cur2, double *next)
-{
-    if (L->type == DLFS_LAYER_ADD) {
-        for (int j = 0; j < L->out; j++) next[j] = act_d(cur[j] + cur2[j], L->act);
-        return;
-    }
-    const int P = L->g.h * L->g.w; /* gap */
-    for (int c = 0; c < L->g.c; c++) {
-        double sum = 0;
-        for (int q = 0; q < P; q++) sum += cur[c * P + q];
-        next[c] = sum / P;
-    }
-}
-
-static double ref_loss(const struct dlfs_model *m, const double *p, const double *x, const int32_t *y,
-                       int rows, double *logits_out)
-{
-    /* every layer's output kept (out[l + 1]; out[0]: the input): layers read any earlier one */
-    const size_t W = (size_t)m->max_width;
-    double *out[DLFS_MAX_LAYERS + 1];
-    for (int l = 0; l <= m->num_layers; l++) out[l] = malloc(sizeof(double) * W * rows);
-    for (int r = 0; r < rows; r++) memcpy(out[0] + r * W, x + (size_t)r * m->input_dim, sizeof(double) * m->input_dim);
-    for (int l = 0; l < m->num_layers; l++) {
-        const struct dlfs_layer *L = &m->layers[l];
-        const double *cur = out[L->src[0] + 1], *cur2 = out[L->src[1] + 1];
-        double *next = out[l + 1];
-        if (L->type == DLFS_LAYER_BATCHNORM) ref_bn_(L, p, cur, next, rows, W);
-        else if (L->type == DLFS_LAYER_ADD || L->type == DLFS_LAYER_GAP)
-            for (int r = 0; r < rows; r++) ref_extra_(L, cur + r * W, cur2 + r * W, next + r * W);
-        else for (int r = 0; r < rows; r++) ref_layer_(L, l, p, cur + r * W, next + r * W, r);
-    }
-    const double *cur = out[m->num_layers];
-    double loss = 0;
-    for (int r = 0; r < rows; r++) {
-        const double *o = cur + r * W;
-        double mx = o[0], s = 0;
-        for (int c = 0; c < m->num_classes; c++) if (o[c] > mx) mx = o[c];
-        for (int c = 0; c < m->num_classes; c++) s += exp(o[c] - mx);
-        loss += log(s) + mx - o[y[r]];
-        if (logits_out) memcpy(logits_out + (size_t)r * m->num_classes, o, sizeof(double) * (size_t)m->num_classes);
-    }
-    for (int l = 0; l <= m->num_layers; l++) free(out[l]);
-    return loss / rows;
-}
+#include "model-ref.h"
 
 /* long: forward, loss and backward of one model against the float64 reference, in sequence */
 static void check_model(const char *spec, int rows)
@@ -256,6 +135,21 @@ static void test_specs(void)
     CHECK(dlfs_model_parse(m.spec, &m2) == DLFS_OK && strcmp(m.spec, m2.spec) == 0, "conv canonical round trip");
     dlfs_model_free(&m2);
     dlfs_model_free(&m);
+    /* padded max pooling (resnet50's stem: 112x112 -> 56x56), (h + 2p - k) / s + 1 */
+    CHECK(dlfs_model_parse("in(2x112x112),maxpool(3, s2, p1),maxpool(2,p1),maxpool(3,p1,s3),dense(3)", &m) == DLFS_OK &&
+          m.layers[0].g.oh == 56 && m.layers[0].g.ow == 56 && m.layers[0].g.pad == 1 && m.layers[1].g.oh == 29 &&
+          m.layers[1].g.stride == 2 && m.layers[2].g.oh == 10 && m.layers[2].g.stride == 3,
+          "maxpool padding: %s", dlfs_error_msg());
+    CHECK(strcmp(m.spec, "in(2x112x112),maxpool(3,s2,p1),maxpool(2,p1),maxpool(3,p1),dense(3)") == 0,
+          "canonical %s", m.spec);
+    dlfs_model_free(&m);
+    /* a conv without bias: weights only, the bias group absent */
+    CHECK(dlfs_model_parse("in(3x8x8),conv(4,k3,b0,p1),batchnorm,conv(2,k1,b1),dense(3)", &m) == DLFS_OK &&
+          m.layers[0].no_bias && m.layers[0].num_params == 4 * 3 * 9 && m.layers[0].b_off == m.layers[0].w_off + 108 &&
+          !m.layers[2].no_bias && m.layers[2].num_params == 2 * 4 + 2,
+          "conv b0: %s", dlfs_error_msg());
+    CHECK(strcmp(m.spec, "in(3x8x8),conv(4,k3,p1,b0),batchnorm,conv(2,k1),dense(3)") == 0, "canonical %s", m.spec);
+    dlfs_model_free(&m);
     CHECK(dlfs_model_parse("in(9),dense(5),relu,dropout(0.25),dense(3)", &m) == DLFS_OK &&
           m.layers[1].type == DLFS_LAYER_DROPOUT && m.layers[1].rate == 0.25f && m.layers[1].num_params == 0 &&
           strcmp(m.spec, "in(9),dense(5),relu,dropout(0.25),dense(3)") == 0, "dropout: %s", dlfs_error_msg());
@@ -269,12 +163,14 @@ static void test_specs(void)
                          "in(1x8x8),conv(2,k3,p-1),dense(3)", "in(1x8x8),conv(2,k0),dense(3)",
                          "in(1x8x8),conv(2,k3,s0),dense(3)", "in(1x8x8),conv(2),dense(3)",
                          "in(1x8x8),conv(2,k3,q1),dense(3)", "in(1x3x3),maxpool(4),dense(3)",
-                         "in(1x8x8),maxpool(2,p1),dense(3)", "in(1x8x8),maxpool(2),relu,dense(3)",
+                         "in(1x8x8),maxpool(3,p2),dense(3)", "in(1x8x8),maxpool(2),relu,dense(3)",
                          "in(1x8x8),conv(2,k3),flatten", "in(1x8x8),conv(2,k3,p1,dense(3)",
                          "in(1x8x8),flatten(2),dense(3)", "in(9),dropout(1),dense(3)",
                          "in(9),dropout(-0.1),dense(3)", "in(9),dropout,dense(3)", "in(9),dropout(0.5x),dense(3)",
                          "in(1x8x8),conv(8,k5,k3),dense(3)", "in(1x8x8),conv(8,k3,s1,s2),dense(3)",
-                         "in(1x8x8),conv(8,k3,p1,p0),dense(3)", "in(1x8x8),maxpool(2,s2,s1),dense(3)"};
+                         "in(1x8x8),conv(8,k3,p1,p0),dense(3)", "in(1x8x8),maxpool(2,s2,s1),dense(3)",
+                         "in(1x8x8),conv(2,k3,b2),dense(3)", "in(1x8x8),conv(2,k3,b0,b0),dense(3)",
+                         "in(1x8x8),maxpool(2,b0),dense(3)", "in(1x8x8),conv(2,k3,b),dense(3)"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         dlfs_error_clear();
         enum dlfs_status st = dlfs_model_parse(bad[i], &m);
@@ -367,6 +263,41 @@ static void test_layer_limit(void)
     free(spec);
 }
 
+/* Block items: res/bottleneck expand into the layers written out by hand here
+ * (projection when the shape changes), the presets have torchvision's parameter
+ * counts (resnet50: 25,557,032; resnet20 on one channel: 272,474 - 2 * 144), and
+ * a small ResNet's gradients match finite differences. */
+static void test_blocks(void)
+{
+    const char *spec = "in(2x6x6),conv(4,k3,p1,b0),batchnorm,relu,res(4),res(6, s2),bottleneck(2),gap,dense(3)";
+    const char *want = "in(2x6x6),conv(4,k3,p1,b0),batchnorm,relu,conv(4,k3,p1,b0),batchnorm,relu,conv(4,k3,p1,b0),"
+                       "batchnorm,add(1),relu,conv(6,k3,s2,p1,b0),batchnorm,relu,conv(6,k3,p1,b0),batchnorm,from(6),"
+                       "conv(6,k1,s2,b0),batchnorm,add(10),relu,conv(2,k1,b0),batchnorm,relu,conv(2,k3,p1,b0),"
+                       "batchnorm,relu,conv(8,k1,b0),batchnorm,from(13),conv(8,k1,b0),batchnorm,add(19),relu,gap,dense(3)";
+    struct dlfs_model m, m2;
+    CHECK(dlfs_model_parse(spec, &m) == DLFS_OK && strcmp(m.spec, want) == 0, "blocks: %s %s", m.spec, dlfs_error_msg());
+    CHECK(dlfs_model_parse(m.spec, &m2) == DLFS_OK && m2.num_params == m.num_params, "blocks round trip");
+    dlfs_model_free(&m2);
+    dlfs_model_free(&m);
+    check_model(spec, 3);
+    CHECK(dlfs_model_parse("resnet20", &m) == DLFS_OK && m.num_params == 272474 - 2 * 144 && m.num_layers == 53 &&
+          m.layers[52].out == 10, "resnet20: %zu parameters, %d layers", m.num_params, m.num_layers);
+    dlfs_model_free(&m);
+    CHECK(dlfs_model_parse("resnet50", &m) == DLFS_OK && m.num_params == 25557032 && m.num_layers == 125 &&
+          m.layers[3].g.oh == 56 && m.layers[123].g.c == 2048 && m.layers[123].g.h == 7 && m.num_classes == 1000,
+          "resnet50: %zu parameters, %d layers", m.num_params, m.num_layers);
+    dlfs_model_free(&m);
+    const char *bad[] = {"in(2x6x6),res(0),gap,dense(3)", "in(2x6x6),res(4,s0),gap,dense(3)",
+                         "in(2x6x6),res(4,k3),gap,dense(3)", "in(2x6x6),bottleneck,gap,dense(3)",
+                         "in(2x6x6),res(4,s2,s2),gap,dense(3)", "in(2x6x6),res(4,s2x),gap,dense(3)"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dlfs_error_clear();
+        const enum dlfs_status st = dlfs_model_parse(bad[i], &m);
+        CHECK(st == DLFS_ERR_USAGE && strstr(dlfs_error_msg(), "--model"), "bad '%s': %s", bad[i], dlfs_error_msg());
+        if (st == DLFS_OK) dlfs_model_free(&m);
+    }
+}
+
 /* dlfs_workspace_bytes is what dlfs_workspace_init takes: a CPU backend whose
  * alloc counts, and one model's bytes worked out by hand. */
 static double counted_;
@@ -416,11 +347,13 @@ int main(void)
     check_model("in(2x7x6),conv(3,k3,s2,p2),tanh,maxpool(2),flatten,dense(4),relu,dense(3)", 3);
     check_model("in(1x9x9),conv(3,k5,p2),relu,maxpool(2),conv(4,k3),gelu,maxpool(2,s1),flatten,dense(3)", 2);
     check_model("in(1x6x6),maxpool(3,s2),conv(2,k2),dense(2)", 2);
+    check_model("in(2x7x6),conv(3,k3,p1,b0),maxpool(3,s2,p1),dense(3)", 2);
     check_model("in(12),dense(9),relu,dropout(0.5),dense(3)", 4);
     check_model("in(2x5x5),conv(3,k3,p1),batchnorm,relu,maxpool(2),flatten,dense(3)", 3);
     check_model("in(1x4x3),conv(2,k2),batchnorm,dense(4),batchnorm,tanh,dense(3)", 5);
     check_model("in(3x5x5),batchnorm,conv(2,k3,s2,p2),gelu,batchnorm,flatten,dropout(0.2),dense(3)", 2);
     check_model("in(2x5x5),conv(3,k3,p1),relu,dropout(0.3),flatten,dense(6),tanh,dropout(0),dense(3)", 3);
     test_skips();
+    test_blocks();
     T_DONE();
 }

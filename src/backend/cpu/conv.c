@@ -17,6 +17,7 @@
  * BLAS (below, conv_job_): cnn step on 2 cores 98 -> 77..87 ms, where two BLAS
  * threads per GEMM left the second core idle in the unfolding between GEMMs. */
 #include <cblas.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include "backend/cpu/cpu-impl.h"
@@ -127,6 +128,16 @@ static float sum_(const float *x, int n)
     return sum;
 }
 
+/* A 1x1 convolution at stride 1 without padding is a plain GEMM: an image unfolded
+ * is the image itself, (c, plane). Chunks of one image (the planes of 28x28 and up in
+ * resnet50) then multiply x in place (no copy) and the backward writes dx straight
+ * from its GEMM (no fold-back into a zeroed dx). The same GEMMs on the same values:
+ * the same bits as the unfolded path, but for the sign of a zero in dx. */
+static bool pointwise_(const struct dlfs_conv_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad == 0;
+}
+
 /* One call of the op, split by images across the rank's threads (workers.c):
  * thread `id` of T takes images [n id / T, n (id+1) / T) with one-thread BLAS and
  * its own scratch; the weight and bias gradients of threads 1.. are partial sums
@@ -163,6 +174,8 @@ static int run_(struct conv_job_ *j, void (*fn)(void *, int, int))
     return ran;
 }
 
+static const float zero_ = 0.0f; /* the bias of a conv without one */
+
 static void fwd_part_(void *arg, int id, int threads)
 {
     const struct conv_job_ *j = arg;
@@ -176,15 +189,18 @@ static void fwd_part_(void *arg, int id, int threads)
         const size_t ld = (size_t)s * plane;
         /* (oc, s*plane); for one image that is its NCHW place in z already */
         float *out = s == 1 ? j->z + (size_t)i0 * out_sz : col + (size_t)k * ld;
-        for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
+        const bool direct = s == 1 && pointwise_(g);
+        const float *unf = direct ? j->x + (size_t)i0 * in_sz : col;
+        if (!direct)
+            for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
         /* out (oc, s*plane) = W (oc, k) * col (k, s*plane) */
-        cpu_gemm(false, false, g->oc, (int)ld, k, 1.0f, j->w, k, col, (int)ld, 0.0f, out, (int)ld);
+        cpu_gemm(false, false, g->oc, (int)ld, k, 1.0f, j->w, k, unf, (int)ld, 0.0f, out, (int)ld);
         for (int q = 0; q < s; q++)
             for (int o = 0; o < g->oc; o++) { /* bias per channel, activation, into NCHW */
                 const float *src = out + (size_t)o * ld + (size_t)q * plane;
                 const size_t at = (size_t)(i0 + q) * out_sz + (size_t)o * plane;
                 float *zr = j->z + at, *ar = j->a + at;
-                const float bo = j->b[o];
+                const float bo = j->b ? j->b[o] : 0.0f;
                 if (j->act == DLFS_ACT_RELU) {
                     for (int p = 0; p < plane; p++) {
                         const float v = src[p] + bo;
@@ -194,7 +210,7 @@ static void fwd_part_(void *arg, int id, int threads)
                 } else {
                     if (zr != src) memcpy(zr, src, (size_t)plane * sizeof *zr);
                     /* (plane, 1): the dense op's bias broadcast over one column */
-                    cpu_bias_act_fwd(zr, ar, j->b + o, plane, 1, j->act);
+                    cpu_bias_act_fwd(zr, ar, j->b ? j->b + o : &zero_, plane, 1, j->act);
                 }
             }
     }
@@ -221,11 +237,12 @@ static void bwd_part_(void *arg, int id, int threads)
         const size_t col_n = (size_t)S * plane * (size_t)(k + g->oc);
         col = grow_(&scratch_, &scratch_cap_, col_n + (size_t)g->oc * k + g->oc);
         dw = col + col_n;
-        db = dw + (size_t)g->oc * k;
+        db = j->db ? dw + (size_t)g->oc * k : NULL;
         j->part[id] = dw;
     }
-    memset(db, 0, (size_t)g->oc * sizeof *db);
-    if (j->dx) memset(j->dx + (size_t)first * in_sz, 0, (size_t)(end - first) * in_sz * sizeof *j->dx);
+    if (db) memset(db, 0, (size_t)g->oc * sizeof *db);
+    if (j->dx && !(S == 1 && pointwise_(g))) /* (direct: every dx written by a GEMM) */
+        memset(j->dx + (size_t)first * in_sz, 0, (size_t)(end - first) * in_sz * sizeof *j->dx);
     for (int i0 = first; i0 < end; i0 += S) {
         const int s = end - i0 < S ? end - i0 : S;
         const size_t ld = (size_t)s * plane;
@@ -236,12 +253,18 @@ static void bwd_part_(void *arg, int id, int threads)
                 const float *src = j->dz + (size_t)(i0 + q) * out_sz + (size_t)o * plane;
                 if (s > 1) memcpy(col + (size_t)k * ld + (size_t)o * ld + (size_t)q * plane, src,
                                   (size_t)plane * sizeof *src);
-                db[o] += sum_(src, plane);
+                if (db) db[o] += sum_(src, plane);
             }
-        for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
+        const bool direct = s == 1 && pointwise_(g);
+        const float *unf = direct ? j->x + (size_t)i0 * in_sz : col;
+        if (!direct)
+            for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
         /* dW (oc, k) (+)= dz (oc, s*plane) * col^T (s*plane, k) */
-        cpu_gemm(false, true, g->oc, k, (int)ld, 1.0f, dzt, (int)ld, col, (int)ld, i0 > first ? 1.0f : 0.0f, dw, k);
-        if (j->dx) {
+        cpu_gemm(false, true, g->oc, k, (int)ld, 1.0f, dzt, (int)ld, unf, (int)ld, i0 > first ? 1.0f : 0.0f, dw, k);
+        if (j->dx && direct) /* dx (c, plane) = W^T (c, oc) * dz (oc, plane) */
+            cpu_gemm(true, false, k, (int)ld, g->oc, 1.0f, j->w, k, dzt, (int)ld, 0.0f, j->dx + (size_t)i0 * in_sz,
+                     (int)ld);
+        else if (j->dx) {
             /* col (k, s*plane) = W^T (k, oc) * dz (oc, s*plane), folded back into dx */
             cpu_gemm(true, false, k, (int)ld, g->oc, 1.0f, j->w, k, dzt, (int)ld, 0.0f, col, (int)ld);
             for (int q = 0; q < s; q++) col2im_(g, col + (size_t)q * plane, ld, j->dx + (size_t)(i0 + q) * in_sz);
@@ -255,7 +278,7 @@ void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const
     const int k = g->c * g->kh * g->kw;
     if (n <= 0) {
         memset(dw, 0, (size_t)g->oc * k * sizeof *dw);
-        memset(db, 0, (size_t)g->oc * sizeof *db);
+        if (db) memset(db, 0, (size_t)g->oc * sizeof *db);
         return;
     }
     struct conv_job_ j = {.g = g, .n = n, .S = dlfs_conv_chunk_within(g, n, CHUNK_FLOATS_),
@@ -264,6 +287,7 @@ void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const
     for (int t = 1; t < threads; t++) { /* the other threads' sums, in thread order */
         const float *pw = j.part[t], *pb = pw + (size_t)g->oc * k;
         for (size_t i = 0; i < (size_t)g->oc * k; i++) dw[i] += pw[i];
-        for (int o = 0; o < g->oc; o++) db[o] += pb[o];
+        if (db)
+            for (int o = 0; o < g->oc; o++) db[o] += pb[o];
     }
 }

@@ -13,7 +13,8 @@
 
 static bool tiles_(const struct dlfs_conv_geom *g)
 {
-    return g->kh == g->stride && g->kw == g->stride && g->oh * g->stride == g->h && g->ow * g->stride == g->w;
+    return g->pad == 0 && g->kh == g->stride && g->kw == g->stride && g->oh * g->stride == g->h &&
+           g->ow * g->stride == g->w;
 }
 
 /* one plane, 2x2 windows at stride 2 that tile it (w, ow in locals: a store
@@ -54,12 +55,15 @@ void cpu_maxpool_fwd(const struct dlfs_conv_geom *g, int n, const float *x, floa
         }
         for (int oy = 0; oy < g->oh; oy++)
             for (int ox = 0; ox < g->ow; ox++) {
-                const int y0 = oy * g->stride, x0 = ox * g->stride;
-                int best = y0 * g->w + x0;
+                /* the window clipped to the plane: padding is -inf, never chosen */
+                const int y0 = oy * g->stride - g->pad, x0 = ox * g->stride - g->pad;
+                const int ya = y0 > 0 ? y0 : 0, xa = x0 > 0 ? x0 : 0;
+                const int yb = y0 + g->kh < g->h ? y0 + g->kh : g->h, xb = x0 + g->kw < g->w ? x0 + g->kw : g->w;
+                int best = ya * g->w + xa;
                 float m = xp[best];
-                for (int i = 0; i < g->kh; i++)
-                    for (int j = 0; j < g->kw; j++) {
-                        const int at = (y0 + i) * g->w + x0 + j;
+                for (int iy = ya; iy < yb; iy++)
+                    for (int ix = xa; ix < xb; ix++) {
+                        const int at = iy * g->w + ix;
                         if (xp[at] > m) { m = xp[at]; best = at; } /* first maximum wins */
                     }
                 yp[oy * g->ow + ox] = m;

@@ -42,7 +42,7 @@ __global__ void conv_out_k(const float *__restrict__ out, const float *__restric
 {
     CUDA_GRID_STRIDE(i, total)
     {
-        const float v = out[dlfs_chunk_cm_index(plane, oc, ld, i)] + b[i / plane % (size_t)oc];
+        const float v = out[dlfs_chunk_cm_index(plane, oc, ld, i)] + (b ? b[i / plane % (size_t)oc] : 0.0f);
         z[i] = v;
         a[i] = act_f<ACT>(v);
     }
@@ -116,7 +116,7 @@ void cuda_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, cons
     const int k = g->c * g->kh * g->kw, plane = g->oh * g->ow, S = dlfs_conv_chunk(g, n);
     const size_t in_sz = (size_t)g->c * g->h * g->w, out_sz = (size_t)g->oc * plane;
     cudaStream_t st = cuda_ctx_.stream;
-    if (g->oc > 0) { // one block per channel: no channels, no launch (a 0-block grid is an error)
+    if (g->oc > 0 && db) { // one block per channel: no channels, no launch (a 0-block grid is an error)
         conv_db_k<<<(unsigned)g->oc, REDUCE_THREADS, 0, st>>>(dz, db, n, g->oc, (size_t)plane);
         CUDA_LAUNCH_CHECK();
     }

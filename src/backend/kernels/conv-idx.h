@@ -78,7 +78,8 @@ DLFS_HD static inline size_t dlfs_chunk_cm_index(size_t plane, int oc, size_t ld
 }
 
 /* Max pooling, output element idx of (n, c, oh, ow): y[idx] and arg[idx] = the
- * first maximum's index in its input plane. The loop is src/backend/cpu/pool.c's,
+ * first maximum's index in its input plane. Padding counts as -inf (never chosen,
+ * as PyTorch's max_pool2d): the window is clipped to the plane. The loop is src/backend/cpu/pool.c's,
  * comparison for comparison (so NaNs and ties resolve the same way). */
 DLFS_HD static inline void dlfs_maxpool_fwd_at(const struct dlfs_conv_geom *g, const float *x, float *y,
                                                int32_t *arg, size_t idx)
@@ -86,12 +87,14 @@ DLFS_HD static inline void dlfs_maxpool_fwd_at(const struct dlfs_conv_geom *g, c
     const size_t in_plane = (size_t)g->h * g->w, out_plane = (size_t)g->oh * g->ow;
     const size_t q = idx / out_plane, o = idx % out_plane;
     const float *xp = x + q * in_plane;
-    const int y0 = (int)(o / (size_t)g->ow) * g->stride, x0 = (int)(o % (size_t)g->ow) * g->stride;
-    int best = y0 * g->w + x0;
+    const int y0 = (int)(o / (size_t)g->ow) * g->stride - g->pad, x0 = (int)(o % (size_t)g->ow) * g->stride - g->pad;
+    const int ya = y0 > 0 ? y0 : 0, xa = x0 > 0 ? x0 : 0; /* the window clipped to the plane */
+    const int yb = y0 + g->kh < g->h ? y0 + g->kh : g->h, xb = x0 + g->kw < g->w ? x0 + g->kw : g->w;
+    int best = ya * g->w + xa;
     float m = xp[best];
-    for (int i = 0; i < g->kh; i++)
-        for (int j = 0; j < g->kw; j++) {
-            const int at = (y0 + i) * g->w + x0 + j;
+    for (int iy = ya; iy < yb; iy++)
+        for (int ix = xa; ix < xb; ix++) {
+            const int at = iy * g->w + ix;
             if (xp[at] > m) { m = xp[at]; best = at; }
         }
     y[idx] = m;
@@ -109,11 +112,12 @@ DLFS_HD static inline float dlfs_maxpool_bwd_at(const struct dlfs_conv_geom *g, 
     const size_t in_plane = (size_t)g->h * g->w, out_plane = (size_t)g->oh * g->ow;
     const size_t q = idx / in_plane;
     const int p = (int)(idx % in_plane), iy = p / g->w, ix = p % g->w;
-    /* windows oy*stride <= iy < oy*stride + kh, and the same across */
-    const int ylo = iy - g->kh + 1 > 0 ? (iy - g->kh + 1 + g->stride - 1) / g->stride : 0;
-    const int xlo = ix - g->kw + 1 > 0 ? (ix - g->kw + 1 + g->stride - 1) / g->stride : 0;
-    const int yhi = iy / g->stride < g->oh - 1 ? iy / g->stride : g->oh - 1;
-    const int xhi = ix / g->stride < g->ow - 1 ? ix / g->stride : g->ow - 1;
+    /* windows oy*stride - pad <= iy < oy*stride - pad + kh, and the same across */
+    const int ty = iy + g->pad, tx = ix + g->pad;
+    const int ylo = ty - g->kh + 1 > 0 ? (ty - g->kh + 1 + g->stride - 1) / g->stride : 0;
+    const int xlo = tx - g->kw + 1 > 0 ? (tx - g->kw + 1 + g->stride - 1) / g->stride : 0;
+    const int yhi = ty / g->stride < g->oh - 1 ? ty / g->stride : g->oh - 1;
+    const int xhi = tx / g->stride < g->ow - 1 ? tx / g->stride : g->ow - 1;
     const float *dq = dy + q * out_plane;
     const int32_t *aq = arg + q * out_plane;
     float sum = 0.0f;

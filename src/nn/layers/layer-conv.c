@@ -1,26 +1,31 @@
 #define _POSIX_C_SOURCE 200809L
 /* The window layers: conv(C,kK[,sS][,pP]) (C output channels, KxK kernel,
- * stride S, zero padding P; weight (C, c, K, K)) and maxpool(K[,sS]). */
+ * stride S, zero padding P; weight (C, c, K, K), bias (C) unless b0) and maxpool(K[,sS][,pP]) (padding
+ * P <= K/2 of -inf). */
 #include <ctype.h>
 #include <string.h>
 #include "nn/layer.h"
 
-/* Window arguments after the first: "k5", "s2", "p0" (key in `keys`). Returns
- * NULL or the reason it is bad. */
-static const char *window_args_(char *args, const char *keys, int *k, int *stride, int *pad)
+/* Window arguments after the first: "k5", "s2", "p0", "b0" (key in `keys`).
+ * Returns NULL or the reason it is bad. */
+static const char *window_args_(char *args, const char *keys, int *k, int *stride, int *pad, int *bias)
 {
-    char *save = NULL, seen[4] = "";
+    char *save = NULL, seen[5] = "";
     for (char *a = strtok_r(args, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*a)) a++;
         size_t n = strlen(a);
         while (n && isspace((unsigned char)a[n - 1])) a[--n] = '\0';
-        if (n < 2 || !strchr(keys, a[0])) return "unknown argument (use kK, sS, pP)";
+        if (n < 2 || !strchr(keys, a[0]))
+            return strchr(keys, 'b') ? "unknown argument (use kK, sS, pP, b0)" : "unknown argument (use sS, pP)";
         if (strchr(seen, a[0]))
             return a[0] == 'k' ? "the kernel size is given twice" : a[0] == 's' ? "the stride is given twice"
-                                                                            : "the padding is given twice";
+                   : a[0] == 'p' ? "the padding is given twice" : "the bias is given twice";
         seen[strlen(seen)] = a[0];
         int v;
-        if (a[0] == 'p') {
+        if (a[0] == 'b') {
+            if (!nn_parse_int(a + 1, n - 1, 0, 1, &v)) return "bias must be b0 (none) or b1 (the default)";
+            *bias = v;
+        } else if (a[0] == 'p') {
             if (!nn_parse_int(a + 1, n - 1, 0, 4096, &v)) return "padding must be an integer >= 0";
             *pad = v;
         } else if (!nn_parse_int(a + 1, n - 1, 1, 4096, &v)) {
@@ -37,14 +42,19 @@ static const char *window_args_(char *args, const char *keys, int *k, int *strid
 static const char *window_(const struct nn_tok *k, struct dlfs_layer *L, struct nn_shape *s, int conv)
 {
     char *comma = k->arg ? strchr(k->arg, ',') : NULL;
-    int first, win = 0, stride = 1, pad = 0;
+    int first, win = 0, stride = conv ? 1 : 0, pad = 0, bias = 1; /* maxpool's stride: its window unless given */
     if (!k->arg || !nn_parse_pos(k->arg, comma ? (size_t)(comma - k->arg) : k->alen, &first))
         return conv ? "conv(C,kK[,sS][,pP]) needs a positive number of output channels"
-                    : "maxpool(K[,sS]) needs a positive window size";
-    const char *why = comma ? window_args_(comma + 1, conv ? "ksp" : "s", &win, &stride, &pad) : NULL;
+                    : "maxpool(K[,sS][,pP]) needs a positive window size";
+    const char *why = comma ? window_args_(comma + 1, conv ? "kspb" : "sp", &win, &stride, &pad, &bias) : NULL;
     if (why) return why;
     if (conv && win == 0) return "conv needs a kernel size, e.g. conv(32,k5,p2)";
-    if (!conv) { win = first; if (!comma) stride = first; }
+    if (!conv) {
+        win = first;
+        if (stride == 0) stride = first;
+        /* the padding is -inf: a window must keep a pixel of the plane (as PyTorch) */
+        if (2 * pad > win) return "maxpool's padding must be at most half its window (maxpool(3,s2,p1))";
+    }
     if (win > s->h + 2 * pad || win > s->w + 2 * pad) {
         snprintf(s->why, sizeof s->why, "the %dx%d window is larger than its %dx%d input%s", win, win, s->h, s->w,
                  pad ? " plus padding" : "");
@@ -53,6 +63,7 @@ static const char *window_(const struct nn_tok *k, struct dlfs_layer *L, struct 
     L->g.kh = L->g.kw = win;
     L->g.stride = stride;
     L->g.pad = pad;
+    L->no_bias = !bias;
     s->c = conv ? first : s->c;
     s->h = (s->h + 2 * pad - win) / stride + 1;
     s->w = (s->w + 2 * pad - win) / stride + 1;
@@ -74,19 +85,21 @@ static int conv_print_(const struct dlfs_layer *L, char *o, size_t room)
     char s[16] = "", p[16] = "";
     if (L->g.stride != 1) snprintf(s, sizeof s, ",s%d", L->g.stride);
     if (L->g.pad) snprintf(p, sizeof p, ",p%d", L->g.pad);
-    return snprintf(o, room, "conv(%d,k%d%s%s)", L->g.oc, L->g.kh, s, p);
+    return snprintf(o, room, "conv(%d,k%d%s%s%s)", L->g.oc, L->g.kh, s, p, L->no_bias ? ",b0" : "");
 }
 
 static int pool_print_(const struct dlfs_layer *L, char *o, size_t room)
 {
-    if (L->g.stride == L->g.kh) return snprintf(o, room, "maxpool(%d)", L->g.kh);
-    return snprintf(o, room, "maxpool(%d,s%d)", L->g.kh, L->g.stride);
+    char s[16] = "", p[16] = "";
+    if (L->g.stride != L->g.kh) snprintf(s, sizeof s, ",s%d", L->g.stride);
+    if (L->g.pad) snprintf(p, sizeof p, ",p%d", L->g.pad);
+    return snprintf(o, room, "maxpool(%d%s%s)", L->g.kh, s, p);
 }
 
 static void conv_sizes_(struct dlfs_layer *L, size_t *nw, size_t *nb)
 {
     *nw = (size_t)L->g.oc * L->g.c * L->g.kh * L->g.kw;
-    *nb = (size_t)L->g.oc;
+    *nb = L->no_bias ? 0 : (size_t)L->g.oc;
     L->w_rank = 4;
     L->w_dims[0] = (uint64_t)L->g.oc, L->w_dims[1] = (uint64_t)L->g.c;
     L->w_dims[2] = (uint64_t)L->g.kh, L->w_dims[3] = (uint64_t)L->g.kw;
@@ -120,15 +133,15 @@ static const char *pool_missing_(const struct dlfs_backend *be)
 static void conv_forward_(const struct nn_call *c)
 {
     const struct dlfs_layer *L = c->L;
-    c->ws->be->conv2d_fwd(&L->g, c->rows, c->x[0], c->params + L->w_off, c->params + L->b_off, c->ws->col, c->z,
-                          c->y, L->act);
+    c->ws->be->conv2d_fwd(&L->g, c->rows, c->x[0], c->params + L->w_off, L->no_bias ? NULL : c->params + L->b_off,
+                          c->ws->col, c->z, c->y, L->act);
 }
 
 static void conv_backward_(const struct nn_call *c)
 {
     const struct dlfs_layer *L = c->L;
     c->ws->be->conv2d_bwd(&L->g, c->rows, c->x[0], c->params + L->w_off, c->dy, c->ws->col, c->grads + L->w_off,
-                          c->grads + L->b_off, c->dx[0]);
+                          L->no_bias ? NULL : c->grads + L->b_off, c->dx[0]);
 }
 
 static void pool_forward_(const struct nn_call *c)

@@ -1,6 +1,8 @@
 /* ---- CNN ops: convolution, max pooling, dropout, mul, batch normalisation ---- */
+/* flag 1: the conv without bias (b, db NULL; ResNets' convs before batch norm) */
 static void conv_case_(const struct ops_args *arg)
 {
+    const int nobias = arg->flag;
     const int c = arg->c, h = arg->h, w = arg->w, oc = arg->oc, k = arg->kernel, stride = arg->stride;
     const int pad = arg->pad, n = arg->n;
     const size_t budget = arg->budget;
@@ -18,13 +20,13 @@ static void conv_case_(const struct ops_args *arg)
         dx_[i] = gup_(be, x, nx); dw_[i] = gup_(be, wt, nw); db_[i] = gup_(be, b, (size_t)oc); dz_[i] = gup_(be, dz, nz);
         col[i] = gnew_(be, ncol); z[i] = gnew_(be, nz); a[i] = act == DLFS_ACT_NONE ? z[i] : gnew_(be, nz);
         gw[i] = gnew_(be, nw); gb[i] = gnew_(be, (size_t)oc); gx[i] = gnew_(be, nx);
-        be->conv2d_fwd(&g, n, dx_[i], dw_[i], db_[i], col[i], z[i], a[i], act);
+        be->conv2d_fwd(&g, n, dx_[i], dw_[i], nobias ? NULL : db_[i], col[i], z[i], a[i], act);
     }
     char what[128];
     const int kk = c * k * k;
     const struct tol t = {1e-9, 2e-5 * sqrt((double)kk), 1e-4}; /* k products summed in another order */
-    snprintf(what, sizeof what, "conv2d_fwd c%d %dx%d oc%d k%d s%d p%d n%d %s chunk %d: z", c, h, w, oc, k, stride,
-             pad, n, dlfs_act_name(act), dlfs_conv_chunk(&g, n));
+    snprintf(what, sizeof what, "conv2d_fwd c%d %dx%d oc%d k%d s%d p%d n%d %s chunk %d%s: z", c, h, w, oc, k, stride,
+             pad, n, dlfs_act_name(act), dlfs_conv_chunk(&g, n), nobias ? " no bias" : "");
     cmp_dev_(what, z[0], z[1], nz, t);
     if (act != DLFS_ACT_NONE) {
         snprintf(what, sizeof what, "conv2d_fwd c%d %dx%d oc%d k%d s%d p%d n%d %s: act", c, h, w, oc, k, stride, pad,
@@ -33,7 +35,8 @@ static void conv_case_(const struct ops_args *arg)
     }
     for (int withdx = 1; withdx >= 0; withdx--) {
         for (int i = 0; i < 2; i++)
-            bes[i]->conv2d_bwd(&g, n, dx_[i], dw_[i], dz_[i], col[i], gw[i], gb[i], withdx ? gx[i] : NULL);
+            bes[i]->conv2d_bwd(&g, n, dx_[i], dw_[i], dz_[i], col[i], gw[i], nobias ? NULL : gb[i],
+                               withdx ? gx[i] : NULL);
         const double m = (double)n * g.oh * g.ow; /* dw, db: sums over images and pixels */
         const struct tol tw = {1e-9, 2e-5 * sqrt(m), 1e-4}, tx = {1e-9, 2e-5 * sqrt((double)oc * k * k), 1e-4};
         snprintf(what, sizeof what, "conv2d_bwd c%d %dx%d oc%d k%d s%d p%d n%d dx=%d: dw", c, h, w, oc, k, stride,
@@ -41,7 +44,7 @@ static void conv_case_(const struct ops_args *arg)
         cmp_dev_(what, gw[0], gw[1], nw, tw);
         snprintf(what, sizeof what, "conv2d_bwd c%d %dx%d oc%d k%d s%d p%d n%d dx=%d: db", c, h, w, oc, k, stride,
                  pad, n, withdx);
-        cmp_dev_(what, gb[0], gb[1], (size_t)oc, tw);
+        if (!nobias) cmp_dev_(what, gb[0], gb[1], (size_t)oc, tw);
         if (withdx) {
             snprintf(what, sizeof what, "conv2d_bwd c%d %dx%d oc%d k%d s%d p%d n%d: dx", c, h, w, oc, k, stride, pad, n);
             cmp_dev_(what, gx[0], gx[1], nx, tx);
@@ -60,9 +63,9 @@ static void conv_case_(const struct ops_args *arg)
 
 static void pool_case_(const struct ops_args *a)
 {
-    const int c = a->c, h = a->h, w = a->w, k = a->kernel, stride = a->stride, n = a->n;
+    const int c = a->c, h = a->h, w = a->w, k = a->kernel, stride = a->stride, pad = a->pad, n = a->n;
     struct dlfs_conv_geom g;
-    t_conv_geom_(&g, c, h, w, c, k, stride, 0);
+    t_conv_geom_(&g, c, h, w, c, k, stride, pad);
     const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * g.oh * g.ow;
     float *x = malloc(nx * sizeof *x), *dy = rnd_(ny, 1);
     for (size_t i = 0; i < nx; i++) x[i] = (float)(int)(3.0 * t_rand_(&seed_)); /* ties: first maximum wins */
@@ -78,12 +81,12 @@ static void pool_case_(const struct ops_args *a)
         bes[i]->to_host(harg[i], arg[i], ny * sizeof(int32_t));
     }
     char what[96];
-    snprintf(what, sizeof what, "maxpool_fwd c%d %dx%d k%d s%d n%d (bit-exact)", c, h, w, k, stride, n);
+    snprintf(what, sizeof what, "maxpool_fwd c%d %dx%d k%d s%d p%d n%d (bit-exact)", c, h, w, k, stride, pad, n);
     cmp_dev_(what, y[0], y[1], ny, T_EXACT);
     size_t bad = 0;
     for (size_t i = 0; i < ny; i++) bad += harg[0][i] != harg[1][i];
     CHECK(bad == 0, "%s: %zu window maxima at another position than the CPU's", what, bad);
-    snprintf(what, sizeof what, "maxpool_bwd c%d %dx%d k%d s%d n%d (bit-exact)", c, h, w, k, stride, n);
+    snprintf(what, sizeof what, "maxpool_bwd c%d %dx%d k%d s%d p%d n%d (bit-exact)", c, h, w, k, stride, pad, n);
     cmp_dev_(what, gx[0], gx[1], nx, T_EXACT);
     for (int i = 0; i < 2; i++) {
         gfree_(bes[i], dx_[i], nx, "pool x"); gfree_(bes[i], y[i], ny, "pool y");
