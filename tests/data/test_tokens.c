@@ -110,6 +110,8 @@ static void check_hostile(void)
     }
     save_good(), f = open_rw(), put_int(f, "vocab_size", 256), H5Fclose(f);
     expect_fail("id >= vocab", "is not below vocab_size 256");
+    save_good(), f = open_rw(), put_int(f, "vocab_size", 65535), H5Fclose(f); /* /val/tokens[0] = 65535 */
+    expect_fail("id == vocab", "token id 65535 at /val/tokens[0] is not below vocab_size 65535");
     save_good(), f = open_rw(), H5Ldelete(f, "/val", H5P_DEFAULT), H5Fclose(f);
     expect_fail("no val", "/val/tokens is missing");
     save_good(), f = open_rw(), put_tokens(f, "/train/tokens", H5T_STD_U16LE, 2, (hsize_t[]){10, 2}, 0), H5Fclose(f);
