@@ -34,6 +34,7 @@
 #ifndef DLFS_MODEL_H
 #define DLFS_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "dlfs/backend.h"
@@ -49,28 +50,35 @@ extern "C" {
 #define DLFS_MAX_PARAMS ((size_t)1 << 30)
 
 enum dlfs_layer_type {
-    DLFS_LAYER_DENSE = 0,
-    DLFS_LAYER_CONV,
-    DLFS_LAYER_MAXPOOL,
-    DLFS_LAYER_FLATTEN,
-    DLFS_LAYER_DROPOUT,
-    DLFS_LAYER_BATCHNORM,
+#define DLFS_LAYER_ROW(e, n) DLFS_LAYER_##e,
+#include "dlfs/layer-list.h"
+#undef DLFS_LAYER_ROW
     DLFS_LAYER_COUNT
 };
 /* "dense", "conv", ... as in checkpoint group names */
 const char *dlfs_layer_type_name(enum dlfs_layer_type t);
 
+/* A layer of the table. Its descriptor (src/nn/layer.h) fills the fields from its
+ * spec item; the model code reads only these generic fields. */
 struct dlfs_layer {
     enum dlfs_layer_type type;
     int in, out;            /* features in and out per sample (flattened) */
     struct dlfs_conv_geom g;/* input (c, h, w) and output (oc, oh, ow) shape of every
                                layer; window (kh, kw, stride, pad) of conv/maxpool */
-    enum dlfs_act act;      /* fused activation after the layer (dense, conv) */
+    enum dlfs_act act;      /* fused activation after the layer (dense, conv, batchnorm) */
     float rate;             /* dropout: probability of zeroing an element */
     int bn_c, bn_plane;     /* batchnorm: channels, values per channel per sample */
-    size_t buf_off;         /* batchnorm: running mean (bn_c) then variance (bn_c) in the buffer slab */
     size_t w_off, b_off;    /* offsets into the slab: weight, bias */
     size_t num_params;      /* 0 for layers without parameters */
+    int w_rank;             /* checkpoint: the weight's dims (w_dims[0..w_rank)); the */
+    uint64_t w_dims[4];     /* bias is 1-D, num_params - (b_off - w_off) long (none if 0) */
+    int num_bufs;           /* non-trained state: num_bufs arrays of buf_len floats from */
+    size_t buf_off, buf_len;/* buf_off in the buffer slab, named buf_names[i] in checkpoints */
+    const char *buf_names[2];
+    int nsrc, src[2];       /* inputs: the outputs of layers src[0..nsrc) (-1: the model
+                               input); a plain chain has nsrc 1, src[0] = index - 1 */
+    int uses, last_use;     /* inputs of later layers that read this output, and the
+                               highest such layer (the first to send back a gradient) */
     char name[32];          /* "<index>_<type>", used in checkpoints */
 };
 
@@ -103,6 +111,9 @@ void dlfs_model_init_params(const struct dlfs_model *m, uint64_t seed, float *pa
  * DLFS_ERR_DEVICE naming the first missing op and the layer that needs it. */
 enum dlfs_status dlfs_model_check_backend(const struct dlfs_model *m, const struct dlfs_backend *be);
 
+/* true when a layer draws random numbers while training (dropout). */
+bool dlfs_model_draws_random(const struct dlfs_model *m);
+
 /* Floating-point operations of one training step per sample (forward + backward
  * = 6 * multiply-adds of the GEMMs), as used by the benchmark. */
 double dlfs_model_train_flops_per_sample(const struct dlfs_model *m);
@@ -126,6 +137,9 @@ struct dlfs_workspace {
     int training;               /* 1: dropout draws masks; 0 (evaluation): dropout is the identity */
     uint64_t key;               /* per-step random key (seed, step): see dlfs_model_forward */
     float *d0, *d1;             /* (max_rows, max_width) ping-pong gradient buffers */
+    float *g[DLFS_MAX_LAYERS];  /* (max_rows, out) dL/d(output of layer l): d0 or d1 along a
+                                   plain chain, an own buffer for an output read twice or by
+                                   a later layer than the next (see dlfs_model_backward) */
     int32_t *labels;            /* (max_rows) */
     double *stats;              /* [2]: loss sum, correct count (see softmax_xent) */
 };
@@ -144,7 +158,7 @@ const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspac
                                 const float *params, int rows);
 
 /* Loss of the last forward pass against ws->labels: adds (loss sum, correct) to
- * ws->stats and, when `grad_scale` != 0, leaves dlogits in ws->d0. */
+ * ws->stats and, when `grad_scale` != 0, leaves dlogits in ws->g[num_layers - 1] (== ws->d0). */
 void dlfs_model_loss(const struct dlfs_model *m, struct dlfs_workspace *ws, int rows, float grad_scale);
 
 /* Backward pass after dlfs_model_loss: writes (overwrites) every gradient in the

@@ -94,18 +94,9 @@ void ckpt_state_sha256(const struct dlfs_ckpt *c, char hex[65])
 
 int ckpt_weight_dims(const struct dlfs_layer *L, uint64_t wd[4], uint64_t bd[1])
 {
-    if (L->type == DLFS_LAYER_CONV) {
-        wd[0] = (uint64_t)L->g.oc, wd[1] = (uint64_t)L->g.c, wd[2] = (uint64_t)L->g.kh, wd[3] = (uint64_t)L->g.kw;
-        bd[0] = (uint64_t)L->g.oc;
-        return 4;
-    }
-    if (L->type == DLFS_LAYER_BATCHNORM) { /* gamma, beta */
-        wd[0] = bd[0] = (uint64_t)L->bn_c;
-        return 1;
-    }
-    wd[0] = (uint64_t)L->out, wd[1] = (uint64_t)L->in;
-    bd[0] = (uint64_t)L->out;
-    return 2;
+    for (int i = 0; i < L->w_rank; i++) wd[i] = L->w_dims[i];
+    bd[0] = (uint64_t)(L->num_params - (L->b_off - L->w_off));
+    return L->w_rank;
 }
 
 static bool finite_(const float *v, size_t n)
@@ -120,12 +111,13 @@ bool ckpt_nonfinite(const struct dlfs_model *m, const char *group, const float *
     const bool bufs = strcmp(group, "/buffers") == 0;
     for (int l = 0; slab && l < m->num_layers; l++) {
         const struct dlfs_layer *L = &m->layers[l];
-        if (bufs ? L->type != DLFS_LAYER_BATCHNORM : L->num_params == 0) continue;
-        const size_t off0 = bufs ? L->buf_off : L->w_off, n0 = bufs ? (size_t)L->bn_c : L->b_off - L->w_off;
-        const size_t off1 = bufs ? L->buf_off + (size_t)L->bn_c : L->b_off;
-        const size_t n1 = bufs ? (size_t)L->bn_c : L->num_params - (L->b_off - L->w_off);
-        const char *what = !finite_(slab + off0, n0) ? (bufs ? "running_mean" : "weight")
-                           : !finite_(slab + off1, n1) ? (bufs ? "running_var" : "bias") : NULL;
+        if (bufs ? L->num_bufs == 0 : L->num_params == 0) continue;
+        /* two arrays each: weight and bias, or the layer's two buffers */
+        const size_t off0 = bufs ? L->buf_off : L->w_off, n0 = bufs ? L->buf_len : L->b_off - L->w_off;
+        const size_t off1 = bufs ? L->buf_off + L->buf_len : L->b_off;
+        const size_t n1 = bufs ? (L->num_bufs > 1 ? L->buf_len : 0) : L->num_params - (L->b_off - L->w_off);
+        const char *what = !finite_(slab + off0, n0) ? (bufs ? L->buf_names[0] : "weight")
+                           : !finite_(slab + off1, n1) ? (bufs ? L->buf_names[1] : "bias") : NULL;
         if (what) {
             snprintf(buf, len, "%s/%s/%s", group, L->name, what);
             return true;

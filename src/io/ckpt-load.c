@@ -116,7 +116,7 @@ static int read_slab_(hid_t f, const char *group, const struct dlfs_model *m, fl
         snprintf(path, sizeof path, "%s/%s/weight", group, L->name);
         if (h5_read_f32(f, path, rank, wd, slab + L->w_off) < 0) return -1;
         snprintf(path, sizeof path, "%s/%s/bias", group, L->name);
-        if (h5_read_f32(f, path, 1, bd, slab + L->b_off) < 0) return -1;
+        if (bd[0] && h5_read_f32(f, path, 1, bd, slab + L->b_off) < 0) return -1;
     }
     return 0;
 }
@@ -126,12 +126,11 @@ static int read_buffers_(hid_t f, const struct dlfs_model *m, float *buf)
     char path[256];
     for (int l = 0; l < m->num_layers; l++) {
         const struct dlfs_layer *L = &m->layers[l];
-        if (L->type != DLFS_LAYER_BATCHNORM) continue;
-        const uint64_t d[1] = {(uint64_t)L->bn_c};
-        snprintf(path, sizeof path, "/buffers/%s/running_mean", L->name);
-        if (h5_read_f32(f, path, 1, d, buf + L->buf_off) < 0) return -1;
-        snprintf(path, sizeof path, "/buffers/%s/running_var", L->name);
-        if (h5_read_f32(f, path, 1, d, buf + L->buf_off + L->bn_c) < 0) return -1;
+        const uint64_t d[1] = {(uint64_t)L->buf_len};
+        for (int i = 0; i < L->num_bufs; i++) {
+            snprintf(path, sizeof path, "/buffers/%s/%s", L->name, L->buf_names[i]);
+            if (h5_read_f32(f, path, 1, d, buf + L->buf_off + (size_t)i * L->buf_len) < 0) return -1;
+        }
     }
     return 0;
 }

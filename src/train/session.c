@@ -174,8 +174,7 @@ static enum dlfs_status pipeline_(struct dlfs_run *r)
     enum dlfs_status st = dlfs_batcher_pipeline(&r->batcher, o->data_on_device, o->prefetch, &gathered, data,
                                                 sizeof data);
     DLFS_TRY(dlfs_comm_agree(r->comm, st));
-    int dropout = 0;
-    for (int l = 0; l < r->model.num_layers; l++) dropout |= r->model.layers[l].type == DLFS_LAYER_DROPOUT;
+    const int dropout = dlfs_model_draws_random(&r->model);
     const struct dlfs_pipeline_plan plan = {
         .want_graph = o->cuda_graph, .ranks = r->comm->size, .passes = r->passes, .pass_rows = r->pass_rows,
         .gathered = gathered, .dropout = dropout, .nccl = r->path == DLFS_COMM_PATH_NCCL,

@@ -281,12 +281,44 @@ static void test_missing_op(void)
     dlfs_model_free(&m);
 }
 
+/* dlfs_workspace_bytes is what dlfs_workspace_init takes: a CPU backend whose
+ * alloc counts, and one model's bytes worked out by hand. */
+static double counted_;
+static void *count_alloc_(size_t bytes)
+{
+    counted_ += (double)bytes;
+    return dlfs_backend_cpu()->alloc(bytes);
+}
+
+static void test_workspace_bytes(void)
+{
+    struct dlfs_backend be = *dlfs_backend_cpu();
+    be.alloc = count_alloc_;
+    const char *specs[] = {"in(4),dense(3),relu,dense(2)", "cnn-bn", "in(2x5x5),conv(3,k3,p1),relu,dropout(0.3),"
+                           "flatten,dense(6),tanh,maxpool(1),dense(3)"};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        struct dlfs_model m;
+        struct dlfs_workspace ws;
+        CHECK(dlfs_model_parse(specs[i], &m) == DLFS_OK, "parse %s: %s", specs[i], dlfs_error_msg());
+        counted_ = 0;
+        CHECK(dlfs_workspace_init(&ws, &m, &be, 5) == DLFS_OK, "workspace of %s", specs[i]);
+        CHECK(counted_ == dlfs_workspace_bytes(&m, 5), "%s: dlfs_workspace_bytes %.0f, allocated %.0f", specs[i],
+              dlfs_workspace_bytes(&m, 5), counted_);
+        /* by hand, 5 rows: x 5*4, z0 and a0 5*3 each, z1 5*2, ids, labels 5 each, d0 and d1
+           5*4 each (the widest activation: the input), all 4-byte; 2 doubles of stats */
+        if (i == 0) CHECK(counted_ == 4.0 * (20 + 30 + 10 + 10 + 40) + 16, "by hand: %.0f bytes", counted_);
+        dlfs_workspace_free(&ws, &m);
+        dlfs_model_free(&m);
+    }
+}
+
 int main(void)
 {
     dlfs_backend_cpu()->set_threads(1);
     test_specs();
     test_layer_done_order();
     test_missing_op();
+    test_workspace_bytes();
     check_model("7-5-3:relu", 1);
     check_model("7-5-3:relu", 4);
     check_model("in(11),dense(6),tanh,dense(5),sigmoid,dense(4)", 3);
