@@ -192,12 +192,13 @@ struct dlfs_backend {
 
     /* ---- language-model ops (optional: NULL where a backend lacks them) ---- */
     /* Embedding: y(rows, dim) = tok[ids[r]] + pos[r mod T] (pos may be NULL); ids in
-     * backend memory, each below the table's rows (the caller checked). bwd ADDS:
+     * backend memory as floats (a model's input rows hold them; whole numbers, exact
+     * below 2^24), each below the table's rows (the caller checked). bwd ADDS:
      * dtok[ids[r]] += dy[r], dpos[r mod T] += dy[r] (dpos may be NULL), every table
      * row summed over r in increasing order (deterministic, no atomics); `vocab`: the
      * rows of dtok. */
-    void (*embed_fwd)(const float *tok, const float *pos, const int32_t *ids, int rows, int T, int dim, float *y);
-    void (*embed_bwd)(const float *dy, const int32_t *ids, int rows, int T, int dim, int vocab, float *dtok,
+    void (*embed_fwd)(const float *tok, const float *pos, const float *ids, int rows, int T, int dim, float *y);
+    void (*embed_bwd)(const float *dy, const float *ids, int rows, int T, int dim, int vocab, float *dtok,
                       float *dpos);
     /* Layer norm over the dim values of each row: y = (x - mean) * rstd * gamma + beta,
      * rstd = 1 / sqrt(var + eps) (biased variance); mean, rstd (rows) kept for bwd.

@@ -66,12 +66,12 @@ static void fd_(double *x, size_t n, loss_fn L, void *ctx, double *grad)
 /* ---- embedding ---------------------------------------------------------------------- */
 
 enum { EV = 7, ER = 12, ET = 4, ED = 5 };
-struct emb_ { double *tok, *pos, *R; int32_t ids[ER]; };
+struct emb_ { double *tok, *pos, *R; float ids[ER]; };
 
 static void emb_ref_(const struct emb_ *e, double *y)
 {
     for (int r = 0; r < ER; r++)
-        for (int j = 0; j < ED; j++) y[r * ED + j] = e->tok[e->ids[r] * ED + j] + e->pos[(r % ET) * ED + j];
+        for (int j = 0; j < ED; j++) y[r * ED + j] = e->tok[(int)e->ids[r] * ED + j] + e->pos[(r % ET) * ED + j];
 }
 static double emb_loss_(void *ctx)
 {
@@ -85,17 +85,17 @@ static double emb_loss_(void *ctx)
 static void test_embedding(void)
 {
     struct emb_ e = {rnd_(EV * ED, 1), rnd_(ET * ED, 1), rnd_(ER * ED, 1), {0}};
-    for (int r = 0; r < ER; r++) e.ids[r] = (r * 5 + r / 3) % EV; /* repeats: rows that add into one table row */
+    for (int r = 0; r < ER; r++) e.ids[r] = (float)((r * 5 + r / 3) % EV); /* repeats: rows that add into one table row */
     double want[ER * ED], gtok[EV * ED], gpos[ET * ED];
     emb_ref_(&e, want);
     float *tok = up_(e.tok, EV * ED), *pos = up_(e.pos, ET * ED), *R = up_(e.R, ER * ED), *y = be_->alloc(sizeof want);
-    int32_t *ids = be_->alloc(sizeof e.ids);
+    float *ids = be_->alloc(sizeof e.ids);
     be_->to_device(ids, e.ids, sizeof e.ids);
     be_->embed_fwd(tok, pos, ids, ER, ET, ED, y);
     close_("embed_fwd (tok + pos)", y, want, ER * ED, 1e-6, 1e-6);
     be_->embed_fwd(tok, NULL, ids, ER, ET, ED, y);
     for (int r = 0; r < ER; r++)
-        for (int j = 0; j < ED; j++) want[r * ED + j] = (float)e.tok[e.ids[r] * ED + j];
+        for (int j = 0; j < ED; j++) want[r * ED + j] = (float)e.tok[(int)e.ids[r] * ED + j];
     close_("embed_fwd (tok only)", y, want, ER * ED, 0, 0);
     fd_(e.tok, EV * ED, emb_loss_, &e, gtok);
     fd_(e.pos, ET * ED, emb_loss_, &e, gpos);

@@ -8,7 +8,7 @@
 #include "backend/cpu/cpu-impl.h"
 #include "dlfs/util.h"
 
-void cpu_embed_fwd(const float *tok, const float *pos, const int32_t *ids, int rows, int T, int dim, float *y)
+void cpu_embed_fwd(const float *tok, const float *pos, const float *ids, int rows, int T, int dim, float *y)
 {
     for (int r = 0; r < rows; r++) {
         const float *e = tok + (size_t)ids[r] * (size_t)dim, *p = pos ? pos + (size_t)(r % T) * (size_t)dim : NULL;
@@ -20,10 +20,10 @@ void cpu_embed_fwd(const float *tok, const float *pos, const int32_t *ids, int r
     }
 }
 
-void cpu_embed_bwd(const float *dy, const int32_t *ids, int rows, int T, int dim, int vocab, float *dtok, float *dpos)
+void cpu_embed_bwd(const float *dy, const float *ids, int rows, int T, int dim, int vocab, float *dtok, float *dpos)
 {
     for (int r = 0; r < rows; r++) {
-        DLFS_ASSERT(ids[r] >= 0 && ids[r] < vocab);
+        DLFS_ASSERT(ids[r] >= 0 && ids[r] < (float)vocab);
         const float *g = dy + (size_t)r * (size_t)dim;
         float *e = dtok + (size_t)ids[r] * (size_t)dim, *p = dpos ? dpos + (size_t)(r % T) * (size_t)dim : NULL;
         for (int j = 0; j < dim; j++) e[j] += g[j];

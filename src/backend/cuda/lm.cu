@@ -7,7 +7,7 @@
 #include "backend/cuda/cuda-impl.cuh"
 #include "backend/cuda/reduce.cuh"
 
-__global__ void embed_fwd_k_(const float *tok, const float *pos, const int32_t *ids, int rows, int T, int dim,
+__global__ void embed_fwd_k_(const float *tok, const float *pos, const float *ids, int rows, int T, int dim,
                              float *y)
 {
     CUDA_GRID_STRIDE(i, (size_t)rows * dim) {
@@ -17,7 +17,7 @@ __global__ void embed_fwd_k_(const float *tok, const float *pos, const int32_t *
     }
 }
 
-void cuda_embed_fwd(const float *tok, const float *pos, const int32_t *ids, int rows, int T, int dim, float *y)
+void cuda_embed_fwd(const float *tok, const float *pos, const float *ids, int rows, int T, int dim, float *y)
 {
     const size_t n = (size_t)rows * dim;
     if (!n) return;
@@ -26,7 +26,7 @@ void cuda_embed_fwd(const float *tok, const float *pos, const int32_t *ids, int 
 }
 
 // One thread per column j of dtok: rows in increasing order (as the CPU).
-__global__ void embed_bwd_tok_k_(const float *dy, const int32_t *ids, int rows, int dim, float *dtok)
+__global__ void embed_bwd_tok_k_(const float *dy, const float *ids, int rows, int dim, float *dtok)
 {
     const int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= dim) return;
@@ -47,7 +47,7 @@ __global__ void embed_bwd_pos_k_(const float *dy, int rows, int T, int dim, floa
     }
 }
 
-void cuda_embed_bwd(const float *dy, const int32_t *ids, int rows, int T, int dim, int vocab, float *dtok,
+void cuda_embed_bwd(const float *dy, const float *ids, int rows, int T, int dim, int vocab, float *dtok,
                     float *dpos)
 {
     (void)vocab;
