@@ -46,6 +46,8 @@ extern "C" {
 
 #define DLFS_MAX_LAYERS 64
 #define DLFS_MAX_WIDTH (1 << 20)
+/* per-position logits of a sample (lmhead: T x V; gpt2's 1024 x 50257 fit) */
+#define DLFS_MAX_SEQ_LOGITS (1 << 26)
 /* Parameters of a model at most (2^30: 4 GiB of fp32 per copy; MPI's counts are ints) */
 #define DLFS_MAX_PARAMS ((size_t)1 << 30)
 
@@ -68,6 +70,8 @@ struct dlfs_layer {
     enum dlfs_act act;      /* fused activation after the layer (dense, conv, batchnorm) */
     float rate;             /* dropout: probability of zeroing an element */
     int bn_c, bn_plane;     /* batchnorm: channels, values per channel per sample */
+    int seq, heads, vocab;  /* language model: positions T, attention heads, vocabulary */
+    int tie;                /* embed: the lmhead tied to its table; lmhead: the embed (-1: none) */
     size_t w_off, b_off;    /* offsets into the slab: weight, bias */
     size_t num_params;      /* 0 for layers without parameters */
     int w_rank;             /* checkpoint: the weight's dims (w_dims[0..w_rank)); the */
@@ -87,6 +91,7 @@ struct dlfs_model {
     int in_c, in_h, in_w;    /* input shape (1x1xN for a flat input) */
     int input_dim;           /* in_c * in_h * in_w */
     int num_classes;
+    int positions;           /* labels per sample: T for a language model (lmhead), else 1 */
     int num_layers;
     struct dlfs_layer layers[DLFS_MAX_LAYERS];
     size_t num_params;
@@ -157,7 +162,8 @@ double dlfs_workspace_bytes(const struct dlfs_model *m, int max_rows);
 const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspace *ws,
                                 const float *params, int rows);
 
-/* Loss of the last forward pass against ws->labels: adds (loss sum, correct) to
+/* Loss of the last forward pass against ws->labels (rows * positions of them: a
+ * language model's loss is taken at every position): adds (loss sum, correct) to
  * ws->stats and, when `grad_scale` != 0, leaves dlogits in ws->g[num_layers - 1] (== ws->d0). */
 void dlfs_model_loss(const struct dlfs_model *m, struct dlfs_workspace *ws, int rows, float grad_scale);
 

@@ -60,6 +60,7 @@ enum nn_flags {
     NN_RANDOM = 8,      /* draws random numbers while training (dropout) */
     NN_BWD_ACC = 16,    /* backward honours acc[] (adds into dx instead of overwriting) */
     NN_LAST = 32,       /* may be the last layer (produces the logits) */
+    NN_SEQ = 64,        /* its logits are (T, classes): one prediction per position */
 };
 
 struct nn_layer_desc {
@@ -99,6 +100,8 @@ int nn_parse_pos(const char *s, size_t n, int *out);                /* [1, DLFS_
 int nn_parse_int(const char *s, size_t n, int lo, int hi, int *out);
 /* uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) over the n floats of p, keyed by (seed, layer l) */
 void nn_init_uniform(uint64_t seed, int l, int fan_in, float *p, size_t n);
+/* uniform with standard deviation sd (GPT-2's 0.02) over p, keyed by (seed, l) (layer-lm.c) */
+void nn_init_std(uint64_t seed, int l, float sd, float *p, size_t n);
 /* The reason parse returns for an item it does not know (an argument where none
  * is taken): spec.c replaces it by the list of known items. */
 #define NN_UNKNOWN "unknown layer"

@@ -87,7 +87,8 @@ const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspac
 
 void dlfs_model_loss(const struct dlfs_model *m, struct dlfs_workspace *ws, int rows, float grad_scale)
 {
-    ws->be->softmax_xent(ws->a[m->num_layers - 1], ws->labels, rows, m->num_classes, grad_scale,
+    const int n = rows * (m->positions > 1 ? m->positions : 1);
+    ws->be->softmax_xent(ws->a[m->num_layers - 1], ws->labels, n, m->num_classes, grad_scale,
                          grad_scale != 0.0f ? ws->g[m->num_layers - 1] : NULL, ws->stats);
 }
 
