@@ -191,15 +191,20 @@ struct dlfs_backend {
                           const float *invstd, const float *gamma, float *dgamma, float *dbeta, float *dx);
 
     /* ---- language-model ops (optional: NULL where a backend lacks them) ---- */
-    /* Embedding: y(rows, dim) = tok[ids[r]] + pos[r mod T] (pos may be NULL); ids in
-     * backend memory as floats (a model's input rows hold them; whole numbers, exact
-     * below 2^24), each below the table's rows (the caller checked). bwd ADDS:
-     * dtok[ids[r]] += dy[r], dpos[r mod T] += dy[r] (dpos may be NULL), every table
-     * row summed over r in increasing order (deterministic, no atomics); `vocab`: the
-     * rows of dtok. */
-    void (*embed_fwd)(const float *tok, const float *pos, const float *ids, int rows, int T, int dim, float *y);
-    void (*embed_bwd)(const float *dy, const float *ids, int rows, int T, int dim, int vocab, float *dtok,
+    /* Embedding of rows = S sequences x T positions: y(rows, dim) = tok[id(r)] +
+     * pos[r mod T] (pos may be NULL), id(r) = ids[(r / T) * ld + r mod T] rounded to
+     * the nearest whole number: the ids are floats in backend memory (a model's input
+     * rows hold them, ld apart), each below the table's rows (the caller checked).
+     * bwd ADDS: dtok[id(r)] += dy[r], dpos[r mod T] += dy[r] (dpos may be NULL), every
+     * table row summed over r in increasing order (deterministic, no atomics); `vocab`:
+     * the rows of dtok. */
+    void (*embed_fwd)(const float *tok, const float *pos, const float *ids, int ld, int rows, int T, int dim,
+                      float *y);
+    void (*embed_bwd)(const float *dy, const float *ids, int ld, int rows, int T, int dim, int vocab, float *dtok,
                       float *dpos);
+    /* out[s * n + j] = x[s * ld + off + j] rounded to the nearest whole number, for s <
+     * rows, j < n: a language model's targets, taken from its input rows. */
+    void (*take_ids)(const float *x, int rows, int ld, int off, int n, int32_t *out);
     /* Layer norm over the dim values of each row: y = (x - mean) * rstd * gamma + beta,
      * rstd = 1 / sqrt(var + eps) (biased variance); mean, rstd (rows) kept for bwd.
      * bwd overwrites dx(rows, dim) and dgamma, dbeta (dim: sums over the rows in order). */

@@ -162,8 +162,9 @@ double dlfs_workspace_bytes(const struct dlfs_model *m, int max_rows);
 const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspace *ws,
                                 const float *params, int rows);
 
-/* Loss of the last forward pass against ws->labels (rows * positions of them: a
- * language model's loss is taken at every position): adds (loss sum, correct) to
+/* Loss of the last forward pass against ws->labels — for a language model (positions
+ * T > 1) the last T ids of each input row, taken into ws->labels here, the loss at
+ * every position, grad_scale per sample spread over its T positions: adds (loss sum, correct) to
  * ws->stats and, when `grad_scale` != 0, leaves dlogits in ws->g[num_layers - 1] (== ws->d0). */
 void dlfs_model_loss(const struct dlfs_model *m, struct dlfs_workspace *ws, int rows, float grad_scale);
 

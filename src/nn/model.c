@@ -87,8 +87,10 @@ const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspac
 
 void dlfs_model_loss(const struct dlfs_model *m, struct dlfs_workspace *ws, int rows, float grad_scale)
 {
-    const int n = rows * (m->positions > 1 ? m->positions : 1);
-    ws->be->softmax_xent(ws->a[m->num_layers - 1], ws->labels, n, m->num_classes, grad_scale,
+    const int T = m->positions > 1 ? m->positions : 1;
+    if (T > 1) /* a language model: the targets are the last T ids of each input window */
+        ws->be->take_ids(ws->x, rows, m->input_dim, m->input_dim - T, T, ws->labels);
+    ws->be->softmax_xent(ws->a[m->num_layers - 1], ws->labels, rows * T, m->num_classes, grad_scale / (float)T,
                          grad_scale != 0.0f ? ws->g[m->num_layers - 1] : NULL, ws->stats);
 }
 

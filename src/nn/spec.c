@@ -17,8 +17,8 @@ static const struct { const char *name, *spec; } presets_[] = {
     {"cnn-bn", "in(1x28x28),conv(32,k5,p2),batchnorm,relu,maxpool(2),conv(64,k5,p2),batchnorm,relu,maxpool(2),"
                "flatten,dense(1024),relu,dropout(0.5),dense(10)"},
     /* language models (src/README.md, "Language models"): byte-level gpt-tiny, GPT-2 small */
-    {"gpt-tiny", "in(128),embed(256,128),block(128,h4),block(128,h4),block(128,h4),block(128,h4),lnorm,lmhead"},
-    {"gpt2", "in(1024),embed(50257,768),block(768,h12),block(768,h12),block(768,h12),block(768,h12),block(768,h12),block(768,h12),"
+    {"gpt-tiny", "in(129),embed(256,128),block(128,h4),block(128,h4),block(128,h4),block(128,h4),lnorm,lmhead"},
+    {"gpt2", "in(1025),embed(50257,768),block(768,h12),block(768,h12),block(768,h12),block(768,h12),block(768,h12),block(768,h12),"
              "block(768,h12),block(768,h12),block(768,h12),block(768,h12),block(768,h12),block(768,h12),lnorm,lmhead"},
 };
 

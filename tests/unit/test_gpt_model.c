@@ -11,7 +11,7 @@
 #include "testutil.h"
 
 enum { R = 2, T = 4, V = 7, C = 8, H = 2 };
-static const char *spec_ = "in(4),embed(7,8),block(8,h2),lnorm,lmhead";
+static const char *spec_ = "in(5),embed(7,8),block(8,h2),lnorm,lmhead"; /* windows of T + 1 */
 
 /* ---- float64 reference ----------------------------------------------------------------- */
 
@@ -56,7 +56,7 @@ static void attn_(const double *qkv, double *y)
 static double gelu_(double z) { return 0.5 * z * (1 + tanh(0.7978845608028654 * (z + 0.044715 * z * z * z))); }
 
 /* Mean cross-entropy over the R*T positions; logits of row 0 into lg0 when given. */
-static double ref_loss_(const struct dlfs_model *m, const double *p, const float *ids, const int32_t *lab, double *lg0)
+static double ref_loss_(const struct dlfs_model *m, const double *p, const float *ids, double *lg0)
 {
     const struct dlfs_layer *E = &m->layers[0], *B = &m->layers[1], *N = &m->layers[2];
     const double *b = p + B->w_off;
@@ -64,7 +64,7 @@ static double ref_loss_(const struct dlfs_model *m, const double *p, const float
     for (int r = 0; r < R; r++) {
         double x[T * C], a[T * C], qkv[T * 3 * C], y[T * C], h4[T * 4 * C], lg[T * V];
         for (int t = 0; t < T; t++)
-            for (int j = 0; j < C; j++) x[t * C + j] = p[E->w_off + (size_t)ids[r * T + t] * C + j] + p[E->b_off + t * C + j];
+            for (int j = 0; j < C; j++) x[t * C + j] = p[E->w_off + (size_t)ids[r * (T + 1) + t] * C + j] + p[E->b_off + t * C + j];
         ln_(x, b, b + C, a);
         lin_(a, C, 3 * C, b + 2 * C, b + 2 * C + 3 * C * C, qkv, 0);
         attn_(qkv, y);
@@ -83,7 +83,7 @@ static double ref_loss_(const struct dlfs_model *m, const double *p, const float
                 lg[t * V + v] = z, mx = fmax(mx, z);
             }
             for (int v = 0; v < V; v++) s += exp(lg[t * V + v] - mx);
-            loss += log(s) + mx - lg[t * V + lab[r * T + t]];
+            loss += log(s) + mx - lg[t * V + (int)ids[r * (T + 1) + t + 1]]; /* the next token */
         }
         if (r == 0 && lg0) memcpy(lg0, lg, sizeof lg);
     }
@@ -98,6 +98,7 @@ static void check_counts(void)
     struct dlfs_model m;
     CHECK(dlfs_model_parse("gpt2", &m) == DLFS_OK, "gpt2: %s", dlfs_error_msg());
     CHECK(m.num_params == 124439808u, "gpt2 has %zu parameters, GPT-2 small 124439808", m.num_params);
+    CHECK(m.input_dim == 1025, "gpt2 takes windows of %d ids, want 1025 (context + 1)", m.input_dim);
     CHECK(m.positions == 1024 && m.num_classes == 50257, "gpt2: %d positions of %d classes", m.positions,
           m.num_classes);
     dlfs_model_free(&m);
@@ -109,7 +110,8 @@ static void check_counts(void)
     dlfs_model_free(&m);
     const char *bad[] = {"in(4),block(8,h2),lnorm,lmhead", "in(4),embed(7,8),block(8,h3),lnorm,lmhead",
                          "in(4),embed(7,8),block(6,h2),lnorm,lmhead", "in(4),embed(7,8),lnorm,dense(3),lmhead",
-                         "in(4),embed(1,8),lnorm,lmhead", "in(4),dense(8),lmhead"};
+                         "in(4),embed(1,8),lnorm,lmhead", "in(4),dense(8),lmhead", "in(1),embed(7,8),lmhead",
+                         "in(2x2x2),embed(7,8),lmhead"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         dlfs_error_clear();
         CHECK(dlfs_model_parse(bad[i], &m) != DLFS_OK, "accepted: %s", bad[i]);
@@ -131,20 +133,19 @@ int main(void)
     dlfs_model_init_params(&m, 7, pf);
     unsigned long long s = 5;
     for (size_t i = 0; i < np; i++) pf[i] += (float)(0.3 * t_rand_(&s)), pd[i] = pf[i]; /* away from the init's zeros */
-    float ids[R * T];
-    int32_t lab[R * T];
-    for (int i = 0; i < R * T; i++) ids[i] = (float)((i * 3 + 1) % V), lab[i] = (i * 5 + 2) % V;
+    float ids[R * (T + 1)];
+    for (int i = 0; i < R * (T + 1); i++) ids[i] = (float)((i * 3 + 1 + i / 4) % V);
     struct dlfs_workspace ws;
     CHECK(dlfs_workspace_init(&ws, &m, be, R) == DLFS_OK, "workspace");
-    memcpy(ws.x, ids, sizeof ids), memcpy(ws.labels, lab, sizeof lab);
+    memcpy(ws.x, ids, sizeof ids);
     ws.stats[0] = ws.stats[1] = 0;
     const float *logits = dlfs_model_forward(&m, &ws, pf, R);
     double lg0[T * V];
-    const double want = ref_loss_(&m, pd, ids, lab, lg0);
+    const double want = ref_loss_(&m, pd, ids, lg0);
     int bad = 0;
     for (int i = 0; i < T * V; i++) bad += fabs(logits[i] - lg0[i]) > 1e-4 * (1 + fabs(lg0[i]));
     CHECK(!bad, "%d logits of row 0 differ from the float64 reference", bad);
-    dlfs_model_loss(&m, &ws, R, 1.0f / (R * T));
+    dlfs_model_loss(&m, &ws, R, 1.0f / R); /* per sample: spread over its T positions */
     CHECK(fabs(ws.stats[0] / (R * T) - want) < 1e-5 * (1 + want), "loss %.9g, reference %.9g", ws.stats[0] / (R * T),
           want);
     dlfs_model_backward(&m, &ws, pf, g1, R, NULL, NULL);
@@ -153,17 +154,16 @@ int main(void)
     for (size_t i = 0; i < np; i++) {
         const double keep = pd[i], h = 1e-5;
         pd[i] = keep + h;
-        const double lp = ref_loss_(&m, pd, ids, lab, NULL);
+        const double lp = ref_loss_(&m, pd, ids, NULL);
         pd[i] = keep - h;
-        fd[i] = (lp - ref_loss_(&m, pd, ids, lab, NULL)) / (2 * h);
+        fd[i] = (lp - ref_loss_(&m, pd, ids, NULL)) / (2 * h);
         pd[i] = keep;
     }
     if (!t_close_("gradients (finite differences of the float64 loss)", g1, fd, np, 2e-5, 2e-3))
         printf("  ok  loss at %d positions and all %zu gradients against the float64 reference\n", R * T, np);
     /* again from the same state: the same bits */
-    memcpy(ws.labels, lab, sizeof lab);
     dlfs_model_forward(&m, &ws, pf, R);
-    dlfs_model_loss(&m, &ws, R, 1.0f / (R * T));
+    dlfs_model_loss(&m, &ws, R, 1.0f / R); /* per sample: spread over its T positions */
     dlfs_model_backward(&m, &ws, pf, g2, R, NULL, NULL);
     CHECK(!memcmp(g1, g2, np * sizeof *g1), "two backward passes differ in bits");
     /* causality: the last token of row 0 changes no logit before the last position */

@@ -89,11 +89,17 @@ static void test_embedding(void)
     double want[ER * ED], gtok[EV * ED], gpos[ET * ED];
     emb_ref_(&e, want);
     float *tok = up_(e.tok, EV * ED), *pos = up_(e.pos, ET * ED), *R = up_(e.R, ER * ED), *y = be_->alloc(sizeof want);
-    float *ids = be_->alloc(sizeof e.ids);
-    be_->to_device(ids, e.ids, sizeof e.ids);
-    be_->embed_fwd(tok, pos, ids, ER, ET, ED, y);
+    /* the ids as a model's input rows hold them: ER / ET windows of ET + 1 (LD apart), a
+     * little off the whole numbers (normalisation rounding), the last one a target */
+    enum { LD = ET + 1, NS = ER / ET };
+    float rows_in[NS * LD];
+    for (int r = 0; r < ER; r++) rows_in[(r / ET) * LD + r % ET] = e.ids[r] + (r % 2 ? 1e-3f : -1e-3f);
+    for (int s = 0; s < NS; s++) rows_in[s * LD + ET] = (float)(s + 3);
+    float *ids = be_->alloc(sizeof rows_in);
+    be_->to_device(ids, rows_in, sizeof rows_in);
+    be_->embed_fwd(tok, pos, ids, LD, ER, ET, ED, y);
     close_("embed_fwd (tok + pos)", y, want, ER * ED, 1e-6, 1e-6);
-    be_->embed_fwd(tok, NULL, ids, ER, ET, ED, y);
+    be_->embed_fwd(tok, NULL, ids, LD, ER, ET, ED, y);
     for (int r = 0; r < ER; r++)
         for (int j = 0; j < ED; j++) want[r * ED + j] = (float)e.tok[(int)e.ids[r] * ED + j];
     close_("embed_fwd (tok only)", y, want, ER * ED, 0, 0);
@@ -104,18 +110,27 @@ static void test_embedding(void)
     for (int i = 0; i < EV * ED; i++) one_tok[i] = 1.0, gtok[i] += 1.0;
     for (int i = 0; i < ET * ED; i++) one_pos[i] = 1.0, gpos[i] += 1.0;
     float *dtok = up_(one_tok, EV * ED), *dpos = up_(one_pos, ET * ED);
-    be_->embed_bwd(R, ids, ER, ET, ED, EV, dtok, dpos);
+    be_->embed_bwd(R, ids, LD, ER, ET, ED, EV, dtok, dpos);
     close_("embed_bwd dtok (adds; finite differences)", dtok, gtok, EV * ED, 1e-5, 1e-5);
     close_("embed_bwd dpos (adds; finite differences)", dpos, gpos, ET * ED, 1e-5, 1e-5);
     float *first = down_(dtok, EV * ED);
     be_->to_device(dtok, (float[EV * ED]){0}, sizeof(float) * EV * ED);
-    be_->embed_bwd(R, ids, ER, ET, ED, EV, dtok, NULL);
-    be_->embed_bwd(R, ids, ER, ET, ED, EV, dtok, NULL);
+    be_->embed_bwd(R, ids, LD, ER, ET, ED, EV, dtok, NULL);
+    be_->embed_bwd(R, ids, LD, ER, ET, ED, EV, dtok, NULL);
     float *again = down_(dtok, EV * ED);
     int same = 1;
     for (int i = 0; i < EV * ED; i++) same &= fabsf(again[i] - 2.0f * (first[i] - 1.0f)) <= 1e-5f;
     CHECK(same, "embed_bwd twice from 0 != twice the gradient");
     free(first), free(again);
+    /* take_ids: the targets (positions 1..ET of each window), rounded */
+    int32_t *lab = be_->alloc(sizeof(int32_t) * NS * ET), hl[NS * ET];
+    be_->take_ids(ids, NS, LD, 1, ET, lab);
+    be_->to_host(hl, lab, sizeof hl);
+    int ok = 1;
+    for (int s = 0; s < NS; s++)
+        for (int j = 0; j < ET; j++) ok &= hl[s * ET + j] == (j + 1 < ET ? (int)e.ids[s * ET + j + 1] : s + 3);
+    CHECK(ok, "take_ids: wrong targets");
+    be_->free(lab);
     be_->free(tok), be_->free(pos), be_->free(R), be_->free(y), be_->free(ids), be_->free(dtok), be_->free(dpos);
     free(e.tok), free(e.pos), free(e.R);
 }

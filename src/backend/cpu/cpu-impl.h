@@ -17,8 +17,9 @@
 #define CPU_CLONES_ __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CPU_CLONES_
-void cpu_embed_fwd(const float *tok, const float *pos, const float *ids, int rows, int T, int dim, float *y);
-void cpu_embed_bwd(const float *dy, const float *ids, int rows, int T, int dim, int vocab, float *dtok,
+void cpu_take_ids(const float *x, int rows, int ld, int off, int n, int32_t *out);
+void cpu_embed_fwd(const float *tok, const float *pos, const float *ids, int ld, int rows, int T, int dim, float *y);
+void cpu_embed_bwd(const float *dy, const float *ids, int ld, int rows, int T, int dim, int vocab, float *dtok,
                    float *dpos);
 void cpu_layernorm_fwd(int rows, int dim, const float *x, const float *gamma, const float *beta, float eps, float *y,
                        float *mean, float *rstd);
@@ -68,8 +69,9 @@ void cpu_batchnorm_fwd(int n, int c, int plane, int group, const float *x, const
                        float *z, float *a, enum dlfs_act act, float *stats);
 void cpu_batchnorm_bwd(int n, int c, int plane, int group, const float *dz, const float *xhat, const float *invstd,
                        const float *gamma, float *dgamma, float *dbeta, float *dx);
-void cpu_embed_fwd(const float *tok, const float *pos, const float *ids, int rows, int T, int dim, float *y);
-void cpu_embed_bwd(const float *dy, const float *ids, int rows, int T, int dim, int vocab, float *dtok,
+void cpu_take_ids(const float *x, int rows, int ld, int off, int n, int32_t *out);
+void cpu_embed_fwd(const float *tok, const float *pos, const float *ids, int ld, int rows, int T, int dim, float *y);
+void cpu_embed_bwd(const float *dy, const float *ids, int ld, int rows, int T, int dim, int vocab, float *dtok,
                    float *dpos);
 void cpu_layernorm_fwd(int rows, int dim, const float *x, const float *gamma, const float *beta, float eps, float *y,
                        float *mean, float *rstd);

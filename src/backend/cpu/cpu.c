@@ -84,6 +84,7 @@ static const struct dlfs_backend cpu_backend_ = {
     .batchnorm_bwd = cpu_batchnorm_bwd,
     .embed_fwd = cpu_embed_fwd,
     .embed_bwd = cpu_embed_bwd,
+    .take_ids = cpu_take_ids,
     .layernorm_fwd = cpu_layernorm_fwd,
     .layernorm_bwd = cpu_layernorm_bwd,
     .attn_fwd = cpu_attn_fwd,

@@ -8,10 +8,22 @@
 #include "backend/cpu/cpu-impl.h"
 #include "dlfs/util.h"
 
-void cpu_embed_fwd(const float *tok, const float *pos, const float *ids, int rows, int T, int dim, float *y)
+/* the id of row r: sequence r / T, position r mod T, ld apart */
+static size_t id_(const float *ids, int ld, int r, int T)
+{
+    return (size_t)(ids[(size_t)(r / T) * (size_t)ld + (size_t)(r % T)] + 0.5f);
+}
+
+void cpu_take_ids(const float *x, int rows, int ld, int off, int n, int32_t *out)
+{
+    for (int s = 0; s < rows; s++)
+        for (int j = 0; j < n; j++) out[(size_t)s * (size_t)n + (size_t)j] = (int32_t)(x[(size_t)s * (size_t)ld + (size_t)(off + j)] + 0.5f);
+}
+
+void cpu_embed_fwd(const float *tok, const float *pos, const float *ids, int ld, int rows, int T, int dim, float *y)
 {
     for (int r = 0; r < rows; r++) {
-        const float *e = tok + (size_t)ids[r] * (size_t)dim, *p = pos ? pos + (size_t)(r % T) * (size_t)dim : NULL;
+        const float *e = tok + id_(ids, ld, r, T) * (size_t)dim, *p = pos ? pos + (size_t)(r % T) * (size_t)dim : NULL;
         float *o = y + (size_t)r * (size_t)dim;
         if (p)
             for (int j = 0; j < dim; j++) o[j] = e[j] + p[j];
@@ -20,12 +32,14 @@ void cpu_embed_fwd(const float *tok, const float *pos, const float *ids, int row
     }
 }
 
-void cpu_embed_bwd(const float *dy, const float *ids, int rows, int T, int dim, int vocab, float *dtok, float *dpos)
+void cpu_embed_bwd(const float *dy, const float *ids, int ld, int rows, int T, int dim, int vocab, float *dtok,
+                   float *dpos)
 {
     for (int r = 0; r < rows; r++) {
-        DLFS_ASSERT(ids[r] >= 0 && ids[r] < (float)vocab);
+        const size_t id = id_(ids, ld, r, T);
+        DLFS_ASSERT(id < (size_t)vocab);
         const float *g = dy + (size_t)r * (size_t)dim;
-        float *e = dtok + (size_t)ids[r] * (size_t)dim, *p = dpos ? dpos + (size_t)(r % T) * (size_t)dim : NULL;
+        float *e = dtok + id * (size_t)dim, *p = dpos ? dpos + (size_t)(r % T) * (size_t)dim : NULL;
         for (int j = 0; j < dim; j++) e[j] += g[j];
         if (p)
             for (int j = 0; j < dim; j++) p[j] += g[j];

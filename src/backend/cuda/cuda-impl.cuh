@@ -99,8 +99,9 @@ void cuda_batchnorm_fwd(int n, int c, int plane, int group, const float *x, cons
                         float *z, float *a, enum dlfs_act act, float *stats);
 void cuda_batchnorm_bwd(int n, int c, int plane, int group, const float *dz, const float *xhat, const float *invstd,
                         const float *gamma, float *dgamma, float *dbeta, float *dx);
-void cuda_embed_fwd(const float *tok, const float *pos, const float *ids, int rows, int T, int dim, float *y);
-void cuda_embed_bwd(const float *dy, const float *ids, int rows, int T, int dim, int vocab, float *dtok,
+void cuda_take_ids(const float *x, int rows, int ld, int off, int n, int32_t *out);
+void cuda_embed_fwd(const float *tok, const float *pos, const float *ids, int ld, int rows, int T, int dim, float *y);
+void cuda_embed_bwd(const float *dy, const float *ids, int ld, int rows, int T, int dim, int vocab, float *dtok,
                     float *dpos);
 void cuda_layernorm_fwd(int rows, int dim, const float *x, const float *gamma, const float *beta, float eps, float *y,
                         float *mean, float *rstd);

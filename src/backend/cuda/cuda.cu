@@ -166,6 +166,7 @@ static const struct dlfs_backend cuda_backend_ = {
     .batchnorm_bwd = cuda_batchnorm_bwd,
     .embed_fwd = cuda_embed_fwd,
     .embed_bwd = cuda_embed_bwd,
+    .take_ids = cuda_take_ids,
     .layernorm_fwd = cuda_layernorm_fwd,
     .layernorm_bwd = cuda_layernorm_bwd,
     .attn_fwd = cuda_attn_fwd,

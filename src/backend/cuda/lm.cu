@@ -7,31 +7,53 @@
 #include "backend/cuda/cuda-impl.cuh"
 #include "backend/cuda/reduce.cuh"
 
-__global__ void embed_fwd_k_(const float *tok, const float *pos, const float *ids, int rows, int T, int dim,
+// the id of row r: sequence r / T, position r mod T, ld apart (rounded)
+__device__ __forceinline__ size_t id_(const float *ids, int ld, size_t r, int T)
+{
+    return (size_t)(ids[(r / (size_t)T) * (size_t)ld + r % (size_t)T] + 0.5f);
+}
+
+__global__ void take_ids_k_(const float *x, int rows, int ld, int off, int n, int32_t *out)
+{
+    CUDA_GRID_STRIDE(i, (size_t)rows * n) {
+        const size_t s = i / (size_t)n, j = i % (size_t)n;
+        out[i] = (int32_t)(x[s * (size_t)ld + (size_t)off + j] + 0.5f);
+    }
+}
+
+void cuda_take_ids(const float *x, int rows, int ld, int off, int n, int32_t *out)
+{
+    const size_t total = (size_t)rows * n;
+    if (!total) return;
+    take_ids_k_<<<cuda_grid_(total, 256), 256, 0, cuda_ctx_.stream>>>(x, rows, ld, off, n, out);
+    CUDA_LAUNCH_CHECK();
+}
+
+__global__ void embed_fwd_k_(const float *tok, const float *pos, const float *ids, int ld, int rows, int T, int dim,
                              float *y)
 {
     CUDA_GRID_STRIDE(i, (size_t)rows * dim) {
         const size_t r = i / (size_t)dim, j = i % (size_t)dim;
-        const float e = tok[(size_t)ids[r] * dim + j];
+        const float e = tok[id_(ids, ld, r, T) * dim + j];
         y[i] = pos ? __fadd_rn(e, pos[(r % (size_t)T) * dim + j]) : e;
     }
 }
 
-void cuda_embed_fwd(const float *tok, const float *pos, const float *ids, int rows, int T, int dim, float *y)
+void cuda_embed_fwd(const float *tok, const float *pos, const float *ids, int ld, int rows, int T, int dim, float *y)
 {
     const size_t n = (size_t)rows * dim;
     if (!n) return;
-    embed_fwd_k_<<<cuda_grid_(n, 256), 256, 0, cuda_ctx_.stream>>>(tok, pos, ids, rows, T, dim, y);
+    embed_fwd_k_<<<cuda_grid_(n, 256), 256, 0, cuda_ctx_.stream>>>(tok, pos, ids, ld, rows, T, dim, y);
     CUDA_LAUNCH_CHECK();
 }
 
 // One thread per column j of dtok: rows in increasing order (as the CPU).
-__global__ void embed_bwd_tok_k_(const float *dy, const float *ids, int rows, int dim, float *dtok)
+__global__ void embed_bwd_tok_k_(const float *dy, const float *ids, int ld, int rows, int T, int dim, float *dtok)
 {
     const int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= dim) return;
     for (int r = 0; r < rows; r++) {
-        float *e = dtok + (size_t)ids[r] * dim + j;
+        float *e = dtok + id_(ids, ld, (size_t)r, T) * dim + j;
         *e = __fadd_rn(*e, dy[(size_t)r * dim + j]);
     }
 }
@@ -47,12 +69,12 @@ __global__ void embed_bwd_pos_k_(const float *dy, int rows, int T, int dim, floa
     }
 }
 
-void cuda_embed_bwd(const float *dy, const float *ids, int rows, int T, int dim, int vocab, float *dtok,
+void cuda_embed_bwd(const float *dy, const float *ids, int ld, int rows, int T, int dim, int vocab, float *dtok,
                     float *dpos)
 {
     (void)vocab;
     if (rows <= 0 || dim <= 0) return;
-    embed_bwd_tok_k_<<<(dim + 127) / 128, 128, 0, cuda_ctx_.stream>>>(dy, ids, rows, dim, dtok);
+    embed_bwd_tok_k_<<<(dim + 127) / 128, 128, 0, cuda_ctx_.stream>>>(dy, ids, ld, rows, T, dim, dtok);
     CUDA_LAUNCH_CHECK();
     if (dpos) {
         embed_bwd_pos_k_<<<cuda_grid_((size_t)T * dim, 256), 256, 0, cuda_ctx_.stream>>>(dy, rows, T, dim, dpos);

@@ -1,7 +1,8 @@
 /* The language model's simple layers (GPT-2 style; src/README.md, "Language models"):
- *   embed(V,C)  after in(T): token ids (floats) -> (T, C) = token table (V, C) row
- *               + learned position table (T, C) row; weight = token table,
- *               bias = position table
+ *   embed(V,C)  after in(T+1): a window of T + 1 token ids (floats); the first T
+ *               -> (T, C) = token table (V, C) row + learned position table (T, C)
+ *               row; the last T are the targets (dlfs_model_loss takes them from the
+ *               input). Weight = token table, bias = position table
  *   lnorm       layer norm over the C values of each position (after embed/block);
  *               weight = gamma, bias = beta
  *   lmhead      the output projection tied to the embedding's token table:
@@ -38,8 +39,9 @@ static const char *embed_parse_(const struct nn_tok *k, struct dlfs_layer *L, st
 {
     int v, c;
     if (!two_(k, &v, &c) || v < 2 || v > 65536) return "embed(V,C) needs a vocabulary V of 2..65536 and a width C";
-    if (L->src[0] != -1 || s->c != 1 || s->h != 1) return "embed(V,C) must come first, after in(T)";
-    L->vocab = v, L->seq = s->w, L->tie = -1;
+    if (L->src[0] != -1 || s->c != 1 || s->h != 1 || s->w < 2)
+        return "embed(V,C) must come first, after in(T+1): windows of T + 1 tokens";
+    L->vocab = v, L->seq = s->w - 1, L->tie = -1;
     s->c = 1, s->h = L->seq, s->w = c;
     return NULL;
 }
@@ -57,12 +59,16 @@ static void embed_init_(const struct dlfs_layer *L, uint64_t seed, int l, float 
 {
     nn_init_std(seed, l, 0.02f, p, L->num_params);
 }
-static const char *embed_missing_(const struct dlfs_backend *be) { return be->embed_fwd ? NULL : "embed_fwd"; }
+static const char *embed_missing_(const struct dlfs_backend *be)
+{
+    return !be->embed_fwd ? "embed_fwd" : !be->take_ids ? "take_ids" : NULL;
+}
 static void embed_fwd_(const struct nn_call *c)
 {
     const struct dlfs_layer *L = c->L;
     const int C = L->out / L->seq;
-    c->ws->be->embed_fwd(c->params + L->w_off, c->params + L->b_off, c->x[0], c->rows * L->seq, L->seq, C, c->y);
+    c->ws->be->embed_fwd(c->params + L->w_off, c->params + L->b_off, c->x[0], L->seq + 1, c->rows * L->seq, L->seq, C,
+                         c->y);
 }
 /* Adds into the token table's gradient when the head tied to it wrote it first. */
 static void embed_bwd_(const struct nn_call *c)
@@ -73,7 +79,7 @@ static void embed_bwd_(const struct nn_call *c)
     float *dtok = c->grads + L->w_off, *dpos = c->grads + L->b_off;
     if (L->tie < 0) be->fill(dtok, 0.0f, (size_t)L->vocab * (size_t)C);
     be->fill(dpos, 0.0f, (size_t)L->seq * (size_t)C);
-    be->embed_bwd(c->dy, c->x[0], c->rows * L->seq, L->seq, C, L->vocab, dtok, dpos);
+    be->embed_bwd(c->dy, c->x[0], L->seq + 1, c->rows * L->seq, L->seq, C, L->vocab, dtok, dpos);
 }
 static double embed_macs_(const struct dlfs_layer *L) { (void)L; return 0.0; }
 
