@@ -82,6 +82,15 @@ enum dlfs_status dlfs_tokens_save(const char *path, const struct dlfs_tokens *t,
 enum dlfs_status dlfs_tokens_from_text(const char *const *inputs, int n, const char *ext, int val_percent,
                                        struct dlfs_tokens *t);
 
+/* The windows of both splits as a dataset for the trainer (src/data/tokens-ds.c):
+ * train sample k = window k of /train (val: of /val) as a 1 x 1 x (ctx+1) image of
+ * its ids, normalisation mean 0, std 1/255 (normalised values = the ids), classes
+ * "0".."V-1", labels 0 (unused: a language model takes its targets from the
+ * window). Vocabularies up to 256 only (the images are bytes); DLFS_ERR_USAGE for
+ * a larger one or a split without one window. Free with dlfs_dataset_free. */
+struct dlfs_dataset;
+enum dlfs_status dlfs_tokens_dataset(const struct dlfs_tokens *t, int ctx, struct dlfs_dataset *ds);
+
 /* Windows of ctx + 1 tokens in a split of n tokens: floor((n - 1) / ctx), 0 when n <= ctx. */
 size_t dlfs_tokens_windows(size_t n, int ctx);
 /* This rank's rows of global batch b (B windows, rank r of P), as ctx + 1 ids

@@ -10,8 +10,23 @@
 #include <unistd.h>
 #include "core/trace.h"
 #include "dlfs/checkpoint.h"
+#include "dlfs/tokens.h"
 #include "dlfs/util.h"
 #include "train/train-impl.h"
+
+/* A token file (dlfs-data text) for a language model: its windows of the
+ * model's context + 1 as the dataset. */
+static enum dlfs_status tokens_(struct dlfs_run *r)
+{
+    if (r->model.positions < 2)
+        return dlfs_error_set(DLFS_ERR_SHAPE, "--data %s is a token file (text): train a language model on it "
+                              "(--model gpt-tiny, or a spec ending in lmhead), not '%s'", r->o->data, r->o->model);
+    struct dlfs_tokens t;
+    DLFS_TRY(dlfs_tokens_load(r->o->data, &t));
+    const enum dlfs_status st = dlfs_tokens_dataset(&t, r->model.positions, &r->ds);
+    dlfs_tokens_free(&t);
+    return st;
+}
 
 /* The dataset: loaded (training, evaluation) or synthetic (benchmarks). */
 static enum dlfs_status data_(struct dlfs_run *r)
@@ -24,7 +39,8 @@ static enum dlfs_status data_(struct dlfs_run *r)
     enum dlfs_status st = r->mode == DLFS_RUN_BENCH /* one global batch of random images, alike on every rank */
                               ? dlfs_dataset_synthetic(&r->ds, m->in_c, m->in_h, m->in_w, m->num_classes,
                                                        (size_t)r->global_batch, r->o->seed)
-                              : dlfs_dataset_load(r->o->data, &r->ds);
+                              : dlfs_tokens_probe(r->o->data) ? tokens_(r)
+                                                              : dlfs_dataset_load(r->o->data, &r->ds);
     r->have_ds = st == DLFS_OK;
     return st == DLFS_OK && r->mode != DLFS_RUN_BENCH ? dlfs_run_check_data(r) : st;
 }

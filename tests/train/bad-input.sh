@@ -20,8 +20,6 @@ t_expect_error "label outside the classes" 1 "badlabel.h5" "${run[@]}" --data "$
 
 t_expect_error "model input mismatch" 1 "start the spec with in(784)" "${run[@]}" --data "$fm" --model 100-10
 t_expect_error "model class mismatch" 1 "last dense layer 10 wide" "${run[@]}" --data "$fm" --model 784-64-7
-# language models: their layers are tested on their own; dlfs-train refuses them with one line for now
-t_expect_error "language model (not in the trainer yet)" 2 "--model gpt-tiny: a language model" "${run[@]}" --data "$fm" --model gpt-tiny
 for spec in "784-" "784-abc-10" "784-10:swish" "in(784),relu,dense(10)" "in(784),dense(10),relu" "nosuchmodel" \
   "in(1x28x28),conv(8,k5,k3),flatten,dense(10)"; do
   t_expect_error "malformed spec '$spec'" 2 "--model '$spec'" "${run[@]}" --data "$fm" --model "$spec"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
+# A language model end to end on a tiny text written here (random words of a small
+# vocabulary; seconds):
+#  - learning: after 3 epochs the validation loss (nats per byte) is below the byte
+#    unigram entropy of the validation text, worked out here by awk from the raw bytes —
+#    a model that learned nothing of the order of bytes cannot beat it — and below
+#    ln 256 (where it starts);
+#  - deterministic mode: the same params_sha256 on 1, 2 and 4 ranks, also with
+#    --accum-steps 2 and with --zero 1;
+#  - refusals: a token file with an image model, an image dataset with gpt-tiny.
+. "$(dirname "$0")/../lib.sh"
+train=$1 data=$2 fm=$(t_small "$3")
+cd "$T_TMP" || exit 1
+words=(the cat sat on a mat and dog ran to it with red hat)
+RANDOM=7
+for ((i = 0; i < 5000; i++)); do printf '%s ' "${words[RANDOM % ${#words[@]}]}"; done > text.txt
+"$data" text text.txt -o t.h5 > conv.out 2>&1 || { cat conv.out; t_fail "dlfs-data text"; t_done; }
+model="in(33),embed(256,32),block(32,h2),lnorm,lmhead"
+mpirun -np 1 "$train" --data t.h5 --model "$model" --epochs 3 --batch 16 --optim adamw --lr 3e-3 --seed 2 \
+  --metrics learn.jsonl > learn.out 2>&1 || { cat learn.out; t_fail "training failed"; t_done; }
+loss=$(sed -n 's/.*"event": "final".*"test_loss": \([0-9.]*\).*/\1/p' learn.jsonl | tail -n 1)
+# the byte unigram entropy (nats) of the last ceil(5 %) of the text: the validation split
+ent=$(tail -c "$(( ($(wc -c < text.txt) * 5 + 99) / 100 ))" text.txt | od -An -v -tu1 | tr -s ' ' '\n' | grep -v '^$' |
+  awk '{c[$1]++; n++} END {for (k in c) h -= c[k] / n * log(c[k] / n); printf "%.4f", h}')
+[ -n "$loss" ] && [ -n "$ent" ] && awk -v l="$loss" -v e="$ent" 'BEGIN {exit !(l < e && l < log(256))}' \
+  && t_pass "validation loss $loss nats/byte < unigram entropy $ent" \
+  || t_fail "validation loss '$loss' not below the unigram entropy '$ent'"
+det=(--data t.h5 --model "$model" --epochs 1 --max-steps 6 --batch 16 --optim adamw --lr 3e-3 --seed 4 --quiet
+     --deterministic --virtual-shards 8)
+ref=""
+for run in "1" "2" "4" "2 --accum-steps 2" "2 --zero 1" "4 --zero 1 --accum-steps 2"; do
+  read -r np extra <<<"$run"
+  # shellcheck disable=SC2086 # extra: options split on purpose
+  mpirun -np "$np" "$train" "${det[@]}" $extra --metrics "d.jsonl" > d.out 2>&1 || { cat d.out; t_fail "np $run"; continue; }
+  d=$(t_digest d.jsonl)
+  if [ -z "$ref" ]; then ref=$d; [ -n "$d" ] && t_pass "reference digest ${d:0:16} (1 rank)" || t_fail "no digest"
+  elif [ "$d" = "$ref" ]; then t_pass "np $run: same digest"
+  else t_fail "np $run: digest ${d:0:16} != ${ref:0:16}"; fi
+done
+t_expect_error "token file, image model" 1 "is a token file" mpirun -np 1 "$train" --data t.h5 --model mlp
+[ -f "$fm" ] && t_expect_error "image dataset, language model" 1 "start the spec with in(784)" \
+  mpirun -np 1 "$train" --data "$fm" --model gpt-tiny
+t_done
