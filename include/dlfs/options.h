@@ -78,7 +78,7 @@ enum dlfs_opt_kind {
       "conv(C,kK[,sS][,pP]) maxpool(K[,sS]) flatten dropout(P) batchnorm\n"                                      \
       "(src/README.md, Models); cnn-bn: cnn with batchnorm after\n"                                         \
       "each conv and dropout(0.5) before the last layer; gpt-tiny, gpt2:\n"                                    \
-      "language models (src/README.md, Language models), not trainable yet")                                                        \
+      "language models on token files (src/README.md, Language models)")                                                        \
     H("Training:")                                                                                               \
     X(epochs, int, DLFS_OPT_INT, "epochs", "N", 10, 1, 100000, (""), DLFS_OPT_DIGEST,                            \
       "passes over the training set")                                                                            \
