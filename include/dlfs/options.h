@@ -176,6 +176,15 @@ enum dlfs_opt_kind {
       "never deleted (src/io/README.md, Lineage); needs --checkpoint-dir")                                       \
     X(eval_only, bool, DLFS_OPT_FLAG, "eval", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                              \
       "evaluate the --resume checkpoint on --data's test split, no training")                                    \
+    X(sample, int, DLFS_OPT_INT, "sample", "N", 0, 1, 1000000, (""), DLFS_OPT_LOCAL | DLFS_OPT_NODEF,              \
+      "with --eval of a language model: then print N tokens it generates\n"                                       \
+      "after --prompt, seeded by --seed (the same text on any rank count)")                                       \
+    X(prompt, const char *, DLFS_OPT_STR, "prompt", "TEXT", NULL, 0, 0, (""), DLFS_OPT_LOCAL,                      \
+      "the text --sample continues (default: a newline)")                                                        \
+    X(temperature, double, DLFS_OPT_REAL, "temperature", "T", 1.0, 1e-3, 100.0, (""), DLFS_OPT_LOCAL,            \
+      "--sample: divide the logits by T before the softmax")                                                     \
+    X(top_k, int, DLFS_OPT_INT, "top-k", "K", 0, 1, 65536, (""), DLFS_OPT_LOCAL | DLFS_OPT_NODEF,                 \
+      "--sample: draw among the K most likely tokens only (default: all)")                                       \
     H("Devices and output:")                                                                                     \
     X(device, enum dlfs_device, DLFS_OPT_CHOICE, "device", "cpu|cuda|auto", 2, 0, 0, (DLFS_OPT_NAMES_DEVICE),    \
       DLFS_OPT_DIGEST, "auto: CUDA when built and a GPU works, else the CPU (saying why);\n"                    \

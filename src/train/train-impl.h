@@ -137,6 +137,12 @@ enum dlfs_status dlfs_tracer_write(struct dlfs_run *r);
 /* Distributed evaluation over a split: every rank takes a contiguous slice, sums
  * are all-reduced. */
 void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, double *loss, double *acc);
+/* --sample: o->sample tokens generated after o->prompt by the language model, each
+ * drawn from softmax(logits / temperature) over the top-k, keyed by (seed, token
+ * index): every rank computes the same text; rank 0 writes it to `out` (bytes
+ * outside printable ASCII but newline and tab as \xNN). DLFS_ERR_USAGE for a model
+ * without positions, or of fewer than 256 tokens (the prompt is bytes). */
+enum dlfs_status dlfs_run_sample(struct dlfs_run *r, FILE *out);
 
 /* Parameter digest (SHA-256 hex of the float32 LE bytes, layer order). */
 void dlfs_run_digest(struct dlfs_run *r, char hex[65]);

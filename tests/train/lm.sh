@@ -8,7 +8,11 @@
 #    ln 256 (where it starts);
 #  - deterministic mode: the same params_sha256 on 1, 2 and 4 ranks, also with
 #    --accum-steps 2 and with --zero 1;
-#  - refusals: a token file with an image model, an image dataset with gpt-tiny.
+#  - generation (--eval --sample): the same text for the same seed on 1 and 2 ranks,
+#    another text for another seed, N tokens; greedy (--top-k 1) text of the trained
+#    model is made of the text's own bytes (lower-case letters and blanks);
+#  - refusals: a token file with an image model, an image dataset with gpt-tiny, --sample
+#    without --eval.
 . "$(dirname "$0")/../lib.sh"
 train=$1 data=$2 fm=$(t_small "$3")
 cd "$T_TMP" || exit 1
@@ -18,7 +22,7 @@ for ((i = 0; i < 5000; i++)); do printf '%s ' "${words[RANDOM % ${#words[@]}]}";
 "$data" text text.txt -o t.h5 > conv.out 2>&1 || { cat conv.out; t_fail "dlfs-data text"; t_done; }
 model="in(33),embed(256,32),block(32,h2),lnorm,lmhead"
 mpirun -np 1 "$train" --data t.h5 --model "$model" --epochs 3 --batch 16 --optim adamw --lr 3e-3 --seed 2 \
-  --metrics learn.jsonl > learn.out 2>&1 || { cat learn.out; t_fail "training failed"; t_done; }
+  --metrics learn.jsonl --checkpoint-dir ck > learn.out 2>&1 || { cat learn.out; t_fail "training failed"; t_done; }
 loss=$(sed -n 's/.*"event": "final".*"test_loss": \([0-9.]*\).*/\1/p' learn.jsonl | tail -n 1)
 # the byte unigram entropy (nats) of the last ceil(5 %) of the text: the validation split
 ent=$(tail -c "$(( ($(wc -c < text.txt) * 5 + 99) / 100 ))" text.txt | od -An -v -tu1 | tr -s ' ' '\n' | grep -v '^$' |
@@ -38,6 +42,17 @@ for run in "1" "2" "4" "2 --accum-steps 2" "2 --zero 1" "4 --zero 1 --accum-step
   elif [ "$d" = "$ref" ]; then t_pass "np $run: same digest"
   else t_fail "np $run: digest ${d:0:16} != ${ref:0:16}"; fi
 done
+gen() { # NP SEED [TOP-K]: the sample's text line
+  mpirun -np "$1" "$train" --data t.h5 --model "$model" --eval --resume latest --checkpoint-dir ck --eval-batch 64 \
+    --sample 80 --prompt "the " --seed "$2" ${3:+--top-k "$3"} 2>&1 | sed -n '/^sample:/{n;p;}'
+}
+a=$(gen 1 5) b=$(gen 2 5) c=$(gen 1 6) g=$(gen 1 5 1)
+[ ${#a} -ge 84 ] && [ "$a" = "$b" ] && t_pass "sample: the same text on 1 and 2 ranks: ${a:0:40}..." \
+  || t_fail "samples differ or are short: '$a' / '$b'"
+[ "$a" != "$c" ] && t_pass "another seed, another text" || t_fail "seed 6 gave the same text as seed 5"
+[ ${#g} -eq 84 ] && [ -z "$(tr -d 'a-z ' <<<"$g")" ] && t_pass "greedy text of the corpus' bytes: $g" \
+  || t_fail "greedy sample '$g' is not 84 bytes of letters and blanks"
+t_expect_error "--sample without --eval" 2 "--sample N" mpirun -np 1 "$train" --data t.h5 --model "$model" --sample 5
 t_expect_error "token file, image model" 1 "is a token file" mpirun -np 1 "$train" --data t.h5 --model mlp
 [ -f "$fm" ] && t_expect_error "image dataset, language model" 1 "start the spec with in(784)" \
   mpirun -np 1 "$train" --data "$fm" --model gpt-tiny
