@@ -7,7 +7,7 @@
 #    a model that learned nothing of the order of bytes cannot beat it — and below
 #    ln 256 (where it starts);
 #  - deterministic mode: the same params_sha256 on 1, 2 and 4 ranks, also with
-#    --accum-steps 2 and with --zero 1;
+#    --accum-steps 2 and with --zero 1, and across a resume from 1 to 2 ranks;
 #  - generation (--eval --sample): the same text for the same seed on 1 and 2 ranks,
 #    another text for another seed, N tokens; greedy (--top-k 1) text of the trained
 #    model is made of the text's own bytes (lower-case letters and blanks);
@@ -52,6 +52,11 @@ a=$(gen 1 5) b=$(gen 2 5) c=$(gen 1 6) g=$(gen 1 5 1)
 [ "$a" != "$c" ] && t_pass "another seed, another text" || t_fail "seed 6 gave the same text as seed 5"
 [ ${#g} -eq 84 ] && [ -z "$(tr -d 'a-z ' <<<"$g")" ] && t_pass "greedy text of the corpus' bytes: $g" \
   || t_fail "greedy sample '$g' is not 84 bytes of letters and blanks"
+# resume on another rank count: 3 steps on 1 rank, the other 3 on 2 ranks = the reference
+mpirun -np 1 "$train" "${det[@]}" --max-steps 3 --checkpoint-dir rck --checkpoint-every 3 > r1.out 2>&1 \
+  && mpirun -np 2 "$train" "${det[@]}" --checkpoint-dir rck --resume latest --metrics r.jsonl > r2.out 2>&1 \
+  && [ "$(t_digest r.jsonl)" = "$ref" ] && t_pass "resume 1 -> 2 ranks: the same digest" \
+  || { cat r1.out r2.out; t_fail "resume 1 -> 2 ranks: digest '$(t_digest r.jsonl)' != '$ref'"; }
 t_expect_error "--sample without --eval" 2 "--sample N" mpirun -np 1 "$train" --data t.h5 --model "$model" --sample 5
 t_expect_error "token file, image model" 1 "is a token file" mpirun -np 1 "$train" --data t.h5 --model mlp
 [ -f "$fm" ] && t_expect_error "image dataset, language model" 1 "start the spec with in(784)" \
