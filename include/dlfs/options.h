@@ -111,6 +111,10 @@ enum dlfs_opt_kind {
       "linear warm-up over the first N steps")                                                                   \
     X(lr_min, double, DLFS_OPT_REAL, "lr-min", "X", 0.0, 0.0, 100.0, (""), DLFS_OPT_DIGEST,                      \
       "final learning rate of the cosine schedule")                                                              \
+    X(clip_grad, double, DLFS_OPT_REAL, "clip-grad", "N", 0, 1e-6, 1e6, (""), DLFS_OPT_DIGEST | DLFS_OPT_NODEF,      \
+      "scale the summed gradient down to global L2 norm N when it is larger\n"                                    \
+      "(the norm over every rank's and ZeRO shard's part, the same bits on\n"                                    \
+      "any rank count; default: no clipping)")                                                                  \
     X(seed, uint64_t, DLFS_OPT_U64, "seed", "N", 1, 0, 0x7fffffffL, (""), DLFS_OPT_DIGEST,                       \
       "seed of initialisation and data order")                                                                   \
     X(max_steps, long, DLFS_OPT_LONG, "max-steps", "N", 0, 1, 1000000000L, (""), DLFS_OPT_DIGEST | DLFS_OPT_NODEF, \

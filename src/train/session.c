@@ -194,7 +194,7 @@ static enum dlfs_status pipeline_(struct dlfs_run *r)
     const struct dlfs_pipeline_plan plan = {
         .want_graph = o->cuda_graph, .ranks = r->comm->size, .passes = r->passes, .pass_rows = r->pass_rows,
         .gathered = gathered, .dropout = dropout, .nccl = r->path == DLFS_COMM_PATH_NCCL,
-        .update_dev = dlfs_optim_has_dev(&r->opt),
+        .update_dev = dlfs_optim_has_dev(&r->opt) && !(r->o->clip_grad > 0), /* clipping reads the norm on the host */
     };
     DLFS_TRY(dlfs_pipeline_init(&r->pipe, r->be, &plan));
     dlfs_pipeline_describe(&r->pipe, graph, sizeof graph);

@@ -112,6 +112,7 @@ static void sum_and_update_(struct dlfs_run *r)
     dlfs_trace_end(span);
     span = dlfs_trace_begin("step", "update", -1);
     const double t0 = dlfs_now();
+    if (r->o->clip_grad > 0) dlfs_run_clip(r, dlfs_gsync_grads(&r->gs));
     dlfs_optim_update(&r->opt, r->params, dlfs_gsync_grads(&r->gs), r->step);
     r->t_compute += dlfs_now() - t0;
     dlfs_trace_end(span);

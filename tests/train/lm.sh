@@ -6,8 +6,10 @@
 #    unigram entropy of the validation text, worked out here by awk from the raw bytes —
 #    a model that learned nothing of the order of bytes cannot beat it — and below
 #    ln 256 (where it starts);
-#  - deterministic mode: the same params_sha256 on 1, 2 and 4 ranks, also with
-#    --accum-steps 2 and with --zero 1, and across a resume from 1 to 2 ranks;
+#  - deterministic mode with --clip-grad: the same params_sha256 on 1, 2 and 4 ranks,
+#    also with --accum-steps 2 and with --zero 1, and across a resume from 1 to 2 ranks;
+#  - --clip-grad against its definition: one plain SGD step with lr 0.1 and clip 1e-3
+#    moves the parameters by exactly lr x clip in L2 norm (awk on the checkpoints);
 #  - generation (--eval --sample): the same text for the same seed on 1 and 2 ranks,
 #    another text for another seed, N tokens; greedy (--top-k 1) text of the trained
 #    model is made of the text's own bytes (lower-case letters and blanks);
@@ -31,7 +33,7 @@ ent=$(tail -c "$(( ($(wc -c < text.txt) * 5 + 99) / 100 ))" text.txt | od -An -v
   && t_pass "validation loss $loss nats/byte < unigram entropy $ent" \
   || t_fail "validation loss '$loss' not below the unigram entropy '$ent'"
 det=(--data t.h5 --model "$model" --epochs 1 --max-steps 6 --batch 16 --optim adamw --lr 3e-3 --seed 4 --quiet
-     --deterministic --virtual-shards 8)
+     --deterministic --virtual-shards 8 --clip-grad 0.5)
 ref=""
 for run in "1" "2" "4" "2 --accum-steps 2" "2 --zero 1" "4 --zero 1 --accum-steps 2"; do
   read -r np extra <<<"$run"
@@ -52,6 +54,20 @@ a=$(gen 1 5) b=$(gen 2 5) c=$(gen 1 6) g=$(gen 1 5 1)
 [ "$a" != "$c" ] && t_pass "another seed, another text" || t_fail "seed 6 gave the same text as seed 5"
 [ ${#g} -eq 84 ] && [ -z "$(tr -d 'a-z ' <<<"$g")" ] && t_pass "greedy text of the corpus' bytes: $g" \
   || t_fail "greedy sample '$g' is not 84 bytes of letters and blanks"
+# clipping's oracle: || p(step 1) - p(init) || = lr * clip when the gradient is clipped
+one=(--data t.h5 --model "$model" --epochs 1 --max-steps 1 --batch 16 --optim sgd --seed 4 --quiet)
+mpirun -np 1 "$train" "${one[@]}" --lr 1e-12 --checkpoint-dir c0 > c.out 2>&1 \
+  && mpirun -np 2 "$train" "${one[@]}" --lr 0.1 --clip-grad 1e-3 --checkpoint-dir c1 --zero 1 >> c.out 2>&1 \
+  || { cat c.out; t_fail "clip runs failed"; }
+if command -v h5dump >/dev/null; then
+  t_params c0/ckpt-000000001.h5 > p0; t_params c1/ckpt-000000001.h5 > p1
+  step=$(paste p0 p1 | awk 'NF == 2 { d = $2 - $1; s += d * d; n++ } END { if (n) printf "%.6e", sqrt(s) }')
+  awk -v s="$step" 'BEGIN { exit !(s != "" && s > 0.99e-4 && s < 1.01e-4) }' \
+    && t_pass "one clipped SGD step moves the parameters by $step = 0.1 x 1e-3 (2 ranks, ZeRO-1)" \
+    || t_fail "clipped step moved the parameters by '$step', want 1e-4"
+else
+  t_skip "clip oracle: no h5dump"
+fi
 # resume on another rank count: 3 steps on 1 rank, the other 3 on 2 ranks = the reference
 mpirun -np 1 "$train" "${det[@]}" --max-steps 3 --checkpoint-dir rck --checkpoint-every 3 > r1.out 2>&1 \
   && mpirun -np 2 "$train" "${det[@]}" --checkpoint-dir rck --resume latest --metrics r.jsonl > r2.out 2>&1 \
