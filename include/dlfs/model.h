@@ -112,6 +112,11 @@ void dlfs_model_init_buffers(const struct dlfs_model *m, float *buffers);
  * every rank produces the same bits without communication. */
 void dlfs_model_init_params(const struct dlfs_model *m, uint64_t seed, float *params);
 
+/* The slab ranges [r[i][0], r[i][0] + r[i][1]) that AdamW/SGD weight decay leaves
+ * alone (a language model's biases, norms and embeddings), in slab order, at most
+ * max; returns the count (0 for the image models: decay applies to every parameter). */
+int dlfs_model_nodecay(const struct dlfs_model *m, size_t (*r)[2], int max);
+
 /* DLFS_OK when backend `be` has every op the model needs; otherwise
  * DLFS_ERR_DEVICE naming the first missing op and the layer that needs it. */
 enum dlfs_status dlfs_model_check_backend(const struct dlfs_model *m, const struct dlfs_backend *be);

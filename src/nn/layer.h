@@ -83,6 +83,10 @@ struct nn_layer_desc {
     void (*forward)(const struct nn_call *c);
     void (*backward)(const struct nn_call *c);
     double (*macs)(const struct dlfs_layer *L); /* multiply-adds of the forward per sample */
+    /* Parameters weight decay leaves alone (biases, norms, embeddings: src/README.md,
+     * "Language models"), as up to 8 ranges [off, off + len) relative to w_off into
+     * r; returns their count. NULL: decay applies to all (the image layers, as ever). */
+    int (*nodecay)(const struct dlfs_layer *L, size_t r[][2]);
 };
 
 #define DLFS_LAYER_ROW(e, n) extern const struct nn_layer_desc nn_layer_##n;

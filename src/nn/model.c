@@ -34,6 +34,19 @@ double dlfs_model_train_flops_per_sample(const struct dlfs_model *m)
     return 6.0 * macs;
 }
 
+int dlfs_model_nodecay(const struct dlfs_model *m, size_t (*r)[2], int max)
+{
+    int n = 0;
+    for (int l = 0; l < m->num_layers; l++) {
+        const struct dlfs_layer *L = &m->layers[l];
+        const struct nn_layer_desc *d = nn_layer_desc(L->type);
+        size_t mine[8][2];
+        const int k = L->num_params && d->nodecay ? d->nodecay(L, mine) : 0;
+        for (int i = 0; i < k && n < max; i++, n++) r[n][0] = L->w_off + mine[i][0], r[n][1] = mine[i][1];
+    }
+    return n;
+}
+
 bool dlfs_model_draws_random(const struct dlfs_model *m)
 {
     for (int l = 0; l < m->num_layers; l++)

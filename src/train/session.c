@@ -164,6 +164,10 @@ static enum dlfs_status objects_(struct dlfs_run *r)
                              ctx, o->zero));
     const struct dlfs_optim_config oc = dlfs_optim_config(o, r->global_batch);
     DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n, &r->gs.shard)); /* ZeRO-1: this rank's part */
+    if (oc.weight_decay > 0) { /* a language model's biases, norms and embeddings keep theirs */
+        r->opt.nodecay = dlfs_malloc(5 * DLFS_MAX_LAYERS * sizeof *r->opt.nodecay);
+        r->opt.n_nodecay = dlfs_model_nodecay(&r->model, r->opt.nodecay, 5 * DLFS_MAX_LAYERS);
+    }
     return dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
                              r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip);
 }

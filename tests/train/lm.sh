@@ -8,6 +8,7 @@
 #    ln 256 (where it starts);
 #  - deterministic mode with --clip-grad: the same params_sha256 on 1, 2 and 4 ranks,
 #    also with --accum-steps 2 and with --zero 1, and across a resume from 1 to 2 ranks;
+#  - AdamW's weight decay touches the block's matrices only (counts worked out by hand);
 #  - --clip-grad against its definition: one plain SGD step with lr 0.1 and clip 1e-3
 #    moves the parameters by exactly lr x clip in L2 norm (awk on the checkpoints);
 #  - generation (--eval --sample): the same text for the same seed on 1 and 2 ranks,
@@ -67,6 +68,20 @@ if command -v h5dump >/dev/null; then
     || t_fail "clipped step moved the parameters by '$step', want 1e-4"
 else
   t_skip "clip oracle: no h5dump"
+fi
+# weight decay on the matrices only: one AdamW step with and without --weight-decay differs in
+# exactly the 12 C^2 = 12288 matrix entries of the block; the 9216 + 416 + 64 = 9696 others
+# (embedding tables; the block's norms and biases, 13 C; the final norm, 2 C) are the same
+wd=(--data t.h5 --model "$model" --epochs 1 --max-steps 1 --batch 16 --optim adamw --lr 0.01 --seed 4 --quiet)
+if mpirun -np 2 "$train" "${wd[@]}" --zero 1 --checkpoint-dir w0 > w.out 2>&1 &&
+   mpirun -np 2 "$train" "${wd[@]}" --weight-decay 0.5 --zero 1 --checkpoint-dir w1 >> w.out 2>&1 &&
+   command -v h5dump >/dev/null; then
+  t_params w0/ckpt-000000001.h5 > q0; t_params w1/ckpt-000000001.h5 > q1
+  counts=$(paste q0 q1 | awk 'NF == 2 { if ($1 == $2) same++; else diff++ } END { printf "%d %d", diff, same }')
+  [ "$counts" = "12288 9696" ] && t_pass "weight decay moved the 12288 matrix entries and none of the 9696 others" \
+    || t_fail "weight decay: changed/unchanged '$counts', want '12288 9696'"
+else
+  cat w.out; t_fail "weight-decay runs failed (or no h5dump)"
 fi
 # resume on another rank count: 3 steps on 1 rank, the other 3 on 2 ranks = the reference
 mpirun -np 1 "$train" "${det[@]}" --max-steps 3 --checkpoint-dir rck --checkpoint-every 3 > r1.out 2>&1 \

@@ -141,7 +141,17 @@ static double macs_(const struct dlfs_layer *L)
     return T * 12.0 * C * C + 2.0 * T * T * C;
 }
 
+/* Decay on the four matrices only: the ranges between them (norms, biases) and the last bias are left alone. */
+static int nodecay_(const struct dlfs_layer *L, size_t r[][2])
+{
+    const size_t C = (size_t)L->g.w;
+    const struct bk_off_ o = off_(C);
+    const size_t from[5] = {o.g1, o.bqkv, o.bp, o.bfc, o.bo}, to[5] = {o.wqkv, o.wp, o.wfc, o.w2, o.bo + C};
+    for (int i = 0; i < 5; i++) r[i][0] = from[i], r[i][1] = to[i] - from[i];
+    return 5;
+}
+
 const struct nn_layer_desc nn_layer_block = {
     .name = "block", .parse = parse_, .print = print_, .sizes = sizes_, .init = init_, .ws_need = ws_need_,
-    .missing_op = missing_, .forward = forward_, .backward = backward_, .macs = macs_,
+    .missing_op = missing_, .forward = forward_, .backward = backward_, .macs = macs_, .nodecay = nodecay_,
 };

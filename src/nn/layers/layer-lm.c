@@ -83,9 +83,17 @@ static void embed_bwd_(const struct nn_call *c)
 }
 static double embed_macs_(const struct dlfs_layer *L) { (void)L; return 0.0; }
 
+/* embed and lnorm: no decay on any of their parameters */
+static int all_(const struct dlfs_layer *L, size_t r[][2])
+{
+    r[0][0] = 0, r[0][1] = L->num_params;
+    return 1;
+}
+
 const struct nn_layer_desc nn_layer_embed = {
     .name = "embed", .parse = embed_parse_, .print = embed_print_, .sizes = embed_sizes_, .init = embed_init_,
     .missing_op = embed_missing_, .forward = embed_fwd_, .backward = embed_bwd_, .macs = embed_macs_,
+    .nodecay = all_,
 };
 
 /* ---- lnorm -------------------------------------------------------------------------- */
@@ -133,7 +141,7 @@ static void ln_bwd_(const struct nn_call *c)
 
 const struct nn_layer_desc nn_layer_lnorm = {
     .name = "lnorm", .parse = ln_parse_, .sizes = ln_sizes_, .init = ln_init_, .ws_need = ln_ws_,
-    .missing_op = ln_missing_, .forward = ln_fwd_, .backward = ln_bwd_,
+    .missing_op = ln_missing_, .forward = ln_fwd_, .backward = ln_bwd_, .nodecay = all_,
 };
 
 /* ---- lmhead -------------------------------------------------------------------------- */
