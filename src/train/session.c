@@ -42,6 +42,11 @@ static enum dlfs_status data_(struct dlfs_run *r)
                               : dlfs_tokens_probe(r->o->data) ? tokens_(r)
                                                               : dlfs_dataset_load(r->o->data, &r->ds);
     r->have_ds = st == DLFS_OK;
+    if (st == DLFS_OK && r->mode == DLFS_RUN_BENCH && m->positions > 1) { /* token ids: bytes below V, as they are */
+        r->ds.mean[0] = 0.0, r->ds.std[0] = 1.0 / 255.0;
+        for (size_t i = 0; i < r->ds.train.n * (size_t)m->input_dim; i++)
+            r->ds.train.images[i] = (uint8_t)(r->ds.train.images[i] % (unsigned)m->num_classes);
+    }
     return st == DLFS_OK && r->mode != DLFS_RUN_BENCH ? dlfs_run_check_data(r) : st;
 }
 

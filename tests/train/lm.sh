@@ -14,6 +14,7 @@
 #  - generation (--eval --sample): the same text for the same seed on 1 and 2 ranks,
 #    another text for another seed, N tokens; greedy (--top-k 1) text of the trained
 #    model is made of the text's own bytes (lower-case letters and blanks);
+#  - --bench of a language model with a vocabulary under 256 (synthetic ids below it);
 #  - refusals: a token file with an image model, an image dataset with gpt-tiny, --sample
 #    without --eval.
 . "$(dirname "$0")/../lib.sh"
@@ -88,6 +89,10 @@ mpirun -np 1 "$train" "${det[@]}" --max-steps 3 --checkpoint-dir rck --checkpoin
   && mpirun -np 2 "$train" "${det[@]}" --checkpoint-dir rck --resume latest --metrics r.jsonl > r2.out 2>&1 \
   && [ "$(t_digest r.jsonl)" = "$ref" ] && t_pass "resume 1 -> 2 ranks: the same digest" \
   || { cat r1.out r2.out; t_fail "resume 1 -> 2 ranks: digest '$(t_digest r.jsonl)' != '$ref'"; }
+# --bench on synthetic tokens: ids below a vocabulary of 100 (bytes reduced mod V)
+mpirun -np 1 "$train" --bench --model "in(17),embed(100,16),block(16,h2),lnorm,lmhead" --batch 8 --steps 3 > b.out 2>&1 \
+  && grep -q "^bench: .*median step" b.out && t_pass "--bench of a language model (vocabulary 100)" \
+  || { cat b.out; t_fail "--bench of a language model"; }
 t_expect_error "--sample without --eval" 2 "--sample N" mpirun -np 1 "$train" --data t.h5 --model "$model" --sample 5
 t_expect_error "token file, image model" 1 "is a token file" mpirun -np 1 "$train" --data t.h5 --model mlp
 [ -f "$fm" ] && t_expect_error "image dataset, language model" 1 "start the spec with in(784)" \
