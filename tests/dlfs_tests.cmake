@@ -111,7 +111,7 @@ endfunction()
 #  - COST (below).
 set(DLFS_SCHED_THREADS test_ops test_conv_ops train_threads train_pipeline train_lag pipeline_ops_cpu)
 set(DLFS_SCHED_SLURM slurm_train slurm_requeue slurm_scaling slurm_2node_train slurm_2node_requeue slurm_2node_mpirun)
-set(DLFS_SCHED_P4 mpi_deterministic mpi_zero mpi_accum mpi_deterministic_cnn mpi_allreduce_np8 scaling_study
+set(DLFS_SCHED_P4 mpi_deterministic mpi_zero mpi_accum mpi_deterministic_cnn mpi_allreduce_np8 scaling_study train_lm
   slurm_scaling notebook_course)
 set(DLFS_SCHED_P2 ckpt_resume train_pipeline train_lag train_trace train_target train_threads train_learn
   train_learn_cnn train_learn_precision train_oracle train_torch_ckpt train_learn_resnet mpi_comm mpi_sharding mpi_allreduce_np4 ckpt_atomic ckpt_signal ckpt_chaos
@@ -120,7 +120,7 @@ set(DLFS_SCHED_P2 ckpt_resume train_pipeline train_lag train_trace train_target 
 # COST: seconds a test took in a measured run (results/RESULTS.md, idle 2-core machine),
 # for the tests over 15 s: ctest starts the costliest first, so that a fresh build tree
 # (no CTestCostData yet, as in CI) does not end on a queue of long tests run one by one.
-set(DLFS_SCHED_COST ckpt_chaos:51 train_learn_precision:40 train_pipeline:38 slurm_requeue:36 mpi_deterministic:34
+set(DLFS_SCHED_COST train_lm:25 ckpt_chaos:51 train_learn_precision:40 train_pipeline:38 slurm_requeue:36 mpi_deterministic:34
   hostile_ckpt:31 train_learn_cnn:26 notebook_course:26 slurm_2node_requeue:22 mpi_accum:22 hostile_outputs:20
   hostile_train:20 mpi_zero:20 hostile_ckptdir:20 mpi_deterministic_cnn:18 hostile_data:17 tests_shellcheck:17
   mpi_comm:15 train_bad_input:15 install_deb:23 train_torch_ckpt:45)

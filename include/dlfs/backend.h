@@ -193,6 +193,37 @@ struct dlfs_backend {
     void (*batchnorm_bwd)(int n, int c, int plane, int group, const float *dz, const float *xhat,
                           const float *invstd, const float *gamma, float *dgamma, float *dbeta, float *dx);
 
+    /* ---- language-model ops (optional: NULL where a backend lacks them) ---- */
+    /* Embedding of rows = S sequences x T positions: y(rows, dim) = tok[id(r)] +
+     * pos[r mod T] (pos may be NULL), id(r) = ids[(r / T) * ld + r mod T] rounded to
+     * the nearest whole number: the ids are floats in backend memory (a model's input
+     * rows hold them, ld apart), each below the table's rows (the caller checked).
+     * bwd ADDS: dtok[id(r)] += dy[r], dpos[r mod T] += dy[r] (dpos may be NULL), every
+     * table row summed over r in increasing order (deterministic, no atomics); `vocab`:
+     * the rows of dtok. */
+    void (*embed_fwd)(const float *tok, const float *pos, const float *ids, int ld, int rows, int T, int dim,
+                      float *y);
+    void (*embed_bwd)(const float *dy, const float *ids, int ld, int rows, int T, int dim, int vocab, float *dtok,
+                      float *dpos);
+    /* out[s * n + j] = x[s * ld + off + j] rounded to the nearest whole number, for s <
+     * rows, j < n: a language model's targets, taken from its input rows. */
+    void (*take_ids)(const float *x, int rows, int ld, int off, int n, int32_t *out);
+    /* Layer norm over the dim values of each row: y = (x - mean) * rstd * gamma + beta,
+     * rstd = 1 / sqrt(var + eps) (biased variance); mean, rstd (rows) kept for bwd.
+     * bwd overwrites dx(rows, dim) and dgamma, dbeta (dim: sums over the rows in order). */
+    void (*layernorm_fwd)(int rows, int dim, const float *x, const float *gamma, const float *beta, float eps,
+                          float *y, float *mean, float *rstd);
+    void (*layernorm_bwd)(int rows, int dim, const float *dy, const float *x, const float *mean, const float *rstd,
+                          const float *gamma, float *dx, float *dgamma, float *dbeta);
+    /* Causal self-attention over B sequences of T positions, C = nh heads x hs columns.
+     * qkv(B*T, 3C) holds q | k | v in each row (head h at columns h*hs of each part);
+     * att(B, nh, T, T) = softmax over s <= t of q_t . k_s / sqrt(hs) (0 for s > t),
+     * kept for bwd; y(B*T, C): head h's att @ v at columns h*hs. bwd: datt is
+     * scratch of att's size; overwrites dqkv(B*T, 3C). */
+    void (*attn_fwd)(int B, int T, int C, int nh, const float *qkv, float *att, float *y);
+    void (*attn_bwd)(int B, int T, int C, int nh, const float *qkv, const float *att, const float *dy, float *datt,
+                     float *dqkv);
+
     /* Optional: the precision of every later gemm of this process (default FP32).
      * Process-wide state of the backend, like its BLAS threads; cannot fail. */
     void (*set_precision)(enum dlfs_precision p);

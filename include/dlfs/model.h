@@ -75,6 +75,8 @@ extern "C" {
 
 #define DLFS_MAX_LAYERS 256 /* ResNet-50 and GPT-2 expand into ~170 and ~100 layers */
 #define DLFS_MAX_WIDTH (1 << 20)
+/* per-position logits of a sample (lmhead: T x V; gpt2's 1024 x 50257 fit) */
+#define DLFS_MAX_SEQ_LOGITS (1 << 26)
 /* Parameters of a model at most (2^30: 4 GiB of fp32 per copy; MPI's counts are ints) */
 #define DLFS_MAX_PARAMS ((size_t)1 << 30)
 
@@ -98,6 +100,8 @@ struct dlfs_layer {
     float rate;             /* dropout: probability of zeroing an element */
     int no_bias;            /* conv: without bias (b0), as before a batch norm */
     int bn_c, bn_plane;     /* batchnorm: channels, values per channel per sample */
+    int seq, heads, vocab;  /* language model: positions T, attention heads, vocabulary */
+    int tie;                /* embed: the lmhead tied to its table; lmhead: the embed (-1: none) */
     size_t w_off, b_off;    /* offsets into the slab: weight, bias */
     size_t num_params;      /* 0 for layers without parameters */
     int w_rank;             /* checkpoint: the weight's dims (w_dims[0..w_rank)); the */
@@ -117,6 +121,7 @@ struct dlfs_model {
     int in_c, in_h, in_w;    /* input shape (1x1xN for a flat input) */
     int input_dim;           /* in_c * in_h * in_w */
     int num_classes;
+    int positions;           /* labels per sample: T for a language model (lmhead), else 1 */
     int num_layers;
     struct dlfs_layer layers[DLFS_MAX_LAYERS];
     size_t num_params;
@@ -136,6 +141,11 @@ void dlfs_model_init_buffers(const struct dlfs_model *m, float *buffers);
  * Linear), drawn from the counter-based RNG keyed by (seed, layer, element), so
  * every rank produces the same bits without communication. */
 void dlfs_model_init_params(const struct dlfs_model *m, uint64_t seed, float *params);
+
+/* The slab ranges [r[i][0], r[i][0] + r[i][1]) that AdamW/SGD weight decay leaves
+ * alone (a language model's biases, norms and embeddings), in slab order, at most
+ * max; returns the count (0 for the image models: decay applies to every parameter). */
+int dlfs_model_nodecay(const struct dlfs_model *m, size_t (*r)[2], int max);
 
 /* DLFS_OK when backend `be` has every op the model needs; otherwise
  * DLFS_ERR_DEVICE naming the first missing op and the layer that needs it. */
@@ -187,7 +197,9 @@ double dlfs_workspace_bytes(const struct dlfs_model *m, int max_rows);
 const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspace *ws,
                                 const float *params, int rows);
 
-/* Loss of the last forward pass against ws->labels: adds (loss sum, correct) to
+/* Loss of the last forward pass against ws->labels — for a language model (positions
+ * T > 1) the last T ids of each input row, taken into ws->labels here, the loss at
+ * every position, grad_scale per sample spread over its T positions: adds (loss sum, correct) to
  * ws->stats and, when `grad_scale` != 0, leaves dlogits in ws->g[num_layers - 1] (== ws->d0). */
 void dlfs_model_loss(const struct dlfs_model *m, struct dlfs_workspace *ws, int rows, float grad_scale);
 

@@ -90,6 +90,8 @@ struct dlfs_optimizer {
     struct dlfs_shard shard;     /* the ones this optimizer updates (owned copy) */
     float *m, *v;                /* (shard.total) backend memory, segment after segment; NULL
                                     where the optimizer has none */
+    size_t (*nodecay)[2];        /* slab ranges [off, off + len) updated without weight decay, */
+    int n_nodecay;               /* in slab order (dlfs_model_nodecay; set after init) */
 };
 
 /* "sgd", "adam", "adamw" (as --optim spells them and checkpoints record them). */

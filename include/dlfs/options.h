@@ -80,7 +80,9 @@ enum dlfs_opt_kind {
       "bottleneck(C[,sS]) (src/README.md, Models); cnn-bn: cnn with\n"                                          \
       "batchnorm after each conv and dropout(0.5) before the last layer;\n"                                     \
       "resnet20 (1x28x28: 3 stages x 3 res, 16/32/64 channels),\n"                                              \
-      "resnet50 (3x224x224: bottlenecks 3-4-6-3, 1000 classes)")                                                 \
+      "resnet50 (3x224x224: bottlenecks 3-4-6-3, 1000 classes); gpt-tiny,\n"                                    \
+      "gpt2: language models on token files (src/README.md, Language\n"                                         \
+      "models)")                                                                                                 \
     H("Training:")                                                                                               \
     X(epochs, int, DLFS_OPT_INT, "epochs", "N", 10, 1, 100000, (""), DLFS_OPT_DIGEST,                            \
       "passes over the training set")                                                                            \
@@ -113,6 +115,10 @@ enum dlfs_opt_kind {
       "linear warm-up over the first N steps")                                                                   \
     X(lr_min, double, DLFS_OPT_REAL, "lr-min", "X", 0.0, 0.0, 100.0, (""), DLFS_OPT_DIGEST,                      \
       "final learning rate of the cosine schedule")                                                              \
+    X(clip_grad, double, DLFS_OPT_REAL, "clip-grad", "N", 0, 1e-6, 1e6, (""), DLFS_OPT_DIGEST | DLFS_OPT_NODEF,      \
+      "scale the summed gradient down to global L2 norm N when it is larger\n"                                    \
+      "(the norm over every rank's and ZeRO shard's part, the same bits on\n"                                    \
+      "any rank count; default: no clipping)")                                                                  \
     X(seed, uint64_t, DLFS_OPT_U64, "seed", "N", 1, 0, 0x7fffffffL, (""), DLFS_OPT_DIGEST,                       \
       "seed of initialisation and data order")                                                                   \
     X(max_steps, long, DLFS_OPT_LONG, "max-steps", "N", 0, 1, 1000000000L, (""), DLFS_OPT_DIGEST | DLFS_OPT_NODEF, \
@@ -178,6 +184,15 @@ enum dlfs_opt_kind {
       "never deleted (src/io/README.md, Lineage); needs --checkpoint-dir")                                       \
     X(eval_only, bool, DLFS_OPT_FLAG, "eval", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                              \
       "evaluate the --resume checkpoint on --data's test split, no training")                                    \
+    X(sample, int, DLFS_OPT_INT, "sample", "N", 0, 1, 1000000, (""), DLFS_OPT_LOCAL | DLFS_OPT_NODEF,              \
+      "with --eval of a language model: then print N tokens it generates\n"                                       \
+      "after --prompt, seeded by --seed (the same text on any rank count)")                                       \
+    X(prompt, const char *, DLFS_OPT_STR, "prompt", "TEXT", NULL, 0, 0, (""), DLFS_OPT_LOCAL,                      \
+      "the text --sample continues (default: a newline)")                                                        \
+    X(temperature, double, DLFS_OPT_REAL, "temperature", "T", 1.0, 1e-3, 100.0, (""), DLFS_OPT_LOCAL,            \
+      "--sample: divide the logits by T before the softmax")                                                     \
+    X(top_k, int, DLFS_OPT_INT, "top-k", "K", 0, 1, 65536, (""), DLFS_OPT_LOCAL | DLFS_OPT_NODEF,                 \
+      "--sample: draw among the K most likely tokens only (default: all)")                                       \
     H("Devices and output:")                                                                                     \
     X(device, enum dlfs_device, DLFS_OPT_CHOICE, "device", "cpu|cuda|auto", 2, 0, 0, (DLFS_OPT_NAMES_DEVICE),    \
       DLFS_OPT_DIGEST, "auto: CUDA when built and a GPU works, else the CPU (saying why);\n"                    \

@@ -63,6 +63,7 @@ enum nn_flags {
     NN_BWD_ACC = 16,    /* backward honours acc[] (adds into dx instead of overwriting);
                            required of a layer with two inputs */
     NN_LAST = 32,       /* may be the last layer (produces the logits) */
+    NN_SEQ = 64,        /* its logits are (T, classes): one prediction per position */
 };
 
 struct nn_layer_desc {
@@ -85,6 +86,10 @@ struct nn_layer_desc {
     void (*forward)(const struct nn_call *c);
     void (*backward)(const struct nn_call *c);
     double (*macs)(const struct dlfs_layer *L); /* multiply-adds of the forward per sample */
+    /* Parameters weight decay leaves alone (biases, norms, embeddings: src/README.md,
+     * "Language models"), as up to 8 ranges [off, off + len) relative to w_off into
+     * r; returns their count. NULL: decay applies to all (the image layers, as ever). */
+    int (*nodecay)(const struct dlfs_layer *L, size_t r[][2]);
 };
 
 #define DLFS_LAYER_ROW(e, n) extern const struct nn_layer_desc nn_layer_##n;
@@ -107,6 +112,8 @@ int nn_parse_pos(const char *s, size_t n, int *out);                /* [1, DLFS_
 int nn_parse_int(const char *s, size_t n, int lo, int hi, int *out);
 /* uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) over the n floats of p, keyed by (seed, layer l) */
 void nn_init_uniform(uint64_t seed, int l, int fan_in, float *p, size_t n);
+/* uniform with standard deviation sd (GPT-2's 0.02) over p, keyed by (seed, l) (layer-lm.c) */
+void nn_init_std(uint64_t seed, int l, float sd, float *p, size_t n);
 /* The reason parse returns for an item it does not know (an argument where none
  * is taken): spec.c replaces it by the list of known items. */
 #define NN_UNKNOWN "unknown layer"

@@ -34,6 +34,19 @@ double dlfs_model_train_flops_per_sample(const struct dlfs_model *m)
     return 6.0 * macs;
 }
 
+int dlfs_model_nodecay(const struct dlfs_model *m, size_t (*r)[2], int max)
+{
+    int n = 0;
+    for (int l = 0; l < m->num_layers; l++) {
+        const struct dlfs_layer *L = &m->layers[l];
+        const struct nn_layer_desc *d = nn_layer_desc(L->type);
+        size_t mine[8][2];
+        const int k = L->num_params && d->nodecay ? d->nodecay(L, mine) : 0;
+        for (int i = 0; i < k && n < max; i++, n++) r[n][0] = L->w_off + mine[i][0], r[n][1] = mine[i][1];
+    }
+    return n;
+}
+
 bool dlfs_model_draws_random(const struct dlfs_model *m)
 {
     for (int l = 0; l < m->num_layers; l++)
@@ -87,7 +100,10 @@ const float *dlfs_model_forward(const struct dlfs_model *m, struct dlfs_workspac
 
 void dlfs_model_loss(const struct dlfs_model *m, struct dlfs_workspace *ws, int rows, float grad_scale)
 {
-    ws->be->softmax_xent(ws->a[m->num_layers - 1], ws->labels, rows, m->num_classes, grad_scale,
+    const int T = m->positions > 1 ? m->positions : 1;
+    if (T > 1) /* a language model: the targets are the last T ids of each input window */
+        ws->be->take_ids(ws->x, rows, m->input_dim, m->input_dim - T, T, ws->labels);
+    ws->be->softmax_xent(ws->a[m->num_layers - 1], ws->labels, rows * T, m->num_classes, grad_scale / (float)T,
                          grad_scale != 0.0f ? ws->g[m->num_layers - 1] : NULL, ws->stats);
 }
 

@@ -25,6 +25,10 @@ static const struct { const char *name, *spec; } presets_[] = {
                  "bottleneck(64),bottleneck(64),bottleneck(128,s2),bottleneck(128),bottleneck(128),bottleneck(128),"
                  "bottleneck(256,s2),bottleneck(256),bottleneck(256),bottleneck(256),bottleneck(256),"
                  "bottleneck(256),bottleneck(512,s2),bottleneck(512),bottleneck(512),gap,dense(1000)"},
+    /* language models (src/README.md, "Language models"): byte-level gpt-tiny, GPT-2 small */
+    {"gpt-tiny", "in(129),embed(256,128),block(128,h4),block(128,h4),block(128,h4),block(128,h4),lnorm,lmhead"},
+    {"gpt2", "in(1025),embed(50257,768),block(768,h12),block(768,h12),block(768,h12),block(768,h12),block(768,h12),block(768,h12),"
+             "block(768,h12),block(768,h12),block(768,h12),block(768,h12),block(768,h12),block(768,h12),lnorm,lmhead"},
 };
 
 /* Errors in the spec text are usage errors (the text is --model's value): exit 2. */
@@ -179,7 +183,8 @@ static const char *layer_(const struct nn_tok *k, struct dlfs_model *m, struct n
     const char *why = d ? d->parse(k, L, s) : NN_UNKNOWN;
     if (why) return why;
     L->type = t;
-    if ((long long)s->c * s->h * s->w > DLFS_MAX_WIDTH) return "layer output too large";
+    const long long most = d->flags & NN_SEQ ? DLFS_MAX_SEQ_LOGITS : DLFS_MAX_WIDTH;
+    if ((long long)s->c * s->h * s->w > most) return "layer output too large";
     L->g.oc = s->c; L->g.oh = s->h; L->g.ow = s->w;
     L->out = s->c * s->h * s->w;
     L->act = DLFS_ACT_NONE;
@@ -200,7 +205,9 @@ static enum dlfs_status finish_(const char *text, int have_in, struct dlfs_model
     if (last->act != DLFS_ACT_NONE)
         return bad_(text, dlfs_act_name(last->act), "the last dense layer produces the logits and takes no activation");
     if (last->out < 2) return bad_(text, "dense(1)", "the last layer needs at least 2 classes");
-    m->num_classes = last->out;
+    const int seq = (nn_layer_desc(last->type)->flags & NN_SEQ) != 0;
+    m->positions = seq ? last->g.oh : 1;
+    m->num_classes = seq ? last->g.ow : last->out;
     return DLFS_OK;
 }
 
@@ -354,7 +361,7 @@ enum dlfs_status dlfs_model_parse(const char *text, struct dlfs_model *m)
     for (size_t i = 0; i < sizeof presets_ / sizeof presets_[0]; i++)
         if (strcmp(text, presets_[i].name) == 0) list = presets_[i].spec;
     if (list == text && !strpbrk(text, "(,") && !isdigit((unsigned char)text[0]))
-        return dlfs_error_set(DLFS_ERR_USAGE, "--model '%s': unknown model name (presets: mlp, mlp-large, cnn, cnn-bn; or a "
+        return dlfs_error_set(DLFS_ERR_USAGE, "--model '%s': unknown model name (presets: mlp, mlp-large, cnn, cnn-bn, gpt-tiny, gpt2; or a "
                               "spec such as 784-256-10 or in(784),dense(256),gelu,dense(10))", text);
     if (list == text && isdigit((unsigned char)text[0])) {
         DLFS_TRY(expand_shorthand_(text, &expanded));

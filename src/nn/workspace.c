@@ -73,7 +73,7 @@ static void layout_(const struct dlfs_model *m, int max_rows, struct dlfs_worksp
     take_(p, &ws->ids, rows * sizeof(uint32_t));
     take_(p, &ws->d0, rows * m->max_width * sizeof(float));
     take_(p, &ws->d1, rows * m->max_width * sizeof(float));
-    take_(p, &ws->labels, rows * sizeof(int32_t));
+    take_(p, &ws->labels, rows * (m->positions > 1 ? m->positions : 1) * sizeof(int32_t));
     take_(p, &ws->stats, 2 * sizeof(double));
     route_grads_(m, ws);
 }

@@ -57,6 +57,7 @@ void dlfs_optim_free(struct dlfs_optimizer *op)
         op->be->free(op->v);
     }
     free(op->shard.seg);
+    free(op->nodecay);
     memset(op, 0, sizeof *op);
 }
 
@@ -97,23 +98,47 @@ struct dlfs_optim_dyn dlfs_optim_dyn(const struct dlfs_optimizer *op, long step)
     return (struct dlfs_optim_dyn){.lr = hp.lr, .bias_c1 = hp.bias_c1, .bias_c2 = hp.bias_c2};
 }
 
-/* Segment after segment: element-wise arithmetic, so the same bits as one update
- * over the whole slab. */
+/* Elements [off, off + len) of the slab, their moments from m/v (NULL: none). */
+static void piece_(struct dlfs_optimizer *op, float *params, const float *grads, size_t off, size_t len, float *m,
+                   float *v, const struct dlfs_optim_hp *hp)
+{
+    if (!len) return;
+    dlfs_optim_desc(op->cfg.kind)->update(op->be, len, params + off, grads + off, m, v, hp);
+}
+
+/* Segment after segment, each cut where the ranges without weight decay begin and
+ * end: element-wise arithmetic, so the same bits as one update over the slab. */
 void dlfs_optim_update(struct dlfs_optimizer *op, float *params, const float *grads, long step)
 {
     const struct dlfs_optim_hp hp = dlfs_optim_hp(op, step);
+    struct dlfs_optim_hp free_ = hp;
+    free_.weight_decay = 0.0f;
     size_t at = 0;
     for (int i = 0; i < op->shard.count; i++) {
         const struct dlfs_seg *s = &op->shard.seg[i];
-        float *m = op->m ? op->m + at : NULL, *v = op->v ? op->v + at : NULL;
-        dlfs_optim_desc(op->cfg.kind)->update(op->be, s->len, params + s->off, grads + s->off, m, v, &hp);
+        size_t pos = s->off;
+        const size_t end = s->off + s->len;
+        for (int k = 0; k <= op->n_nodecay && pos < end; k++) {
+            /* [pos, a): decayed; [a, b): not (the k-th range, clipped to the segment) */
+            size_t a = end, b = end;
+            if (k < op->n_nodecay) {
+                a = op->nodecay[k][0], b = a + op->nodecay[k][1];
+                if (b <= pos) continue;
+                a = a < pos ? pos : a > end ? end : a;
+                b = b > end ? end : b;
+            }
+            const size_t o1 = at + (pos - s->off), o2 = at + (a - s->off);
+            piece_(op, params, grads, pos, a - pos, op->m ? op->m + o1 : NULL, op->v ? op->v + o1 : NULL, &hp);
+            piece_(op, params, grads, a, b - a, op->m ? op->m + o2 : NULL, op->v ? op->v + o2 : NULL, &free_);
+            pos = b;
+        }
         at += s->len;
     }
 }
 
 bool dlfs_optim_has_dev(const struct dlfs_optimizer *op)
 {
-    return dlfs_optim_desc(op->cfg.kind)->has_dev(op->be);
+    return dlfs_optim_desc(op->cfg.kind)->has_dev(op->be) && op->n_nodecay == 0; /* one range: the graph's */
 }
 
 void dlfs_optim_update_dev(struct dlfs_optimizer *op, float *params, const float *grads, long step,

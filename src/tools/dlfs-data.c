@@ -1,9 +1,7 @@
 /* dlfs-data: make and inspect dlfs dataset files.
  *
- *   dlfs-data convert --train-images F --train-labels F --test-images F --test-labels F
- *                     [--classes "a,b,..." | --preset fashion-mnist|mnist]
- *                     [--source S] [--license L] [--train-limit N] [--test-limit N] -o OUT.h5
- *   dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] -o OUT.h5
+ *   dlfs-data convert ... -o OUT.h5   (IDX files -> image dataset; usage_text below)
+ *   dlfs-data text FILE|DIR ... -o OUT.h5   (text -> token file: data-text.c)
  *   dlfs-data info FILE
  *
  * Exit status: 0 success, 1 failure (one line "dlfs-data: <message>" on stderr),
@@ -11,7 +9,9 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "dlfs/dataset.h"
+#include "dlfs/tokens.h"
 #include "dlfs/util.h"
+#include "tools/data-text.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,14 +33,13 @@ static const char *const mnist_classes[] = {"0", "1", "2", "3", "4", "5", "6", "
 #define MNIST_SOURCE "MNIST database (Y. LeCun, C. Cortes, C. J. C. Burges)"
 #define MNIST_LICENSE "Creative Commons Attribution-Share Alike 3.0"
 
-static const char usage_text[] =
+static const char *const usage_text[3] = {
     "usage: dlfs-data convert --train-images F --train-labels F --test-images F --test-labels F\n"
     "                         [--classes \"a,b,...\" | --preset fashion-mnist|mnist]\n"
     "                         [--source TEXT] [--license TEXT] [--train-limit N] [--test-limit N] -o OUT.h5\n"
     "       dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] -o OUT.h5\n"
     "       dlfs-data info FILE\n"
-    "       dlfs-data --version   (the version, the commit, the backends built in)\n"
-    "\n"
+    "       dlfs-data --version   (the version, the commit, the backends built in)\n", "\n"
     "convert  reads IDX files (MNIST format, gzipped or plain, uint8) and writes a dlfs\n"
     "         dataset (HDF5): /train/images [N,C,H,W], /train/labels [N], /test/...,\n"
     "         class names, source, license and per-channel mean/std of the train images.\n"
@@ -52,11 +51,17 @@ static const char usage_text[] =
     "         split (a slice for quick runs and tests; mean/std are the slice's own).\n"
     "         It refuses an -o that is one of its inputs, and train images with a\n"
     "         (nearly) constant channel (std 0: normalising would divide by 0).\n"
-    "info     prints a summary of a dlfs dataset: shapes, classes, per-class counts,\n"
-    "         mean/std, source and license.\n"
+    "info     prints a summary of a dlfs dataset (shapes, classes, per-class counts,\n"
+    "         mean/std, source, license) or of a token file.\n",
     "Limits on sizes: datasets/README.md.\n"
     "\n"
-    "Exit status: 0 success, 1 error, 2 usage error.\n";
+    "Exit status: 0 success, 1 error, 2 usage error.\n"};
+
+static void usage_(void)
+{
+    const char *parts[5] = {usage_text[0], data_text_usage, usage_text[1], data_text_help, usage_text[2]};
+    for (int i = 0; i < 5; i++) fputs(parts[i], stdout);
+}
 
 /* One line on stderr, exit status 1. */
 static int fail_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -334,7 +339,7 @@ static int cmd_convert_(int argc, char **argv)
             if (!optarg && optind < argc && argv[optind][0] != '-') optarg = argv[optind++];
             if (optarg) o.fmnist_dir = optarg;
             break;
-        case 'h': fputs(usage_text, stdout); return EXIT_SUCCESS;
+        case 'h': usage_(); return EXIT_SUCCESS;
         case ':': return usage_error_("option '%s' needs a value", argv[optind - 1]);
         default: return usage_error_("unknown option '%s' for 'convert'", argv[optind - 1]);
         }
@@ -358,48 +363,21 @@ static int cmd_convert_(int argc, char **argv)
 
 /* ---- info ---------------------------------------------------------------------- */
 
-/* s for a terminal (a malloc'd copy): control bytes (C0, DEL, the C1 range as UTF-8),
- * bytes that are no valid UTF-8 and the backslash as \xNN / \\, so that a name
- * stored in a dataset cannot move the cursor, recolour or retitle the terminal. */
-static char *printable_(const char *s)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    const size_t n = strlen(s);
-    char *out = dlfs_malloc(4 * n + 1), *o = out;
-    for (size_t i = 0; i < n;) {
-        int len = u[i] < 0x80 ? 1 : u[i] >= 0xc2 && u[i] < 0xe0 ? 2 : u[i] >= 0xe0 && u[i] < 0xf0 ? 3
-                                  : u[i] >= 0xf0 && u[i] < 0xf5 ? 4 : 0;
-        for (int k = 1; k < len; k++)
-            if (i + (size_t)k >= n || (u[i + k] & 0xc0) != 0x80) len = 0;
-        if (len == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0) len = 0; /* U+0080..U+009F: C1 controls */
-        if (len == 1 && (u[i] < 0x20 || u[i] == 0x7f || u[i] == '\\')) len = 0;
-        if (len == 0) {
-            if (u[i] == '\\') *o++ = '\\', *o++ = '\\';
-            else o += sprintf(o, "\\x%02x", u[i]);
-            i++;
-            continue;
-        }
-        memcpy(o, u + i, (size_t)len);
-        o += len, i += (size_t)len;
-    }
-    *o = '\0';
-    return out;
-}
-
 static int cmd_info_(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        fputs(usage_text, stdout);
+        usage_();
         return EXIT_SUCCESS;
     }
     if (argc != 2 || argv[1][0] == '-')
         return usage_error_("info takes exactly one dataset FILE");
+    if (dlfs_tokens_probe(argv[1])) return data_text_info(argv[1]);
     struct dlfs_dataset ds;
     if (dlfs_dataset_load(argv[1], &ds) != DLFS_OK) return fail_("%s", dlfs_error_msg());
     size_t *count = dlfs_calloc(2 * (size_t)ds.num_classes, sizeof *count);
     for (size_t i = 0; i < ds.train.n; i++) count[ds.train.labels[i]]++;
     for (size_t i = 0; i < ds.test.n; i++) count[ds.num_classes + ds.test.labels[i]]++;
-    char *esc = printable_(ds.path);
+    char *esc = data_printable(ds.path);
     printf("file:     %s\n", esc);
     free(esc);
     printf("format:   %s, version %d\n", DLFS_DATASET_FORMAT, DLFS_DATASET_VERSION);
@@ -409,7 +387,7 @@ static int cmd_info_(int argc, char **argv)
     printf("classes:  %d\n", ds.num_classes);
     printf("  %5s  %-20s %8s %8s\n", "label", "name", "train", "test");
     for (int i = 0; i < ds.num_classes; i++) {
-        esc = printable_(ds.classes[i]);
+        esc = data_printable(ds.classes[i]);
         printf("  %5d  %-20s %8zu %8zu\n", i, esc, count[i], count[ds.num_classes + i]);
         free(esc);
     }
@@ -420,7 +398,7 @@ static int cmd_info_(int argc, char **argv)
     const char *text[2][2] = {{"source: ", ds.source}, {"license:", ds.license}};
     printf("\n");
     for (int i = 0; i < 2; i++) {
-        esc = printable_(text[i][1]);
+        esc = data_printable(text[i][1]);
         printf("%s  %s\n", text[i][0], esc[0] ? esc : "(not given)");
         free(esc);
     }
@@ -431,17 +409,18 @@ static int cmd_info_(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) return usage_error_("missing subcommand: convert or info");
+    if (argc < 2) return usage_error_("missing subcommand: convert, text or info");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-        fputs(usage_text, stdout);
+        usage_();
         return EXIT_SUCCESS;
     }
     if (!strcmp(cmd, "--version")) return dlfs_version_print("dlfs-data"), EXIT_SUCCESS;
     int rc;
     if (!strcmp(cmd, "convert")) rc = cmd_convert_(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "text")) rc = data_text_main(argc - 1, argv + 1);
     else if (!strcmp(cmd, "info")) rc = cmd_info_(argc - 1, argv + 1);
-    else return usage_error_("unknown subcommand '%s' (known: convert, info)", cmd);
+    else return usage_error_("unknown subcommand '%s' (known: convert, text, info)", cmd);
     /* A failed stdout (closed pipe, full disk) must not pass for success. */
     if ((fflush(stdout) != 0 || ferror(stdout)) && rc == EXIT_SUCCESS) rc = fail_("cannot write output: %s", strerror(errno));
     return rc;

@@ -193,6 +193,9 @@ static enum dlfs_status rules_(struct dlfs_options *o)
                               "--checkpoint-dir (with --resume FILE|latest), or drop --rollback");
     if (o->eval_only && !o->resume)
         return dlfs_error_set(DLFS_ERR_USAGE, "--eval needs --resume FILE (the checkpoint to evaluate)");
+    if ((o->sample || o->prompt || o->top_k || o->temperature != 1.0) && !(o->eval_only && o->sample))
+        return dlfs_error_set(DLFS_ERR_USAGE, "--sample N (with --prompt, --temperature, --top-k) generates text "
+                              "from a checkpoint: give --eval --resume FILE --sample N");
     if (!o->bench && !o->data)
         return dlfs_error_set(DLFS_ERR_USAGE, "--data FILE is required (make one with 'dlfs-data convert'; "
                               "or use --bench for synthetic data)");

@@ -169,6 +169,9 @@ enum dlfs_status dlfs_run_choose(struct dlfs_run *r)
     if (st == DLFS_OK) st = comm_path_(r);
     if (st == DLFS_OK) st = dlfs_model_parse(o->model, &r->model);
     if (st == DLFS_OK) st = dlfs_model_check_backend(&r->model, r->be);
+    if (st == DLFS_OK && r->model.positions > 1 && (o->augment_crop || o->augment_flip))
+        st = dlfs_error_set(DLFS_ERR_USAGE, "--augment-crop/--augment-flip would shift and mirror the token windows "
+                            "of language model %s: leave them out", o->model);
     if (st == DLFS_OK) st = precision_(r);
     if (st == DLFS_OK) st = batch_plan_(r);
     if (st == DLFS_OK) st = micro_groups_(r);

@@ -10,8 +10,23 @@
 #include <unistd.h>
 #include "core/trace.h"
 #include "dlfs/checkpoint.h"
+#include "dlfs/tokens.h"
 #include "dlfs/util.h"
 #include "train/train-impl.h"
+
+/* A token file (dlfs-data text) for a language model: its windows of the
+ * model's context + 1 as the dataset. */
+static enum dlfs_status tokens_(struct dlfs_run *r)
+{
+    if (r->model.positions < 2)
+        return dlfs_error_set(DLFS_ERR_SHAPE, "--data %s is a token file (text): train a language model on it "
+                              "(--model gpt-tiny, or a spec ending in lmhead), not '%s'", r->o->data, r->o->model);
+    struct dlfs_tokens t;
+    DLFS_TRY(dlfs_tokens_load(r->o->data, &t));
+    const enum dlfs_status st = dlfs_tokens_dataset(&t, r->model.positions, &r->ds);
+    dlfs_tokens_free(&t);
+    return st;
+}
 
 /* The dataset: loaded (training, evaluation) or synthetic (benchmarks). */
 static enum dlfs_status data_(struct dlfs_run *r)
@@ -24,8 +39,14 @@ static enum dlfs_status data_(struct dlfs_run *r)
     enum dlfs_status st = r->mode == DLFS_RUN_BENCH /* one global batch of random images, alike on every rank */
                               ? dlfs_dataset_synthetic(&r->ds, m->in_c, m->in_h, m->in_w, m->num_classes,
                                                        (size_t)r->global_batch, r->o->seed)
-                              : dlfs_dataset_load(r->o->data, &r->ds);
+                              : dlfs_tokens_probe(r->o->data) ? tokens_(r)
+                                                              : dlfs_dataset_load(r->o->data, &r->ds);
     r->have_ds = st == DLFS_OK;
+    if (st == DLFS_OK && r->mode == DLFS_RUN_BENCH && m->positions > 1) { /* token ids: bytes below V, as they are */
+        r->ds.mean[0] = 0.0, r->ds.std[0] = 1.0 / 255.0;
+        for (size_t i = 0; i < r->ds.train.n * (size_t)m->input_dim; i++)
+            r->ds.train.images[i] = (uint8_t)(r->ds.train.images[i] % (unsigned)m->num_classes);
+    }
     return st == DLFS_OK && r->mode != DLFS_RUN_BENCH ? dlfs_run_check_data(r) : st;
 }
 
@@ -147,6 +168,10 @@ static enum dlfs_status objects_(struct dlfs_run *r, void **tp_arg)
                              arg, o->zero));
     const struct dlfs_optim_config oc = dlfs_options_optim(o, r->global_batch);
     DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n, &r->gs.shard)); /* ZeRO-1: this rank's part */
+    if (oc.weight_decay > 0) { /* a language model's biases, norms and embeddings keep theirs */
+        r->opt.nodecay = dlfs_malloc(5 * DLFS_MAX_LAYERS * sizeof *r->opt.nodecay);
+        r->opt.n_nodecay = dlfs_model_nodecay(&r->model, r->opt.nodecay, 5 * DLFS_MAX_LAYERS);
+    }
     return dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
                              r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip);
 }
@@ -177,7 +202,7 @@ static enum dlfs_status pipeline_(struct dlfs_run *r)
     const struct dlfs_pipeline_plan plan = {
         .want_graph = o->cuda_graph, .ranks = r->comm->size, .passes = r->passes, .pass_rows = r->pass_rows,
         .gathered = gathered, .dropout = dropout, .nccl = (r->tp->flags & DLFS_TP_ALWAYS_SUMS) != 0,
-        .update_dev = dlfs_optim_has_dev(&r->opt),
+        .update_dev = dlfs_optim_has_dev(&r->opt) && !(r->o->clip_grad > 0), /* clipping reads the norm on the host */
     };
     DLFS_TRY(dlfs_pipeline_init(&r->pipe, r->be, &plan));
     dlfs_pipeline_describe(&r->pipe, graph, sizeof graph);

@@ -89,9 +89,15 @@ static void graph_step_(struct dlfs_run *r, const struct dlfs_resident *res, con
 
 /* The step's loss sums back to the host (or, with the lag, queued), then the
  * step counts as done. */
+/* A language model's loss sums are over every position: per sample = per token. */
+static double per_sample_(const struct dlfs_run *r, double loss)
+{
+    return r->model.positions > 1 ? loss / r->model.positions : loss;
+}
+
 static double finish_(struct dlfs_run *r, int async)
 {
-    const double loss = dlfs_pipeline_finish(&r->pipe, r->step, r->ws.stats, async);
+    const double loss = per_sample_(r, dlfs_pipeline_finish(&r->pipe, r->step, r->ws.stats, async));
     dlfs_tracer_step(r, 0);
     r->step++;
     return loss;
@@ -106,6 +112,7 @@ static void sum_and_update_(struct dlfs_run *r)
     dlfs_trace_end(span);
     span = dlfs_trace_begin("step", "update", -1);
     const double t0 = dlfs_now();
+    if (r->o->clip_grad > 0) dlfs_run_clip(r, dlfs_gsync_grads(&r->gs));
     dlfs_optim_update(&r->opt, r->params, dlfs_gsync_grads(&r->gs), r->step);
     r->t_compute += dlfs_now() - t0;
     dlfs_trace_end(span);
@@ -137,7 +144,7 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_batch *bt)
     return finish_(r, 0);
 }
 
-double dlfs_run_flush(struct dlfs_run *r) { return dlfs_pipeline_flush(&r->pipe, r->step); }
+double dlfs_run_flush(struct dlfs_run *r) { return per_sample_(r, dlfs_pipeline_flush(&r->pipe, r->step)); }
 
 struct dlfs_times dlfs_run_times(const struct dlfs_run *r)
 {
@@ -170,8 +177,8 @@ void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, doubl
     /* test hook: the others' bounded wait must end the job (tests/mpi/comm.sh) */
     dlfs_hook_stall(DLFS_HOOK_EVAL_STALL, r->comm->rank, 0);
     dlfs_comm_allreduce_f64(r->comm, stats, 2);
-    *loss = stats[0] / (double)split->n;
-    *acc = stats[1] / (double)split->n;
+    *loss = per_sample_(r, stats[0] / (double)split->n);
+    *acc = per_sample_(r, stats[1] / (double)split->n); /* language models: next-token accuracy */
 }
 
 void dlfs_run_digest(struct dlfs_run *r, char hex[65])

@@ -83,6 +83,7 @@ struct dlfs_run {
     long step;                    /* optimizer steps done */
     long total_steps;             /* planned (the schedule's length) */
     double t_compute;             /* seconds, accumulated per epoch */
+    double grad_norm;             /* --clip-grad: the last step's global gradient norm (before clipping) */
     FILE *metrics;
     char pipeline[300];           /* one line describing the step pipeline, for banners */
 };
@@ -143,6 +144,17 @@ enum dlfs_status dlfs_tracer_write(struct dlfs_run *r);
 /* Distributed evaluation over a split: every rank takes a contiguous slice, sums
  * are all-reduced. */
 void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, double *loss, double *acc);
+/* --sample: o->sample tokens generated after o->prompt by the language model, each
+ * drawn from softmax(logits / temperature) over the top-k, keyed by (seed, token
+ * index): every rank computes the same text; rank 0 writes it to `out` (bytes
+ * outside printable ASCII but newline and tab as \xNN). DLFS_ERR_USAGE for a model
+ * without positions, or of fewer than 256 tokens (the prompt is bytes). */
+enum dlfs_status dlfs_run_sample(struct dlfs_run *r, FILE *out);
+/* --clip-grad N: the global L2 norm of the summed gradient `grads` (this rank's
+ * optimizer shard, summed over the ranks with ZeRO-1) exactly — squares in fixed
+ * point, 2^-40 steps, added as integers, so neither order nor rank count changes a
+ * bit — and, when it exceeds N, the shard scaled by N / norm. Collective with ZeRO. */
+void dlfs_run_clip(struct dlfs_run *r, float *grads);
 
 /* Parameter digest (SHA-256 hex of the float32 LE bytes, layer order). */
 void dlfs_run_digest(struct dlfs_run *r, char hex[65]);

@@ -366,6 +366,7 @@ enum dlfs_status dlfs_eval_run(const struct dlfs_options *o, const struct dlfs_c
             printf("test_acc %.2f%%\n", 100 * acc);
             fflush(stdout);
         }
+        if (o->sample) st = dlfs_comm_agree(comm, dlfs_run_sample(r, stdout));
     }
     return dlfs_run_close(r, st);
 }

@@ -94,7 +94,8 @@ def cycles(edges):
 # The module each public header belongs to (a new header: add its row).
 HEADER_MODULE = {"status": "core", "util": "core", "backend": "backend", "model": "nn", "comm": "comm",
                  "gradsync": "comm", "optim": "optim", "dataset": "data", "sampler": "data",
-                 "checkpoint": "io", "options": "train", "train": "train", "layer-list": "nn"}
+                 "checkpoint": "io", "options": "train", "train": "train", "layer-list": "nn",
+                 "tokens": "data"}
 
 
 def includes(src_dir):

@@ -260,7 +260,10 @@ static void check_synthetic(void)
     CHECK(ds.num_classes == 10 && ds.mean[0] == 0.5 && ds.std[0] == 0.29 && ds.test.n == 0, "synthetic fields");
     dlfs_dataset_free(&ds);
     CHECK(dlfs_dataset_synthetic(&ds, 1, 2048, 1024, 10, 4, 1) == DLFS_ERR_USAGE, "synthetic: images too large");
-    CHECK(dlfs_dataset_synthetic(&ds, 1, 8, 8, 257, 4, 1) == DLFS_ERR_USAGE, "synthetic: 257 classes");
+    CHECK(dlfs_dataset_synthetic(&ds, 1, 8, 8, 4097, 4, 1) == DLFS_ERR_USAGE, "synthetic: 4097 classes");
+    CHECK(dlfs_dataset_synthetic(&ds, 1, 8, 8, 1, 4, 1) == DLFS_ERR_USAGE, "synthetic: 1 class");
+    CHECK(dlfs_dataset_synthetic(&ds, 1, 8, 8, 4096, 4, 1) == DLFS_OK && ds.num_classes == 4096, "synthetic: 4096 classes");
+    dlfs_dataset_free(&ds);
 }
 
 /* long: the list of cases, run in sequence in one temporary directory */

@@ -8,6 +8,7 @@
 #include "dlfs/model.h"
 #include "dlfs/sampler.h"
 #include "dlfs/status.h"
+#include "dlfs/tokens.h"
 #include "dlfs/train.h"
 #include "dlfs/util.h"
 #include <cstdio>

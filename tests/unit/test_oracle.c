@@ -341,6 +341,8 @@ static void test_option_bounds(void)
         /* --accum-steps: its limit is being changed elsewhere (a gradsync rule) */
         if (strcmp(r->name, "accum-steps") == 0) continue;
         const char *extra = r->kind == DLFS_OPT_EVERY ? "--checkpoint-dir d" : "";
+        if (strcmp(r->name, "sample") == 0) extra = "--eval --resume c.h5"; /* generation's companions */
+        else if (!strcmp(r->name, "temperature") || !strcmp(r->name, "top-k")) extra = "--eval --resume c.h5 --sample 5";
         numeric++;
         accepts_(r, r->lo, "", extra);
         accepts_(r, r->hi, "", extra);

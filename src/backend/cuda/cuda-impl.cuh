@@ -69,7 +69,7 @@ static inline unsigned cuda_grid_(size_t n, unsigned threads)
 }
 
 // The ops (table entries), by family: gemm.cu, act.cu, loss.cu, optim.cu, vec.cu,
-// conv.cu, pool.cu, norm.cu.
+// conv.cu, pool.cu, norm.cu, lm.cu (embedding, layer norm), attn.cu.
 void cuda_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc);
 void cuda_apply_math_mode_(void);
@@ -102,6 +102,17 @@ void cuda_batchnorm_fwd(int n, int c, int plane, int group, const float *x, cons
                         float *z, float *a, enum dlfs_act act, float *stats);
 void cuda_batchnorm_bwd(int n, int c, int plane, int group, const float *dz, const float *xhat, const float *invstd,
                         const float *gamma, float *dgamma, float *dbeta, float *dx);
+void cuda_take_ids(const float *x, int rows, int ld, int off, int n, int32_t *out);
+void cuda_embed_fwd(const float *tok, const float *pos, const float *ids, int ld, int rows, int T, int dim, float *y);
+void cuda_embed_bwd(const float *dy, const float *ids, int ld, int rows, int T, int dim, int vocab, float *dtok,
+                    float *dpos);
+void cuda_layernorm_fwd(int rows, int dim, const float *x, const float *gamma, const float *beta, float eps, float *y,
+                        float *mean, float *rstd);
+void cuda_layernorm_bwd(int rows, int dim, const float *dy, const float *x, const float *mean, const float *rstd,
+                        const float *gamma, float *dx, float *dgamma, float *dbeta);
+void cuda_attn_fwd(int B, int T, int C, int nh, const float *qkv, float *att, float *y);
+void cuda_attn_bwd(int B, int T, int C, int nh, const float *qkv, const float *att, const float *dy, float *datt,
+                   float *dqkv);
 void cuda_sgd_update(size_t n, float *p, const float *g, float *m, const struct dlfs_optim_hp *hp);
 void cuda_adam_update(size_t n, float *p, const float *g, float *m, float *v,
                       const struct dlfs_optim_hp *hp);

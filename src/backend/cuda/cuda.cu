@@ -167,6 +167,13 @@ static const struct dlfs_backend cuda_backend_ = {
     .gap_bwd = cuda_gap_bwd,
     .batchnorm_fwd = cuda_batchnorm_fwd,
     .batchnorm_bwd = cuda_batchnorm_bwd,
+    .embed_fwd = cuda_embed_fwd,
+    .embed_bwd = cuda_embed_bwd,
+    .take_ids = cuda_take_ids,
+    .layernorm_fwd = cuda_layernorm_fwd,
+    .layernorm_bwd = cuda_layernorm_bwd,
+    .attn_fwd = cuda_attn_fwd,
+    .attn_bwd = cuda_attn_bwd,
     .set_precision = cuda_set_precision,
     .set_threads = nullptr, // no host threads to tune
     // the MPI path's staging through pinned host memory (stage.cu)

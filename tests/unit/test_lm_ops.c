@@ -1,0 +1,303 @@
+/* The language model's ops (embedding, layer norm, causal attention, cross-entropy
+ * at every position) against float64 references written here, and their
+ * backward passes against central finite differences of those references
+ * (L = sum(y * R) for a random R, so dL/dy = R). Also: the backward passes give
+ * the same bits when run twice (no order-dependent atomics), attention rows are
+ * distributions that never look ahead.
+ *   test_lm_ops --self   the CPU backend (label unit)
+ *   test_lm_ops          the CUDA backend (label gpu; exit 77 without a GPU) */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dlfs/backend.h"
+#include "testutil.h"
+
+static const struct dlfs_backend *be_;
+static unsigned long long seed_ = 2024;
+
+static double *rnd_(size_t n, double scale)
+{
+    double *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = scale * t_rand_(&seed_);
+    return p;
+}
+
+/* double[n] -> a new device buffer of floats */
+static float *up_(const double *x, size_t n)
+{
+    float *h = malloc(n * sizeof *h), *d = be_->alloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++) h[i] = (float)x[i];
+    be_->to_device(d, h, n * sizeof *h);
+    free(h);
+    return d;
+}
+
+static float *down_(const float *d, size_t n)
+{
+    float *h = malloc(n * sizeof *h);
+    be_->to_host(h, d, n * sizeof *h);
+    return h;
+}
+
+/* got (device) against want, freeing the host copy. */
+static void close_(const char *what, const float *dev, const double *want, size_t n, double atol, double rtol)
+{
+    float *h = down_(dev, n);
+    if (!t_close_(what, h, want, n, atol, rtol)) printf("  ok  %s (%zu values)\n", what, n);
+    free(h);
+}
+
+/* Central differences of L(x) = sum(f(x) * R) over every element of x (in place, restored). */
+typedef double (*loss_fn)(void *ctx);
+static void fd_(double *x, size_t n, loss_fn L, void *ctx, double *grad)
+{
+    const double h = 1e-5;
+    for (size_t i = 0; i < n; i++) {
+        const double keep = x[i];
+        x[i] = keep + h;
+        const double lp = L(ctx);
+        x[i] = keep - h;
+        const double lm = L(ctx);
+        x[i] = keep;
+        grad[i] = (lp - lm) / (2 * h);
+    }
+}
+
+/* ---- embedding ---------------------------------------------------------------------- */
+
+enum { EV = 7, ER = 12, ET = 4, ED = 5 };
+struct emb_ { double *tok, *pos, *R; float ids[ER]; };
+
+static void emb_ref_(const struct emb_ *e, double *y)
+{
+    for (int r = 0; r < ER; r++)
+        for (int j = 0; j < ED; j++) y[r * ED + j] = e->tok[(int)e->ids[r] * ED + j] + e->pos[(r % ET) * ED + j];
+}
+static double emb_loss_(void *ctx)
+{
+    const struct emb_ *e = ctx;
+    double y[ER * ED], l = 0;
+    emb_ref_(e, y);
+    for (int i = 0; i < ER * ED; i++) l += y[i] * e->R[i];
+    return l;
+}
+
+static void test_embedding(void)
+{
+    struct emb_ e = {rnd_(EV * ED, 1), rnd_(ET * ED, 1), rnd_(ER * ED, 1), {0}};
+    for (int r = 0; r < ER; r++) e.ids[r] = (float)((r * 5 + r / 3) % EV); /* repeats: rows that add into one table row */
+    double want[ER * ED], gtok[EV * ED], gpos[ET * ED];
+    emb_ref_(&e, want);
+    float *tok = up_(e.tok, EV * ED), *pos = up_(e.pos, ET * ED), *R = up_(e.R, ER * ED), *y = be_->alloc(sizeof want);
+    /* the ids as a model's input rows hold them: ER / ET windows of ET + 1 (LD apart), a
+     * little off the whole numbers (normalisation rounding), the last one a target */
+    enum { LD = ET + 1, NS = ER / ET };
+    float rows_in[NS * LD];
+    for (int r = 0; r < ER; r++) rows_in[(r / ET) * LD + r % ET] = e.ids[r] + (r % 2 ? 1e-3f : -1e-3f);
+    for (int s = 0; s < NS; s++) rows_in[s * LD + ET] = (float)(s + 3);
+    float *ids = be_->alloc(sizeof rows_in);
+    be_->to_device(ids, rows_in, sizeof rows_in);
+    be_->embed_fwd(tok, pos, ids, LD, ER, ET, ED, y);
+    close_("embed_fwd (tok + pos)", y, want, ER * ED, 1e-6, 1e-6);
+    be_->embed_fwd(tok, NULL, ids, LD, ER, ET, ED, y);
+    for (int r = 0; r < ER; r++)
+        for (int j = 0; j < ED; j++) want[r * ED + j] = (float)e.tok[(int)e.ids[r] * ED + j];
+    close_("embed_fwd (tok only)", y, want, ER * ED, 0, 0);
+    fd_(e.tok, EV * ED, emb_loss_, &e, gtok);
+    fd_(e.pos, ET * ED, emb_loss_, &e, gpos);
+    /* bwd adds: start from 1, expect 1 + gradient */
+    double one_tok[EV * ED], one_pos[ET * ED];
+    for (int i = 0; i < EV * ED; i++) one_tok[i] = 1.0, gtok[i] += 1.0;
+    for (int i = 0; i < ET * ED; i++) one_pos[i] = 1.0, gpos[i] += 1.0;
+    float *dtok = up_(one_tok, EV * ED), *dpos = up_(one_pos, ET * ED);
+    be_->embed_bwd(R, ids, LD, ER, ET, ED, EV, dtok, dpos);
+    close_("embed_bwd dtok (adds; finite differences)", dtok, gtok, EV * ED, 1e-5, 1e-5);
+    close_("embed_bwd dpos (adds; finite differences)", dpos, gpos, ET * ED, 1e-5, 1e-5);
+    float *first = down_(dtok, EV * ED);
+    be_->to_device(dtok, (float[EV * ED]){0}, sizeof(float) * EV * ED);
+    be_->embed_bwd(R, ids, LD, ER, ET, ED, EV, dtok, NULL);
+    be_->embed_bwd(R, ids, LD, ER, ET, ED, EV, dtok, NULL);
+    float *again = down_(dtok, EV * ED);
+    int same = 1;
+    for (int i = 0; i < EV * ED; i++) same &= fabsf(again[i] - 2.0f * (first[i] - 1.0f)) <= 1e-5f;
+    CHECK(same, "embed_bwd twice from 0 != twice the gradient");
+    free(first), free(again);
+    /* take_ids: the targets (positions 1..ET of each window), rounded */
+    int32_t *lab = be_->alloc(sizeof(int32_t) * NS * ET), hl[NS * ET];
+    be_->take_ids(ids, NS, LD, 1, ET, lab);
+    be_->to_host(hl, lab, sizeof hl);
+    int ok = 1;
+    for (int s = 0; s < NS; s++)
+        for (int j = 0; j < ET; j++) ok &= hl[s * ET + j] == (j + 1 < ET ? (int)e.ids[s * ET + j + 1] : s + 3);
+    CHECK(ok, "take_ids: wrong targets");
+    be_->free(lab);
+    be_->free(tok), be_->free(pos), be_->free(R), be_->free(y), be_->free(ids), be_->free(dtok), be_->free(dpos);
+    free(e.tok), free(e.pos), free(e.R);
+}
+
+/* ---- layer norm --------------------------------------------------------------------- */
+
+enum { LR = 6, LD = 10 };
+struct ln_ { double *x, *g, *b, *R; };
+#define LN_EPS 1e-5
+
+static void ln_ref_(const struct ln_ *c, double *y, double *mean, double *rstd)
+{
+    for (int r = 0; r < LR; r++) {
+        double m = 0, v = 0;
+        for (int j = 0; j < LD; j++) m += c->x[r * LD + j];
+        m /= LD;
+        for (int j = 0; j < LD; j++) v += (c->x[r * LD + j] - m) * (c->x[r * LD + j] - m);
+        const double rs = 1 / sqrt(v / LD + LN_EPS);
+        for (int j = 0; j < LD; j++) y[r * LD + j] = (c->x[r * LD + j] - m) * rs * c->g[j] + c->b[j];
+        if (mean) mean[r] = m, rstd[r] = rs;
+    }
+}
+static double ln_loss_(void *ctx)
+{
+    const struct ln_ *c = ctx;
+    double y[LR * LD], l = 0;
+    ln_ref_(c, y, NULL, NULL);
+    for (int i = 0; i < LR * LD; i++) l += y[i] * c->R[i];
+    return l;
+}
+
+static void test_layernorm(void)
+{
+    struct ln_ c = {rnd_(LR * LD, 2), rnd_(LD, 1), rnd_(LD, 1), rnd_(LR * LD, 1)};
+    for (int j = 0; j < LD; j++) c.x[j] += 30.0; /* a row far from 0: the mean must come out first */
+    double want[LR * LD], mean[LR], rstd[LR], gx[LR * LD], gg[LD], gb[LD];
+    ln_ref_(&c, want, mean, rstd);
+    float *x = up_(c.x, LR * LD), *g = up_(c.g, LD), *b = up_(c.b, LD), *R = up_(c.R, LR * LD);
+    float *y = be_->alloc(sizeof(float) * LR * LD), *m = be_->alloc(sizeof(float) * LR), *rs = be_->alloc(sizeof(float) * LR);
+    float *dx = be_->alloc(sizeof(float) * LR * LD), *dg = be_->alloc(sizeof(float) * LD), *db = be_->alloc(sizeof(float) * LD);
+    be_->layernorm_fwd(LR, LD, x, g, b, (float)LN_EPS, y, m, rs);
+    close_("layernorm_fwd y", y, want, LR * LD, 1e-5, 1e-5);
+    close_("layernorm_fwd mean", m, mean, LR, 1e-5, 1e-6);
+    close_("layernorm_fwd rstd", rs, rstd, LR, 1e-6, 1e-5);
+    fd_(c.x, LR * LD, ln_loss_, &c, gx);
+    fd_(c.g, LD, ln_loss_, &c, gg);
+    fd_(c.b, LD, ln_loss_, &c, gb);
+    be_->layernorm_bwd(LR, LD, R, x, m, rs, g, dx, dg, db);
+    close_("layernorm_bwd dx (finite differences)", dx, gx, LR * LD, 1e-4, 1e-3);
+    close_("layernorm_bwd dgamma (finite differences)", dg, gg, LD, 1e-4, 1e-3);
+    close_("layernorm_bwd dbeta (finite differences)", db, gb, LD, 1e-4, 1e-3);
+    float *first = down_(dx, LR * LD);
+    be_->layernorm_bwd(LR, LD, R, x, m, rs, g, dx, dg, db);
+    float *again = down_(dx, LR * LD);
+    CHECK(memcmp(first, again, sizeof(float) * LR * LD) == 0, "layernorm_bwd: two runs differ in bits");
+    free(first), free(again);
+    float *bufs[] = {x, g, b, R, y, m, rs, dx, dg, db};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) be_->free(bufs[i]);
+    free(c.x), free(c.g), free(c.b), free(c.R);
+}
+
+/* ---- causal attention ---------------------------------------------------------------- */
+
+enum { AB = 2, AT = 5, AC = 8, AH = 2, AS = AC / AH };
+struct at_ { double *qkv, *R; };
+
+static void at_ref_(const struct at_ *c, double *y, double *att)
+{
+    for (int b = 0; b < AB; b++)
+        for (int h = 0; h < AH; h++)
+            for (int t = 0; t < AT; t++) {
+                const double *q = c->qkv + (b * AT + t) * 3 * AC + h * AS;
+                double p[AT], mx = -INFINITY, sum = 0;
+                for (int s = 0; s <= t; s++) {
+                    const double *k = c->qkv + (b * AT + s) * 3 * AC + AC + h * AS;
+                    double d = 0;
+                    for (int i = 0; i < AS; i++) d += q[i] * k[i];
+                    p[s] = d / sqrt((double)AS);
+                    mx = p[s] > mx ? p[s] : mx;
+                }
+                for (int s = 0; s <= t; s++) sum += p[s] = exp(p[s] - mx);
+                for (int s = 0; s < AT; s++) {
+                    if (s <= t) p[s] /= sum;
+                    if (att) att[((b * AH + h) * AT + t) * AT + s] = s <= t ? p[s] : 0.0;
+                }
+                for (int i = 0; i < AS; i++) {
+                    double o = 0;
+                    for (int s = 0; s <= t; s++) o += p[s] * c->qkv[(b * AT + s) * 3 * AC + 2 * AC + h * AS + i];
+                    y[(b * AT + t) * AC + h * AS + i] = o;
+                }
+            }
+}
+static double at_loss_(void *ctx)
+{
+    const struct at_ *c = ctx;
+    double y[AB * AT * AC], l = 0;
+    at_ref_(c, y, NULL);
+    for (int i = 0; i < AB * AT * AC; i++) l += y[i] * c->R[i];
+    return l;
+}
+
+static void test_attention(void)
+{
+    enum { NQ = AB * AT * 3 * AC, NY = AB * AT * AC, NA = AB * AH * AT * AT };
+    struct at_ c = {rnd_(NQ, 1.5), rnd_(NY, 1)};
+    double want[NY], watt[NA], gq[NQ];
+    at_ref_(&c, want, watt);
+    float *qkv = up_(c.qkv, NQ), *R = up_(c.R, NY), *y = be_->alloc(sizeof(float) * NY);
+    float *att = be_->alloc(sizeof(float) * NA), *datt = be_->alloc(sizeof(float) * NA);
+    float *dq = be_->alloc(sizeof(float) * NQ);
+    be_->attn_fwd(AB, AT, AC, AH, qkv, att, y);
+    close_("attn_fwd y", y, want, NY, 1e-5, 1e-4);
+    close_("attn_fwd att (causal softmax, 0 above the diagonal)", att, watt, NA, 1e-6, 1e-5);
+    fd_(c.qkv, NQ, at_loss_, &c, gq);
+    be_->attn_bwd(AB, AT, AC, AH, qkv, att, R, datt, dq);
+    close_("attn_bwd dqkv (finite differences)", dq, gq, NQ, 1e-4, 1e-3);
+    float *first = down_(dq, NQ);
+    be_->attn_bwd(AB, AT, AC, AH, qkv, att, R, datt, dq);
+    float *again = down_(dq, NQ);
+    CHECK(memcmp(first, again, sizeof(float) * NQ) == 0, "attn_bwd: two runs differ in bits");
+    /* the first position sees only itself: its output is its own v exactly */
+    float *hy = down_(y, NY);
+    CHECK(fabs(hy[0] - (float)c.qkv[2 * AC]) < 1e-6, "position 0 attends elsewhere");
+    free(first), free(again), free(hy);
+    be_->free(qkv), be_->free(R), be_->free(y), be_->free(att), be_->free(datt), be_->free(dq);
+    free(c.qkv), free(c.R);
+}
+
+/* ---- cross-entropy at every position (softmax_xent over B*T rows of a vocabulary) ----- */
+
+static void test_xent_positions(void)
+{
+    enum { ROWS = 2 * 6, V = 256 };
+    double *lg = rnd_(ROWS * V, 4), want[ROWS * V], loss = 0;
+    int32_t lab[ROWS];
+    for (int r = 0; r < ROWS; r++) lab[r] = (r * 37 + 11) % V;
+    for (int r = 0; r < ROWS; r++) {
+        double mx = -INFINITY, sum = 0;
+        for (int v = 0; v < V; v++) mx = lg[r * V + v] > mx ? lg[r * V + v] : mx;
+        for (int v = 0; v < V; v++) sum += exp(lg[r * V + v] - mx);
+        loss += log(sum) + mx - lg[r * V + lab[r]];
+        for (int v = 0; v < V; v++) want[r * V + v] = (exp(lg[r * V + v] - mx) / sum - (v == lab[r])) / ROWS;
+    }
+    float *x = up_(lg, ROWS * V), *dx = be_->alloc(sizeof(float) * ROWS * V);
+    int32_t *l = be_->alloc(sizeof lab);
+    double *st = be_->alloc(2 * sizeof(double)), hs[2];
+    be_->to_device(l, lab, sizeof lab);
+    be_->softmax_xent(x, l, ROWS, V, 1.0f / ROWS, dx, st);
+    be_->to_host(hs, st, sizeof hs);
+    close_("softmax_xent dlogits over 12 positions x 256", dx, want, ROWS * V, 1e-7, 1e-4);
+    CHECK(fabs(hs[0] - loss) < 1e-4 * loss, "loss sum %.9g, want %.9g", hs[0], loss);
+    be_->free(x), be_->free(dx), be_->free(l), be_->free(st), free(lg);
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int self = 0;
+    const int rc = t_device_backend_(argc, argv, &be_, &self);
+    if (rc) return rc;
+    if (!be_->embed_fwd || !be_->layernorm_fwd || !be_->attn_fwd) {
+        fprintf(stderr, "FAIL: backend %s lacks the language-model ops\n", be_->name);
+        return 1;
+    }
+    test_embedding();
+    test_layernorm();
+    test_attention();
+    test_xent_positions();
+    T_DONE();
+}
