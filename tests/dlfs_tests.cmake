@@ -114,7 +114,7 @@ set(DLFS_SCHED_SLURM slurm_train slurm_requeue slurm_scaling slurm_2node_train s
 set(DLFS_SCHED_P4 mpi_deterministic mpi_zero mpi_accum mpi_deterministic_cnn mpi_allreduce_np8 scaling_study
   slurm_scaling notebook_course)
 set(DLFS_SCHED_P2 ckpt_resume train_pipeline train_lag train_trace train_target train_threads train_learn
-  train_learn_cnn train_learn_precision train_oracle mpi_comm mpi_sharding mpi_allreduce_np4 ckpt_atomic ckpt_signal ckpt_chaos
+  train_learn_cnn train_learn_precision train_oracle train_stream mpi_comm mpi_sharding mpi_allreduce_np4 ckpt_atomic ckpt_signal ckpt_chaos
   hostile_train hostile_ckpt hostile_data hostile_resources hostile_outputs hostile_ckptdir slurm_train slurm_requeue slurm_2node_train slurm_2node_requeue
   slurm_2node_mpirun scaling_report scaling_hardware_guide)
 # COST: seconds a test took in a measured run (launch/RESULTS.md, idle 2-core machine),
@@ -123,7 +123,7 @@ set(DLFS_SCHED_P2 ckpt_resume train_pipeline train_lag train_trace train_target 
 set(DLFS_SCHED_COST ckpt_chaos:51 train_learn_precision:40 train_pipeline:38 slurm_requeue:36 mpi_deterministic:34
   hostile_ckpt:31 train_learn_cnn:26 notebook_course:26 slurm_2node_requeue:22 mpi_accum:22 hostile_outputs:20
   hostile_train:20 mpi_zero:20 hostile_ckptdir:20 mpi_deterministic_cnn:18 hostile_data:17 tests_shellcheck:17
-  mpi_comm:15 train_bad_input:15)
+  mpi_comm:15 train_bad_input:15 train_stream:22)
 function(dlfs_schedule name)
   foreach(pair IN LISTS DLFS_SCHED_COST)
     if(pair MATCHES "^${name}:([0-9]+)$")

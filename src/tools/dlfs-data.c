@@ -4,14 +4,14 @@
  *                     [--classes "a,b,..." | --preset fashion-mnist|mnist]
  *                     [--source S] [--license L] [--train-limit N] [--test-limit N] -o OUT.h5
  *   dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] -o OUT.h5
- *   dlfs-data info FILE
- *
+ *   dlfs-data info FILE        (and synth: tools/dlfs-data-synth.c)
  * Exit status: 0 success, 1 failure (one line "dlfs-data: <message>" on stderr),
  * 2 usage error. No MPI here: this runs on a login node before any job.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "dlfs/dataset.h"
 #include "dlfs/util.h"
+#include "tools/dlfs-data.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -39,6 +39,7 @@ static const char usage_text[] =
     "                         [--source TEXT] [--license TEXT] [--train-limit N] [--test-limit N] -o OUT.h5\n"
     "       dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] -o OUT.h5\n"
     "       dlfs-data info FILE\n"
+    "       dlfs-data synth --size MB [--shape CxHxW] [--classes K] [--test N] [--seed N] -o OUT.h5\n"
     "\n"
     "convert  reads IDX files (MNIST format, gzipped or plain, uint8) and writes a dlfs\n"
     "         dataset (HDF5): /train/images [N,C,H,W], /train/labels [N], /test/...,\n"
@@ -53,6 +54,7 @@ static const char usage_text[] =
     "         (nearly) constant channel (std 0: normalising would divide by 0).\n"
     "info     prints a summary of a dlfs dataset: shapes, classes, per-class counts,\n"
     "         mean/std, source and license.\n"
+    "synth    random train images, ~MB MiB of them (1x28x28, 10 classes, 1000 test: tools/dlfs-data-synth.c).\n"
     "Limits on sizes: datasets/README.md.\n"
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n";
@@ -206,8 +208,8 @@ static int convert_check_(const struct convert_opts *o, struct dlfs_idx *f, int 
     }
     if (!have_names) *num_classes = maxl + 1;
     ds->c = (int)shape[0][0], ds->h = (int)shape[0][1], ds->w = (int)shape[0][2];
-    ds->train = (struct dlfs_split){f[TRAIN_IMG].dims[0], f[TRAIN_IMG].data, f[TRAIN_LAB].data};
-    ds->test = (struct dlfs_split){f[TEST_IMG].dims[0], f[TEST_IMG].data, f[TEST_LAB].data};
+    ds->train = (struct dlfs_split){.n = f[TRAIN_IMG].dims[0], .images = f[TRAIN_IMG].data, .labels = f[TRAIN_LAB].data};
+    ds->test = (struct dlfs_split){.n = f[TEST_IMG].dims[0], .images = f[TEST_IMG].data, .labels = f[TEST_LAB].data};
     if (o->limit[0] && ds->train.n > o->limit[0]) ds->train.n = o->limit[0];
     if (o->limit[1] && ds->test.n > o->limit[1]) ds->test.n = o->limit[1];
     return EXIT_SUCCESS;
@@ -439,7 +441,8 @@ int main(int argc, char **argv)
     int rc;
     if (!strcmp(cmd, "convert")) rc = cmd_convert_(argc - 1, argv + 1);
     else if (!strcmp(cmd, "info")) rc = cmd_info_(argc - 1, argv + 1);
-    else return usage_error_("unknown subcommand '%s' (known: convert, info)", cmd);
+    else if (!strcmp(cmd, "synth")) rc = dlfs_data_synth(argc - 1, argv + 1);
+    else return usage_error_("unknown subcommand '%s' (known: convert, info, synth)", cmd);
     /* A failed stdout (closed pipe, full disk) must not pass for success. */
     if ((fflush(stdout) != 0 || ferror(stdout)) && rc == EXIT_SUCCESS) rc = fail_("cannot write output: %s", strerror(errno));
     return rc;

@@ -34,8 +34,13 @@ void dlfs_assemble(const struct dlfs_assembly *a, const struct dlfs_split *split
 {
     const size_t dim = a->dim;
     uint8_t *tmp = aug_key ? dlfs_malloc(dim) : NULL;
+    if (!split->images) { /* streamed: the chunks of these rows into the window cache */
+        const enum dlfs_status st = dlfs_stream_need(a->stream, idx, rows);
+        if (st != DLFS_OK) dlfs_fatal(1, "%s", dlfs_error_msg()); /* a helper thread's: cannot be agreed */
+    }
     for (int i = 0; i < rows; i++) {
-        memcpy(img + i * dim, split->images + (size_t)idx[i] * dim, dim);
+        const uint8_t *src = split->images ? split->images + (size_t)idx[i] * dim : dlfs_stream_row(a->stream, idx[i]);
+        memcpy(img + i * dim, src, dim);
         lab[i] = split->labels[idx[i]];
         if (aug_key) augment_(a, img + i * dim, idx[i], aug_key, tmp);
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/hooks.h"
 #include "core/trace.h"
 #include "dlfs/checkpoint.h"
 #include "dlfs/util.h"
@@ -24,6 +25,8 @@ static enum dlfs_status data_(struct dlfs_run *r)
     enum dlfs_status st = r->mode == DLFS_RUN_BENCH /* one global batch of random images, alike on every rank */
                               ? dlfs_dataset_synthetic(&r->ds, m->in_c, m->in_h, m->in_w, m->num_classes,
                                                        (size_t)r->global_batch, r->o->seed)
+                          : r->o->data_cache && !dlfs_hook_value(DLFS_HOOK_DATA_RESIDENT)
+                              ? dlfs_dataset_open(r->o->data, &r->ds, (uint64_t)r->o->data_cache << 20)
                               : dlfs_dataset_load(r->o->data, &r->ds);
     r->have_ds = st == DLFS_OK;
     return st == DLFS_OK && r->mode != DLFS_RUN_BENCH ? dlfs_run_check_data(r) : st;
@@ -148,8 +151,9 @@ static enum dlfs_status objects_(struct dlfs_run *r)
                              ctx, o->zero));
     const struct dlfs_optim_config oc = dlfs_optim_config(o, r->global_batch);
     DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n, &r->gs.shard)); /* ZeRO-1: this rank's part */
-    return dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
-                             r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip);
+    DLFS_TRY(dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
+                               r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip));
+    return r->mode == DLFS_RUN_BENCH ? DLFS_OK : dlfs_batcher_stream(&r->batcher, (uint64_t)o->data_cache << 20);
 }
 
 /* Same seed => same bits on every rank; dlfs_run_check_sync verifies it. */
@@ -220,6 +224,7 @@ const char *dlfs_run_comm_name(const struct dlfs_run *r) { return dlfs_gsync_nam
 
 enum dlfs_status dlfs_run_close(struct dlfs_run *r, enum dlfs_status st)
 {
+    dlfs_hook_report_rss(r->comm->rank);
     if (r->metrics) {
         const int bad = fflush(r->metrics) != 0 || ferror(r->metrics);
         const int err = errno;
