@@ -308,6 +308,7 @@ enum dlfs_status dlfs_split_read(const struct dlfs_split *s, size_t row0, size_t
         return DLFS_OK;
     }
     const struct dlfs_split_file *sf = s->file;
+    h5_silence(); /* a thread-safe HDF5 keeps one error stack per thread: the prefetch thread's too */
     if (h5_read_u8_rows(sf->img, 4, sf->dims, row0, rows, out) < 0)
         return dlfs_error_set(DLFS_ERR_IO, "%s: cannot read samples %zu..%zu of /train/images (the file changed or "
                               "is damaged, or the disk failed); re-create it with 'dlfs-data convert'", sf->path,

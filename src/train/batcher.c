@@ -79,7 +79,10 @@ enum dlfs_status dlfs_batcher_stream(struct dlfs_batcher *b, uint64_t cache_byte
     b->window_chunks = G;
     b->order = dlfs_malloc(((tr->n + K - 1) / K) * sizeof *b->order);
     b->as.stream = &b->stream;
-    return tr->images ? DLFS_OK : dlfs_stream_init(&b->stream, tr, b->as.dim, K, G, b->global_batch);
+    if (tr->images) return DLFS_OK;
+    DLFS_TRY(dlfs_stream_init(&b->stream, tr, b->as.dim, K, G, b->global_batch));
+    b->stream.rank = b->comm->rank;
+    return DLFS_OK;
 }
 
 /* Keep a split in backend memory for gather_u8: host-memory backends use the

@@ -26,7 +26,9 @@ struct dlfs_stream {
     uint32_t *chunk_in;   /* (2G) slot -> chunk, UINT32_MAX none */
     uint8_t *mem;         /* (2G, K, dim) */
     long reads;           /* chunks read from the file */
+    int rank;             /* a failed read: ranks > 0 wait DLFS_STREAM_FAIL_WAIT_S for rank 0's message */
 };
+#define DLFS_STREAM_FAIL_WAIT_S 5
 /* Cache of G-chunk windows over split (not collective); the epoch's chunk order;
  * read what rows idx[0..rows) need (and some of the next window); the bytes of a
  * sample held. */

@@ -8,6 +8,7 @@
 #    without --data-cache (a full permutation) differs;
 #  - resume at step 45 (mid-epoch, mid-window) on 2 ranks ends with the straight
 #    run's digest: the stream restarts at the right place;
+#  - bad input: a cache too small for the batch, a chunk damaged in mid-file;
 #  - the memory bound: on 2 ranks over 64 MiB of images with --data-cache 8, each
 #    rank's peak RSS (VmHWM, DLFS_REPORT_RSS) stays within 8 + 6 MiB of a run on a
 #    1 MiB dataset (6 MiB: the labels, the epoch's order, HDF5's chunk cache and
@@ -47,6 +48,15 @@ grep -q "^resume: .*ckpt-000000045.h5: step 45," "$T_TMP/res.out" || t_fail "the
 got=$(t_digest "$T_TMP/res.jsonl")
 [ -n "$want" ] && [ "$got" = "$want" ] && t_pass "45 + resume + 55 streamed == straight ($got)" \
   || t_fail "resumed digest '$got' != straight '$want'"
+
+# bad input: a cache too small for the batch (refused at set-up, naming the size it needs);
+# a chunk damaged in the middle of the file (found by the reader in mid-run: one line)
+t_expect_error "cache too small" 2 "give --data-cache 5 or more" \
+  mpirun -np 2 "$train" "${common[@]}" --batch 2048 --data-cache 2
+cp "$T_TMP/s8.h5" "$T_TMP/bad.h5"
+printf '%032d' 7 | dd of="$T_TMP/bad.h5" bs=1 seek=$(($(stat -c %s "$T_TMP/bad.h5") / 2)) conv=notrunc 2>/dev/null
+t_expect_error "damaged chunk, streamed" 1 "bad.h5: cannot read samples" \
+  mpirun -np 2 "$train" "${common[@]/s8.h5/bad.h5}" --data-cache 4
 
 # rss NAME FILE ARGS...: the larger peak RSS (VmHWM, KiB) of 2 ranks as training ends
 # (DLFS_REPORT_RSS: read before the take-down, whose own allocations would blur it)
