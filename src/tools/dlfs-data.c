@@ -396,7 +396,7 @@ static int cmd_info_(int argc, char **argv)
     if (argc != 2 || argv[1][0] == '-')
         return usage_error_("info takes exactly one dataset FILE");
     struct dlfs_dataset ds;
-    if (dlfs_dataset_load(argv[1], &ds) != DLFS_OK) return fail_("%s", dlfs_error_msg());
+    if (dlfs_dataset_open(argv[1], &ds, 1) != DLFS_OK) return fail_("%s", dlfs_error_msg());
     size_t *count = dlfs_calloc(2 * (size_t)ds.num_classes, sizeof *count);
     for (size_t i = 0; i < ds.train.n; i++) count[ds.train.labels[i]]++;
     for (size_t i = 0; i < ds.test.n; i++) count[ds.num_classes + ds.test.labels[i]]++;
