@@ -56,6 +56,7 @@ void dlfs_batcher_free(struct dlfs_batcher *b)
     dlfs_stream_free(&b->stream);
     free(b->perm);
     free(b->order);
+    free(b->next_order);
     free(b->host_img);
     free(b->host_lab);
     memset(b, 0, sizeof *b);
@@ -78,6 +79,7 @@ enum dlfs_status dlfs_batcher_stream(struct dlfs_batcher *b, uint64_t cache_byte
                               (unsigned long long)((2 * need * chunk + (1 << 20) - 1) >> 20));
     b->window_chunks = G;
     b->order = dlfs_malloc(((tr->n + K - 1) / K) * sizeof *b->order);
+    b->next_order = dlfs_malloc(((tr->n + K - 1) / K) * sizeof *b->next_order);
     b->as.stream = &b->stream;
     if (tr->images) return DLFS_OK;
     DLFS_TRY(dlfs_stream_init(&b->stream, tr, b->as.dim, K, G, b->global_batch));
@@ -159,7 +161,9 @@ void dlfs_batcher_epoch(struct dlfs_batcher *b, int epoch)
     }
     if (b->prefetch.started) dlfs_prefetch_idle(&b->prefetch); /* the thread may hold the stream */
     dlfs_sampler_windowed(b->seed, epoch, b->perm, tr->n, tr->chunk_rows, b->window_chunks, b->order);
-    if (!tr->images) dlfs_stream_epoch(&b->stream, b->order);
+    if (tr->images) return;
+    dlfs_sampler_chunks(b->seed, epoch + 1, b->next_order, b->stream.nchunks);
+    dlfs_stream_epoch(&b->stream, b->order, b->next_order);
 }
 
 static void trace_(struct dlfs_batcher *b, const uint32_t *idx)

@@ -24,6 +24,8 @@ struct dlfs_stream {
     uint32_t *pos;        /* (nchunks) chunk -> its place in order */
     uint32_t *slot_of;    /* (nchunks) chunk -> slot holding it, UINT32_MAX none */
     uint32_t *chunk_in;   /* (2G) slot -> chunk, UINT32_MAX none */
+    uint8_t *ahead;       /* (2G) slot holds a chunk read for the next epoch */
+    const uint32_t *next; /* (nchunks) the next epoch's chunk order, NULL: none */
     uint8_t *mem;         /* (2G, K, dim) */
     long reads;           /* chunks read from the file */
     int rank;             /* a failed read: ranks > 0 wait DLFS_STREAM_FAIL_WAIT_S for rank 0's message */
@@ -34,7 +36,7 @@ struct dlfs_stream {
  * sample held. */
 enum dlfs_status dlfs_stream_init(struct dlfs_stream *s, const struct dlfs_split *split, size_t dim, size_t K,
                                   size_t G, int global_batch);
-void dlfs_stream_epoch(struct dlfs_stream *s, const uint32_t *order);
+void dlfs_stream_epoch(struct dlfs_stream *s, const uint32_t *order, const uint32_t *next);
 enum dlfs_status dlfs_stream_need(struct dlfs_stream *s, const uint32_t *idx, int rows);
 const uint8_t *dlfs_stream_row(const struct dlfs_stream *s, uint32_t sample);
 void dlfs_stream_free(struct dlfs_stream *s);
@@ -125,6 +127,7 @@ struct dlfs_batcher {
     uint32_t *perm;               /* (train n) this epoch's permutation */
     size_t window_chunks;         /* --data-cache: the windowed shuffle's G (0: a full permutation) */
     uint32_t *order;              /* ... its chunk order of the epoch */
+    uint32_t *next_order;         /* ... and of the next epoch (the stream reads ahead into it) */
     struct dlfs_stream stream;    /* ... the window cache when the train images stay in the file */
     uint32_t *fixed;              /* benchmarks: every step takes these rows */
     struct dlfs_resident res[2];  /* train, test */

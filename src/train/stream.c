@@ -6,7 +6,8 @@
  * assembled needs at most two (every window but the last has more than B - 1
  * samples, which the set-up checks), and while a batch needs only window w the
  * free slots take the first chunks of window w + 1 (a few per batch: enough to
- * have the whole window by the time the batches reach it). Chunks are read by
+ * have the whole window by the time the batches reach it; in the epoch's last window, the
+next epoch's first window, whose order the batcher computes ahead). Chunks are read by
  * whoever assembles the batch: the prefetch thread, or the main thread when the
  * thread is off or missed; never both at once (the prefetch protocol). Which
  * samples a slot holds never changes their bytes, so the batches are exactly the
@@ -33,6 +34,7 @@ enum dlfs_status dlfs_stream_init(struct dlfs_stream *s, const struct dlfs_split
     s->pos = dlfs_malloc(s->nchunks * sizeof *s->pos);
     s->slot_of = dlfs_malloc(s->nchunks * sizeof *s->slot_of);
     s->chunk_in = dlfs_malloc(2 * G * sizeof *s->chunk_in);
+    s->ahead = dlfs_calloc(2 * G, 1);
     for (size_t c = 0; c < s->nchunks; c++) s->slot_of[c] = NONE_;
     for (size_t i = 0; i < 2 * G; i++) s->chunk_in[i] = NONE_;
     if (!(s->mem = malloc(2 * G * K * dim)))
@@ -46,14 +48,17 @@ void dlfs_stream_free(struct dlfs_stream *s)
     free(s->pos);
     free(s->slot_of);
     free(s->chunk_in);
+    free(s->ahead);
     free(s->mem);
     memset(s, 0, sizeof *s);
 }
 
-void dlfs_stream_epoch(struct dlfs_stream *s, const uint32_t *order)
+void dlfs_stream_epoch(struct dlfs_stream *s, const uint32_t *order, const uint32_t *next)
 {
     for (size_t k = 0; k < s->nchunks; k++) s->pos[order[k]] = (uint32_t)k;
     s->order = order;
+    s->next = next;
+    memset(s->ahead, 0, 2 * s->G); /* what was read for this epoch is its window 0 now */
 }
 
 static size_t window_(const struct dlfs_stream *s, uint32_t chunk) { return s->pos[chunk] / s->G; }
@@ -63,7 +68,7 @@ static size_t free_slot_(const struct dlfs_stream *s, size_t lo, size_t hi)
 {
     for (size_t slot = 0; slot < 2 * s->G; slot++) {
         const uint32_t c = s->chunk_in[slot];
-        if (c == NONE_ || window_(s, c) < lo || window_(s, c) > hi) return slot;
+        if (c == NONE_ || (!s->ahead[slot] && (window_(s, c) < lo || window_(s, c) > hi))) return slot;
     }
     return NONE_;
 }
@@ -81,6 +86,7 @@ static enum dlfs_status load_(struct dlfs_stream *s, uint32_t c, size_t lo, size
     DLFS_TRY(dlfs_split_read(s->split, r0, rows, s->dim, s->mem + slot * s->K * s->dim));
     s->chunk_in[slot] = c;
     s->slot_of[c] = (uint32_t)slot;
+    s->ahead[slot] = 0;
     s->reads++;
     return DLFS_OK;
 }
@@ -97,6 +103,25 @@ static enum dlfs_status window_load_(struct dlfs_stream *s, size_t w, size_t lo,
     return DLFS_OK;
 }
 
+/* In the epoch's last window: the next epoch's window 0 (chunks next[0..G)), a few per
+ * batch, into slots marked `ahead` (kept until the epoch changes). */
+static enum dlfs_status next_epoch_(struct dlfs_stream *s, size_t lo)
+{
+    size_t max = s->readahead;
+    for (size_t k = 0; k < s->G && k < s->nchunks && max; k++) {
+        const uint32_t c = s->next[k];
+        if (s->slot_of[c] != NONE_) { /* held already: keep it */
+            s->ahead[s->slot_of[c]] = 1;
+            continue;
+        }
+        if (free_slot_(s, lo, lo) == NONE_) break; /* the cache is full */
+        DLFS_TRY(load_(s, c, lo, lo));
+        s->ahead[s->slot_of[c]] = 1;
+        max--;
+    }
+    return DLFS_OK;
+}
+
 enum dlfs_status dlfs_stream_need(struct dlfs_stream *s, const uint32_t *idx, int rows)
 {
     size_t lo = (size_t)-1, hi = 0;
@@ -110,6 +135,7 @@ enum dlfs_status dlfs_stream_need(struct dlfs_stream *s, const uint32_t *idx, in
     for (size_t w = lo; w <= hi; w++) DLFS_TRY(window_load_(s, w, lo, hi, (size_t)-1));
     const size_t nwin = (s->nchunks + s->G - 1) / s->G;
     if (hi == lo && hi + 1 < nwin) DLFS_TRY(window_load_(s, hi + 1, lo, hi + 1, s->readahead));
+    if (hi == lo && hi + 1 == nwin && s->next) DLFS_TRY(next_epoch_(s, lo));
     return DLFS_OK;
 }
 

@@ -7,8 +7,9 @@
  *    without replacement from a window of G chunks of K samples (worked out here,
  *    within 6 standard errors) — not the mean of a full permutation;
  *  - the window cache: every row of every batch of three epochs, read from an
- *    HDF5 file through a cache of two windows, equals the row in memory, and no
- *    chunk is read twice in an epoch (the bound on the reads). */
+ *    HDF5 file through a cache of two windows, equals the row in memory, no chunk is
+ *    read twice in an epoch (the bound on the reads), and an epoch's first window is
+ *    held before its first batch (read ahead during the epoch before). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -136,11 +137,15 @@ static void test_cache(void)
     struct dlfs_stream s;
     const size_t K = in.train.chunk_rows, nch = (N + K - 1) / K;
     CHECK(dlfs_stream_init(&s, &in.train, DIM, K, G, B) == DLFS_OK, "init");
-    uint32_t *perm = malloc(N * 4), order[8];
+    uint32_t *perm = malloc(N * 4), order[8], next[8];
     long bad = 0;
     for (int e = 0; e < 3; e++) {
         dlfs_sampler_windowed(9, e, perm, N, K, G, order);
-        dlfs_stream_epoch(&s, order);
+        dlfs_sampler_chunks(9, e + 1, next, nch);
+        dlfs_stream_epoch(&s, order, next);
+        for (size_t k = 0; e > 0 && k < G; k++) /* read ahead in the last window of the epoch before */
+            CHECK(s.slot_of[order[k]] != UINT32_MAX, "epoch %d: chunk %u of its first window not read ahead", e,
+                  order[k]);
         const long reads0 = s.reads;
         for (size_t b = 0; b + B <= N; b += B)
             for (int r = 0; r < 2; r++) { /* two ranks' halves */
