@@ -69,7 +69,9 @@ enum dlfs_status dlfs_batcher_stream(struct dlfs_batcher *b, uint64_t cache_byte
     /* windows of G chunks, two of them in the cache; every window but the last
      * has at least (G - 1) K + 1 samples, so a batch spans at most two when that
      * is at least the batch */
-    const size_t K = tr->chunk_rows, chunk = K * b->as.dim, B = (size_t)b->global_batch;
+    /* a split not read from a dataset file (token windows, synthetic) has no chunks: 1 MiB worth */
+    const size_t K = tr->chunk_rows ? tr->chunk_rows : (b->as.dim < (1 << 20) ? (1 << 20) / b->as.dim : 1);
+    const size_t chunk = K * b->as.dim, B = (size_t)b->global_batch;
     const size_t G = (size_t)(cache_bytes / 2 / chunk), need = 1 + (B - 1 + K - 1) / K;
     if (G < need)
         return dlfs_error_set(DLFS_ERR_USAGE, "--data-cache %llu is too small for %s: it holds two windows of whole "
@@ -78,6 +80,7 @@ enum dlfs_status dlfs_batcher_stream(struct dlfs_batcher *b, uint64_t cache_byte
                               b->ds->path, K, (double)chunk / 1048576.0, B,
                               (unsigned long long)((2 * need * chunk + (1 << 20) - 1) >> 20));
     b->window_chunks = G;
+    b->chunk_rows = K;
     b->order = dlfs_malloc(((tr->n + K - 1) / K) * sizeof *b->order);
     b->next_order = dlfs_malloc(((tr->n + K - 1) / K) * sizeof *b->next_order);
     b->as.stream = &b->stream;
@@ -137,7 +140,7 @@ enum dlfs_status dlfs_batcher_pipeline(struct dlfs_batcher *b, bool data_on_devi
     char win[96] = "";
     if (b->window_chunks)
         snprintf(win, sizeof win, "; %s, windows of %zu samples", b->ds->train.images ? "in memory" : "streamed",
-                 b->window_chunks * b->ds->train.chunk_rows);
+                 b->window_chunks * b->chunk_rows);
     snprintf(desc, desc_len, "%s%s%s",
              *gathered ? "on the device, gathered per step"
              : b->prefetch.started ? "staged per batch, prefetch thread" : "staged per batch",
@@ -160,7 +163,7 @@ void dlfs_batcher_epoch(struct dlfs_batcher *b, int epoch)
         return;
     }
     if (b->prefetch.started) dlfs_prefetch_idle(&b->prefetch); /* the thread may hold the stream */
-    dlfs_sampler_windowed(b->seed, epoch, b->perm, tr->n, tr->chunk_rows, b->window_chunks, b->order);
+    dlfs_sampler_windowed(b->seed, epoch, b->perm, tr->n, b->chunk_rows, b->window_chunks, b->order);
     if (tr->images) return;
     dlfs_sampler_chunks(b->seed, epoch + 1, b->next_order, b->stream.nchunks);
     dlfs_stream_epoch(&b->stream, b->order, b->next_order);

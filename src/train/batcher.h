@@ -126,6 +126,7 @@ struct dlfs_batcher {
     long steps_per_epoch, stop_step; /* no batch is prefetched for step stop_step or later */
     uint32_t *perm;               /* (train n) this epoch's permutation */
     size_t window_chunks;         /* --data-cache: the windowed shuffle's G (0: a full permutation) */
+    size_t chunk_rows;            /* ... and K */
     uint32_t *order;              /* ... its chunk order of the epoch */
     uint32_t *next_order;         /* ... and of the next epoch (the stream reads ahead into it) */
     struct dlfs_stream stream;    /* ... the window cache when the train images stay in the file */
