@@ -153,7 +153,8 @@ static enum dlfs_status objects_(struct dlfs_run *r)
     DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n, &r->gs.shard)); /* ZeRO-1: this rank's part */
     DLFS_TRY(dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
                                r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip));
-    return r->mode == DLFS_RUN_BENCH ? DLFS_OK : dlfs_batcher_stream(&r->batcher, (uint64_t)o->data_cache << 20);
+    /* the windowed order and its cache serve training only (--eval leaves the train images in the file) */
+    return r->mode == DLFS_RUN_TRAIN ? dlfs_batcher_stream(&r->batcher, (uint64_t)o->data_cache << 20) : DLFS_OK;
 }
 
 /* Same seed => same bits on every rank; dlfs_run_check_sync verifies it. */
