@@ -253,14 +253,15 @@ static enum dlfs_status load_hid_(hid_t f, const char *path, struct dlfs_dataset
     if (st == DLFS_OK) st = split_read_(path, "test", &te, ds->num_classes, 1, &ds->test);
     if (st == DLFS_OK) ds->train.chunk_rows = chunk_rows_(&tr), ds->test.chunk_rows = chunk_rows_(&te);
     if (st == DLFS_OK && stream) {
-        struct dlfs_split_file *sf = calloc(1, sizeof *sf);
-        if (sf && (sf->path = strdup_(path))) {
-            *sf = (struct dlfs_split_file){.f = f, .img = tr.img, .path = sf->path};
+        struct dlfs_split_file *sf = malloc(sizeof *sf);
+        char *p = strdup_(path);
+        if (sf && p) {
+            *sf = (struct dlfs_split_file){.f = f, .img = tr.img, .path = p};
             memcpy(sf->dims, tr.dims, sizeof sf->dims);
             ds->train.file = sf;
             tr.img = -1; /* the split's now, closed by dlfs_dataset_free (with the file) */
         } else {
-            free(sf);
+            free(sf), free(p);
             st = dlfs_error_set(DLFS_ERR_NOMEM, "%s: out of memory", path);
         }
     }

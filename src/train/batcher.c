@@ -68,8 +68,8 @@ enum dlfs_status dlfs_batcher_stream(struct dlfs_batcher *b, uint64_t cache_byte
     if (!cache_bytes) return DLFS_OK;
     /* windows of G chunks, two of them in the cache; every window but the last
      * has at least (G - 1) K + 1 samples, so a batch spans at most two when that
-     * is at least the batch */
-    /* a split not read from a dataset file (token windows, synthetic) has no chunks: 1 MiB worth */
+     * is at least the batch. A split not read from a dataset file (token windows,
+     * synthetic) has no chunks: K is 1 MiB worth of samples. */
     const size_t K = tr->chunk_rows ? tr->chunk_rows : (b->as.dim < (1 << 20) ? (1 << 20) / b->as.dim : 1);
     const size_t chunk = K * b->as.dim, B = (size_t)b->global_batch;
     const size_t G = (size_t)(cache_bytes / 2 / chunk), need = 1 + (B - 1 + K - 1) / K;
