@@ -123,7 +123,7 @@ set(DLFS_SCHED_P2 ckpt_resume train_pipeline train_lag train_trace train_target 
 set(DLFS_SCHED_COST ckpt_chaos:51 train_learn_precision:40 train_pipeline:38 slurm_requeue:36 mpi_deterministic:34
   hostile_ckpt:31 train_learn_cnn:26 notebook_course:26 slurm_2node_requeue:22 mpi_accum:22 hostile_outputs:20
   hostile_train:20 mpi_zero:20 hostile_ckptdir:20 mpi_deterministic_cnn:18 hostile_data:17 tests_shellcheck:17
-  mpi_comm:15 train_bad_input:15 train_stream:26)
+  mpi_comm:15 train_bad_input:15)
 function(dlfs_schedule name)
   foreach(pair IN LISTS DLFS_SCHED_COST)
     if(pair MATCHES "^${name}:([0-9]+)$")
