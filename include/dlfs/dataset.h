@@ -54,11 +54,16 @@ extern "C" {
  * a smaller std (a channel of (nearly) constant pixels) would divide by ~0 */
 #define DLFS_DATASET_MIN_STD 1e-4
 
-/* One split (train or test) held in host memory. */
+struct dlfs_split_file;
+
+/* One split (train or test): held in host memory, or (a train split opened with
+ * dlfs_dataset_open) its labels in memory and its images left in the file. */
 struct dlfs_split {
     size_t n;          /* number of samples */
-    uint8_t *images;   /* (n, c, h, w) */
+    uint8_t *images;   /* (n, c, h, w); NULL when the images stay in the file */
     uint8_t *labels;   /* (n) */
+    size_t chunk_rows; /* samples per HDF5 chunk of the images (contiguous data: 1 MiB worth) */
+    struct dlfs_split_file *file; /* the open file when the images stay in it */
 };
 
 struct dlfs_dataset {
@@ -76,6 +81,16 @@ struct dlfs_dataset {
  * shapes and sizes (the limits above), the normalisation, and that every label
  * is < num_classes. */
 enum dlfs_status dlfs_dataset_load(const char *path, struct dlfs_dataset *ds);
+/* The same, checked the same way, but the train images stay in the file (every
+ * label is read and checked): rows come from dlfs_split_read. The test split is
+ * read whole. `stream_bytes`: the train images are read whole after all when they
+ * take at most this many bytes (then the split is as dlfs_dataset_load's). */
+enum dlfs_status dlfs_dataset_open(const char *path, struct dlfs_dataset *ds, uint64_t stream_bytes);
+/* Rows [row0, row0 + rows) of a split's images into out (from memory or the
+ * file). Thread-safe where the HDF5 library is (dlfs_dataset_threadsafe). */
+enum dlfs_status dlfs_split_read(const struct dlfs_split *s, size_t row0, size_t rows, size_t row_bytes,
+                                 uint8_t *out);
+int dlfs_dataset_threadsafe(void);
 /* The same from an HDF5 file image in memory (`len` bytes; `name` for the
  * messages and ds->path). For tests and fuzzing. */
 enum dlfs_status dlfs_dataset_load_image(const void *buf, size_t len, const char *name, struct dlfs_dataset *ds);

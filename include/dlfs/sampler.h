@@ -18,6 +18,19 @@ extern "C" {
 
 void dlfs_sampler_permutation(uint64_t seed, int epoch, uint32_t *perm, size_t n);
 
+/* The windowed shuffle of a streamed split (--data-cache): the split is cut into
+ * chunks of `chunk_rows` consecutive samples (the last may be shorter); the
+ * chunks are put in the order dlfs_sampler_chunks gives (a permutation of the
+ * chunk numbers from (seed, epoch)); windows of `window_chunks` consecutive
+ * chunks of that order are formed, and the samples of each window are shuffled
+ * among themselves (window w's shuffle from (seed, epoch, w)). perm gets all n
+ * samples, window after window. `order` is scratch of ceil(n / chunk_rows)
+ * entries and holds the chunk order on return. A pure function of (seed, epoch,
+ * n, chunk_rows, window_chunks): the rank count plays no part. */
+void dlfs_sampler_chunks(uint64_t seed, int epoch, uint32_t *order, size_t nchunks);
+void dlfs_sampler_windowed(uint64_t seed, int epoch, uint32_t *perm, size_t n, size_t chunk_rows,
+                           size_t window_chunks, uint32_t *order);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,8 @@ static const char *const names_[DLFS_HOOK_COUNT] = {
     [DLFS_HOOK_CKPT_ABORT] = "DLFS_FAULT_CKPT_ABORT",
     [DLFS_HOOK_CKPT_PAUSE] = "DLFS_FAULT_CKPT_PAUSE",
     [DLFS_HOOK_STEP_LAG] = "DLFS_STEP_LAG",
+    [DLFS_HOOK_DATA_RESIDENT] = "DLFS_DATA_RESIDENT",
+    [DLFS_HOOK_REPORT_RSS] = "DLFS_REPORT_RSS",
 };
 
 const char *dlfs_hook_value(enum dlfs_hook h)
@@ -88,4 +90,22 @@ int dlfs_hook_step_lag(void)
 {
     const char *v = dlfs_hook_value(DLFS_HOOK_STEP_LAG);
     return v ? strcmp(v, "0") != 0 : -1;
+}
+
+void dlfs_hook_report_rss(int rank)
+{
+    const char *prefix = dlfs_hook_value(DLFS_HOOK_REPORT_RSS);
+    if (!prefix) return;
+    char path[4096], line[256];
+    long kib = -1;
+    FILE *in = fopen("/proc/self/status", "r");
+    while (in && fgets(line, sizeof line, in))
+        if (sscanf(line, "VmHWM: %ld", &kib) == 1) break;
+    if (in) fclose(in);
+    snprintf(path, sizeof path, "%s.%d", prefix, rank);
+    FILE *out = fopen(path, "w");
+    if (out) {
+        fprintf(out, "%ld\n", kib);
+        fclose(out);
+    }
 }

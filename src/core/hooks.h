@@ -12,6 +12,11 @@
  *   DLFS_FAULT_CKPT_ABORT=N          abort() half-way through the N-th checkpoint write
  *   DLFS_FAULT_CKPT_PAUSE=N:S        sleep S s half-way through the N-th write
  *   DLFS_STEP_LAG=0|1                force the one-step loss lag off or on
+ *   DLFS_DATA_RESIDENT=1             with --data-cache: read the train images whole all
+ *                                    the same (the in-memory twin of a streamed run)
+ *   DLFS_REPORT_RSS=PREFIX           every rank writes its peak resident memory (VmHWM,
+ *                                    KiB) to PREFIX.<rank> as the run ends, before its
+ *                                    take-down (which may allocate on its own)
  */
 #ifndef DLFS_CORE_HOOKS_H
 #define DLFS_CORE_HOOKS_H
@@ -25,6 +30,8 @@ enum dlfs_hook {
     DLFS_HOOK_CKPT_ABORT,
     DLFS_HOOK_CKPT_PAUSE,
     DLFS_HOOK_STEP_LAG,
+    DLFS_HOOK_DATA_RESIDENT,
+    DLFS_HOOK_REPORT_RSS,
     DLFS_HOOK_COUNT
 };
 
@@ -41,6 +48,8 @@ double dlfs_hook_seconds(enum dlfs_hook h, int rank);
 /* Inside a checkpoint write (CKPT_ABORT, CKPT_PAUSE): counts the writes of this
  * process and pauses or aborts in the one named. */
 void dlfs_hook_ckpt_write(void);
+/* DLFS_REPORT_RSS: this rank's VmHWM into PREFIX.<rank> (nothing when unset). */
+void dlfs_hook_report_rss(int rank);
 /* DLFS_STEP_LAG: -1 unset, else 0 or 1. */
 int dlfs_hook_step_lag(void);
 

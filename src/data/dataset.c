@@ -113,14 +113,15 @@ static enum dlfs_status stored_(hid_t f, hid_t d, const char *path, const char *
     return DLFS_OK;
 }
 
-/* Read the opened split in bounded pieces and check every label against the classes. */
+/* Read the opened split in bounded pieces and check every label against the
+ * classes; the images only when `images` (else they stay in the file). */
 static enum dlfs_status split_read_(const char *path, const char *name, const struct split_h_ *h,
-                                    int num_classes, struct dlfs_split *s)
+                                    int num_classes, int images, struct dlfs_split *s)
 {
     const size_t n = (size_t)h->dims[0], row = h->image_bytes, bytes = n * row; /* checked: <= MAX_BYTES */
     s->labels = malloc(n);
-    s->images = s->labels ? malloc(bytes) : NULL;
-    if (!s->images)
+    s->images = s->labels && images ? malloc(bytes) : NULL;
+    if (!s->labels || (images && !s->images))
         return dlfs_error_set(DLFS_ERR_NOMEM, "%s: cannot allocate %.1f MiB for the %zu images of /%s; this host "
                               "has too little free memory for the dataset", path, (double)bytes / 1048576, n, name);
     if (h5_read_u8_rows(h->lab, 1, h->dims, 0, n, s->labels) < 0)
@@ -131,7 +132,7 @@ static enum dlfs_status split_read_(const char *path, const char *name, const st
             return dlfs_error_set(DLFS_ERR_FORMAT, "%s: label %d of /%s/labels[%zu] is outside "
                                   "the %d classes", path, s->labels[i], name, i, num_classes);
     const size_t piece = DS_READ_PIECE / row > 0 ? DS_READ_PIECE / row : 1;
-    for (size_t r0 = 0; r0 < n; r0 += piece) {
+    for (size_t r0 = 0; images && r0 < n; r0 += piece) {
         const size_t rows = n - r0 < piece ? n - r0 : piece;
         if (h5_read_u8_rows(h->img, 4, h->dims, r0, rows, s->images + r0 * row) < 0)
             return dlfs_error_set(DLFS_ERR_FORMAT, "%s: cannot read /%s/images (damaged or truncated "
@@ -222,7 +223,22 @@ static enum dlfs_status check_(hid_t f, const char *path, struct dlfs_dataset *d
     return DLFS_OK;
 }
 
-static enum dlfs_status load_hid_(hid_t f, const char *path, struct dlfs_dataset *ds)
+/* Rows per HDF5 chunk of the opened images (contiguous data: 1 MiB worth). */
+static size_t chunk_rows_(const struct split_h_ *h)
+{
+    hid_t dcpl = H5Dget_create_plist(h->img);
+    hsize_t chunk[4] = {0, 0, 0, 0};
+    const int chunked = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 4, chunk) == 4;
+    h5_close(dcpl);
+    const size_t mib = ((size_t)1 << 20) / h->image_bytes;
+    return chunked && chunk[0] > 0 ? (size_t)chunk[0] : mib > 0 ? mib : 1;
+}
+
+/* The open file behind a split whose images stay in it. */
+struct dlfs_split_file { hid_t f, img; hsize_t dims[4]; char *path; };
+
+/* stream_bytes: the train images stay in the file when they take more (0: never). */
+static enum dlfs_status load_hid_(hid_t f, const char *path, struct dlfs_dataset *ds, uint64_t stream_bytes)
 {
     struct split_h_ tr = {-1, -1, {0}, 0}, te = {-1, -1, {0}, 0};
     char obj[256];
@@ -232,14 +248,29 @@ static enum dlfs_status load_hid_(hid_t f, const char *path, struct dlfs_dataset
                               "re-create it with 'dlfs-data convert'", path, obj);
     enum dlfs_status st = attrs_(f, path, ds);
     if (st == DLFS_OK) st = check_(f, path, ds, &tr, &te);
-    if (st == DLFS_OK) st = split_read_(path, "train", &tr, ds->num_classes, &ds->train);
-    if (st == DLFS_OK) st = split_read_(path, "test", &te, ds->num_classes, &ds->test);
+    const int stream = st == DLFS_OK && stream_bytes && (uint64_t)tr.dims[0] * tr.image_bytes > stream_bytes;
+    if (st == DLFS_OK) st = split_read_(path, "train", &tr, ds->num_classes, !stream, &ds->train);
+    if (st == DLFS_OK) st = split_read_(path, "test", &te, ds->num_classes, 1, &ds->test);
+    if (st == DLFS_OK) ds->train.chunk_rows = chunk_rows_(&tr), ds->test.chunk_rows = chunk_rows_(&te);
+    if (st == DLFS_OK && stream) {
+        struct dlfs_split_file *sf = malloc(sizeof *sf);
+        char *p = strdup_(path);
+        if (sf && p) {
+            *sf = (struct dlfs_split_file){.f = f, .img = tr.img, .path = p};
+            memcpy(sf->dims, tr.dims, sizeof sf->dims);
+            ds->train.file = sf;
+            tr.img = -1; /* the split's now, closed by dlfs_dataset_free (with the file) */
+        } else {
+            free(sf), free(p);
+            st = dlfs_error_set(DLFS_ERR_NOMEM, "%s: out of memory", path);
+        }
+    }
     h5_close(tr.img), h5_close(tr.lab), h5_close(te.img), h5_close(te.lab);
     if (st == DLFS_OK && !(ds->path = strdup_(path))) st = dlfs_error_set(DLFS_ERR_NOMEM, "%s: out of memory", path);
     return st;
 }
 
-enum dlfs_status dlfs_dataset_load(const char *path, struct dlfs_dataset *ds)
+static enum dlfs_status load_path_(const char *path, struct dlfs_dataset *ds, uint64_t stream_bytes)
 {
     memset(ds, 0, sizeof *ds);
     uint64_t size = 0;
@@ -256,10 +287,40 @@ enum dlfs_status dlfs_dataset_load(const char *path, struct dlfs_dataset *ds)
                             "file? re-create it with 'dlfs-data convert'; on a filesystem without "
                             "file locks set HDF5_USE_FILE_LOCKING=FALSE)", path);
     else
-        st = load_hid_(f, path, ds);
-    h5_close(f);
+        st = load_hid_(f, path, ds, stream_bytes);
+    if (!ds->train.file) h5_close(f); /* else the split keeps it open */
     if (st != DLFS_OK) dlfs_dataset_free(ds);
     return st;
+}
+
+enum dlfs_status dlfs_dataset_load(const char *path, struct dlfs_dataset *ds) { return load_path_(path, ds, 0); }
+
+enum dlfs_status dlfs_dataset_open(const char *path, struct dlfs_dataset *ds, uint64_t stream_bytes)
+{
+    return load_path_(path, ds, stream_bytes ? stream_bytes : 1);
+}
+
+enum dlfs_status dlfs_split_read(const struct dlfs_split *s, size_t row0, size_t rows, size_t row_bytes,
+                                 uint8_t *out)
+{
+    DLFS_ASSERT(row0 + rows <= s->n);
+    if (s->images) {
+        memcpy(out, s->images + row0 * row_bytes, rows * row_bytes);
+        return DLFS_OK;
+    }
+    const struct dlfs_split_file *sf = s->file;
+    h5_silence(); /* a thread-safe HDF5 keeps one error stack per thread: the prefetch thread's too */
+    if (h5_read_u8_rows(sf->img, 4, sf->dims, row0, rows, out) < 0)
+        return dlfs_error_set(DLFS_ERR_IO, "%s: cannot read samples %zu..%zu of /train/images (the file changed or "
+                              "is damaged, or the disk failed); re-create it with 'dlfs-data convert'", sf->path,
+                              row0, row0 + rows - 1);
+    return DLFS_OK;
+}
+
+int dlfs_dataset_threadsafe(void)
+{
+    hbool_t ts = 0;
+    return H5is_library_threadsafe(&ts) >= 0 && ts;
 }
 
 enum dlfs_status dlfs_dataset_load_image(const void *buf, size_t len, const char *name, struct dlfs_dataset *ds)
@@ -268,7 +329,7 @@ enum dlfs_status dlfs_dataset_load_image(const void *buf, size_t len, const char
     hid_t f = h5_open_image(buf, len);
     enum dlfs_status st = f < 0 ? dlfs_error_set(DLFS_ERR_FORMAT, "%s cannot be opened as HDF5 (not an HDF5 "
                                                  "file, truncated or damaged)", name)
-                                : load_hid_(f, name, ds);
+                                : load_hid_(f, name, ds, 0);
     h5_close(f);
     if (st != DLFS_OK) dlfs_dataset_free(ds);
     return st;
@@ -282,6 +343,10 @@ void dlfs_dataset_free(struct dlfs_dataset *ds)
     free(ds->path), free(ds->source), free(ds->license);
     free(ds->train.images), free(ds->train.labels);
     free(ds->test.images), free(ds->test.labels);
+    if (ds->train.file) {
+        h5_close(ds->train.file->img), h5_close(ds->train.file->f);
+        free(ds->train.file->path), free(ds->train.file);
+    }
     memset(ds, 0, sizeof *ds);
 }
 

@@ -3,6 +3,7 @@
  *   dlfs-data convert ... -o OUT.h5   (IDX files -> image dataset; usage_text below)
  *   dlfs-data text FILE|DIR ... -o OUT.h5   (text -> token file: data-text.c)
  *   dlfs-data info FILE
+ *   dlfs-data synth ... -o OUT.h5   (random images: dlfs-data-synth.c)
  *
  * Exit status: 0 success, 1 failure (one line "dlfs-data: <message>" on stderr),
  * 2 usage error. No MPI here: this runs on a login node before any job.
@@ -12,6 +13,7 @@
 #include "dlfs/tokens.h"
 #include "dlfs/util.h"
 #include "tools/data-text.h"
+#include "tools/dlfs-data.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -39,6 +41,7 @@ static const char *const usage_text[3] = {
     "                         [--source TEXT] [--license TEXT] [--train-limit N] [--test-limit N] -o OUT.h5\n"
     "       dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] -o OUT.h5\n"
     "       dlfs-data info FILE\n"
+    "       dlfs-data synth --size MB [--shape CxHxW] [--classes K] [--test N] [--seed N] -o OUT.h5\n"
     "       dlfs-data --version   (the version, the commit, the backends built in)\n", "\n"
     "convert  reads IDX files (MNIST format, gzipped or plain, uint8) and writes a dlfs\n"
     "         dataset (HDF5): /train/images [N,C,H,W], /train/labels [N], /test/...,\n"
@@ -52,7 +55,8 @@ static const char *const usage_text[3] = {
     "         It refuses an -o that is one of its inputs, and train images with a\n"
     "         (nearly) constant channel (std 0: normalising would divide by 0).\n"
     "info     prints a summary of a dlfs dataset (shapes, classes, per-class counts,\n"
-    "         mean/std, source, license) or of a token file.\n",
+    "         mean/std, source, license) or of a token file.\n"
+    "synth    random train images, ~MB MiB of them (1x28x28, 10 classes, 1000 test: tools/dlfs-data-synth.c).\n",
     "Limits on sizes: datasets/README.md.\n"
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n"};
@@ -212,8 +216,8 @@ static int convert_check_(const struct convert_opts *o, struct dlfs_idx *f, int 
     }
     if (!have_names) *num_classes = maxl + 1;
     ds->c = (int)shape[0][0], ds->h = (int)shape[0][1], ds->w = (int)shape[0][2];
-    ds->train = (struct dlfs_split){f[TRAIN_IMG].dims[0], f[TRAIN_IMG].data, f[TRAIN_LAB].data};
-    ds->test = (struct dlfs_split){f[TEST_IMG].dims[0], f[TEST_IMG].data, f[TEST_LAB].data};
+    ds->train = (struct dlfs_split){.n = f[TRAIN_IMG].dims[0], .images = f[TRAIN_IMG].data, .labels = f[TRAIN_LAB].data};
+    ds->test = (struct dlfs_split){.n = f[TEST_IMG].dims[0], .images = f[TEST_IMG].data, .labels = f[TEST_LAB].data};
     if (o->limit[0] && ds->train.n > o->limit[0]) ds->train.n = o->limit[0];
     if (o->limit[1] && ds->test.n > o->limit[1]) ds->test.n = o->limit[1];
     return EXIT_SUCCESS;
@@ -373,7 +377,7 @@ static int cmd_info_(int argc, char **argv)
         return usage_error_("info takes exactly one dataset FILE");
     if (dlfs_tokens_probe(argv[1])) return data_text_info(argv[1]);
     struct dlfs_dataset ds;
-    if (dlfs_dataset_load(argv[1], &ds) != DLFS_OK) return fail_("%s", dlfs_error_msg());
+    if (dlfs_dataset_open(argv[1], &ds, 1) != DLFS_OK) return fail_("%s", dlfs_error_msg());
     size_t *count = dlfs_calloc(2 * (size_t)ds.num_classes, sizeof *count);
     for (size_t i = 0; i < ds.train.n; i++) count[ds.train.labels[i]]++;
     for (size_t i = 0; i < ds.test.n; i++) count[ds.num_classes + ds.test.labels[i]]++;
@@ -409,7 +413,7 @@ static int cmd_info_(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) return usage_error_("missing subcommand: convert, text or info");
+    if (argc < 2) return usage_error_("missing subcommand: convert, text, info or synth");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage_();
@@ -420,7 +424,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "convert")) rc = cmd_convert_(argc - 1, argv + 1);
     else if (!strcmp(cmd, "text")) rc = data_text_main(argc - 1, argv + 1);
     else if (!strcmp(cmd, "info")) rc = cmd_info_(argc - 1, argv + 1);
-    else return usage_error_("unknown subcommand '%s' (known: convert, text, info)", cmd);
+    else if (!strcmp(cmd, "synth")) rc = dlfs_data_synth(argc - 1, argv + 1);
+    else return usage_error_("unknown subcommand '%s' (known: convert, text, info, synth)", cmd);
     /* A failed stdout (closed pipe, full disk) must not pass for success. */
     if ((fflush(stdout) != 0 || ferror(stdout)) && rc == EXIT_SUCCESS) rc = fail_("cannot write output: %s", strerror(errno));
     return rc;

@@ -1,8 +1,10 @@
 /* Host assembly of staged batches: rows copied out of a split, augmented. Reads
  * only its arguments, so the prefetch thread and the main thread produce the
  * same bytes. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "train/batcher.h"
 #include "dlfs/util.h"
 
@@ -34,8 +36,17 @@ void dlfs_assemble(const struct dlfs_assembly *a, const struct dlfs_split *split
 {
     const size_t dim = a->dim;
     uint8_t *tmp = aug_key ? dlfs_malloc(dim) : NULL;
+    if (!split->images) { /* streamed: the chunks of these rows into the window cache */
+        const enum dlfs_status st = dlfs_stream_need(a->stream, idx, rows);
+        /* in mid-run, often on the prefetch thread: cannot be agreed. Every rank reads the
+         * same chunks, so all fail alike: the others wait for rank 0's line and abort */
+        const double until = dlfs_now() + DLFS_STREAM_FAIL_WAIT_S;
+        while (st != DLFS_OK && a->stream->rank > 0 && dlfs_now() < until) sleep(1); /* mpirun's SIGTERM: on */
+        if (st != DLFS_OK) dlfs_fatal(1, "%s", dlfs_error_msg());
+    }
     for (int i = 0; i < rows; i++) {
-        memcpy(img + i * dim, split->images + (size_t)idx[i] * dim, dim);
+        const uint8_t *src = split->images ? split->images + (size_t)idx[i] * dim : dlfs_stream_row(a->stream, idx[i]);
+        memcpy(img + i * dim, src, dim);
         lab[i] = split->labels[idx[i]];
         if (aug_key) augment_(a, img + i * dim, idx[i], aug_key, tmp);
     }

@@ -53,10 +53,41 @@ void dlfs_batcher_free(struct dlfs_batcher *b)
             }
         be->free(b->dev_img);
     }
+    dlfs_stream_free(&b->stream);
     free(b->perm);
+    free(b->order);
+    free(b->next_order);
     free(b->host_img);
     free(b->host_lab);
     memset(b, 0, sizeof *b);
+}
+
+enum dlfs_status dlfs_batcher_stream(struct dlfs_batcher *b, uint64_t cache_bytes)
+{
+    const struct dlfs_split *tr = &b->ds->train;
+    if (!cache_bytes) return DLFS_OK;
+    /* windows of G chunks, two of them in the cache; every window but the last
+     * has at least (G - 1) K + 1 samples, so a batch spans at most two when that
+     * is at least the batch. A split not read from a dataset file (token windows,
+     * synthetic) has no chunks: K is 1 MiB worth of samples. */
+    const size_t K = tr->chunk_rows ? tr->chunk_rows : (b->as.dim < (1 << 20) ? (1 << 20) / b->as.dim : 1);
+    const size_t chunk = K * b->as.dim, B = (size_t)b->global_batch;
+    const size_t G = (size_t)(cache_bytes / 2 / chunk), need = 1 + (B - 1 + K - 1) / K;
+    if (G < need)
+        return dlfs_error_set(DLFS_ERR_USAGE, "--data-cache %llu is too small for %s: it holds two windows of whole "
+                              "chunks (%zu samples, %.2f MiB each) and a window must hold a global batch of %zu "
+                              "samples: give --data-cache %llu or more", (unsigned long long)(cache_bytes >> 20),
+                              b->ds->path, K, (double)chunk / 1048576.0, B,
+                              (unsigned long long)((2 * need * chunk + (1 << 20) - 1) >> 20));
+    b->window_chunks = G;
+    b->chunk_rows = K;
+    b->order = dlfs_malloc(((tr->n + K - 1) / K) * sizeof *b->order);
+    b->next_order = dlfs_malloc(((tr->n + K - 1) / K) * sizeof *b->next_order);
+    b->as.stream = &b->stream;
+    if (tr->images) return DLFS_OK;
+    DLFS_TRY(dlfs_stream_init(&b->stream, tr, b->as.dim, K, G, b->global_batch));
+    b->stream.rank = b->comm->rank;
+    return DLFS_OK;
 }
 
 /* Keep a split in backend memory for gather_u8: host-memory backends use the
@@ -68,6 +99,7 @@ static int resident_init_(struct dlfs_batcher *b, struct dlfs_resident *res, con
 {
     const struct dlfs_backend *be = b->be;
     const size_t bytes = split->n * b->as.dim;
+    if (!split->images) return 0; /* streamed */
     if (be->host_memory) {
         *res = (struct dlfs_resident){.split = split, .img = split->images, .lab = split->labels};
         return 1;
@@ -102,11 +134,17 @@ enum dlfs_status dlfs_batcher_pipeline(struct dlfs_batcher *b, bool data_on_devi
     const int augment = b->as.crop || b->as.flip;
     *gathered = (on_dev & 1) && !augment; /* augmentation is host code: staged */
     enum dlfs_status st = DLFS_OK;
-    if (!*gathered && prefetch) st = dlfs_prefetch_init(&b->prefetch, &b->as, be, b->local_batch);
-    snprintf(desc, desc_len, "%s%s",
+    /* a streamed split is read by the thread: HDF5 must allow it */
+    const int thread = prefetch && (b->ds->train.images || dlfs_dataset_threadsafe());
+    if (!*gathered && thread) st = dlfs_prefetch_init(&b->prefetch, &b->as, be, b->local_batch);
+    char win[96] = "";
+    if (b->window_chunks)
+        snprintf(win, sizeof win, "; %s, windows of %zu samples", b->ds->train.images ? "in memory" : "streamed",
+                 b->window_chunks * b->chunk_rows);
+    snprintf(desc, desc_len, "%s%s%s",
              *gathered ? "on the device, gathered per step"
              : b->prefetch.started ? "staged per batch, prefetch thread" : "staged per batch",
-             !*gathered && b->prefetch.started && b->prefetch.stage[0].pinned ? " (pinned)" : "");
+             !*gathered && b->prefetch.started && b->prefetch.stage[0].pinned ? " (pinned)" : "", win);
     return st;
 }
 
@@ -119,7 +157,16 @@ static uint64_t aug_key_(const struct dlfs_batcher *b, long step)
 
 void dlfs_batcher_epoch(struct dlfs_batcher *b, int epoch)
 {
-    dlfs_sampler_permutation(b->seed, epoch, b->perm, b->ds->train.n);
+    const struct dlfs_split *tr = &b->ds->train;
+    if (!b->window_chunks) {
+        dlfs_sampler_permutation(b->seed, epoch, b->perm, tr->n);
+        return;
+    }
+    if (b->prefetch.started) dlfs_prefetch_idle(&b->prefetch); /* the thread may hold the stream */
+    dlfs_sampler_windowed(b->seed, epoch, b->perm, tr->n, b->chunk_rows, b->window_chunks, b->order);
+    if (tr->images) return;
+    dlfs_sampler_chunks(b->seed, epoch + 1, b->next_order, b->stream.nchunks);
+    dlfs_stream_epoch(&b->stream, b->order, b->next_order);
 }
 
 static void trace_(struct dlfs_batcher *b, const uint32_t *idx)

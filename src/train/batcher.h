@@ -14,13 +14,42 @@
 #include "dlfs/dataset.h"
 #include "dlfs/model.h"
 
+/* The window cache of a streamed train split (stream.c; --data-cache): 2G slots
+ * of one chunk of K samples. Used by one thread at a time (whoever assembles). */
+struct dlfs_stream {
+    const struct dlfs_split *split;
+    size_t dim, K, G, nchunks;
+    size_t readahead;     /* chunks of the next window read per batch at most */
+    const uint32_t *order;/* (nchunks) the epoch's chunk order (the batcher's) */
+    uint32_t *pos;        /* (nchunks) chunk -> its place in order */
+    uint32_t *slot_of;    /* (nchunks) chunk -> slot holding it, UINT32_MAX none */
+    uint32_t *chunk_in;   /* (2G) slot -> chunk, UINT32_MAX none */
+    uint8_t *ahead;       /* (2G) slot holds a chunk read for the next epoch */
+    const uint32_t *next; /* (nchunks) the next epoch's chunk order, NULL: none */
+    uint8_t *mem;         /* (2G, K, dim) */
+    long reads;           /* chunks read from the file */
+    int rank;             /* a failed read: ranks > 0 wait DLFS_STREAM_FAIL_WAIT_S for rank 0's message */
+};
+#define DLFS_STREAM_FAIL_WAIT_S 5
+/* Cache of G-chunk windows over split (not collective); the epoch's chunk order;
+ * read what rows idx[0..rows) need (and some of the next window); the bytes of a
+ * sample held. */
+enum dlfs_status dlfs_stream_init(struct dlfs_stream *s, const struct dlfs_split *split, size_t dim, size_t K,
+                                  size_t G, int global_batch);
+void dlfs_stream_epoch(struct dlfs_stream *s, const uint32_t *order, const uint32_t *next);
+enum dlfs_status dlfs_stream_need(struct dlfs_stream *s, const uint32_t *idx, int rows);
+const uint8_t *dlfs_stream_row(const struct dlfs_stream *s, uint32_t sample);
+void dlfs_stream_free(struct dlfs_stream *s);
+
 /* How rows of a split become a staged batch: copied out, augmented. Immutable
- * once set, so the prefetch thread reads it freely. */
+ * once set, so the prefetch thread reads it freely; the stream it points to is
+ * used by whichever thread assembles (the prefetch protocol: one at a time). */
 struct dlfs_assembly {
     int c, h, w;
     size_t dim;           /* c * h * w bytes per image */
     int crop;             /* --augment-crop */
     bool flip;            /* --augment-flip */
+    struct dlfs_stream *stream; /* the train split's rows when its images stay in the file */
 };
 /* Rows idx[0..rows) of split into img (rows, dim) / lab (rows), augmented when
  * aug_key != 0: shifted by (dy, dx) in [-crop, crop] with zero fill and mirrored
@@ -65,6 +94,8 @@ void dlfs_prefetch_post(struct dlfs_prefetch *pf, const struct dlfs_split *split
 const struct dlfs_stage *dlfs_prefetch_take(struct dlfs_prefetch *pf, const struct dlfs_split *split,
                                             const uint32_t *idx, int rows, uint64_t aug_key);
 void dlfs_prefetch_free(struct dlfs_prefetch *pf, const struct dlfs_backend *be);
+/* Wait until the thread has finished its job (it touches nothing after). */
+void dlfs_prefetch_idle(struct dlfs_prefetch *pf);
 
 /* A split held in backend memory for gather_u8 (on host-memory backends: the
  * split's own arrays). */
@@ -94,6 +125,11 @@ struct dlfs_batcher {
     int rows;                     /* largest batch a load takes: pass rows or an evaluation chunk */
     long steps_per_epoch, stop_step; /* no batch is prefetched for step stop_step or later */
     uint32_t *perm;               /* (train n) this epoch's permutation */
+    size_t window_chunks;         /* --data-cache: the windowed shuffle's G (0: a full permutation) */
+    size_t chunk_rows;            /* ... and K */
+    uint32_t *order;              /* ... its chunk order of the epoch */
+    uint32_t *next_order;         /* ... and of the next epoch (the stream reads ahead into it) */
+    struct dlfs_stream stream;    /* ... the window cache when the train images stay in the file */
     uint32_t *fixed;              /* benchmarks: every step takes these rows */
     struct dlfs_resident res[2];  /* train, test */
     struct dlfs_prefetch prefetch;/* started when training batches are staged and --prefetch on */
@@ -119,6 +155,10 @@ enum dlfs_status dlfs_batcher_init(struct dlfs_batcher *b, const struct dlfs_bac
 enum dlfs_status dlfs_batcher_pipeline(struct dlfs_batcher *b, bool data_on_device, bool prefetch, int *gathered,
                                        char *desc, size_t desc_len);
 void dlfs_batcher_free(struct dlfs_batcher *b);
+/* --data-cache: the windowed shuffle with windows of half `cache_bytes` (0: off),
+ * and the window cache when the train images stay in the file. Before
+ * dlfs_batcher_pipeline. Not collective. */
+enum dlfs_status dlfs_batcher_stream(struct dlfs_batcher *b, uint64_t cache_bytes);
 
 /* Epoch e's permutation (a pure function of (seed, e)); then the batch of step
  * `step`, the s-th of the epoch. */

@@ -70,6 +70,13 @@ static void idle_(struct dlfs_prefetch *pf)
     while (pf->busy) pthread_cond_wait(&pf->cv, &pf->mu);
 }
 
+void dlfs_prefetch_idle(struct dlfs_prefetch *pf)
+{
+    pthread_mutex_lock(&pf->mu);
+    idle_(pf);
+    pthread_mutex_unlock(&pf->mu);
+}
+
 void dlfs_prefetch_post(struct dlfs_prefetch *pf, const struct dlfs_split *split, const uint32_t *idx, int rows,
                         uint64_t aug_key)
 {

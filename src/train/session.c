@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/hooks.h"
 #include "core/trace.h"
 #include "dlfs/checkpoint.h"
 #include "dlfs/tokens.h"
@@ -40,7 +41,9 @@ static enum dlfs_status data_(struct dlfs_run *r)
                               ? dlfs_dataset_synthetic(&r->ds, m->in_c, m->in_h, m->in_w, m->num_classes,
                                                        (size_t)r->global_batch, r->o->seed)
                               : dlfs_tokens_probe(r->o->data) ? tokens_(r)
-                                                              : dlfs_dataset_load(r->o->data, &r->ds);
+                              : r->o->data_cache && !dlfs_hook_value(DLFS_HOOK_DATA_RESIDENT)
+                                  ? dlfs_dataset_open(r->o->data, &r->ds, (uint64_t)r->o->data_cache << 20)
+                                  : dlfs_dataset_load(r->o->data, &r->ds);
     r->have_ds = st == DLFS_OK;
     if (st == DLFS_OK && r->mode == DLFS_RUN_BENCH && m->positions > 1) { /* token ids: bytes below V, as they are */
         r->ds.mean[0] = 0.0, r->ds.std[0] = 1.0 / 255.0;
@@ -172,8 +175,10 @@ static enum dlfs_status objects_(struct dlfs_run *r, void **tp_arg)
         r->opt.nodecay = dlfs_malloc(5 * DLFS_MAX_LAYERS * sizeof *r->opt.nodecay);
         r->opt.n_nodecay = dlfs_model_nodecay(&r->model, r->opt.nodecay, 5 * DLFS_MAX_LAYERS);
     }
-    return dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
-                             r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip);
+    DLFS_TRY(dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
+                               r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip));
+    /* the windowed order and its cache serve training only (--eval leaves the train images in the file) */
+    return r->mode == DLFS_RUN_TRAIN ? dlfs_batcher_stream(&r->batcher, (uint64_t)o->data_cache << 20) : DLFS_OK;
 }
 
 /* Same seed => same bits on every rank; dlfs_run_check_sync verifies it. */
@@ -247,6 +252,7 @@ const char *dlfs_run_comm_name(const struct dlfs_run *r) { return dlfs_gsync_nam
 
 enum dlfs_status dlfs_run_close(struct dlfs_run *r, enum dlfs_status st)
 {
+    dlfs_hook_report_rss(r->comm->rank);
     if (r->metrics) {
         const int bad = fflush(r->metrics) != 0 || ferror(r->metrics);
         const int err = errno;

@@ -31,8 +31,8 @@ static struct dlfs_dataset make_ds(void)
     for (size_t i = 0; i < sizeof te_img; i++) te_img[i] = (uint8_t)(i * 11 + 3);
     for (int i = 0; i < NTR; i++) tr_lab[i] = (uint8_t)((i * 7) % K);
     for (int i = 0; i < NTE; i++) te_lab[i] = (uint8_t)(i % K);
-    ds.train = (struct dlfs_split){NTR, tr_img, tr_lab};
-    ds.test = (struct dlfs_split){NTE, te_img, te_lab};
+    ds.train = (struct dlfs_split){.n = NTR, .images = tr_img, .labels = tr_lab};
+    ds.test = (struct dlfs_split){.n = NTE, .images = te_img, .labels = te_lab};
     dlfs_dataset_stats(&ds.train, C, H, W, ds.mean, ds.std);
     return ds;
 }
@@ -169,7 +169,7 @@ static void check_round_trip(void)
 static void check_stats(void)
 {
     uint8_t img[] = {0, 255, 255, 255, /* sample 2: */ 10, 10, 200, 200};
-    struct dlfs_split s = {2, img, NULL};
+    struct dlfs_split s = {.n = 2, .images = img};
     double m[2], sd[2];
     dlfs_dataset_stats(&s, 1, 2, 2, m, sd);  /* one channel, two 2x2 images */
     double mean = (3 * 255.0 + 20 + 400) / 8 / 255;
