@@ -128,11 +128,13 @@ static enum dlfs_status save_(struct dlfs_run *r, struct loop_ *L, char **path)
 #define FLAG_SIGUSR1_ 2
 #define FLAG_OTHER_SIGNAL_ 4
 #define FLAG_NONFINITE_ 8
+#define FLAG_SIGINT_ 16
 
 static enum dlfs_status interrupted_(struct dlfs_run *r, struct loop_ *L, int flags)
 {
     /* the name of the signal any rank got (SIGTERM first), not just rank 0's */
-    const char *name = flags & FLAG_SIGTERM_ ? "SIGTERM" : flags & FLAG_SIGUSR1_ ? "SIGUSR1" : "a signal";
+    const char *name = flags & FLAG_SIGTERM_ ? "SIGTERM" : flags & FLAG_SIGUSR1_ ? "SIGUSR1"
+                     : flags & FLAG_SIGINT_  ? "SIGINT (Ctrl-C)" : "a signal";
     if (!r->o->checkpoint_dir)
         return dlfs_error_set(DLFS_ERR_INTERRUPTED, "stopped by %s at step %ld; nothing saved (no "
                               "--checkpoint-dir)", name, r->step);
@@ -184,7 +186,8 @@ static enum dlfs_status after_step_(struct dlfs_run *r, struct loop_ *L, int epo
     }
     if (o->check_sync && r->step % o->check_sync == 0) DLFS_TRY(dlfs_run_check_sync(r));
     const int sig = dlfs_signal_pending();
-    int flags = sig == SIGTERM ? FLAG_SIGTERM_ : sig == SIGUSR1 ? FLAG_SIGUSR1_ : sig ? FLAG_OTHER_SIGNAL_ : 0;
+    int flags = sig == SIGTERM ? FLAG_SIGTERM_ : sig == SIGUSR1 ? FLAG_SIGUSR1_ : sig == SIGINT ? FLAG_SIGINT_
+              : sig ? FLAG_OTHER_SIGNAL_ : 0;
     if (!isfinite(loss)) flags |= FLAG_NONFINITE_;
     flags = dlfs_comm_or(r->comm, flags);
     if (flags & FLAG_NONFINITE_) return diverged_(r, L, "the loss", r->step - r->pipe.loss_pending);
@@ -333,6 +336,7 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
     }
     if (st == DLFS_OK) st = dlfs_run_check_sync(r);
     if (st == DLFS_OK) {
+        dlfs_signals_catch_int(comm->rank == 0 && !o->quiet);
         L.every = o->progress_s > 0 ? o->progress_s : L.tty ? 1.0 : 15.0;
         L.t_start = dlfs_now();
         st = loop_(r, &L);
