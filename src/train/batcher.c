@@ -104,7 +104,8 @@ enum dlfs_status dlfs_batcher_pipeline(struct dlfs_batcher *b, bool data_on_devi
     enum dlfs_status st = DLFS_OK;
     if (!*gathered && prefetch) st = dlfs_prefetch_init(&b->prefetch, &b->as, be, b->local_batch);
     snprintf(desc, desc_len, "%s%s",
-             *gathered ? "on the device, gathered per step"
+             *gathered && strcmp(be->name, "cpu") == 0 ? "resident in memory (the CPU backend's device), gathered per step"
+             : *gathered ? "on the device, gathered per step"
              : b->prefetch.started ? "staged per batch, prefetch thread" : "staged per batch",
              !*gathered && b->prefetch.started && b->prefetch.stage[0].pinned ? " (pinned)" : "");
     return st;
