@@ -117,7 +117,7 @@ set(DLFS_SCHED_P2 ckpt_resume train_pipeline train_lag train_trace train_target 
   train_learn_cnn train_learn_precision train_oracle mpi_comm mpi_sharding mpi_allreduce_np4 ckpt_atomic ckpt_signal ckpt_chaos
   hostile_train hostile_ckpt hostile_data hostile_resources hostile_outputs hostile_ckptdir slurm_train slurm_requeue slurm_2node_train slurm_2node_requeue
   slurm_2node_mpirun scaling_report scaling_hardware_guide)
-# COST: seconds a test took in a measured run (launch/RESULTS.md, idle 2-core machine),
+# COST: seconds a test took in a measured run (results/RESULTS.md, idle 2-core machine),
 # for the tests over 15 s: ctest starts the costliest first, so that a fresh build tree
 # (no CTestCostData yet, as in CI) does not end on a queue of long tests run one by one.
 set(DLFS_SCHED_COST ckpt_chaos:51 train_learn_precision:40 train_pipeline:38 slurm_requeue:36 mpi_deterministic:34

@@ -57,7 +57,7 @@ print(len(x), sum(1 for e in x if e.get("cat") == "device"))' "$LOGS/feat-trace.
 }
 
 # bench-vs-torch: one row per model, dlfs and PyTorch on the same GPU in the same run
-# (dlfs: the --bench medians of section 4; PyTorch: launch/torch-ref.py's, eager and graph)
+# (dlfs: the --bench medians of section 4; PyTorch: launch/study/torch_ref.py's, eager and graph)
 gc_torch_rows() {
   local m key model pt batch prec d e g best ratio
   for m in "mlp mlp mlp-fp32 128 fp32" "cnn cnn cnn-fp32 128 fp32" "mlp-large-bf16 mlp-large mlp-large-bf16 8192 bf16"; do

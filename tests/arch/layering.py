@@ -7,7 +7,12 @@
 2. the layers: a file of a lower layer never depends on a higher one
    (core -> backend -> nn, comm, data, io, optim -> train -> tools);
 3. source files stay under 450 lines and functions under 60, unless the line
-   before the function says why ("/* long: ... */").
+   before the function says why ("/* long: ... */");
+4. the same limits for the tests and the launch tools beside src/ (tests/, launch/):
+   C files as in src/; Python (*.py and scripts with a python shebang) and shell
+   (*.sh and scripts with a bash/sh shebang) files at most 450 lines, their functions
+   (a Python def, a shell NAME() { ... }) at most 60 unless the line before says
+   "# long: why". Markdown, JSON and data files are not counted.
 
 usage: layering.py SRC_DIR LIB.a [LIB.a ...]
 """
@@ -111,6 +116,82 @@ def lengths(src_dir):
     return bad
 
 
+def script_kind(path):
+    """'c', 'py', 'sh' or None (not a program: docs, data, corpora)."""
+    if path.endswith((".c", ".cu", ".h", ".cuh")):
+        return "c"
+    if path.endswith(".py"):
+        return "py"
+    if path.endswith(".sh"):
+        return "sh"
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(200).decode("utf-8", "replace")
+    except OSError:
+        return None
+    if first.startswith("#!"):
+        return "py" if "python" in first else "sh" if re.search(r"\b(ba)?sh\b", first) else None
+    return None
+
+
+def functions_py(text):
+    """(name, first line, length) of every def, nested ones too."""
+    import ast
+    out = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            out.append((node.name, first, node.end_lineno - first + 1))
+    return out
+
+
+def functions_sh(lines):
+    """(name, first line, length) of every NAME() { ... } whose body spans lines: it ends
+    at the first line that starts with '}' at the indentation of its head."""
+    out = []
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\s*)(?:function\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*\(\)\s*\{(.*)$", line)
+        if not m or "}" in m.group(3):
+            continue
+        ind = m.group(1)
+        for j in range(i + 1, len(lines)):
+            if lines[j].startswith(ind + "}"):
+                out.append((m.group(2), i + 1, j - i + 1))
+                break
+    return out
+
+
+def script_lengths(root, dirs=("tests", "launch")):
+    """Rule 4 over root/tests and root/launch."""
+    bad = []
+    for d in dirs:
+        top = os.path.join(root, d)
+        for dp, dns, fs in os.walk(top):
+            dns[:] = [n for n in dns if n != "__pycache__"]
+            for f in sorted(fs):
+                p = os.path.join(dp, f)
+                kind = script_kind(p)
+                if kind == "c":
+                    continue  # lengths(top) below, as in src/
+                if kind is None:
+                    continue
+                text = open(p, errors="replace").read()
+                lines = text.split("\n")
+                if len(lines) > MAX_FILE:
+                    bad.append("%s: %d lines (at most %d)" % (p, len(lines), MAX_FILE))
+                try:
+                    fns = functions_py(text) if kind == "py" else functions_sh(lines)
+                except SyntaxError as e:
+                    bad.append("%s: not valid Python (%s)" % (p, e))
+                    continue
+                for name, first, n in fns:
+                    if n > MAX_FUNC and "long:" not in lines[max(0, first - 2)]:
+                        bad.append("%s:%d: %s is %d lines (at most %d without a '# long: why' above it)"
+                                   % (p, first, name, n, MAX_FUNC))
+        bad += lengths(top)
+    return bad
+
+
 def main():
     src_dir, libs = sys.argv[1], sys.argv[2:]
     srcs = [os.path.join(dp, f) for dp, _, fs in os.walk(src_dir) for f in fs if f.endswith((".c", ".cu"))]
@@ -135,6 +216,7 @@ def main():
                 problems.append("layering: %s (%s) uses %s (%s), a higher layer"
                                 % (os.path.relpath(a, src_dir), module(a), os.path.relpath(b, src_dir), module(b)))
     problems += lengths(src_dir)
+    problems += script_lengths(os.path.dirname(os.path.abspath(src_dir)))
     nedges = sum(len(v) for v in edges.values())
     for p in problems:
         print("FAIL:", p)

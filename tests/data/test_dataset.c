@@ -263,6 +263,7 @@ static void check_synthetic(void)
     CHECK(dlfs_dataset_synthetic(&ds, 1, 8, 8, 257, 4, 1) == DLFS_ERR_USAGE, "synthetic: 257 classes");
 }
 
+/* long: the list of cases, run in sequence in one temporary directory */
 int main(void)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);

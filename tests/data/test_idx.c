@@ -199,6 +199,7 @@ static void check_hostile(const uint8_t *data)
     for (size_t i = 0; !t_failures_ && i < sizeof names / sizeof *names; i++) unlink(path_of(names[i]));
 }
 
+/* long: the list of cases, run in sequence in one temporary directory */
 int main(void)
 {
     snprintf(dir, sizeof dir, "idx-test-XXXXXX");

@@ -157,7 +157,7 @@ static void test_graph(void)
 /* Five steps of an update, changing lr and bias corrections per step as the
  * trainer does, by value (p1) and through *_update_dev (p2; `graph`: recorded
  * once, replayed). n odd and a slab offset by one float: the float4 part, the
- * tail and the scalar path. Bits must agree. */
+ * tail and the scalar path. Bits must agree. (long: one block per optimizer path) */
 static void test_update_dev(int optim, int graph) /* 0 sgd+momentum, 1 sgd nesterov, 2 adam, 3 adamw */
 {
     static const char *names[] = {"sgd momentum", "sgd nesterov", "adam", "adamw"};

@@ -45,7 +45,7 @@ if [ -n "${inst[openmpi-bin]:-}" ]; then
 fi
 
 # the kit's environment, as the GPU check sets it
-. "$src/launch/kit-env.sh"
+. "$src/launch/gpu/kit-env.sh"
 dlfs_kit_env "$kit" || { t_fail "dlfs_kit_env $kit"; t_done; }
 # CMake is the machine's (the slim kit has none: the GPU image brings CMake 4)
 cmake --version >/dev/null 2>&1 && t_pass "cmake runs ($(command -v cmake), not in the kit)" || t_fail "cmake does not run with the kit's libraries"

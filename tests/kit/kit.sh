@@ -8,7 +8,7 @@
 # of every file the kit holds is hidden (an empty file bound over each: libraries,
 # headers, programs, the dataset; also the base libraries the kit copied, e.g.
 # libz.so.1), tests/kit/inside.sh configures and builds dlfs (CPU backend) with
-# launch/kit-env.sh, as launch/gpu-check.sh --kit does, converts the kit's
+# launch/gpu/kit-env.sh, as launch/gpu-check.sh --kit does, converts the kit's
 # Fashion-MNIST and trains 2 ranks for 20 steps, and runs the GPU check's preflight
 # with the kit. glibc, gcc, make, coreutils and CMake are not in the kit and stay
 # visible (the GPU image brings CMake).
@@ -63,7 +63,7 @@ abs=$(find "$x" -type l -lname '/*' | head -n 5) dangling=$(find -L "$x" -type l
 # on LD_LIBRARY_PATH (or the file's own RUNPATH inside the kit), or is glibc, libgcc_s or
 # libstdc++: what every image has
 command -v readelf >/dev/null || { t_fail "no readelf (binutils)"; t_done; }
-ld_dirs=$( . "$src/launch/kit-env.sh" && LD_LIBRARY_PATH="" && dlfs_kit_env "$x" >/dev/null && tr ':' '\n' <<<"$LD_LIBRARY_PATH")
+ld_dirs=$( . "$src/launch/gpu/kit-env.sh" && LD_LIBRARY_PATH="" && dlfs_kit_env "$x" >/dev/null && tr ':' '\n' <<<"$LD_LIBRARY_PATH")
 base=" ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libpthread.so.0 libdl.so.2 librt.so.1 libresolv.so.2 libutil.so.1 libanl.so.1 libmvec.so.1 libgcc_s.so.1 libstdc++.so.6 "
 n_elf=0 n_need=0 unresolved=()
 while IFS= read -r -d '' f; do

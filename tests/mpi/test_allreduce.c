@@ -113,6 +113,7 @@ static void nccl_setup_polls_(struct dlfs_comm *c)
     unsetenv("DLFS_FAULT_NCCL_INIT_STALL");
 }
 
+/* long: the list of cases, run in sequence on one communicator */
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""run-notebook.py — execute the course notebook (launch/dlfs-course.ipynb) headless with a real
+"""run-notebook.py — execute the course notebook (course/dlfs-course.ipynb) headless with a real
 Jupyter kernel (nbclient + ipykernel) and check what it produced.
 
   tests/notebook/run-notebook.py [--build DIR] [--data FILE] [--keep DIR]      the test (QUICK sizes)
-  tests/notebook/run-notebook.py --full --output launch/dlfs-course.ipynb     the stored outputs
+  tests/notebook/run-notebook.py --full --output course/dlfs-course.ipynb     the stored outputs
 
 The test injects, after the cell tagged `parameters`, a cell setting QUICK = True and the paths
 (the build, the dataset, a scratch RUNS_DIR), runs every cell with a time limit per cell, and
@@ -71,7 +71,7 @@ def ensure_python():
 def options():
     ap = argparse.ArgumentParser(prog="run-notebook.py", formatter_class=argparse.RawDescriptionHelpFormatter,
                                  description=__doc__.split("\n\n", 1)[1])
-    ap.add_argument("--notebook", default=os.path.join(ROOT, "launch", "dlfs-course.ipynb"))
+    ap.add_argument("--notebook", default=os.path.join(ROOT, "course", "dlfs-course.ipynb"))
     ap.add_argument("--build", help="build directory with src/dlfs-train (default: the notebook's, build/)")
     ap.add_argument("--data", help="Fashion-MNIST dataset file (default: the notebook's)")
     ap.add_argument("--full", action="store_true", help="the notebook's own parameters (no QUICK)")
@@ -115,6 +115,7 @@ def png_ok(data):
     return None
 
 
+# long: the run in sequence: options, the kernel, execute, check the results, write them
 def main():
     ensure_python()
     a = options()

@@ -5,7 +5,7 @@
 # dlfs-train metrics lines with known numbers: 1-GPU benches at batches 16 and 128, a 2-GPU
 # bench, a 1-GPU training with --target-acc's fields), then the guide: the CPU row measured here with the figures of its
 # metrics file, the GPU rows measured where the GPU input has them and modelled elsewhere with
-# the figures the model gives (recomputed here from launch/hardware-model.json), efficiency =
+# the figures the model gives (recomputed here from launch/study/hardware-model.json), efficiency =
 # samples/s(P) / (P x samples/s(1)), the crossovers consistent with the model; then the guide
 # from this machine alone (every GPU row modelled), and bad input.
 . "$(dirname "$0")/../lib.sh"
@@ -60,8 +60,9 @@ python3 "$guide" "$g" "$gpu" --models mlp --target-acc 0.80 -o "$T_TMP/both.md" 
   { cat "$T_TMP/both.log"; t_fail "hardware-guide of both inputs exited non-zero"; }
 
 # check_guide MD MODE: recompute the figures of the guide MD (and MD's .json) from the inputs
+# (long: one Python heredoc, the oracle)
 check_guide() {
-  python3 - "$1" "$2" "$g" "$root/launch/hardware-model.json" <<'PY'
+  python3 - "$1" "$2" "$g" "$root/launch/study/hardware-model.json" <<'PY'
 import json, math, os, re, sys
 md_path, mode, g, cfile = sys.argv[1:5]
 md, doc = open(md_path).read(), json.load(open(md_path[:-3] + ".json"))

@@ -4,7 +4,7 @@
 # ranks, measured with --no-report), then a copy of its scaling.json as if from a second
 # machine (other host and CPU, twice the throughput); one report from both: the machines
 # table, every point of both inputs with its own figures, both studies' sections, the plots,
-# and the modelled all-reduce recomputed from launch/hardware-model.json. --report-only
+# and the modelled all-reduce recomputed from launch/study/hardware-model.json. --report-only
 # rebuilds the same CSV; bad inputs get one message naming them.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/slurm-lib.sh"   # s_png_ok, s_need_matplotlib: no cluster here
@@ -39,7 +39,7 @@ cat "$T_TMP/report.log"
 [ $rc -eq 0 ] && t_pass "scaling-report of two studies exited 0" || t_fail "scaling-report exited $rc"
 s_png_ok "$m/scaling.png" && s_png_ok "$m/scaling-breakdown.png" && t_pass "both plots are real PNG images" ||
   t_fail "scaling.png or scaling-breakdown.png missing or not a plausible PNG"
-check=$(python3 - "$m/report.md" "$a/scaling.json" "$T_TMP/b/scaling.json" "$S_ROOT/launch/hardware-model.json" <<'PY'
+check=$(python3 - "$m/report.md" "$a/scaling.json" "$T_TMP/b/scaling.json" "$S_ROOT/launch/study/hardware-model.json" <<'PY'
 import json, math, re, sys
 rep = open(sys.argv[1]).read()
 studies = [json.load(open(f)) for f in sys.argv[2:4]]

@@ -110,7 +110,7 @@ s_wait() {
 }
 
 # s_need_matplotlib: the scaling report's plots need matplotlib in python3 or /usr/bin/python3
-# (where launch/scaling-report looks: launch/perfmodel.py); a test that checks the plots fails
+# (where launch/scaling-report looks: launch/study/perfmodel.py); a test that checks the plots fails
 # when neither has it
 s_need_matplotlib() {
   local cand

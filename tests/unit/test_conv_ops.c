@@ -66,6 +66,7 @@ static double conv_loss_(const struct dlfs_conv_geom *g, int n, const double *x,
         (out)[i_] = (lp_ - lm_) / (2 * h_);                      \
     }
 
+/* long: forward and backward of one geometry against float64 and finite differences, in sequence */
 static void test_conv(const struct dlfs_backend *be, int c, int h, int w, int oc, int k, int stride, int pad,
                       int n)
 {

@@ -109,6 +109,7 @@ static double ref_loss(const struct dlfs_model *m, const double *p, const double
     return loss / rows;
 }
 
+/* long: forward, loss and backward of one model against the float64 reference, in sequence */
 static void check_model(const char *spec, int rows)
 {
     const struct dlfs_backend *be = dlfs_backend_cpu();
@@ -195,6 +196,7 @@ static void test_layer_done_order(void)
     free(p); free(g);
 }
 
+/* long: a list of spec strings and what each must give, one case a line or two */
 static void test_specs(void)
 {
     struct dlfs_model m;

@@ -207,6 +207,7 @@ static void test_normalize(const struct dlfs_backend *be)
     be->free(ds); be->free(dd);
 }
 
+/* long: one hand-computed step per optimizer variant, each a short block against its numbers */
 static void test_optim(const struct dlfs_backend *be)
 {
     /* hand-computed single steps */

@@ -3,7 +3,7 @@
 # Sourced: the environment that builds and runs dlfs from a kit made by launch/gpu-kit
 # (launch/gpu-check.sh --kit DIR uses it, and so does the kit's test, tests/kit/).
 #
-#   . launch/kit-env.sh && dlfs_kit_env DIR || exit 1
+#   . launch/gpu/kit-env.sh && dlfs_kit_env DIR || exit 1
 #
 # Puts the kit's prefix first: PATH (cmake in a full kit, mpirun, mpicc), LD_LIBRARY_PATH
 # (Open MPI, HDF5, OpenBLAS and what they load; last, a slim kit's copies of base

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference for dlfs's benchmarks: the same models, the same optimizer step.
 
-    launch/torch-ref.py --device cpu|cuda [--threads N] [--steps S] [--warmup W]
+    launch/study/torch_ref.py --device cpu|cuda [--threads N] [--steps S] [--warmup W]
                         CASE [CASE ...]
 
 A CASE is MODEL:BATCH[:PRECISION[:MODE]] with MODEL in mlp, mlp-large, cnn, cnn-bn,

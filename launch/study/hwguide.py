@@ -7,8 +7,8 @@ import json
 import os
 import statistics
 
-import perfmodel
-from perfmodel import InputError, const
+from . import perfmodel
+from .perfmodel import InputError, const
 
 MANIFEST = "guide-runs.json"
 MANIFEST_FORMAT = "dlfs-hardware-guide-runs/1"

@@ -1,5 +1,5 @@
 """perfmodel — what launch/scaling-study, launch/scaling-report and launch/hardware-guide share:
-the model constants (launch/hardware-model.json, each with its source), the models built on
+the model constants (launch/study/hardware-model.json, each with its source), the models built on
 them (all-reduce time, GPU step time), the description of the machine a measurement ran on,
 the study files (scaling.json, scaling.csv) and Markdown helpers. Standard library only."""
 import csv
@@ -15,9 +15,11 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-CONSTANTS_FILE = os.path.join(HERE, "hardware-model.json")
+STUDY_DIR = os.path.dirname(os.path.abspath(__file__))       # launch/study
+HERE = os.path.dirname(STUDY_DIR)                             # launch/: the entry scripts
+ROOT = os.path.dirname(HERE)                                  # the repository
+RESULTS_DIR = os.path.join(ROOT, "results")                   # measured figures, generated guides
+CONSTANTS_FILE = os.path.join(STUDY_DIR, "hardware-model.json")
 STUDY_FORMAT = "dlfs-scaling-study/1"
 CSV_FIELDS = ["ranks", "mode", "device", "batch", "batch_per_rank", "samples_per_s", "step_ms",
               "compute_share", "comm_wait_share", "data_share", "speedup", "efficiency",

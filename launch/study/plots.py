@@ -1,9 +1,9 @@
-"""scaling_plots — the plots of launch/scaling-report (matplotlib, Agg backend): throughput and
+"""plots — the plots of launch/scaling-report (matplotlib, Agg backend): throughput and
 efficiency against ranks (scaling.png) and the step time split into compute, all-reduce wait
 and data (scaling-breakdown.png). `studies` are scaling-report's Study objects."""
 import os
 
-import perfmodel
+from . import perfmodel
 
 
 def plots(studies, out):
