@@ -36,8 +36,7 @@ static const char *const mnist_classes[] = {"0", "1", "2", "3", "4", "5", "6", "
 static const char usage_text[] =
     "usage: dlfs-data convert --train-images F --train-labels F --test-images F --test-labels F\n"
     "                         [--classes \"a,b,...\" | --preset fashion-mnist|mnist]\n"
-    "                         [--source TEXT] [--license TEXT] [--train-limit N] [--test-limit N]\n"
-    "                         [--force] -o OUT.h5\n"
+    "                         [--source TEXT] [--license TEXT] [--train-limit N] [--test-limit N] [--force] -o OUT.h5\n"
     "       dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] [--force] -o OUT.h5\n"
     "       dlfs-data info FILE\n"
     "\n"
@@ -92,7 +91,6 @@ static char *str_dup_(const char *s)
 }
 
 /* ---- convert --------------------------------------------------------------------- */
-
 enum { TRAIN_IMG, TRAIN_LAB, TEST_IMG, TEST_LAB, NFILES };
 static const char *const file_opt[NFILES] = {"--train-images", "--train-labels",
                                              "--test-images", "--test-labels"};
@@ -104,9 +102,8 @@ static const char *const fmnist_names[NFILES] = {"train-images-idx3-ubyte",
 struct convert_opts {
     char *files[NFILES];   /* owned */
     const char *classes, *preset, *source, *license, *out, *fmnist_dir;
-    int fmnist;
     size_t limit[2];   /* --train-limit, --test-limit: the first N samples of the split (0: all) */
-    int force;         /* --force: replace an existing -o */
+    int fmnist, force; /* --fashion-mnist; --force: replace an existing -o */
 };
 
 /* Fill the four file names from a Fashion-MNIST directory (plain file preferred, else .gz). */
@@ -216,16 +213,14 @@ static int convert_check_(const struct convert_opts *o, struct dlfs_idx *f, int 
     return EXIT_SUCCESS;
 }
 
-/* -o must not be one of the inputs (same file after links: it would be replaced),
- * nor, without --force, anything that exists (a dataset converted earlier). */
+/* -o must not be an input (same file after links), nor, without --force, exist. */
 static int output_check_(const struct convert_opts *o)
 {
     for (int i = 0; i < NFILES; i++)
         if (dlfs_path_same(o->files[i], o->out))
             return usage_error_("-o %s is the same file as %s %s: converting would replace an input; write "
                                "the dataset to another file", o->out, file_opt[i], o->files[i]);
-    struct stat st;
-    if (!o->force && lstat(o->out, &st) == 0)
+    if (!o->force && lstat(o->out, &(struct stat){0}) == 0)
         return usage_error_("-o %s exists: give --force to replace it, or another -o", o->out);
     return EXIT_SUCCESS;
 }
@@ -315,9 +310,8 @@ static int cmd_convert_(int argc, char **argv)
         {"source", required_argument, NULL, 's'},       {"license", required_argument, NULL, 'l'},
         {"output", required_argument, NULL, 'o'},       {"fashion-mnist", optional_argument, NULL, 'F'},
         {"train-limit", required_argument, NULL, 'T'},  {"test-limit", required_argument, NULL, 't'},
-        {"force", no_argument, NULL, 'f'},              {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    struct convert_opts o = {{NULL}, NULL, NULL, NULL, NULL, NULL, FMNIST_DEFAULT_DIR, 0, {0, 0}, 0};
+        {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    struct convert_opts o = {{NULL}, NULL, NULL, NULL, NULL, NULL, FMNIST_DEFAULT_DIR, {0, 0}, 0, 0};
     const char *given[NFILES] = {NULL};
     int c, rc = EXIT_SUCCESS;
     opterr = 0;  /* we print our own one-line messages */
