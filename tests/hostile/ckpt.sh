@@ -3,9 +3,8 @@
 # Hostile checkpoints and checkpoint directories through dlfs-train (--resume,
 # --eval, --checkpoint-dir) on 1 and 2 ranks. Each case: exit != 0 on every rank
 # within its bound, one line naming the file or option and what to do, every
-# file that existed before byte-identical (tests/hostile/hostile-lib.sh).
+# file that existed before byte-identical (tests/lib.sh: h_check).
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/hostile-lib.sh"
 train=$1 fm=$(t_small "$3") mk=$4
 H_WATCH+=("$fm")
 cd "$T_TMP" || exit 1

@@ -7,7 +7,6 @@
 # alone while rank 0 writes a slow checkpoint (the write completes, every rank exits 3); a
 # format-1 checkpoint says what was not verified.
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/hostile-lib.sh"
 train=$1 data=$2 mk=$4 gen=$5
 cd "$T_TMP" || exit 1
 "$gen" gen . >/dev/null && "$data" convert --train-images train-images-idx3-ubyte --train-labels \

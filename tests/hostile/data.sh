@@ -3,9 +3,8 @@
 # Hostile inputs to the data path: IDX files (dlfs-data convert), dataset files
 # (dlfs-data info, dlfs-train --data on 1 and 2 ranks). Each case: exit != 0 on
 # every rank within its bound, one line naming the file and what to do, and
-# every file that existed before byte-identical (tests/hostile/hostile-lib.sh).
+# every file that existed before byte-identical (tests/lib.sh: h_check).
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/hostile-lib.sh"
 train=$1 data=$2 fm=$3 mk=$4 gen=$5
 H_WATCH+=("$fm")
 cd "$T_TMP" || exit 1

@@ -10,7 +10,6 @@
 # stays out of the command), SLURM_NTASKS=abc one message (both scripts run as they are,
 # DLFS_DRY_RUN=1 for train.sbatch; no SLURM needed).
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/hostile-lib.sh"
 train=$1
 root=$(cd "$(dirname "$0")/../.." && pwd)
 py=${T_PY:-python3}

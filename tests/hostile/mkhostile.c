@@ -2,6 +2,8 @@
  *   mkhostile idx OUT.gz D0 D1 D2 BYTES    gzip IDX whose header says [D0,D1,D2], then
  *                                          BYTES zero bytes (fewer than declared: truncated)
  *   mkhostile dataset OUT.h5               a small valid dlfs dataset (1x28x28, 10 classes)
+ *   mkhostile not-dlfs OUT.h5              an HDF5 file with one integer dataset, no dlfs attributes
+ *   mkhostile label FILE.h5 I V            set /train/labels[I] to V in place
  *   mkhostile ds-declare FILE.h5 N C H W   /train/images (and labels) declare this shape,
  *                                          chunked and never written: nothing stored
  *   mkhostile ds-attr FILE.h5 NAME V       set channel 0 of the float attribute NAME (mean, std)
@@ -133,12 +135,41 @@ static int outside_(char **a)
     return (H5Fclose(f) < 0) || !ok;
 }
 
+static int not_dlfs_(const char *out)
+{
+    hid_t f = H5Fcreate(out, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return 1;
+    const hsize_t dims[1] = {4};
+    const int v[4] = {1, 2, 3, 4};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t d = H5Dcreate2(f, "values", H5T_NATIVE_INT, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
+    H5Dclose(d), H5Sclose(sp);
+    return (H5Fclose(f) < 0) || !ok;
+}
+
+static int label_(char **a)
+{
+    hid_t f = H5Fopen(a[0], H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0) return 1;
+    hid_t d = H5Dopen2(f, "/train/labels", H5P_DEFAULT), fs = H5Dget_space(d);
+    const hsize_t start[1] = {strtoull(a[1], NULL, 10)}, count[1] = {1};
+    const unsigned char v = (unsigned char)atoi(a[2]);
+    hid_t ms = H5Screate_simple(1, count, NULL);
+    const int ok = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+                   H5Dwrite(d, H5T_NATIVE_UCHAR, ms, fs, H5P_DEFAULT, &v) >= 0;
+    H5Sclose(ms), H5Sclose(fs), H5Dclose(d);
+    return (H5Fclose(f) < 0) || !ok;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "";
     char **a = argv + 2;
     if (!strcmp(cmd, "idx") && argc == 7) return idx_(a);
     if (!strcmp(cmd, "dataset") && argc == 3) return dataset_(a[0]);
+    if (!strcmp(cmd, "not-dlfs") && argc == 3) return not_dlfs_(a[0]);
+    if (!strcmp(cmd, "label") && argc == 5) return label_(a);
     if (!strcmp(cmd, "ds-declare") && argc == 7) return ds_declare_(a);
     if (!strcmp(cmd, "ds-attr") && argc == 5) return ds_attr_(a);
     if (!strcmp(cmd, "ckpt-int") && argc == 5) return ckedit_set_i64(a[0], a[1], strtoll(a[2], NULL, 10)) != 0;

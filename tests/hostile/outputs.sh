@@ -6,7 +6,6 @@
 # both, exit 2 on every rank); launch/hardware-guide and launch/scaling-report refuse -o
 # over an input.
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/hostile-lib.sh"
 train=$1 data=$2 gen=$5
 cd "$T_TMP" || exit 1
 "$gen" gen . >/dev/null && "$data" convert --train-images train-images-idx3-ubyte --train-labels \

@@ -10,10 +10,9 @@
 # checkpoints and dataset files; --trace, --metrics and the standard output on
 # /dev/full; --rollback without --checkpoint-dir; dlfs-data info escaping the control
 # bytes of class names, source and license. Every refusal: one line, files unchanged
-# (tests/hostile/hostile-lib.sh). Singleton runs (no mpirun: each start costs seconds
+# (tests/lib.sh: h_check). Singleton runs (no mpirun: each start costs seconds
 # here) but for one case on 2 ranks.
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/hostile-lib.sh"
 train=$1 data=$2 mk=$4 gen=$5
 cd "$T_TMP" || exit 1
 "$mk" dataset d.h5 || { t_fail "making the dataset"; t_done; }

@@ -9,7 +9,6 @@
 # --resume latest passes over a damaged newest checkpoint and says so); a stop signal
 # while a wait for a stuck rank lasts; --eval of a checkpoint without optimizer state.
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/hostile-lib.sh"
 train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
 cd "$T_TMP" || exit 1

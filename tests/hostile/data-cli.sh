@@ -1,37 +1,21 @@
 #!/usr/bin/env bash
-# Bad input through the dlfs-data program: each case must exit with the given
-# status, print exactly one line "dlfs-data: ..." on stderr that names the file,
-# leave no output file, trigger no sanitizer report, and end within 30 s.
-# usage: bad_input.sh DLFS_DATA DATA_TESTGEN WORKDIR
-set -u
-DATA=$1 GEN=$2 WORK=$3
-nfail=0
-rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
-cd "$WORK" || exit 1
-"$GEN" gen . || { echo "FAIL: generator failed" >&2; exit 1; }
+# Bad input through the dlfs-data program (ctest data_bad_input): each case must exit with
+# the given status, print exactly one line "dlfs-data: ..." on stderr that names the file,
+# change no file that was there, end within 30 s (tests/lib.sh: h_check), and leave no
+# output file.
+# usage: data-cli.sh DLFS_TRAIN DLFS_DATA FMNIST DATA_TESTGEN (dlfs_sh_test's arguments)
+. "$(dirname "$0")/../lib.sh"
+DATA=$2 GEN=$4
+cd "$T_TMP" || exit 1
+"$GEN" gen . >/dev/null || { t_fail "generator failed"; t_done; }
 
-# expect RC PHRASE -- ARGS... : run dlfs-data ARGS and check the above.
+# expect RC PHRASE -- ARGS... : dlfs-data ARGS refused as h_check says, no output file left
 expect() {
     local want=$1 phrase=$2
     shift 3
     rm -f out.h5 out.h5.tmp
-    timeout 30 "$DATA" "$@" >stdout.txt 2>stderr.txt
-    local rc=$? lines problem=""
-    lines=$(wc -l <stderr.txt)
-    if [ "$rc" -ne "$want" ]; then problem="exit status $rc, want $want"
-    elif [ "$lines" -ne 1 ]; then problem="$lines lines on stderr, want 1"
-    elif ! grep -q '^dlfs-data: ' stderr.txt; then problem="stderr does not start with 'dlfs-data: '"
-    elif ! grep -qF -- "$phrase" stderr.txt; then problem="stderr lacks '$phrase'"
-    elif grep -qE 'Sanitizer|runtime error|HDF5-DIAG' stderr.txt; then problem="sanitizer/HDF5 output"
-    elif [ -e out.h5 ] || [ -e out.h5.tmp ]; then problem="output file left behind"
-    fi
-    if [ -n "$problem" ]; then
-        echo "FAIL: dlfs-data $*: $problem" >&2
-        sed 's/^/    stderr: /' stderr.txt >&2
-        nfail=$((nfail + 1))
-    else
-        echo "ok   $(cat stderr.txt)"
-    fi
+    h_expect "dlfs-data $*" "$want" "$phrase" 30 "$DATA" "$@"
+    if [ -e out.h5 ] || [ -e out.h5.tmp ]; then t_fail "dlfs-data $*: output file left behind"; fi
 }
 
 # convert with the four gray files, one of them replaced: convert_with SLOT FILE
@@ -46,7 +30,7 @@ convert_with() {
 TEN=--classes=a,b,c,d,e,f,g,h,i,j
 
 # Sanity: the unbroken set converts (so the failures below are about the bad file).
-"$DATA" $(convert_with 0 train-images-idx3-ubyte $TEN) >/dev/null || { echo "FAIL: good set" >&2; exit 1; }
+"$DATA" $(convert_with 0 train-images-idx3-ubyte $TEN) >/dev/null || { t_fail "the good set does not convert"; t_done; }
 rm -f out.h5
 
 expect 1 "missing.idx"             -- $(convert_with 0 missing.idx)
@@ -61,8 +45,8 @@ expect 1 "label12.idx: label 12 at index 37 is outside the 10 classes" -- $(conv
 expect 1 "label12.idx: label 12 at index 37 is outside the 12 classes" -- \
     $(convert_with 1 label12.idx --classes=a,b,c,d,e,f,g,h,i,j,k,l)
 "$DATA" $(convert_with 1 label12.idx --classes=a,b,c,d,e,f,g,h,i,j,k,l,m) >/dev/null \
-    && echo "ok   label 12 with 13 named classes converts" \
-    || { echo "FAIL: label 12 with 13 named classes refused" >&2; nfail=$((nfail + 1)); }
+    && t_pass "label 12 with 13 named classes converts" \
+    || t_fail "label 12 with 13 named classes refused"
 rm -f out.h5
 expect 1 "train-labels-idx1-ubyte.gz has 1 dimensions" -- $(convert_with 0 train-labels-idx1-ubyte.gz)
 expect 1 "has 1x7x5 images but rgb-test-images.idx has 3x4x6" -- convert \
@@ -87,11 +71,10 @@ for o in train-images-idx3-ubyte ./train-images-idx3-ubyte link-to-input.h5 hard
     rc=$?
     if [ "$rc" -ne 2 ] || [ "$(wc -l <stderr.txt)" -ne 1 ] || ! grep -qF "is the same file as --train-images" stderr.txt \
         || [ "$(sha256sum train-images-idx3-ubyte | cut -d' ' -f1)" != "$in_sum" ]; then
-        echo "FAIL: convert -o $o (an input): exit $rc, or the input changed" >&2
+        t_fail "convert -o $o (an input): exit $rc, or the input changed"
         sed 's/^/    stderr: /' stderr.txt >&2
-        nfail=$((nfail + 1))
     else
-        echo "ok   $(cat stderr.txt)"
+        t_pass "$(cat stderr.txt)"
     fi
 done
 
@@ -134,9 +117,7 @@ expect 2 "info takes exactly one"  -- info a.h5 b.h5
 
 # --help: usage on stdout, status 0, nothing on stderr.
 "$DATA" --help >stdout.txt 2>stderr.txt && grep -q 'dlfs-data convert' stdout.txt && [ ! -s stderr.txt ] \
-    || { echo "FAIL: --help" >&2; nfail=$((nfail + 1)); }
+    && t_pass "--help" || t_fail "--help"
 "$DATA" convert -h >stdout.txt 2>stderr.txt && grep -q -- '--fashion-mnist' stdout.txt \
-    || { echo "FAIL: convert -h" >&2; nfail=$((nfail + 1)); }
-
-if [ "$nfail" -ne 0 ]; then echo "FAILED: $nfail case(s)"; exit 1; fi
-echo "PASSED"
+    && t_pass "convert -h" || t_fail "convert -h"
+t_done
