@@ -48,10 +48,10 @@ static void banner_(const struct dlfs_run *r, long steps_per_epoch)
 {
     const struct dlfs_options *o = r->o;
     char ranks[160];
-    if (r->comm->size > 1)
-        snprintf(ranks, sizeof ranks, "%d ranks on %s, gradients summed by %s", r->comm->size, r->comm->host,
+    if (strcmp(dlfs_run_comm_name(r), "none") != 0)
+        snprintf(ranks, sizeof ranks, "%d rank(s) on %s, gradients summed by %s", r->comm->size, r->comm->host,
                  dlfs_run_comm_name(r));
-    else snprintf(ranks, sizeof ranks, "1 rank on %s (no gradients to exchange)", r->comm->host);
+    else snprintf(ranks, sizeof ranks, "%d rank on %s (no gradients to exchange)", r->comm->size, r->comm->host);
     printf("dlfs-train %s: %s backend (%s GEMMs), %s; model %s (%zu parameters)\n", DLFS_VERSION, r->be->name,
            dlfs_precision_name(o->precision), ranks, r->model.spec, r->n);
     char micro[64] = "";
