@@ -14,10 +14,10 @@ fi
 if [ -f "$out" ] && "$data" info "$out" >/dev/null 2>&1; then
   echo "$out is up to date"
 else
-  "$data" convert --fashion-mnist "$dir" -o "$out"
+  "$data" convert --fashion-mnist "$dir" --force -o "$out"
 fi
 if [ -f "$small" ] && "$data" info "$small" >/dev/null 2>&1; then
   echo "$small is up to date"
 else
-  "$data" convert --fashion-mnist "$dir" --train-limit 12800 --test-limit 2000 -o "$small"
+  "$data" convert --fashion-mnist "$dir" --train-limit 12800 --test-limit 2000 --force -o "$small"
 fi

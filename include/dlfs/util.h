@@ -43,6 +43,9 @@ void dlfs_params_sha256(const float *params, size_t n, char hex[65]);
  * seconds ends the job) and ignore SIGXFSZ (a file-size limit then fails the
  * write instead of killing the process). */
 void dlfs_signals_install(void);
+/* From here on SIGINT (Ctrl-C) is handled as SIGTERM is; a second one ends the
+ * process at once. `announce`: say so on the standard error when it comes. */
+void dlfs_signals_catch_int(int announce);
 /* The signal received (0 if none), and its name ("SIGTERM", ...). */
 int dlfs_signal_pending(void);
 const char *dlfs_signal_name(int sig);

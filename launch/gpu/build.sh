@@ -46,7 +46,7 @@ TRAIN=$BUILD/src/dlfs-train DATA=$BUILD/src/dlfs-data
 FM=$BUILD/fmnist.h5
 if [ $BUILT = 1 ]; then
   if "$DATA" info "$FM" >/dev/null 2>&1; then :
-  elif b=$(budget 10 120) && run convert "$b" "$DATA" convert --fashion-mnist "$FMNIST_DIR" -o "$FM"; then :
+  elif b=$(budget 10 120) && run convert "$b" "$DATA" convert --fashion-mnist "$FMNIST_DIR" --force -o "$FM"; then :
   else row "Fashion-MNIST converted into the build tree" "FAIL: $(tail -n 1 "$LOGS/convert.log" 2>/dev/null)"; FM=""; fi
 fi
 pack

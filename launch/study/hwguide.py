@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import statistics
+import subprocess
 
 from . import perfmodel
 from .perfmodel import InputError, const
@@ -112,6 +113,34 @@ class Inputs:
 
     def name(self, spec):
         return self.names.get(spec, spec)
+
+
+def weak_evidence(machines):
+    """What makes the inputs weak evidence: a machine measured under load (the 1-minute load
+    average at the start above half its usable cores: other programs took CPU time from the
+    runs), or from a tree with uncommitted changes (no commit reproduces it). One line each."""
+    why = []
+    for m in machines:
+        load, cores = (m.get("loadavg") or [None])[0], m.get("cores") or m.get("logical_cpus")
+        if load is not None and cores and load > 0.5 * cores:
+            why.append(f"`{m.get('host', '?')}` was under load {load:.2f} on {cores} usable core(s) when its "
+                       f"measurements began: its measured figures are low")
+        if str(m.get("commit", "")).endswith("+changes"):
+            why.append(f"`{m.get('host', '?')}` measured a tree with uncommitted changes (commit "
+                       f"{m['commit']}): no commit reproduces it")
+        elif m.get("commit") == "unknown":
+            why.append(f"`{m.get('host', '?')}` recorded no commit: no commit is known to reproduce it")
+    return why
+
+
+def tracked(path):
+    """Whether git tracks the file at path (a committed result)."""
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        return False
+    r = subprocess.run(["git", "-C", d, "ls-files", "--error-unmatch", os.path.basename(path)],
+                       capture_output=True, text=True)
+    return r.returncode == 0
 
 
 def batch_from_steps(epochs):

@@ -148,10 +148,17 @@ def exposed_ms(t_ar, overlap, t_compute):
     return t_ar - min(overlap * t_ar, const("backward_share") * t_compute)
 
 
+def gemm_efficiency(precision="fp32"):
+    """The share of the GEMM ceiling a modelled step reaches: fitted to PyTorch's H100 steps
+    (fp32; bf16, which tf32 takes too), so that no modelled step beats a measured one."""
+    return const("gpu_gemm_efficiency") if precision == "fp32" else const("gpu_gemm_efficiency_bf16")
+
+
 def gpu_step_ms(flops_per_sample, batch, precision="fp32", efficiency=None):
-    """Modelled time of one training step on one GPU: the fixed overhead plus the arithmetic at
-    `efficiency` (default: the assumption in the constants) of the GEMM ceiling."""
-    eff = const("gpu_gemm_efficiency") if efficiency is None else efficiency
+    """THE model of one training step on one GPU, for every tool: the fixed overhead plus the
+    arithmetic at `efficiency` (default: fitted per precision, gemm_efficiency) of the GEMM
+    ceiling. Both constants are fitted to PyTorch's measured H100 steps (hardware-model.json)."""
+    eff = gemm_efficiency(precision) if efficiency is None else efficiency
     rate = gemm_tflops(precision) * 1e12 * eff
     return const("gpu_step_overhead_ms") + flops_per_sample * batch / rate * 1e3
 

@@ -38,8 +38,8 @@ static const char *const mnist_classes[] = {"0", "1", "2", "3", "4", "5", "6", "
 static const char *const usage_text[3] = {
     "usage: dlfs-data convert --train-images F --train-labels F --test-images F --test-labels F\n"
     "                         [--classes \"a,b,...\" | --preset fashion-mnist|mnist]\n"
-    "                         [--source TEXT] [--license TEXT] [--train-limit N] [--test-limit N] -o OUT.h5\n"
-    "       dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] -o OUT.h5\n"
+    "                         [--source TEXT] [--license TEXT] [--train-limit N] [--test-limit N] [--force] -o OUT.h5\n"
+    "       dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] [--force] -o OUT.h5\n"
     "       dlfs-data info FILE\n"
     "       dlfs-data synth --size MB [--shape CxHxW] [--classes K] [--test N] [--seed N] -o OUT.h5\n"
     "       dlfs-data --version   (the version, the commit, the backends built in)\n", "\n"
@@ -52,7 +52,8 @@ static const char *const usage_text[3] = {
     "         (default " FMNIST_DEFAULT_DIR ") with the Fashion-MNIST class names.\n"
     "         --train-limit N / --test-limit N keep only the first N samples of that\n"
     "         split (a slice for quick runs and tests; mean/std are the slice's own).\n"
-    "         It refuses an -o that is one of its inputs, and train images with a\n"
+    "         It refuses an -o that is one of its inputs, an -o that exists (unless\n"
+    "         --force: then it is replaced whole, atomically), and train images with a\n"
     "         (nearly) constant channel (std 0: normalising would divide by 0).\n"
     "info     prints a summary of a dlfs dataset (shapes, classes, per-class counts,\n"
     "         mean/std, source, license) or of a token file.\n"
@@ -100,7 +101,6 @@ static char *str_dup_(const char *s)
 }
 
 /* ---- convert --------------------------------------------------------------------- */
-
 enum { TRAIN_IMG, TRAIN_LAB, TEST_IMG, TEST_LAB, NFILES };
 static const char *const file_opt[NFILES] = {"--train-images", "--train-labels",
                                              "--test-images", "--test-labels"};
@@ -112,8 +112,8 @@ static const char *const fmnist_names[NFILES] = {"train-images-idx3-ubyte",
 struct convert_opts {
     char *files[NFILES];   /* owned */
     const char *classes, *preset, *source, *license, *out, *fmnist_dir;
-    int fmnist;
     size_t limit[2];   /* --train-limit, --test-limit: the first N samples of the split (0: all) */
+    int fmnist, force; /* --fashion-mnist; --force: replace an existing -o */
 };
 
 /* Fill the four file names from a Fashion-MNIST directory (plain file preferred, else .gz). */
@@ -223,13 +223,15 @@ static int convert_check_(const struct convert_opts *o, struct dlfs_idx *f, int 
     return EXIT_SUCCESS;
 }
 
-/* -o must not be one of the inputs (same file after links: it would be replaced). */
+/* -o must not be an input (same file after links), nor, without --force, exist. */
 static int output_check_(const struct convert_opts *o)
 {
     for (int i = 0; i < NFILES; i++)
         if (dlfs_path_same(o->files[i], o->out))
             return usage_error_("-o %s is the same file as %s %s: converting would replace an input; write "
                                "the dataset to another file", o->out, file_opt[i], o->files[i]);
+    if (!o->force && lstat(o->out, &(struct stat){0}) == 0)
+        return usage_error_("-o %s exists: give --force to replace it, or another -o", o->out);
     return EXIT_SUCCESS;
 }
 
@@ -318,8 +320,8 @@ static int cmd_convert_(int argc, char **argv)
         {"source", required_argument, NULL, 's'},       {"license", required_argument, NULL, 'l'},
         {"output", required_argument, NULL, 'o'},       {"fashion-mnist", optional_argument, NULL, 'F'},
         {"train-limit", required_argument, NULL, 'T'},  {"test-limit", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
-    struct convert_opts o = {{NULL}, NULL, NULL, NULL, NULL, NULL, FMNIST_DEFAULT_DIR, 0, {0, 0}};
+        {"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    struct convert_opts o = {{NULL}, NULL, NULL, NULL, NULL, NULL, FMNIST_DEFAULT_DIR, {0, 0}, 0, 0};
     const char *given[NFILES] = {NULL};
     int c, rc = EXIT_SUCCESS;
     opterr = 0;  /* we print our own one-line messages */
@@ -333,6 +335,7 @@ static int cmd_convert_(int argc, char **argv)
         case 's': o.source = optarg; break;
         case 'l': o.license = optarg; break;
         case 'o': o.out = optarg; break;
+        case 'f': o.force = 1; break;
         case 'T': case 't':
             if (limit_parse_(c == 'T' ? "--train-limit" : "--test-limit", optarg, &o.limit[c == 't']) != EXIT_SUCCESS)
                 return EXIT_USAGE;

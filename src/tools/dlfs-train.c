@@ -1,7 +1,7 @@
 /* dlfs-train: the trainer's main. Started by mpirun/srun (one rank is fine).
- * Exit codes: 0 done, 1 runtime error, 2 usage error, 3 stopped by a signal with a
- * checkpoint written, 4 stopped by a signal without --checkpoint-dir (every rank
- * exits the same). */
+ * Exit codes: 0 done, 1 runtime error, 2 usage error, 3 stopped by a signal
+ * (SIGTERM, SIGUSR1, SIGINT) with a checkpoint written, 4 stopped by a signal
+ * without --checkpoint-dir (every rank exits the same); 130 after a second Ctrl-C. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -142,7 +142,8 @@ enum dlfs_status dlfs_batcher_pipeline(struct dlfs_batcher *b, bool data_on_devi
         snprintf(win, sizeof win, "; %s, windows of %zu samples", b->ds->train.images ? "in memory" : "streamed",
                  b->window_chunks * b->chunk_rows);
     snprintf(desc, desc_len, "%s%s%s",
-             *gathered ? "on the device, gathered per step"
+             *gathered && strcmp(be->name, "cpu") == 0 ? "resident in memory (the CPU backend's device), gathered per step"
+             : *gathered ? "on the device, gathered per step"
              : b->prefetch.started ? "staged per batch, prefetch thread" : "staged per batch",
              !*gathered && b->prefetch.started && b->prefetch.stage[0].pinned ? " (pinned)" : "", win);
     return st;

@@ -315,8 +315,9 @@ void dlfs_options_usage(FILE *f)
     }
     fputs("\n  -h, --help             this text;  --version  the version\n"
           "Exit codes: 0 done, 1 runtime error (message names the file/option), 2 usage error,\n"
-          "  3 stopped by SIGTERM/SIGUSR1 with a checkpoint written (resume with --resume latest),\n"
-          "  4 stopped by a signal without --checkpoint-dir (nothing saved).\n", f);
+          "  3 stopped by SIGTERM/SIGUSR1/Ctrl-C with a checkpoint written (resume with --resume latest),\n"
+          "  4 stopped by a signal without --checkpoint-dir (nothing saved), 130 a second Ctrl-C\n"
+          "  (stopped at once). Under mpirun, Ctrl-C makes mpirun itself exit 1 (see README.md).\n", f);
 }
 
 /* ---- digest -------------------------------------------------------------------- */

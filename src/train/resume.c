@@ -69,6 +69,43 @@ enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_ep
     return dlfs_comm_agree(r->comm, st);
 }
 
+/* The value of `key` in an options text "k=v;k=v;..." (its length in *n), or NULL. */
+static const char *option_(const char *text, const char *key, size_t *n)
+{
+    const size_t kl = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, ';') ? strchr(p, ';') + 1 : NULL)
+        if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            const char *end = strchr(p + kl + 1, ';');
+            *n = end ? (size_t)(end - p - kl - 1) : strlen(p + kl + 1);
+            return p + kl + 1;
+        }
+    return NULL;
+}
+
+/* The saved options that differ from this run's, one "name old -> new" each (not
+ * --resume itself), or a line saying none does. */
+static void options_changed_(const struct dlfs_options *o, const char *saved)
+{
+    char now[4096];
+    dlfs_options_describe(o, now, sizeof now);
+    int changed = 0;
+    for (const char *p = saved; *p;) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ';');
+        if (!eq || (end && end < eq)) break;
+        if (!end) end = p + strlen(p);
+        char key[64];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
+        size_t n = 0;
+        const char *cur = option_(now, key, &n);
+        const size_t old_n = (size_t)(end - eq - 1);
+        if (strcmp(key, "resume") != 0 && (!cur || n != old_n || strncmp(cur, eq + 1, n) != 0))
+            printf("%s%s %.*s -> %.*s", changed++ ? ", " : "resume: options changed since the checkpoint: ", key,
+                   old_n ? (int)old_n : 6, old_n ? eq + 1 : "(none)", cur && n ? (int)n : 6, cur && n ? cur : "(none)");
+        p = *end ? end + 1 : end;
+    }
+    printf("%s\n", changed ? "" : "resume: the options are those the checkpoint was written with");
+}
+
 /* What changed since the checkpoint was written, for the record (rank 0). */
 static void report_(const struct dlfs_run *r, const char *path, const struct dlfs_ckpt *c)
 {
@@ -84,7 +121,7 @@ static void report_(const struct dlfs_run *r, const char *path, const struct dlf
     if (c->deterministic != o->deterministic || (o->deterministic && c->virtual_shards != o->virtual_shards))
         printf("resume: deterministic mode or --virtual-shards changed: the continuation is not "
                "bit-identical to an uninterrupted run\n");
-    if (c->options) printf("resume: saved options: %s\n", c->options);
+    if (c->options && *c->options) options_changed_(o, c->options);
     fflush(stdout);
 }
 

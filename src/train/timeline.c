@@ -103,10 +103,13 @@ void dlfs_tracer_step(struct dlfs_run *r, int begin)
     dlfs_tracer_mark(r, "step begins");
 }
 
-/* A span of evaluation or checkpointing, outside the window too (they are few). */
+/* A span of evaluation or checkpointing between two steps of the window (one
+ * after it would stretch the timeline far past the traced steps: a viewer opens
+ * zoomed out on a long gap). */
 int dlfs_tracer_begin(struct dlfs_run *r, const char *name)
 {
-    if (!r->tracer.on) return -1;
+    const struct dlfs_tracer *t = &r->tracer;
+    if (!t->on || t->first < 0 || r->step <= t->w0 || r->step >= t->w1) return -1;
     const int was = dlfs_trace_on;
     dlfs_trace_on = 1;
     const int h = dlfs_trace_begin("run", name, (int)r->step);
@@ -149,12 +152,11 @@ static char *events_(const struct dlfs_run *r, size_t *len)
     }
     for (int t = 0; t < (int)(sizeof tracks / sizeof tracks[0]); t++) {
         if (!tracks[t]) continue;
-        char one[256];
+        char one[256], name[32];
+        if (t >= DLFS_TRACK_BUCKET) snprintf(name, sizeof name, "bucket %d", t - DLFS_TRACK_BUCKET);
+        else snprintf(name, sizeof name, "%s", t == DLFS_TRACK_HOST ? "host" : "device (CUDA events)");
         const int k = snprintf(one, sizeof one, ",\n{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": %d, \"tid\": %d, "
-                               "\"args\": {\"name\": \"%s%.0d\"}}", r->comm->rank, t,
-                               t == DLFS_TRACK_HOST ? "host" : t == DLFS_TRACK_DEVICE ? "device (CUDA events)"
-                                                                                      : "bucket ",
-                               t >= DLFS_TRACK_BUCKET ? t - DLFS_TRACK_BUCKET : 0);
+                               "\"args\": {\"name\": \"%s\"}}", r->comm->rank, t, name);
         while (used + (size_t)k + 1 > cap) out = realloc(out, cap *= 2);
         if (!out) dlfs_fatal(71, "out of host memory writing the timeline");
         memcpy(out + used, one, (size_t)k + 1);
@@ -192,6 +194,11 @@ static enum dlfs_status file_(const struct dlfs_run *r, const char *all, size_t 
     if (fclose(f) != 0 || bad)
         return dlfs_error_set(DLFS_ERR_IO, "--trace %s: write failed: %s; the timeline is incomplete", r->o->trace,
                               strerror(bad ? err : errno));
+    if (!r->o->quiet) {
+        printf("trace written to %s: steps %ld to %ld of %d rank(s); open it in https://ui.perfetto.dev\n", r->o->trace,
+               r->tracer.w0, r->tracer.w1 - 1, r->comm->size);
+        fflush(stdout);
+    }
     return DLFS_OK;
 }
 

@@ -47,9 +47,13 @@ static void fault_perturb_(struct dlfs_run *r)
 static void banner_(const struct dlfs_run *r, long steps_per_epoch)
 {
     const struct dlfs_options *o = r->o;
-    printf("dlfs-train %s: %s backend (%s GEMMs), %d rank(s) on %s, gradients summed by %s; model %s (%zu "
-           "parameters)\n", DLFS_VERSION, r->be->name, dlfs_precision_name(o->precision), r->comm->size,
-           r->comm->host, dlfs_run_comm_name(r), r->model.spec, r->n);
+    char ranks[160];
+    if (strcmp(dlfs_run_comm_name(r), "none") != 0)
+        snprintf(ranks, sizeof ranks, "%d rank(s) on %s, gradients summed by %s", r->comm->size, r->comm->host,
+                 dlfs_run_comm_name(r));
+    else snprintf(ranks, sizeof ranks, "%d rank on %s (no gradients to exchange)", r->comm->size, r->comm->host);
+    printf("dlfs-train %s: %s backend (%s GEMMs), %s; model %s (%zu parameters)\n", DLFS_VERSION, r->be->name,
+           dlfs_precision_name(o->precision), ranks, r->model.spec, r->n);
     char micro[64] = "";
     if (o->accum_steps > 1)
         snprintf(micro, sizeof micro, " in %d micro-batches of %d", o->accum_steps, r->local_batch / o->accum_steps);
@@ -66,6 +70,19 @@ static void banner_(const struct dlfs_run *r, long steps_per_epoch)
                r->opt.shard.total, r->n);
     if (o->target_acc > 0) printf("target: test accuracy %.2f%%\n", 100 * o->target_acc);
     fflush(stdout);
+}
+
+/* Whether progress lines may rewrite one line with \r: only on a terminal that is the
+ * user's. Under a launcher (mpirun, srun, mpiexec) the rank's terminal is the
+ * launcher's pseudo-terminal, whatever mpirun's own output goes to (a log file
+ * would fill with \r-joined lines): plain lines then. */
+static int console_tty_(void)
+{
+    static const char *const launched[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
+                                           "SLURM_STEP_ID"};
+    for (size_t i = 0; i < sizeof launched / sizeof *launched; i++)
+        if (getenv(launched[i])) return 0;
+    return isatty(STDOUT_FILENO);
 }
 
 static void progress_(const struct dlfs_run *r, const struct loop_ *L, int epoch, long s, long s0, double loss,
@@ -128,11 +145,13 @@ static enum dlfs_status save_(struct dlfs_run *r, struct loop_ *L, char **path)
 #define FLAG_SIGUSR1_ 2
 #define FLAG_OTHER_SIGNAL_ 4
 #define FLAG_NONFINITE_ 8
+#define FLAG_SIGINT_ 16
 
 static enum dlfs_status interrupted_(struct dlfs_run *r, struct loop_ *L, int flags)
 {
     /* the name of the signal any rank got (SIGTERM first), not just rank 0's */
-    const char *name = flags & FLAG_SIGTERM_ ? "SIGTERM" : flags & FLAG_SIGUSR1_ ? "SIGUSR1" : "a signal";
+    const char *name = flags & FLAG_SIGTERM_ ? "SIGTERM" : flags & FLAG_SIGUSR1_ ? "SIGUSR1"
+                     : flags & FLAG_SIGINT_  ? "SIGINT (Ctrl-C)" : "a signal";
     if (!r->o->checkpoint_dir)
         return dlfs_error_set(DLFS_ERR_INTERRUPTED, "stopped by %s at step %ld; nothing saved (no "
                               "--checkpoint-dir)", name, r->step);
@@ -147,7 +166,7 @@ static enum dlfs_status interrupted_(struct dlfs_run *r, struct loop_ *L, int fl
 
 /* Evaluate on the test split; with --target-acc, note when it is first reached
  * (every rank gets the same summed accuracy, so every rank decides alike). */
-static void evaluate_(struct dlfs_run *r, struct loop_ *L, int epoch)
+static void evaluate_(struct dlfs_run *r, struct loop_ *L, int epoch, int print)
 {
     const struct dlfs_options *o = r->o;
     const int span = dlfs_tracer_begin(r, "evaluate");
@@ -160,6 +179,12 @@ static void evaluate_(struct dlfs_run *r, struct loop_ *L, int epoch)
         L->reached = 1;
         L->reach_step = r->step;
         L->reach_s = elapsed;
+    }
+    if (print && r->comm->rank == 0 && !o->quiet) {
+        if (L->tty) printf("\r%100s\r", "");
+        printf("  eval at step %ld: test_loss %.4f  test_acc %6.2f%%  (%.1f s)\n", r->step, L->test_loss,
+               100 * L->test_acc, elapsed);
+        fflush(stdout);
     }
     if (r->metrics && (o->eval_every || o->target_acc > 0)) {
         fprintf(r->metrics, "{\"event\": \"eval\", \"epoch\": %d, \"step\": %ld, \"test_loss\": %.6f, "
@@ -184,13 +209,14 @@ static enum dlfs_status after_step_(struct dlfs_run *r, struct loop_ *L, int epo
     }
     if (o->check_sync && r->step % o->check_sync == 0) DLFS_TRY(dlfs_run_check_sync(r));
     const int sig = dlfs_signal_pending();
-    int flags = sig == SIGTERM ? FLAG_SIGTERM_ : sig == SIGUSR1 ? FLAG_SIGUSR1_ : sig ? FLAG_OTHER_SIGNAL_ : 0;
+    int flags = sig == SIGTERM ? FLAG_SIGTERM_ : sig == SIGUSR1 ? FLAG_SIGUSR1_ : sig == SIGINT ? FLAG_SIGINT_
+              : sig ? FLAG_OTHER_SIGNAL_ : 0;
     if (!isfinite(loss)) flags |= FLAG_NONFINITE_;
     flags = dlfs_comm_or(r->comm, flags);
     if (flags & FLAG_NONFINITE_) return diverged_(r, L, "the loss", r->step - r->pipe.loss_pending);
     if (flags) return interrupted_(r, L, flags);
     if (o->checkpoint_every && r->step % o->checkpoint_every == 0) DLFS_TRY(save_(r, L, NULL));
-    if (o->eval_every && r->step % o->eval_every == 0 && s + 1 < L->steps_per_epoch) evaluate_(r, L, epoch);
+    if (o->eval_every && r->step % o->eval_every == 0 && s + 1 < L->steps_per_epoch) evaluate_(r, L, epoch, 1);
     return DLFS_OK;
 }
 
@@ -235,7 +261,7 @@ static enum dlfs_status end_epoch_(struct dlfs_run *r, struct loop_ *L, int epoc
     const double samples = (double)steps * r->global_batch;
     const double train_loss = samples > 0 ? sums[0] / samples : NAN;
     if (samples > 0 && !isfinite(train_loss)) return diverged_(r, L, "the epoch's loss", r->step);
-    if (L->evaluated != r->step) evaluate_(r, L, epoch);
+    if (L->evaluated != r->step) evaluate_(r, L, epoch, 0);
     const struct dlfs_times t = dlfs_run_times(r);
     const double sps = samples / train_time, tsum = t.compute + t.comm + t.data + 1e-30;
     if (r->comm->rank == 0 && !o->quiet) {
@@ -264,8 +290,15 @@ static enum dlfs_status finish_(struct dlfs_run *r, struct loop_ *L)
 {
     const struct dlfs_options *o = r->o;
     DLFS_TRY(dlfs_run_check_sync(r));
+    const long planned = L->steps_per_epoch * o->epochs;
+    if (r->comm->rank == 0 && !o->quiet && o->max_steps && r->step >= o->max_steps && o->max_steps < planned &&
+        !L->reached) {
+        printf("--max-steps %ld reached: stopped at step %ld of the %ld that --epochs %d would take\n", o->max_steps,
+               r->step, planned, o->epochs);
+        fflush(stdout);
+    }
     if (o->checkpoint_dir && L->last_saved != r->step) DLFS_TRY(save_(r, L, NULL));
-    if (L->evaluated != r->step) evaluate_(r, L, L->pos_epoch);
+    if (L->evaluated != r->step) evaluate_(r, L, L->pos_epoch, 0);
     DLFS_TRY(dlfs_tracer_write(r));
     char hex[65], target[160] = "";
     dlfs_run_digest(r, hex);
@@ -316,7 +349,7 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
 {
     struct dlfs_run run, *r = &run;
     struct loop_ L = {.epoch0 = 1, .last_saved = -1, .test_loss = NAN, .test_acc = NAN, .evaluated = -1,
-                      .tty = isatty(STDOUT_FILENO)};
+                      .tty = console_tty_()};
     enum dlfs_status st = dlfs_run_init(r, o, comm, DLFS_RUN_TRAIN);
     if (st == DLFS_OK) {
         L.steps_per_epoch = r->batcher.steps_per_epoch;
@@ -333,6 +366,7 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
     }
     if (st == DLFS_OK) st = dlfs_run_check_sync(r);
     if (st == DLFS_OK) {
+        dlfs_signals_catch_int(comm->rank == 0 && !o->quiet);
         L.every = o->progress_s > 0 ? o->progress_s : L.tty ? 1.0 : 15.0;
         L.t_start = dlfs_now();
         st = loop_(r, &L);

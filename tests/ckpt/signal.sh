@@ -4,7 +4,9 @@
 # checkpoint appears, the exit code is 3; a second signal during the write does
 # not corrupt it; the resumed run ends with the same digest as an uninterrupted one.
 # SIGTERM sent to the ranks directly (what slurmstepd does) behaves the same; without --checkpoint-dir
-# the exit code is 4.
+# the exit code is 4. Ctrl-C (SIGINT) to a direct dlfs-train behaves as SIGTERM (exit 3, a
+# checkpoint); a second one during that checkpoint's write stops at once (exit 130), losing
+# nothing saved before; Ctrl-C to mpirun: the ranks checkpoint and mpirun exits 1.
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
@@ -62,4 +64,47 @@ mp=$!
 wait_training "$T_TMP/n.out"; kill -USR1 $mp
 wait $mp; rc=$?
 [ $rc -eq 4 ] && grep -q "nothing saved" "$T_TMP/n.out" && t_pass "no checkpoint dir: exit 4" || { cat "$T_TMP/n.out"; t_fail "exit $rc, want 4"; }
+
+# Ctrl-C to a direct dlfs-train (no mpirun): SIGINT as SIGTERM, exit 3 and a checkpoint
+"$train" "${common[@]}" "${live[@]}" --checkpoint-dir "$T_TMP/i" > "$T_TMP/i.out" 2>&1 &
+pid=$!
+wait_training "$T_TMP/i.out"; kill -INT $pid
+wait $pid; rc=$?
+[ $rc -eq 3 ] && grep -q "stopped by SIGINT (Ctrl-C) at step" "$T_TMP/i.out" && ls "$T_TMP/i"/ckpt-*.h5 >/dev/null 2>&1 \
+  && t_pass "Ctrl-C: checkpoint and exit 3" || { cat "$T_TMP/i.out"; t_fail "Ctrl-C: exit $rc, want 3 and a checkpoint"; }
+grep -q "Ctrl-C again to stop at once" "$T_TMP/i.out" && t_pass "Ctrl-C: says what a second one does" \
+  || t_fail "Ctrl-C: no notice on the standard error"
+# resumed from it, a second Ctrl-C while the next checkpoint is written (paused 20 s): exit 130 at once
+DLFS_FAULT_CKPT_PAUSE=1:20 "$train" "${common[@]}" "${live[@]}" --checkpoint-dir "$T_TMP/i" --resume latest \
+  > "$T_TMP/i2.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do grep -q "  epoch . *step" "$T_TMP/i2.out" 2>/dev/null && break; sleep 0.05; done
+kill -INT $pid
+tmp=""
+for _ in $(seq 1 600); do
+  tmp=$(ls "$T_TMP"/i/ckpt-*.h5.tmp 2>/dev/null) && break
+  tmp=""; sleep 0.05
+done
+t0=$(date +%s)
+[ -n "$tmp" ] && kill -INT $pid || t_fail "Ctrl-C: no checkpoint write began within 30 s of the first one"
+wait $pid; rc=$?
+took=$(( $(date +%s) - t0 ))
+[ $rc -eq 130 ] && [ "$took" -lt 10 ] && t_pass "second Ctrl-C during the write: exit 130 after $took s" \
+  || { cat "$T_TMP/i2.out"; t_fail "second Ctrl-C: exit $rc after $took s, want 130 at once (the write pauses 20 s)"; }
+n=$(find "$T_TMP/i" -name "ckpt-*.h5" | wc -l)
+[ "$n" -eq 1 ] && t_pass "the checkpoint saved before is still there" || { ls "$T_TMP/i"; t_fail "$n checkpoints, want 1"; }
+"$train" --eval --data "$fm" --model mlp --checkpoint-dir "$T_TMP/i" --resume latest > "$T_TMP/i3.out" 2>&1 \
+  && grep -q "^resume: .*ckpt-.*: step" "$T_TMP/i3.out" && t_pass "it still loads (--eval --resume latest)" \
+  || { cat "$T_TMP/i3.out"; t_fail "Ctrl-C: the checkpoint saved before does not load"; }
+
+# Ctrl-C to mpirun: Open MPI sends the ranks SIGCONT, SIGTERM one odls_base_sigkill_timeout
+# later (1 s), SIGKILL one more later; the ranks checkpoint on the SIGTERM, mpirun exits 1
+# whatever they return (documented in src/README.md)
+mpirun -np 2 "$train" "${common[@]}" "${live[@]}" --checkpoint-dir "$T_TMP/m" > "$T_TMP/m.out" 2>&1 &
+mp=$!
+wait_training "$T_TMP/m.out"; kill -INT $mp
+wait $mp; rc=$?
+[ $rc -eq 1 ] && ls "$T_TMP/m"/ckpt-*.h5 >/dev/null 2>&1 && grep -q "stopped by SIGTERM at step" "$T_TMP/m.out" \
+  && t_pass "Ctrl-C to mpirun: the ranks checkpoint, mpirun exits 1" \
+  || { cat "$T_TMP/m.out"; ls "$T_TMP/m"; t_fail "Ctrl-C to mpirun: exit $rc (want 1) or no checkpoint"; }
 t_done

@@ -28,10 +28,9 @@ CLASSES=(c0 c1 c2 "class three" c4 c5 c6 c7 c8 "c9/last")
     rgb-test-labels.idx 0 1 2 3 4 || fail "rgb differs"
 
 # --fashion-mnist DIR shortcut on the synthetic files (same names): same bytes,
-# Fashion-MNIST class names; converting again replaces the file.
-for i in 1 2; do
-    "$DATA" convert --fashion-mnist . -o fm.h5 >/dev/null || fail "convert --fashion-mnist ($i)"
-done
+# Fashion-MNIST class names; converting again with --force replaces the file.
+"$DATA" convert --fashion-mnist . -o fm.h5 >/dev/null || fail "convert --fashion-mnist (1)"
+"$DATA" convert --fashion-mnist . --force -o fm.h5 >/dev/null || fail "convert --fashion-mnist --force (2)"
 "$GEN" compare fm.h5 train-images-idx3-ubyte train-labels-idx1-ubyte.gz \
     t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte "T-shirt/top" Trouser Pullover Dress \
     Coat Sandal Shirt Sneaker Bag "Ankle boot" || fail "fm differs"

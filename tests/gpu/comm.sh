@@ -24,7 +24,9 @@ run() { # NAME NP ARGS...: train, keep stdout+stderr and metrics under NAME
   timeout 300 mpirun -np "$np" "$train" "${common[@]}" "$@" --metrics "$T_TMP/$name.jsonl" > "$T_TMP/$name.out" 2>&1 \
     || { t_fail "$name: exit $?"; tail -5 "$T_TMP/$name.out" >&2; return 1; }
 }
-banner() { grep -q "cuda backend.*gradients summed by $2;" "$T_TMP/$1.out" && t_pass "$1: cuda backend, path $2" \
+# banner NAME PATH: the banner names the backend and the gradient path (none: "no gradients to exchange")
+banner() { local want="gradients summed by $2;"; [ "$2" = none ] && want="1 rank on .* (no gradients to exchange);"
+  grep -q "cuda backend.*$want" "$T_TMP/$1.out" && t_pass "$1: cuda backend, path $2" \
   || { t_fail "$1: banner lacks 'cuda backend ... $2'"; head -2 "$T_TMP/$1.out" >&2; }; }
 acc_ok() { awk -v a="$(t_acc "$T_TMP/$1.jsonl")" 'BEGIN { exit !(a > 0.6) }' && t_pass "$1: test_acc $(t_acc "$T_TMP/$1.jsonl")" \
   || t_fail "$1: test_acc '$(t_acc "$T_TMP/$1.jsonl")' after 60 steps"; }

@@ -78,6 +78,30 @@ for o in train-images-idx3-ubyte ./train-images-idx3-ubyte link-to-input.h5 hard
     fi
 done
 
+# -o naming a file that exists (a dataset converted earlier): refused without --force, the
+# file intact; with --force replaced by the new dataset.
+rm -f out.h5
+"$DATA" $(convert_with 0 train-images-idx3-ubyte $TEN) >/dev/null 2>&1 && cp out.h5 before.h5 && echo keep > other.h5
+"$DATA" $(convert_with 0 train-images-idx3-ubyte) -o other.h5 >stdout.txt 2>stderr.txt
+rc=$?
+if [ "$rc" -ne 2 ] || [ "$(wc -l <stderr.txt)" -ne 1 ] \
+    || ! grep -qF "dlfs-data: -o other.h5 exists: give --force to replace it, or another -o" stderr.txt \
+    || [ "$(cat other.h5)" != keep ] || [ -e other.h5.tmp ]; then
+    echo "FAIL: convert -o EXISTING without --force: exit $rc, or the file changed" >&2
+    sed 's/^/    stderr: /' stderr.txt >&2
+    nfail=$((nfail + 1))
+else
+    echo "ok   $(cat stderr.txt)"
+fi
+if "$DATA" $(convert_with 0 train-images-idx3-ubyte $TEN) --force -o other.h5 >/dev/null 2>&1 \
+    && "$DATA" info other.h5 >info-other.txt 2>&1 && "$DATA" info before.h5 >info-before.txt 2>&1 \
+    && diff -q <(sed 1d info-other.txt) <(sed 1d info-before.txt) >/dev/null; then
+    echo "ok   --force replaces it (dlfs-data info: the same dataset as a fresh convert)"
+else
+    echo "FAIL: convert --force -o EXISTING" >&2
+    nfail=$((nfail + 1))
+fi
+
 # Usage errors: status 2, one line.
 expect 2 "unknown subcommand 'frobnicate'" -- frobnicate
 expect 2 "missing subcommand"      --

@@ -52,7 +52,7 @@ done
 # ... but a link to a file that is no input is replaced, never written through
 ln -s "$fm" link-to-fm.h5
 conv 0 imgs.idx
-if "$data" "${C[@]}" -o link-to-fm.h5 >/dev/null 2>&1 && [ ! -L link-to-fm.h5 ]; then
+if "$data" "${C[@]}" --force -o link-to-fm.h5 >/dev/null 2>&1 && [ ! -L link-to-fm.h5 ]; then
   t_pass "convert -o LINK replaces the link, not its target"
 else t_fail "convert -o LINK"; fi
 # class 7: a FIFO as an IDX input and as a dataset (must not wait for a writer)

@@ -11,7 +11,7 @@ checks: every code cell ran without an error; every cell tagged `figure` shows a
 PNG of the notebook is a real picture (decodes, not tiny, not blank); the notebook's
 results.json says the time-to-accuracy run reached its target, the first training reached
 --min-acc, the NumPy forward pass agreed with dlfs, and the benches ran; the figures it lists
-were shown. --full runs the notebook with its own parameters (nothing injected) and --output
+were shown; no output names the checkout's absolute path or this machine's name. --full runs the notebook with its own parameters (nothing injected) and --output
 writes the executed notebook (the kernel name reset to the standard `python3`).
 
 The kernel is a private kernelspec (in a scratch JUPYTER_PATH) for the first Python that has
@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -208,6 +209,23 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def leaks(nb):
+    """Outputs that name the checkout's absolute path or this machine: a stored notebook must not
+    (the committed hardware guide's tables, shown as they are, name the machine they came from)."""
+    host, n = socket.gethostname(), 0
+    for i, c in enumerate(nb.cells):
+        for o in c.get("outputs", []):
+            text = o.get("text", "") + "".join(str(v) for k, v in o.get("data", {}).items() if k.startswith("text/"))
+            if "### From the committed guide" in text:
+                continue   # the committed guide names the machine it was measured on: a record, not this one
+            for what, pat in (("the checkout's path " + ROOT, re.escape(ROOT)), ("the host name " + host,
+                                                                              r"\b%s\b" % re.escape(host))):
+                m = re.search(pat, text)
+                if m:
+                    n += fail(f"cell {i}: an output names {what}: ...{text[max(0, m.start() - 60):m.end() + 20]!r}")
+    return n
+
+
 def check(a, nb, results_path, executed_path):
     fails = 0
     pngs = 0
@@ -227,6 +245,7 @@ def check(a, nb, results_path, executed_path):
             why = png_ok(base64.b64decode(o["data"]["image/png"]))
             if why:
                 fails += fail(f"cell {i}: a PNG that is not a real figure: {why}")
+    fails += leaks(nb)
     if not os.path.exists(results_path):
         return fail(f"the notebook wrote no {results_path}")
     with open(results_path) as f:

@@ -165,6 +165,64 @@ check=$(check_guide "$T_TMP/here.md" here)
 [ "$check" = ok ] && t_pass "guide from this machine alone: every GPU figure modelled from the constants, consistent" ||
   t_fail "guide from this machine alone: $check"
 
+# one GPU model for both tools, against PyTorch's measured H100 steps (launch/README.md, Targets;
+# flops: 6 x parameters per sample): never faster than one of them, within 1 % of each; the guide's
+# modelled 1-GPU curve and scaling-report's H100 compute are that same model
+python3 - "$root/launch" <<'PY' && t_pass "one GPU model: PyTorch's H100 anchors met (never faster), guide and scaling-report agree" || t_fail "GPU model"
+import importlib.machinery, sys, types
+sys.path.insert(0, sys.argv[1])
+from study import hwguide, perfmodel
+mlp, big = 6 * 669706, 6 * 36818954   # 784-512-512-10 and 784-4096-4096-4096-10, by hand
+for F, b, prec, ms in ((mlp, 128, "fp32", 0.172), (big, 8192, "fp32", 36.0), (big, 8192, "bf16", 3.53)):
+    t = perfmodel.gpu_step_ms(F, b, prec)
+    assert ms <= t <= 1.01 * ms, (F, b, prec, t, ms)
+report = types.ModuleType("scaling_report")
+report.__file__ = sys.argv[1] + "/scaling-report"
+exec(compile(open(report.__file__).read().replace('if __name__ == "__main__":', "if False:"), report.__file__, "exec"),
+     report.__dict__)
+r1 = {"gflops": mlp * 128 / 0.004 / 1e9, "step_ms": 4.0, "batch": 128}   # a CPU bench line: 4 ms a step
+for share in (1.0, 0.5, 0.125):
+    want = perfmodel.gpu_step_ms(mlp, 128 * share, "fp32")
+    assert abs(report.h100_compute_ms(None, r1, share) - want) < 1e-9, (share, want)
+curve, measured = hwguide.gpu_curve([], mlp, "fp32", perfmodel.gemm_efficiency("fp32"))
+assert not measured and all(abs(curve.t0 + curve.slope * b - perfmodel.gpu_step_ms(mlp, b)) < 1e-9 for b in (1, 128, 4096))
+print("mlp at 128: %.4f ms modelled (PyTorch 0.172 ms)" % perfmodel.gpu_step_ms(mlp, 128))
+PY
+
+# weak evidence: the GPU input as measured under load 6.7 on 2 cores from a dirty tree (as the
+# guide committed before issue 25 was): a box at the top of the guide; refused over a file git
+# tracks (the committed guide), which stays as it was; without -o the guide goes to the current
+# directory
+busy=$T_TMP/busy-box
+cp -r "$gpu" "$busy"
+python3 - "$busy/guide-runs.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["machine"].update(host="busy-box", cores=2, loadavg=[6.7, 7.1, 6.9], commit="5e68a59501+changes")
+json.dump(d, open(sys.argv[1], "w"))
+PY
+python3 "$guide" "$busy" --models mlp --target-acc 0.80 -o "$T_TMP/busy.md" > "$T_TMP/busy.log" 2>&1 &&
+  grep -qF '> **Weak evidence' "$T_TMP/busy.md" && grep -qF 'under load 6.70 on 2 usable core(s)' "$T_TMP/busy.md" &&
+  grep -qF 'uncommitted changes (commit 5e68a59501+changes)' "$T_TMP/busy.md" &&
+  ! grep -q '^> - `gpu-box`' "$T_TMP/both.md" && t_pass "load and a dirty tree are marked on the guide (not the idle gpu-box)" ||
+  { cat "$T_TMP/busy.log"; head -12 "$T_TMP/busy.md"; t_fail "weak evidence not marked"; }
+repo=$T_TMP/repo
+mkdir -p "$repo/results" && echo "committed guide" > "$repo/results/guide.md" && git -C "$repo" init -q &&
+  git -C "$repo" add results/guide.md || t_fail "scratch repository"
+python3 "$guide" "$busy" --models mlp --target-acc 0.80 -o "$repo/results/guide.md" > /dev/null 2> "$T_TMP/err"
+rc=$?
+[ $rc -eq 2 ] && grep -qF "is a committed file and would be replaced by weak evidence" "$T_TMP/err" &&
+  [ "$(cat "$repo/results/guide.md")" = "committed guide" ] && [ ! -e "$repo/results/guide.json" ] &&
+  t_pass "a committed guide is not replaced by weak evidence: $(cat "$T_TMP/err")" ||
+  { cat "$T_TMP/err"; t_fail "weak evidence over a tracked file: exit $rc"; }
+python3 "$guide" "$gpu" --models mlp --target-acc 0.80 -o "$repo/results/guide.md" > /dev/null 2>&1 &&
+  grep -q "^# Which hardware" "$repo/results/guide.md" && t_pass "... and is by clean evidence" ||
+  t_fail "clean evidence over a tracked file refused"
+mkdir -p "$T_TMP/cwd"
+(cd "$T_TMP/cwd" && python3 "$guide" "$gpu" --models mlp --target-acc 0.80 > "$T_TMP/cwd.log" 2>&1) &&
+  [ -f "$T_TMP/cwd/hardware-guide.md" ] && [ -f "$T_TMP/cwd/hardware-guide.json" ] &&
+  t_pass "without -o: hardware-guide.md in the current directory" || { cat "$T_TMP/cwd.log"; t_fail "default -o"; }
+
 # bad input: exit 2, one message naming the file or option
 for c in "missing|$T_TMP/nope.jsonl|$T_TMP/nope.jsonl" "target|--target-acc|$g --target-acc 85" \
   "model|cnn|$g --models cnn"; do

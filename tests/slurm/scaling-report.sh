@@ -106,4 +106,41 @@ for c in "missing:$T_TMP/nope.json" "other:$T_TMP/other.json" "two-no-o:-o DIR";
     ! grep -q Traceback "$T_TMP/err" && t_pass "bad input ($name): exit 2, $(cat "$T_TMP/err")" ||
     { cat "$T_TMP/err"; t_fail "bad input ($name): exit $rc, want 2 and one message naming '$needle'"; }
 done
+
+# the plots: a load warning on the figure (and in the PNG's text chunks) when other processes
+# took > 10 % of the machine during a point, none on a quiet study; a throughput axis with
+# several readable ticks (it had a lone "10k" where the data span less than a decade)
+python3 - "$T_TMP/b/scaling.json" "$T_TMP/busy/scaling.json" "$T_TMP/quiet/scaling.json" <<'PY'
+import json, os, sys
+d = json.load(open(sys.argv[1]))
+for i, p in enumerate(d["points"]):
+    p["background"] = 0.8 if i == 0 else 0.0
+os.makedirs(os.path.dirname(sys.argv[2])); json.dump(d, open(sys.argv[2], "w"))
+d["points"][0]["background"] = 0.0
+os.makedirs(os.path.dirname(sys.argv[3])); json.dump(d, open(sys.argv[3], "w"))
+PY
+pngtext() { # pngtext FILE: the PNG's tEXt chunks as KEY=VALUE lines
+  python3 - "$1" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+i = 8
+while i < len(b):
+    n, kind = struct.unpack(">I4s", b[i:i + 8])
+    if kind == b"tEXt":
+        k, v = b[i + 8:i + 8 + n].split(b"\0", 1)
+        print(k.decode("latin-1") + "=" + v.decode("latin-1"))
+    i += 12 + n
+PY
+}
+for w in busy quiet; do
+  python3 "$report" "$T_TMP/$w/scaling.json" -o "$T_TMP/$w" > "$T_TMP/$w.log" 2>&1 || { cat "$T_TMP/$w.log"; t_fail "report ($w)"; }
+done
+n=$(grep -c "^\(Warning=WARNING: other processes took up to 80% of the machine during 1 of [0-9]* points\)" \
+  <(pngtext "$T_TMP/busy/scaling.png"; pngtext "$T_TMP/busy/scaling-breakdown.png"))
+[ "$n" = 2 ] && ! pngtext "$T_TMP/quiet/scaling.png" | grep -q "^Warning=" &&
+  t_pass "plots: the load warning on both figures of the busy study, none on the quiet one" ||
+  { pngtext "$T_TMP/busy/scaling.png"; t_fail "plots: load warning ($n of 2 figures)"; }
+ticks=$(pngtext "$T_TMP/quiet/scaling.png" | sed -n 's/^Throughput ticks=//p')
+[ "$(tr ',' '\n' <<< "$ticks" | grep -c .)" -ge 3 ] && t_pass "plots: throughput ticks $ticks" ||
+  t_fail "plots: throughput ticks '$ticks', want 3 or more"
 t_done

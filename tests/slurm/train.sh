@@ -31,4 +31,23 @@ for launcher in srun mpirun; do
     t_pass "$launcher: checkpoints written ($(cd "$run/checkpoints" && echo ckpt-*))" || t_fail "$launcher: no final checkpoint"
   grep -q "GPUs 0,1" "$out" && t_pass "$launcher: SLURM handed out 2 (fake) GPUs" || t_fail "$launcher: CUDA_VISIBLE_DEVICES not 0,1"
 done
+
+# README.md's sbatch example for this test cluster, verbatim (the lines after its comment
+# "the 8-CPU test cluster of launch/slurm-local"), from a directory laid out as a checkout
+# after the quickstart (datasets/fashion-mnist.h5: the small fixture): the job completes,
+# its log lands in the submit directory, its metrics in runs/dlfs-train-JOBID/
+w=$T_TMP/checkout
+mkdir -p "$w/datasets" && ln -s "$fm" "$w/datasets/fashion-mnist.h5" && ln -s "$S_ROOT/slurm" "$w/slurm" &&
+  ln -s "$(cd "$(dirname "$train")/.." && pwd)" "$w/build"
+example=$(sed -n '/^# the 8-CPU test cluster of launch\/slurm-local/,/^```/p' "$S_ROOT/README.md" | sed '1d;$d')
+[ -n "$example" ] || t_fail "README.md has no example for the launch/slurm-local cluster"
+id=$(cd "$w" && bash -c "$example" | sed -n 's/^Submitted batch job \([0-9]*\)$/\1/p')
+if [ -n "$id" ]; then
+  s_wait "$id" 120
+  [ "$S_STATE" = COMPLETED ] && [ "$S_EXIT" = 0:0 ] && [ -n "$(t_digest "$w/runs/dlfs-train-$id/metrics.jsonl")" ] &&
+    [ -f "$w/dlfs-train-$id.out" ] && t_pass "README's slurm-local example, as written: job $id completed, log and metrics" ||
+    { cat "$w/dlfs-train-$id.out"; t_fail "README's slurm-local example: job $id ended $S_STATE $S_EXIT"; }
+else
+  t_fail "README's slurm-local example was not submitted: $example"
+fi
 t_done

@@ -69,11 +69,11 @@ a_res=$(run aug-res 1 "${aug[@]}" --checkpoint-dir "$T_TMP/ck" --resume latest)
 # --cuda-graph on the CPU backend: accepted, and the banner says it does not apply;
 # --bench takes the same path and names it
 out=$(mpirun -np 1 "$train" --device cpu "${common[@]}" --max-steps 2 --cuda-graph on 2>&1)
-grep -q "^pipeline: data on the device, gathered per step; CUDA graph not on this backend" <<<"$out" \
+grep -q "^pipeline: data resident in memory (the CPU backend's device), gathered per step; CUDA graph not on this backend" <<<"$out" \
   && t_pass "--cuda-graph on, cpu backend: says it does not apply" || t_fail "--cuda-graph on, cpu: $out"
 bdig() { sed -n 's/^bench: pipeline: .*params_sha256 \([0-9a-f]*\).*/\1/p' <<<"$1"; }
 out=$(mpirun -np 1 "$train" --device cpu --bench --model mlp --batch 64 --steps 3 --bench-warmup 1 2>&1)
-grep -q "^bench: pipeline: data on the device" <<<"$out" && t_pass "--bench gathers on the device" || t_fail "--bench: $out"
+grep -q "^bench: pipeline: data resident in memory" <<<"$out" && t_pass "--bench gathers in memory" || t_fail "--bench: $out"
 out2=$(mpirun -np 1 "$train" --device cpu --bench --model mlp --batch 64 --steps 3 --bench-warmup 1 --data-on-device off 2>&1)
 grep -q "^bench: pipeline: data staged per batch, prefetch thread" <<<"$out2" && t_pass "--bench --data-on-device off: staged" \
   || t_fail "--bench --data-on-device off: $out2"

@@ -33,6 +33,9 @@ want=$(t_digest "$T_TMP/cos.jsonl")
 run res --schedule cosine --max-steps 10 --resume "$T_TMP/ck/ckpt-000000005.h5"
 grep -q "^resume: .*ckpt-000000005.h5: step 5," "$T_TMP/res.out" && t_pass "resumed at step 5" \
   || t_fail "the resumed run did not start at step 5"
+# the options that differ from the checkpoint's, and only those (not all 40 of them)
+grep -qx "resume: options changed since the checkpoint: checkpoint-dir $T_TMP/ck -> (none), checkpoint-every 5 -> 0" \
+  "$T_TMP/res.out" && t_pass "resume names the two options that changed" || { grep "^resume" "$T_TMP/res.out"; t_fail "resume: changed options"; }
 expect "cosine, resumed at step 5" "$T_TMP/res.jsonl" 0.00244717
 got=$(t_digest "$T_TMP/res.jsonl")
 [ -n "$want" ] && [ "$got" = "$want" ] && t_pass "5 + resume + 5 == 10 straight ($want)" \

@@ -48,11 +48,25 @@ for np in 2 4; do
   check "$T_TMP/r$np.jsonl" 1 "$step1" && [ "$(t_digest "$T_TMP/r$np.jsonl")" = "$(t_digest "$T_TMP/r1.jsonl")" ] \
     && t_pass "np=$np stops at the same step $step1 with the same digest" || t_fail "np=$np disagrees with np=1"
 done
-# 3. out of reach: recorded as not reached, the run goes to its end, exit 0
+# 3. out of reach: recorded as not reached, the run goes to its end, exit 0. Its console
+# (mpirun's output to a file, the ranks on mpirun's pseudo-terminal): each --eval-every
+# evaluation printed as the metrics record it, plain progress lines (no \r), the
+# --max-steps stop announced.
 mpirun -np 2 "$train" "${common[@]}" --max-steps 80 --target-acc 0.99 --eval-every 40 --metrics "$T_TMP/n.jsonl" \
-  > "$T_TMP/n.out" 2>&1 && t_pass "not reached: exit 0" || { cat "$T_TMP/n.out"; t_fail "not reached: exit code"; }
+  --progress-seconds 0.01 > "$T_TMP/n.out" 2>&1 && t_pass "not reached: exit 0" || { cat "$T_TMP/n.out"; t_fail "not reached: exit code"; }
 check "$T_TMP/n.jsonl" 0 80 && t_pass "not reached: recorded, ran to step 80" || t_fail "target out of reach"
 grep -q "target_acc 99.00% NOT reached: best" "$T_TMP/n.out" && t_pass "not reached: printed" || t_fail "no 'NOT reached' line"
+want=$("$py" -c 'import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r.get("event") == "eval": print("  eval at step %d: test_loss %.4f  test_acc %6.2f%%" % (r["step"], r["test_loss"], 100 * r["test_acc"]))' "$T_TMP/n.jsonl")
+got=$(sed -n 's/^\(  eval at step .*%\)  (.*/\1/p' "$T_TMP/n.out")
+[ "$(wc -l <<<"$want")" = 2 ] && [ "$got" = "$want" ] && t_pass "--eval-every: both evaluations printed as recorded" \
+  || t_fail "--eval-every: printed '$got', metrics say '$want'"
+! grep -q $'\r' "$T_TMP/n.out" && [ "$(grep -c '^  epoch 1  step [0-9]*/468  loss' "$T_TMP/n.out")" -ge 2 ] \
+  && t_pass "under mpirun into a file: plain progress lines, no \\r" || { cat -A "$T_TMP/n.out" | head; t_fail "progress lines"; }
+grep -q "^--max-steps 80 reached: stopped at step 80 of the 936 that --epochs 2 would take$" "$T_TMP/n.out" \
+  && t_pass "the --max-steps stop is announced" || t_fail "no --max-steps line"
 # 4. bad values name the option
 t_expect_error "target above 1" 2 "--target-acc '90'" mpirun -np 1 "$train" --data "$fm" --target-acc 90
 t_done
