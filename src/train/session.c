@@ -199,7 +199,7 @@ static enum dlfs_status pipeline_(struct dlfs_run *r)
 {
     const struct dlfs_options *o = r->o;
     int gathered = 0;
-    char data[96], graph[160];
+    char data[192], graph[160];
     enum dlfs_status st = dlfs_batcher_pipeline(&r->batcher, o->data_on_device, o->prefetch, &gathered, data,
                                                 sizeof data);
     DLFS_TRY(dlfs_comm_agree(r->comm, st));

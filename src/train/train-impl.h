@@ -85,7 +85,7 @@ struct dlfs_run {
     double t_compute;             /* seconds, accumulated per epoch */
     double grad_norm;             /* --clip-grad: the last step's global gradient norm (before clipping) */
     FILE *metrics;
-    char pipeline[300];           /* one line describing the step pipeline, for banners */
+    char pipeline[400];           /* one line describing the step pipeline, for banners */
 };
 
 /* Set up everything (backend, model, batch arithmetic, the dataset — loaded, or
