@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR disable=SC2015 # `check && t_pass || t_fail`: t_pass never fails
 # The mutation kit cannot rot silently (ctest mutants_apply, label unit; a few seconds):
-# every patch of tests/mutants/ is named NN-mechanism.patch, says what bug it plants and
+# every patch of tests/mutants/ is named NN-mechanism.patch (NN: two or three digits), says what bug it plants and
 # which tests kill it, still applies to the tree (git apply --check in a scratch copy of the
 # tracked files: the working tree is never touched), and its "Tests:" regex names at least
 # one test of this build. launch/mutants runs the kit itself.
@@ -28,7 +28,7 @@ for p in "$root"/tests/mutants/*.patch; do
   [ -e "$p" ] || continue
   n=$((n + 1))
   name=$(basename "$p")
-  [[ $name =~ ^[0-9][0-9]-[a-z0-9-]+\.patch$ ]] || t_fail "$name: not named NN-mechanism.patch"
+  [[ $name =~ ^[0-9]{2,3}-[a-z0-9-]+\.patch$ ]] || t_fail "$name: not named NN-mechanism.patch"
   head=$(sed '/^diff --git /,$d' "$p")
   grep -q '^Mutant: ' <<<"$head" && grep -q '^Killed by: ' <<<"$head" \
     || t_fail "$name: the header lacks the 'Mutant:' (the bug) or 'Killed by:' (the tests) line"
