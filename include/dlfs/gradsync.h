@@ -94,6 +94,13 @@ void dlfs_gsync_gather_state(struct dlfs_gradsync *g, const float *compact, floa
 /* Whether ZeRO-1 is in effect (asked for, on several ranks): the optimizer updates
  * g->shard only and dlfs_gsync_gather_params must follow each update. */
 bool dlfs_gsync_zero(const struct dlfs_gradsync *g);
+/* The parameters this rank updates (ZeRO-1: its part; else all of them); the
+ * batch-norm running statistics summed (0: none); the seconds spent summing since
+ * the last reset. */
+const struct dlfs_shard *dlfs_gsync_shard(const struct dlfs_gradsync *g);
+size_t dlfs_gsync_nbuf(const struct dlfs_gradsync *g);
+double dlfs_gsync_seconds(const struct dlfs_gradsync *g);
+void dlfs_gsync_seconds_reset(struct dlfs_gradsync *g);
 /* The path that ran, for banners and metrics: the transport's name, or "none"
  * when one rank sums nothing over MPI. */
 const char *dlfs_gsync_name(const struct dlfs_gradsync *g);

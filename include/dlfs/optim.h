@@ -104,6 +104,19 @@ enum dlfs_status dlfs_optim_init(struct dlfs_optimizer *op, const struct dlfs_op
                                  const struct dlfs_backend *be, size_t n, const struct dlfs_shard *shard);
 /* Bytes of optimizer state this rank holds. */
 size_t dlfs_optim_state_bytes(const struct dlfs_optimizer *op);
+/* What the run reads and sets (src/train never reaches into the struct): the
+ * parameters this optimizer updates; --lr as configured and the lr of step `step`
+ * (0-based) under the schedule; the schedule's horizon, once the run knows its
+ * length; the slab ranges updated without weight decay (`ranges`, malloc'd, is
+ * the optimizer's from then on). */
+const struct dlfs_shard *dlfs_optim_shard(const struct dlfs_optimizer *op);
+double dlfs_optim_base_lr(const struct dlfs_optimizer *op);
+double dlfs_optim_step_lr(const struct dlfs_optimizer *op, long step);
+void dlfs_optim_set_horizon(struct dlfs_optimizer *op, long total_steps);
+/* Whether it keeps first moments (momentum, Adam's m) and second moments (Adam's v). */
+bool dlfs_optim_has_m(const struct dlfs_optimizer *op);
+bool dlfs_optim_has_v(const struct dlfs_optimizer *op);
+void dlfs_optim_set_nodecay(struct dlfs_optimizer *op, size_t (*ranges)[2], int n);
 void dlfs_optim_free(struct dlfs_optimizer *op);
 
 /* The learning rate of step `step` (0-based) under the schedule. */

@@ -191,6 +191,10 @@ void dlfs_gsync_gather_state(struct dlfs_gradsync *g, const float *compact, floa
 }
 
 bool dlfs_gsync_zero(const struct dlfs_gradsync *g) { return g->buckets.zero != 0; }
+const struct dlfs_shard *dlfs_gsync_shard(const struct dlfs_gradsync *g) { return &g->shard; }
+size_t dlfs_gsync_nbuf(const struct dlfs_gradsync *g) { return g->nbuf; }
+double dlfs_gsync_seconds(const struct dlfs_gradsync *g) { return g->t_comm; }
+void dlfs_gsync_seconds_reset(struct dlfs_gradsync *g) { g->t_comm = 0.0; }
 
 const char *dlfs_gsync_name(const struct dlfs_gradsync *g)
 {

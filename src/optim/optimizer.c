@@ -66,6 +66,20 @@ size_t dlfs_optim_state_bytes(const struct dlfs_optimizer *op)
     return ((op->m != NULL) + (op->v != NULL)) * op->shard.total * sizeof(float);
 }
 
+const struct dlfs_shard *dlfs_optim_shard(const struct dlfs_optimizer *op) { return &op->shard; }
+double dlfs_optim_base_lr(const struct dlfs_optimizer *op) { return op->cfg.lr; }
+double dlfs_optim_step_lr(const struct dlfs_optimizer *op, long step) { return dlfs_optim_lr(&op->cfg, step); }
+void dlfs_optim_set_horizon(struct dlfs_optimizer *op, long total_steps) { op->cfg.total_steps = total_steps; }
+bool dlfs_optim_has_m(const struct dlfs_optimizer *op) { return op->m != NULL; }
+bool dlfs_optim_has_v(const struct dlfs_optimizer *op) { return op->v != NULL; }
+
+void dlfs_optim_set_nodecay(struct dlfs_optimizer *op, size_t (*ranges)[2], int n)
+{
+    free(op->nodecay);
+    op->nodecay = ranges;
+    op->n_nodecay = n;
+}
+
 double dlfs_optim_lr(const struct dlfs_optim_config *c, long step)
 {
     if (c->warmup > 0 && step < c->warmup) return c->lr * (double)(step + 1) / c->warmup;

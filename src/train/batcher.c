@@ -293,3 +293,13 @@ void dlfs_batcher_load(struct dlfs_batcher *b, const struct dlfs_batch *bt, int 
     upload_(b, b->img + off * b->as.dim, b->lab + off, mine + off, b->pass_rows, b->async, ws);
     b->t_data += dlfs_now() - t0;
 }
+
+uint64_t dlfs_batcher_seed(const struct dlfs_batcher *b) { return b->seed; }
+void dlfs_batcher_set_seed(struct dlfs_batcher *b, uint64_t seed) { b->seed = seed; }
+int dlfs_batcher_rows(const struct dlfs_batcher *b) { return b->rows; }
+long dlfs_batcher_steps_per_epoch(const struct dlfs_batcher *b) { return b->steps_per_epoch; }
+long dlfs_batcher_prefetched(const struct dlfs_batcher *b) { return b->prefetch.hits; }
+void dlfs_batcher_plan(struct dlfs_batcher *b, long stop_step) { b->stop_step = stop_step; }
+double dlfs_batcher_seconds(const struct dlfs_batcher *b) { return b->t_data; }
+void dlfs_batcher_seconds_add(struct dlfs_batcher *b, double dt) { b->t_data += dt; }
+void dlfs_batcher_seconds_reset(struct dlfs_batcher *b) { b->t_data = 0.0; }

@@ -155,6 +155,21 @@ enum dlfs_status dlfs_batcher_init(struct dlfs_batcher *b, const struct dlfs_bac
 enum dlfs_status dlfs_batcher_pipeline(struct dlfs_batcher *b, bool data_on_device, bool prefetch, int *gathered,
                                        char *desc, size_t desc_len);
 void dlfs_batcher_free(struct dlfs_batcher *b);
+/* What the run reads and sets (the rest of src/train never reaches into the
+ * struct): the seed of the data order and augmentation (a resumed run sets its
+ * checkpoint's); the largest load in rows; steps per epoch; batches the prefetch
+ * thread delivered; the run's length (no batch is prefetched for step stop_step
+ * or later); the seconds spent on data since the last reset (`dt` more: uploads
+ * the run does for the batcher). */
+uint64_t dlfs_batcher_seed(const struct dlfs_batcher *b);
+void dlfs_batcher_set_seed(struct dlfs_batcher *b, uint64_t seed);
+int dlfs_batcher_rows(const struct dlfs_batcher *b);
+long dlfs_batcher_steps_per_epoch(const struct dlfs_batcher *b);
+long dlfs_batcher_prefetched(const struct dlfs_batcher *b);
+void dlfs_batcher_plan(struct dlfs_batcher *b, long stop_step);
+double dlfs_batcher_seconds(const struct dlfs_batcher *b);
+void dlfs_batcher_seconds_add(struct dlfs_batcher *b, double dt);
+void dlfs_batcher_seconds_reset(struct dlfs_batcher *b);
 /* --data-cache: the windowed shuffle with windows of half `cache_bytes` (0: off),
  * and the window cache when the train images stay in the file. Before
  * dlfs_batcher_pipeline. Not collective. */

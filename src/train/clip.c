@@ -24,8 +24,8 @@ static clip_u128_ sumsq_(const float *g, size_t n)
 
 void dlfs_run_clip(struct dlfs_run *r, float *grads)
 {
-    const struct dlfs_shard *sh = &r->opt.shard;
-    const bool zero = r->gs.buckets.zero;
+    const struct dlfs_shard *sh = dlfs_optim_shard(&r->opt);
+    const bool zero = dlfs_gsync_zero(&r->gs);
     clip_u128_ acc = 0;
     for (int i = 0; i < sh->count; i++) {
         const struct dlfs_seg *s = &sh->seg[i];

@@ -84,6 +84,13 @@ const char *dlfs_pipeline_graph_state(const struct dlfs_pipeline *pl)
 
 bool dlfs_pipeline_graph_on(const struct dlfs_pipeline *pl) { return pl->graph_on; }
 bool dlfs_pipeline_graph_updates(const struct dlfs_pipeline *pl) { return pl->graph_update; }
+bool dlfs_pipeline_recorded(const struct dlfs_pipeline *pl) { return pl->graph != NULL; }
+bool dlfs_pipeline_fell_back(const struct dlfs_pipeline *pl) { return pl->graph_fallback; }
+const struct dlfs_optim_dyn *dlfs_pipeline_dyn_dev(const struct dlfs_pipeline *pl) { return pl->hp_dev; }
+int dlfs_pipeline_lag_async(const struct dlfs_pipeline *pl) { return pl->lag_async; }
+int dlfs_pipeline_pending(const struct dlfs_pipeline *pl) { return pl->loss_pending; }
+double dlfs_pipeline_seconds(const struct dlfs_pipeline *pl) { return pl->t_wait; }
+void dlfs_pipeline_seconds_reset(struct dlfs_pipeline *pl) { pl->t_wait = 0.0; }
 
 void dlfs_pipeline_describe(const struct dlfs_pipeline *pl, char *buf, size_t len)
 {

@@ -65,6 +65,18 @@ const char *dlfs_pipeline_graph_state(const struct dlfs_pipeline *pl);
  * (planned so: then a graph step, recorded or fallen back to eager, ends with it). */
 bool dlfs_pipeline_graph_on(const struct dlfs_pipeline *pl);
 bool dlfs_pipeline_graph_updates(const struct dlfs_pipeline *pl);
+/* Whether the graph is recorded (else its steps run the body eagerly), whether
+ * recording failed (eager from then on); the update's per-step values the graph
+ * reads (backend memory, with graph_update); whether a step's loss comes back
+ * without a host wait; whether the last step's loss is still owed (1) or not (0);
+ * the seconds the host waited for the device since the last reset. */
+bool dlfs_pipeline_recorded(const struct dlfs_pipeline *pl);
+bool dlfs_pipeline_fell_back(const struct dlfs_pipeline *pl);
+const struct dlfs_optim_dyn *dlfs_pipeline_dyn_dev(const struct dlfs_pipeline *pl);
+int dlfs_pipeline_lag_async(const struct dlfs_pipeline *pl);
+int dlfs_pipeline_pending(const struct dlfs_pipeline *pl);
+double dlfs_pipeline_seconds(const struct dlfs_pipeline *pl);
+void dlfs_pipeline_seconds_reset(struct dlfs_pipeline *pl);
 
 /* Graph steps: upload step `step`'s per-step values (sample ids[0..rows), and
  * with graph_update the optimizer's `dyn`) from its ring slot into the buffers the

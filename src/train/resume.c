@@ -43,7 +43,7 @@ enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_ep
             .epoch = epoch,
             .samples_in_epoch = samples_in_epoch,
             .global_batch = r->global_batch,
-            .seed = r->batcher.seed,
+            .seed = dlfs_batcher_seed(&r->batcher),
             .deterministic = r->o->deterministic,
             .virtual_shards = r->o->virtual_shards,
             .world_size = r->comm->size,
@@ -134,7 +134,8 @@ static enum dlfs_status load_(struct dlfs_run *r, struct dlfs_ckpt *c, int *skip
     const int train = r->mode != DLFS_RUN_EVAL; /* --eval needs no optimizer state */
     const struct dlfs_ckpt_expect e = {
         .model_spec = r->model.spec, .model_arg = o->model, .optimizer = train ? dlfs_optim_name(o->optim) : NULL,
-        .need_m = train && r->opt.m, .need_v = train && r->opt.v, .params_only = !train,
+        .need_m = train && dlfs_optim_has_m(&r->opt), .need_v = train && dlfs_optim_has_v(&r->opt),
+        .params_only = !train,
     };
     char *report = NULL;
     enum dlfs_status st;
@@ -179,7 +180,7 @@ enum dlfs_status dlfs_run_resume(struct dlfs_run *r, int *epoch, long *samples_i
         if (r->model.num_buffers) /* same spec => same layout */
             r->be->to_device(r->bufs, c.buffers, r->model.num_buffers * sizeof(float));
         r->step = c.step;
-        r->batcher.seed = c.seed; /* the data order continues the saved run's */
+        dlfs_batcher_set_seed(&r->batcher, c.seed); /* the data order continues the saved run's */
         *epoch = c.epoch;
         *samples_in_epoch = c.samples_in_epoch;
         const char *slash = strrchr(c.path, '/');

@@ -170,10 +170,10 @@ static enum dlfs_status objects_(struct dlfs_run *r, void **tp_arg)
     DLFS_TRY(dlfs_gsync_init(&r->gs, r->comm, be, &r->model, r->passes, (size_t)(o->bucket_mb * 1048576.0), r->tp,
                              arg, o->zero));
     const struct dlfs_optim_config oc = dlfs_options_optim(o, r->global_batch);
-    DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n, &r->gs.shard)); /* ZeRO-1: this rank's part */
+    DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n, dlfs_gsync_shard(&r->gs))); /* ZeRO-1: this rank's part */
     if (oc.weight_decay > 0) { /* a language model's biases, norms and embeddings keep theirs */
-        r->opt.nodecay = dlfs_malloc(5 * DLFS_MAX_LAYERS * sizeof *r->opt.nodecay);
-        r->opt.n_nodecay = dlfs_model_nodecay(&r->model, r->opt.nodecay, 5 * DLFS_MAX_LAYERS);
+        size_t(*nodecay)[2] = dlfs_malloc(5 * DLFS_MAX_LAYERS * sizeof *nodecay);
+        dlfs_optim_set_nodecay(&r->opt, nodecay, dlfs_model_nodecay(&r->model, nodecay, 5 * DLFS_MAX_LAYERS));
     }
     DLFS_TRY(dlfs_batcher_init(&r->batcher, be, r->comm, &r->ds, &r->model, r->global_batch, r->local_batch,
                                r->pass_rows, rows, o->seed, o->augment_crop, o->augment_flip));
@@ -244,8 +244,8 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
 void dlfs_run_plan(struct dlfs_run *r, long total_steps)
 {
     r->total_steps = total_steps;
-    r->opt.cfg.total_steps = total_steps;
-    r->batcher.stop_step = total_steps;
+    dlfs_optim_set_horizon(&r->opt, total_steps);
+    dlfs_batcher_plan(&r->batcher, total_steps);
 }
 
 const char *dlfs_run_comm_name(const struct dlfs_run *r) { return dlfs_gsync_name(&r->gs); }

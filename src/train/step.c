@@ -19,7 +19,7 @@ static void model_pass_(struct dlfs_run *r, int p, void (*hook)(int layer, void 
     const struct dlfs_backend *be = r->be;
     int span = dlfs_trace_begin("step", "forward", p);
     r->ws.bn_stats = dlfs_gsync_bn_slot(&r->gs, p);
-    if (r->ws.bn_stats) be->fill(r->ws.bn_stats, 0.0f, r->gs.nbuf);
+    if (r->ws.bn_stats) be->fill(r->ws.bn_stats, 0.0f, dlfs_gsync_nbuf(&r->gs));
     dlfs_model_forward(&r->model, &r->ws, r->params, r->pass_rows);
     dlfs_model_loss(&r->model, &r->ws, r->pass_rows, 1.0f / (float)r->global_batch);
     dlfs_trace_end(span);
@@ -62,9 +62,9 @@ static void graph_body_(void *ctx)
     r->be->fill((float *)r->ws.stats, 0.0f, 4); /* two doubles: all-zero bits */
     dlfs_batcher_gather(&r->batcher, g->res, dlfs_pipeline_ids(&r->pipe, r->ws.ids), r->pass_rows, &r->ws);
     model_pass_(r, 0, NULL);
-    if (r->pipe.graph_update) { /* the order of the eager path: running statistics, then the update */
-        if (r->gs.nbuf) dlfs_gsync_running_stats(&r->gs, r->bufs, r->global_batch, r->bn_group);
-        dlfs_optim_update_dev(&r->opt, r->params, dlfs_gsync_grads(&r->gs), r->step, r->pipe.hp_dev);
+    if (dlfs_pipeline_graph_updates(&r->pipe)) { /* the order of the eager path: running statistics, then the update */
+        if (dlfs_gsync_nbuf(&r->gs)) dlfs_gsync_running_stats(&r->gs, r->bufs, r->global_batch, r->bn_group);
+        dlfs_optim_update_dev(&r->opt, r->params, dlfs_gsync_grads(&r->gs), r->step, dlfs_pipeline_dyn_dev(&r->pipe));
     }
 }
 
@@ -74,15 +74,15 @@ static void graph_step_(struct dlfs_run *r, const struct dlfs_resident *res, con
     const struct dlfs_optim_dyn dyn = dlfs_optim_dyn(&r->opt, r->step);
     const uint32_t *mine = bt->idx + (size_t)r->comm->rank * r->local_batch;
     dlfs_pipeline_upload(&r->pipe, r->step, mine, r->pass_rows, &dyn, r->ws.ids);
-    r->batcher.t_data += dlfs_now() - t0;
+    dlfs_batcher_seconds_add(&r->batcher, dlfs_now() - t0);
     t0 = dlfs_now();
     struct graph_ctx_ g = {r, res};
-    const int fallback = r->pipe.graph_fallback;
-    const int span = dlfs_trace_begin("step", r->pipe.graph ? "graph launch" : "graph body", 0);
+    const bool fallback = dlfs_pipeline_fell_back(&r->pipe);
+    const int span = dlfs_trace_begin("step", dlfs_pipeline_recorded(&r->pipe) ? "graph launch" : "graph body", 0);
     dlfs_pipeline_run(&r->pipe, graph_body_, &g);
     dlfs_trace_end(span);
     dlfs_tracer_mark(r, "the step's graph");
-    if (r->pipe.graph_fallback && !fallback && !r->o->quiet)
+    if (dlfs_pipeline_fell_back(&r->pipe) && !fallback && !r->o->quiet)
         printf("pipeline: recording the CUDA graph failed at step %ld: the steps run eagerly from now on\n", r->step);
     r->t_compute += dlfs_now() - t0;
 }
@@ -108,7 +108,7 @@ static void sum_and_update_(struct dlfs_run *r)
 {
     int span = dlfs_trace_begin("step", "gradient sum (wait)", -1);
     dlfs_gsync_reduce(&r->gs);
-    if (r->gs.nbuf) dlfs_gsync_running_stats(&r->gs, r->bufs, r->global_batch, r->bn_group);
+    if (dlfs_gsync_nbuf(&r->gs)) dlfs_gsync_running_stats(&r->gs, r->bufs, r->global_batch, r->bn_group);
     dlfs_trace_end(span);
     span = dlfs_trace_begin("step", "update", -1);
     const double t0 = dlfs_now();
@@ -129,12 +129,13 @@ double dlfs_run_step(struct dlfs_run *r, const struct dlfs_batch *bt)
     dlfs_tracer_step(r, 1);
     dlfs_hook_stall(DLFS_HOOK_COMM_STALL, r->comm->rank, r->step);
     r->ws.training = 1;
-    r->ws.key = dlfs_key(r->batcher.seed, DLFS_KEY_DROPOUT, (uint64_t)r->step);
+    r->ws.key = dlfs_key(dlfs_batcher_seed(&r->batcher), DLFS_KEY_DROPOUT, (uint64_t)r->step);
     const struct dlfs_resident *res = dlfs_batcher_resident(&r->batcher, bt);
     int passes = r->passes;
     if (dlfs_pipeline_graph_on(&r->pipe) && dlfs_batcher_is_train(&r->batcher, res)) {
         graph_step_(r, res, bt);
-        if (dlfs_pipeline_graph_updates(&r->pipe)) return finish_(r, r->pipe.lag_async); /* the graph did the rest */
+        if (dlfs_pipeline_graph_updates(&r->pipe)) /* the graph did the rest */
+            return finish_(r, dlfs_pipeline_lag_async(&r->pipe));
         passes = 0; /* the graph ran the one pass */
     } else {
         r->be->fill((float *)r->ws.stats, 0.0f, 4);
@@ -148,18 +149,21 @@ double dlfs_run_flush(struct dlfs_run *r) { return per_sample_(r, dlfs_pipeline_
 
 struct dlfs_times dlfs_run_times(const struct dlfs_run *r)
 {
-    return (struct dlfs_times){.compute = r->t_compute + r->pipe.t_wait, .comm = r->gs.t_comm,
-                               .data = r->batcher.t_data};
+    return (struct dlfs_times){.compute = r->t_compute + dlfs_pipeline_seconds(&r->pipe),
+                               .comm = dlfs_gsync_seconds(&r->gs), .data = dlfs_batcher_seconds(&r->batcher)};
 }
 
 void dlfs_run_times_reset(struct dlfs_run *r)
 {
-    r->t_compute = r->pipe.t_wait = r->gs.t_comm = r->batcher.t_data = 0.0;
+    r->t_compute = 0.0;
+    dlfs_pipeline_seconds_reset(&r->pipe);
+    dlfs_gsync_seconds_reset(&r->gs);
+    dlfs_batcher_seconds_reset(&r->batcher);
 }
 
 void dlfs_run_evaluate(struct dlfs_run *r, const struct dlfs_split *split, double *loss, double *acc)
 {
-    const size_t P = (size_t)r->comm->size, me = (size_t)r->comm->rank, chunk = (size_t)r->batcher.rows;
+    const size_t P = (size_t)r->comm->size, me = (size_t)r->comm->rank, chunk = (size_t)dlfs_batcher_rows(&r->batcher);
     const size_t lo = split->n * me / P, hi = split->n * (me + 1) / P;
     uint32_t *idx = dlfs_malloc(chunk * sizeof *idx);
     double stats[2] = {0, 0};

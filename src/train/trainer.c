@@ -60,14 +60,14 @@ static void banner_(const struct dlfs_run *r, long steps_per_epoch)
     printf("data %s: %zu train / %zu test samples; batch %d global (%d per rank%s%s), %ld steps/epoch\n",
            r->ds.path, r->ds.train.n, r->ds.test.n, r->global_batch, r->local_batch, micro,
            o->deterministic ? ", deterministic" : "", steps_per_epoch);
-    printf("optimizer %s, lr %g (%s%s), seed %llu\n", dlfs_optim_name(o->optim), r->opt.cfg.lr,
+    printf("optimizer %s, lr %g (%s%s), seed %llu\n", dlfs_optim_name(o->optim), dlfs_optim_base_lr(&r->opt),
            o->schedule == DLFS_SCHED_COSINE ? "cosine" : "constant", o->warmup ? " after warm-up" : "",
            (unsigned long long)o->seed);
     printf("pipeline: %s\n", r->pipeline);
     const double mib = (double)dlfs_optim_state_bytes(&r->opt) / 1048576.0;
     if (o->zero && r->comm->size > 1)
         printf("optimizer state: %.1f MiB on this rank (ZeRO-1: %zu of %zu parameters' moments)\n", mib,
-               r->opt.shard.total, r->n);
+               dlfs_optim_shard(&r->opt)->total, r->n);
     if (o->target_acc > 0) printf("target: test accuracy %.2f%%\n", 100 * o->target_acc);
     fflush(stdout);
 }
@@ -111,7 +111,7 @@ static enum dlfs_status diverged_(struct dlfs_run *r, const struct loop_ *L, con
         snprintf(where, sizeof where, "the newest finite checkpoint, %s, is kept: continue from it with --resume %s",
                  L->last_path, L->last_path);
     return dlfs_error_set(DLFS_ERR_NUMERIC, "training diverged: %s became non-finite (NaN or Inf) at step %ld; %s, "
-                          "and a lower --lr (now %g) or --warmup", what, step, where, r->opt.cfg.lr);
+                          "and a lower --lr (now %g) or --warmup", what, step, where, dlfs_optim_base_lr(&r->opt));
 }
 
 /* Save and report (rank 0). */
@@ -213,7 +213,7 @@ static enum dlfs_status after_step_(struct dlfs_run *r, struct loop_ *L, int epo
               : sig ? FLAG_OTHER_SIGNAL_ : 0;
     if (!isfinite(loss)) flags |= FLAG_NONFINITE_;
     flags = dlfs_comm_or(r->comm, flags);
-    if (flags & FLAG_NONFINITE_) return diverged_(r, L, "the loss", r->step - r->pipe.loss_pending);
+    if (flags & FLAG_NONFINITE_) return diverged_(r, L, "the loss", r->step - dlfs_pipeline_pending(&r->pipe));
     if (flags) return interrupted_(r, L, flags);
     if (o->checkpoint_every && r->step % o->checkpoint_every == 0) DLFS_TRY(save_(r, L, NULL));
     if (o->eval_every && r->step % o->eval_every == 0 && s + 1 < L->steps_per_epoch) evaluate_(r, L, epoch, 1);
@@ -239,7 +239,7 @@ static enum dlfs_status epoch_steps_(struct dlfs_run *r, struct loop_ *L, int ep
             break;
         }
         /* with the loss lag (dlfs_run_step) loss_sum holds one step fewer */
-        const long summed = s + 1 - s0 - r->pipe.loss_pending;
+        const long summed = s + 1 - s0 - dlfs_pipeline_pending(&r->pipe);
         if (verbose && summed > 0 && dlfs_now() - last_print >= L->every) {
             progress_(r, L, epoch, s + 1, s0, *loss_sum / ((double)summed * r->local_batch), t0);
             last_print = dlfs_now();
@@ -276,8 +276,8 @@ static enum dlfs_status end_epoch_(struct dlfs_run *r, struct loop_ *L, int epoc
                 "\"test_acc\": %.6f, \"samples_per_s\": %.1f, \"epoch_time_s\": %.4f, \"compute_s\": %.4f, "
                 "\"comm_wait_s\": %.4f, \"data_s\": %.4f, \"lr\": %.6g, \"ranks\": %d, \"prefetched\": %ld, "
                 "\"batch\": %d, \"steps\": %ld}\n", epoch, r->step, train_loss, L->test_loss, L->test_acc, sps, train_time,
-                t.compute, t.comm, t.data, dlfs_optim_lr(&r->opt.cfg, r->step > 0 ? r->step - 1 : 0), r->comm->size,
-                r->batcher.prefetch.hits, r->global_batch, steps);
+                t.compute, t.comm, t.data, dlfs_optim_step_lr(&r->opt, r->step > 0 ? r->step - 1 : 0), r->comm->size,
+                dlfs_batcher_prefetched(&r->batcher), r->global_batch, steps);
         fflush(r->metrics);
     }
     if (o->checkpoint_every_epochs && epoch % o->checkpoint_every_epochs == 0 && L->last_saved != r->step)
@@ -352,7 +352,7 @@ enum dlfs_status dlfs_train_run(const struct dlfs_options *o, const struct dlfs_
                       .tty = console_tty_()};
     enum dlfs_status st = dlfs_run_init(r, o, comm, DLFS_RUN_TRAIN);
     if (st == DLFS_OK) {
-        L.steps_per_epoch = r->batcher.steps_per_epoch;
+        L.steps_per_epoch = dlfs_batcher_steps_per_epoch(&r->batcher);
         long total = L.steps_per_epoch * o->epochs;
         if (o->max_steps && o->max_steps < total) total = o->max_steps;
         dlfs_run_plan(r, total);
