@@ -126,14 +126,14 @@ static enum dlfs_status precision_(struct dlfs_run *r)
 /* --comm: the transport that sums this run's gradients, from the rows of
  * DLFS_TRANSPORTS (dlfs/comm.h; deterministic mode takes the fixed-order tree, its
  * bit-identical guarantee; NCCL needs device buffers and a build with NCCL). */
-static enum dlfs_status comm_path_(struct dlfs_run *r)
+static enum dlfs_status comm_path_(const struct dlfs_run *r, const struct dlfs_transport_ops **tp)
 {
     const struct dlfs_options *o = r->o;
     const struct dlfs_transport_want w = {
         .be = r->be, .comm = o->comm, .deterministic = o->deterministic, .ranks = r->comm->size,
         .device = o->device == DLFS_DEVICE_AUTO ? "auto" : "cuda", .nccl = dlfs_backend_nccl(r->be),
     };
-    return dlfs_transport_choose(&w, &r->tp);
+    return dlfs_transport_choose(&w, tp);
 }
 
 /* One rank per physical GPU unless --comm mpi: compare the GPUs' UUIDs across the
@@ -159,14 +159,14 @@ static enum dlfs_status gpu_unique_(struct dlfs_run *r, enum dlfs_status st)
 
 /* The choices every rank must make alike, agreed: backend (one GPU per rank
  * unless --comm mpi), gradient path, model, precision, batch arithmetic. */
-enum dlfs_status dlfs_run_choose(struct dlfs_run *r)
+enum dlfs_status dlfs_run_choose(struct dlfs_run *r, const struct dlfs_transport_ops **tp)
 {
     const struct dlfs_options *o = r->o;
     char note[512];
     enum dlfs_status st = dlfs_backend_select(o->device, r->comm->local_rank, &r->be, note, sizeof note);
     if (st == DLFS_OK && note[0] && r->comm->rank == 0 && !o->quiet) printf("--device auto: %s\n", note);
     st = gpu_unique_(r, st);
-    if (st == DLFS_OK) st = comm_path_(r);
+    if (st == DLFS_OK) st = comm_path_(r, tp);
     if (st == DLFS_OK) st = dlfs_model_parse(o->model, &r->model);
     if (st == DLFS_OK) st = dlfs_model_check_backend(&r->model, r->be);
     if (st == DLFS_OK && r->model.positions > 1 && (o->augment_crop || o->augment_flip))
@@ -177,7 +177,7 @@ enum dlfs_status dlfs_run_choose(struct dlfs_run *r)
     if (st == DLFS_OK) st = micro_groups_(r);
     DLFS_TRY(dlfs_comm_agree(r->comm, st));
     int bad = 0;
-    const enum dlfs_comm_path path = dlfs_transport_path(r->tp);
+    const enum dlfs_comm_path path = dlfs_transport_path(*tp);
     if (dlfs_comm_same_u64(r->comm, (uint64_t)path, &bad)) return DLFS_OK;
     /* two choices only: rank `bad` took the one rank 0 did not */
     const enum dlfs_comm_path other = path == DLFS_COMM_PATH_NCCL ? DLFS_COMM_PATH_MPI : DLFS_COMM_PATH_NCCL;

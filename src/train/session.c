@@ -144,9 +144,9 @@ static enum dlfs_status outputs_(struct dlfs_run *r)
 }
 
 /* Parameters, running statistics, workspace and the objects, in backend memory.
- * *tp_arg (the transport's prepare) goes to the gradient sync, which owns it from
+ * The gradient sync gets transport tp; *tp_arg (the transport's prepare) goes to the gradient sync, which owns it from
  * then on (*tp_arg NULL), also when that fails. */
-static enum dlfs_status objects_(struct dlfs_run *r, void **tp_arg)
+static enum dlfs_status objects_(struct dlfs_run *r, const struct dlfs_transport_ops *tp, void **tp_arg)
 {
     const struct dlfs_options *o = r->o;
     const struct dlfs_backend *be = r->be;
@@ -167,7 +167,7 @@ static enum dlfs_status objects_(struct dlfs_run *r, void **tp_arg)
     DLFS_TRY(dlfs_workspace_init(&r->ws, &r->model, be, rows));
     void *arg = *tp_arg;
     *tp_arg = NULL;
-    DLFS_TRY(dlfs_gsync_init(&r->gs, r->comm, be, &r->model, r->passes, (size_t)(o->bucket_mb * 1048576.0), r->tp,
+    DLFS_TRY(dlfs_gsync_init(&r->gs, r->comm, be, &r->model, r->passes, (size_t)(o->bucket_mb * 1048576.0), tp,
                              arg, o->zero));
     const struct dlfs_optim_config oc = dlfs_options_optim(o, r->global_batch);
     DLFS_TRY(dlfs_optim_init(&r->opt, &oc, be, r->n, dlfs_gsync_shard(&r->gs))); /* ZeRO-1: this rank's part */
@@ -195,7 +195,7 @@ static void initial_state_(struct dlfs_run *r)
 }
 
 /* The step pipeline: data in backend memory, the prefetch thread, the CUDA graph. */
-static enum dlfs_status pipeline_(struct dlfs_run *r)
+static enum dlfs_status pipeline_(struct dlfs_run *r, const struct dlfs_transport_ops *tp)
 {
     const struct dlfs_options *o = r->o;
     int gathered = 0;
@@ -206,7 +206,7 @@ static enum dlfs_status pipeline_(struct dlfs_run *r)
     const int dropout = dlfs_model_draws_random(&r->model);
     const struct dlfs_pipeline_plan plan = {
         .want_graph = o->cuda_graph, .ranks = r->comm->size, .passes = r->passes, .pass_rows = r->pass_rows,
-        .gathered = gathered, .dropout = dropout, .nccl = (r->tp->flags & DLFS_TP_ALWAYS_SUMS) != 0,
+        .gathered = gathered, .dropout = dropout, .nccl = (tp->flags & DLFS_TP_ALWAYS_SUMS) != 0,
         .update_dev = dlfs_optim_has_dev(&r->opt) && !(r->o->clip_grad > 0), /* clipping reads the norm on the host */
     };
     DLFS_TRY(dlfs_pipeline_init(&r->pipe, r->be, &plan));
@@ -223,20 +223,21 @@ enum dlfs_status dlfs_run_init(struct dlfs_run *r, const struct dlfs_options *o,
     r->comm = comm;
     r->mode = mode;
     dlfs_lineage_init(&r->lineage);
-    DLFS_TRY(dlfs_run_choose(r));
+    const struct dlfs_transport_ops *tp = NULL; /* the gradient transport, chosen alike on every rank */
+    DLFS_TRY(dlfs_run_choose(r, &tp));
     void *tp_arg = NULL; /* what the transport's prepare made (NCCL's communicator), until handed over */
-    if (r->tp->prepare) DLFS_TRY(r->tp->prepare(comm, r->be, &tp_arg)); /* collective */
+    if (tp->prepare) DLFS_TRY(tp->prepare(comm, r->be, &tp_arg)); /* collective */
     dlfs_run_threads(r);
     enum dlfs_status st = dlfs_comm_agree(comm, data_(r));
     if (st == DLFS_OK) {
         st = outputs_(r);
-        if (st == DLFS_OK) st = objects_(r, &tp_arg);
+        if (st == DLFS_OK) st = objects_(r, tp, &tp_arg);
         st = dlfs_comm_agree(comm, st);
     }
-    if (tp_arg && r->tp->discard) r->tp->discard(r->be, tp_arg); /* set up, never handed over */
+    if (tp_arg && tp->discard) tp->discard(r->be, tp_arg); /* set up, never handed over */
     DLFS_TRY(st);
     initial_state_(r);
-    DLFS_TRY(pipeline_(r));
+    DLFS_TRY(pipeline_(r, tp));
     dlfs_tracer_init(r);
     return DLFS_OK;
 }

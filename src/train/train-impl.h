@@ -65,7 +65,6 @@ struct dlfs_run {
     int passes;                   /* forward/backward passes per step: V/P (deterministic) or 1 */
     int pass_rows;                /* rows per pass: B/V or B/P */
     int bn_group;                 /* rows per batch-norm statistics group: one virtual shard */
-    const struct dlfs_transport_ops *tp; /* the gradient transport (plan.c) */
 
     size_t n;                     /* parameters */
     float *params;                /* (n) backend memory */
@@ -103,10 +102,11 @@ enum dlfs_status dlfs_run_check_memory(const struct dlfs_run *r, int rows, const
  * (a failed write — a full disk, /dev/full — becomes the run's error when st was
  * DLFS_OK), then dlfs_run_free. Returns the run's status. */
 enum dlfs_status dlfs_run_close(struct dlfs_run *r, enum dlfs_status st);
-/* plan.c: the choices every rank makes alike (backend, gradient path, model,
- * precision, batch arithmetic), agreed; whether the dataset fits the model; the
+/* plan.c: the choices every rank makes alike (backend, gradient path — *tp, the
+ * transport, which set-up hands to the gradient sync —, model, precision, batch
+ * arithmetic), agreed; whether the dataset fits the model; the
  * CPU threads per rank. */
-enum dlfs_status dlfs_run_choose(struct dlfs_run *r);
+enum dlfs_status dlfs_run_choose(struct dlfs_run *r, const struct dlfs_transport_ops **tp);
 enum dlfs_status dlfs_run_check_data(struct dlfs_run *r);
 void dlfs_run_threads(struct dlfs_run *r);
 /* The run's length in steps: the schedule's horizon and where prefetching stops. */
