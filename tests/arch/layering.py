@@ -15,7 +15,12 @@
    C files as in src/; Python (*.py and scripts with a python shebang) and shell
    (*.sh and scripts with a bash/sh shebang) files at most 450 lines, their functions
    (a Python def, a shell NAME() { ... }) at most 60 unless the line before says
-   "# long: why". Markdown, JSON and data files are not counted.
+   "# long: why". Markdown, JSON and data files are not counted;
+6. the run's objects keep their insides (src/README.md, Objects of a run): a file of
+   src/train/ other than the object's own never reaches two levels into the gradient
+   sync, optimizer, pipeline or batcher of the run (r->gs.buckets.zero,
+   r->batcher.prefetch.hits, r->pipe.fl[0]) nor takes the address of a part of one
+   (&r->opt.cfg): it calls the object's accessors.
 
 usage: layering.py SRC_DIR LIB.a [LIB.a ...]
 """
@@ -128,6 +133,35 @@ def includes(src_dir):
             elif LAYER.get(other, -1) > LAYER.get(mod, 99):
                 bad.append("layering: %s:%d (%s) includes %s (%s), a higher layer"
                            % (os.path.relpath(path, os.path.dirname(os.path.abspath(src_dir))), n, mod, inc, other))
+    return bad
+
+
+# Rule 6: the objects of struct dlfs_run, and the files of src/train/ that own them
+# (the gradient sync and the optimizer live in comm/ and optim/: no train/ file owns them).
+RUN_OBJECTS = {"gs": (), "opt": (), "pipe": ("pipeline.c",), "batcher": ("batcher.c",)}
+REACH = re.compile(r"\br->(%s)\.([A-Za-z_0-9]+)\s*(\.|->|\[)?" % "|".join(RUN_OBJECTS))
+
+
+def without_comments(text):
+    """C comments blanked (their newlines kept: line numbers stay)."""
+    return re.sub(r"/\*.*?\*/|//[^\n]*", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+
+
+def reaches(src_dir):
+    """Problems of rule 6: r->OBJ.field. (or ->, [) and &r->OBJ.field in a train/ file not OBJ's."""
+    train, bad = os.path.join(src_dir, "train"), []
+    for f in sorted(os.listdir(train)) if os.path.isdir(train) else []:
+        if not f.endswith((".c", ".h")):
+            continue
+        text = without_comments(open(os.path.join(train, f), errors="replace").read())
+        for m in REACH.finditer(text):
+            before = text[:m.start()].rstrip()
+            address = re.search(r"(^|[^&\w)\]\s])\s*&$", before) is not None  # unary &, not a && b, a & b
+            if f in RUN_OBJECTS[m.group(1)] or not (address or m.group(3)):
+                continue
+            line = text.count("\n", 0, m.start()) + 1
+            bad.append("objects: src/train/%s:%d reaches into r->%s.%s: call an accessor of the object "
+                       "(src/README.md, Objects of a run)" % (f, line, m.group(1), m.group(2)))
     return bad
 
 
@@ -258,7 +292,7 @@ def main():
             if la is not None and lb is not None and lb > la:
                 problems.append("layering: %s (%s) uses %s (%s), a higher layer"
                                 % (os.path.relpath(a, src_dir), module(a), os.path.relpath(b, src_dir), module(b)))
-    problems += lengths(src_dir) + includes(src_dir)
+    problems += lengths(src_dir) + includes(src_dir) + reaches(src_dir)
     problems += script_lengths(os.path.dirname(os.path.abspath(src_dir)))
     nedges = sum(len(v) for v in edges.values())
     for p in problems:
