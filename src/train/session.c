@@ -144,8 +144,8 @@ static enum dlfs_status outputs_(struct dlfs_run *r)
 }
 
 /* Parameters, running statistics, workspace and the objects, in backend memory.
- * The gradient sync gets transport tp; *tp_arg (the transport's prepare) goes to the gradient sync, which owns it from
- * then on (*tp_arg NULL), also when that fails. */
+ * The gradient sync gets transport tp and *tp_arg (what its prepare made), which
+ * it owns from then on (*tp_arg NULL), also when that fails. */
 static enum dlfs_status objects_(struct dlfs_run *r, const struct dlfs_transport_ops *tp, void **tp_arg)
 {
     const struct dlfs_options *o = r->o;
