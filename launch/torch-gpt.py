@@ -3,7 +3,7 @@
 
     launch/torch-gpt.py loss CKPT DATA [--split train|val]
     launch/torch-gpt.py step CKPT0 CKPT1 DATA --lr LR --weight-decay W [--beta1 B1]
-                        [--beta2 B2] [--eps E] [--dlfs-loss L]
+                        [--beta2 B2] [--eps E] [--dlfs-loss L] [--dlfs-val-loss L]
 
 The model is built from the checkpoint's `model_spec` (in(T+1), embed(V,C),
 block(C,hH) any number of times, lnorm, lmhead: src/README.md, "Language models")
@@ -26,6 +26,8 @@ tables, layer norms and biases. It checks:
   - with --dlfs-loss, the loss dlfs-train reported for that step against PyTorch's
     float64 loss at CKPT0: |dlfs - torch| <= 1e-5 x torch (fp32 arithmetic over a few
     thousand terms is good to ~1e-6);
+  - with --dlfs-val-loss, the validation loss dlfs-train reported after the step (its
+    evaluation pass) against PyTorch's float64 loss of CKPT1 on the val windows, as above;
   - every tensor: |dlfs - float64| <= 1e-8 + max(1 % of the step's largest change of
     the tensor, 4 x |PyTorch float32 - float64|). A wrong gradient, decay on a tensor
     that has none (or none where it belongs), a wrong attention scale or epsilon is
@@ -124,6 +126,8 @@ class GPT(torch.nn.Module):
 
 def load(path, dtype=torch.float64):
     with h5py.File(path, "r") as f:
+        if "model_spec" not in f.attrs or "params" not in f:
+            raise SystemExit(f"torch-gpt: {path} is not a dlfs checkpoint (no model_spec attribute or /params)")
         spec = f.attrs["model_spec"]
         spec = spec.decode() if isinstance(spec, bytes) else str(spec)
         net = GPT(spec).to(dtype)
@@ -190,6 +194,13 @@ def step(a):
         ok = abs(a.dlfs_loss - loss64) <= 1e-5 * loss64
         print(f"{'ok' if ok else 'FAIL'}: loss before the step: dlfs {a.dlfs_loss:.7f}, torch float64 {loss64:.7f}")
         fails += not ok
+    if a.dlfs_val_loss is not None:
+        with torch.no_grad():
+            val = float(after.loss(windows(a.data, "val", after.T)))
+        ok = abs(a.dlfs_val_loss - val) <= 1e-5 * val
+        print(f"{'ok' if ok else 'FAIL'}: validation loss after the step: dlfs {a.dlfs_val_loss:.7f}, torch float64 "
+              f"{val:.7f}")
+        fails += not ok
     worst, n, bad = 0.0, 0, 0
     for k, p0 in before.p.items():
         ref = t64.p[k].detach()
@@ -224,6 +235,7 @@ def main():
     s.add_argument("--beta2", type=float, default=0.999)
     s.add_argument("--eps", type=float, default=1e-8)
     s.add_argument("--dlfs-loss", type=float)
+    s.add_argument("--dlfs-val-loss", type=float)
     a = ap.parse_args()
     torch.use_deterministic_algorithms(True)
     if a.cmd == "loss":
