@@ -5,7 +5,9 @@
                         CASE [CASE ...]
 
 A CASE is MODEL:BATCH[:PRECISION[:MODE]] with MODEL in mlp, mlp-large, cnn, cnn-bn,
-resnet20, resnet50 (3x224x224 inputs, 1000 classes; the others 1x28x28, 10),
+resnet20, resnet50 (3x224x224 inputs, 1000 classes; the others 1x28x28, 10) or
+gpt-tiny (dlfs's preset, the model of launch/torch-gpt.py: BATCH windows of 129
+random byte ids, the loss at each of the 128 positions),
 PRECISION fp32 (default; TF32 off, as dlfs's default math) or bf16 (autocast,
 fp32 master weights, as dlfs's --precision bf16) and MODE eager (default) or
 graph (the whole step captured in one CUDA graph; CUDA only).
@@ -20,15 +22,30 @@ perf_counter on the CPU; the median over the timed steps. Cases that cannot run
 (e.g. graph capture failing) print `torch ... failed: REASON` and the script goes on.
 """
 import argparse
+import importlib.util
+import os
 import statistics
 import sys
 import time
 
 import torch
 
+GPT_TINY = "in(129),embed(256,128)" + ",block(128,h4)" * 4 + ",lnorm,lmhead"
+
+
+def gpt_class():
+    """launch/torch-gpt.py's GPT (the file name has a hyphen: loaded by path)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch-gpt.py")
+    spec = importlib.util.spec_from_file_location("torch_gpt", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.GPT
+
 
 def build(name):
     nn = torch.nn
+    if name == "gpt-tiny":
+        return gpt_class()(GPT_TINY)
     if name == "mlp":
         return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
                              nn.Linear(512, 10))
@@ -60,7 +77,8 @@ def build(name):
                 layers.append(Block(c, width, s if i == 0 else 1, bottleneck=True))
                 c = 4 * width
         return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000))
-    raise SystemExit(f"torch-ref: unknown model '{name}' (mlp, mlp-large, cnn, cnn-bn, resnet20, resnet50)")
+    raise SystemExit(f"torch-ref: unknown model '{name}' (mlp, mlp-large, cnn, cnn-bn, resnet20, resnet50, "
+                     "gpt-tiny)")
 
 
 class Block(torch.nn.Module):
@@ -95,14 +113,23 @@ def bench(dev, name, batch, precision, mode, steps, warmup):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=graph)
     lossf = torch.nn.CrossEntropyLoss()
     shape, classes = SHAPES.get(name, ((1, 28, 28), 10))
-    x = torch.rand(batch, *shape, device=dev)
-    y = torch.randint(0, classes, (batch,), device=dev)
+    if name.startswith("gpt"):  # windows of T + 1 ids: inputs and targets both come from them
+        x = torch.randint(0, model.V, (batch, model.T + 1), device=dev)
+
+        def loss_of():
+            return model.loss(x)
+    else:
+        x = torch.rand(batch, *shape, device=dev)
+        y = torch.randint(0, classes, (batch,), device=dev)
+
+        def loss_of():
+            return lossf(model(x), y)
     cast = torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     def step():
         opt.zero_grad(set_to_none=not graph)
         with cast:
-            loss = lossf(model(x), y)
+            loss = loss_of()
         loss.backward()
         opt.step()
 
