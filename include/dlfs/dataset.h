@@ -60,7 +60,7 @@ struct dlfs_split_file;
  * dlfs_dataset_open) its labels in memory and its images left in the file. */
 struct dlfs_split {
     size_t n;          /* number of samples */
-    uint8_t *images;   /* (n, c, h, w); NULL when the images stay in the file */
+    uint8_t *images;   /* (n, c, h, w) values (uint16 with ids16); NULL when the images stay in the file */
     uint8_t *labels;   /* (n) */
     size_t chunk_rows; /* samples per HDF5 chunk of the images (contiguous data: 1 MiB worth) */
     struct dlfs_split_file *file; /* the open file when the images stay in it */
@@ -69,6 +69,8 @@ struct dlfs_split {
 struct dlfs_dataset {
     char *path;
     int c, h, w;                      /* image shape */
+    int ids16;                        /* the values are uint16 token ids in host order (2 bytes each, taken
+                                       * as they are: vocabularies above 256), not uint8 */
     int num_classes;
     char **classes;                   /* num_classes names */
     char *source, *license;

@@ -1,6 +1,7 @@
 /* A token file's windows as a dataset the trainer's batcher takes as it takes
  * images: sample k of a split = window k, its ctx + 1 ids as a 1 x 1 x (ctx+1)
- * "image" of bytes, normalised to the ids themselves (mean 0, std 1/255). The
+ * "image" of bytes, normalised to the ids themselves (mean 0, std 1/255), or,
+ * for a vocabulary above 256, of uint16 ids taken as they are (ids16). The
  * epoch sampler then orders the windows as dlfs/tokens.h documents. */
 #define _POSIX_C_SOURCE 200809L
 #include "dlfs/tokens.h"
@@ -10,25 +11,30 @@
 #include <string.h>
 #include "dlfs/dataset.h"
 
-static enum dlfs_status split_(const struct dlfs_token_split *t, int ctx, const char *path, const char *name,
-                               struct dlfs_split *s)
+static enum dlfs_status split_(const struct dlfs_token_split *t, int ctx, int ids16, const char *path,
+                               const char *name, struct dlfs_split *s)
 {
-    const size_t w = dlfs_tokens_windows(t->n, ctx), row = (size_t)ctx + 1;
+    const size_t w = dlfs_tokens_windows(t->n, ctx), row = (size_t)ctx + 1, esz = ids16 ? 2 : 1;
     if (w < 1)
         return dlfs_error_set(DLFS_ERR_USAGE, "%s: /%s/tokens holds %zu tokens, too few for one window of %zu (the "
                               "model's context + 1); give more text or a model with a shorter context", path, name,
                               t->n, row);
-    if (w > DLFS_DATASET_MAX_N || (double)w * (double)row > (double)DLFS_DATASET_MAX_BYTES)
+    if (w > DLFS_DATASET_MAX_N || (double)w * (double)(row * esz) > (double)DLFS_DATASET_MAX_BYTES)
         return dlfs_error_set(DLFS_ERR_USAGE, "%s: %zu windows of /%s are more than dlfs trains on (%u windows, %llu "
                               "GiB)", path, w, name, DLFS_DATASET_MAX_N,
                               (unsigned long long)(DLFS_DATASET_MAX_BYTES >> 30));
-    s->images = malloc(w * row);
+    s->images = malloc(w * row * esz);
     s->labels = calloc(w, 1);
     if (!s->images || !s->labels)
         return dlfs_error_set(DLFS_ERR_NOMEM, "%s: cannot allocate %.1f MiB for the windows of /%s", path,
-                              (double)(w * row) / 1048576, name);
+                              (double)(w * row * esz) / 1048576, name);
+    uint16_t *wide = (uint16_t *)(void *)s->images; /* malloc's alignment */
     for (size_t k = 0; k < w; k++)
-        for (size_t j = 0; j < row; j++) s->images[k * row + j] = (uint8_t)t->ids[k * (size_t)ctx + j];
+        for (size_t j = 0; j < row; j++) {
+            const uint16_t id = t->ids[k * (size_t)ctx + j];
+            if (ids16) wide[k * row + j] = id;
+            else s->images[k * row + j] = (uint8_t)id;
+        }
     s->n = w;
     return DLFS_OK;
 }
@@ -43,9 +49,7 @@ static char *dup_(const char *s)
 enum dlfs_status dlfs_tokens_dataset(const struct dlfs_tokens *t, int ctx, struct dlfs_dataset *ds)
 {
     memset(ds, 0, sizeof *ds);
-    if (t->vocab > 256)
-        return dlfs_error_set(DLFS_ERR_USAGE, "%s: a vocabulary of %d (uint16 ids): dlfs-train takes token files of "
-                              "at most 256 ids for now (byte tokens, 'dlfs-data text')", t->path, t->vocab);
+    ds->ids16 = t->vocab > 256; /* byte vocabularies keep their byte windows (and bits) */
     ds->c = ds->h = 1, ds->w = ctx + 1;
     ds->mean[0] = 0.0, ds->std[0] = 1.0 / 255.0; /* normalised = the id itself */
     ds->num_classes = t->vocab;
@@ -59,8 +63,8 @@ enum dlfs_status dlfs_tokens_dataset(const struct dlfs_tokens *t, int ctx, struc
                           !(ds->license = dup_(t->license))))
         st = DLFS_ERR_NOMEM;
     if (st != DLFS_OK) dlfs_error_set(DLFS_ERR_NOMEM, "%s: out of memory", t->path);
-    if (st == DLFS_OK) st = split_(&t->train, ctx, t->path, "train", &ds->train);
-    if (st == DLFS_OK) st = split_(&t->val, ctx, t->path, "val", &ds->test);
+    if (st == DLFS_OK) st = split_(&t->train, ctx, ds->ids16, t->path, "train", &ds->train);
+    if (st == DLFS_OK) st = split_(&t->val, ctx, ds->ids16, t->path, "val", &ds->test);
     if (st != DLFS_OK) dlfs_dataset_free(ds);
     return st;
 }

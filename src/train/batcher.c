@@ -19,9 +19,10 @@ enum dlfs_status dlfs_batcher_init(struct dlfs_batcher *b, const struct dlfs_bac
     b->be = be;
     b->comm = c;
     b->ds = ds;
-    /* the images' own shape (an MLP sees 1x1x784; augmentation needs 1x28x28) */
-    b->as = (struct dlfs_assembly){.c = ds->c, .h = ds->h, .w = ds->w, .dim = (size_t)m->input_dim,
-                                   .crop = crop, .flip = flip};
+    /* the images' own shape (an MLP sees 1x1x784; augmentation needs 1x28x28); bytes
+     * per sample: one a value, two for uint16 token ids */
+    b->as = (struct dlfs_assembly){.c = ds->c, .h = ds->h, .w = ds->w,
+                                   .dim = (size_t)m->input_dim * (ds->ids16 ? 2 : 1), .crop = crop, .flip = flip};
     b->seed = seed;
     b->global_batch = global_batch;
     b->local_batch = local_batch;
@@ -35,6 +36,7 @@ enum dlfs_status dlfs_batcher_init(struct dlfs_batcher *b, const struct dlfs_bac
     const size_t hrows = (size_t)(rows > local_batch ? rows : local_batch);
     b->host_img = dlfs_malloc(hrows * b->as.dim);
     b->host_lab = dlfs_malloc(hrows * sizeof(int32_t));
+    if (ds->ids16) b->host_x = dlfs_malloc(hrows * (size_t)m->input_dim * sizeof(float));
     if (!(b->dev_img = be->alloc((size_t)rows * b->as.dim)))
         return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for a batch of %d images", be->name, rows);
     return DLFS_OK;
@@ -59,6 +61,7 @@ void dlfs_batcher_free(struct dlfs_batcher *b)
     free(b->next_order);
     free(b->host_img);
     free(b->host_lab);
+    free(b->host_x);
     memset(b, 0, sizeof *b);
 }
 
@@ -99,7 +102,7 @@ static int resident_init_(struct dlfs_batcher *b, struct dlfs_resident *res, con
 {
     const struct dlfs_backend *be = b->be;
     const size_t bytes = split->n * b->as.dim;
-    if (!split->images) return 0; /* streamed */
+    if (!split->images || b->ds->ids16) return 0; /* streamed; uint16 ids have no gather op: staged */
     if (be->host_memory) {
         *res = (struct dlfs_resident){.split = split, .img = split->images, .lab = split->labels};
         return 1;
@@ -224,18 +227,29 @@ void dlfs_batcher_gather(const struct dlfs_batcher *b, const struct dlfs_residen
 }
 
 /* ws->x / labels / ids from host staging img/lab (rows of samples idx): upload,
- * then normalise on the device. `async`: img/lab are pinned stages that stay
- * untouched until the step's closing to_host. */
+ * then normalise on the device; uint16 token ids become floats (the ids
+ * themselves) on the host and go up as they are. `async`: img/lab are pinned
+ * stages that stay untouched until the step's closing to_host. */
 static void upload_(struct dlfs_batcher *b, const uint8_t *img, const int32_t *lab, const uint32_t *idx, int rows,
                     int async, struct dlfs_workspace *ws)
 {
     const struct dlfs_backend *be = b->be;
     const struct dlfs_dataset *ds = b->ds;
     void (*put)(void *, const void *, size_t) = async && be->to_device_async ? be->to_device_async : be->to_device;
-    put(b->dev_img, img, (size_t)rows * b->as.dim);
+    if (ds->ids16) {
+        const size_t n = (size_t)rows * (b->as.dim / 2);
+        for (size_t i = 0; i < n; i++) {
+            uint16_t id;
+            memcpy(&id, img + 2 * i, sizeof id);
+            b->host_x[i] = (float)id;
+        }
+        be->to_device(ws->x, b->host_x, n * sizeof(float));
+    } else {
+        put(b->dev_img, img, (size_t)rows * b->as.dim);
+    }
     put(ws->labels, lab, (size_t)rows * sizeof(int32_t));
     be->to_device(ws->ids, idx, (size_t)rows * sizeof(uint32_t)); /* dropout's key: the sample, not the rank */
-    be->normalize_u8(ws->x, b->dev_img, (size_t)rows, ds->c, (size_t)ds->h * ds->w, ds->mean, ds->std);
+    if (!ds->ids16) be->normalize_u8(ws->x, b->dev_img, (size_t)rows, ds->c, (size_t)ds->h * ds->w, ds->mean, ds->std);
 }
 
 void dlfs_batcher_load_rows(struct dlfs_batcher *b, const struct dlfs_split *split, const uint32_t *idx, int rows,

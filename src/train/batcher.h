@@ -135,6 +135,7 @@ struct dlfs_batcher {
     struct dlfs_prefetch prefetch;/* started when training batches are staged and --prefetch on */
     uint8_t *host_img;            /* (max(rows, local batch), dim) host staging */
     int32_t *host_lab;
+    float *host_x;                /* (max(rows, local batch), input_dim) uint16 token ids as floats (ids16) */
     uint8_t *dev_img;             /* (rows, dim) backend memory */
     const uint8_t *img;           /* the staged local batch of the step in flight */
     const int32_t *lab;

@@ -37,18 +37,28 @@ static enum dlfs_status data_(struct dlfs_run *r)
     const int batch = r->o->batch_per_rank ? r->o->batch_per_rank : r->global_batch;
     DLFS_TRY(dlfs_run_check_memory(r, r->pass_rows, r->o->batch_per_rank ? "--batch-per-rank" : "--batch", batch,
                                    synthetic));
+    /* a language model's benchmark with more than 256 tokens: uint16 ids, drawn as two bytes
+     * each (the targets are in the windows: the synthetic labels go unused) */
+    const int wide = r->mode == DLFS_RUN_BENCH && m->positions > 1 && m->num_classes > 256;
     enum dlfs_status st = r->mode == DLFS_RUN_BENCH /* one global batch of random images, alike on every rank */
-                              ? dlfs_dataset_synthetic(&r->ds, m->in_c, m->in_h, m->in_w, m->num_classes,
-                                                       (size_t)r->global_batch, r->o->seed)
+                              ? dlfs_dataset_synthetic(&r->ds, m->in_c, m->in_h, m->in_w * (wide ? 2 : 1),
+                                                       wide ? 256 : m->num_classes, (size_t)r->global_batch,
+                                                       r->o->seed)
                               : dlfs_tokens_probe(r->o->data) ? tokens_(r)
                               : r->o->data_cache && !dlfs_hook_value(DLFS_HOOK_DATA_RESIDENT)
                                   ? dlfs_dataset_open(r->o->data, &r->ds, (uint64_t)r->o->data_cache << 20)
                                   : dlfs_dataset_load(r->o->data, &r->ds);
     r->have_ds = st == DLFS_OK;
-    if (st == DLFS_OK && r->mode == DLFS_RUN_BENCH && m->positions > 1) { /* token ids: bytes below V, as they are */
+    if (st == DLFS_OK && r->mode == DLFS_RUN_BENCH && m->positions > 1) { /* token ids below V, as they are */
         r->ds.mean[0] = 0.0, r->ds.std[0] = 1.0 / 255.0;
-        for (size_t i = 0; i < r->ds.train.n * (size_t)m->input_dim; i++)
-            r->ds.train.images[i] = (uint8_t)(r->ds.train.images[i] % (unsigned)m->num_classes);
+        uint8_t *img = r->ds.train.images;
+        for (size_t i = 0; !wide && i < r->ds.train.n * (size_t)m->input_dim; i++)
+            img[i] = (uint8_t)(img[i] % (unsigned)m->num_classes); /* byte vocabularies: bytes */
+        for (size_t i = 0; wide && i < r->ds.train.n * (size_t)m->input_dim; i++) { /* two bytes an id */
+            const uint16_t id = (uint16_t)((img[2 * i] | (unsigned)img[2 * i + 1] << 8) % (unsigned)m->num_classes);
+            memcpy(img + 2 * i, &id, sizeof id);
+        }
+        r->ds.w = m->in_w, r->ds.ids16 = wide;
     }
     return st == DLFS_OK && r->mode != DLFS_RUN_BENCH ? dlfs_run_check_data(r) : st;
 }

@@ -14,7 +14,11 @@
 #  - generation (--eval --sample): the same text for the same seed on 1 and 2 ranks,
 #    another text for another seed, N tokens; greedy (--top-k 1) text of the trained
 #    model is made of the text's own bytes (lower-case letters and blanks);
-#  - --bench of a language model with a vocabulary under 256 (synthetic ids below it);
+#  - --bench of a language model with a vocabulary under 256 (synthetic ids below it) and
+#    of one of 300 (uint16 ids);
+#  - token ids above 255: a uint16 file of vocabulary 300 (written by h5py) trains, and
+#    numpy's forward pass of the checkpoint on the file's validation windows gives the
+#    trainer's test loss and accuracy;
 #  - refusals: a token file with an image model, an image dataset with gpt-tiny, --sample
 #    without --eval.
 . "$(dirname "$0")/../lib.sh"
@@ -93,6 +97,59 @@ mpirun -np 1 "$train" "${det[@]}" --max-steps 3 --checkpoint-dir rck --checkpoin
 mpirun -np 1 "$train" --bench --model "in(17),embed(100,16),block(16,h2),lnorm,lmhead" --batch 8 --steps 3 > b.out 2>&1 \
   && grep -q "^bench: .*median step" b.out && t_pass "--bench of a language model (vocabulary 100)" \
   || { cat b.out; t_fail "--bench of a language model"; }
+# token ids above 255 (uint16 files): a token file of vocabulary 300 written by h5py, its
+# ids 200..299 from a full-period generator (each id fixes the next); a model without blocks
+# learns the pairs, and numpy's forward pass of its checkpoint over the validation windows,
+# read from the file, gives the trainer's final test loss and accuracy: an id that reaches
+# the model other than it is in the file (cut to 8 bits, say) moves them apart
+if t_have_h5py; then
+  "$T_PY" - t16.h5 <<'PY' || t_fail "writing the uint16 token file"
+import sys, h5py, numpy as np
+def ids(n, s):
+    out = []
+    for _ in range(n):
+        s = (s * 21 + 13) % 100  # full period: 21 - 1 is a multiple of 2, 4 and 5
+        out.append(200 + s)
+    return np.array(out, np.uint16)
+with h5py.File(sys.argv[1], "w") as f:
+    f["train/tokens"], f["val/tokens"] = ids(4000, 1), ids(400, 5)
+    for k, v in (("format", "dlfs-tokens"), ("tokenizer", "lcg"), ("split", "separate"), ("source", "lm.sh"),
+                 ("license", "CC0-1.0")):
+        f.attrs[k] = v
+    f.attrs["format_version"], f.attrs["vocab_size"] = np.int32(1), np.int32(300)
+PY
+  mpirun -np 1 "$train" --data t16.h5 --model "in(17),embed(300,16),lnorm,lmhead" --epochs 3 --batch 16 \
+    --optim adamw --lr 1e-2 --seed 2 --checkpoint-dir ck16 --metrics v.jsonl > v.out 2>&1 \
+    || { cat v.out; t_fail "training on uint16 ids"; }
+  lv=$(sed -n 's/.*"event": "final".*"test_loss": \([0-9.]*\), "test_acc": \([0-9.]*\).*/\1 \2/p' v.jsonl)
+  "$T_PY" - t16.h5 ck16/ckpt-000000045.h5 16 "$lv" <<'PY' \
+    && t_pass "uint16 ids: numpy's loss and accuracy of the checkpoint = the trainer's ($lv), below ln 100" \
+    || t_fail "uint16 ids: the trainer's test loss, accuracy '$lv' against numpy's"
+import sys, h5py, numpy as np
+d, c, T = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r"), int(sys.argv[3])
+got_loss, got_acc = map(float, sys.argv[4].split())
+ids = np.asarray(d["val/tokens"], np.int64)
+win = np.stack([ids[k * T:k * T + T + 1] for k in range((len(ids) - 1) // T)])
+p = c["params"]
+E, P = np.asarray(p["0_embed/weight"], np.float64), np.asarray(p["0_embed/bias"], np.float64).reshape(T, -1)
+g, b = np.asarray(p["1_lnorm/weight"], np.float64), np.asarray(p["1_lnorm/bias"], np.float64)
+x = E[win[:, :T]] + P                      # token row + position row
+h = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5) * g + b
+z = h @ E.T                                # the head tied to the token table
+z -= z.max(-1, keepdims=True)
+lp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+y = win[:, 1:]
+loss, acc = -np.take_along_axis(lp, y[..., None], -1).mean(), (z.argmax(-1) == y).mean()
+print(f"numpy: loss {loss:.6f} accuracy {acc:.6f}; trainer: {got_loss} {got_acc}; ids {ids.min()}..{ids.max()}")
+sys.exit(0 if ids.max() > 255 and abs(got_loss - loss) < 1e-5 and abs(got_acc - acc) < 1e-6 and
+         loss < np.log(100) else 1)
+PY
+else
+  t_skip "uint16 ids: $T_NO_H5PY"
+fi
+mpirun -np 1 "$train" --bench --model "in(17),embed(300,16),block(16,h2),lnorm,lmhead" --batch 8 --steps 3 \
+  > b16.out 2>&1 && grep -q "^bench: .*median step" b16.out && t_pass "--bench of a language model (vocabulary 300)" \
+  || { cat b16.out; t_fail "--bench of a language model with uint16 ids"; }
 t_expect_error "--sample without --eval" 2 "--sample N" mpirun -np 1 "$train" --data t.h5 --model "$model" --sample 5
 t_expect_error "token file, image model" 1 "is a token file" mpirun -np 1 "$train" --data t.h5 --model mlp
 [ -f "$fm" ] && t_expect_error "image dataset, language model" 1 "start the spec with in(784)" \
