@@ -43,17 +43,21 @@ got=$(resume z2 2 "$T_TMP/cs" "${d[@]}" --zero 1 --ckpt-sharded)
 [ "$got" = "$ref" ] && [ -f "$T_TMP/r-z2/ckpt-000000020.d/rank-1.h5" ] \
   && t_pass "resumed on 2 ranks with ZeRO, written sharded again: the uninterrupted digest" \
   || t_fail "np=2 ZeRO resume: '$got' != $ref"
-a=$(resume f3s 3 "$T_TMP/cs" "${c[@]}") b=$(resume f3f 3 "$T_TMP/cf" "${c[@]}")
+# 3 ranks in fast mode (uneven parts, bucket remainders every rank updates), written again
+a=$(resume f3s 3 "$T_TMP/cs" "${c[@]}" --zero 1 --ckpt-sharded) b=$(resume f3f 3 "$T_TMP/cf" "${c[@]}" --zero 1)
 [ -n "$a" ] && [ "$a" = "$b" ] && t_pass "3 ranks (fast mode): sharded and single-file checkpoints resume to the same bits" \
   || t_fail "3 ranks: sharded '$a' != single file '$b'"
-"$data" ckpt-merge "$s15" -o "$T_TMP/merged.h5" > "$T_TMP/merge.out" 2>&1 || { cat "$T_TMP/merge.out"; t_fail "ckpt-merge"; }
+for m in "$s15 merged" "$T_TMP/r-f3s/ckpt-000000020.d merged3"; do
+  "$data" ckpt-merge "${m% *}" -o "$T_TMP/${m#* }.h5" > "$T_TMP/merge.out" 2>&1 || { cat "$T_TMP/merge.out"; t_fail "ckpt-merge ${m% *}"; }
+done
 mpirun -np 1 "$train" "${d[@]}" --resume "$T_TMP/merged.h5" --metrics "$T_TMP/merged.jsonl" > "$T_TMP/m.out" 2>&1 \
   || cat "$T_TMP/m.out"
 got=$(t_digest "$T_TMP/merged.jsonl")
 [ "$got" = "$ref" ] && t_pass "ckpt-merge: the merged file resumes to the uninterrupted digest" \
   || t_fail "merged resume: '$got' != $ref"
 if t_have_h5py; then
-  "$T_PY" - "$s15" "$T_TMP/cf/ckpt-000000015.h5" "$T_TMP/merged.h5" <<'PY' \
+  "$T_PY" - "$s15" "$T_TMP/cf/ckpt-000000015.h5" "$T_TMP/merged.h5" "$T_TMP/merged3.h5" \
+    "$T_TMP/r-f3f/ckpt-000000020.h5" <<'PY' \
     && t_pass "h5py: shards reassemble to the single file's moments; the merged file's state_sha256 verifies" \
     || t_fail "h5py checks of the shards and the merged file"
 import hashlib, sys
@@ -96,6 +100,10 @@ for g in ("params", "optimizer/m", "optimizer/v"):
     s.update(flat(merged, g).astype("<f4").tobytes())
 assert s.hexdigest() == a["state_sha256"], (s.hexdigest(), a["state_sha256"])
 assert a["run_id"] == man.attrs["run_id"] and int(a["step"]) == 15
+# written on 3 ranks in fast mode (shared remainders): merged == gathered, bit for bit
+m3, g3 = h5py.File(sys.argv[4], "r"), h5py.File(sys.argv[5], "r")
+for g in ("params", "optimizer/m", "optimizer/v"):
+    assert np.array_equal(flat(m3, g), flat(g3, g)), g
 PY
   # a manifest naming a wrong digest for rank 3
   cp -r "$s15" "$T_TMP/wrong.d"
