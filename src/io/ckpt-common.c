@@ -10,6 +10,7 @@
 #include "dlfs/util.h"
 
 void ckpt_name(long step, char *buf, size_t len) { snprintf(buf, len, "ckpt-%09ld.h5", step); }
+void ckpt_dir_name(long step, char *buf, size_t len) { snprintf(buf, len, "ckpt-%09ld.d", step); }
 
 int ckpt_parse_name(const char *name, long *step, const char **why)
 {
@@ -125,6 +126,26 @@ void ckpt_sharded_sha256(const struct dlfs_ckpt *c, const char *moments, char (*
     hash_int_(&s, "shards", shards);
     for (int r = 0; r < shards; r++) hash_str_(&s, "shard_sha256", shard_sha[r]);
     finish_(&s, hex);
+}
+
+/* The shard's digest: its position, its segment table and its values. */
+void ckpt_shard_sha256(const struct dlfs_ckpt_shard *s, size_t total, char hex[65])
+{
+    struct dlfs_sha256 h;
+    uint8_t d[32];
+    char line[160];
+    dlfs_sha256_init(&h);
+    int n = snprintf(line, sizeof line, "dlfs-shard-v1\nrank=%d\nworld_size=%d\nstep=%ld\nnum_params=%zu\ncount=%d\n",
+                     s->rank, s->world_size, s->step, s->num_params, s->count);
+    dlfs_sha256_update(&h, line, (size_t)n);
+    for (int i = 0; i < s->count; i++) {
+        n = snprintf(line, sizeof line, "%llu+%llu\n", (unsigned long long)s->off[i], (unsigned long long)s->len[i]);
+        dlfs_sha256_update(&h, line, (size_t)n);
+    }
+    dlfs_sha256_update_f32le(&h, s->m, total);
+    if (s->v) dlfs_sha256_update_f32le(&h, s->v, total);
+    dlfs_sha256_final(&h, d);
+    dlfs_sha256_hex(d, hex);
 }
 
 int ckpt_weight_dims(const struct dlfs_layer *L, uint64_t wd[4], uint64_t bd[1])

@@ -134,6 +134,23 @@ enum dlfs_status dlfs_ckpt_latest_valid(const char *dir, const struct dlfs_ckpt_
     return st;
 }
 
+void ckpt_remove_dir(const char *path)
+{
+    char *man = join_(path, "manifest.h5");
+    if (man) unlink(man); /* first: from here on it is no checkpoint */
+    free(man);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            char *p = join_(path, e->d_name);
+            if (p) unlink(p);
+            free(p);
+        }
+    if (d) closedir(d);
+    rmdir(path);
+}
+
 void ckpt_prune(const char *dir, int keep, long step)
 {
     if (keep <= 0) return;

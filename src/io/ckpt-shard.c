@@ -16,31 +16,12 @@
 
 #define SHARD_FORMAT "dlfs-checkpoint-shard"
 
-void ckpt_dir_name(long step, char *buf, size_t len) { snprintf(buf, len, "ckpt-%09ld.d", step); }
-
 static char *path2_(const char *dir, const char *a, const char *b)
 {
     const size_t n = strlen(dir) + strlen(a) + (b ? strlen(b) : 0) + 3;
     char *p = malloc(n);
     if (p) snprintf(p, n, b ? "%s/%s/%s" : "%s/%s", dir, a, b ? b : "");
     return p;
-}
-
-void ckpt_remove_dir(const char *path)
-{
-    char *man = path2_(path, "manifest.h5", NULL);
-    if (man) unlink(man); /* first: from here on it is no checkpoint */
-    free(man);
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            char *p = path2_(path, e->d_name, NULL);
-            if (p) unlink(p);
-            free(p);
-        }
-    if (d) closedir(d);
-    rmdir(path);
 }
 
 enum dlfs_status dlfs_ckpt_shard_dir(const char *dir, long step)
@@ -58,26 +39,6 @@ enum dlfs_status dlfs_ckpt_shard_dir(const char *dir, long step)
         st = dlfs_error_set(DLFS_ERR_IO, "cannot replace %s: %s", man, strerror(errno));
     free(p), free(man);
     return st;
-}
-
-/* The shard's digest: its position, its segment table and its values. */
-void ckpt_shard_sha256(const struct dlfs_ckpt_shard *s, size_t total, char hex[65])
-{
-    struct dlfs_sha256 h;
-    uint8_t d[32];
-    char line[160];
-    dlfs_sha256_init(&h);
-    int n = snprintf(line, sizeof line, "dlfs-shard-v1\nrank=%d\nworld_size=%d\nstep=%ld\nnum_params=%zu\ncount=%d\n",
-                     s->rank, s->world_size, s->step, s->num_params, s->count);
-    dlfs_sha256_update(&h, line, (size_t)n);
-    for (int i = 0; i < s->count; i++) {
-        n = snprintf(line, sizeof line, "%llu+%llu\n", (unsigned long long)s->off[i], (unsigned long long)s->len[i]);
-        dlfs_sha256_update(&h, line, (size_t)n);
-    }
-    dlfs_sha256_update_f32le(&h, s->m, total);
-    if (s->v) dlfs_sha256_update_f32le(&h, s->v, total);
-    dlfs_sha256_final(&h, d);
-    dlfs_sha256_hex(d, hex);
 }
 
 static int write_u64s_(hid_t f, const char *name, int count, const uint64_t *v)
