@@ -244,15 +244,19 @@ enum dlfs_status dlfs_ckpt_load_checked(const char *path, struct dlfs_ckpt *c, c
 {
     memset(c, 0, sizeof *c);
     uint64_t size = 0;
+    /* a directory named ckpt-<step>.d or holding a manifest: a sharded checkpoint;
+     * any other directory is refused below as no checkpoint at all */
     struct stat sb;
-    const int sharded = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-    char *man = sharded ? malloc(strlen(path) + 16) : NULL;
-    if (sharded && !man) return dlfs_error_set(DLFS_ERR_NOMEM, "%s: out of memory", path);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path, *why = NULL;
+    long step = 0;
+    const int named = ckpt_parse_name(base, &step, &why) == 1 && base[strlen(base) - 1] == 'd';
+    char *man = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) ? malloc(strlen(path) + 16) : NULL;
     if (man) sprintf(man, "%s/manifest.h5", path);
     if (man && access(man, F_OK) != 0) {
-        free(man);
-        return dlfs_error_set(DLFS_ERR_FORMAT, "%s: sharded checkpoint is incomplete (no manifest.h5: its write did "
-                              "not finish)", path);
+        free(man), man = NULL;
+        if (named)
+            return dlfs_error_set(DLFS_ERR_FORMAT, "%s: sharded checkpoint is incomplete (no manifest.h5: its write "
+                                  "did not finish)", path);
     }
     /* a regular file, checked without blocking (HDF5 then opens it again by name) */
     enum dlfs_status st = io_check_regular(man ? man : path, "checkpoint", &size);

@@ -31,10 +31,14 @@ enum dlfs_status dlfs_ckpt_shard_dir(const char *dir, long step)
     ckpt_dir_name(step, name, sizeof name);
     char *p = path2_(dir, name, NULL), *man = path2_(dir, name, "manifest.h5");
     enum dlfs_status st = DLFS_OK;
+    struct stat sb;
     if (!p || !man) st = dlfs_error_set(DLFS_ERR_NOMEM, "cannot write checkpoint in %s: out of memory", dir);
     else if (mkdir(p, 0777) != 0 && errno != EEXIST)
         st = dlfs_error_set(DLFS_ERR_IO, "cannot create the sharded checkpoint %s: %s; the previous checkpoints "
                             "are untouched", p, strerror(errno));
+    else if (lstat(p, &sb) != 0 || !S_ISDIR(sb.st_mode)) /* never into a link planted at the name */
+        st = dlfs_error_set(DLFS_ERR_IO, "cannot write the sharded checkpoint %s: the name is taken by something "
+                            "that is not a directory dlfs made (a link or a file); move it away", p);
     else if (unlink(man) != 0 && errno != ENOENT)
         st = dlfs_error_set(DLFS_ERR_IO, "cannot replace %s: %s", man, strerror(errno));
     free(p), free(man);
@@ -109,6 +113,11 @@ enum dlfs_status dlfs_ckpt_manifest_write(const char *dir, const struct dlfs_ckp
     char *path = path2_(dir, name, NULL), *man = path2_(dir, name, "manifest.h5");
     enum dlfs_status st = path && man ? DLFS_OK : dlfs_error_set(DLFS_ERR_NOMEM, "out of memory");
     const struct ckpt_manifest mf = {c->world_size, has_m ? (has_v ? "mv" : "m") : "", shard_sha};
+    const char *bad = ckpt_fields_bad(c);
+    if (st == DLFS_OK && (bad || c->num_params != m->num_params || ckpt_moments_bad(c->optimizer, has_m, has_v)))
+        st = dlfs_error_set(DLFS_ERR_FORMAT, "cannot write checkpoint %s: %s does not match the model or is out of "
+                            "range (a bug: please report it); the previous checkpoints are untouched", path,
+                            bad ? bad : "the state");
     char where[320];
     if (st == DLFS_OK && ckpt_state_nonfinite(m, c, where, sizeof where))
         st = dlfs_error_set(DLFS_ERR_NUMERIC, "cannot write checkpoint %s at step %ld: non-finite values in %s (the "

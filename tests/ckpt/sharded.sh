@@ -125,6 +125,11 @@ cp -r "$s15" "$T_TMP/gone.d" && rm "$T_TMP/gone.d/rank-2.h5"
 t_expect_error "a missing shard" 1 "gone.d/rank-2.h5" mpirun -np 2 "$train" "${d[@]}" --resume "$T_TMP/gone.d"
 t_expect_error "--ckpt-sharded without --zero 1" 2 "needs --zero 1" mpirun -np 1 "$train" "${d[@]}" --ckpt-sharded \
   --checkpoint-dir "$T_TMP/nz"
+# a link planted at the name of the next checkpoint's directory is never written through
+mkdir -p "$T_TMP/victim" "$T_TMP/lk" && cp -r "$s15" "$T_TMP/lk/" && ln -s "$T_TMP/victim" "$T_TMP/lk/ckpt-000000020.d"
+t_expect_error "a link at the sharded checkpoint's name" nz "ckpt-000000020.d: the name is taken" \
+  mpirun -np 2 "$train" "${d[@]}" --zero 1 --ckpt-sharded --checkpoint-dir "$T_TMP/lk" --resume latest
+[ -z "$(ls -A "$T_TMP/victim")" ] && t_pass "nothing written into the link's target" || t_fail "files in the link's target"
 # no manifest: no checkpoint; latest takes the previous one (step 10), says so, and continues
 rm -rf "$T_TMP/inc" && cp -r "$T_TMP/cs" "$T_TMP/inc" && rm "$T_TMP/inc/ckpt-000000015.d/manifest.h5"
 got=$(resume inc 2 "$T_TMP/inc" "${d[@]}")
