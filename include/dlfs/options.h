@@ -186,8 +186,9 @@ enum dlfs_opt_kind {
       "never gathers the moments; resumes on any rank count; dlfs-data\n"                                       \
       "ckpt-merge makes one file of it")                                                                         \
     X(resume, const char *, DLFS_OPT_STR, "resume", "latest|FILE", NULL, 0, 0, (""), DLFS_OPT_DIGEST,            \
-      "continue from FILE, or the newest checkpoint of --checkpoint-dir\n"                                       \
-      "(latest with none yet starts fresh); the rank count may differ")                                          \
+      "continue from FILE (a sharded checkpoint: its ckpt-<step>.d), or the\n"                                  \
+      "newest checkpoint of --checkpoint-dir (latest with none yet starts\n"                                    \
+      "fresh); the rank count may differ")                                                                       \
     X(rollback, bool, DLFS_OPT_FLAG, "rollback", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                           \
       "continue an older line of --checkpoint-dir: the checkpoints in the way\n"                                 \
       "(newer ones, or another run's) are moved into DIR/abandoned-<time>/,\n"                                   \
