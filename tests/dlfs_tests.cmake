@@ -113,7 +113,7 @@ set(DLFS_SCHED_THREADS test_ops test_conv_ops train_threads train_pipeline train
 set(DLFS_SCHED_SLURM slurm_train slurm_requeue slurm_scaling slurm_2node_train slurm_2node_requeue slurm_2node_mpirun)
 set(DLFS_SCHED_P4 mpi_deterministic mpi_zero mpi_accum mpi_deterministic_cnn mpi_allreduce_np8 scaling_study train_lm
   slurm_scaling notebook_course)
-set(DLFS_SCHED_P2 ckpt_resume train_pipeline train_lag train_trace train_target train_threads train_learn
+set(DLFS_SCHED_P2 ckpt_resume ckpt_sharded train_pipeline train_lag train_trace train_target train_threads train_learn
   train_learn_cnn train_learn_precision train_oracle train_torch_ckpt train_torch_gpt train_learn_resnet train_stream mpi_comm mpi_sharding mpi_allreduce_np4 ckpt_atomic ckpt_signal ckpt_chaos
   hostile_train hostile_ckpt hostile_data hostile_resources hostile_outputs hostile_ckptdir slurm_train slurm_requeue slurm_2node_train slurm_2node_requeue
   slurm_2node_mpirun scaling_report scaling_hardware_guide install_tree install_deb)

@@ -67,6 +67,7 @@ struct dlfs_ckpt {
     char *parent;          /* file name (no directory) it resumed from; "" or NULL: a fresh start */
     long parent_step;      /* that checkpoint's step; -1: a fresh start */
     int format_version;    /* set by the loaders: the version of the file read (1 or 2) */
+    int shards;            /* set by the loaders: shard files of a sharded checkpoint (0: one file) */
 };
 
 /* What the caller's run needs, compared BEFORE any array is allocated or read
@@ -107,6 +108,34 @@ enum dlfs_status dlfs_ckpt_load_checked(const char *path, struct dlfs_ckpt *c, c
 enum dlfs_status dlfs_ckpt_load_image(const void *buf, size_t len, const char *name, struct dlfs_ckpt *c,
                                       const struct dlfs_ckpt_expect *e);
 void dlfs_ckpt_free(struct dlfs_ckpt *c);
+
+/* Sharded checkpoints (--ckpt-sharded with --zero 1; src/README.md, Checkpoints):
+ * DIR/ckpt-<step>.d/rank-<R>.h5, one per rank, each holding that rank's segments
+ * of the optimizer moments, and DIR/ckpt-<step>.d/manifest.h5, written last by
+ * rank 0: the parameters, buffers and attributes of a single-file checkpoint (no
+ * moments) plus the shard count and each shard's sha256. Without the manifest the
+ * directory is no checkpoint. dlfs_ckpt_load_checked reads a sharded checkpoint
+ * when given its directory, reassembling the full moments (any rank count). */
+struct dlfs_ckpt_shard {
+    int rank, world_size;
+    long step;
+    size_t num_params;
+    int count;                  /* segments */
+    const uint64_t *off, *len;  /* (count) each: where the segment's values lie in the full vector */
+    const float *m, *v;         /* the segments' values, one after another (v NULL without) */
+};
+/* Rank 0, before the shards: create DIR/ckpt-<step>.d (and DIR), removing the
+ * manifest of an earlier write of that step so that it no longer counts. */
+enum dlfs_status dlfs_ckpt_shard_dir(const char *dir, long step);
+/* Every rank: its shard file, written atomically; its digest into sha. */
+enum dlfs_status dlfs_ckpt_shard_write(const char *dir, const struct dlfs_ckpt_shard *s, char sha[65]);
+/* Rank 0, after every shard is written: the manifest (c->m, c->v NULL; has_m,
+ * has_v say which moments the shards hold), then pruning to `keep`. */
+enum dlfs_status dlfs_ckpt_manifest_write(const char *dir, const struct dlfs_ckpt *c, int has_m, int has_v,
+                                          const struct dlfs_model *m, char (*shard_sha)[65], int keep,
+                                          char **path_out);
+/* A loaded checkpoint (full state) as one file of the single-file format at `path`. */
+enum dlfs_status dlfs_ckpt_write_file(const char *path, const struct dlfs_ckpt *c, const struct dlfs_model *m);
 
 /* The checkpoints of DIR, ascending by step. Only names dlfs writes count
  * (ckpt-<step>.h5, step zero-padded to 9 digits, at most DLFS_CKPT_MAX_STEP) and

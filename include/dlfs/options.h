@@ -180,9 +180,15 @@ enum dlfs_opt_kind {
     X(checkpoint_every_epochs, int, DLFS_OPT_EVERY, NULL, NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST, "")              \
     X(keep, int, DLFS_OPT_INT, "keep", "K", 3, 0, 1000000, (""), DLFS_OPT_DIGEST,                                \
       "keep the newest K checkpoints (0 keeps all)")                                                             \
+    X(ckpt_sharded, bool, DLFS_OPT_FLAG, "ckpt-sharded", NULL, 0, 0, 0, (""), DLFS_OPT_LOCAL,                   \
+      "with --zero 1: every rank writes its part of the optimizer state\n"                                      \
+      "(DIR/ckpt-<step>.d/rank-<r>.h5, then rank 0 the manifest.h5): rank 0\n"                                  \
+      "never gathers the moments; resumes on any rank count; dlfs-data\n"                                       \
+      "ckpt-merge makes one file of it")                                                                         \
     X(resume, const char *, DLFS_OPT_STR, "resume", "latest|FILE", NULL, 0, 0, (""), DLFS_OPT_DIGEST,            \
-      "continue from FILE, or the newest checkpoint of --checkpoint-dir\n"                                       \
-      "(latest with none yet starts fresh); the rank count may differ")                                          \
+      "continue from FILE (a sharded checkpoint: its ckpt-<step>.d), or the\n"                                  \
+      "newest checkpoint of --checkpoint-dir (latest with none yet starts\n"                                    \
+      "fresh); the rank count may differ")                                                                       \
     X(rollback, bool, DLFS_OPT_FLAG, "rollback", NULL, 0, 0, 0, (""), DLFS_OPT_DIGEST,                           \
       "continue an older line of --checkpoint-dir: the checkpoints in the way\n"                                 \
       "(newer ones, or another run's) are moved into DIR/abandoned-<time>/,\n"                                   \

@@ -54,11 +54,12 @@ static int write_buffers_(hid_t f, const struct dlfs_model *m, const float *buf)
     return 0;
 }
 
-static int write_attrs_(hid_t f, const struct dlfs_ckpt *c)
+static int write_attrs_(hid_t f, const struct dlfs_ckpt *c, const struct ckpt_manifest *mf)
 {
     char params[65], state[65], when[64];
     dlfs_params_sha256(c->params, c->num_params, params);
-    ckpt_state_sha256(c, state);
+    if (mf) ckpt_sharded_sha256(c, mf->moments, mf->shard_sha, mf->shards, state);
+    else ckpt_state_sha256(c, state);
     const time_t now = time(NULL);
     struct tm tmv;
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tmv));
@@ -86,6 +87,14 @@ static int write_attrs_(hid_t f, const struct dlfs_ckpt *c)
     rc |= h5_attr_str_write(f, "rng", "counter-based: every draw is a function of (seed, purpose, epoch/layer, "
                                       "index); the seed and the position are the whole RNG state");
     rc |= h5_attr_str_write(f, "options", c->options ? c->options : "");
+    if (mf) {
+        const char **v = malloc((size_t)mf->shards * sizeof *v);
+        for (int r = 0; v && r < mf->shards; r++) v[r] = mf->shard_sha[r];
+        rc |= h5_attr_i64_write(f, "shards", mf->shards);
+        rc |= h5_attr_str_write(f, "moments", mf->moments);
+        rc |= v ? h5_attr_strs_write(f, "shard_sha256", v, (size_t)mf->shards) : -1;
+        free(v);
+    }
     return rc ? -1 : 0;
 }
 
@@ -93,10 +102,11 @@ static int write_attrs_(hid_t f, const struct dlfs_ckpt *c)
  * atomic writer then writes its bytes with plain write()/fsync(): a full disk
  * fails there with errno intact, instead of inside HDF5's flush (which in HDF5
  * 1.10 leaves a half-closed file that crashes at exit). */
-static int build_image_(const struct dlfs_ckpt *c, const struct dlfs_model *m, void **image, size_t *len)
+int ckpt_build_image(const struct dlfs_ckpt *c, const struct dlfs_model *m, const struct ckpt_manifest *mf,
+                     void **image, size_t *len)
 {
     hid_t f = h5_create_memory(CKPT_IMAGE_INCREMENT);
-    int rc = f < 0 ? -1 : write_attrs_(f, c);
+    int rc = f < 0 ? -1 : write_attrs_(f, c, mf);
     if (rc == 0) rc = write_slab_(f, "/params", m, c->params);
     if (rc == 0 && m->num_buffers) rc = c->buffers ? write_buffers_(f, m, c->buffers) : -1;
     if (rc == 0) {
@@ -134,6 +144,33 @@ static enum dlfs_status save_check_(const char *path, const struct dlfs_ckpt *c,
     return DLFS_OK;
 }
 
+enum dlfs_status ckpt_write_image(const char *path, const void *image, size_t len)
+{
+    struct io_atomic_err e = {0, NULL, NULL};
+    enum dlfs_status st = DLFS_OK;
+    if (io_atomic_write(path, image, len, IO_ATOMIC_CKPT_HOOKS, &e) != 0)
+        st = strcmp(e.stage, "rename") == 0
+                 ? dlfs_error_set(DLFS_ERR_IO, "cannot rename %s to %s: %s", e.tmp, path, strerror(e.err))
+                 : dlfs_error_set(DLFS_ERR_IO, "cannot write checkpoint %s: %s; the previous checkpoints are "
+                                  "untouched (free disk space or choose another --checkpoint-dir)", path,
+                                  e.err ? strerror(e.err) : "out of memory");
+    io_atomic_err_free(&e);
+    return st;
+}
+
+enum dlfs_status dlfs_ckpt_write_file(const char *path, const struct dlfs_ckpt *c, const struct dlfs_model *m)
+{
+    enum dlfs_status st = save_check_(path, c, m);
+    void *image = NULL;
+    size_t len = 0;
+    if (st == DLFS_OK && ckpt_build_image(c, m, NULL, &image, &len) != 0)
+        st = dlfs_error_set(DLFS_ERR_IO, "cannot write checkpoint %s: building the HDF5 file in memory failed (out "
+                            "of memory?); the previous checkpoints are untouched", path);
+    if (st == DLFS_OK) st = ckpt_write_image(path, image, len);
+    free(image);
+    return st;
+}
+
 enum dlfs_status dlfs_ckpt_save(const char *dir, const struct dlfs_ckpt *c, const struct dlfs_model *m,
                                 int keep, char **path_out)
 {
@@ -144,21 +181,7 @@ enum dlfs_status dlfs_ckpt_save(const char *dir, const struct dlfs_ckpt *c, cons
     char *path = malloc(plen);
     if (!path) return dlfs_error_set(DLFS_ERR_NOMEM, "cannot write checkpoint in %s: out of memory", dir);
     snprintf(path, plen, "%s/%s", dir, name);
-    enum dlfs_status st = save_check_(path, c, m);
-    void *image = NULL;
-    size_t len = 0;
-    if (st == DLFS_OK && build_image_(c, m, &image, &len) != 0)
-        st = dlfs_error_set(DLFS_ERR_IO, "cannot write checkpoint %s: building the HDF5 file in memory failed (out "
-                            "of memory?); the previous checkpoints are untouched", path);
-    struct io_atomic_err e = {0, NULL, NULL};
-    if (st == DLFS_OK && io_atomic_write(path, image, len, IO_ATOMIC_CKPT_HOOKS, &e) != 0)
-        st = strcmp(e.stage, "rename") == 0
-                 ? dlfs_error_set(DLFS_ERR_IO, "cannot rename %s to %s: %s", e.tmp, path, strerror(e.err))
-                 : dlfs_error_set(DLFS_ERR_IO, "cannot write checkpoint %s: %s; the previous checkpoints are "
-                                  "untouched (free disk space or choose another --checkpoint-dir)", path,
-                                  e.err ? strerror(e.err) : "out of memory");
-    io_atomic_err_free(&e);
-    free(image);
+    const enum dlfs_status st = dlfs_ckpt_write_file(path, c, m);
     if (st == DLFS_OK) ckpt_prune(dir, keep, c->step);
     if (st == DLFS_OK && path_out) *path_out = path;
     else free(path);

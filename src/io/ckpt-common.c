@@ -10,19 +10,22 @@
 #include "dlfs/util.h"
 
 void ckpt_name(long step, char *buf, size_t len) { snprintf(buf, len, "ckpt-%09ld.h5", step); }
+void ckpt_dir_name(long step, char *buf, size_t len) { snprintf(buf, len, "ckpt-%09ld.d", step); }
 
 int ckpt_parse_name(const char *name, long *step, const char **why)
 {
     const size_t n = strlen(name);
-    if (n < 9 || strncmp(name, "ckpt-", 5) != 0 || strcmp(name + n - 3, ".h5") != 0) return -1;
-    const size_t digits = n - 8;
+    const size_t sfx = n >= 3 && strcmp(name + n - 3, ".h5") == 0 ? 3 : n >= 2 && strcmp(name + n - 2, ".d") == 0 ? 2 : 0;
+    if (n < 6 + sfx || !sfx || strncmp(name, "ckpt-", 5) != 0) return -1;
+    const size_t digits = n - 5 - sfx;
     long v = 0;
-    for (size_t i = 5; i < n - 3; i++)
+    for (size_t i = 5; i < n - sfx; i++)
         if (name[i] < '0' || name[i] > '9') return *why = "not a step number", 0;
     if (digits > 12) return *why = "step out of range (more than 12 digits)", 0;
-    for (size_t i = 5; i < n - 3; i++) v = v * 10 + (name[i] - '0'); /* < 10^12: no overflow */
+    for (size_t i = 5; i < n - sfx; i++) v = v * 10 + (name[i] - '0'); /* < 10^12: no overflow */
     char canon[32];
-    ckpt_name(v, canon, sizeof canon);
+    if (sfx == 3) ckpt_name(v, canon, sizeof canon);
+    else ckpt_dir_name(v, canon, sizeof canon);
     if (strcmp(canon, name) != 0) return *why = "not the name dlfs writes for that step (9 digits or more)", 0;
     *step = v;
     return 1;
@@ -73,33 +76,75 @@ static void hash_int_(struct dlfs_sha256 *s, const char *name, long long v)
     dlfs_sha256_update(s, line, (size_t)n);
 }
 
+/* The attributes that position the run, the moments named by `moments`, the
+ * parameters and the buffers: what both state digests begin with. */
+static void state_head_(struct dlfs_sha256 *s, const char *tag, const struct dlfs_ckpt *c, const char *moments)
+{
+    dlfs_sha256_init(s);
+    dlfs_sha256_update(s, tag, strlen(tag));
+    hash_str_(s, "model_spec", c->model_spec);
+    hash_str_(s, "optimizer", c->optimizer);
+    hash_int_(s, "num_params", (long long)c->num_params);
+    hash_int_(s, "num_buffers", (long long)(c->buffers ? c->num_buffers : 0));
+    hash_int_(s, "step", c->step);
+    hash_int_(s, "epoch", c->epoch);
+    hash_int_(s, "samples_in_epoch", c->samples_in_epoch);
+    hash_int_(s, "global_batch", c->global_batch);
+    hash_int_(s, "seed", (long long)c->seed);
+    hash_int_(s, "deterministic", c->deterministic);
+    hash_int_(s, "virtual_shards", c->virtual_shards);
+    hash_int_(s, "world_size", c->world_size);
+    hash_str_(s, "run_id", c->run_id);
+    hash_str_(s, "parent", c->parent);
+    hash_int_(s, "parent_step", c->parent_step);
+    hash_str_(s, "moments", moments);
+    dlfs_sha256_update_f32le(s, c->params, c->num_params);
+    if (c->buffers) dlfs_sha256_update_f32le(s, c->buffers, c->num_buffers);
+}
+
+static void finish_(struct dlfs_sha256 *s, char hex[65])
+{
+    uint8_t d[32];
+    dlfs_sha256_final(s, d);
+    dlfs_sha256_hex(d, hex);
+}
+
 void ckpt_state_sha256(const struct dlfs_ckpt *c, char hex[65])
 {
     struct dlfs_sha256 s;
-    uint8_t d[32];
-    dlfs_sha256_init(&s);
-    dlfs_sha256_update(&s, "dlfs-state-v2\n", 14);
-    hash_str_(&s, "model_spec", c->model_spec);
-    hash_str_(&s, "optimizer", c->optimizer);
-    hash_int_(&s, "num_params", (long long)c->num_params);
-    hash_int_(&s, "num_buffers", (long long)(c->buffers ? c->num_buffers : 0));
-    hash_int_(&s, "step", c->step);
-    hash_int_(&s, "epoch", c->epoch);
-    hash_int_(&s, "samples_in_epoch", c->samples_in_epoch);
-    hash_int_(&s, "global_batch", c->global_batch);
-    hash_int_(&s, "seed", (long long)c->seed);
-    hash_int_(&s, "deterministic", c->deterministic);
-    hash_int_(&s, "virtual_shards", c->virtual_shards);
-    hash_int_(&s, "world_size", c->world_size);
-    hash_str_(&s, "run_id", c->run_id);
-    hash_str_(&s, "parent", c->parent);
-    hash_int_(&s, "parent_step", c->parent_step);
-    hash_str_(&s, "moments", c->m ? (c->v ? "mv" : "m") : (c->v ? "v" : ""));
-    dlfs_sha256_update_f32le(&s, c->params, c->num_params);
-    if (c->buffers) dlfs_sha256_update_f32le(&s, c->buffers, c->num_buffers);
+    state_head_(&s, "dlfs-state-v2\n", c, c->m ? (c->v ? "mv" : "m") : (c->v ? "v" : ""));
     if (c->m) dlfs_sha256_update_f32le(&s, c->m, c->num_params);
     if (c->v) dlfs_sha256_update_f32le(&s, c->v, c->num_params);
-    dlfs_sha256_final(&s, d);
+    finish_(&s, hex);
+}
+
+void ckpt_sharded_sha256(const struct dlfs_ckpt *c, const char *moments, char (*shard_sha)[65], int shards,
+                         char hex[65])
+{
+    struct dlfs_sha256 s;
+    state_head_(&s, "dlfs-sharded-state-v1\n", c, moments);
+    hash_int_(&s, "shards", shards);
+    for (int r = 0; r < shards; r++) hash_str_(&s, "shard_sha256", shard_sha[r]);
+    finish_(&s, hex);
+}
+
+/* The shard's digest: its position, its segment table and its values. */
+void ckpt_shard_sha256(const struct dlfs_ckpt_shard *s, size_t total, char hex[65])
+{
+    struct dlfs_sha256 h;
+    uint8_t d[32];
+    char line[160];
+    dlfs_sha256_init(&h);
+    int n = snprintf(line, sizeof line, "dlfs-shard-v1\nrank=%d\nworld_size=%d\nstep=%ld\nnum_params=%zu\ncount=%d\n",
+                     s->rank, s->world_size, s->step, s->num_params, s->count);
+    dlfs_sha256_update(&h, line, (size_t)n);
+    for (int i = 0; i < s->count; i++) {
+        n = snprintf(line, sizeof line, "%llu+%llu\n", (unsigned long long)s->off[i], (unsigned long long)s->len[i]);
+        dlfs_sha256_update(&h, line, (size_t)n);
+    }
+    dlfs_sha256_update_f32le(&h, s->m, total);
+    if (s->v) dlfs_sha256_update_f32le(&h, s->v, total);
+    dlfs_sha256_final(&h, d);
     dlfs_sha256_hex(d, hex);
 }
 

@@ -60,10 +60,11 @@ static int entry_(const char *dir, const char *name, long *step, char **ignored)
      * someone else's (the directory may be shared): never read, pruned or moved.
      * HDF5 then opens the listed file by name; a file swapped in between must still
      * verify its digests, and who can swap it could as well write a checkpoint. */
-    const int ok = p && lstat(p, &sb) == 0, reg = ok && S_ISREG(sb.st_mode);
+    const int is_dir = name[strlen(name) - 1] == 'd'; /* ckpt-<step>.d: a sharded checkpoint */
+    const int ok = p && lstat(p, &sb) == 0, reg = ok && (is_dir ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode));
     free(p);
     if (!reg) note_(ignored, "ignored %s/%s: %s", dir, name, ok && S_ISLNK(sb.st_mode) ? "a symbolic link, not a "
-                    "file dlfs wrote" : "not a regular file");
+                    "file dlfs wrote" : is_dir ? "not a directory" : "not a regular file");
     return reg ? 1 : 0;
 }
 
@@ -133,6 +134,23 @@ enum dlfs_status dlfs_ckpt_latest_valid(const char *dir, const struct dlfs_ckpt_
     return st;
 }
 
+void ckpt_remove_dir(const char *path)
+{
+    char *man = join_(path, "manifest.h5");
+    if (man) unlink(man); /* first: from here on it is no checkpoint */
+    free(man);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            char *p = join_(path, e->d_name);
+            if (p) unlink(p);
+            free(p);
+        }
+    if (d) closedir(d);
+    rmdir(path);
+}
+
 void ckpt_prune(const char *dir, int keep, long step)
 {
     if (keep <= 0) return;
@@ -144,7 +162,9 @@ void ckpt_prune(const char *dir, int keep, long step)
     const size_t spare = (size_t)keep - 1;
     for (size_t i = 0; older > spare && i < older - spare; i++) {
         char *p = join_(dir, l.v[i].name);
-        if (p) unlink(p);
+        const size_t n = strlen(l.v[i].name);
+        if (p && l.v[i].name[n - 1] == 'd') ckpt_remove_dir(p); /* a sharded checkpoint: the whole directory */
+        else if (p) unlink(p);
         free(p);
     }
     dlfs_ckpt_list_free(&l);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "dlfs/checkpoint.h"
 #include "dlfs/util.h"
+#include "io/h5.h"
 
 /* Room a checkpoint directory's path must leave for the names written inside
  * it ("/abandoned-<time>-<n>/ckpt-<12 digits>.h5.tmp", the write probe). */
@@ -29,6 +30,36 @@ const char *ckpt_moments_bad(const char *name, int has_m, int has_v);
 
 /* Hex digests of the parameters (as dlfs-train prints them) and of the whole state. */
 void ckpt_state_sha256(const struct dlfs_ckpt *c, char hex[65]);
+
+/* The state digest of a sharded checkpoint's manifest: the same attributes,
+ * parameters and buffers as ckpt_state_sha256, the moments named ("m", "mv", "")
+ * and, instead of their values, the shard count and each shard file's sha256. */
+void ckpt_sharded_sha256(const struct dlfs_ckpt *c, const char *moments, char (*shard_sha)[65], int shards,
+                         char hex[65]);
+
+/* What a manifest adds to the single-file layout (ckpt-shard.c). */
+struct ckpt_manifest {
+    int shards;
+    const char *moments;   /* "m", "mv" or "" */
+    char (*shard_sha)[65]; /* (shards) */
+};
+/* The HDF5 file of `c` built in memory (checkpoint.c); with mf, a manifest: no
+ * moment arrays, the sharded state digest and mf's attributes. */
+int ckpt_build_image(const struct dlfs_ckpt *c, const struct dlfs_model *m, const struct ckpt_manifest *mf,
+                     void **image, size_t *len);
+/* The atomic write of an image at `path` with the checkpoint messages. */
+enum dlfs_status ckpt_write_image(const char *path, const void *image, size_t len);
+/* Read a sharded checkpoint's shard files under `dir` into c->m / c->v (allocated
+ * here) and check them against the manifest `f` (ckpt-shard-load.c). */
+enum dlfs_status ckpt_shards_read(const char *dir, hid_t f, struct dlfs_ckpt *c, int has_m, int has_v,
+                                  const char *state_sha);
+/* A shard file's digest: rank, world size, step, parameter count, the segment
+ * table and the `total` values of m (and v). */
+void ckpt_shard_sha256(const struct dlfs_ckpt_shard *s, size_t total, char hex[65]);
+/* "ckpt-%09ld.d" into buf: the directory of a sharded checkpoint. */
+void ckpt_dir_name(long step, char *buf, size_t len);
+/* Remove a sharded checkpoint's directory: the manifest first, then the rest. */
+void ckpt_remove_dir(const char *path);
 
 /* The first dataset path of a slab holding a NaN or Inf ("/params/0_dense/weight"),
  * written into buf; false when all values are finite. `group`: "/params",

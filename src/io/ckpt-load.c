@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "core/checked.h"
 #include "io/ckpt-impl.h"
 #include "io/h5.h"
@@ -167,14 +169,14 @@ static enum dlfs_status arrays_(hid_t f, const char *path, uint64_t file_size, s
 
 /* Digests first (a flipped byte is damage, not divergence), then finiteness. */
 static enum dlfs_status verify_(const char *path, const struct dlfs_ckpt *c, const struct dlfs_model *m,
-                                char digests[2][65])
+                                char digests[2][65], const char *shards_dir)
 {
     char hex[65];
     dlfs_params_sha256(c->params, c->num_params, hex);
     if (strcmp(hex, digests[0]) != 0)
         return dlfs_error_set(DLFS_ERR_FORMAT, "%s: checkpoint is corrupt (its parameters do not match the "
                               "params_sha256 recorded when it was written)", path);
-    if (c->format_version >= 2) {
+    if (c->format_version >= 2 && !shards_dir) { /* a manifest's: checked by ckpt_shards_read */
         ckpt_state_sha256(c, hex);
         if (strcmp(hex, digests[1]) != 0)
             return dlfs_error_set(DLFS_ERR_FORMAT, "%s: checkpoint is corrupt (its training state: buffers, "
@@ -188,8 +190,20 @@ static enum dlfs_status verify_(const char *path, const struct dlfs_ckpt *c, con
     return DLFS_OK;
 }
 
+/* Which moments a manifest says its shards hold (its 'moments' attribute). */
+static int manifest_moments_(hid_t f, int *has_m, int *has_v)
+{
+    char *s = NULL;
+    const int ok = h5_attr_str_read(f, "moments", 8, &s) == 0 &&
+                   (strcmp(s, "m") == 0 || strcmp(s, "mv") == 0 || strcmp(s, "") == 0);
+    *has_m = ok && s[0] == 'm', *has_v = ok && s[1] == 'v';
+    free(s);
+    return ok ? 0 : -1;
+}
+
+/* shards_dir: `f` is the manifest of the sharded checkpoint in that directory. */
 static enum dlfs_status load_hid_(hid_t f, const char *path, uint64_t file_size, struct dlfs_ckpt *c,
-                                  const struct dlfs_ckpt_expect *e)
+                                  const struct dlfs_ckpt_expect *e, const char *shards_dir)
 {
     char digests[2][65] = {"", ""}, obj[256];
     if (h5_find_outside(f, obj, sizeof obj) == 1) /* before anything is read: a FIFO or /dev/zero behind it */
@@ -197,7 +211,9 @@ static enum dlfs_status load_hid_(hid_t f, const char *path, uint64_t file_size,
                               "dataset or a link into another file); a dlfs checkpoint holds its arrays in the file "
                               "itself: use a checkpoint written by dlfs-train", path, obj);
     DLFS_TRY(attrs_(f, path, c, digests));
-    const int has_m = exists_(f, "/optimizer", "m"), has_v = exists_(f, "/optimizer", "v");
+    int has_m = exists_(f, "/optimizer", "m"), has_v = exists_(f, "/optimizer", "v");
+    if (shards_dir && manifest_moments_(f, &has_m, &has_v) != 0)
+        return damaged_(path, "its 'moments' attribute is missing or not m, mv or empty");
     const char *moments = ckpt_moments_bad(c->optimizer, has_m, has_v);
     if (moments) {
         char what[128];
@@ -213,8 +229,9 @@ static enum dlfs_status load_hid_(hid_t f, const char *path, uint64_t file_size,
     enum dlfs_status st = expect_(path, c, e, has_m, has_v);
     if (st == DLFS_OK && m.num_params != c->num_params)
         st = damaged_(path, "its num_params does not match its model spec");
-    if (st == DLFS_OK) st = arrays_(f, path, file_size, c, &m, has_m, has_v);
-    if (st == DLFS_OK) st = verify_(path, c, &m, digests);
+    if (st == DLFS_OK) st = arrays_(f, path, file_size, c, &m, has_m && !shards_dir, has_v && !shards_dir);
+    if (st == DLFS_OK && shards_dir && has_m) st = ckpt_shards_read(shards_dir, f, c, has_m, has_v, digests[1]);
+    if (st == DLFS_OK) st = verify_(path, c, &m, digests, shards_dir);
     dlfs_model_free(&m);
     if (st == DLFS_OK && e && e->params_only) {
         free(c->m), free(c->v);
@@ -227,16 +244,30 @@ enum dlfs_status dlfs_ckpt_load_checked(const char *path, struct dlfs_ckpt *c, c
 {
     memset(c, 0, sizeof *c);
     uint64_t size = 0;
+    /* a directory named ckpt-<step>.d or holding a manifest: a sharded checkpoint;
+     * any other directory is refused below as no checkpoint at all */
+    struct stat sb;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path, *why = NULL;
+    long step = 0;
+    const int named = ckpt_parse_name(base, &step, &why) == 1 && base[strlen(base) - 1] == 'd';
+    char *man = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) ? malloc(strlen(path) + 16) : NULL;
+    if (man) sprintf(man, "%s/manifest.h5", path);
+    if (man && access(man, F_OK) != 0) {
+        free(man), man = NULL;
+        if (named)
+            return dlfs_error_set(DLFS_ERR_FORMAT, "%s: sharded checkpoint is incomplete (no manifest.h5: its write "
+                                  "did not finish)", path);
+    }
     /* a regular file, checked without blocking (HDF5 then opens it again by name) */
-    enum dlfs_status st = io_check_regular(path, "checkpoint", &size);
-    if (st != DLFS_OK) return st;
-    hid_t f = h5_open_path(path);
-    if (f < 0)
+    enum dlfs_status st = io_check_regular(man ? man : path, "checkpoint", &size);
+    hid_t f = st == DLFS_OK ? h5_open_path(man ? man : path) : -1;
+    if (st == DLFS_OK && f < 0)
         st = dlfs_error_set(DLFS_ERR_FORMAT, "%s is not a readable HDF5 file (truncated or not a dlfs "
-                            "checkpoint)", path);
-    else
-        st = load_hid_(f, path, size, c, e);
+                            "checkpoint)", man ? man : path);
+    else if (st == DLFS_OK)
+        st = load_hid_(f, man ? man : path, size, c, e, man ? path : NULL);
     h5_close(f);
+    free(man);
     if (st == DLFS_OK && !(c->path = strdup(path))) st = dlfs_error_set(DLFS_ERR_NOMEM, "%s: out of memory", path);
     if (st != DLFS_OK) dlfs_ckpt_free(c);
     return st;
@@ -250,7 +281,7 @@ enum dlfs_status dlfs_ckpt_load_image(const void *buf, size_t len, const char *n
     hid_t f = h5_open_image(buf, len);
     enum dlfs_status st = f < 0 ? dlfs_error_set(DLFS_ERR_FORMAT, "%s is not a readable HDF5 file (truncated or "
                                                  "not a dlfs checkpoint)", name)
-                                : load_hid_(f, name, len, c, e);
+                                : load_hid_(f, name, len, c, e, NULL);
     h5_close(f);
     if (st == DLFS_OK && !(c->path = strdup(name))) st = dlfs_error_set(DLFS_ERR_NOMEM, "%s: out of memory", name);
     if (st != DLFS_OK) dlfs_ckpt_free(c);

@@ -42,6 +42,7 @@ static const char *const usage_text[3] = {
     "       dlfs-data convert --fashion-mnist [DIR] [--train-limit N] [--test-limit N] [--force] -o OUT.h5\n"
     "       dlfs-data info FILE\n"
     "       dlfs-data synth --size MB [--shape CxHxW] [--classes K] [--test N] [--seed N] -o OUT.h5\n"
+    "       dlfs-data ckpt-merge DIR/ckpt-<step>.d -o FILE.h5\n"
     "       dlfs-data --version   (the version, the commit, the backends built in)\n", "\n"
     "convert  reads IDX files (MNIST format, gzipped or plain, uint8) and writes a dlfs\n"
     "         dataset (HDF5): /train/images [N,C,H,W], /train/labels [N], /test/...,\n"
@@ -57,7 +58,8 @@ static const char *const usage_text[3] = {
     "         (nearly) constant channel (std 0: normalising would divide by 0).\n"
     "info     prints a summary of a dlfs dataset (shapes, classes, per-class counts,\n"
     "         mean/std, source, license) or of a token file.\n"
-    "synth    random train images, ~MB MiB of them (1x28x28, 10 classes, 1000 test: tools/dlfs-data-synth.c).\n",
+    "synth    random train images, ~MB MiB of them (1x28x28, 10 classes, 1000 test: tools/dlfs-data-synth.c).\n"
+    "ckpt-merge  one single-file checkpoint from a sharded one (--ckpt-sharded), verified first.\n",
     "Limits on sizes: datasets/README.md.\n"
     "\n"
     "Exit status: 0 success, 1 error, 2 usage error.\n"};
@@ -428,7 +430,8 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "text")) rc = data_text_main(argc - 1, argv + 1);
     else if (!strcmp(cmd, "info")) rc = cmd_info_(argc - 1, argv + 1);
     else if (!strcmp(cmd, "synth")) rc = dlfs_data_synth(argc - 1, argv + 1);
-    else return usage_error_("unknown subcommand '%s' (known: convert, text, info, synth)", cmd);
+    else if (!strcmp(cmd, "ckpt-merge")) rc = dlfs_data_ckpt_merge(argc - 1, argv + 1);
+    else return usage_error_("unknown subcommand '%s' (known: convert, text, info, synth, ckpt-merge)", cmd);
     /* A failed stdout (closed pipe, full disk) must not pass for success. */
     if ((fflush(stdout) != 0 || ferror(stdout)) && rc == EXIT_SUCCESS) rc = fail_("cannot write output: %s", strerror(errno));
     return rc;

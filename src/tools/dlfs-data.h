@@ -4,5 +4,7 @@
 
 /* dlfs-data synth [options] -o OUT.h5 (argv[0] is "synth"); the exit status. */
 int dlfs_data_synth(int argc, char **argv);
+/* dlfs-data ckpt-merge SHARDED -o FILE (argv[0] is "ckpt-merge"); the exit status. */
+int dlfs_data_ckpt_merge(int argc, char **argv);
 
 #endif

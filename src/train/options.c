@@ -193,6 +193,12 @@ static enum dlfs_status rules_(struct dlfs_options *o)
                               "--checkpoint-dir (with --resume FILE|latest), or drop --rollback");
     if (o->eval_only && !o->resume)
         return dlfs_error_set(DLFS_ERR_USAGE, "--eval needs --resume FILE (the checkpoint to evaluate)");
+    if (o->ckpt_sharded && (!o->checkpoint_dir || o->zero != 1))
+        return dlfs_error_set(DLFS_ERR_USAGE, "--ckpt-sharded writes the ZeRO-1 optimizer state from every rank: it "
+                              "needs --zero 1 and --checkpoint-dir DIR; add them, or drop --ckpt-sharded");
+    if (o->ckpt_sharded && o->optim == DLFS_OPTIM_SGD && o->momentum == 0)
+        return dlfs_error_set(DLFS_ERR_USAGE, "--ckpt-sharded: SGD without momentum keeps no optimizer state to "
+                              "shard; drop --ckpt-sharded");
     if ((o->sample || o->prompt || o->top_k || o->temperature != 1.0) && !(o->eval_only && o->sample))
         return dlfs_error_set(DLFS_ERR_USAGE, "--sample N (with --prompt, --temperature, --top-k) generates text "
                               "from a checkpoint: give --eval --resume FILE --sample N");

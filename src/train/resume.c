@@ -25,41 +25,104 @@ static void moments_(struct dlfs_run *r, float **m, float **v)
     free(cv);
 }
 
+/* The checkpoint's description of the run (rank 0); params and buffers copied
+ * to the host (the caller frees them), moments as given. */
+static void describe_(struct dlfs_run *r, struct dlfs_ckpt *c, char *opts, size_t olen, int epoch,
+                      long samples_in_epoch)
+{
+    dlfs_options_describe(r->o, opts, olen);
+    *c = (struct dlfs_ckpt){
+        .model_spec = r->model.spec,
+        .options = opts,
+        .num_params = r->n,
+        .step = r->step,
+        .epoch = epoch,
+        .samples_in_epoch = samples_in_epoch,
+        .global_batch = r->global_batch,
+        .seed = dlfs_batcher_seed(&r->batcher),
+        .deterministic = r->o->deterministic,
+        .virtual_shards = r->o->virtual_shards,
+        .world_size = r->comm->size,
+        .optimizer = (char *)dlfs_optim_name(r->o->optim), /* borrowed, as the other strings */
+        .run_id = r->lineage.run_id,
+        .parent = r->lineage.parent,
+        .parent_step = r->lineage.parent_step,
+    };
+    c->params = dlfs_malloc(r->n * sizeof(float));
+    r->be->to_host(c->params, r->params, r->n * sizeof(float));
+    if ((c->num_buffers = r->model.num_buffers)) {
+        c->buffers = dlfs_malloc(c->num_buffers * sizeof(float));
+        r->be->to_host(c->buffers, r->bufs, c->num_buffers * sizeof(float));
+    }
+}
+
+/* This rank's shard file: the segments it alone updates (rank 0 also those
+ * every rank updates), their moments taken from the optimizer's compact copy. */
+static enum dlfs_status write_shard_(struct dlfs_run *r, char sha[65])
+{
+    float *cm, *cv;
+    dlfs_optim_moments(&r->opt, &cm, &cv);
+    const struct dlfs_shard *sh = dlfs_gsync_shard(&r->gs);
+    const int rank = r->comm->rank;
+    uint64_t *off = dlfs_malloc((size_t)sh->count * sizeof *off + 1), *len = dlfs_malloc((size_t)sh->count * sizeof *len + 1);
+    float *m = dlfs_malloc(sh->total * sizeof *m + 1), *v = cv ? dlfs_malloc(sh->total * sizeof *v + 1) : NULL;
+    int k = 0;
+    size_t at = 0, out = 0;
+    for (int i = 0; i < sh->count; at += sh->seg[i].len, i++) {
+        if (sh->seg[i].shared && rank != 0) continue;
+        off[k] = sh->seg[i].off, len[k++] = sh->seg[i].len;
+        memcpy(m + out, cm + at, sh->seg[i].len * sizeof *m);
+        if (v) memcpy(v + out, cv + at, sh->seg[i].len * sizeof *v);
+        out += sh->seg[i].len;
+    }
+    const struct dlfs_ckpt_shard s = {rank, r->comm->size, r->step, r->n, k, off, len, m, v};
+    const enum dlfs_status st = dlfs_ckpt_shard_write(r->o->checkpoint_dir, &s, sha);
+    free(cm), free(cv), free(off), free(len), free(m), free(v);
+    return st;
+}
+
+/* --ckpt-sharded: rank 0 makes the directory, every rank writes its shard, rank 0
+ * collects the digests (65 bytes a rank) and writes the manifest last. */
+static enum dlfs_status save_sharded_(struct dlfs_run *r, int epoch, long samples_in_epoch, char **path)
+{
+    const struct dlfs_comm *cm = r->comm;
+    float *pm, *pv;
+    dlfs_optim_moments(&r->opt, &pm, &pv);
+    const int has_m = pm != NULL, has_v = pv != NULL;
+    free(pm), free(pv);
+    if (!has_m) return dlfs_comm_agree(cm, dlfs_error_set(DLFS_ERR_USAGE, "--ckpt-sharded: this optimizer keeps no "
+                                                          "moments to shard; drop --ckpt-sharded"));
+    DLFS_TRY(dlfs_comm_agree(cm, cm->rank == 0 ? dlfs_ckpt_shard_dir(r->o->checkpoint_dir, r->step) : DLFS_OK));
+    char sha[65] = "";
+    DLFS_TRY(dlfs_comm_agree(cm, write_shard_(r, sha)));
+    char(*all)[65] = cm->rank == 0 ? dlfs_malloc((size_t)cm->size * sizeof *all) : NULL;
+    MPI_Request q;
+    MPI_Igather(sha, 65, MPI_CHAR, all, 65, MPI_CHAR, 0, cm->world, &q);
+    dlfs_comm_wait(cm, 1, &q, "collecting the checkpoint shards' digests");
+    enum dlfs_status st = DLFS_OK;
+    if (cm->rank == 0) {
+        char opts[4096];
+        struct dlfs_ckpt c;
+        describe_(r, &c, opts, sizeof opts, epoch, samples_in_epoch);
+        st = dlfs_ckpt_manifest_write(r->o->checkpoint_dir, &c, has_m, has_v, &r->model, all, r->o->keep, path);
+        free(c.params), free(c.buffers);
+    }
+    free(all);
+    return dlfs_comm_agree(cm, st);
+}
+
 enum dlfs_status dlfs_run_save(struct dlfs_run *r, int epoch, long samples_in_epoch, char **path)
 {
-    enum dlfs_status st = DLFS_OK;
     *path = NULL;
+    if (r->o->ckpt_sharded) return save_sharded_(r, epoch, samples_in_epoch, path);
+    enum dlfs_status st = DLFS_OK;
     float *m, *v;
     moments_(r, &m, &v);
     if (r->comm->rank == 0) {
-        const struct dlfs_backend *be = r->be;
         char opts[4096];
-        dlfs_options_describe(r->o, opts, sizeof opts);
-        struct dlfs_ckpt c = {
-            .model_spec = r->model.spec,
-            .options = opts,
-            .num_params = r->n,
-            .step = r->step,
-            .epoch = epoch,
-            .samples_in_epoch = samples_in_epoch,
-            .global_batch = r->global_batch,
-            .seed = dlfs_batcher_seed(&r->batcher),
-            .deterministic = r->o->deterministic,
-            .virtual_shards = r->o->virtual_shards,
-            .world_size = r->comm->size,
-            .optimizer = (char *)dlfs_optim_name(r->o->optim), /* borrowed, as the other strings */
-            .m = m,
-            .v = v,
-            .run_id = r->lineage.run_id,
-            .parent = r->lineage.parent,
-            .parent_step = r->lineage.parent_step,
-        };
-        c.params = dlfs_malloc(r->n * sizeof(float));
-        be->to_host(c.params, r->params, r->n * sizeof(float));
-        if ((c.num_buffers = r->model.num_buffers)) {
-            c.buffers = dlfs_malloc(c.num_buffers * sizeof(float));
-            be->to_host(c.buffers, r->bufs, c.num_buffers * sizeof(float));
-        }
+        struct dlfs_ckpt c;
+        describe_(r, &c, opts, sizeof opts, epoch, samples_in_epoch);
+        c.m = m, c.v = v;
         st = dlfs_ckpt_save(r->o->checkpoint_dir, &c, &r->model, r->o->keep, path);
         free(c.params);
         free(c.buffers);

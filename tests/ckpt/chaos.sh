@@ -7,7 +7,8 @@
 # 0-40 ms: a kill lands anywhere in a step or a write, and every cycle moves the run on
 # without finishing it, however fast or slow the machine. At the end the run completes
 # and its digest equals the uninterrupted run's; no partial file ever carries a
-# checkpoint's name. Bounded: every cycle has a time limit.
+# checkpoint's name. Bounded: every cycle has a time limit. Then --ckpt-sharded: a rank
+# killed inside a sharded write (below).
 . "$(dirname "$0")/../lib.sh"
 train=$1 fm=$(t_small "$3")
 [ -f "$fm" ] || { echo "no $fm: skipped"; exit 77; }
@@ -64,4 +65,31 @@ timeout 120 mpirun -np 2 "$train" "${run[@]}" --metrics "$T_TMP/final.jsonl" > "
 got=$(t_digest "$T_TMP/final.jsonl")
 [ "$got" = "$want" ] && t_pass "after the chaos the run ends with the uninterrupted digest ${want:0:16}" \
   || t_fail "digest after the chaos ${got:-none} != $want"
+# --ckpt-sharded: kill -9 of one random rank of 4 while every rank is paused half-way
+# through its shard of the step-20 write: the step-10 checkpoint stays whole, the
+# half-written directory has no manifest, and --resume latest (2 ranks, no ZeRO) passes
+# over it with a message and ends with the uninterrupted digest.
+sc=(--data "$fm" --model 784-64-10 --batch 64 --epochs 1 --max-steps 20 --seed 11 --deterministic
+    --virtual-shards 4 --quiet --eval-batch 2000)
+mpirun -np 2 "$train" "${sc[@]}" --metrics "$T_TMP/s20.jsonl" >/dev/null 2>&1
+sdir=$T_TMP/sk
+mpirun -np 4 "$train" "${sc[@]}" --max-steps 10 --zero 1 --ckpt-sharded --checkpoint-dir "$sdir" >/dev/null 2>&1 \
+  || t_fail "sharded run to step 10"
+dir=$sdir
+DLFS_FAULT_CKPT_PAUSE=1:4 timeout 60 mpirun -np 4 "$train" "${sc[@]}" --zero 1 --ckpt-sharded --checkpoint-dir "$sdir" \
+  --resume latest > "$T_TMP/sk.out" 2>&1 &
+job=$!
+for _ in $(seq 1 300); do grep -q "pausing 4 s inside the checkpoint write" "$T_TMP/sk.out" && break; sleep 0.1; done
+mapfile -t victims < <(ranks_)
+[ ${#victims[@]} = 4 ] && kill -9 "${victims[$((RANDOM % 4))]}" || t_fail "sharded write: ${#victims[@]} ranks to kill, not 4"
+wait $job
+[ -f "$sdir/ckpt-000000010.d/manifest.h5" ] && [ -d "$sdir/ckpt-000000020.d" ] && [ ! -e "$sdir/ckpt-000000020.d/manifest.h5" ] \
+  && t_pass "kill -9 of a rank inside a sharded write: step 10 kept, step 20 has no manifest" \
+  || { ls -R "$sdir"; t_fail "the sharded checkpoints after the kill"; }
+timeout 120 mpirun -np 2 "$train" "${sc[@]}" --checkpoint-dir "$sdir" --resume latest --metrics "$T_TMP/sk.jsonl" \
+  > "$T_TMP/sk2.out" 2>&1 || cat "$T_TMP/sk2.out"
+got=$(t_digest "$T_TMP/sk.jsonl") want=$(t_digest "$T_TMP/s20.jsonl")
+[ -n "$want" ] && [ "$got" = "$want" ] && grep -q "ckpt-000000020.d: sharded checkpoint is incomplete" "$T_TMP/sk2.out" \
+  && t_pass "latest passes over the killed sharded write and ends with the uninterrupted digest" \
+  || { cat "$T_TMP/sk2.out"; t_fail "resume after the killed sharded write: '$got' != '$want'"; }
 t_done
