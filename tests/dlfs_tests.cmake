@@ -120,7 +120,7 @@ set(DLFS_SCHED_P2 ckpt_resume ckpt_sharded train_pipeline train_lag train_trace 
 # COST: seconds a test took in a measured run (results/RESULTS.md, idle 2-core machine),
 # for the tests over 15 s: ctest starts the costliest first, so that a fresh build tree
 # (no CTestCostData yet, as in CI) does not end on a queue of long tests run one by one.
-set(DLFS_SCHED_COST train_lm:25 ckpt_chaos:51 train_learn_precision:40 train_pipeline:38 slurm_requeue:36 mpi_deterministic:34
+set(DLFS_SCHED_COST train_lm:25 ckpt_chaos:56 train_learn_precision:40 train_pipeline:38 slurm_requeue:36 mpi_deterministic:34
   hostile_ckpt:31 train_learn_cnn:26 notebook_course:26 slurm_2node_requeue:22 mpi_accum:22 hostile_outputs:20
   hostile_train:20 mpi_zero:20 hostile_ckptdir:20 mpi_deterministic_cnn:18 hostile_data:17 tests_shellcheck:17
   mpi_comm:15 train_bad_input:15 install_deb:23 train_torch_ckpt:45)
