@@ -342,8 +342,8 @@ def compare(mine, a):
     for step in both:
         d = abs(mine[step] - ref[step]) / ref[step]
         fails += d > a.tolerance
-        print(f"{'ok' if d <= a.tolerance else 'FAIL'}: step {step}: validation loss dlfs {ref[step]:.4f}, "
-              f"torch {mine[step]:.4f} ({100 * d:.2f} %, at most {100 * a.tolerance:g} %)")
+        print(f"{'ok' if d <= a.tolerance else 'FAIL'}: step {step}: validation loss dlfs {ref[step]:.6f}, "
+              f"torch {mine[step]:.6f} (relative difference {d:.1e}, at most {a.tolerance:g})")
     return 1 if fails else 0
 
 
