@@ -301,6 +301,9 @@ def train(a):
     with h5py.File(a.data, "r") as f:
         tok = torch.from_numpy(np.asarray(f["train"]["tokens"]).astype(np.int64))
     n, T, B = (len(tok) - 1) // net.T, net.T, a.batch
+    if n < B or a.max_steps < 1:
+        raise SystemExit(f"torch-gpt: {a.data}: {n} training windows of {T + 1} make no batch of {B}, or "
+                         f"--max-steps {a.max_steps} < 1")
     val = windows(a.data, "val", T)
     opt = torch.optim.AdamW(net.groups(a.weight_decay), lr=a.lr, betas=(a.beta1, a.beta2), eps=a.eps)
     print(f"torch {torch.__version__}, {a.threads} thread(s): {n} windows of {T + 1}, batch {B}, "
