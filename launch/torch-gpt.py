@@ -44,9 +44,10 @@ float32 from CKPT0 (the initial parameters dlfs drew for the seed), fed the same
 the same order: the epoch's order is recomputed here in numpy from the documented rule
 (src/README.md, "Sampler"; datasets/README.md) — a Fisher-Yates shuffle of the window
 indices 0..n-1, i from n down to 2 swapping a[i-1] with a[hash64(key, i) mod i], key =
-key3(seed, 0x5a3b, epoch) (epochs counted from 1, as dlfs-train prints them), key3(a, b, c) = hash64(hash64(a, b), c), hash64(k, c) =
-mix(mix(k + 0x9e3779b97f4a7c15) ^ (c * 0xd1b54a32d192ed03 + 0x632be59bd9b4e019)) with
-splitmix64's finaliser mix, all modulo 2^64 — and global batch s of an epoch is windows
+key3(seed, 0x5a3b, epoch) (epochs counted from 1, as dlfs-train prints them), key3(a, b,
+c) = hash64(hash64(a, b), c), hash64(k, c) = mix(mix(k + 0x9e3779b97f4a7c15) ^ (c *
+0xd1b54a32d192ed03 + 0x632be59bd9b4e019)) with splitmix64's finaliser mix, all modulo
+2^64 — and global batch s of an epoch is windows
 perm[sB .. sB + B - 1] (the last n mod B of each epoch unused). The same AdamW (decay on
 the matrices only), the same schedule (step t from 0: lr (t + 1) / warmup during the
 warm-up, then lr_min + (lr - lr_min)(1 + cos(pi min(1, (t - warmup) / (N - warmup)))) / 2),
