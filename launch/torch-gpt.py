@@ -4,6 +4,10 @@
     launch/torch-gpt.py loss CKPT DATA [--split train|val]
     launch/torch-gpt.py step CKPT0 CKPT1 DATA --lr LR --weight-decay W [--beta1 B1]
                         [--beta2 B2] [--eps E] [--dlfs-loss L] [--dlfs-val-loss L]
+    launch/torch-gpt.py train CKPT0 DATA --batch B --max-steps N --lr LR --weight-decay W
+                        [--beta1 B1] [--beta2 B2] [--eps E] [--warmup N] [--lr-min X]
+                        [--clip-grad N] [--seed S] [--eval-every N] [--threads N]
+                        [--dlfs-metrics FILE] [--tolerance F]
 
 The model is built from the checkpoint's `model_spec` (in(T+1), embed(V,C),
 block(C,hH) any number of times, lnorm, lmhead: src/README.md, "Language models")
@@ -34,11 +38,30 @@ tables, layer norms and biases. It checks:
     off by far more than 1 % of the step (the test picks an Adam eps near the
     gradients' size, so the step follows the gradient's value, not only its sign).
 It prints one line per check and exits 1 if any fails (2 for a usage error).
+
+train: dlfs-train's run of --optim adamw --schedule cosine on one rank, retraced in PyTorch
+float32 from CKPT0 (the initial parameters dlfs drew for the seed), fed the same windows in
+the same order: the epoch's order is recomputed here in numpy from the documented rule
+(src/README.md, "Sampler"; datasets/README.md) — a Fisher-Yates shuffle of the window
+indices 0..n-1, i from n down to 2 swapping a[i-1] with a[hash64(key, i) mod i], key =
+key3(seed, 0x5a3b, epoch) (epochs counted from 1, as dlfs-train prints them), key3(a, b,
+c) = hash64(hash64(a, b), c), hash64(k, c) = mix(mix(k + 0x9e3779b97f4a7c15) ^ (c *
+0xd1b54a32d192ed03 + 0x632be59bd9b4e019)) with splitmix64's finaliser mix, all modulo
+2^64 — and global batch s of an epoch is windows
+perm[sB .. sB + B - 1] (the last n mod B of each epoch unused). The same AdamW (decay on
+the matrices only), the same schedule (step t from 0: lr (t + 1) / warmup during the
+warm-up, then lr_min + (lr - lr_min)(1 + cos(pi min(1, (t - warmup) / (N - warmup)))) / 2),
+the same clipping (the gradient scaled by N / norm when its global L2 norm exceeds N).
+Every --eval-every steps and at the end it prints the validation loss (nats per token and
+bits per byte). With --dlfs-metrics (dlfs-train's --metrics file of the same run) it
+compares its validation losses with dlfs's at the same steps and exits 1 if any differs by
+more than --tolerance (default 0.02, relative).
 """
 import argparse
 import math
 import re
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -218,6 +241,137 @@ def step(a):
     return 1 if fails + bad else 0
 
 
+MASK64 = (1 << 64) - 1
+
+
+def mix64(z):
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & MASK64
+    return z ^ (z >> 31)
+
+
+def hash64(key, counters):
+    """hash64(key, c) for a numpy uint64 array of counters (wrapping arithmetic)."""
+    k = np.uint64(mix64((key + 0x9e3779b97f4a7c15) & MASK64))
+    with np.errstate(over="ignore"):
+        c = counters * np.uint64(0xd1b54a32d192ed03) + np.uint64(0x632be59bd9b4e019)
+        z = k ^ c
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xbf58476d1ce4e5b9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94d049bb133111eb)
+    return z ^ (z >> np.uint64(31))
+
+
+def permutation(seed, epoch, n):
+    """The epoch's order of n windows (the docstring's rule)."""
+    key = int(hash64(int(hash64(seed, np.array([0x5a3b], np.uint64))[0]), np.array([epoch], np.uint64))[0])
+    i = np.arange(n, 1, -1, dtype=np.uint64)
+    js = (hash64(key, i) % i).tolist()
+    a = list(range(n))
+    for i, j in zip(range(n, 1, -1), js):
+        a[i - 1], a[j] = a[j], a[i - 1]
+    return a
+
+
+def lr_at(a, t):
+    if a.warmup > 0 and t < a.warmup:
+        return a.lr * (t + 1) / a.warmup
+    span = a.max_steps - a.warmup
+    x = min(1.0, (t - a.warmup) / span) if span > 0 else 1.0
+    return a.lr_min + (a.lr - a.lr_min) * 0.5 * (1.0 + math.cos(math.pi * x))
+
+
+def val_loss(net, val, chunk=256):
+    with torch.no_grad():
+        return sum(float(net.loss(val[i:i + chunk])) * len(val[i:i + chunk]) for i in range(0, len(val), chunk)) \
+            / len(val)
+
+
+def dlfs_losses(path):
+    """{step: validation loss} of a dlfs-train --metrics file (its eval and final events)."""
+    out = {}
+    for line in open(path):
+        m = re.search(r'"event": "(eval|final)".*?"step": (\d+), "test_loss": ([0-9.]+)', line)
+        if m:
+            out[int(m[2])] = float(m[3])
+    return out
+
+
+def train(a):
+    torch.set_num_threads(a.threads)
+    net = load(a.ckpt0).to(torch.float32)
+    with h5py.File(a.data, "r") as f:
+        tok = torch.from_numpy(np.asarray(f["train"]["tokens"]).astype(np.int64))
+    n, T, B = (len(tok) - 1) // net.T, net.T, a.batch
+    if n < B or a.max_steps < 1:
+        raise SystemExit(f"torch-gpt: {a.data}: {n} training windows of {T + 1} make no batch of {B}, or "
+                         f"--max-steps {a.max_steps} < 1")
+    val = windows(a.data, "val", T)
+    opt = torch.optim.AdamW(net.groups(a.weight_decay), lr=a.lr, betas=(a.beta1, a.beta2), eps=a.eps)
+    print(f"torch {torch.__version__}, {a.threads} thread(s): {n} windows of {T + 1}, batch {B}, "
+          f"{n // B} steps/epoch, {a.max_steps} steps")
+    offs, perm, mine, t0 = torch.arange(T + 1), None, {}, time.time()
+    for t in range(a.max_steps):
+        epoch, s = divmod(t, n // B)
+        if s == 0:
+            perm = torch.tensor(permutation(a.seed, epoch + 1, n), dtype=torch.int64)
+        batch = tok[(perm[s * B:(s + 1) * B] * T)[:, None] + offs]
+        for g in opt.param_groups:
+            g["lr"] = lr_at(a, t)
+        opt.zero_grad(set_to_none=True)
+        loss = net.loss(batch)
+        loss.backward()
+        loss = float(loss.detach())
+        if a.clip_grad:
+            norm = math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in net.p.values()))
+            if norm > a.clip_grad:
+                for p in net.p.values():
+                    p.grad.mul_(a.clip_grad / norm)
+        opt.step()
+        step = t + 1
+        if (a.eval_every and step % a.eval_every == 0) or step == a.max_steps:
+            mine[step] = v = val_loss(net, val)
+            print(f"step {step:6d}  train_loss {loss:.4f}  val_loss {v:.4f} nats  {v / math.log(2):.4f} bits/byte  "
+                  f"{time.time() - t0:.0f} s", flush=True)
+    return compare(mine, a) if a.dlfs_metrics else 0
+
+
+def compare(mine, a):
+    """Our validation losses against dlfs-train's at the same steps (read once we are done)."""
+    ref = dlfs_losses(a.dlfs_metrics)
+    both = sorted(set(ref) & set(mine))
+    if not both:
+        print(f"FAIL: {a.dlfs_metrics} holds no validation loss at the steps evaluated here")
+        return 1
+    fails = 0
+    for step in both:
+        d = abs(mine[step] - ref[step]) / ref[step]
+        fails += d > a.tolerance
+        print(f"{'ok' if d <= a.tolerance else 'FAIL'}: step {step}: validation loss dlfs {ref[step]:.6f}, "
+              f"torch {mine[step]:.6f} (relative difference {d:.1e}, at most {a.tolerance:g})")
+    return 1 if fails else 0
+
+
+def train_args(sub):
+    r = sub.add_parser("train")
+    r.add_argument("ckpt0")
+    r.add_argument("data")
+    r.add_argument("--batch", type=int, required=True)
+    r.add_argument("--max-steps", type=int, required=True)
+    r.add_argument("--lr", type=float, required=True)
+    r.add_argument("--weight-decay", type=float, required=True)
+    r.add_argument("--beta1", type=float, default=0.9)
+    r.add_argument("--beta2", type=float, default=0.999)
+    r.add_argument("--eps", type=float, default=1e-8)
+    r.add_argument("--warmup", type=int, default=0)
+    r.add_argument("--lr-min", type=float, default=0.0)
+    r.add_argument("--clip-grad", type=float, default=0.0)
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--eval-every", type=int, default=0)
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--dlfs-metrics")
+    r.add_argument("--tolerance", type=float, default=0.02)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -236,6 +390,7 @@ def main():
     s.add_argument("--eps", type=float, default=1e-8)
     s.add_argument("--dlfs-loss", type=float)
     s.add_argument("--dlfs-val-loss", type=float)
+    train_args(sub)
     a = ap.parse_args()
     torch.use_deterministic_algorithms(True)
     if a.cmd == "loss":
@@ -243,7 +398,7 @@ def main():
         with torch.no_grad():
             print(f"torch loss {float(net.loss(windows(a.data, a.split, net.T))):.7f}")
         return 0
-    return step(a)
+    return train(a) if a.cmd == "train" else step(a)
 
 
 if __name__ == "__main__":
