@@ -21,7 +21,7 @@ cargs=(-S "$SRC" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release "-DDLFS_CUDA
 # with a kit, the image's compiler and CMake run without the kit's copies of base libraries
 BENV=(); [ -n "${KIT_DIR:-}" ] && BENV=(env "LD_LIBRARY_PATH=$KIT_BUILD_LD_LIBRARY_PATH")
 targets=(dlfs-train dlfs-data test_pipeline_ops)
-[ $cuda = ON ] && targets+=(test_cuda_ops)
+[ $cuda = ON ] && targets+=(test_cuda_ops test_lm_ops_cuda)
 BUILT=0
 rc=0
 if ! b=$(budget 30 180); then no_time "configure"

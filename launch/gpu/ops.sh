@@ -26,6 +26,19 @@ if [ $cuda = ON ] && [ -x "$OPS" ]; then
 else
   row "op tests (test_cuda_ops)" "skipped: no CUDA backend built (dry run without nvcc)"
 fi
+LMOPS=$BUILD/tests/unit/test_lm_ops_cuda   # the language model's ops against float64 on the device
+if [ $cuda = ON ] && [ -x "$LMOPS" ]; then
+  if b=$(budget 10 120); then
+    lself=(); [ $DRY = 1 ] && lself=(--self)
+    DLFS_CUDA_SYNC=1 run lm-ops "$b" "$LMOPS" "${lself[@]}"; rc=$?
+    label="language-model ops (embedding, layer norm, attention, loss per position) vs float64"
+    [ $DRY = 1 ] && label="language-model ops --self (dry run)"
+    if [ $rc -eq 0 ]; then row "$label" pass "" "" "" "$STEP_S"
+    else row "$label" "FAIL: $( [ $rc -eq 77 ] && echo "skipped on a GPU machine" || why $rc "$STEP_S" 120)" "" "" "" "$STEP_S"; tail_of lm-ops; fi
+  else no_time "language-model ops"; fi
+else
+  row "language-model ops (test_lm_ops_cuda)" "skipped: no CUDA backend built (dry run without nvcc)"
+fi
 if b=$(budget 10 120); then
   pself=(); [ $DRY = 1 ] && pself=(--self)
   run pipeline-ops "$b" "$BUILD/tests/gpu/test_pipeline_ops" "${pself[@]}"; rc=$?

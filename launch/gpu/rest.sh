@@ -20,7 +20,7 @@ elif b=$(budget 40 90); then
 else no_time "hung NCCL set-up"; fi
 # 6b. ctest -L gpu: the drivers in tests/gpu (graph on/off digests, NCCL/MPI paths, device selection)
 if b=$(budget 60 240); then
-  (cd "$BUILD" && run ctest-gpu "$b" ctest -L gpu -E '^(test_cuda_ops|test_pipeline_ops)$' --output-on-failure \
+  (cd "$BUILD" && run ctest-gpu "$b" ctest -L gpu -E '^(test_cuda_ops|test_pipeline_ops|test_lm_ops_cuda)$' --output-on-failure \
      --timeout "$b"); rc=$?
   STEP_S=$(sed -n 's/^Total Test time (real) = *\([0-9]*\).*/\1/p' "$LOGS/ctest-gpu.log")
   sum=$(grep -E "tests passed|tests failed" "$LOGS/ctest-gpu.log" | tail -n 1)
