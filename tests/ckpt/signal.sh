@@ -100,7 +100,9 @@ n=$(find "$T_TMP/i" -name "ckpt-*.h5" | wc -l)
 # Ctrl-C to mpirun: Open MPI sends the ranks SIGCONT, SIGTERM one odls_base_sigkill_timeout
 # later (1 s), SIGKILL one more later; the ranks checkpoint on the SIGTERM, mpirun exits 1
 # whatever they return (documented in src/README.md)
-mpirun -np 2 "$train" "${common[@]}" "${live[@]}" --checkpoint-dir "$T_TMP/m" > "$T_TMP/m.out" 2>&1 &
+# (a run of up to 4000 steps, ~20 s: the 200 of the others can end before that SIGTERM on an idle machine)
+long=(--data "$fm" --model mlp --batch 128 --epochs 40 --max-steps 4000 --deterministic --seed 4)
+mpirun -np 2 "$train" "${long[@]}" "${live[@]}" --checkpoint-dir "$T_TMP/m" > "$T_TMP/m.out" 2>&1 &
 mp=$!
 wait_training "$T_TMP/m.out"; kill -INT $mp
 wait $mp; rc=$?
