@@ -17,17 +17,6 @@
 #define CPU_CLONES_ __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CPU_CLONES_
-void cpu_take_ids(const float *x, int rows, int ld, int off, int n, int32_t *out);
-void cpu_embed_fwd(const float *tok, const float *pos, const float *ids, int ld, int rows, int T, int dim, float *y);
-void cpu_embed_bwd(const float *dy, const float *ids, int ld, int rows, int T, int dim, int vocab, float *dtok,
-                   float *dpos);
-void cpu_layernorm_fwd(int rows, int dim, const float *x, const float *gamma, const float *beta, float eps, float *y,
-                       float *mean, float *rstd);
-void cpu_layernorm_bwd(int rows, int dim, const float *dy, const float *x, const float *mean, const float *rstd,
-                       const float *gamma, float *dx, float *dgamma, float *dbeta);
-void cpu_attn_fwd(int B, int T, int C, int nh, const float *qkv, float *att, float *y);
-void cpu_attn_bwd(int B, int T, int C, int nh, const float *qkv, const float *att, const float *dy, float *datt,
-                  float *dqkv);
 #endif
 
 /* Runs fn(arg, id, threads) for id = 0 .. threads-1, id 0 on the caller and the rest
