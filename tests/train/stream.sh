@@ -113,7 +113,7 @@ got=$(t_digest "$T_TMP/tres.jsonl")
 # the memory bound of a token file: 16 times the text (17.8 M tokens, 19 MiB of windows, 36 MiB
 # of ids) streamed through 1 MiB takes at most 8 MiB more than the 1.1 MB file (the labels, the
 # val windows); in memory, 20 MiB more or over (27 MiB measured)
-for i in $(seq 16); do cat "$T_TMP/text.txt"; done > "$T_TMP/big.txt"
+for _ in $(seq 16); do cat "$T_TMP/text.txt"; done > "$T_TMP/big.txt"
 "$data" text "$T_TMP/big.txt" --chunk 16384 -o "$T_TMP/tb.h5" > /dev/null || t_fail "dlfs-data text big.txt"
 trss() { # NAME FILE ARGS...: the larger peak RSS (KiB) of 2 ranks
   local name=$1 file=$2; shift 2
