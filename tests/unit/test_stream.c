@@ -221,6 +221,12 @@ static void test_token_cache(void)
         const size_t dim = (CTX + 1) * (v ? 2 : 1);
         const long bad = epochs_(&st.train, dim, 40, mem.train.images);
         CHECK(bad == 0, "V %d: %ld windows differ from memory", vocab, bad);
+        dlfs_dataset_free(&st), dlfs_tokens_free(&b);
+        /* windows that fit in the cache: read whole through the same reader, the same bytes */
+        CHECK(dlfs_tokens_open(path, &b) == DLFS_OK && dlfs_tokens_dataset_open(&b, CTX, 1 << 20, &st) == DLFS_OK &&
+              st.train.images && st.train.n == mem.train.n &&
+              !memcmp(st.train.images, mem.train.images, st.train.n * dim), "V %d: read whole: %s", vocab,
+              dlfs_error_msg());
         dlfs_dataset_free(&mem), dlfs_dataset_free(&st);
         dlfs_tokens_free(&a), dlfs_tokens_free(&b);
     }
