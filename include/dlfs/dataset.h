@@ -120,6 +120,13 @@ enum dlfs_status dlfs_dataset_check_norm(const char *name, int c, const double *
  * labels are bytes), DLFS_ERR_NOMEM when the images do not fit. */
 enum dlfs_status dlfs_dataset_synthetic(struct dlfs_dataset *ds, int c, int h, int w, int classes, size_t n,
                                         uint64_t seed);
+/* The file `dlfs-data synth` writes: train split dlfs_dataset_synthetic(seed) of
+ * n images, test split dlfs_dataset_synthetic(seed + 1) of n_test, as
+ * dlfs_dataset_save would write them, but generated and written a chunk of rows
+ * at a time straight into PATH.tmp (then renamed, as dlfs_dataset_save does):
+ * memory stays a few MiB whatever n. */
+enum dlfs_status dlfs_dataset_synth_save(const char *path, int c, int h, int w, int classes, size_t n, size_t n_test,
+                                         uint64_t seed);
 
 /* IDX files (the MNIST family format), gzip-compressed or plain (detected by
  * content, not by name). Validates the magic number (0x00 0x00 type ndim), the

@@ -69,10 +69,10 @@ enum dlfs_opt_kind {
     X(data, const char *, DLFS_OPT_STR, "data", "FILE", NULL, 0, 0, (""), DLFS_OPT_DIGEST,                       \
       "dataset file written by 'dlfs-data convert' (HDF5)")                                                      \
     X(data_cache, int, DLFS_OPT_INT, "data-cache", "MB", 0, 0, 1 << 20, (""), DLFS_OPT_DIGEST | DLFS_OPT_NODEF,    \
-      "hold at most MB MiB of the train images per rank: read from the file\n"                                    \
-      "chunk by chunk when larger, with the windowed shuffle (windows of\n"                                      \
-      "MB/2; src/README.md, Streaming) also when they fit (default 0: all\n"                                     \
-      "in memory, one full permutation per epoch)")                                                              \
+      "hold at most MB MiB of the train images (or token windows) per rank:\n"                                 \
+      "read from the file chunk by chunk when larger, with the windowed\n"                                      \
+      "shuffle (windows of MB/2; src/README.md, Streaming) also when they\n"                                    \
+      "fit (default 0: all in memory, one full permutation per epoch)")                                         \
     X(model, const char *, DLFS_OPT_STR, "model", "NAME|SPEC", "mlp", 0, 0, (""), DLFS_OPT_DIGEST,               \
       "mlp (784-512-512-10, ReLU), mlp-large (784-4096-4096-4096-10),\n"                                         \
       "a shorthand 784-256-10[:ACT] or a layer list\n"                                                           \

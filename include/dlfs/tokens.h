@@ -53,17 +53,25 @@ extern "C" {
 struct dlfs_token_split {
     size_t n;       /* tokens */
     uint16_t *ids;  /* n ids, each < vocab */
+    size_t chunk;   /* ids per HDF5 chunk (read: the file's, 0 when contiguous; written: 0 = 2^20) */
 };
+
+struct dlfs_split_file;
 
 struct dlfs_tokens {
     char *path, *source, *license, *tokenizer, *split;
     int vocab;
     struct dlfs_token_split train, val;
+    struct dlfs_split_file *train_file; /* dlfs_tokens_open: /train/tokens left in the file (train.ids NULL) */
 };
 
 /* Read a token file whole, validating format, version, vocab_size, the sizes
  * (1 to DLFS_TOKENS_MAX_N ids per split, against the bytes stored) and every id. */
 enum dlfs_status dlfs_tokens_load(const char *path, struct dlfs_tokens *t);
+/* The same, checked the same way, but the train ids stay in the file (train.n set,
+ * train.ids NULL, train_file open): for dlfs_tokens_dataset_open, which reads the
+ * windows a few at a time and checks each id as it is read. */
+enum dlfs_status dlfs_tokens_open(const char *path, struct dlfs_tokens *t);
 /* The same from an HDF5 file image in memory (tests, fuzzing). */
 enum dlfs_status dlfs_tokens_load_image(const void *buf, size_t len, const char *name, struct dlfs_tokens *t);
 void dlfs_tokens_free(struct dlfs_tokens *t);
@@ -90,6 +98,15 @@ enum dlfs_status dlfs_tokens_from_text(const char *const *inputs, int n, const c
  * a larger one or a split without one window. Free with dlfs_dataset_free. */
 struct dlfs_dataset;
 enum dlfs_status dlfs_tokens_dataset(const struct dlfs_tokens *t, int ctx, struct dlfs_dataset *ds);
+
+/* The same dataset from a file opened by dlfs_tokens_open (--data-cache): the val
+ * windows in memory; the train windows read whole (through dlfs_split_read) when
+ * they take at most stream_bytes, else left in the file (ds->train.images NULL,
+ * ds->train.file, its labels 0 in memory): dlfs_split_read builds a chunk of them
+ * from the ids of their span, the same bytes as dlfs_tokens_dataset's. The split
+ * file moves from t to ds. */
+enum dlfs_status dlfs_tokens_dataset_open(struct dlfs_tokens *t, int ctx, uint64_t stream_bytes,
+                                          struct dlfs_dataset *ds);
 
 /* Windows of ctx + 1 tokens in a split of n tokens: floor((n - 1) / ctx), 0 when n <= ctx. */
 size_t dlfs_tokens_windows(size_t n, int ctx);

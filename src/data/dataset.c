@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/checked.h"
+#include "data/split-file.h"
 #include "io/h5.h"
 #include "io/io.h"
 
@@ -235,8 +236,6 @@ static size_t chunk_rows_(const struct split_h_ *h)
 }
 
 /* The open file behind a split whose images stay in it. */
-struct dlfs_split_file { hid_t f, img; hsize_t dims[4]; char *path; };
-
 /* stream_bytes: the train images stay in the file when they take more (0: never). */
 static enum dlfs_status load_hid_(hid_t f, const char *path, struct dlfs_dataset *ds, uint64_t stream_bytes)
 {
@@ -300,23 +299,6 @@ enum dlfs_status dlfs_dataset_open(const char *path, struct dlfs_dataset *ds, ui
     return load_path_(path, ds, stream_bytes ? stream_bytes : 1);
 }
 
-enum dlfs_status dlfs_split_read(const struct dlfs_split *s, size_t row0, size_t rows, size_t row_bytes,
-                                 uint8_t *out)
-{
-    DLFS_ASSERT(row0 + rows <= s->n);
-    if (s->images) {
-        memcpy(out, s->images + row0 * row_bytes, rows * row_bytes);
-        return DLFS_OK;
-    }
-    const struct dlfs_split_file *sf = s->file;
-    h5_silence(); /* a thread-safe HDF5 keeps one error stack per thread: the prefetch thread's too */
-    if (h5_read_u8_rows(sf->img, 4, sf->dims, row0, rows, out) < 0)
-        return dlfs_error_set(DLFS_ERR_IO, "%s: cannot read samples %zu..%zu of /train/images (the file changed or "
-                              "is damaged, or the disk failed); re-create it with 'dlfs-data convert'", sf->path,
-                              row0, row0 + rows - 1);
-    return DLFS_OK;
-}
-
 int dlfs_dataset_threadsafe(void)
 {
     hbool_t ts = 0;
@@ -343,10 +325,7 @@ void dlfs_dataset_free(struct dlfs_dataset *ds)
     free(ds->path), free(ds->source), free(ds->license);
     free(ds->train.images), free(ds->train.labels);
     free(ds->test.images), free(ds->test.labels);
-    if (ds->train.file) {
-        h5_close(ds->train.file->img), h5_close(ds->train.file->f);
-        free(ds->train.file->path), free(ds->train.file);
-    }
+    dlfs_split_file_close(ds->train.file);
     memset(ds, 0, sizeof *ds);
 }
 

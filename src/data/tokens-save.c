@@ -18,7 +18,8 @@
 
 static int write_split_(hid_t f, const char *name, const struct dlfs_token_split *s)
 {
-    hsize_t dim = s->n, chunk = s->n < TOK_CHUNK ? s->n : TOK_CHUNK;
+    const hsize_t want = s->chunk ? s->chunk : TOK_CHUNK;
+    hsize_t dim = s->n, chunk = s->n < want ? s->n : want;
     unsigned cfg = 0;
     const int gzip = H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 && H5Zget_filter_info(H5Z_FILTER_DEFLATE, &cfg) >= 0 &&
                      (cfg & H5Z_FILTER_CONFIG_ENCODE_ENABLED);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/checked.h"
+#include "data/split-file.h"
 #include "io/h5.h"
 #include "io/io.h"
 
@@ -30,7 +31,8 @@ static char *strdup_(const char *s)
 }
 
 /* Open /name/tokens: a 1-D unsigned integer dataset of 1- or 2-byte values, 1..MAX_N of them. */
-static enum dlfs_status split_open_(hid_t f, const char *path, const char *name, hid_t *d, uint64_t *n)
+static enum dlfs_status split_open_(hid_t f, const char *path, const char *name, hid_t *d, uint64_t *n,
+                                    size_t *chunk)
 {
     char obj[32];
     snprintf(obj, sizeof obj, "/%s/tokens", name);
@@ -53,6 +55,8 @@ static enum dlfs_status split_open_(hid_t f, const char *path, const char *name,
                               path, obj, (unsigned long long)dim, (unsigned long long)DLFS_TOKENS_MAX_N);
     hid_t dcpl = H5Dget_create_plist(*d);
     const int filters = dcpl >= 0 ? H5Pget_nfilters(dcpl) : -1;
+    hsize_t cdim = 0;
+    *chunk = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 1, &cdim) == 1 ? (size_t)cdim : 0;
     h5_close(dcpl);
     const uint64_t declared = dim * size, stored = H5Dget_storage_size(*d), file = h5_file_size(f);
     uint64_t bound = 0;
@@ -126,7 +130,8 @@ static enum dlfs_status attrs_(hid_t f, const char *path, struct dlfs_tokens *t)
     return DLFS_OK;
 }
 
-static enum dlfs_status load_hid_(hid_t f, const char *path, struct dlfs_tokens *t)
+/* keep_train: /train/tokens stays in the file, open (t->train_file, which then owns f). */
+static enum dlfs_status load_hid_(hid_t f, const char *path, struct dlfs_tokens *t, int keep_train)
 {
     char obj[256];
     if (h5_find_outside(f, obj, sizeof obj) == 1)
@@ -138,14 +143,25 @@ static enum dlfs_status load_hid_(hid_t f, const char *path, struct dlfs_tokens 
     const char *names[2] = {"train", "val"};
     struct dlfs_token_split *sp[2] = {&t->train, &t->val};
     enum dlfs_status st = attrs_(f, path, t);
-    for (int k = 0; k < 2 && st == DLFS_OK; k++) st = split_open_(f, path, names[k], &d[k], &n[k]);
-    for (int k = 0; k < 2 && st == DLFS_OK; k++) st = split_read_(d[k], path, names[k], n[k], t->vocab, sp[k]);
+    for (int k = 0; k < 2 && st == DLFS_OK; k++) st = split_open_(f, path, names[k], &d[k], &n[k], &sp[k]->chunk);
+    for (int k = keep_train; k < 2 && st == DLFS_OK; k++) st = split_read_(d[k], path, names[k], n[k], t->vocab, sp[k]);
+    if (st == DLFS_OK && keep_train) {
+        char *p = strdup_(path);
+        if (p && (t->train_file = calloc(1, sizeof *t->train_file))) {
+            *t->train_file = (struct dlfs_split_file){.f = f, .img = d[0], .dims = {n[0]}, .path = p};
+            t->train.n = (size_t)n[0];
+            d[0] = -1; /* the split file's now, as is f */
+        } else {
+            free(p);
+            st = dlfs_error_set(DLFS_ERR_NOMEM, "%s: out of memory", path);
+        }
+    }
     h5_close(d[0]), h5_close(d[1]);
     if (st == DLFS_OK && !(t->path = strdup_(path))) st = dlfs_error_set(DLFS_ERR_NOMEM, "%s: out of memory", path);
     return st;
 }
 
-enum dlfs_status dlfs_tokens_load(const char *path, struct dlfs_tokens *t)
+static enum dlfs_status load_path_(const char *path, struct dlfs_tokens *t, int keep_train)
 {
     memset(t, 0, sizeof *t);
     uint64_t size = 0;
@@ -160,11 +176,15 @@ enum dlfs_status dlfs_tokens_load(const char *path, struct dlfs_tokens *t)
         st = dlfs_error_set(DLFS_ERR_FORMAT, "%s cannot be opened as HDF5 (truncated or damaged file? " TOK_REDO
                             "; on a filesystem without file locks set HDF5_USE_FILE_LOCKING=FALSE)", path);
     else
-        st = load_hid_(f, path, t);
-    h5_close(f);
+        st = load_hid_(f, path, t, keep_train);
+    if (!t->train_file) h5_close(f); /* else the split file keeps it open */
     if (st != DLFS_OK) dlfs_tokens_free(t);
     return st;
 }
+
+enum dlfs_status dlfs_tokens_load(const char *path, struct dlfs_tokens *t) { return load_path_(path, t, 0); }
+
+enum dlfs_status dlfs_tokens_open(const char *path, struct dlfs_tokens *t) { return load_path_(path, t, 1); }
 
 enum dlfs_status dlfs_tokens_load_image(const void *buf, size_t len, const char *name, struct dlfs_tokens *t)
 {
@@ -173,7 +193,7 @@ enum dlfs_status dlfs_tokens_load_image(const void *buf, size_t len, const char 
     hid_t f = h5_open_image(buf, len);
     enum dlfs_status st = f < 0 ? dlfs_error_set(DLFS_ERR_FORMAT, "%s cannot be opened as HDF5 (not an HDF5 "
                                                  "file, truncated or damaged)", name)
-                                : load_hid_(f, name, t);
+                                : load_hid_(f, name, t, 0);
     h5_close(f);
     if (st != DLFS_OK) dlfs_tokens_free(t);
     return st;
@@ -200,5 +220,6 @@ void dlfs_tokens_free(struct dlfs_tokens *t)
     if (!t) return;
     free(t->path), free(t->source), free(t->license), free(t->tokenizer), free(t->split);
     free(t->train.ids), free(t->val.ids);
+    dlfs_split_file_close(t->train_file);
     memset(t, 0, sizeof *t);
 }

@@ -62,8 +62,9 @@ static int fail_(struct io_atomic_err *e, const char *stage, int fd)
  *    and inode as our descriptor): we rename only what we created. In a sticky
  *    directory (mode 1777) nobody else can then swap it; in one where others may
  *    rename our files they could as well replace the checkpoint itself.
- * HDF5 never creates these files: the checkpoint is built in memory and its
- * bytes written here (src/io/checkpoint.c). */
+ * HDF5 never creates these files: a checkpoint is built in memory and its
+ * bytes written here (src/io/checkpoint.c); a file too big for that (dlfs-data
+ * synth) is created here and HDF5 only opens it by name (io_atomic_open). */
 static int create_tmp_(const char *tmp)
 {
     const int fl = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
@@ -82,23 +83,30 @@ static int still_ours_(const char *tmp, int fd)
     return 0;
 }
 
-int io_atomic_write(const char *path, const void *buf, size_t len, unsigned flags, struct io_atomic_err *e)
+int io_atomic_open(const char *path, int *fd, struct io_atomic_err *e)
 {
     const size_t n = strlen(path);
     e->err = 0;
     e->stage = "create";
+    *fd = -1;
     if (!(e->tmp = malloc(n + 5))) return -1;
     memcpy(e->tmp, path, n);
     memcpy(e->tmp + n, ".tmp", 5);
-    const int fd = create_tmp_(e->tmp);
-    if (fd < 0) {
+    if ((*fd = create_tmp_(e->tmp)) < 0) {
         e->err = errno;
         return -1; /* nothing of ours to remove */
     }
-    const size_t half = len / 2;
-    if (write_all_(fd, buf, half) != 0) return fail_(e, "write", fd);
-    if (flags & IO_ATOMIC_CKPT_HOOKS) dlfs_hook_ckpt_write(); /* a writer dying half-way through the file */
-    if (write_all_(fd, (const char *)buf + half, len - half) != 0) return fail_(e, "write", fd);
+    return 0;
+}
+
+void io_atomic_abort(int fd, struct io_atomic_err *e)
+{
+    if (fd >= 0) close(fd);
+    if (e->tmp) unlink(e->tmp);
+}
+
+int io_atomic_commit(const char *path, int fd, struct io_atomic_err *e)
+{
     /* the bytes must be on disk before the rename makes them "the" file */
     if (fsync(fd) != 0) return fail_(e, "fsync", fd);
     if (!still_ours_(e->tmp, fd)) {
@@ -111,6 +119,17 @@ int io_atomic_write(const char *path, const void *buf, size_t len, unsigned flag
     if (rename(e->tmp, path) != 0) return fail_(e, "rename", -1);
     sync_dir_(path); /* make the rename itself durable */
     return 0;
+}
+
+int io_atomic_write(const char *path, const void *buf, size_t len, unsigned flags, struct io_atomic_err *e)
+{
+    int fd = -1;
+    if (io_atomic_open(path, &fd, e) != 0) return -1;
+    const size_t half = len / 2;
+    if (write_all_(fd, buf, half) != 0) return fail_(e, "write", fd);
+    if (flags & IO_ATOMIC_CKPT_HOOKS) dlfs_hook_ckpt_write(); /* a writer dying half-way through the file */
+    if (write_all_(fd, (const char *)buf + half, len - half) != 0) return fail_(e, "write", fd);
+    return io_atomic_commit(path, fd, e);
 }
 
 void io_atomic_err_free(struct io_atomic_err *e)

@@ -134,6 +134,23 @@ static enum dlfs_status one_(const char *dir, const struct shard_in_ *in, struct
     return st;
 }
 
+/* Every parameter's moments in some shard: else the manifest's shards leave a gap
+ * (one named: its first), and the checkpoint is incomplete. */
+static enum dlfs_status gaps_(const char *dir, const struct shard_in_ *in)
+{
+    const size_t n = in->c->num_params;
+    size_t covered = 0, g0 = n, g1 = n;
+    for (size_t i = 0; i < n; i++) {
+        covered += in->covered[i];
+        if (!in->covered[i] && g0 == n) g0 = i;
+        if (in->covered[i] && g0 < n && g1 == n) g1 = i;
+    }
+    if (covered == n) return DLFS_OK;
+    return dlfs_error_set(DLFS_ERR_FORMAT, "%s/manifest.h5: checkpoint is incomplete: its %d shards hold the "
+                          "moments of %zu of the %zu parameters (none for %zu..%zu, the first gap); the manifest "
+                          "or a shard is damaged", dir, in->shards, covered, n, g0, g1 - 1);
+}
+
 enum dlfs_status ckpt_shards_read(const char *dir, hid_t f, struct dlfs_ckpt *c, int has_m, int has_v,
                                   const char *state_sha)
 {
@@ -154,11 +171,7 @@ enum dlfs_status ckpt_shards_read(const char *dir, hid_t f, struct dlfs_ckpt *c,
         in.rank = r, in.want_sha = sha[r];
         st = one_(dir, &in, c);
     }
-    size_t covered = 0;
-    for (size_t i = 0; st == DLFS_OK && i < c->num_params; i++) covered += in.covered[i];
-    if (st == DLFS_OK && covered != c->num_params)
-        st = dlfs_error_set(DLFS_ERR_FORMAT, "%s: checkpoint shards cover %zu of the %zu parameters' moments: the "
-                            "manifest or a shard is damaged", dir, covered, c->num_params);
+    if (st == DLFS_OK) st = gaps_(dir, &in);
     char hex[65];
     char(*list)[65] = st == DLFS_OK ? malloc(n * sizeof *list) : NULL;
     for (size_t r = 0; list && r < n; r++) snprintf(list[r], 65, "%s", sha[r]);

@@ -274,22 +274,46 @@ int h5_find_outside(hid_t f, char *name, size_t len)
 #define H5_CHUNK_MAX_BYTES ((size_t)4 << 20) /* small enough to cache */
 #define H5_GZIP_LEVEL 4
 
-int h5_write_u8_rows(hid_t loc, const char *name, int rank, const hsize_t *dims, const uint8_t *data)
+hsize_t h5_u8_chunk_rows(int rank, const hsize_t *dims)
 {
     size_t row = 1;
     for (int i = 1; i < rank; i++) row *= (size_t)dims[i];
-    hsize_t chunk[4] = {dims[0] < H5_CHUNK_ROWS ? dims[0] : H5_CHUNK_ROWS, 0, 0, 0};
-    while (chunk[0] > 1 && chunk[0] * row > H5_CHUNK_MAX_BYTES) chunk[0] /= 2;
+    hsize_t rows = dims[0] < H5_CHUNK_ROWS ? dims[0] : H5_CHUNK_ROWS;
+    while (rows > 1 && rows * row > H5_CHUNK_MAX_BYTES) rows /= 2;
+    return rows;
+}
+
+hid_t h5_create_u8_rows(hid_t loc, const char *name, int rank, const hsize_t *dims)
+{
+    hsize_t chunk[4] = {h5_u8_chunk_rows(rank, dims), 0, 0, 0};
     for (int i = 1; i < rank; i++) chunk[i] = dims[i];
     unsigned cfg = 0;
     const int gzip = H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 && H5Zget_filter_info(H5Z_FILTER_DEFLATE, &cfg) >= 0 &&
                      (cfg & H5Z_FILTER_CONFIG_ENCODE_ENABLED);
     hid_t sp = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE), d = -1;
-    const int ok = sp >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0 &&
-                   (!gzip || H5Pset_deflate(dcpl, H5_GZIP_LEVEL) >= 0) &&
-                   (d = H5Dcreate2(loc, name, H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) >= 0 &&
-                   H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
-    h5_close(d), h5_close(dcpl), h5_close(sp);
+    if (sp >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0 &&
+        (!gzip || H5Pset_deflate(dcpl, H5_GZIP_LEVEL) >= 0))
+        d = H5Dcreate2(loc, name, H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    h5_close(dcpl), h5_close(sp);
+    return d;
+}
+
+int h5_write_u8_rows(hid_t loc, const char *name, int rank, const hsize_t *dims, const uint8_t *data)
+{
+    hid_t d = h5_create_u8_rows(loc, name, rank, dims);
+    const int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    h5_close(d);
+    return ok ? 0 : -1;
+}
+
+int h5_write_u8_rows_at(hid_t d, int rank, const hsize_t *dims, hsize_t row0, hsize_t rows, const uint8_t *data)
+{
+    hsize_t start[4] = {row0, 0, 0, 0}, count[4] = {rows, 1, 1, 1};
+    for (int i = 1; i < rank; i++) count[i] = dims[i];
+    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(rank, count, NULL);
+    const int ok = fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+                   H5Dwrite(d, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, data) >= 0;
+    h5_close(ms), h5_close(fs);
     return ok ? 0 : -1;
 }
 

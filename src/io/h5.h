@@ -67,6 +67,13 @@ int h5_write_f32(hid_t f, const char *path, int rank, const uint64_t *dims, cons
 int h5_read_f32(hid_t f, const char *path, int rank, const uint64_t *dims, float *data);
 /* A uint8 dataset chunked by rows (gzip when this HDF5 can write it). */
 int h5_write_u8_rows(hid_t loc, const char *name, int rank, const hsize_t *dims, const uint8_t *data);
+/* The same written in pieces: h5_create_u8_rows makes the dataset (its chunks
+ * hold h5_u8_chunk_rows rows; < 0 on failure, close it), h5_write_u8_rows_at
+ * writes its rows [row0, row0 + rows) from `data` (whole chunks: nothing is
+ * cached or read back). */
+hsize_t h5_u8_chunk_rows(int rank, const hsize_t *dims);
+hid_t h5_create_u8_rows(hid_t loc, const char *name, int rank, const hsize_t *dims);
+int h5_write_u8_rows_at(hid_t d, int rank, const hsize_t *dims, hsize_t row0, hsize_t rows, const uint8_t *data);
 /* Rows [row0, row0 + rows) of an open uint8 dataset of `rank` dims into `out`. */
 int h5_read_u8_rows(hid_t d, int rank, const hsize_t *dims, hsize_t row0, hsize_t rows, uint8_t *out);
 

@@ -45,6 +45,17 @@ struct io_atomic_err {
     char *tmp; /* malloc'ed, freed by io_atomic_err_free */
 };
 int io_atomic_write(const char *path, const void *buf, size_t len, unsigned flags, struct io_atomic_err *e);
+/* The same writer for a file too big to build in memory, that a library writes by
+ * name (HDF5 writing a dataset chunk by chunk): io_atomic_open creates PATH.tmp
+ * as above and keeps it open as *fd (e->tmp names it); the library opens e->tmp
+ * by name, truncating this empty file of ours, writes and closes it; then
+ * io_atomic_commit fsyncs fd, checks that the name is still the file created,
+ * closes and renames it over `path` (stages and errors as above), or
+ * io_atomic_abort closes fd and removes PATH.tmp. Either way
+ * io_atomic_err_free follows. */
+int io_atomic_open(const char *path, int *fd, struct io_atomic_err *e);
+int io_atomic_commit(const char *path, int fd, struct io_atomic_err *e);
+void io_atomic_abort(int fd, struct io_atomic_err *e);
 void io_atomic_err_free(struct io_atomic_err *e);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/hooks.h"
 #include "dlfs/dataset.h"
 #include "tools/dlfs-data.h"
 
@@ -57,18 +58,10 @@ int dlfs_data_synth(int argc, char **argv)
     }
     const size_t dim = (size_t)ch * (size_t)(h > 0 ? h : 1) * (size_t)(w > 0 ? w : 1);
     const size_t n = ((size_t)mib << 20) / dim;
-    struct dlfs_dataset ds, te;
-    enum dlfs_status st = dlfs_dataset_synthetic(&ds, ch, h, w, (int)classes, n ? n : 1, (uint64_t)seed);
-    if (st == DLFS_OK) {
-        st = dlfs_dataset_synthetic(&te, ch, h, w, (int)classes, (size_t)test, (uint64_t)seed + 1);
-        if (st == DLFS_OK) {
-            ds.test = te.train; /* the test split's arrays change owner */
-            te.train = (struct dlfs_split){0};
-            dlfs_dataset_free(&te);
-            st = dlfs_dataset_save(out, &ds);
-        }
-        dlfs_dataset_free(&ds);
-    }
+    /* written a chunk at a time: a file of any size in a few MiB (DLFS_REPORT_RSS: the peak, for the tests) */
+    const enum dlfs_status st = dlfs_dataset_synth_save(out, ch, h, w, (int)classes, n ? n : 1, (size_t)test,
+                                                        (uint64_t)seed);
+    dlfs_hook_report_rss(0);
     if (st != DLFS_OK) {
         fprintf(stderr, "dlfs-data: %s\n", dlfs_error_msg());
         return st == DLFS_ERR_USAGE ? 2 : 1;

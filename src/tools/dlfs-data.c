@@ -58,7 +58,8 @@ static const char *const usage_text[3] = {
     "         (nearly) constant channel (std 0: normalising would divide by 0).\n"
     "info     prints a summary of a dlfs dataset (shapes, classes, per-class counts,\n"
     "         mean/std, source, license) or of a token file.\n"
-    "synth    random train images, ~MB MiB of them (1x28x28, 10 classes, 1000 test: tools/dlfs-data-synth.c).\n"
+    "synth    random train images, ~MB MiB of them (1x28x28, 10 classes, 1000 test: tools/dlfs-data-synth.c),\n"
+    "         written a chunk at a time (a few MiB of memory whatever MB).\n"
     "ckpt-merge  one single-file checkpoint from a sharded one (--ckpt-sharded), verified first.\n",
     "Limits on sizes: datasets/README.md.\n"
     "\n"

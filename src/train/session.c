@@ -16,15 +16,18 @@
 #include "train/train-impl.h"
 
 /* A token file (dlfs-data text) for a language model: its windows of the
- * model's context + 1 as the dataset. */
-static enum dlfs_status tokens_(struct dlfs_run *r)
+ * model's context + 1 as the dataset; with --data-cache, the train windows stay
+ * in the file when they take more (as the images of a dataset file). */
+static enum dlfs_status tokens_(struct dlfs_run *r, int stream)
 {
     if (r->model.positions < 2)
         return dlfs_error_set(DLFS_ERR_SHAPE, "--data %s is a token file (text): train a language model on it "
                               "(--model gpt-tiny, or a spec ending in lmhead), not '%s'", r->o->data, r->o->model);
     struct dlfs_tokens t;
-    DLFS_TRY(dlfs_tokens_load(r->o->data, &t));
-    const enum dlfs_status st = dlfs_tokens_dataset(&t, r->model.positions, &r->ds);
+    DLFS_TRY(stream ? dlfs_tokens_open(r->o->data, &t) : dlfs_tokens_load(r->o->data, &t));
+    const enum dlfs_status st =
+        stream ? dlfs_tokens_dataset_open(&t, r->model.positions, (uint64_t)r->o->data_cache << 20, &r->ds)
+               : dlfs_tokens_dataset(&t, r->model.positions, &r->ds);
     dlfs_tokens_free(&t);
     return st;
 }
@@ -40,13 +43,13 @@ static enum dlfs_status data_(struct dlfs_run *r)
     /* a language model's benchmark with more than 256 tokens: uint16 ids, drawn as two bytes
      * each (the targets are in the windows: the synthetic labels go unused) */
     const int wide = r->mode == DLFS_RUN_BENCH && m->positions > 1 && m->num_classes > 256;
+    const int stream = r->o->data_cache && !dlfs_hook_value(DLFS_HOOK_DATA_RESIDENT);
     enum dlfs_status st = r->mode == DLFS_RUN_BENCH /* one global batch of random images, alike on every rank */
                               ? dlfs_dataset_synthetic(&r->ds, m->in_c, m->in_h, m->in_w * (wide ? 2 : 1),
                                                        wide ? 256 : m->num_classes, (size_t)r->global_batch,
                                                        r->o->seed)
-                              : dlfs_tokens_probe(r->o->data) ? tokens_(r)
-                              : r->o->data_cache && !dlfs_hook_value(DLFS_HOOK_DATA_RESIDENT)
-                                  ? dlfs_dataset_open(r->o->data, &r->ds, (uint64_t)r->o->data_cache << 20)
+                              : dlfs_tokens_probe(r->o->data) ? tokens_(r, stream)
+                              : stream ? dlfs_dataset_open(r->o->data, &r->ds, (uint64_t)r->o->data_cache << 20)
                                   : dlfs_dataset_load(r->o->data, &r->ds);
     r->have_ds = st == DLFS_OK;
     if (st == DLFS_OK && r->mode == DLFS_RUN_BENCH && m->positions > 1) { /* token ids below V, as they are */

@@ -277,6 +277,43 @@ static void check_planted_links(void)
     CHECK(!dlfs_path_same(at_("new.json"), at_("newer.json")), "two files to be created");
 }
 
+/* A sharded checkpoint whose shards leave a gap (rank 0 holds [0, 5), rank 1 [10, 20) of
+ * 20 parameters; every digest right, as the writer made them): loading it is refused
+ * with one message naming its manifest and the gap; latest passes over it, saying
+ * so, to the single file of step 5 before it. */
+static void check_shard_gap(void)
+{
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s", at_("gap"));
+    struct dlfs_ckpt c = {.model_spec = model.spec, .optimizer = "adam", .num_params = model.num_params,
+                          .params = params, .m = m_, .v = v_, .step = 5, .epoch = 1, .global_batch = 4,
+                          .seed = 1, .virtual_shards = 8, .world_size = 1, .parent_step = -1};
+    for (size_t i = 0; i < model.num_params; i++) params[i] = m_[i] = v_[i] = 0.5f + 0.1f * (float)i;
+    CHECK(dlfs_ckpt_save(sub, &c, &model, 0, NULL) == DLFS_OK, "save 5: %s", dlfs_error_msg());
+    uint64_t off[2] = {0, 10}, len[2] = {5, 10};
+    const struct dlfs_ckpt_shard s[2] = {{0, 2, 9, 20, 1, off, len, m_, v_},
+                                         {1, 2, 9, 20, 1, off + 1, len + 1, m_ + 10, v_ + 10}};
+    char sha[2][65];
+    c.step = 9, c.world_size = 2, c.m = c.v = NULL;
+    CHECK(model.num_params == 20 && dlfs_ckpt_shard_dir(sub, 9) == DLFS_OK &&
+          dlfs_ckpt_shard_write(sub, &s[0], sha[0]) == DLFS_OK && dlfs_ckpt_shard_write(sub, &s[1], sha[1]) == DLFS_OK &&
+          dlfs_ckpt_manifest_write(sub, &c, 1, 1, &model, sha, 0, NULL) == DLFS_OK, "write the shards: %s",
+          dlfs_error_msg());
+    char d9[160];
+    snprintf(d9, sizeof d9, "%s/ckpt-000000009.d", sub);
+    struct dlfs_ckpt in;
+    dlfs_error_clear();
+    CHECK(dlfs_ckpt_load_checked(d9, &in, NULL) == DLFS_ERR_FORMAT && strstr(dlfs_error_msg(), "009.d/manifest.h5: ") &&
+          strstr(dlfs_error_msg(), "15 of the 20 parameters (none for 5..9"), "a gap: %s", dlfs_error_msg());
+    char *report = NULL;
+    CHECK(dlfs_ckpt_latest_valid(sub, NULL, &in, &report) == DLFS_OK && in.step == 5, "latest: %s",
+          in.path ? in.path : dlfs_error_msg());
+    CHECK(report && strstr(report, "ckpt-000000009.d") && strstr(report, "checkpoint is incomplete"), "report: %s",
+          report ? report : "none");
+    free(report);
+    dlfs_ckpt_free(&in);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "ckptdir-test-XXXXXX");
@@ -288,6 +325,7 @@ int main(void)
     check_rollback();
     check_paths();
     check_planted_links();
+    check_shard_gap();
     dlfs_model_free(&model);
     if (!t_failures_ && !getenv("KEEP")) {
         char cmd[128];

@@ -266,6 +266,38 @@ static void check_synthetic(void)
     dlfs_dataset_free(&ds);
 }
 
+/* dlfs_dataset_synth_save writes a chunk of rows at a time what dlfs_dataset_save
+ * writes of dlfs_dataset_synthetic (the arrays whose bytes check_synthetic pins):
+ * 2500 train images of 1x28x28 (chunks of 1024 rows: the last holds 452) and 77 test
+ * images (seed + 1); a directory that does not exist is one error naming the file. */
+static void check_synth_save(void)
+{
+    struct dlfs_dataset a, tr, te;
+    dlfs_error_clear();
+    CHECK(dlfs_dataset_synth_save(path, 1, 28, 28, 10, 2500, 77, 9) == DLFS_OK, "synth_save: %s", dlfs_error_msg());
+    expect_no_open_objects("after synth_save");
+    const int ok = dlfs_dataset_load(path, &a) == DLFS_OK;
+    CHECK(ok, "synth_save's file: %s", dlfs_error_msg());
+    CHECK(dlfs_dataset_synthetic(&tr, 1, 28, 28, 10, 2500, 9) == DLFS_OK &&
+          dlfs_dataset_synthetic(&te, 1, 28, 28, 10, 77, 10) == DLFS_OK, "synthetic: %s", dlfs_error_msg());
+    if (ok) {
+        CHECK(a.train.n == 2500 && a.test.n == 77 && a.c == 1 && a.h == 28 && a.w == 28, "synth_save: sizes");
+        CHECK(a.train.n == 2500 && !memcmp(a.train.images, tr.train.images, 2500 * 784) &&
+              !memcmp(a.train.labels, tr.train.labels, 2500), "synth_save: train split differs from the synthetic");
+        CHECK(a.test.n == 77 && !memcmp(a.test.images, te.train.images, 77 * 784) &&
+              !memcmp(a.test.labels, te.train.labels, 77), "synth_save: test split differs from seed + 1's");
+        CHECK(a.num_classes == 10 && !strcmp(a.classes[9], "9") && a.mean[0] == 0.5 && a.std[0] == 0.29 &&
+              !strcmp(a.source, tr.source), "synth_save: attributes");
+    }
+    dlfs_dataset_free(&a), dlfs_dataset_free(&tr), dlfs_dataset_free(&te);
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    CHECK(access(tmp, F_OK) != 0, "%s left behind by synth_save", tmp);
+    CHECK(dlfs_dataset_synth_save("no-such-dir/s.h5", 1, 8, 8, 10, 10, 10, 1) == DLFS_ERR_IO &&
+          strstr(dlfs_error_msg(), "no-such-dir/s.h5"), "synth_save into a missing directory: %s", dlfs_error_msg());
+    CHECK(dlfs_dataset_synth_save(path, 1, 8, 8, 1, 10, 10, 1) == DLFS_ERR_USAGE, "synth_save: 1 class");
+}
+
 /* long: the list of cases, run in sequence in one temporary directory */
 int main(void)
 {
@@ -278,6 +310,7 @@ int main(void)
     dlfs_dataset_free(&z);
     dlfs_dataset_free(NULL);
     check_stats();
+    check_synth_save();
     check_round_trip();
     char tmp[160];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);

@@ -183,7 +183,7 @@ static void check_windows(void)
     CHECK(dlfs_tokens_windows(10, 3) == 3 && dlfs_tokens_windows(9, 3) == 2 && dlfs_tokens_windows(3, 3) == 0 &&
               dlfs_tokens_windows(4, 3) == 1, "window counts");
     uint16_t ids[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, out[16];
-    const struct dlfs_token_split s = {10, ids};
+    const struct dlfs_token_split s = {10, ids, 0};
     const uint32_t perm[3] = {2, 0, 1};
     /* global batch 0 of B = 3 on 2 ranks: rank 0 rows [0, 1), rank 1 rows [1, 3) */
     CHECK(dlfs_tokens_batch(&s, 3, perm, 0, 3, 0, 2, out) == 1, "rank 0 rows");

@@ -79,4 +79,59 @@ else
   t_within "streamed peak RSS - 1 MiB run's (KiB)" "$((st - base))" -4096 $(((8 + 6) * 1024))
   t_within "in-memory peak RSS - 1 MiB run's (KiB)" "$((mem - base))" $((60 * 1024)) $((200 * 1024))
 fi
+
+# Token files (dlfs-data text --chunk 16384: streamed chunks of 1092 windows of 16 ids; 1.1 MB of
+# text, 1.13 MiB of windows through a 1 MiB cache: windows of 30 chunks, 32760 windows): the
+# same digest streamed as in memory on 1, 2, 4 ranks over 12 steps (every batch draws from most
+# of the 30 chunks of the first window, and reads ahead into the second), and resumed at step 6
+# on 2 ranks. Window and epoch boundaries of a token file: test_stream (as for images, here).
+awk 'BEGIN { srand(7); n = split("the cat sat on a mat and dog ran to it with red hat", w, " ")
+             for (i = 0; i < 300000; i++) printf "%s ", w[int(rand() * n) + 1] }' > "$T_TMP/text.txt"
+"$data" text "$T_TMP/text.txt" --chunk 16384 -o "$T_TMP/t.h5" > /dev/null || t_fail "dlfs-data text --chunk"
+lm=(--model "in(16),embed(256,8),block(8,h1),lnorm,lmhead" --batch 512 --epochs 1 --seed 3 --deterministic
+    --optim adamw --lr 3e-3 --eval-batch 512)
+common=(--data "$T_TMP/t.h5" "${lm[@]}" --max-steps 12)
+DLFS_DATA_RESIDENT=1 run tmem 1 --data-cache 1
+grep -q "^pipeline: .*in memory, windows of 32760 samples" "$T_TMP/tmem.out" && t_pass "tokens in memory: windows of 32760" \
+  || t_fail "tokens, in-memory twin: banner $(grep '^pipeline' "$T_TMP/tmem.out")"
+want=$(t_digest "$T_TMP/tmem.jsonl")
+for np in 1 2 4; do
+  ck=()
+  [ "$np" = 2 ] && ck=(--checkpoint-dir "$T_TMP/tck" --checkpoint-every 6)
+  run "tst$np" "$np" --data-cache 1 "${ck[@]}"
+  grep -q "^pipeline: .*streamed, windows of 32760 samples" "$T_TMP/tst$np.out" \
+    || t_fail "tokens np=$np: not streamed: $(grep '^pipeline' "$T_TMP/tst$np.out")"
+  got=$(t_digest "$T_TMP/tst$np.jsonl")
+  [ -n "$want" ] && [ "$got" = "$want" ] && t_pass "tokens np=$np streamed == in memory ($got)" \
+    || t_fail "tokens np=$np streamed digest '$got' != in memory '$want'"
+done
+run tres 2 --data-cache 1 --resume "$T_TMP/tck/ckpt-000000006.h5"
+grep -q "^resume: .*ckpt-000000006.h5: step 6," "$T_TMP/tres.out" || t_fail "tokens: the resumed run did not start at 6"
+got=$(t_digest "$T_TMP/tres.jsonl")
+[ -n "$want" ] && [ "$got" = "$want" ] && t_pass "tokens: 6 + resume + 6 streamed == straight ($got)" \
+  || t_fail "tokens: resumed digest '$got' != straight '$want'"
+
+# the memory bound of a token file: 16 times the text (17.8 M tokens, 19 MiB of windows, 36 MiB
+# of ids) streamed through 1 MiB takes at most 8 MiB more than the 1.1 MB file (the labels, the
+# val windows); in memory, 20 MiB more or over (27 MiB measured)
+for _ in $(seq 16); do cat "$T_TMP/text.txt"; done > "$T_TMP/big.txt"
+"$data" text "$T_TMP/big.txt" --chunk 16384 --val-percent 1 -o "$T_TMP/tb.h5" > /dev/null \
+  || t_fail "dlfs-data text big.txt" # (1 %: the final evaluation stays short)
+trss() { # NAME FILE ARGS...: the larger peak RSS (KiB) of 2 ranks
+  local name=$1 file=$2; shift 2
+  DLFS_REPORT_RSS="$T_TMP/$name.rss" mpirun -np 2 "$train" --data "$file" "${lm[@]}" --max-steps 3 "$@" \
+    > "$T_TMP/$name.out" 2>&1 || { cat "$T_TMP/$name.out"; t_fail "$name: run failed"; }
+  sort -n "$T_TMP/$name.rss.0" "$T_TMP/$name.rss.1" | tail -n 1
+}
+base=$(trss tbase "$T_TMP/t.h5" --data-cache 1)
+st=$(trss tbig "$T_TMP/tb.h5" --data-cache 1)
+mem=$(DLFS_DATA_RESIDENT=1 trss tbigmem "$T_TMP/tb.h5" --data-cache 1)
+grep -q "^pipeline: .*streamed" "$T_TMP/tbig.out" || t_fail "tokens: 19 MiB of windows with --data-cache 1 not streamed"
+echo "token files, peak RSS per rank (KiB): 1.1 MB text $base, 17.8 MB streamed $st, 17.8 MB in memory $mem"
+if ldd "$train" 2>/dev/null | grep -q libasan; then
+  t_skip "the token peak RSS bounds: AddressSanitizer's shadow memory and quarantine blur them"
+else
+  t_within "tokens: streamed peak RSS - 1.1 MB run's (KiB)" "$((st - base))" -4096 $((8 * 1024))
+  t_within "tokens: in-memory peak RSS - 1.1 MB run's (KiB)" "$((mem - base))" $((20 * 1024)) $((200 * 1024))
+fi
 t_done

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <hdf5.h>
 #include "dlfs/dataset.h"
+#include "dlfs/tokens.h"
 #include "dlfs/sampler.h"
 #include "dlfs/util.h"
 #include "train/batcher.h"
@@ -163,11 +165,99 @@ static void test_cache(void)
     if (fd >= 0) close(fd);
 }
 
+/* Two epochs of a streamed split through the window cache against `mem` (its rows
+ * in memory); the number of rows that differ. */
+static long epochs_(const struct dlfs_split *sp, size_t dim, int B, const uint8_t *mem)
+{
+    const size_t N = sp->n, K = sp->chunk_rows, G = 2, nch = (N + K - 1) / K;
+    struct dlfs_stream s;
+    CHECK(dlfs_stream_init(&s, sp, dim, K, G, B) == DLFS_OK, "init");
+    uint32_t *perm = malloc(N * 4), *order = malloc(nch * 4), *next = malloc(nch * 4);
+    long bad = 0;
+    for (int e = 0; e < 2; e++) {
+        dlfs_sampler_windowed(5, e, perm, N, K, G, order);
+        dlfs_sampler_chunks(5, e + 1, next, nch);
+        dlfs_stream_epoch(&s, order, next);
+        for (size_t b = 0; b + (size_t)B <= N; b += (size_t)B) {
+            const enum dlfs_status st = dlfs_stream_need(&s, perm + b, B);
+            CHECK(st == DLFS_OK, "need: %s", dlfs_error_msg());
+            if (st != DLFS_OK) return -1;
+            for (int i = 0; i < B; i++)
+                bad += memcmp(dlfs_stream_row(&s, perm[b + i]), mem + perm[b + i] * dim, dim) != 0;
+        }
+    }
+    dlfs_stream_free(&s);
+    free(perm), free(order), free(next);
+    return bad;
+}
+
+/* A token file's windows streamed (dlfs_tokens_open, read a chunk of windows at a
+ * time from the ids of their span) against dlfs_tokens_dataset's in memory: ctx 7
+ * over HDF5 chunks of 1024 ids (windows straddle the chunks; 146 windows a chunk),
+ * byte ids (V 256) and uint16 ids (V 300); an id not below vocab_size is found as
+ * the chunk holding it is read, one message naming the file and the id's place. */
+static void test_token_cache(void)
+{
+    enum { N = 10001, CTX = 7 };
+    static uint16_t ids[N], val[64];
+    char path[] = "/tmp/dlfs-test-tokstream-XXXXXX";
+    const int fd = mkstemp(path);
+    for (int v = 0; v < 2; v++) {
+        const int vocab = v ? 300 : 256;
+        for (int i = 0; i < N; i++) ids[i] = (uint16_t)((i * 7919u + (unsigned)i / 13) % (unsigned)vocab);
+        struct dlfs_tokens t = {.vocab = vocab, .source = "t", .license = "t", .tokenizer = "t", .split = "t",
+                                .train = {N, ids, 1024}, .val = {64, val, 0}};
+        CHECK(fd >= 0 && dlfs_tokens_save(path, &t, 1) == DLFS_OK, "save: %s", dlfs_error_msg());
+        struct dlfs_tokens a, b;
+        struct dlfs_dataset mem, st;
+        CHECK(dlfs_tokens_load(path, &a) == DLFS_OK && dlfs_tokens_dataset(&a, CTX, &mem) == DLFS_OK, "in memory: %s",
+              dlfs_error_msg());
+        CHECK(dlfs_tokens_open(path, &b) == DLFS_OK && !b.train.ids && b.train.n == N, "open: %s", dlfs_error_msg());
+        CHECK(dlfs_tokens_dataset_open(&b, CTX, 1, &st) == DLFS_OK, "dataset_open: %s", dlfs_error_msg());
+        CHECK(!st.train.images && st.train.file && st.train.n == mem.train.n && st.train.n == (N - 1) / CTX &&
+              st.train.chunk_rows == 1024 / CTX && mem.train.chunk_rows == st.train.chunk_rows && st.ids16 == v,
+              "V %d: streamed %zu windows in chunks of %zu (in memory: %zu, %zu)", vocab, st.train.n,
+              st.train.chunk_rows, mem.train.n, mem.train.chunk_rows);
+        const size_t dim = (CTX + 1) * (v ? 2 : 1);
+        const long bad = epochs_(&st.train, dim, 40, mem.train.images);
+        CHECK(bad == 0, "V %d: %ld windows differ from memory", vocab, bad);
+        dlfs_dataset_free(&st), dlfs_tokens_free(&b);
+        /* windows that fit in the cache: read whole through the same reader, the same bytes */
+        CHECK(dlfs_tokens_open(path, &b) == DLFS_OK && dlfs_tokens_dataset_open(&b, CTX, 1 << 20, &st) == DLFS_OK &&
+              st.train.images && st.train.n == mem.train.n &&
+              !memcmp(st.train.images, mem.train.images, st.train.n * dim), "V %d: read whole: %s", vocab,
+              dlfs_error_msg());
+        dlfs_dataset_free(&mem), dlfs_dataset_free(&st);
+        dlfs_tokens_free(&a), dlfs_tokens_free(&b);
+    }
+    /* vocab_size lowered to 299 in the file: the id 299 at /train/tokens[k] is refused when read */
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), at = H5Aopen(f, "vocab_size", H5P_DEFAULT);
+    const int v299 = 299;
+    CHECK(at >= 0 && H5Awrite(at, H5T_NATIVE_INT, &v299) >= 0, "set vocab_size");
+    H5Aclose(at), H5Fclose(f);
+    size_t k = 0;
+    while (k < N && ids[k] != 299) k++;
+    char want[64];
+    snprintf(want, sizeof want, "/train/tokens[%zu] is not below", k);
+    struct dlfs_tokens b;
+    struct dlfs_dataset st;
+    CHECK(dlfs_tokens_open(path, &b) == DLFS_OK && dlfs_tokens_dataset_open(&b, CTX, 1, &st) == DLFS_OK,
+          "open, vocab 299: %s", dlfs_error_msg());
+    uint8_t row[16 * 147];
+    const size_t r0 = (k / CTX) / st.train.chunk_rows * st.train.chunk_rows;
+    CHECK(k < N && dlfs_split_read(&st.train, r0, st.train.chunk_rows, 16, row) == DLFS_ERR_FORMAT &&
+          strstr(dlfs_error_msg(), path) && strstr(dlfs_error_msg(), want), "id 299 at %zu: %s", k, dlfs_error_msg());
+    dlfs_dataset_free(&st), dlfs_tokens_free(&b);
+    unlink(path);
+    if (fd >= 0) close(fd);
+}
+
 int main(void)
 {
     test_permutation();
     test_positions();
     test_chunks_per_batch();
     test_cache();
+    test_token_cache();
     T_DONE();
 }
