@@ -343,6 +343,13 @@ class Guide:
                 row.update(sps=(bench["samples_per_s"], self.tag(host)),
                            epoch_s=(const("train_samples") / bench["samples_per_s"], self.tag(host)),
                            ttt=self.modelled_ttt(bench["step_ms"], 0.0), source=bench["source"])
+            elif self.cpu_curve(host):   # benched at other batches only (a large model, briefly)
+                c = self.cpu_curve(host)
+                sps = self.B / c.ms(self.B) * 1e3
+                row.update(sps=(sps, "modelled"), epoch_s=(const("train_samples") / sps, "modelled"),
+                           ttt=self.modelled_ttt(c.ms(self.B), 0.0), source=None)
+                self.notes.append(f"`{host}`: the CPU row at batch {self.B} is the line through its benches "
+                                  f"({c.how}), not a run at that batch")
             else:
                 self.notes.append(f"`{host}`: no CPU run of this model at batch {self.B}")
                 continue
