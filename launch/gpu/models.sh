@@ -19,14 +19,6 @@ GC_DOCS=(README.md src/README.md src/backend/cuda/README.md src/io/README.md lau
 # gc_doc_files: the absolute paths of the GC_DOCS files present, one a line
 gc_doc_files() { local f; for f in "${GC_DOCS[@]}"; do [ -f "$SRC/$f" ] && echo "$SRC/$f"; done; }
 
-# gc_unigram_nats P FILE...: the byte unigram entropy (nats) of dlfs-data text's validation split
-# (of each file the last ceil(len x P / 100) bytes), from the files themselves
-gc_unigram_nats() {
-  local p=$1 f n; shift
-  for f in "$@"; do n=$(wc -c <"$f"); tail -c $(((n * p + 99) / 100)) "$f"; done | od -An -v -tu1 |
-    tr -s ' ' '\n' | awk 'NF { c[$1]++; n++ } END { if (!n) exit 1; for (k in c) h -= c[k] / n * log(c[k] / n); printf "%.4f", h }'
-}
-
 # gc_bench NAME SECONDS MODEL BATCH STEPS WARMUP [ARGS...]: dlfs-train --bench; DL[NAME] = ms or why not
 gc_bench() {
   local name=$1 t=$2 model=$3 batch=$4 steps=$5 warm=$6 rc=0; shift 6
@@ -37,21 +29,6 @@ gc_bench() {
   row "dlfs-train --bench $model, batch $batch $*" "FAIL: $( [ $rc -eq 0 ] && echo "no median step in the log" || why $rc "$STEP_S" "$t")" \
     "" "" "" "$STEP_S"
   tail_of "bench-$name"
-}
-
-# gc_torch_lines LOG: PT[MODEL-BATCH-PRECISION] = the median ms of torch_ref.py's lines in LOG
-gc_torch_lines() {
-  local _t model batch prec _mode ms
-  while read -r _t model batch prec _mode ms; do PT[$model-$batch-$prec]=$ms
-  done < <(grep -E '^torch [a-z0-9-]+ [0-9]+ (fp32|bf16) eager [0-9.]+$' "$LOGS/$1.log" 2>/dev/null)
-}
-
-# gc_vs_torch LABEL KEY MODEL BATCH PREC UNITS_PER_STEP UNIT: one info row, dlfs against PyTorch
-gc_vs_torch() {
-  local d=${DL[$2]:-} p=${PT[$3-$4-$5]:-} ratio rate
-  ratio=$(awk -v a="$d" -v b="$p" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "dlfs / PyTorch: %.2fx", a / b; else print "" }')
-  rate=$(awk -v a="$d" -v n="$6" 'BEGIN { if (a + 0 > 0) printf ", %.3g", n * 1000 / a }')
-  row "$1" info "${d:-?} ms${rate:+$rate $7/s}" "${p:-n/a}${p:+ ms}" "$ratio" "${STEP_S_M:-}"
 }
 
 # ==== 5b. residual networks and language models ==================================================
