@@ -67,9 +67,9 @@ def section(st, h):
              f"per rank: **{fmt_flop(x['flops'])}** (dlfs's count, {fmt_flop(x['per_param'] * r1['params'])} per "
              f"sample) against **{x['bytes'] / 1e6:.3g} MB** of fp32 gradients all-reduced "
              f"({r1['params']:,} parameters x 4 bytes): **{x['per_byte']:,.0f} flops per gradient byte**. "
-             f"The GPU that computes at {const('gemm_tflops_fp32')} TFLOP/s and all-reduces at "
-             f"{const('busbw_ring_gbs'):.0f} GB/s needs {1e3 * const('gemm_tflops_fp32') / const('busbw_ring_gbs'):,.0f} "
-             f"flops per byte for the two to take the same time.\n")
+             f"One H100 (fp32 GEMMs at {const('gemm_tflops_fp32')} TFLOP/s, the NVLink ring at "
+             f"{const('busbw_ring_gbs'):.0f} GB/s) needs {1e3 * const('gemm_tflops_fp32') / const('busbw_ring_gbs'):,.0f} "
+             f"flops per gradient byte for the arithmetic to take as long as the all-reduce.\n")
     if rows:
         L.append(table(["mode", "ranks", "per rank", "FLOP per rank per step", "gradient bytes per step",
                         "FLOP per byte", "measured comm wait per step"], rows))
