@@ -161,17 +161,17 @@ for p in d["points"]:
     p["gflops"] = f * p["batch"] / (p["step_ms"] / 1e3) / 1e9
 json.dump(d, open(sys.argv[2], "w"))
 PY
-  python3 "$report" "$T_TMP/ratio-$k/scaling.json" -o "$T_TMP/ratio-$k" > "$T_TMP/ratio-$k.log" 2>&1 ||
-    { cat "$T_TMP/ratio-$k.log"; t_fail "report of the hand-made study ($k)"; }
 done
-sec=$(sed -n '/^## Compute to communication/,/^## /p' "$T_TMP/ratio-conv/report.md")
+python3 "$report" "$T_TMP/ratio-conv/scaling.json" "$T_TMP/ratio-dense/scaling.json" -o "$T_TMP/ratio" \
+  > "$T_TMP/ratio.log" 2>&1 || { cat "$T_TMP/ratio.log"; t_fail "report of the hand-made studies"; }
+sec=$(sed -n '/^## Study 1:/,/^## Study 2:/p' "$T_TMP/ratio/report.md" | sed -n '/^### Compute to communication/,/^### /p')
 grep -q '\*\*9.6 GFLOP\*\*.*\*\*4 MB\*\*.*\*\*2,400 flops per gradient byte\*\*' <<<"$sec" &&
   grep -q '^| weak | 2 | 32 | 9.6 GFLOP | 4 MB | 2,400 | 30.0 ms (25%) |$' <<<"$sec" &&
   grep -q 'each weight does 300 flops per sample, 50x the 6 of a dense layer' <<<"$sec" &&
   grep -q '2,400 flops per gradient byte against 48 for an MLP.*the model scales\.$' <<<"$sec" &&
   t_pass "compute to communication: 9.6 GFLOP per rank per step, 4 MB, 2,400 flops per byte, 30 ms (25 %) waited" ||
   { echo "$sec"; t_fail "compute to communication: not the figures worked out by hand"; }
-sec=$(sed -n '/^## Compute to communication/,/^## /p' "$T_TMP/ratio-dense/report.md")
+sec=$(sed -n '/^## Study 2:/,$p' "$T_TMP/ratio/report.md" | sed -n '/^### Compute to communication/,/^### /p')
 grep -q '\*\*192 MFLOP\*\*.*\*\*48 flops per gradient byte\*\*' <<<"$sec" &&
   grep -q 'each weight does 6 flops per sample, as a dense layer.*48 flops per gradient byte against 48 for an MLP.*scales poorly\.$' <<<"$sec" &&
   t_pass "compute to communication of a dense model: 192 MFLOP, 48 flops per byte, scales poorly" ||
