@@ -98,6 +98,8 @@ class Inputs:
         # a file without a manifest: its machine is unknown, named by its directory
         host = meta.get("host") or f"another machine ({os.path.basename(os.path.dirname(os.path.abspath(path)))})"
         for b in benches:
+            if isinstance(b.get("step_ms"), (int, float)) and b["step_ms"] > 0 and isinstance(b.get("batch"), int):
+                b["samples_per_s"] = b["batch"] / b["step_ms"] * 1e3   # the line rounds it to 0.1 (gpt2: 0.0)
             if meta.get("model"):
                 self.names.setdefault(b["model"], meta["model"])
             self.benches.append(dict(b, spec=b["model"], device=b["backend"], host=host, source=path))
