@@ -43,7 +43,7 @@ def words(x, per_param, bpr, mlp_per_byte):
                if x["per_byte"] >= 10 * mlp_per_byte else
                "so the all-reduce weighs as much as the arithmetic unless the batch per rank is large, "
                "and the model scales poorly")
-    return (f"- In words: {why}; at {bpr} samples per rank that is {x['per_byte']:,.0f} flops per gradient byte "
+    return (f"- In words: {why}; at {bpr} sample{'s' if bpr != 1 else ''} per rank that is {x['per_byte']:,.0f} flops per gradient byte "
             f"against {mlp_per_byte:,.0f} for an MLP at the same batch per rank "
             f"({DENSE_FLOPS_PER_PARAM} x {bpr} / 4 bytes), {verdict}.")
 
@@ -63,7 +63,7 @@ def section(st, h):
     r1 = st.results[st.modes[0]][0]
     x = ratio(r1)
     bpr = r1["batch_per_rank"]
-    L.append(f"One rank's step of `{r1['model'][:60]}{'…' if len(r1['model']) > 60 else ''}` at {bpr} samples "
+    L.append(f"One rank's step of `{r1['model'][:60]}{'…' if len(r1['model']) > 60 else ''}` at {bpr} sample{'s' if bpr != 1 else ''} "
              f"per rank: **{fmt_flop(x['flops'])}** (dlfs's count, {fmt_flop(x['per_param'] * r1['params'])} per "
              f"sample) against **{x['bytes'] / 1e6:.3g} MB** of fp32 gradients all-reduced "
              f"({r1['params']:,} parameters x 4 bytes): **{x['per_byte']:,.0f} flops per gradient byte**. "
