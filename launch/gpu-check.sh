@@ -23,6 +23,10 @@
 #   5. the trainings with gates: mlp, the quickstart recipe (Adam 1e-3, cosine, seed 1,
 #      batch 128, 10 epochs) in fp32 and bf16 on the GPU and in fp32 on the CPU (in
 #      the background, same recipe); the cnn recipe;
+#   5b. resnet20 (the README's recipe, 1 epoch: >= 83 %) and gpt-tiny (300 steps on a
+#      token file made from the repository's own docs: validation loss below 0.8 x the
+#      byte unigram entropy of its validation text); resnet50 (batch 32) and gpt2
+#      (4 windows of 1024) benches in fp32 and bf16 beside PyTorch's (launch/gpu/models.sh);
 #   6. the rest: a hung NCCL set-up ending within --comm-timeout (first: every other
 #      NCCL run has --comm-timeout 20 or the tests' own), ctest -L gpu (none may skip),
 #      checkpoints (GPU write + resume to the same bits, GPU -> CPU and
@@ -161,6 +165,8 @@ commit=$(gc_commit "$SRC")
 . "$SRC/launch/gpu/ops.sh"            # 3. op tests, 4. benchmarks
 # shellcheck source=launch/gpu/train.sh
 . "$SRC/launch/gpu/train.sh"          # 5. trainings with gates
+# shellcheck source=launch/gpu/models.sh
+. "$SRC/launch/gpu/models.sh"         # 5b. resnet20, gpt-tiny; resnet50, gpt2 beside PyTorch
 # shellcheck source=launch/gpu/rest.sh
 . "$SRC/launch/gpu/rest.sh"           # 6. the rest
 

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2015,SC2034 # `test && echo || echo`: echo never fails; STEP_S is for the caller
 # Sourced by launch/gpu-check.sh: its helpers (time budget, table rows, logged steps,
-# the log tarball, reading metrics). They use the check's T0, DEADLINE, RESERVE, MD,
-# LOGS, WORK, OUT and counters.
+# the log tarball, reading metrics, the unigram entropy of a text's validation split,
+# PyTorch's lines). They use the check's T0, DEADLINE, RESERVE, MD, LOGS, WORK, OUT, the
+# counters and the arrays DL, PT.
 say() { printf '[%3ds] %s\n' $((SECONDS - T0)) "$*"; }
 left() { echo $((T0 + DEADLINE - RESERVE - SECONDS)); }
 # budget NEED MAX: seconds for a step, min(MAX, what is left); fails when less than NEED is left
@@ -56,3 +57,23 @@ within() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { if (a == "" || b == "") ex
 atleast() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 >= b) }'; }
 atmost() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 <= b) }'; }
 pct() { awk -v a="$1" 'BEGIN { if (a == "") print "?"; else printf "%.2f %%", 100 * a }'; }
+# gc_unigram_nats P FILE...: the byte unigram entropy (nats) of dlfs-data text's validation split
+# (of each file the last ceil(len x P / 100) bytes), from the files themselves
+gc_unigram_nats() {
+  local p=$1 f n; shift
+  for f in "$@"; do n=$(wc -c <"$f"); tail -c $(((n * p + 99) / 100)) "$f"; done | od -An -v -tu1 |
+    tr -s ' ' '\n' | awk 'NF { c[$1]++; n++ } END { if (!n) exit 1; for (k in c) h -= c[k] / n * log(c[k] / n); printf "%.4f", h }'
+}
+# gc_torch_lines LOG: PT[MODEL-BATCH-PRECISION] = the median ms of torch_ref.py's lines in LOG
+gc_torch_lines() {
+  local _t model batch prec _mode ms
+  while read -r _t model batch prec _mode ms; do PT[$model-$batch-$prec]=$ms
+  done < <(grep -E '^torch [a-z0-9-]+ [0-9]+ (fp32|bf16) eager [0-9.]+$' "$LOGS/$1.log" 2>/dev/null)
+}
+# gc_vs_torch LABEL KEY MODEL BATCH PREC UNITS_PER_STEP UNIT: one info row, dlfs against PyTorch
+gc_vs_torch() {
+  local d=${DL[$2]:-} p=${PT[$3-$4-$5]:-} ratio rate
+  ratio=$(awk -v a="$d" -v b="$p" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "dlfs / PyTorch: %.2fx", a / b; else print "" }')
+  rate=$(awk -v a="$d" -v n="$6" 'BEGIN { if (a + 0 > 0) { r = n * 1000 / a; printf (r >= 100 ? ", %.0f" : ", %.3g"), r } }')
+  row "$1" info "${d:-?} ms${rate:+$rate $7/s}" "${p:-n/a}${p:+ ms}" "$ratio" "${STEP_S_M:-}"
+}

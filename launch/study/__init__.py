@@ -3,6 +3,8 @@
   perfmodel   the model constants (hardware-model.json here, each with its source), the models
               built on them, the machine description, the study files, Markdown helpers
   hwguide     the figures of launch/hardware-guide: its inputs, the measured and modelled rows
+  hwmeasure   launch/hardware-guide --measure: the trainings and benches it runs on this machine
+  commratio   scaling-report's compute-to-communication section (flops per gradient byte)
   plots       the plots of launch/scaling-report (matplotlib)
   torch_ref   the PyTorch reference benchmark (a script: launch/study/torch_ref.py --help)
 

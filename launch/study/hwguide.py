@@ -98,6 +98,8 @@ class Inputs:
         # a file without a manifest: its machine is unknown, named by its directory
         host = meta.get("host") or f"another machine ({os.path.basename(os.path.dirname(os.path.abspath(path)))})"
         for b in benches:
+            if isinstance(b.get("step_ms"), (int, float)) and b["step_ms"] > 0 and isinstance(b.get("batch"), int):
+                b["samples_per_s"] = b["batch"] / b["step_ms"] * 1e3   # the line rounds it to 0.1 (gpt2: 0.0)
             if meta.get("model"):
                 self.names.setdefault(b["model"], meta["model"])
             self.benches.append(dict(b, spec=b["model"], device=b["backend"], host=host, source=path))
@@ -343,6 +345,13 @@ class Guide:
                 row.update(sps=(bench["samples_per_s"], self.tag(host)),
                            epoch_s=(const("train_samples") / bench["samples_per_s"], self.tag(host)),
                            ttt=self.modelled_ttt(bench["step_ms"], 0.0), source=bench["source"])
+            elif self.cpu_curve(host):   # benched at other batches only (a large model, briefly)
+                c = self.cpu_curve(host)
+                sps = self.B / c.ms(self.B) * 1e3
+                row.update(sps=(sps, "modelled"), epoch_s=(const("train_samples") / sps, "modelled"),
+                           ttt=self.modelled_ttt(c.ms(self.B), 0.0), source=None)
+                self.notes.append(f"`{host}`: the CPU row at batch {self.B} is the line through its benches "
+                                  f"({c.how}), not a run at that batch")
             else:
                 self.notes.append(f"`{host}`: no CPU run of this model at batch {self.B}")
                 continue

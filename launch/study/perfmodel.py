@@ -293,7 +293,7 @@ def write_csv(path, study):
         w.writerow(CSV_FIELDS)
         for r in study_rows(study):
             w.writerow([r["ranks"], r["mode"], r["device"], r["batch"], r["batch_per_rank"],
-                        f"{r['samples_per_s']:.1f}", f"{r['step_ms']:.3f}",
+                        fmt_sps(r['samples_per_s']), f"{r['step_ms']:.3f}",
                         f"{r['compute_share']:.4f}", f"{r['comm_wait_share']:.4f}",
                         f"{r['data_share']:.4f}", f"{r['speedup']:.3f}", f"{r['efficiency']:.3f}",
                         r["model"], r["params"], f"{r['gflops']:.2f}",
@@ -395,6 +395,11 @@ def table(header, rows):
 
 def fmt_ms(x):
     return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def fmt_sps(x):
+    """A throughput: one decimal, or 3 significant digits under 10 (gpt2 on a CPU: 0.0215)."""
+    return f"{x:.1f}" if x >= 10 else f"{x:.3g}"
 
 
 def pct(x):

@@ -5,9 +5,10 @@
                         CASE [CASE ...]
 
 A CASE is MODEL:BATCH[:PRECISION[:MODE]] with MODEL in mlp, mlp-large, cnn, cnn-bn,
-resnet20, resnet50 (3x224x224 inputs, 1000 classes; the others 1x28x28, 10) or
-gpt-tiny (dlfs's preset, the model of launch/torch-gpt.py: BATCH windows of 129
-random byte ids, the loss at each of the 128 positions),
+resnet20, resnet50 (3x224x224 inputs, 1000 classes; the others 1x28x28, 10),
+gpt-tiny or gpt2 (dlfs's presets, the model of launch/torch-gpt.py: BATCH windows of
+T + 1 random ids below the vocabulary, the loss at each of the T positions; gpt-tiny:
+T 128, vocabulary 256; gpt2: T 1024, vocabulary 50257, 124 M parameters),
 PRECISION fp32 (default; TF32 off, as dlfs's default math) or bf16 (autocast,
 fp32 master weights, as dlfs's --precision bf16) and MODE eager (default) or
 graph (the whole step captured in one CUDA graph; CUDA only).
@@ -30,7 +31,8 @@ import time
 
 import torch
 
-GPT_TINY = "in(129),embed(256,128)" + ",block(128,h4)" * 4 + ",lnorm,lmhead"
+GPT = {"gpt-tiny": "in(129),embed(256,128)" + ",block(128,h4)" * 4 + ",lnorm,lmhead",   # dlfs's presets
+       "gpt2": "in(1025),embed(50257,768)" + ",block(768,h12)" * 12 + ",lnorm,lmhead"}
 
 
 def gpt_class():
@@ -44,8 +46,8 @@ def gpt_class():
 
 def build(name):
     nn = torch.nn
-    if name == "gpt-tiny":
-        return gpt_class()(GPT_TINY)
+    if name in GPT:
+        return gpt_class()(GPT[name])
     if name == "mlp":
         return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
                              nn.Linear(512, 10))

@@ -6,7 +6,11 @@
 # deadline of 0 or not a number (one line, exit 2, no bash error). And its set-up
 # helpers (launch/gpu/setup.sh): one default build tree per checkout, a default tree
 # of another source started afresh, the commit read from .gpu-kit/commit.txt where
-# there is no .git.
+# there is no .git. The helpers of its resnet/GPT rows (launch/gpu/lib.sh): the byte
+# unigram entropy of dlfs-data text's validation split (the last ceil(5 %) of each file:
+# "ab" x 50 gives "babab", 41 "c" give "ccc": 3 b, 2 a, 3 c of 8 bytes, worked out by hand
+# -(3/4 ln 3/8 + 1/4 ln 1/4) = 1.0822 nats), torch_ref.py's lines (model names with
+# digits, a failed case left out) and the row dlfs against PyTorch.
 # Argument: SOURCE_DIR.
 . "$(dirname "$0")/../lib.sh"
 src=$1
@@ -47,4 +51,19 @@ c=$(GIT_CEILING_DIRECTORIES=$T_TMP gc_commit "$T_TMP/nogit")
 rm -rf "$T_TMP/nogit/.gpu-kit"
 c=$(GIT_CEILING_DIRECTORIES=$T_TMP gc_commit "$T_TMP/nogit")
 [ "$c" = "?" ] && t_pass "no .git, no commit file: ?" || t_fail "no .git, no commit file: '$c'"
+
+. "$src/launch/gpu/lib.sh"
+printf 'ab%.0s' $(seq 50) >"$T_TMP/one.md" && printf 'c%.0s' $(seq 41) >"$T_TMP/two.md"
+h=$(gc_unigram_nats 5 "$T_TMP/one.md" "$T_TMP/two.md")
+[ "$h" = 1.0822 ] && t_pass "unigram entropy of the validation split: $h nats (by hand 1.0822)" || t_fail "unigram entropy '$h', want 1.0822"
+LOGS=$T_TMP T0=$SECONDS MD=$T_TMP/md N_PASS=0 N_FAIL=0 N_SKIP=0 N_INFO=0 FAILED=() SKIPPED=()
+declare -A PT=() DL=([r50-bf16]=25.0)
+printf '%s\n' "torch 2.11 on NVIDIA H100" "torch resnet50 32 bf16 eager 12.5000" "torch gpt2 4 fp32 eager 250.0" \
+  "torch gpt2 4 bf16 eager failed: CUDA out of memory" >"$T_TMP/torch-models.log"
+gc_torch_lines torch-models
+[ "${PT[resnet50-32-bf16]:-}" = 12.5000 ] && [ "${PT[gpt2-4-fp32]:-}" = 250.0 ] && [ ${#PT[@]} -eq 2 ] &&
+  t_pass "torch_ref.py's lines: resnet50 and gpt2 read, the failed case left out" || t_fail "torch lines: $(declare -p PT)"
+gc_vs_torch "resnet50 bf16" r50-bf16 resnet50 32 bf16 32 images >/dev/null
+grep -qxF '| resnet50 bf16 | info | 25.0 ms, 1280 images/s | 12.5000 ms | dlfs / PyTorch: 2.00x | — |' "$MD" &&
+  t_pass "the row dlfs against PyTorch: 1280 images/s, 2.00x" || t_fail "row: $(cat "$MD")"
 t_done

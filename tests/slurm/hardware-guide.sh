@@ -7,7 +7,11 @@
 # metrics file, the GPU rows measured where the GPU input has them and modelled elsewhere with
 # the figures the model gives (recomputed here from launch/study/hardware-model.json), efficiency =
 # samples/s(P) / (P x samples/s(1)), the crossovers consistent with the model; then the guide
-# from this machine alone (every GPU row modelled), and bad input.
+# from this machine alone (every GPU row modelled), and bad input. A model benched only
+# (resnet50: a hand-written CPU bench at batch 4, 400 ms, 24.6 GFLOP per sample): its own
+# global batch (32), its CPU row the line through that bench (10 samples/s, modelled), its GPU
+# rows the model's, no epoch or time to a target; the mlp's modelled H100 epoch against
+# PyTorch's measured 0.45 s (worked out here from the constants, not by the tool's code).
 . "$(dirname "$0")/../lib.sh"
 train=$1 fmnist=$3
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -222,6 +226,48 @@ mkdir -p "$T_TMP/cwd"
 (cd "$T_TMP/cwd" && python3 "$guide" "$gpu" --models mlp --target-acc 0.80 > "$T_TMP/cwd.log" 2>&1) &&
   [ -f "$T_TMP/cwd/hardware-guide.md" ] && [ -f "$T_TMP/cwd/hardware-guide.json" ] &&
   t_pass "without -o: hardware-guide.md in the current directory" || { cat "$T_TMP/cwd.log"; t_fail "default -o"; }
+
+# a model benched only, and the model against PyTorch's epochs it was not fitted to
+r50=$T_TMP/r50-box
+mkdir -p "$r50"
+python3 - "$r50" <<'PY'
+import json, os, sys
+F, b, ms = 24.6e9, 4, 400.0
+rec = {"event": "bench", "model": "in(3x224x224),conv(64,k7,s2,p3,b0),gap,dense(1000)", "params": 25557032,
+       "backend": "cpu", "ranks": 1, "batch": b, "batch_per_rank": b, "steps": 2, "step_ms": ms,
+       "samples_per_s": b / ms * 1e3, "gflops": F * b / ms / 1e6, "comm_wait_share": 0.0, "data_share": 0.0,
+       "deterministic": False, "comm": "none", "precision": "fp32"}
+open(os.path.join(sys.argv[1], "b4.jsonl"), "w").write(json.dumps(rec) + "\n")
+json.dump({"format": "dlfs-hardware-guide-runs/1", "machine": {"host": "r50-box", "cpu": "Some CPU", "cores": 2,
+           "mpi": "mpirun (Open MPI) 4", "commit": "y"},
+           "runs": [{"file": "b4.jsonl", "kind": "bench", "model": "resnet50", "device": "cpu", "ranks": 1, "batch": b,
+                     "command": "dlfs-train --bench", "launcher": "mpirun", "wall_s": 1.0, "rc": 0}]},
+          open(os.path.join(sys.argv[1], "guide-runs.json"), "w"))
+PY
+python3 "$guide" "$g" "$r50" --models "mlp resnet50" --target-acc 0.80 -o "$T_TMP/r50.md" > "$T_TMP/r50.log" 2>&1 ||
+  { cat "$T_TMP/r50.log"; t_fail "hardware-guide with a model benched only exited non-zero"; }
+check=$(python3 - "$T_TMP/r50.md" "$root/launch/study/hardware-model.json" "$T_TMP/r50.json" <<'PY'
+import json, re, sys
+md, c = open(sys.argv[1]).read(), {k: v["value"] for k, v in json.load(open(sys.argv[2]))["constants"].items()}
+step = lambda F, b: c["gpu_step_overhead_ms"] + F * b / (c["gpu_gemm_efficiency"] * c["gemm_tflops_fp32"] * 1e12) * 1e3
+bad = []
+sec = md.split("## `resnet50`", 1)[1].split("\n## ", 1)[0] if "## `resnet50`" in md else ""
+if "global batch 32," not in sec:
+    bad.append("resnet50: not at its own global batch 32")
+if not re.search(r"\| CPU: Some CPU.*\| 10 \(modelled\) \| — \| — \(`--bench` only", sec):
+    bad.append("resnet50 CPU row: want 10 samples/s modelled, no epoch, no time to target")
+one = 32 / step(24.6e9, 32) * 1e3
+if f"| {float(f'{one:.3g}'):,.0f} (modelled) |" not in sec.split("| 1 GPU ", 1)[-1].split("\n", 1)[0]:
+    bad.append(f"resnet50 1 GPU: want {one:.3g} samples/s modelled")
+F = next(m["flops_per_sample"] for m in json.load(open(sys.argv[3]))["models"] if m["name"] == "mlp")
+ep = 469 * step(F, 128) / 1e3
+if not re.search(rf"\| `mlp` \| {F / 1e6:.3g} \| 0.45 s \| {ep:.3g} s \| {0.45 / ep:.1f}x \|", md):
+    bad.append(f"no anchor row: mlp {F / 1e6:.3g} MFLOP, modelled epoch {ep:.3g} s, {0.45 / ep:.1f}x")
+print("; ".join(bad) if bad else "ok")
+PY
+)
+[ "$check" = ok ] && t_pass "resnet50 benched only: batch 32, CPU row from its bench line, GPU rows modelled; the mlp's H100 epoch against PyTorch's" ||
+  { sed -n '/^## .resnet50./,/^Crossovers/p; /^The model against/,/^Constants/p' "$T_TMP/r50.md"; t_fail "model benched only: $check"; }
 
 # bad input: exit 2, one message naming the file or option
 for c in "missing|$T_TMP/nope.jsonl|$T_TMP/nope.jsonl" "target|--target-acc|$g --target-acc 85" \

@@ -5,7 +5,12 @@
 # machine (other host and CPU, twice the throughput); one report from both: the machines
 # table, every point of both inputs with its own figures, both studies' sections, the plots,
 # and the modelled all-reduce recomputed from launch/study/hardware-model.json. --report-only
-# rebuilds the same CSV; bad inputs get one message naming them.
+# rebuilds the same CSV (from points whose rounded samples_per_s is zeroed); bad inputs get
+# one message naming them. The compute-to-communication section against figures worked out
+# by hand: a study whose points are rewritten to round numbers (1,000,000 parameters, 32
+# samples per rank, 300 MFLOP per sample: 9.6 GFLOP per rank per step against 4 MB of
+# gradients, 2,400 flops per byte, 300 per weight and sample; the 2-rank point waited 30 ms,
+# 25 %) and the same with 6 flops per weight (an MLP: 48 per byte).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/slurm-lib.sh"   # s_png_ok, s_need_matplotlib: no cluster here
 train=$1
@@ -83,12 +88,17 @@ PY
   t_fail "merged report: $check"
 
 # --report-only: the study's scaling.json and CSV rebuilt from raw/ alone
+# (samples/s comes from the batch and step time: the metrics line rounds it to 0.1, 0.0 for a
+# gpt2 step of a minute, so the raw points' samples_per_s are zeroed here)
 cp -r "$a" "$T_TMP/again"
 rm "$T_TMP/again/scaling.json" "$T_TMP/again/scaling.csv"
+for f in "$T_TMP"/again/raw/*.point.json; do
+  python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d["samples_per_s"] = 0.0; json.dump(d, open(sys.argv[1], "w"))' "$f"
+done
 python3 "$study" --report-only --out "$T_TMP/again" > "$T_TMP/again.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] && cmp -s "$a/scaling.csv" "$T_TMP/again/scaling.csv" && [ -f "$T_TMP/again/report.md" ] &&
-  t_pass "--report-only rebuilt the same scaling.csv and the report" ||
+  t_pass "--report-only rebuilt the same scaling.csv and the report (samples/s from batch and step time)" ||
   { cat "$T_TMP/again.log"; t_fail "--report-only: exit $rc, or scaling.csv differs"; }
 
 # bad input: exit 2, one message naming the file or option
@@ -143,4 +153,33 @@ n=$(grep -c "^\(Warning=WARNING: other processes took up to 80% of the machine d
 ticks=$(pngtext "$T_TMP/quiet/scaling.png" | sed -n 's/^Throughput ticks=//p')
 [ "$(tr ',' '\n' <<< "$ticks" | grep -c .)" -ge 3 ] && t_pass "plots: throughput ticks $ticks" ||
   t_fail "plots: throughput ticks '$ticks', want 3 or more"
+# compute to communication, against the hand-worked figures of the header
+for k in conv dense; do
+  mkdir -p "$T_TMP/ratio-$k"
+  python3 - "$a/scaling.json" "$T_TMP/ratio-$k/scaling.json" "$k" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+f = 300e6 if sys.argv[3] == "conv" else 6e6            # flops per sample
+d["points"] = [p for p in d["points"] if p["mode"] == "weak"]
+for p in d["points"]:
+    p.update(params=1000000, batch_per_rank=32, batch=32 * p["ranks"], step_ms=100.0 + 20 * (p["ranks"] - 1),
+             comm_wait_ms=30.0 * (p["ranks"] > 1), comm_wait_share=0.25 * (p["ranks"] > 1))
+    p["gflops"] = f * p["batch"] / (p["step_ms"] / 1e3) / 1e9
+json.dump(d, open(sys.argv[2], "w"))
+PY
+done
+python3 "$report" "$T_TMP/ratio-conv/scaling.json" "$T_TMP/ratio-dense/scaling.json" -o "$T_TMP/ratio" \
+  > "$T_TMP/ratio.log" 2>&1 || { cat "$T_TMP/ratio.log"; t_fail "report of the hand-made studies"; }
+sec=$(sed -n '/^## Study 1:/,/^## Study 2:/p' "$T_TMP/ratio/report.md" | sed -n '/^### Compute to communication/,/^### /p')
+grep -q '\*\*9.6 GFLOP\*\*.*\*\*4 MB\*\*.*\*\*2,400 flops per gradient byte\*\*' <<<"$sec" &&
+  grep -q '^| weak | 2 | 32 | 9.6 GFLOP | 4 MB | 2,400 | 30.0 ms (25%) |$' <<<"$sec" &&
+  grep -q 'each weight does 300 flops per sample, 50x the 6 of a dense layer' <<<"$sec" &&
+  grep -q '2,400 flops per gradient byte against 48 for an MLP.*the model scales\.$' <<<"$sec" &&
+  t_pass "compute to communication: 9.6 GFLOP per rank per step, 4 MB, 2,400 flops per byte, 30 ms (25 %) waited" ||
+  { echo "$sec"; t_fail "compute to communication: not the figures worked out by hand"; }
+sec=$(sed -n '/^## Study 2:/,$p' "$T_TMP/ratio/report.md" | sed -n '/^### Compute to communication/,/^### /p')
+grep -q '\*\*192 MFLOP\*\*.*\*\*48 flops per gradient byte\*\*' <<<"$sec" &&
+  grep -q 'each weight does 6 flops per sample, as a dense layer.*48 flops per gradient byte against 48 for an MLP.*scales poorly\.$' <<<"$sec" &&
+  t_pass "compute to communication of a dense model: 192 MFLOP, 48 flops per byte, scales poorly" ||
+  { echo "$sec"; t_fail "compute to communication (dense): not the figures worked out by hand"; }
 t_done
