@@ -103,11 +103,15 @@ void dlfs_run_threads(struct dlfs_run *r)
     int t = r->o->threads;
     if (r->o->deterministic) t = 1;
     else if (!t) {
-        if (getenv("OPENBLAS_NUM_THREADS")) return; /* the user's choice */
+        if (getenv("OPENBLAS_NUM_THREADS")) { /* the user's choice */
+            r->threads = atoi(getenv("OPENBLAS_NUM_THREADS"));
+            return;
+        }
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         t = (int)(cores / r->comm->local_size);
         if (t < 1) t = 1;
     }
+    r->threads = t;
     r->be->set_threads(t);
 }
 

@@ -65,6 +65,7 @@ struct dlfs_run {
     int passes;                   /* forward/backward passes per step: V/P (deterministic) or 1 */
     int pass_rows;                /* rows per pass: B/V or B/P */
     int bn_group;                 /* rows per batch-norm statistics group: one virtual shard */
+    int threads;                  /* host threads per rank given to the backend (0: its default) */
 
     size_t n;                     /* parameters */
     float *params;                /* (n) backend memory */

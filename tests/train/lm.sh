@@ -94,9 +94,16 @@ mpirun -np 1 "$train" "${det[@]}" --max-steps 3 --checkpoint-dir rck --checkpoin
   && [ "$(t_digest r.jsonl)" = "$ref" ] && t_pass "resume 1 -> 2 ranks: the same digest" \
   || { cat r1.out r2.out; t_fail "resume 1 -> 2 ranks: digest '$(t_digest r.jsonl)' != '$ref'"; }
 # --bench on synthetic tokens: ids below a vocabulary of 100 (bytes reduced mod V)
-mpirun -np 1 "$train" --bench --model "in(17),embed(100,16),block(16,h2),lnorm,lmhead" --batch 8 --steps 3 > b.out 2>&1 \
-  && grep -q "^bench: .*median step" b.out && t_pass "--bench of a language model (vocabulary 100)" \
-  || { cat b.out; t_fail "--bench of a language model"; }
+mpirun -np 1 "$train" --bench --model "in(17),embed(100,16),block(16,h2),lnorm,lmhead" --batch 8 --steps 3 \
+  --metrics b.jsonl > b.out 2>&1 && grep -q "^bench: .*median step .* ms, [0-9.]* tokens/s, [0-9.]* samples/s" b.out \
+  && t_pass "--bench of a language model (vocabulary 100): tokens/s" || { cat b.out; t_fail "--bench of a language model"; }
+# its GEMM operations, by hand: T = 16, C = 16, V = 100, 8 windows. Multiply-adds a window:
+# the block's qkv, proj, fc, fc2 T x 12 C^2 = 49152 and attention's two products T^2 C each
+# (all heads, the full T x T) = 8192; the tied head T C V = 25600; 82944 in all. Forward 2
+# flops a multiply-add, backward 4 (the embedding's input gets no GEMM): 6 x 8 x 82944.
+g=$(sed -n 's/.*"gemm_flops_per_rank_step": \([0-9]*\).*/\1/p' b.jsonl)
+[ "$g" = 3981312 ] && t_pass "GEMM operations of a small GPT by hand" \
+  || t_fail "GEMM operations per step: '$g', want 3981312 (worked out by hand)"
 # token ids above 255 (uint16 files): a token file of vocabulary 300 written by h5py, its
 # ids 200..299 from a full-period generator (each id fixes the next); a model without blocks
 # learns the pairs, and numpy's forward pass of its checkpoint over the validation windows,

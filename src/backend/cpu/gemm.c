@@ -6,13 +6,27 @@
  * as on the tensor cores. It costs a pass over both operands per call, which is
  * small next to the GEMM for the layer shapes we train, but the CPU does not get
  * faster: it is there so that --precision means the same on every backend and is
- * tested where no GPU is. */
+ * tested where no GPU is.
+ *
+ * Every call is accounted for --bench (cpu_gemm_account): its 2mnk operations and
+ * its wall time, divided by the threads of the worker job it runs in (conv.c's
+ * images split across threads, each with one-thread BLAS: concurrent GEMMs count
+ * once), in nanoseconds and operations, atomically (two clock reads a call). */
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include "backend/cpu/cpu-impl.h"
 #include "backend/lowp.h"
+#include "dlfs/util.h"
 
 static enum dlfs_precision precision_ = DLFS_PRECISION_FP32;
+static atomic_ullong ns_, flops_;
+
+void cpu_gemm_account(double out[2], bool reset)
+{
+    out[0] = 1e-9 * (double)(reset ? atomic_exchange(&ns_, 0) : atomic_load(&ns_));
+    out[1] = (double)(reset ? atomic_exchange(&flops_, 0) : atomic_load(&flops_));
+}
 
 void cpu_set_precision(enum dlfs_precision p)
 {
@@ -50,6 +64,7 @@ static const float *round_(int slot, const float *x, int rows, int cols, int ld,
 void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc)
 {
+    const double t0 = dlfs_now();
     if (precision_ != DLFS_PRECISION_FP32 && m > 0 && n > 0 && k > 0) {
         /* stored shapes: A is (m, k) or (k, m) transposed; B is (k, n) or (n, k) */
         const int ar = trans_a ? k : m, ac = trans_a ? m : k;
@@ -61,4 +76,7 @@ void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    const double ns = (dlfs_now() - t0) * 1e9 / cpu_workers_sharing();
+    atomic_fetch_add(&ns_, (unsigned long long)(ns + 0.5));
+    if (m > 0 && n > 0 && k > 0) atomic_fetch_add(&flops_, 2ULL * (unsigned)m * (unsigned)n * (unsigned)k);
 }
