@@ -35,6 +35,8 @@ void cpu_gemm_account(double out[2], bool reset);
 void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act);
 void cpu_act_bwd(float *dz, const float *da, const float *z, const float *a, size_t n,
                  enum dlfs_act act);
+void cpu_gelu_bias_fwd(float *z, float *a, const float *bias, int rows, int cols);
+void cpu_gelu_bwd(float *dz, const float *da, const float *z, size_t n);
 void cpu_colsum(float *out, const float *x, int rows, int cols, float beta);
 void cpu_softmax_xent(const float *logits, const int32_t *labels, int rows, int classes,
                       float grad_scale, float *dlogits, double *stats);
