@@ -10,6 +10,7 @@
  * every vector width; each element's result depends on that element alone, so the
  * split across the rank's threads (large arrays only) changes no bit either. */
 #include <cblas.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include "backend/cpu/cpu-impl.h"
@@ -44,13 +45,19 @@ static inline double expm1_(double x)
     return two_k * p + (two_k - 1.0);
 }
 
-/* tanh(u) = e / (e + 2), e = expm1(2|u|), |u| capped at 10 (tanh = 1 in float) */
+/* tanh(u) = e / (e + 2), e = expm1(2|u|), |u| capped at 10 (tanh = 1 in float); the
+ * cap and the sign by bit operations, which vectorise where float selects do not
+ * (a NaN becomes +-1 here, and its GELU stays NaN through the factor u) */
 static inline float tanh_(float u)
 {
-    const float a = u < 0.0f ? -u : u;
-    const double e = expm1_(2.0 * (double)(a < 10.0f ? a : 10.0f));
-    const float t = (float)(e / (e + 2.0));
-    return u < 0.0f ? -t : t;
+    uint32_t b;
+    memcpy(&b, &u, sizeof b);
+    b &= 0x7fffffffu;
+    b = b < 0x41200000u ? b : 0x41200000u; /* 10.0f */
+    float a;
+    memcpy(&a, &b, sizeof a);
+    const double e = expm1_(2.0 * (double)a);
+    return copysignf((float)(e / (e + 2.0)), u);
 }
 
 struct gelu_job_ {
