@@ -3,7 +3,9 @@
  * backward passes against central finite differences of those references
  * (L = sum(y * R) for a random R, so dL/dy = R). Also: the backward passes give
  * the same bits when run twice (no order-dependent atomics), attention rows are
- * distributions that never look ahead.
+ * distributions that never look ahead. GELU (the block's MLP) on an array large enough
+ * for the CPU backend's threaded, vectorised loops, against float64, with the same bits
+ * on 1 and 2 threads.
  *   test_lm_ops --self   the CPU backend (label unit)
  *   test_lm_ops          the CUDA backend (label gpu; exit 77 without a GPU) */
 #include <math.h>
@@ -285,6 +287,55 @@ static void test_xent_positions(void)
     be_->free(x), be_->free(dx), be_->free(l), be_->free(st), free(lg);
 }
 
+/* ---- GELU over a block-sized array (bias_act_fwd / act_bwd with DLFS_ACT_GELU) ---------- */
+
+static double gelu_d_(double z, double *dz)
+{
+    const double k = sqrt(2.0 / 3.14159265358979323846), u = k * (z + 0.044715 * z * z * z), t = tanh(u);
+    *dz = 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * k * (1 + 3 * 0.044715 * z * z);
+    return 0.5 * z * (1 + t);
+}
+
+/* fwd(z + bias) -> a; bwd(da) -> dz; both into host copies */
+static void gelu_run_(const double *z, const double *bias, const double *da, int rows, int cols, float **a, float **g)
+{
+    const size_t n = (size_t)rows * (size_t)cols;
+    float *dz = up_(z, n), *db = up_(bias, (size_t)cols), *dact = be_->alloc(n * sizeof *dact);
+    float *dda = up_(da, n), *dg = be_->alloc(n * sizeof *dg);
+    be_->bias_act_fwd(dz, dact, db, rows, cols, DLFS_ACT_GELU);
+    be_->act_bwd(dg, dda, dz, dact, n, DLFS_ACT_GELU);
+    *a = down_(dact, n), *g = down_(dg, n);
+    be_->free(dz), be_->free(db), be_->free(dact), be_->free(dda), be_->free(dg);
+}
+
+static void test_gelu(void)
+{
+    enum { ROWS = 67, COLS = 4 * 128 + 3 }; /* 34505 values: the CPU's threaded split, vector remainders */
+    const size_t n = (size_t)ROWS * COLS;
+    double *z = rnd_(n, 6), *bias = rnd_(COLS, 1), *da = rnd_(n, 1), *wa = malloc(n * sizeof *wa), *wg = malloc(n * sizeof *wg);
+    z[0] = 0.0, z[1] = -9.0, z[2] = 9.0, z[3] = 1e-6; /* the cap of tanh's argument (|u| >= 10), tiny values */
+    for (size_t i = 0; i < n; i++) {
+        double d;
+        wa[i] = gelu_d_((double)(float)((float)z[i] + (float)bias[i % COLS]), &d);
+        wg[i] = (double)(float)da[i] * d;
+    }
+    if (be_->set_threads) be_->set_threads(2);
+    float *a2, *g2;
+    gelu_run_(z, bias, da, ROWS, COLS, &a2, &g2);
+    t_close_("gelu forward vs float64", a2, wa, n, 1e-6, 1e-6);
+    t_close_("gelu backward vs float64", g2, wg, n, 1e-6, 1e-5);
+    if (be_->set_threads) { /* the split across threads changes no bit */
+        float *a1, *g1;
+        be_->set_threads(1);
+        gelu_run_(z, bias, da, ROWS, COLS, &a1, &g1);
+        CHECK(!memcmp(a1, a2, n * sizeof *a1) && !memcmp(g1, g2, n * sizeof *g1), "gelu: other bits on 1 thread than 2");
+        be_->set_threads(2);
+        free(a1), free(g1);
+    }
+    printf("  ok  gelu forward and backward over %zu values\n", n);
+    free(a2), free(g2), free(z), free(bias), free(da), free(wa), free(wg);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -299,5 +350,6 @@ int main(int argc, char **argv)
     test_layernorm();
     test_attention();
     test_xent_positions();
+    test_gelu();
     T_DONE();
 }
