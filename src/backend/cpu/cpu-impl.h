@@ -25,6 +25,9 @@
  * alone). At most CPU_MAX_THREADS. */
 #define CPU_MAX_THREADS 64
 int cpu_workers_run(int threads, void (*fn)(void *arg, int id, int threads), void *arg);
+/* fn(arg, first, end) over contiguous parts of [0, n) on the rank's threads (split.c);
+ * one thread when `work` (about the values touched) is small. */
+void cpu_split_run(size_t n, size_t work, void (*fn)(void *arg, size_t first, size_t end), void *arg);
 /* The threads of the cpu_workers_run job the calling thread runs a part of, 1 outside one. */
 int cpu_workers_sharing(void);
 
