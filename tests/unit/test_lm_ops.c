@@ -4,8 +4,9 @@
  * (L = sum(y * R) for a random R, so dL/dy = R). Also: the backward passes give
  * the same bits when run twice (no order-dependent atomics), attention rows are
  * distributions that never look ahead. GELU (the block's MLP) on an array large enough
- * for the CPU backend's threaded, vectorised loops, against float64, with the same bits
- * on 1 and 2 threads.
+ * for the CPU backend's threaded, vectorised loops, and layer norm and cross-entropy on
+ * rows enough for its thread split, against float64, with the same bits on 1 and 2
+ * threads.
  *   test_lm_ops --self   the CPU backend (label unit)
  *   test_lm_ops          the CUDA backend (label gpu; exit 77 without a GPU) */
 #include <math.h>
@@ -336,6 +337,74 @@ static void test_gelu(void)
     free(a2), free(g2), free(z), free(bias), free(da), free(wa), free(wg);
 }
 
+/* ---- layer norm and cross-entropy on arrays large enough for the CPU's thread split ---- */
+
+/* layer norm fwd + bwd and softmax_xent of (rows, dim) into host copies: y, dx, dgamma, dbeta, dlogits; loss */
+enum { BR = 300, BD = 128 }; /* 38400 values: split across threads */
+static float *big_run_(const double *x, const double *g, const double *b, const double *R, const int32_t *lab,
+                       double *loss)
+{
+    float *dx = up_(x, BR * BD), *dg = up_(g, BD), *db = up_(b, BD), *dR = up_(R, BR * BD);
+    float *y = be_->alloc(sizeof(float) * BR * BD), *m = be_->alloc(sizeof(float) * BR), *rs = be_->alloc(sizeof(float) * BR);
+    float *gx = be_->alloc(sizeof(float) * BR * BD), *gg = be_->alloc(sizeof(float) * BD), *gb = be_->alloc(sizeof(float) * BD);
+    float *dl = be_->alloc(sizeof(float) * BR * BD), *out = malloc(sizeof(float) * (3 * BR * BD + 2 * BD));
+    int32_t *dlab = be_->alloc(sizeof(int32_t) * BR);
+    double *st = be_->alloc(2 * sizeof(double)), hs[2] = {0, 0};
+    be_->to_device(dlab, lab, sizeof(int32_t) * BR);
+    be_->to_device(st, hs, sizeof hs);
+    be_->layernorm_fwd(BR, BD, dx, dg, db, (float)LN_EPS, y, m, rs);
+    be_->layernorm_bwd(BR, BD, dR, dx, m, rs, dg, gx, gg, gb);
+    be_->softmax_xent(dx, dlab, BR, BD, 1.0f / BR, dl, st); /* x as logits of a vocabulary of BD */
+    be_->to_host(out, y, sizeof(float) * BR * BD);
+    be_->to_host(out + BR * BD, gx, sizeof(float) * BR * BD);
+    be_->to_host(out + 2 * BR * BD, dl, sizeof(float) * BR * BD);
+    be_->to_host(out + 3 * BR * BD, gg, sizeof(float) * BD);
+    be_->to_host(out + 3 * BR * BD + BD, gb, sizeof(float) * BD);
+    be_->to_host(hs, st, sizeof hs);
+    *loss = hs[0];
+    float *bufs[] = {dx, dg, db, dR, y, m, rs, gx, gg, gb, dl};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) be_->free(bufs[i]);
+    be_->free(dlab), be_->free(st);
+    return out;
+}
+
+static void test_big_rows(void)
+{
+    double *x = rnd_(BR * BD, 3), *g = rnd_(BD, 1), *b = rnd_(BD, 1), *R = rnd_(BR * BD, 1), loss2, loss1;
+    double *wy = malloc(sizeof(double) * BR * BD), wg[BD] = {0}, wb[BD] = {0}, wl = 0;
+    int32_t lab[BR];
+    for (int r = 0; r < BR; r++) lab[r] = (r * 37 + 5) % BD;
+    for (int r = 0; r < BR; r++) { /* float64: y, dgamma = sum R xhat, dbeta = sum R, the loss */
+        const double *xr = x + r * BD;
+        double m = 0, v = 0, mx = -INFINITY, se = 0;
+        for (int j = 0; j < BD; j++) m += (float)xr[j], mx = (float)xr[j] > mx ? (float)xr[j] : mx;
+        m /= BD;
+        for (int j = 0; j < BD; j++) v += ((float)xr[j] - m) * ((float)xr[j] - m), se += exp((float)xr[j] - mx);
+        const double rs = 1 / sqrt(v / BD + LN_EPS);
+        for (int j = 0; j < BD; j++) {
+            const double xh = ((float)xr[j] - m) * rs;
+            wy[r * BD + j] = xh * (float)g[j] + (float)b[j], wg[j] += (float)R[r * BD + j] * xh, wb[j] += (float)R[r * BD + j];
+        }
+        wl += log(se) + mx - (float)xr[lab[r]];
+    }
+    if (be_->set_threads) be_->set_threads(2);
+    float *o2 = big_run_(x, g, b, R, lab, &loss2);
+    t_close_("layernorm_fwd y (300 x 128)", o2, wy, BR * BD, 1e-5, 1e-5);
+    t_close_("layernorm_bwd dgamma (300 rows)", o2 + 3 * BR * BD, wg, BD, 1e-4, 1e-4);
+    t_close_("layernorm_bwd dbeta (300 rows)", o2 + 3 * BR * BD + BD, wb, BD, 1e-4, 1e-4);
+    CHECK(fabs(loss2 - wl) < 1e-6 * wl, "softmax_xent loss over 300 rows %.9g, want %.9g", loss2, wl);
+    if (be_->set_threads) { /* the split across threads changes no bit */
+        be_->set_threads(1);
+        float *o1 = big_run_(x, g, b, R, lab, &loss1);
+        be_->set_threads(2);
+        CHECK(!memcmp(o1, o2, sizeof(float) * (3 * BR * BD + 2 * BD)) && loss1 == loss2,
+              "layer norm or cross-entropy: other bits on 1 thread than 2");
+        free(o1);
+    }
+    printf("  ok  layer norm and cross-entropy over 300 rows of 128\n");
+    free(o2), free(x), free(g), free(b), free(R), free(wy);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -351,5 +420,6 @@ int main(int argc, char **argv)
     test_attention();
     test_xent_positions();
     test_gelu();
+    test_big_rows();
     T_DONE();
 }
