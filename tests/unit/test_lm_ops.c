@@ -392,7 +392,7 @@ static void test_big_rows(void)
     t_close_("layernorm_fwd y (300 x 128)", o2, wy, BR * BD, 1e-5, 1e-5);
     t_close_("layernorm_bwd dgamma (300 rows)", o2 + 3 * BR * BD, wg, BD, 1e-4, 1e-4);
     t_close_("layernorm_bwd dbeta (300 rows)", o2 + 3 * BR * BD + BD, wb, BD, 1e-4, 1e-4);
-    CHECK(fabs(loss2 - wl) < 1e-6 * wl, "softmax_xent loss over 300 rows %.9g, want %.9g", loss2, wl);
+    CHECK(fabs(loss2 - wl) < 1e-5 * wl, /* (1e-5: a GPU sums in float) */ "softmax_xent loss over 300 rows %.9g, want %.9g", loss2, wl);
     if (be_->set_threads) { /* the split across threads changes no bit */
         be_->set_threads(1);
         float *o1 = big_run_(x, g, b, R, lab, &loss1);
