@@ -405,6 +405,38 @@ static void test_big_rows(void)
     free(o2), free(x), free(g), free(b), free(R), free(wy);
 }
 
+/* ---- gemm_rows: a language model's products, split by rows on the CPU's threads -------- */
+
+/* C (m, n) = op(A) op(B) for the three forms the model uses, against float64 */
+static void test_gemm_rows(void)
+{
+    if (!be_->gemm_rows) {
+        printf("  --  gemm_rows: not on this backend (gemm serves)\n");
+        return;
+    }
+    enum { M = 300, N = 96, K = 160 }; /* 4.6 M multiply-adds: split on 2 threads */
+    const int form[3][2] = {{0, 1}, {1, 0}, {0, 0}};
+    if (be_->set_threads) be_->set_threads(2);
+    for (int f = 0; f < 3; f++) {
+        const int ta = form[f][0], tb = form[f][1], lda = ta ? M : K, ldb = tb ? K : N;
+        double *a = rnd_((size_t)M * K, 1), *b = rnd_((size_t)K * N, 1), *want = malloc(sizeof(double) * M * N);
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double acc = 0;
+                for (int k = 0; k < K; k++)
+                    acc += (double)(float)a[ta ? (size_t)k * lda + i : (size_t)i * lda + k] *
+                           (float)b[tb ? (size_t)j * ldb + k : (size_t)k * ldb + j];
+                want[(size_t)i * N + j] = acc;
+            }
+        float *da = up_(a, (size_t)M * K), *db = up_(b, (size_t)K * N), *dc = be_->alloc(sizeof(float) * M * N);
+        be_->gemm_rows(ta, tb, M, N, K, 1.0f, da, lda, db, ldb, 0.0f, dc, N);
+        char what[64];
+        snprintf(what, sizeof what, "gemm_rows %s%s %dx%dx%d", ta ? "T" : "N", tb ? "T" : "N", M, N, K);
+        close_(what, dc, want, (size_t)M * N, 1e-4, 1e-4);
+        be_->free(da), be_->free(db), be_->free(dc), free(a), free(b), free(want);
+    }
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -421,5 +453,6 @@ int main(int argc, char **argv)
     test_xent_positions();
     test_gelu();
     test_big_rows();
+    test_gemm_rows();
     T_DONE();
 }

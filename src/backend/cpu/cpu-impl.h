@@ -33,6 +33,8 @@ int cpu_workers_sharing(void);
 
 void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);
+void cpu_gemm_rows(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc);
 void cpu_set_precision(enum dlfs_precision p);
 void cpu_gemm_account(double out[2], bool reset);
 void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act);
