@@ -231,6 +231,19 @@ struct dlfs_backend {
     /* Optional: threads the backend may use on the host (CPU BLAS). */
     void (*set_threads)(int n);
 
+    /* Optional (--bench): the account of every gemm since the last reset: out[0]
+     * seconds spent in them (GEMMs running concurrently on worker threads counted
+     * once), out[1] their floating-point operations (2mnk each); reset zeroes it
+     * after reading. NULL: the backend does not measure its GEMMs. */
+    void (*gemm_account)(double out[2], bool reset);
+
+    /* Optional: gemm for a language model's products (its blocks and head): the same
+     * contract, but a backend may run it otherwise than gemm (the CPU splits a large
+     * one by rows across its threads), which may round differently from gemm on the
+     * same shapes. NULL: gemm. */
+    void (*gemm_rows)(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                      const float *b, int ldb, float beta, float *c, int ldc);
+
     /* Optional, for backends whose memory MPI cannot read (host_memory false):
      * staging of gradient buckets through pinned host memory, overlapped with
      * compute (src/comm/buckets.c). pinned_alloc: page-locked host memory, NULL

@@ -229,8 +229,10 @@ enum dlfs_opt_kind {
       "CPU threads per rank: BLAS's, and the conv layers split the batch\n"                                      \
       "across them (default: cores / ranks on the node; 1 in\n"                                                  \
       "deterministic mode)")                                                                                     \
-    X(eval_batch, int, DLFS_OPT_INT, "eval-batch", "N", 1000, 1, 1 << 20, (""), DLFS_OPT_DIGEST,                 \
-      "evaluation chunk size (at most a rank's share of the test split)")                                        \
+    X(eval_batch, int, DLFS_OPT_INT, "eval-batch", "N", 0, 1, 1 << 20, (""), DLFS_OPT_DIGEST | DLFS_OPT_NODEF,   \
+      "evaluation chunk size (at most a rank's share of the test split;\n"                                        \
+      "default 1000; language models: the windows whose activations fit\n"                                      \
+      "in 512 MiB, at least a pass's rows, at most 1000)")                                                       \
     X(metrics, const char *, DLFS_OPT_STR, "metrics", "FILE", NULL, 0, 0, (""), DLFS_OPT_PRESENCE,               \
       "JSON lines: one object per epoch and a final one")                                                        \
     X(progress_s, double, DLFS_OPT_REAL, "progress-seconds", "X", 0.0, 0.0, 1e6, (""),                           \

@@ -103,12 +103,29 @@ void dlfs_run_threads(struct dlfs_run *r)
     int t = r->o->threads;
     if (r->o->deterministic) t = 1;
     else if (!t) {
-        if (getenv("OPENBLAS_NUM_THREADS")) return; /* the user's choice */
+        if (getenv("OPENBLAS_NUM_THREADS")) { /* the user's choice */
+            r->threads = atoi(getenv("OPENBLAS_NUM_THREADS"));
+            return;
+        }
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         t = (int)(cores / r->comm->local_size);
         if (t < 1) t = 1;
     }
+    r->threads = t;
     r->be->set_threads(t);
+}
+
+int dlfs_run_eval_batch(const struct dlfs_run *r)
+{
+    if (r->o->eval_batch > 0) return r->o->eval_batch;
+    if (r->model.positions <= 1) return 1000; /* the image models' default, as ever */
+    int lo = 1, hi = 1000; /* the most windows within the budget: lo fits (or is 1) */
+    while (lo < hi) {
+        const int mid = lo + (hi - lo + 1) / 2;
+        if (dlfs_workspace_bytes(&r->model, mid) <= DLFS_EVAL_LM_BYTES) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo > r->pass_rows ? lo : r->pass_rows;
 }
 
 /* --precision is process-wide backend state: set on every run, fp32 included, so a

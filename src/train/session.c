@@ -167,12 +167,13 @@ static enum dlfs_status objects_(struct dlfs_run *r, const struct dlfs_transport
     r->n = r->model.num_params;
     /* evaluation chunks: --eval-batch rows, but never more than a rank's share of the test split */
     const size_t share = (r->ds.test.n + (size_t)r->comm->size - 1) / (size_t)r->comm->size;
-    const int eval_rows = (size_t)o->eval_batch < share ? o->eval_batch : (int)share;
+    const int eval_batch = dlfs_run_eval_batch(r);
+    const int eval_rows = (size_t)eval_batch < share ? eval_batch : (int)share;
     int rows = r->pass_rows;
     if (r->mode != DLFS_RUN_BENCH && eval_rows > rows) rows = eval_rows;
     const int by_eval = rows > r->pass_rows, batch = o->batch_per_rank ? o->batch_per_rank : r->global_batch;
     DLFS_TRY(dlfs_run_check_memory(r, rows, by_eval ? "--eval-batch" : o->batch_per_rank ? "--batch-per-rank" : "--batch",
-                                   by_eval ? o->eval_batch : batch, 0.0));
+                                   by_eval ? eval_batch : batch, 0.0));
     if (!(r->params = be->alloc(r->n * sizeof(float))) || (nbuf && !(r->bufs = be->alloc(nbuf * sizeof(float)))))
         return dlfs_error_set(DLFS_ERR_NOMEM, "out of %s memory for %zu parameters (model '%s')", be->name, r->n,
                               o->model);

@@ -65,6 +65,7 @@ struct dlfs_run {
     int passes;                   /* forward/backward passes per step: V/P (deterministic) or 1 */
     int pass_rows;                /* rows per pass: B/V or B/P */
     int bn_group;                 /* rows per batch-norm statistics group: one virtual shard */
+    int threads;                  /* host threads per rank given to the backend (0: its default) */
 
     size_t n;                     /* parameters */
     float *params;                /* (n) backend memory */
@@ -109,6 +110,10 @@ enum dlfs_status dlfs_run_close(struct dlfs_run *r, enum dlfs_status st);
 enum dlfs_status dlfs_run_choose(struct dlfs_run *r, const struct dlfs_transport_ops **tp);
 enum dlfs_status dlfs_run_check_data(struct dlfs_run *r);
 void dlfs_run_threads(struct dlfs_run *r);
+/* --eval-batch, or its default (1000; a language model's: the most windows whose
+ * activations fit in DLFS_EVAL_LM_BYTES, at least a pass's rows, at most 1000). */
+#define DLFS_EVAL_LM_BYTES (512.0 * 1048576.0)
+int dlfs_run_eval_batch(const struct dlfs_run *r);
 /* The run's length in steps: the schedule's horizon and where prefetching stops. */
 void dlfs_run_plan(struct dlfs_run *r, long total_steps);
 /* The gradient path that ran, for banners and metrics: "nccl", "mpi" (host

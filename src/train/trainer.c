@@ -63,7 +63,8 @@ static void banner_(const struct dlfs_run *r, long steps_per_epoch)
     printf("optimizer %s, lr %g (%s%s), seed %llu\n", dlfs_optim_name(o->optim), dlfs_optim_base_lr(&r->opt),
            o->schedule == DLFS_SCHED_COSINE ? "cosine" : "constant", o->warmup ? " after warm-up" : "",
            (unsigned long long)o->seed);
-    printf("pipeline: %s\n", r->pipeline);
+    printf("pipeline: %s; evaluation in chunks of %d %s (--eval-batch)\n", r->pipeline,
+           dlfs_batcher_rows(&r->batcher), r->model.positions > 1 ? "windows" : "samples");
     const double mib = (double)dlfs_optim_state_bytes(&r->opt) / 1048576.0;
     if (o->zero && r->comm->size > 1)
         printf("optimizer state: %.1f MiB on this rank (ZeRO-1: %zu of %zu parameters' moments)\n", mib,

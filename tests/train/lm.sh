@@ -19,6 +19,7 @@
 #  - token ids above 255: a uint16 file of vocabulary 300 (written by h5py) trains, and
 #    numpy's forward pass of the checkpoint on the file's validation windows gives the
 #    trainer's test loss and accuracy;
+#  - --eval-batch's default for a language model keeps gpt-tiny's evaluation under 1 GiB;
 #  - refusals: a token file with an image model, an image dataset with gpt-tiny, --sample
 #    without --eval.
 . "$(dirname "$0")/../lib.sh"
@@ -94,9 +95,16 @@ mpirun -np 1 "$train" "${det[@]}" --max-steps 3 --checkpoint-dir rck --checkpoin
   && [ "$(t_digest r.jsonl)" = "$ref" ] && t_pass "resume 1 -> 2 ranks: the same digest" \
   || { cat r1.out r2.out; t_fail "resume 1 -> 2 ranks: digest '$(t_digest r.jsonl)' != '$ref'"; }
 # --bench on synthetic tokens: ids below a vocabulary of 100 (bytes reduced mod V)
-mpirun -np 1 "$train" --bench --model "in(17),embed(100,16),block(16,h2),lnorm,lmhead" --batch 8 --steps 3 > b.out 2>&1 \
-  && grep -q "^bench: .*median step" b.out && t_pass "--bench of a language model (vocabulary 100)" \
-  || { cat b.out; t_fail "--bench of a language model"; }
+mpirun -np 1 "$train" --bench --model "in(17),embed(100,16),block(16,h2),lnorm,lmhead" --batch 8 --steps 3 \
+  --metrics b.jsonl > b.out 2>&1 && grep -q "^bench: .*median step .* ms, [0-9.]* tokens/s, [0-9.]* samples/s" b.out \
+  && t_pass "--bench of a language model (vocabulary 100): tokens/s" || { cat b.out; t_fail "--bench of a language model"; }
+# its GEMM operations, by hand: T = 16, C = 16, V = 100, 8 windows. Multiply-adds a window:
+# the block's qkv, proj, fc, fc2 T x 12 C^2 = 49152 and attention's two products T^2 C each
+# (all heads, the full T x T) = 8192; the tied head T C V = 25600; 82944 in all. Forward 2
+# flops a multiply-add, backward 4 (the embedding's input gets no GEMM): 6 x 8 x 82944.
+g=$(sed -n 's/.*"gemm_flops_per_rank_step": \([0-9]*\).*/\1/p' b.jsonl)
+[ "$g" = 3981312 ] && t_pass "GEMM operations of a small GPT by hand" \
+  || t_fail "GEMM operations per step: '$g', want 3981312 (worked out by hand)"
 # token ids above 255 (uint16 files): a token file of vocabulary 300 written by h5py, its
 # ids 200..299 from a full-period generator (each id fixes the next); a model without blocks
 # learns the pairs, and numpy's forward pass of its checkpoint over the validation windows,
@@ -150,6 +158,25 @@ fi
 mpirun -np 1 "$train" --bench --model "in(17),embed(300,16),block(16,h2),lnorm,lmhead" --batch 8 --steps 3 \
   > b16.out 2>&1 && grep -q "^bench: .*median step" b16.out && t_pass "--bench of a language model (vocabulary 300)" \
   || { cat b16.out; t_fail "--bench of a language model with uint16 ids"; }
+# --eval-batch's default for a language model: the windows whose activations fit in 512 MiB
+# (gpt-tiny: 83), not 1000 (6.5 GB of gpt-tiny's). ~290 validation windows of gpt-tiny: the
+# banner's chunks are fewer, and the run's peak resident memory (the kernel's count, by GNU
+# time) stays under 1 GiB, where chunks of all of them took 2.0 GB.
+awk 'BEGIN { srand(5); n = split("the cat sat on a mat and dog ran to it with red hat", w)
+             for (i = 0; i < 200000; i++) printf "%s ", w[int(rand() * n) + 1] }' > big.txt
+if [ ! -x /usr/bin/time ]; then
+  t_skip "--eval-batch default of gpt-tiny: no GNU time (/usr/bin/time) to measure the peak memory"
+elif "$data" text big.txt -o big.h5 > bigc.out 2>&1 \
+  && /usr/bin/time -f "maxrss %M" -o big.rss mpirun -np 1 "$train" --data big.h5 --model gpt-tiny --batch 8 \
+       --max-steps 1 > big.out 2>&1; then
+  chunk=$(sed -n 's/^pipeline: .*evaluation in chunks of \([0-9]*\) windows.*/\1/p' big.out)
+  rss=$(sed -n 's/^maxrss \([0-9]*\)$/\1/p' big.rss)
+  nval=$(sed -n 's/^data .* train \/ \([0-9]*\) test samples.*/\1/p' big.out)
+  [ "${nval:-0}" -ge 250 ] && [ -n "$chunk" ] && [ "$chunk" -ge 8 ] && [ "$chunk" -lt "$nval" ] \
+    && [ -n "$rss" ] && [ "$rss" -lt 1048576 ] \
+    && t_pass "gpt-tiny's default evaluation chunks: $chunk of $nval windows, peak ${rss} KiB resident" \
+    || { cat big.out big.rss; t_fail "gpt-tiny's default evaluation chunks '$chunk' (of '$nval'), peak '$rss' KiB"; }
+else cat bigc.out big.out; t_fail "gpt-tiny with the default --eval-batch"; fi
 t_expect_error "--sample without --eval" 2 "--sample N" mpirun -np 1 "$train" --data t.h5 --model "$model" --sample 5
 t_expect_error "token file, image model" 1 "is a token file" mpirun -np 1 "$train" --data t.h5 --model mlp
 [ -f "$fm" ] && t_expect_error "image dataset, language model" 1 "start the spec with in(784)" \

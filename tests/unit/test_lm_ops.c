@@ -3,7 +3,10 @@
  * backward passes against central finite differences of those references
  * (L = sum(y * R) for a random R, so dL/dy = R). Also: the backward passes give
  * the same bits when run twice (no order-dependent atomics), attention rows are
- * distributions that never look ahead.
+ * distributions that never look ahead. GELU (the block's MLP) on an array large enough
+ * for the CPU backend's threaded, vectorised loops, and layer norm and cross-entropy on
+ * rows enough for its thread split, against float64, with the same bits on 1 and 2
+ * threads.
  *   test_lm_ops --self   the CPU backend (label unit)
  *   test_lm_ops          the CUDA backend (label gpu; exit 77 without a GPU) */
 #include <math.h>
@@ -285,6 +288,145 @@ static void test_xent_positions(void)
     be_->free(x), be_->free(dx), be_->free(l), be_->free(st), free(lg);
 }
 
+/* ---- GELU over a block-sized array (bias_act_fwd / act_bwd with DLFS_ACT_GELU) ---------- */
+
+static double gelu_d_(double z, double *dz)
+{
+    const double k = sqrt(2.0 / 3.14159265358979323846), u = k * (z + 0.044715 * z * z * z), t = tanh(u);
+    *dz = 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * k * (1 + 3 * 0.044715 * z * z);
+    return 0.5 * z * (1 + t);
+}
+
+/* fwd(z + bias) -> a; bwd(da) -> dz; both into host copies */
+static void gelu_run_(const double *z, const double *bias, const double *da, int rows, int cols, float **a, float **g)
+{
+    const size_t n = (size_t)rows * (size_t)cols;
+    float *dz = up_(z, n), *db = up_(bias, (size_t)cols), *dact = be_->alloc(n * sizeof *dact);
+    float *dda = up_(da, n), *dg = be_->alloc(n * sizeof *dg);
+    be_->bias_act_fwd(dz, dact, db, rows, cols, DLFS_ACT_GELU);
+    be_->act_bwd(dg, dda, dz, dact, n, DLFS_ACT_GELU);
+    *a = down_(dact, n), *g = down_(dg, n);
+    be_->free(dz), be_->free(db), be_->free(dact), be_->free(dda), be_->free(dg);
+}
+
+static void test_gelu(void)
+{
+    enum { ROWS = 67, COLS = 4 * 128 + 3 }; /* 34505 values: the CPU's threaded split, vector remainders */
+    const size_t n = (size_t)ROWS * COLS;
+    double *z = rnd_(n, 6), *bias = rnd_(COLS, 1), *da = rnd_(n, 1), *wa = malloc(n * sizeof *wa), *wg = malloc(n * sizeof *wg);
+    z[0] = 0.0, z[1] = -9.0, z[2] = 9.0, z[3] = 1e-6; /* the cap of tanh's argument (|u| >= 10), tiny values */
+    for (size_t i = 0; i < n; i++) wa[i] = gelu_d_((double)(float)((float)z[i] + (float)bias[i % COLS]), &wg[i]);
+    for (size_t i = 0; i < n; i++) wg[i] *= (double)(float)da[i];
+    if (be_->set_threads) be_->set_threads(2);
+    float *a2, *g2;
+    gelu_run_(z, bias, da, ROWS, COLS, &a2, &g2);
+    t_close_("gelu forward vs float64", a2, wa, n, 1e-6, 1e-6);
+    t_close_("gelu backward vs float64", g2, wg, n, 1e-6, 1e-5);
+    if (be_->set_threads) { /* the split across threads changes no bit */
+        float *a1, *g1;
+        be_->set_threads(1), gelu_run_(z, bias, da, ROWS, COLS, &a1, &g1), be_->set_threads(2);
+        CHECK(!memcmp(a1, a2, n * sizeof *a1) && !memcmp(g1, g2, n * sizeof *g1), "gelu: other bits on 1 thread than 2");
+        free(a1), free(g1);
+    }
+    printf("  ok  gelu forward and backward over %zu values\n", n);
+    free(a2), free(g2), free(z), free(bias), free(da), free(wa), free(wg);
+}
+
+/* ---- layer norm and cross-entropy on arrays large enough for the CPU's thread split ---- */
+
+/* layer norm fwd + bwd and softmax_xent of (rows, dim) into host copies: y, dx, dgamma, dbeta, dlogits; loss */
+enum { BR = 300, BD = 128 }; /* 38400 values: split across threads */
+static float *big_run_(const double *x, const double *g, const double *b, const double *R, const int32_t *lab,
+                       double *loss)
+{
+    float *dx = up_(x, BR * BD), *dg = up_(g, BD), *db = up_(b, BD), *dR = up_(R, BR * BD);
+    float *y = be_->alloc(sizeof(float) * BR * BD), *m = be_->alloc(sizeof(float) * BR), *rs = be_->alloc(sizeof(float) * BR);
+    float *gx = be_->alloc(sizeof(float) * BR * BD), *gg = be_->alloc(sizeof(float) * BD), *gb = be_->alloc(sizeof(float) * BD);
+    float *dl = be_->alloc(sizeof(float) * BR * BD), *out = malloc(sizeof(float) * (3 * BR * BD + 2 * BD));
+    int32_t *dlab = be_->alloc(sizeof(int32_t) * BR);
+    double *st = be_->alloc(2 * sizeof(double)), hs[2] = {0, 0};
+    be_->to_device(dlab, lab, sizeof(int32_t) * BR);
+    be_->to_device(st, hs, sizeof hs);
+    be_->layernorm_fwd(BR, BD, dx, dg, db, (float)LN_EPS, y, m, rs);
+    be_->layernorm_bwd(BR, BD, dR, dx, m, rs, dg, gx, gg, gb);
+    be_->softmax_xent(dx, dlab, BR, BD, 1.0f / BR, dl, st); /* x as logits of a vocabulary of BD */
+    be_->to_host(out, y, sizeof(float) * BR * BD), be_->to_host(out + BR * BD, gx, sizeof(float) * BR * BD);
+    be_->to_host(out + 2 * BR * BD, dl, sizeof(float) * BR * BD), be_->to_host(out + 3 * BR * BD, gg, sizeof(float) * BD);
+    be_->to_host(out + 3 * BR * BD + BD, gb, sizeof(float) * BD);
+    be_->to_host(hs, st, sizeof hs);
+    *loss = hs[0];
+    float *bufs[] = {dx, dg, db, dR, y, m, rs, gx, gg, gb, dl};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) be_->free(bufs[i]);
+    be_->free(dlab), be_->free(st);
+    return out;
+}
+
+static void test_big_rows(void)
+{
+    double *x = rnd_(BR * BD, 3), *g = rnd_(BD, 1), *b = rnd_(BD, 1), *R = rnd_(BR * BD, 1), loss2, loss1;
+    double *wy = malloc(sizeof(double) * BR * BD), wg[BD] = {0}, wb[BD] = {0}, wl = 0;
+    int32_t lab[BR];
+    for (int r = 0; r < BR; r++) lab[r] = (r * 37 + 5) % BD;
+    for (int r = 0; r < BR; r++) { /* float64: y, dgamma = sum R xhat, dbeta = sum R, the loss */
+        const double *xr = x + r * BD;
+        double m = 0, v = 0, mx = -INFINITY, se = 0;
+        for (int j = 0; j < BD; j++) m += (float)xr[j], mx = (float)xr[j] > mx ? (float)xr[j] : mx;
+        m /= BD;
+        for (int j = 0; j < BD; j++) v += ((float)xr[j] - m) * ((float)xr[j] - m), se += exp((float)xr[j] - mx);
+        const double rs = 1 / sqrt(v / BD + LN_EPS);
+        for (int j = 0; j < BD; j++) {
+            const double xh = ((float)xr[j] - m) * rs;
+            wy[r * BD + j] = xh * (float)g[j] + (float)b[j], wg[j] += (float)R[r * BD + j] * xh, wb[j] += (float)R[r * BD + j];
+        }
+        wl += log(se) + mx - (float)xr[lab[r]];
+    }
+    if (be_->set_threads) be_->set_threads(2);
+    float *o2 = big_run_(x, g, b, R, lab, &loss2);
+    t_close_("layernorm_fwd y (300 x 128)", o2, wy, BR * BD, 1e-5, 1e-5);
+    t_close_("layernorm_bwd dgamma (300 rows)", o2 + 3 * BR * BD, wg, BD, 1e-4, 1e-4);
+    t_close_("layernorm_bwd dbeta (300 rows)", o2 + 3 * BR * BD + BD, wb, BD, 1e-4, 1e-4);
+    CHECK(fabs(loss2 - wl) < 1e-5 * wl, /* (1e-5: a GPU sums in float) */ "softmax_xent loss over 300 rows %.9g, want %.9g", loss2, wl);
+    if (be_->set_threads) { /* the split across threads changes no bit */
+        be_->set_threads(1);
+        float *o1 = big_run_(x, g, b, R, lab, &loss1);
+        be_->set_threads(2);
+        CHECK(!memcmp(o1, o2, sizeof(float) * (3 * BR * BD + 2 * BD)) && loss1 == loss2,
+              "layer norm or cross-entropy: other bits on 1 thread than 2");
+        free(o1);
+    }
+    printf("  ok  layer norm and cross-entropy over 300 rows of 128\n");
+    free(o2), free(x), free(g), free(b), free(R), free(wy);
+}
+
+/* ---- gemm_rows: a language model's products, split by rows on the CPU's threads -------- */
+
+/* C (m, n) = op(A) op(B) for the three forms the model uses, against float64 */
+static void test_gemm_rows(void)
+{
+    if (!be_->gemm_rows) return; /* (gemm serves: tested by test_ops) */
+    enum { M = 300, N = 96, K = 160 }; /* 4.6 M multiply-adds: split on 2 threads */
+    const int form[3][2] = {{0, 1}, {1, 0}, {0, 0}};
+    if (be_->set_threads) be_->set_threads(2);
+    for (int f = 0; f < 3; f++) {
+        const int ta = form[f][0], tb = form[f][1], lda = ta ? M : K, ldb = tb ? K : N;
+        double *a = rnd_((size_t)M * K, 1), *b = rnd_((size_t)K * N, 1), *want = malloc(sizeof(double) * M * N);
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double acc = 0;
+                for (int k = 0; k < K; k++)
+                    acc += (double)(float)a[ta ? (size_t)k * lda + i : (size_t)i * lda + k] *
+                           (float)b[tb ? (size_t)j * ldb + k : (size_t)k * ldb + j];
+                want[(size_t)i * N + j] = acc;
+            }
+        float *da = up_(a, (size_t)M * K), *db = up_(b, (size_t)K * N), *dc = be_->alloc(sizeof(float) * M * N);
+        be_->gemm_rows(ta, tb, M, N, K, 1.0f, da, lda, db, ldb, 0.0f, dc, N);
+        char what[64];
+        snprintf(what, sizeof what, "gemm_rows %s%s %dx%dx%d", ta ? "T" : "N", tb ? "T" : "N", M, N, K);
+        close_(what, dc, want, (size_t)M * N, 1e-4, 1e-4);
+        be_->free(da), be_->free(db), be_->free(dc), free(a), free(b), free(want);
+    }
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -299,5 +441,8 @@ int main(int argc, char **argv)
     test_layernorm();
     test_attention();
     test_xent_positions();
+    test_gelu();
+    test_big_rows();
+    test_gemm_rows();
     T_DONE();
 }

@@ -3,16 +3,12 @@
 #include <string.h>
 #include "backend/cpu/cpu-impl.h"
 
-#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
-#define GELU_C 0.044715f
-
 static inline float act_f_(float z, enum dlfs_act act)
 {
     switch (act) {
     case DLFS_ACT_RELU: return z > 0.0f ? z : 0.0f;
     case DLFS_ACT_TANH: return tanhf(z);
     case DLFS_ACT_SIGMOID: return 1.0f / (1.0f + expf(-z));
-    case DLFS_ACT_GELU: return 0.5f * z * (1.0f + tanhf(GELU_K * (z + GELU_C * z * z * z)));
     default: return z;
     }
 }
@@ -39,6 +35,10 @@ CPU_CLONES_ static void scalar_bias_act_(float *z, float *a, float b, size_t n, 
 
 void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act)
 {
+    if (act == DLFS_ACT_GELU) { /* vectorised, threaded: gelu.c */
+        cpu_gelu_bias_fwd(z, a, bias, rows, cols);
+        return;
+    }
     if (cols == 1) {
         scalar_bias_act_(z, a, bias[0], (size_t)rows, act);
         return;
@@ -80,14 +80,8 @@ CPU_CLONES_ void cpu_act_bwd(float *dz, const float *da, const float *z, const f
     case DLFS_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++) dz[i] = da[i] * a[i] * (1.0f - a[i]);
         break;
-    case DLFS_ACT_GELU:
-        for (size_t i = 0; i < n; i++) {
-            float x = z[i];
-            float u = GELU_K * (x + GELU_C * x * x * x);
-            float t = tanhf(u);
-            float du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-            dz[i] = da[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
-        }
+    case DLFS_ACT_GELU: /* gelu.c */
+        cpu_gelu_bwd(dz, da, z, n);
         break;
     default:
         if (dz != da) memcpy(dz, da, n * sizeof *dz);

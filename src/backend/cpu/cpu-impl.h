@@ -25,13 +25,23 @@
  * alone). At most CPU_MAX_THREADS. */
 #define CPU_MAX_THREADS 64
 int cpu_workers_run(int threads, void (*fn)(void *arg, int id, int threads), void *arg);
+/* fn(arg, first, end) over contiguous parts of [0, n) on the rank's threads (split.c);
+ * one thread when `work` (about the values touched) is small. */
+void cpu_split_run(size_t n, size_t work, void (*fn)(void *arg, size_t first, size_t end), void *arg);
+/* The threads of the cpu_workers_run job the calling thread runs a part of, 1 outside one. */
+int cpu_workers_sharing(void);
 
 void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);
+void cpu_gemm_rows(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc);
 void cpu_set_precision(enum dlfs_precision p);
+void cpu_gemm_account(double out[2], bool reset);
 void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act);
 void cpu_act_bwd(float *dz, const float *da, const float *z, const float *a, size_t n,
                  enum dlfs_act act);
+void cpu_gelu_bias_fwd(float *z, float *a, const float *bias, int rows, int cols);
+void cpu_gelu_bwd(float *dz, const float *da, const float *z, size_t n);
 void cpu_colsum(float *out, const float *x, int rows, int cols, float beta);
 void cpu_softmax_xent(const float *logits, const int32_t *labels, int rows, int classes,
                       float grad_scale, float *dlogits, double *stats);

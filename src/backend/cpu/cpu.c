@@ -98,6 +98,8 @@ static const struct dlfs_backend cpu_backend_ = {
     .attn_bwd = cpu_attn_bwd,
     .set_precision = cpu_set_precision,
     .set_threads = set_threads_,
+    .gemm_account = cpu_gemm_account,
+    .gemm_rows = cpu_gemm_rows,
     .gather_u8 = cpu_gather_u8,
     /* host memory already: no pinned staging, no async copies, no graphs */
 };

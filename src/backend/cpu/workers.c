@@ -24,6 +24,16 @@ static int job_threads_;      /* threads in the current job, the caller (id 0) i
 static int pending_;          /* workers of the current job not finished yet */
 static void (*job_fn_)(void *arg, int id, int threads);
 static void *job_arg_;
+static _Thread_local int sharing_ = 1; /* threads of the job this thread runs a part of, else 1 */
+
+int cpu_workers_sharing(void) { return sharing_; }
+
+static void part_(void (*fn)(void *, int, int), void *arg, int id, int threads)
+{
+    sharing_ = threads;
+    fn(arg, id, threads);
+    sharing_ = 1;
+}
 
 static void *worker_(void *p)
 {
@@ -40,7 +50,7 @@ static void *worker_(void *p)
         void *arg = job_arg_;
         const int threads = job_threads_;
         pthread_mutex_unlock(&mu_);
-        fn(arg, id, threads);
+        part_(fn, arg, id, threads);
         pthread_mutex_lock(&mu_);
         if (--pending_ == 0) pthread_cond_signal(&done_);
     }
@@ -86,7 +96,7 @@ int cpu_workers_run(int threads, void (*fn)(void *arg, int id, int threads), voi
     job_++;
     pthread_cond_broadcast(&go_);
     pthread_mutex_unlock(&mu_);
-    fn(arg, 0, threads);
+    part_(fn, arg, 0, threads);
     pthread_mutex_lock(&mu_);
     while (pending_) pthread_cond_wait(&done_, &mu_);
     pthread_mutex_unlock(&mu_);

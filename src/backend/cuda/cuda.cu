@@ -176,6 +176,8 @@ static const struct dlfs_backend cuda_backend_ = {
     .attn_bwd = cuda_attn_bwd,
     .set_precision = cuda_set_precision,
     .set_threads = nullptr, // no host threads to tune
+    .gemm_account = nullptr, // cuBLAS calls are asynchronous: not timed one by one
+    .gemm_rows = nullptr,    // gemm
     // the MPI path's staging through pinned host memory (stage.cu)
     .pinned_alloc = cuda_pinned_alloc,
     .pinned_free = cuda_pinned_free,

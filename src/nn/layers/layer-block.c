@@ -10,6 +10,9 @@
 #include <string.h>
 #include "nn/layer.h"
 
+/* the backend's GEMM for a language model's products (dlfs/backend.h, gemm_rows) */
+#define LM_GEMM_(be) ((be)->gemm_rows ? (be)->gemm_rows : (be)->gemm)
+
 #define BK_EPS 1e-5f
 
 /* Offsets of the parameters (relative to w_off), for width C. */
@@ -84,7 +87,7 @@ static void lin_(const struct dlfs_backend *be, int n, int o, int i, const float
                  const float *res, float *out, float *act_out)
 {
     if (res) be->copy(out, res, (size_t)n * (size_t)o * sizeof *out);
-    be->gemm(false, true, n, o, i, 1.0f, in, i, W, i, res ? 1.0f : 0.0f, out, o);
+    LM_GEMM_(be)(false, true, n, o, i, 1.0f, in, i, W, i, res ? 1.0f : 0.0f, out, o);
     be->bias_act_fwd(out, act_out ? act_out : out, b, n, o, act_out ? DLFS_ACT_GELU : DLFS_ACT_NONE);
 }
 
@@ -109,9 +112,9 @@ static void forward_(const struct nn_call *c)
 static void lin_bwd_(const struct dlfs_backend *be, int n, int o, int i, const float *dout, const float *in,
                      const float *W, float *dW, float *db, float *din)
 {
-    be->gemm(true, false, o, i, n, 1.0f, dout, o, in, i, 0.0f, dW, i);
+    LM_GEMM_(be)(true, false, o, i, n, 1.0f, dout, o, in, i, 0.0f, dW, i);
     be->colsum(db, dout, n, o, 0.0f);
-    if (din) be->gemm(false, false, n, i, o, 1.0f, dout, o, W, i, 0.0f, din, i);
+    if (din) LM_GEMM_(be)(false, false, n, i, o, 1.0f, dout, o, W, i, 0.0f, din, i);
 }
 
 static void backward_(const struct nn_call *c)

@@ -15,6 +15,9 @@
 #include "dlfs/util.h"
 #include "nn/layer.h"
 
+/* the backend's GEMM for a language model's products (dlfs/backend.h, gemm_rows) */
+#define LM_GEMM_(be) ((be)->gemm_rows ? (be)->gemm_rows : (be)->gemm)
+
 #define LM_KEY_INIT 0x6e70ULL
 
 /* "A,B" into two positive ints */
@@ -165,7 +168,7 @@ static void head_fwd_(const struct nn_call *c)
 {
     const struct dlfs_layer *L = c->L, *E = L + (L->tie - c->l);
     const int C = L->in / L->seq;
-    c->ws->be->gemm(false, true, c->rows * L->seq, L->vocab, C, 1.0f, c->x[0], C, c->params + E->w_off, C, 0.0f,
+    LM_GEMM_(c->ws->be)(false, true, c->rows * L->seq, L->vocab, C, 1.0f, c->x[0], C, c->params + E->w_off, C, 0.0f,
                     c->y, L->vocab);
 }
 /* Overwrites the token table's gradient (the embedding, later in the backward, adds to it). */
@@ -174,9 +177,9 @@ static void head_bwd_(const struct nn_call *c)
     const struct dlfs_layer *L = c->L, *E = L + (L->tie - c->l);
     const int C = L->in / L->seq, n = c->rows * L->seq;
     const struct dlfs_backend *be = c->ws->be;
-    be->gemm(true, false, L->vocab, C, n, 1.0f, c->dy, L->vocab, c->x[0], C, 0.0f, c->grads + E->w_off, C);
+    LM_GEMM_(be)(true, false, L->vocab, C, n, 1.0f, c->dy, L->vocab, c->x[0], C, 0.0f, c->grads + E->w_off, C);
     if (c->dx[0])
-        be->gemm(false, false, n, C, L->vocab, 1.0f, c->dy, L->vocab, c->params + E->w_off, C, 0.0f, c->dx[0], C);
+        LM_GEMM_(be)(false, false, n, C, L->vocab, 1.0f, c->dy, L->vocab, c->params + E->w_off, C, 0.0f, c->dx[0], C);
 }
 static double head_macs_(const struct dlfs_layer *L) { return (double)L->in * L->vocab; }
 
