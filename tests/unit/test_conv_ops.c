@@ -310,6 +310,97 @@ static void test_bn_groups(const struct dlfs_backend *be)
     free(x); free(gm); free(bt); free(r); free(hz); free(hgx); free(wz); free(wgx);
 }
 
+/* Batch norm large enough that the CPU splits its channels across threads (a
+ * channel of 8 x 4100 values is over the one-thread grain; 5 channels on 3 threads:
+ * uneven shares): with a fused relu, against float64 (the statistics, relu of the
+ * affine output, the backward formula), and the same bits on every thread count. */
+static void bn_run_(const struct dlfs_backend *be, int n, int c, int plane, float *const d[6], float *const o[8],
+                    float *h[5])
+{
+    const size_t nx = (size_t)n * c * plane;
+    be->fill(o[6], 0.0f, 2 * (size_t)c);
+    be->batchnorm_fwd(n, c, plane, 0, d[0], d[1], d[2], NULL, NULL, 1e-5f, o[0], o[1], o[2], o[3], DLFS_ACT_RELU,
+                      o[6]);
+    be->batchnorm_bwd(n, c, plane, 0, d[3], o[0], o[1], d[1], o[4], o[5], o[7]);
+    be->batchnorm_fwd(n, c, plane, 0, d[0], d[1], d[2], d[4], d[5], 1e-5f, NULL, NULL, o[2], o[0], DLFS_ACT_RELU,
+                      NULL);
+    t_download_(be, h[0], o[3], nx);       /* a, training */
+    t_download_(be, h[1], o[7], nx);       /* dx */
+    t_download_(be, h[2], o[4], (size_t)c); /* dgamma, then dbeta */
+    t_download_(be, h[2] + c, o[5], (size_t)c);
+    t_download_(be, h[3], o[0], nx); /* a, evaluation */
+    t_download_(be, h[4], o[6], 2 * (size_t)c);
+}
+
+/* float64 batch norm of channel ch: a (training and evaluation), dx, dgamma, dbeta */
+static void bn_ref_(int n, int c, int plane, int ch, const float *x, const float *g, const float *b, const float *r,
+                    const float *rm, const float *rv, double *w[4], double *st)
+{
+    double s = 0, s2 = 0, sd = 0, sdh = 0;
+    const double cnt = (double)n * plane;
+#define BN_AT_(i, p) (((size_t)(i) * c + ch) * plane + (p))
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < plane; p++) s += x[BN_AT_(i, p)];
+    const double mean = s / cnt;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < plane; p++) s2 += (x[BN_AT_(i, p)] - mean) * (x[BN_AT_(i, p)] - mean);
+    const double is = 1 / sqrt(s2 / cnt + 1e-5), eis = 1 / sqrt(rv[ch] + 1e-5);
+    st[ch] = mean, st[c + ch] = s2 / (cnt - 1);
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < plane; p++) {
+            const size_t at = BN_AT_(i, p);
+            const double h = (x[at] - mean) * is, z = g[ch] * h + b[ch], ze = g[ch] * (x[at] - rm[ch]) * eis + b[ch];
+            w[0][at] = z > 0 ? z : 0, w[3][at] = ze > 0 ? ze : 0;
+            sd += r[at], sdh += r[at] * h;
+        }
+    w[2][ch] = sdh, w[2][c + ch] = sd;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < plane; p++) {
+            const size_t at = BN_AT_(i, p);
+            w[1][at] = g[ch] * is * (r[at] - sd / cnt - (x[at] - mean) * is * sdh / cnt);
+        }
+#undef BN_AT_
+}
+
+static void test_bn_threads(const struct dlfs_backend *be)
+{
+    if (!be->batchnorm_fwd || !be->batchnorm_bwd || !be->set_threads) return;
+    const int n = 8, c = 5, plane = 4100;
+    const size_t nx = (size_t)n * c * plane;
+    float *x = t_rand_floats_(&seed_, nx, 2), *g = t_rand_floats_(&seed_, (size_t)c, 1);
+    float *b = t_rand_floats_(&seed_, (size_t)c, 1), *r = t_rand_floats_(&seed_, nx, 1);
+    float rm[5] = {0.5f, -1.0f, 0.0f, 0.25f, 2.0f}, rv[5] = {1.0f, 4.0f, 0.25f, 2.0f, 0.5f};
+    float *d[6] = {t_upload_(be, x, nx), t_upload_(be, g, (size_t)c), t_upload_(be, b, (size_t)c),
+                   t_upload_(be, r, nx), t_upload_(be, rm, (size_t)c), t_upload_(be, rv, (size_t)c)};
+    float *o[8], *h[2][5];
+    const size_t on[8] = {nx, (size_t)c, nx, nx, (size_t)c, (size_t)c, 2 * (size_t)c, nx};
+    for (int i = 0; i < 8; i++) o[i] = be->alloc(on[i] * sizeof(float));
+    const size_t hn[5] = {nx, nx, 2 * (size_t)c, nx, 2 * (size_t)c};
+    for (int t = 0; t < 2; t++) {
+        for (int i = 0; i < 5; i++) h[t][i] = malloc(hn[i] * sizeof(float));
+        be->set_threads(t ? 3 : 1);
+        bn_run_(be, n, c, plane, d, o, h[t]);
+    }
+    be->set_threads(1);
+    double *w[4] = {malloc(nx * sizeof(double)), malloc(nx * sizeof(double)), malloc(2 * c * sizeof(double)),
+                    malloc(nx * sizeof(double))}, st[10];
+    for (int ch = 0; ch < c; ch++) bn_ref_(n, c, plane, ch, x, g, b, r, rm, rv, w, st);
+    t_close_("batchnorm threads: relu(bn(x))", h[1][0], w[0], nx, 1e-5, 1e-5);
+    t_close_("batchnorm threads: dx", h[1][1], w[1], nx, 1e-5, 1e-4);
+    t_close_("batchnorm threads: dgamma, dbeta", h[1][2], w[2], 2 * (size_t)c, 1e-3, 1e-5);
+    t_close_("batchnorm threads: evaluation relu(bn(x))", h[1][3], w[3], nx, 1e-5, 1e-5);
+    t_close_("batchnorm threads: batch mean, variance", h[1][4], st, 2 * (size_t)c, 1e-6, 1e-5);
+    for (int i = 0; i < 5; i++)
+        CHECK(memcmp(h[0][i], h[1][i], hn[i] * sizeof(float)) == 0, "batchnorm output %d: 3 threads differ from 1\n",
+              i);
+    for (int i = 0; i < 8; i++) be->free(o[i]);
+    for (int i = 0; i < 6; i++) be->free(d[i]);
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < 5; i++) free(h[t][i]);
+    for (int i = 0; i < 4; i++) free(w[i]);
+    free(x), free(g), free(b), free(r);
+}
+
 static void conv_cases_(const struct dlfs_backend *be)
 {
     /*        c  h  w  oc k  s  p  n */
@@ -366,6 +457,7 @@ int main(void)
         test_pool(be, 2, 6, 7, 2, 2, 1, 1);      /* padding, even kernel: windows half outside */
         test_dropout(be);
         test_bn_groups(be);
+        test_bn_threads(be);
     }
     T_DONE();
 }
