@@ -401,6 +401,61 @@ static void test_bn_threads(const struct dlfs_backend *be)
     free(x), free(g), free(b), free(r);
 }
 
+/* The element-wise ops around the convolutions (bias + relu, its backward, the
+ * residual add, axpy) at sizes the CPU splits across 3 threads (rows whole for a
+ * bias of several columns, anywhere for one column): against float64 and bit for
+ * bit against one thread. */
+static void ew_run_(const struct dlfs_backend *be, int rows, int cols, float *const d[4], float *const o[4],
+                    float *h[4])
+{
+    const size_t n = (size_t)rows * cols;
+    be->copy(o[0], d[0], n * sizeof(float));
+    be->bias_act_fwd(o[0], o[1], d[1], rows, cols, DLFS_ACT_RELU); /* z += bias[col], a = relu(z) */
+    be->act_bwd(o[2], d[2], o[0], o[1], n, DLFS_ACT_RELU);          /* dz = z > 0 ? da : 0 */
+    be->add(n, d[0], d[2], o[3]);                                   /* x + da */
+    be->axpy(n, 0.5f, d[2], o[3]);                                  /* + da / 2 */
+    for (int i = 0; i < 4; i++) t_download_(be, h[i], o[i], n);
+}
+
+static void test_elementwise_threads(const struct dlfs_backend *be)
+{
+    if (!be->set_threads) return;
+    const int shapes[2][2] = {{300, 701}, {200003, 1}};
+    for (int sh = 0; sh < 2; sh++) {
+        const int rows = shapes[sh][0], cols = shapes[sh][1];
+        const size_t n = (size_t)rows * cols;
+        float *x = t_rand_floats_(&seed_, n, 2), *bias = t_rand_floats_(&seed_, (size_t)cols, 1);
+        float *da = t_rand_floats_(&seed_, n, 1);
+        float *d[4] = {t_upload_(be, x, n), t_upload_(be, bias, (size_t)cols), t_upload_(be, da, n), NULL}, *o[4], *h[2][4];
+        for (int i = 0; i < 4; i++) o[i] = be->alloc(n * sizeof(float));
+        for (int t = 0; t < 2; t++) {
+            for (int i = 0; i < 4; i++) h[t][i] = malloc(n * sizeof(float));
+            be->set_threads(t ? 3 : 1);
+            ew_run_(be, rows, cols, d, o, h[t]);
+        }
+        be->set_threads(1);
+        double *w[4];
+        for (int i = 0; i < 4; i++) w[i] = malloc(n * sizeof(double));
+        for (size_t i = 0; i < n; i++) {
+            const float z = x[i] + bias[i % (size_t)cols];
+            w[0][i] = z, w[1][i] = z > 0 ? z : 0, w[2][i] = z > 0 ? da[i] : 0;
+            w[3][i] = (double)(x[i] + da[i]) + 0.5 * da[i];
+        }
+        const char *what[4] = {"bias_act z", "bias_act relu", "act_bwd relu", "add + axpy"};
+        for (int i = 0; i < 4; i++) {
+            t_close_(what[i], h[1][i], w[i], n, 1e-6, 1e-6);
+            CHECK(memcmp(h[0][i], h[1][i], n * sizeof(float)) == 0, "%s (%d x %d): 3 threads differ from 1\n",
+                  what[i], rows, cols);
+        }
+        for (int i = 0; i < 4; i++) {
+            be->free(o[i]);
+            free(w[i]), free(h[0][i]), free(h[1][i]);
+        }
+        for (int i = 0; i < 3; i++) be->free(d[i]);
+        free(x), free(bias), free(da);
+    }
+}
+
 static void conv_cases_(const struct dlfs_backend *be)
 {
     /*        c  h  w  oc k  s  p  n */
@@ -458,6 +513,7 @@ int main(void)
         test_dropout(be);
         test_bn_groups(be);
         test_bn_threads(be);
+        test_elementwise_threads(be);
     }
     T_DONE();
 }
