@@ -207,6 +207,9 @@ static void fwd_part_(void *arg, int id, int threads)
                         zr[p] = v;
                         ar[p] = v > 0.0f ? v : 0.0f;
                     }
+                } else if (j->act == DLFS_ACT_NONE) { /* the copy and the bias in one pass */
+                    for (int p = 0; p < plane; p++) zr[p] = src[p] + bo;
+                    if (ar != zr) memcpy(ar, zr, (size_t)plane * sizeof *ar);
                 } else {
                     if (zr != src) memcpy(zr, src, (size_t)plane * sizeof *zr);
                     /* (plane, 1): the dense op's bias broadcast over one column */

@@ -12,7 +12,7 @@
  * still depend on the shapes only, never on the rank count. */
 #define LANES_ 8
 
-static double sum_(const float *x, int n)
+CPU_CLONES_ static double sum_(const float *x, int n)
 {
     double acc[LANES_] = {0};
     int p = 0;
@@ -25,7 +25,7 @@ static double sum_(const float *x, int n)
 }
 
 /* sum of (x - mean)^2 */
-static double sum_sq_(const float *x, int n, double mean)
+CPU_CLONES_ static double sum_sq_(const float *x, int n, double mean)
 {
     double acc[LANES_] = {0};
     int p = 0;
@@ -41,7 +41,7 @@ static double sum_sq_(const float *x, int n, double mean)
 }
 
 /* *sd += sum of dz, *sdh += sum of dz * xhat */
-static void sums_bwd_(const float *dz, const float *xh, int n, double *sd, double *sdh)
+CPU_CLONES_ static void sums_bwd_(const float *dz, const float *xh, int n, double *sd, double *sdh)
 {
     double a[LANES_] = {0}, b[LANES_] = {0};
     int p = 0;
