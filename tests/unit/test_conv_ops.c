@@ -205,6 +205,44 @@ static void test_pool(const struct dlfs_backend *be, int c, int h, int w, int k,
     free(x); free(r); free(xd); free(rd); free(yref); free(fx); free(tmp);
 }
 
+/* Max pooling split by planes across 3 threads (5 x 4 planes of 128 x 128: over the
+ * one-thread grain): forward against float64, forward and backward bit for bit
+ * against one thread (whose backward test_pool checks by finite differences);
+ * resnet50's stem pool (3x3/2, padding 1) and the tiling 2x2/2. */
+static void test_pool_threads(const struct dlfs_backend *be, int k, int stride, int pad)
+{
+    if (!be->set_threads) return;
+    const int n = 4, c = 5, h = 128;
+    struct dlfs_conv_geom g;
+    t_conv_geom_(&g, c, h, h, c, k, stride, pad);
+    const size_t nx = (size_t)n * c * h * h, ny = (size_t)n * c * g.oh * g.ow;
+    float *x = t_rand_floats_(&seed_, nx, 1), *r = t_rand_floats_(&seed_, ny, 1);
+    double *xd = to_d_(x, nx), *yref = malloc(ny * sizeof *yref);
+    pool_ref_(&g, n, xd, yref);
+    float *dx = t_upload_(be, x, nx), *dr = t_upload_(be, r, ny), *dy = be->alloc(ny * sizeof(float));
+    float *gx = be->alloc(nx * sizeof(float)), *hy[2], *hg[2];
+    int32_t *arg = be->alloc(ny * sizeof(int32_t));
+    for (int t = 0; t < 2; t++) {
+        be->set_threads(t ? 3 : 1);
+        be->fill(gx, 7.0f, nx); /* no output left from the run before */
+        be->fill(dy, 7.0f, ny);
+        be->maxpool_fwd(&g, n, dx, dy, arg);
+        be->maxpool_bwd(&g, n, dr, arg, gx);
+        hy[t] = malloc(ny * sizeof(float)), hg[t] = malloc(nx * sizeof(float));
+        t_download_(be, hy[t], dy, ny);
+        t_download_(be, hg[t], gx, nx);
+    }
+    be->set_threads(1);
+    char m[96];
+    snprintf(m, sizeof m, "maxpool k%d s%d p%d on 3 threads: fwd", k, stride, pad);
+    t_close_(m, hy[1], yref, ny, 0, 0);
+    CHECK(memcmp(hy[0], hy[1], ny * sizeof(float)) == 0 && memcmp(hg[0], hg[1], nx * sizeof(float)) == 0,
+          "%s: 3 threads differ from 1\n", m);
+    be->free(dx); be->free(dr); be->free(dy); be->free(gx); be->free(arg);
+    for (int t = 0; t < 2; t++) free(hy[t]), free(hg[t]);
+    free(x); free(r); free(xd); free(yref);
+}
+
 /* Dropout: the mask of a row depends on its sample index only (not its position
  * in the batch, hence not on the rank that holds it); keep rate ~ 1 - p. */
 static void test_dropout(const struct dlfs_backend *be)
@@ -317,7 +355,8 @@ static void test_bn_groups(const struct dlfs_backend *be)
 static void bn_run_(const struct dlfs_backend *be, int n, int c, int plane, float *const d[6], float *const o[8],
                     float *h[5])
 {
-    const size_t nx = (size_t)n * c * plane;
+    const size_t nx = (size_t)n * c * plane, on[8] = {nx, (size_t)c, nx, nx, (size_t)c, (size_t)c, 0, nx};
+    for (int i = 0; i < 8; i++) be->fill(o[i], 7.0f, on[i]); /* no output left from the run before */
     be->fill(o[6], 0.0f, 2 * (size_t)c);
     be->batchnorm_fwd(n, c, plane, 0, d[0], d[1], d[2], NULL, NULL, 1e-5f, o[0], o[1], o[2], o[3], DLFS_ACT_RELU,
                       o[6]);
@@ -409,6 +448,7 @@ static void ew_run_(const struct dlfs_backend *be, int rows, int cols, float *co
                     float *h[4])
 {
     const size_t n = (size_t)rows * cols;
+    for (int i = 1; i < 4; i++) be->fill(o[i], 7.0f, n); /* no output left from the run before */
     be->copy(o[0], d[0], n * sizeof(float));
     be->bias_act_fwd(o[0], o[1], d[1], rows, cols, DLFS_ACT_RELU); /* z += bias[col], a = relu(z) */
     be->act_bwd(o[2], d[2], o[0], o[1], n, DLFS_ACT_RELU);          /* dz = z > 0 ? da : 0 */
@@ -514,6 +554,8 @@ int main(void)
         test_bn_groups(be);
         test_bn_threads(be);
         test_elementwise_threads(be);
+        test_pool_threads(be, 3, 2, 1);
+        test_pool_threads(be, 2, 2, 0);
     }
     T_DONE();
 }
