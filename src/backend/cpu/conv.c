@@ -271,7 +271,7 @@ static void bwd_part_(void *arg, int id, int threads)
         const float *unf = direct ? j->x + (size_t)i0 * in_sz : col;
         if (!direct)
             for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
-        /* dW^T (k, oc) (+)= col (k, s*plane) * dz^T (s*plane, oc) (dwt_of_) */
+        /* dW^T (k, oc) (+)= col (k, s*plane) * dz^T (s*plane, oc) (dwt_buf_) */
         cpu_gemm(false, true, k, g->oc, (int)ld, 1.0f, unf, (int)ld, dzt, (int)ld, i0 > first ? 1.0f : 0.0f, dwt,
                  g->oc);
         if (j->dx && direct) /* dx (c, plane) = W^T (c, oc) * dz (oc, plane) */
