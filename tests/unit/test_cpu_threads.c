@@ -1,5 +1,5 @@
 /* The CPU backend's ops that it splits across the rank's threads when they are large
- * (src/README.md, "Convolution on the CPU": cpu_parallel_for): batch norm by channels
+ * (src/README.md, "The CPU convolution": cpu_parallel_for): batch norm by channels
  * with its fused ReLU, max pooling by planes, bias + activation, its backward, add and
  * axpy by ranges. Each at sizes over the one-thread grain, on 3 threads (uneven
  * shares), against float64 and bit for bit against one thread; every output is filled
