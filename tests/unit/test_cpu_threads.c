@@ -134,7 +134,7 @@ static void test_bn_threads(const struct dlfs_backend *be)
  * bias of several columns, anywhere for one column): against float64 and bit for
  * bit against one thread. */
 static void ew_run_(const struct dlfs_backend *be, int rows, int cols, float *const d[4], float *const o[4],
-                    float *h[4])
+                    float *h[5])
 {
     const size_t n = (size_t)rows * cols;
     for (int i = 1; i < 4; i++) be->fill(o[i], 7.0f, n); /* no output left from the run before */
@@ -144,6 +144,9 @@ static void ew_run_(const struct dlfs_backend *be, int rows, int cols, float *co
     be->add(n, d[0], d[2], o[3]);                                   /* x + da */
     be->axpy(n, 0.5f, d[2], o[3]);                                  /* + da / 2 */
     for (int i = 0; i < 4; i++) t_download_(be, h[i], o[i], n);
+    be->fill(o[3], 7.0f, n); /* a copy of 512 KiB and up is split too */
+    be->copy(o[3], d[0], n * sizeof(float));
+    t_download_(be, h[4], o[3], n);
 }
 
 static void test_elementwise_threads(const struct dlfs_backend *be)
@@ -155,10 +158,10 @@ static void test_elementwise_threads(const struct dlfs_backend *be)
         const size_t n = (size_t)rows * cols;
         float *x = t_rand_floats_(&seed_, n, 2), *bias = t_rand_floats_(&seed_, (size_t)cols, 1);
         float *da = t_rand_floats_(&seed_, n, 1);
-        float *d[4] = {t_upload_(be, x, n), t_upload_(be, bias, (size_t)cols), t_upload_(be, da, n), NULL}, *o[4], *h[2][4];
+        float *d[4] = {t_upload_(be, x, n), t_upload_(be, bias, (size_t)cols), t_upload_(be, da, n), NULL}, *o[4], *h[2][5];
         for (int i = 0; i < 4; i++) o[i] = be->alloc(n * sizeof(float));
         for (int t = 0; t < 2; t++) {
-            for (int i = 0; i < 4; i++) h[t][i] = malloc(n * sizeof(float));
+            for (int i = 0; i < 5; i++) h[t][i] = malloc(n * sizeof(float));
             be->set_threads(t ? 3 : 1);
             ew_run_(be, rows, cols, d, o, h[t]);
         }
@@ -176,10 +179,13 @@ static void test_elementwise_threads(const struct dlfs_backend *be)
             CHECK(memcmp(h[0][i], h[1][i], n * sizeof(float)) == 0, "%s (%d x %d): 3 threads differ from 1\n",
                   what[i], rows, cols);
         }
+        CHECK(memcmp(h[1][4], x, n * sizeof(float)) == 0 && memcmp(h[0][4], x, n * sizeof(float)) == 0,
+              "copy of %zu bytes on 1 and 3 threads\n", n * sizeof(float));
         for (int i = 0; i < 4; i++) {
             be->free(o[i]);
             free(w[i]), free(h[0][i]), free(h[1][i]);
         }
+        free(h[0][4]), free(h[1][4]);
         for (int i = 0; i < 3; i++) be->free(d[i]);
         free(x), free(bias), free(da);
     }

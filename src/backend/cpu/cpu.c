@@ -15,9 +15,28 @@ static void *alloc_(size_t bytes)
     return p;
 }
 static void free_(void *p) { free(p); }
+/* Copies of 512 KiB and up that do not overlap are split across the rank's threads
+ * (the residual add's backward copies its 6 MiB gradient to both branches in
+ * resnet20 at batch 128); a copy is the same bytes whatever the split. */
+struct copy_job_ {
+    char *dst;
+    const char *src;
+};
+static void copy_part_(void *arg, size_t lo, size_t hi)
+{
+    const struct copy_job_ *j = arg;
+    memcpy(j->dst + lo, j->src + lo, hi - lo);
+}
 static void memcpy_(void *dst, const void *src, size_t bytes)
 {
-    if (bytes) memmove(dst, src, bytes);
+    char *d = dst;
+    const char *s = src;
+    if (bytes >= ((size_t)1 << 19) && (d + bytes <= s || s + bytes <= d)) {
+        struct copy_job_ j = {d, s};
+        cpu_parallel_for(bytes, (size_t)1 << 18, copy_part_, &j);
+    } else if (bytes) {
+        memmove(dst, src, bytes);
+    }
 }
 static void sync_(void) {}
 static void fill_(float *x, float v, size_t n)
