@@ -109,7 +109,7 @@ endfunction()
 #    -jN starts a test only when that many of its N slots are free (all N when it asks
 #    for more), so the multi-rank tests do not pile up while the waiting ones overlap;
 #  - COST (below).
-set(DLFS_SCHED_THREADS test_ops test_conv_ops train_threads train_pipeline train_lag pipeline_ops_cpu)
+set(DLFS_SCHED_THREADS test_ops test_conv_ops test_cpu_threads train_threads train_pipeline train_lag pipeline_ops_cpu)
 set(DLFS_SCHED_SLURM slurm_train slurm_requeue slurm_scaling slurm_2node_train slurm_2node_requeue slurm_2node_mpirun)
 set(DLFS_SCHED_P4 mpi_deterministic mpi_zero mpi_accum mpi_deterministic_cnn mpi_allreduce_np8 scaling_study train_lm
   slurm_scaling notebook_course)

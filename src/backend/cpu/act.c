@@ -33,7 +33,7 @@ CPU_CLONES_ static void scalar_bias_act_(float *z, float *a, float b, size_t n, 
     }
 }
 
-void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act)
+static void bias_act_(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act)
 {
     if (act == DLFS_ACT_GELU) { /* vectorised, threaded: gelu.c */
         cpu_gelu_bias_fwd(z, a, bias, rows, cols);
@@ -62,8 +62,8 @@ void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols,
     }
 }
 
-CPU_CLONES_ void cpu_act_bwd(float *dz, const float *da, const float *z, const float *a, size_t n,
-                 enum dlfs_act act)
+CPU_CLONES_ static void act_bwd_(float *dz, const float *da, const float *z, const float *a, size_t n,
+                                 enum dlfs_act act)
 {
     switch (act) {
     case DLFS_ACT_RELU:
@@ -87,6 +87,53 @@ CPU_CLONES_ void cpu_act_bwd(float *dz, const float *da, const float *z, const f
         if (dz != da) memcpy(dz, da, n * sizeof *dz);
         break;
     }
+}
+
+/* Both ops over the rank's threads (cpu_parallel_for) when large (batch norm's and
+ * the residual add's relu in resnet20: 1.6 M values at batch 128): element by
+ * element, the same bits whatever the split. Rows of a bias over several columns
+ * are split whole; a bias over one column (rows values) is split anywhere. */
+#define GRAIN_ ((size_t)1 << 16)
+
+struct act_job_ {
+    float *z, *a, *dz;
+    const float *bias, *da, *zc, *ac;
+    int cols;
+    enum dlfs_act act;
+};
+
+static void fwd_part_(void *arg, size_t lo, size_t hi)
+{
+    const struct act_job_ *j = arg;
+    const size_t o = lo * (size_t)j->cols;
+    bias_act_(j->z + o, j->a + o, j->bias, (int)(hi - lo), j->cols, j->act);
+}
+
+void cpu_bias_act_fwd(float *z, float *a, const float *bias, int rows, int cols, enum dlfs_act act)
+{
+    if (act == DLFS_ACT_GELU) { /* gelu.c splits it itself: not inside a part */
+        cpu_gelu_bias_fwd(z, a, bias, rows, cols);
+        return;
+    }
+    struct act_job_ j = {.z = z, .a = a, .bias = bias, .cols = cols, .act = act};
+    const size_t per = cols > 0 ? (size_t)cols : 1;
+    cpu_parallel_for((size_t)(rows > 0 ? rows : 0), (GRAIN_ + per - 1) / per, fwd_part_, &j);
+}
+
+static void bwd_part_(void *arg, size_t lo, size_t hi)
+{
+    const struct act_job_ *j = arg;
+    act_bwd_(j->dz + lo, j->da + lo, j->zc ? j->zc + lo : NULL, j->ac ? j->ac + lo : NULL, hi - lo, j->act);
+}
+
+void cpu_act_bwd(float *dz, const float *da, const float *z, const float *a, size_t n, enum dlfs_act act)
+{
+    if (act == DLFS_ACT_GELU) { /* gelu.c splits it itself */
+        cpu_gelu_bwd(dz, da, z, n);
+        return;
+    }
+    struct act_job_ j = {.dz = dz, .da = da, .zc = z, .ac = a, .act = act};
+    cpu_parallel_for(n, GRAIN_, bwd_part_, &j);
 }
 
 void cpu_colsum(float *out, const float *x, int rows, int cols, float beta)

@@ -157,6 +157,14 @@ struct conv_job_ {
 static _Thread_local float *scratch_;
 static _Thread_local size_t scratch_cap_;
 
+/* The weight gradient is summed transposed, dW^T (k, oc) = col * dz^T, and turned
+ * at the end: OpenBLAS runs that shape faster (resnet20's 16-channel convs: k = 144,
+ * oc = 16, 1568 columns: 63 -> 79 GFLOP/s on one core; 32 channels 79 -> 92). Each
+ * element is the same dot product over the same columns in the same order, so the
+ * same bits as dW = dz * col^T (digests of cnn, cnn-bn, resnet20 unchanged). */
+static _Thread_local float *dwt_buf_;
+static _Thread_local size_t dwt_cap_;
+
 /* Runs fn over the rank's threads (the BLAS thread count, at most one per image)
  * with one-thread BLAS, then gives BLAS its threads back; the thread count it ran on. */
 static int run_(struct conv_job_ *j, void (*fn)(void *, int, int))
@@ -207,6 +215,9 @@ static void fwd_part_(void *arg, int id, int threads)
                         zr[p] = v;
                         ar[p] = v > 0.0f ? v : 0.0f;
                     }
+                } else if (j->act == DLFS_ACT_NONE) { /* the copy and the bias in one pass */
+                    for (int p = 0; p < plane; p++) zr[p] = src[p] + bo;
+                    if (ar != zr) memcpy(ar, zr, (size_t)plane * sizeof *ar);
                 } else {
                     if (zr != src) memcpy(zr, src, (size_t)plane * sizeof *zr);
                     /* (plane, 1): the dense op's bias broadcast over one column */
@@ -240,6 +251,7 @@ static void bwd_part_(void *arg, int id, int threads)
         db = j->db ? dw + (size_t)g->oc * k : NULL;
         j->part[id] = dw;
     }
+    float *dwt = grow_(&dwt_buf_, &dwt_cap_, (size_t)g->oc * k);
     if (db) memset(db, 0, (size_t)g->oc * sizeof *db);
     if (j->dx && !(S == 1 && pointwise_(g))) /* (direct: every dx written by a GEMM) */
         memset(j->dx + (size_t)first * in_sz, 0, (size_t)(end - first) * in_sz * sizeof *j->dx);
@@ -259,8 +271,9 @@ static void bwd_part_(void *arg, int id, int threads)
         const float *unf = direct ? j->x + (size_t)i0 * in_sz : col;
         if (!direct)
             for (int q = 0; q < s; q++) im2col_(g, j->x + (size_t)(i0 + q) * in_sz, col + (size_t)q * plane, ld);
-        /* dW (oc, k) (+)= dz (oc, s*plane) * col^T (s*plane, k) */
-        cpu_gemm(false, true, g->oc, k, (int)ld, 1.0f, dzt, (int)ld, unf, (int)ld, i0 > first ? 1.0f : 0.0f, dw, k);
+        /* dW^T (k, oc) (+)= col (k, s*plane) * dz^T (s*plane, oc) (dwt_buf_) */
+        cpu_gemm(false, true, k, g->oc, (int)ld, 1.0f, unf, (int)ld, dzt, (int)ld, i0 > first ? 1.0f : 0.0f, dwt,
+                 g->oc);
         if (j->dx && direct) /* dx (c, plane) = W^T (c, oc) * dz (oc, plane) */
             cpu_gemm(true, false, k, (int)ld, g->oc, 1.0f, j->w, k, dzt, (int)ld, 0.0f, j->dx + (size_t)i0 * in_sz,
                      (int)ld);
@@ -270,6 +283,8 @@ static void bwd_part_(void *arg, int id, int threads)
             for (int q = 0; q < s; q++) col2im_(g, col + (size_t)q * plane, ld, j->dx + (size_t)(i0 + q) * in_sz);
         }
     }
+    for (int o = 0; o < g->oc; o++)
+        for (int i = 0; i < k; i++) dw[(size_t)o * k + i] = dwt[(size_t)i * g->oc + o];
 }
 
 void cpu_conv2d_bwd(const struct dlfs_conv_geom *g, int n, const float *x, const float *w, const float *dz,

@@ -30,6 +30,11 @@ int cpu_workers_run(int threads, void (*fn)(void *arg, int id, int threads), voi
 void cpu_split_run(size_t n, size_t work, void (*fn)(void *arg, size_t first, size_t end), void *arg);
 /* The threads of the cpu_workers_run job the calling thread runs a part of, 1 outside one. */
 int cpu_workers_sharing(void);
+/* fn(arg, lo, hi) over contiguous ranges that cover [0, n), one per thread of the rank
+ * (the BLAS thread count; one range, on the caller, when n / grain < 2 or BLAS has one
+ * thread, as inside conv's workers): for loops whose items are independent, so the
+ * results are the same bits whatever the split. From the op-issuing thread only. */
+void cpu_parallel_for(size_t n, size_t grain, void (*fn)(void *arg, size_t lo, size_t hi), void *arg);
 
 void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);

@@ -15,26 +15,66 @@ static void *alloc_(size_t bytes)
     return p;
 }
 static void free_(void *p) { free(p); }
+/* Copies of 512 KiB and up that do not overlap are split across the rank's threads
+ * (the residual add's backward copies its 6 MiB gradient to both branches in
+ * resnet20 at batch 128); a copy is the same bytes whatever the split. */
+struct copy_job_ {
+    char *dst;
+    const char *src;
+};
+static void copy_part_(void *arg, size_t lo, size_t hi)
+{
+    const struct copy_job_ *j = arg;
+    memcpy(j->dst + lo, j->src + lo, hi - lo);
+}
 static void memcpy_(void *dst, const void *src, size_t bytes)
 {
-    if (bytes) memmove(dst, src, bytes);
+    char *d = dst;
+    const char *s = src;
+    if (bytes >= ((size_t)1 << 19) && (d + bytes <= s || s + bytes <= d)) {
+        struct copy_job_ j = {d, s};
+        cpu_parallel_for(bytes, (size_t)1 << 18, copy_part_, &j);
+    } else if (bytes) {
+        memmove(dst, src, bytes);
+    }
 }
 static void sync_(void) {}
 static void fill_(float *x, float v, size_t n)
 {
     for (size_t i = 0; i < n; i++) x[i] = v;
 }
+/* axpy and add over the rank's threads when large (the residual add and the
+ * gradients it sends to both branches: 1.6 M values a layer in resnet20 at batch
+ * 128), element by element: the same bits whatever the split. */
+#define GRAIN_ ((size_t)1 << 16)
+struct vec_job_ {
+    float alpha;
+    const float *a, *b;
+    float *y;
+};
+static void axpy_part_(void *arg, size_t lo, size_t hi)
+{
+    const struct vec_job_ *j = arg;
+    for (size_t i = lo; i < hi; i++) j->y[i] += j->alpha * j->a[i];
+}
 static void axpy_(size_t n, float alpha, const float *x, float *y)
 {
-    for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
+    struct vec_job_ j = {.alpha = alpha, .a = x, .y = y};
+    cpu_parallel_for(n, GRAIN_, axpy_part_, &j);
 }
 static void mul_(size_t n, const float *x, float *y)
 {
     for (size_t i = 0; i < n; i++) y[i] *= x[i];
 }
+static void add_part_(void *arg, size_t lo, size_t hi)
+{
+    const struct vec_job_ *j = arg;
+    for (size_t i = lo; i < hi; i++) j->y[i] = j->a[i] + j->b[i];
+}
 static void add_(size_t n, const float *a, const float *b, float *y)
 {
-    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    struct vec_job_ j = {.a = a, .b = b, .y = y};
+    cpu_parallel_for(n, GRAIN_, add_part_, &j);
 }
 static void dropout_fwd_(const float *x, float *y, float *mask, int rows, int cols, float rate, uint64_t key,
                             const uint32_t *ids)

@@ -41,14 +41,35 @@ static void pool2_fwd_(int oh, int ow, int w, const float *restrict xp, float *r
     }
 }
 
-void cpu_maxpool_fwd(const struct dlfs_conv_geom *g, int n, const float *x, float *y, int32_t *arg)
+/* Both ops split by planes (image, channel) across the rank's threads when large
+ * (cpu_parallel_for; resnet50's stem pool is 64 planes of 112 x 112 an image):
+ * planes are independent, so the same bits whatever the split. */
+#define GRAIN_ ((size_t)1 << 16)
+
+struct pool_job_ {
+    const struct dlfs_conv_geom *g;
+    const float *x, *dy;
+    float *y, *dx;
+    int32_t *arg;
+    const int32_t *carg;
+};
+
+static size_t grain_(const struct dlfs_conv_geom *g)
 {
+    const size_t per = (size_t)g->h * g->w; /* values of one input plane */
+    return (GRAIN_ + per - 1) / per;
+}
+
+static void fwd_part_(void *p, size_t lo, size_t hi)
+{
+    const struct pool_job_ *j = p;
+    const struct dlfs_conv_geom *g = j->g;
     const size_t in_plane = (size_t)g->h * g->w, out_plane = (size_t)g->oh * g->ow;
     const bool two = tiles_(g) && g->stride == 2;
-    for (size_t q = 0; q < (size_t)n * g->c; q++) {
-        const float *xp = x + q * in_plane;
-        float *yp = y + q * out_plane;
-        int32_t *ap = arg + q * out_plane;
+    for (size_t q = lo; q < hi; q++) {
+        const float *xp = j->x + q * in_plane;
+        float *yp = j->y + q * out_plane;
+        int32_t *ap = j->arg + q * out_plane;
         if (two) {
             pool2_fwd_(g->oh, g->ow, g->w, xp, yp, ap);
             continue;
@@ -70,6 +91,12 @@ void cpu_maxpool_fwd(const struct dlfs_conv_geom *g, int n, const float *x, floa
                 ap[oy * g->ow + ox] = best;
             }
     }
+}
+
+void cpu_maxpool_fwd(const struct dlfs_conv_geom *g, int n, const float *x, float *y, int32_t *arg)
+{
+    struct pool_job_ j = {.g = g, .x = x, .y = y, .arg = arg};
+    cpu_parallel_for((size_t)n * g->c, grain_(g), fwd_part_, &j);
 }
 
 /* one plane's dx for windows of s x s at stride s that tile it: each input pixel is
@@ -97,19 +124,28 @@ static void tiled_bwd_(int h, int w, int ow, int s, const float *restrict dq, co
     }
 }
 
-void cpu_maxpool_bwd(const struct dlfs_conv_geom *g, int n, const float *dy, const int32_t *arg, float *dx)
+static void bwd_part_(void *p, size_t lo, size_t hi)
 {
+    const struct pool_job_ *j = p;
+    const struct dlfs_conv_geom *g = j->g;
     const size_t in_plane = (size_t)g->h * g->w, out_plane = (size_t)g->oh * g->ow;
     if (tiles_(g)) {
-        for (size_t q = 0; q < (size_t)n * g->c; q++)
-            tiled_bwd_(g->h, g->w, g->ow, g->stride, dy + q * out_plane, arg + q * out_plane, dx + q * in_plane);
+        for (size_t q = lo; q < hi; q++)
+            tiled_bwd_(g->h, g->w, g->ow, g->stride, j->dy + q * out_plane, j->carg + q * out_plane,
+                       j->dx + q * in_plane);
         return;
     }
-    memset(dx, 0, (size_t)n * g->c * in_plane * sizeof *dx);
-    for (size_t q = 0; q < (size_t)n * g->c; q++) {
-        float *dp = dx + q * in_plane;
-        for (size_t o = 0; o < out_plane; o++) dp[arg[q * out_plane + o]] += dy[q * out_plane + o];
+    memset(j->dx + lo * in_plane, 0, (hi - lo) * in_plane * sizeof *j->dx);
+    for (size_t q = lo; q < hi; q++) {
+        float *dp = j->dx + q * in_plane;
+        for (size_t o = 0; o < out_plane; o++) dp[j->carg[q * out_plane + o]] += j->dy[q * out_plane + o];
     }
+}
+
+void cpu_maxpool_bwd(const struct dlfs_conv_geom *g, int n, const float *dy, const int32_t *arg, float *dx)
+{
+    struct pool_job_ j = {.g = g, .dy = dy, .dx = dx, .carg = arg};
+    cpu_parallel_for((size_t)n * g->c, grain_(g), bwd_part_, &j);
 }
 
 /* Global average pooling: each (sample, channel) plane summed in order and divided

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <cblas.h>
 #include "backend/cpu/cpu-impl.h"
 
 static pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
@@ -78,7 +79,9 @@ static int grow_(int threads)
 int cpu_workers_run(int threads, void (*fn)(void *arg, int id, int threads), void *arg)
 {
     if (threads > CPU_MAX_THREADS) threads = CPU_MAX_THREADS;
-    if (threads <= 1) {
+    /* from inside a part (a split op calling another): the whole job on this thread,
+     * as one part, since posting a second job while this one runs would corrupt it */
+    if (threads <= 1 || sharing_ > 1) {
         fn(arg, 0, 1);
         return 1;
     }
@@ -101,4 +104,31 @@ int cpu_workers_run(int threads, void (*fn)(void *arg, int id, int threads), voi
     while (pending_) pthread_cond_wait(&done_, &mu_);
     pthread_mutex_unlock(&mu_);
     return threads;
+}
+
+/* cpu_parallel_for: [0, n) in contiguous ranges, one per thread */
+struct range_job_ {
+    void (*fn)(void *arg, size_t lo, size_t hi);
+    void *arg;
+    size_t n;
+};
+
+static void range_part_(void *p, int id, int threads)
+{
+    const struct range_job_ *j = p;
+    j->fn(j->arg, j->n * (size_t)id / (size_t)threads, j->n * (size_t)(id + 1) / (size_t)threads);
+}
+
+void cpu_parallel_for(size_t n, size_t grain, void (*fn)(void *arg, size_t lo, size_t hi), void *arg)
+{
+    size_t t = (size_t)openblas_get_num_threads();
+    if (grain < 1) grain = 1;
+    if (t > n / grain) t = n / grain;
+    if (t > CPU_MAX_THREADS) t = CPU_MAX_THREADS;
+    if (t <= 1) {
+        fn(arg, 0, n);
+        return;
+    }
+    struct range_job_ j = {fn, arg, n};
+    cpu_workers_run((int)t, range_part_, &j);
 }
