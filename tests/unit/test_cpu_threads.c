@@ -191,6 +191,49 @@ static void test_elementwise_threads(const struct dlfs_backend *be)
     }
 }
 
+/* GELU through the backend's bias + activation and its backward at a size over both
+ * splits' grains: gelu.c splits it itself, so these calls must not run it inside a
+ * part of another split (a job posted from inside a part would corrupt the running
+ * one, or hang). On 3 threads against one thread bit for bit, and against float64. */
+static void test_gelu_threads(const struct dlfs_backend *be)
+{
+    if (!be->set_threads) return;
+    const int rows = 300, cols = 701;
+    const size_t n = (size_t)rows * cols;
+    float *x = t_rand_floats_(&seed_, n, 2), *bias = t_rand_floats_(&seed_, (size_t)cols, 1);
+    float *da = t_rand_floats_(&seed_, n, 1);
+    float *dx = t_upload_(be, x, n), *db = t_upload_(be, bias, (size_t)cols), *dda = t_upload_(be, da, n);
+    float *z = be->alloc(n * sizeof(float)), *a = be->alloc(n * sizeof(float)), *dz = be->alloc(n * sizeof(float));
+    float *h[2][2];
+    for (int t = 0; t < 2; t++) {
+        be->set_threads(t ? 3 : 1);
+        be->fill(a, 7.0f, n), be->fill(dz, 7.0f, n);
+        be->copy(z, dx, n * sizeof(float));
+        be->bias_act_fwd(z, a, db, rows, cols, DLFS_ACT_GELU);
+        be->act_bwd(dz, dda, z, a, n, DLFS_ACT_GELU);
+        for (int i = 0; i < 2; i++) h[t][i] = malloc(n * sizeof(float));
+        t_download_(be, h[t][0], a, n);
+        t_download_(be, h[t][1], dz, n);
+    }
+    be->set_threads(1);
+    double *w[2] = {malloc(n * sizeof(double)), malloc(n * sizeof(double))};
+    const double k = sqrt(2.0 / 3.14159265358979323846);
+    for (size_t i = 0; i < n; i++) {
+        const double v = (double)(x[i] + bias[i % (size_t)cols]), u = k * (v + 0.044715 * v * v * v);
+        const double th = tanh(u);
+        w[0][i] = 0.5 * v * (1.0 + th);
+        w[1][i] = da[i] * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * k * (1.0 + 3.0 * 0.044715 * v * v));
+    }
+    const char *what[2] = {"bias_act gelu", "act_bwd gelu"};
+    for (int i = 0; i < 2; i++) {
+        t_close_(what[i], h[1][i], w[i], n, 1e-5, 1e-5);
+        CHECK(memcmp(h[0][i], h[1][i], n * sizeof(float)) == 0, "%s: 3 threads differ from 1\n", what[i]);
+        free(w[i]), free(h[0][i]), free(h[1][i]);
+    }
+    be->free(z), be->free(a), be->free(dz), be->free(dx), be->free(db), be->free(dda);
+    free(x), free(bias), free(da);
+}
+
 /* Max pooling split by planes across 3 threads (5 x 4 planes of 128 x 128: over the
  * one-thread grain): forward against float64, forward and backward bit for bit
  * against one thread (whose backward test_pool checks by finite differences);
@@ -234,6 +277,7 @@ int main(void)
     const struct dlfs_backend *be = dlfs_backend_cpu();
     test_bn_threads(be);
     test_elementwise_threads(be);
+    test_gelu_threads(be);
     test_pool_threads(be, 3, 2, 1); /* resnet50's stem pool */
     test_pool_threads(be, 2, 2, 0); /* cnn's, tiling the plane */
     T_DONE();
